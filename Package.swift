@@ -1,0 +1,64 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "rlaif",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "rlaif", targets: ["rlaif"]),
+        .executable(name: "rlaif-bench", targets: ["rlaif-bench"]),
+        .library(name: "Tensor", targets: ["Tensor"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // System libraries, found through pkg-config (Debian: libopenblas-dev, libzmq3-dev).
+        .systemLibrary(
+            name: "COpenBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev", "pkg-config"])]),
+        .systemLibrary(
+            name: "CZeroMQ", pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev", "pkg-config"])]),
+
+        // Tensor imports nothing of ours.
+        .target(name: "Tensor", dependencies: ["COpenBLAS"]),
+        // Protocol imports at most Tensor.
+        .target(name: "Protocol", dependencies: ["Tensor", "CZeroMQ"]),
+        // Worker and Coordinator meet only through Protocol.
+        .target(
+            name: "Worker",
+            dependencies: ["Protocol", "Tensor", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "Coordinator",
+            dependencies: [
+                "Protocol", "Tensor", .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // The CLI imports all.
+        .executableTarget(
+            name: "rlaif",
+            dependencies: [
+                "Tensor", "Protocol", "Worker", "Coordinator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        // Benchmarks: a plain C reference beside the engine, run in one invocation.
+        .target(name: "CSgemmReference", dependencies: ["COpenBLAS"], path: "Benchmarks/CSgemmReference"),
+        .executableTarget(
+            name: "rlaif-bench",
+            dependencies: [
+                "Tensor", "CSgemmReference",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/rlaif-bench"),
+
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

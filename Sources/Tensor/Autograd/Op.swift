@@ -1,0 +1,126 @@
+/// Every differentiable operation and, in `backward`, its derivative: the one place that holds
+/// them all, so an op without a rule fails to compile.
+enum Op {
+    case binary(Variable, Variable, Kernels.BinaryOp)
+    case scale(Variable, Float)
+    case shift(Variable, Float)
+    case exp(Variable, output: Tensor)
+    case log(Variable)
+    case tanh(Variable, output: Tensor)
+    case relu(Variable)
+    case gelu(Variable)
+    case matmul(Variable, Variable, transposeA: Bool, transposeB: Bool)
+    case sum(Variable, axis: Int?)
+    case mean(Variable, axis: Int?)
+    case max(Variable, winners: [Int])
+    case softmax(Variable, output: Tensor)
+    case logSoftmax(Variable, output: Tensor)
+    case layerNorm(Variable, gamma: Variable, beta: Variable, mean: Tensor, rstd: Tensor)
+    case embedding(table: Variable, ids: TokenTensor)
+    case causalSelfAttention(qkv: Variable, heads: Int, probs: Tensor)
+    case crossEntropy(logits: Variable, targets: TokenTensor, probs: Tensor, counted: Int)
+    case gatherLogProbs(logits: Variable, ids: TokenTensor, probs: Tensor)
+    case maskedFill(Variable, mask: Tensor)
+    case reshape(Variable)
+    case swapAxes(Variable, Int, Int)
+
+    var inputs: [Variable] {
+        switch self {
+        case .binary(let a, let b, _), .matmul(let a, let b, _, _): [a, b]
+        case .layerNorm(let x, let gamma, let beta, _, _): [x, gamma, beta]
+        case .scale(let x, _), .shift(let x, _), .exp(let x, _), .log(let x), .tanh(let x, _), .relu(let x),
+            .gelu(let x), .sum(let x, _), .mean(let x, _), .max(let x, _), .softmax(let x, _),
+            .logSoftmax(let x, _), .embedding(let x, _), .causalSelfAttention(let x, _, _),
+            .crossEntropy(let x, _, _, _), .gatherLogProbs(let x, _, _), .maskedFill(let x, _), .reshape(let x),
+            .swapAxes(let x, _, _):
+            [x]
+        }
+    }
+
+    /// Adds the contribution of `dOut` (the gradient of this op's output `out`) into the
+    /// gradients of its inputs that require one.
+    func backward(dOut: Tensor, out: Tensor) {
+        // The gradient buffer of an input, or nil when the input needs none.
+        func g(_ v: Variable) -> Tensor? { v.requiresGrad ? v.gradBuffer() : nil }
+
+        switch self {
+        case .binary(let a, let b, let kind):
+            // Rules per element, then summed over broadcast axes back to each operand's shape.
+            switch kind {
+            case .add:
+                if let da = g(a) { Kernels.accumulateReduced(dOut, to: a.shape, into: da) }
+                if let db = g(b) { Kernels.accumulateReduced(dOut, to: b.shape, into: db) }
+            case .subtract:
+                if let da = g(a) { Kernels.accumulateReduced(dOut, to: a.shape, into: da) }
+                if let db = g(b) { Kernels.accumulateReduced(Kernels.map(dOut) { -$0 }, to: b.shape, into: db) }
+            case .multiply:
+                // d(a·b) = b·da + a·db
+                if let da = g(a) { Kernels.accumulateReduced(Kernels.binary(dOut, b.value, .multiply), to: a.shape, into: da) }
+                if let db = g(b) { Kernels.accumulateReduced(Kernels.binary(dOut, a.value, .multiply), to: b.shape, into: db) }
+            case .divide:
+                // d(a/b) = da/b − a·db/b², and a/b² = out/b
+                if let da = g(a) { Kernels.accumulateReduced(Kernels.binary(dOut, b.value, .divide), to: a.shape, into: da) }
+                if let db = g(b) {
+                    let q = Kernels.binary(Kernels.binary(dOut, out, .multiply), b.value, .divide)
+                    Kernels.accumulateReduced(Kernels.map(q) { -$0 }, to: b.shape, into: db)
+                }
+            }
+        case .scale(let x, let s):
+            if let dx = g(x) { Kernels.addScaledInPlace(dx, dOut, alpha: s) }
+        case .shift(let x, _):
+            if let dx = g(x) { Kernels.addInPlace(dx, dOut) }
+        case .exp(let x, let y):
+            // d eˣ = eˣ dx
+            if let dx = g(x) { Kernels.accumulateMap(dx, y, dOut) { $0 * $1 } }
+        case .log(let x):
+            // d ln x = dx / x
+            if let dx = g(x) { Kernels.accumulateMap(dx, x.value, dOut) { $1 / $0 } }
+        case .tanh(let x, let y):
+            // d tanh x = (1 − tanh²x) dx
+            if let dx = g(x) { Kernels.accumulateMap(dx, y, dOut) { (1 - $0 * $0) * $1 } }
+        case .relu(let x):
+            if let dx = g(x) { Kernels.accumulateMap(dx, x.value, dOut) { $0 > 0 ? $1 : 0 } }
+        case .gelu(let x):
+            if let dx = g(x) { Kernels.geluBackward(dOut: dOut, x: x.value, dx: dx) }
+        case .matmul(let a, let b, let ta, let tb):
+            Kernels.matmulBackward(
+                dOut: dOut, a: a.value, b: b.value, transposeA: ta, transposeB: tb, da: g(a), db: g(b))
+        case .sum(let x, let axis):
+            if let dx = g(x) { Kernels.sumBackward(dOut: dOut, xShape: x.shape, axis: axis, scale: 1, dx: dx) }
+        case .mean(let x, let axis):
+            if let dx = g(x) {
+                let n = axis.map { x.shape[Shape.axis($0, rank: x.shape.count, op: "mean")] } ?? x.value.count
+                Kernels.sumBackward(dOut: dOut, xShape: x.shape, axis: axis, scale: 1 / Float(n), dx: dx)
+            }
+        case .max(let x, let winners):
+            if let dx = g(x) { Kernels.maxBackward(dOut: dOut, winners: winners, dx: dx) }
+        case .softmax(let x, let y):
+            if let dx = g(x) { Kernels.softmaxBackward(dOut: dOut, y: y, dx: dx) }
+        case .logSoftmax(let x, let y):
+            if let dx = g(x) { Kernels.logSoftmaxBackward(dOut: dOut, y: y, dx: dx) }
+        case .layerNorm(let x, let gamma, let beta, let mean, let rstd):
+            Kernels.layerNormBackward(
+                dOut: dOut, x: x.value, gamma: gamma.value, mean: mean, rstd: rstd,
+                dx: g(x), dgamma: g(gamma), dbeta: g(beta))
+        case .embedding(let table, let ids):
+            if let dt = g(table) { Kernels.embeddingBackward(dOut: dOut, ids: ids, dtable: dt) }
+        case .causalSelfAttention(let qkv, let heads, let probs):
+            if let dq = g(qkv) {
+                Kernels.attentionBackward(dOut: dOut, qkv: qkv.value, probs: probs, heads: heads, dqkv: dq)
+            }
+        case .crossEntropy(let logits, let targets, let probs, let counted):
+            if let dl = g(logits) {
+                Kernels.crossEntropyBackward(
+                    dLoss: dOut.item, probs: probs, targets: targets, counted: counted, dlogits: dl)
+            }
+        case .gatherLogProbs(let logits, let ids, let probs):
+            if let dl = g(logits) { Kernels.gatherLogProbsBackward(dOut: dOut, probs: probs, ids: ids, dlogits: dl) }
+        case .maskedFill(let x, let mask):
+            if let dx = g(x) { Kernels.maskedFillBackward(dOut: dOut, mask: mask, dx: dx) }
+        case .reshape(let x):
+            if let dx = g(x) { Kernels.addInPlace(dx, dOut) }
+        case .swapAxes(let x, let a0, let a1):
+            if let dx = g(x) { Kernels.addInPlace(dx, Kernels.swapAxes(dOut, a0, a1)) }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+/// A node of the autograd graph: a value, the op that made it, and (after `backward()`) its gradient.
+///
+/// Leaves are parameters or inputs; `requiresGrad` marks the leaves whose gradients are wanted.
+/// Ops on variables record their inputs unless the thread is in inference mode
+/// (`Autograd.inferenceMode`), in which case they return leaves and keep no graph.
+///
+/// ```swift
+/// let w = Variable(Tensor(shape: [2, 2], scalars: [1, 2, 3, 4]), requiresGrad: true)
+/// let loss = (w * w).sum()          // Σ w², so ∂loss/∂w = 2w
+/// loss.backward()
+/// w.grad?.scalars                    // [2, 4, 6, 8]
+/// ```
+///
+/// `@unchecked Sendable`: a graph is built and differentiated inside one engine job at a time.
+public final class Variable: @unchecked Sendable {
+    public internal(set) var value: Tensor
+    /// Accumulated gradient; `backward()` adds into it. Parameters may point it into a flat buffer.
+    public var grad: Tensor?
+    public let requiresGrad: Bool
+    /// How this variable was computed; nil for leaves.
+    let op: Op?
+
+    public var shape: [Int] { value.shape }
+
+    /// A leaf.
+    public init(_ value: Tensor, requiresGrad: Bool = false) {
+        self.value = value
+        self.requiresGrad = requiresGrad
+        self.op = nil
+    }
+
+    /// The result of `op`; it tracks gradients when any input does.
+    init(_ value: Tensor, op: Op) {
+        self.value = value
+        let tracked = !ThreadFlags.inferenceMode && op.inputs.contains { $0.requiresGrad }
+        self.requiresGrad = tracked
+        self.op = tracked ? op : nil
+    }
+
+    /// Replaces a leaf's value (used to point parameters into flat storage). Shape must not change.
+    public func rebind(_ newValue: Tensor) {
+        precondition(op == nil, "rebind: only leaves can be rebound")
+        precondition(newValue.shape == value.shape, "rebind: shape \(newValue.shape) differs from \(value.shape)")
+        value = newValue
+    }
+
+    /// The gradient buffer, created zero-filled on first use.
+    func gradBuffer() -> Tensor {
+        if let grad { return grad }
+        let g = Tensor(zeros: value.shape)
+        grad = g
+        return g
+    }
+
+    /// Sets the gradient to zero in place (keeping a flat-buffer view if there is one).
+    public func zeroGrad() { grad?.fill(0) }
+}
+
+/// Switches for graph recording.
+public enum Autograd {
+    /// Runs `body` with recording off on this thread: ops inside build no graph and keep no
+    /// intermediate tensors alive. Use it for sampling and evaluation.
+    public static func inferenceMode<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        let previous = ThreadFlags.inferenceMode
+        ThreadFlags.inferenceMode = true
+        defer { ThreadFlags.inferenceMode = previous }
+        return try body()
+    }
+
+    /// True when ops on this thread record a graph.
+    public static var isRecording: Bool { !ThreadFlags.inferenceMode }
+}

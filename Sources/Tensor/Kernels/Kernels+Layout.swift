@@ -1,0 +1,64 @@
+/// Masks and axis swaps: the ops that move or hide elements without arithmetic.
+extension Kernels {
+    /// out = value where mask ≠ 0, else x. mask broadcasts to x's shape.
+    static func maskedFillForward(_ x: Tensor, mask: Tensor, value: Float) -> Tensor {
+        let out = x.copy()
+        forEachMasked(shape: x.shape, mask: mask) { out.pointer[$0] = value }
+        return out
+    }
+
+    /// dx += dOut where mask = 0.
+    static func maskedFillBackward(dOut: Tensor, mask: Tensor, dx: Tensor) {
+        let pass = dOut.copy()
+        forEachMasked(shape: dOut.shape, mask: mask) { pass.pointer[$0] = 0 }
+        addInPlace(dx, pass)
+    }
+
+    private static func forEachMasked(shape: [Int], mask: Tensor, _ body: (Int) -> Void) {
+        precondition(Shape.broadcast(shape, mask.shape, op: "maskedFill") == shape,
+            "shape mismatch in maskedFill, x: \(shape), mask: \(mask.shape)")
+        let rank = shape.count
+        let sm = Shape.broadcastStrides(mask.shape, toRank: rank)
+        var index = [Int](repeating: 0, count: rank)
+        var im = 0
+        for o in 0..<shape.reduce(1, *) {
+            if mask.pointer[im] != 0 { body(o) }
+            var d = rank - 1
+            while d >= 0 {
+                index[d] += 1
+                im += sm[d]
+                if index[d] < shape[d] { break }
+                im -= sm[d] * shape[d]
+                index[d] = 0
+                d -= 1
+            }
+        }
+    }
+
+    /// A copy of x with axes `a0` and `a1` swapped.
+    static func swapAxes(_ x: Tensor, _ a0: Int, _ a1: Int) -> Tensor {
+        let i0 = Shape.axis(a0, rank: x.rank, op: "transposed"), i1 = Shape.axis(a1, rank: x.rank, op: "transposed")
+        var shape = x.shape
+        shape.swapAt(i0, i1)
+        let out = Tensor(zeros: shape)
+        // Walk the output in order; the input offset moves with x's strides permuted.
+        var xStrides = [Int](repeating: 1, count: x.rank)
+        for d in stride(from: x.rank - 2, through: 0, by: -1) { xStrides[d] = xStrides[d + 1] * x.shape[d + 1] }
+        xStrides.swapAt(i0, i1)
+        var index = [Int](repeating: 0, count: x.rank)
+        var ix = 0
+        for o in 0..<out.count {
+            out.pointer[o] = x.pointer[ix]
+            var d = x.rank - 1
+            while d >= 0 {
+                index[d] += 1
+                ix += xStrides[d]
+                if index[d] < shape[d] { break }
+                ix -= xStrides[d] * shape[d]
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return out
+    }
+}

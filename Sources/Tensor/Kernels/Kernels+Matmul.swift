@@ -1,0 +1,126 @@
+import COpenBLAS
+
+/// Matrix products through `cblas_sgemm`; transposes are BLAS flags, never copies.
+extension Kernels {
+    /// C = alpha · op(A) · op(B) + beta · C, row-major. op(A): (M, K), op(B): (K, N), C: (M, N).
+    @inline(__always)
+    static func gemm(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+        _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            // BLAS leaves C untouched for k == 0 only when beta == 1; make beta == 0 explicit.
+            if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
+            return
+        }
+        cblas_sgemm(
+            CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// The algorithmic reference for `gemm`, kept beside it as llm.c keeps `matmul_forward_naive`.
+    /// Accumulates in Double.
+    public static func gemmNaive(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+        _ a: [Float], _ b: [Float]
+    ) -> [Float] {
+        var c = [Float](repeating: 0, count: m * n)
+        for i in 0..<m {
+            for j in 0..<n {
+                var s = 0.0
+                for p in 0..<k {
+                    let av = transposeA ? a[p * m + i] : a[i * k + p]
+                    let bv = transposeB ? b[j * k + p] : b[p * n + j]
+                    s += Double(av) * Double(bv)
+                }
+                c[i * n + j] = Float(s)
+            }
+        }
+        return c
+    }
+
+    /// Geometry of `matmul(a, b)`: a batch of `batch` products of (m, k)·(k, n).
+    struct MatmulGeometry {
+        var batch: Int, m: Int, n: Int, k: Int
+        /// Per-product strides; `bStride == 0` means one `b` shared by the whole batch.
+        var aStride: Int, bStride: Int
+        var outShape: [Int]
+        /// True when the leading axes of `a` are folded into m (a: (…, K) times a matrix b).
+        var foldsBatchIntoRows: Bool
+    }
+
+    /// Shapes accepted: a (…, M, K) · b (K, N), where a's leading axes fold into rows, and
+    /// a (B, M, K) · b (B, K, N), batched. Transposes swap the last two axes of an operand.
+    static func matmulGeometry(_ a: [Int], _ b: [Int], transposeA: Bool, transposeB: Bool) -> MatmulGeometry {
+        let mismatch = "shape mismatch in matmul\(transposeA ? " (Aᵀ)" : "")\(transposeB ? " (Bᵀ)" : ""), lhs: \(a), rhs: \(b)"
+        precondition(a.count >= 2 && (b.count == 2 || b.count == a.count), mismatch)
+        let (kb, n) = transposeB ? (b[b.count - 1], b[b.count - 2]) : (b[b.count - 2], b[b.count - 1])
+        if b.count == 2 && !(transposeA && a.count > 2) {
+            let (m0, ka) = transposeA ? (a[1], a[0]) : (a[a.count - 2], a[a.count - 1])
+            precondition(ka == kb, mismatch)
+            let lead = a.dropLast(2).reduce(1, *)
+            return MatmulGeometry(
+                batch: 1, m: lead * m0, n: n, k: ka, aStride: 0, bStride: 0,
+                outShape: Array(a.dropLast(2)) + [m0, n], foldsBatchIntoRows: a.count > 2)
+        }
+        precondition(a.count == 3 && b.count == 3 && a[0] == b[0], mismatch)
+        let (m, ka) = transposeA ? (a[2], a[1]) : (a[1], a[2])
+        precondition(ka == kb, mismatch)
+        return MatmulGeometry(
+            batch: a[0], m: m, n: n, k: ka, aStride: a[1] * a[2], bStride: b[1] * b[2],
+            outShape: [a[0], m, n], foldsBatchIntoRows: false)
+    }
+
+    /// out = op(a) · op(b) (batched when both have rank 3).
+    static func matmulForward(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) -> Tensor {
+        let g = matmulGeometry(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB)
+        let out = Tensor(zeros: g.outShape)
+        let lda = a.shape[a.rank - 1], ldb = b.shape[b.rank - 1]
+        for i in 0..<g.batch {
+            gemm(
+                transposeA: transposeA, transposeB: transposeB, m: g.m, n: g.n, k: g.k,
+                a.pointer + i * g.aStride, lda: lda, b.pointer + i * g.bStride, ldb: ldb,
+                beta: 0, out.pointer + i * g.m * g.n, ldc: g.n)
+        }
+        return out
+    }
+
+    /// Adds the gradients of out = op(a)·op(b) into `da` and `db` (either may be nil).
+    static func matmulBackward(
+        dOut: Tensor, a: Tensor, b: Tensor, transposeA: Bool, transposeB: Bool,
+        da: Tensor?, db: Tensor?
+    ) {
+        let g = matmulGeometry(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB)
+        let lda = a.shape[a.rank - 1], ldb = b.shape[b.rank - 1], ldc = g.n
+        for i in 0..<g.batch {
+            let dc = dOut.pointer + i * g.m * g.n
+            let ap = a.pointer + i * g.aStride, bp = b.pointer + i * g.bStride
+            if let da {
+                let dap = da.pointer + i * g.aStride
+                if transposeA {
+                    // A is (K, M): dA = op(B) · dCᵀ.
+                    gemm(transposeA: transposeB, transposeB: true, m: g.k, n: g.m, k: g.n,
+                         bp, lda: ldb, dc, ldb: ldc, beta: 1, dap, ldc: lda)
+                } else {
+                    // A is (M, K): dA = dC · op(B)ᵀ.
+                    gemm(transposeA: false, transposeB: !transposeB, m: g.m, n: g.k, k: g.n,
+                         dc, lda: ldc, bp, ldb: ldb, beta: 1, dap, ldc: lda)
+                }
+            }
+            if let db {
+                let dbp = db.pointer + i * g.bStride
+                if transposeB {
+                    // B is (N, K): dB = dCᵀ · op(A).
+                    gemm(transposeA: true, transposeB: transposeA, m: g.n, n: g.k, k: g.m,
+                         dc, lda: ldc, ap, ldb: lda, beta: 1, dbp, ldc: ldb)
+                } else {
+                    // B is (K, N): dB = op(A)ᵀ · dC.
+                    gemm(transposeA: !transposeA, transposeB: false, m: g.k, n: g.n, k: g.m,
+                         ap, lda: lda, dc, ldb: ldc, beta: 1, dbp, ldc: ldb)
+                }
+            }
+        }
+    }
+}

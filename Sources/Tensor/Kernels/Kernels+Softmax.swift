@@ -1,0 +1,86 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Softmax and log-softmax along the last axis.
+extension Kernels {
+    /// y = softmax(x) over rows of the last axis. Rows of -inf only give a row of zeros.
+    static func softmaxForward(_ x: Tensor) -> Tensor {
+        let n = x.shape.last ?? 1
+        let out = Tensor(zeros: x.shape)
+        let rows = x.count / max(n, 1)
+        parallelRanges(rows, grain: max(1, parallelGrain / max(n, 1))) { r in
+            for row in r { softmaxRow(x.pointer + row * n, out.pointer + row * n, n) }
+        }
+        return out
+    }
+
+    @inline(__always)
+    static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        let m = simdMax(x, n)
+        if m == -.infinity {
+            y.update(repeating: 0, count: n)
+            return
+        }
+        var s: Float = 0
+        for i in 0..<n {
+            let e = expf(x[i] - m)
+            y[i] = e
+            s += e
+        }
+        let inv = 1 / s
+        for i in 0..<n { y[i] *= inv }
+    }
+
+    /// dx += y ⊙ (dy − Σ dy⊙y), row by row.
+    static func softmaxBackward(dOut: Tensor, y: Tensor, dx: Tensor) {
+        let n = y.shape.last ?? 1
+        let rows = y.count / max(n, 1)
+        parallelRanges(rows, grain: max(1, parallelGrain / max(n, 1))) { r in
+            for row in r {
+                let yp = y.pointer + row * n, dy = dOut.pointer + row * n, d = dx.pointer + row * n
+                let dot = simdDot(yp, dy, n)
+                for i in 0..<n { d[i] += yp[i] * (dy[i] - dot) }
+            }
+        }
+    }
+
+    /// y = x − max − log Σ exp(x − max), row by row.
+    static func logSoftmaxForward(_ x: Tensor) -> Tensor {
+        let n = x.shape.last ?? 1
+        let out = Tensor(zeros: x.shape)
+        let rows = x.count / max(n, 1)
+        parallelRanges(rows, grain: max(1, parallelGrain / max(n, 1))) { r in
+            for row in r {
+                let xp = x.pointer + row * n, yp = out.pointer + row * n
+                let lse = logSumExp(xp, n)
+                for i in 0..<n { yp[i] = xp[i] - lse }
+            }
+        }
+        return out
+    }
+
+    @inline(__always)
+    static func logSumExp(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        let m = simdMax(x, n)
+        if m == -.infinity { return -.infinity }
+        var s: Float = 0
+        for i in 0..<n { s += expf(x[i] - m) }
+        return m + logf(s)
+    }
+
+    /// dx += dy − softmax(x) · Σ dy, with softmax(x) = exp(y).
+    static func logSoftmaxBackward(dOut: Tensor, y: Tensor, dx: Tensor) {
+        let n = y.shape.last ?? 1
+        let rows = y.count / max(n, 1)
+        parallelRanges(rows, grain: max(1, parallelGrain / max(n, 1))) { r in
+            for row in r {
+                let yp = y.pointer + row * n, dy = dOut.pointer + row * n, d = dx.pointer + row * n
+                let total = simdSum(dy, n)
+                for i in 0..<n { d[i] += dy[i] - expf(yp[i]) * total }
+            }
+        }
+    }
+}

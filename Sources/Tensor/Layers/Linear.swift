@@ -1,0 +1,28 @@
+/// y = x·Wᵀ + b.  x: (…, inputDimensions)  W: (outputDimensions, inputDimensions)  y: (…, outputDimensions)
+public struct Linear: Module {
+    public let weight: Variable
+    public let bias: Variable?
+
+    /// Weights from N(0, std²) — GPT-2 uses std 0.02 — or, when `std` is nil, PyTorch's
+    /// U(−1/√in, 1/√in). Biases start at zero.
+    public init(inputDimensions: Int, outputDimensions: Int, bias: Bool = true, std: Float? = nil, rng: inout RandomStream) {
+        let w: Tensor
+        if let std {
+            w = .randomNormal([outputDimensions, inputDimensions], std: std, rng: &rng)
+        } else {
+            let bound = 1 / Float(inputDimensions).squareRoot()
+            w = .randomUniform([outputDimensions, inputDimensions], low: -bound, high: bound, rng: &rng)
+        }
+        self.weight = Variable(w, requiresGrad: true)
+        self.bias = bias ? Variable(Tensor(zeros: [outputDimensions]), requiresGrad: true) : nil
+    }
+
+    public func callAsFunction(_ x: Variable) -> Variable {
+        let y = x.matmul(weight, transposeOther: true)
+        return bias.map { y + $0 } ?? y
+    }
+
+    public var namedParameters: [(String, Variable)] {
+        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+}

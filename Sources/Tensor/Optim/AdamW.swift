@@ -1,0 +1,70 @@
+/// Adam with decoupled weight decay (Loshchilov & Hutter), as `torch.optim.AdamW`:
+///
+///     m ← β₁m + (1−β₁)g        v ← β₂v + (1−β₂)g²
+///     p ← p − lr·( m̂ / (√v̂ + ε) + λ·p )   with m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ)
+///
+/// Decay applies only to entries marked `decays` in the parameter set.
+public struct AdamW: Optimizer {
+    public var beta1: Float
+    public var beta2: Float
+    public var epsilon: Float
+    public var weightDecay: Float
+    public private(set) var step = 0
+    /// First and second moments, laid out like the parameter set (allocated on the first update).
+    public private(set) var firstMoment: Tensor?
+    public private(set) var secondMoment: Tensor?
+
+    public init(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0.01) {
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weightDecay = weightDecay
+    }
+
+    public mutating func update(_ parameters: ParameterSet, learningRate lr: Float) {
+        let m = firstMoment ?? Tensor(zeros: [parameters.count])
+        let v = secondMoment ?? Tensor(zeros: [parameters.count])
+        precondition(m.count == parameters.count, "AdamW: state for \(m.count) parameters, set has \(parameters.count)")
+        firstMoment = m
+        secondMoment = v
+        step += 1
+        let c1 = 1 - Float(Double(beta1).power(step))
+        let c2 = 1 - Float(Double(beta2).power(step))
+        let (b1, b2, eps) = (beta1, beta2, epsilon)
+        let p = parameters.values.pointer, g = parameters.gradients.pointer
+        let mp = m.pointer, vp = v.pointer
+        for entry in parameters.entries {
+            let decay = entry.decays ? weightDecay : 0
+            Kernels.parallelRanges(entry.range.count) { local in
+                for i in (local.lowerBound + entry.range.lowerBound)..<(local.upperBound + entry.range.lowerBound) {
+                    let gi = g[i]
+                    mp[i] = b1 * mp[i] + (1 - b1) * gi
+                    vp[i] = b2 * vp[i] + (1 - b2) * gi * gi
+                    let mHat = mp[i] / c1
+                    let vHat = vp[i] / c2
+                    p[i] -= lr * (mHat / (vHat.squareRoot() + eps) + decay * p[i])
+                }
+            }
+        }
+    }
+
+    /// Restores state saved from `step`, `firstMoment` and `secondMoment`.
+    public mutating func restore(step: Int, firstMoment: Tensor, secondMoment: Tensor) {
+        self.step = step
+        self.firstMoment = firstMoment
+        self.secondMoment = secondMoment
+    }
+}
+
+extension Double {
+    /// self raised to a non-negative integer power, by squaring.
+    func power(_ n: Int) -> Double {
+        var result = 1.0, base = self, e = n
+        while e > 0 {
+            if e & 1 == 1 { result *= base }
+            base *= base
+            e >>= 1
+        }
+        return result
+    }
+}

@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct Rlaif: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rlaif",
+        abstract: "Distributed training orchestrator for Reinforcement Learning from AI Feedback.",
+        subcommands: [Launch.self])
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks for rlaif, then builds.
+#   scripts/setup.sh            debug build (what the tests use)
+#   scripts/setup.sh --release  release build (what runs and benchmarks use)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(libzmq3-dev libopenblas-dev pkg-config)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y "${missing[@]}"
+fi
+
+command -v swift >/dev/null || { echo "setup: swift not found; install Swift 6 (https://swift.org/install) and retry" >&2; exit 1; }
+
+if [ "${1:-}" = "--release" ]; then
+    swift build -c release
+else
+    swift build --build-tests
+fi
