@@ -1,0 +1,41 @@
+import Testing
+
+@testable import Tensor
+
+/// The BLAS path against the naive triple loop kept beside it (accumulating in Double).
+/// Tolerance: |blas − naive| ≤ 1e-4·(1 + |naive|); with inputs in [−1, 1] and k ≤ 300 the Float32
+/// accumulation error is below 1e-5.
+@Suite struct MatmulTests {
+    static func close(_ a: [Float], _ b: [Float]) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-4 * (1 + abs($1)) }
+    }
+
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func blasMatmul_equalsNaiveLoop_forEveryTransposeCombination(transposeA: Bool, transposeB: Bool) {
+        let (m, n, k) = (37, 53, 300)
+        let a = Inputs.uniform(transposeA ? [k, m] : [m, k])
+        let b = Inputs.uniform(transposeB ? [n, k] : [k, n], seed: 9)
+        let fast = a.matmul(b, transposeSelf: transposeA, transposeOther: transposeB)
+        let naive = Kernels.gemmNaive(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a.scalars, b.scalars)
+        #expect(fast.shape == [m, n])
+        #expect(Self.close(fast.scalars, naive))
+    }
+
+    @Test func batchedMatmul_equalsNaiveLoopPerBatch() {
+        let a = Inputs.uniform([3, 5, 7]), b = Inputs.uniform([3, 7, 4], seed: 9)
+        let out = a.matmul(b)
+        #expect(out.shape == [3, 5, 4])
+        for i in 0..<3 {
+            let naive = Kernels.gemmNaive(transposeA: false, transposeB: false, m: 5, n: 4, k: 7, a.rows(i..<i + 1).scalars, b.rows(i..<i + 1).scalars)
+            #expect(Self.close(out.rows(i..<i + 1).scalars, naive))
+        }
+    }
+
+    @Test func matmul_knownSmallProduct() {
+        // [[1, 2], [3, 4]] · [[5, 6], [7, 8]] = [[19, 22], [43, 50]]
+        let a = Tensor(shape: [2, 2], scalars: [1, 2, 3, 4]), b = Tensor(shape: [2, 2], scalars: [5, 6, 7, 8])
+        #expect(a.matmul(b).scalars == [19, 22, 43, 50])
+        // Aᵀ·B = [[1, 3], [2, 4]] · B = [[26, 30], [38, 44]]
+        #expect(a.matmul(b, transposeSelf: true).scalars == [26, 30, 38, 44])
+    }
+}

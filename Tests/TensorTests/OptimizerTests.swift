@@ -1,0 +1,91 @@
+import Testing
+
+@testable import Tensor
+
+@Suite struct OptimizerTests {
+    /// A parameter set with one matrix (decays) and one bias (does not), gradients set by hand.
+    func fixture() -> ParameterSet {
+        let w = Variable(Tensor(shape: [1, 2], scalars: [1.0, -2.0]), requiresGrad: true)
+        let b = Variable(Tensor(shape: [1], scalars: [0.5]), requiresGrad: true)
+        let p = ParameterSet([("w", w), ("b", b)])
+        p.gradients.assign(Tensor(shape: [3], scalars: [0.1, -0.4, 2.0]))
+        return p
+    }
+
+    // MARK: AdamW
+
+    @Test func adamW_firstStep_equalsHandComputation() {
+        // Step 1: m = (1−β₁)g, v = (1−β₂)g², m̂ = g, v̂ = g², so the update is lr·(g/(|g|+ε) + λp).
+        let p = fixture()
+        var opt = AdamW(beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.1)
+        opt.update(p, learningRate: 0.01)
+        func expected(_ p0: Double, _ g: Double, decay: Double) -> Double {
+            p0 - 0.01 * (g / (abs(g) + 1e-8) + decay * p0)
+        }
+        let got = p.values.scalars.map(Double.init)
+        #expect(abs(got[0] - expected(1.0, 0.1, decay: 0.1)) < 1e-6)
+        #expect(abs(got[1] - expected(-2.0, -0.4, decay: 0.1)) < 1e-6)
+        #expect(abs(got[2] - expected(0.5, 2.0, decay: 0)) < 1e-6)  // bias: no decay
+        #expect(opt.step == 1)
+    }
+
+    @Test func adamW_secondStep_usesBiasCorrectedMoments() {
+        // Same gradient twice: m = (1−β₁²)g·…; by hand with β₁=0.9, β₂=0.999, g=0.1, p₀=1, λ=0.
+        let w = Variable(Tensor(shape: [1], scalars: [1]), requiresGrad: true)
+        let p = ParameterSet([("w", w)])
+        var opt = AdamW(weightDecay: 0)
+        var x = 1.0, m = 0.0, v = 0.0
+        for t in 1...2 {
+            p.gradients.assign(Tensor(shape: [1], scalars: [0.1]))
+            opt.update(p, learningRate: 0.1)
+            m = 0.9 * m + 0.1 * 0.1
+            v = 0.999 * v + 0.001 * 0.01
+            let mHat = m / (1 - _pow(0.9, Double(t))), vHat = v / (1 - _pow(0.999, Double(t)))
+            x -= 0.1 * mHat / (vHat.squareRoot() + 1e-8)
+        }
+        #expect(abs(Double(p.values[flat: 0]) - x) < 1e-6)
+    }
+
+    // MARK: SGD
+
+    @Test func sgd_withMomentum_equalsHandComputation() {
+        // b₁ = g, p₁ = p₀ − lr·g; b₂ = μg + g, p₂ = p₁ − lr·(1+μ)g.
+        let w = Variable(Tensor(shape: [1], scalars: [1]), requiresGrad: true)
+        let p = ParameterSet([("w", w)])
+        var opt = SGD(momentum: 0.5)
+        p.gradients.assign(Tensor(shape: [1], scalars: [2]))
+        opt.update(p, learningRate: 0.1)
+        #expect(abs(p.values[flat: 0] - 0.8) < 1e-7)
+        opt.update(p, learningRate: 0.1)
+        #expect(abs(p.values[flat: 0] - 0.5) < 1e-7)
+    }
+
+    // MARK: Clipping
+
+    @Test func clipGradientNorm_scalesToTheLimit_andLeavesSmallGradientsAlone() {
+        let p = fixture()  // ‖g‖ = √(0.01 + 0.16 + 4) = √4.17
+        let before = p.clipGradientNorm(1.0)
+        #expect(abs(Double(before) - 4.17.squareRoot()) < 1e-6)
+        #expect(abs(p.gradientNorm() - 1) < 1e-5)
+        let again = p.clipGradientNorm(10)
+        #expect(abs(again - 1) < 1e-5)
+        #expect(abs(p.gradientNorm() - 1) < 1e-5)
+    }
+
+    // MARK: Schedules
+
+    @Test func warmupCosine_rampsLinearlyThenDecaysToTheMinimum() {
+        let s = LearningRateSchedule.warmupCosine(peak: 1, warmupSteps: 10, totalSteps: 110, minimum: 0.1)
+        #expect(abs(s.rate(at: 0) - 0.1) < 1e-6)
+        #expect(abs(s.rate(at: 9) - 1) < 1e-6)
+        #expect(abs(s.rate(at: 60) - 0.55) < 1e-6)  // halfway through the cosine: (1 + 0.1)/2
+        #expect(abs(s.rate(at: 110) - 0.1) < 1e-6)
+        #expect(s.rate(at: 500) == 0.1)
+        #expect(LearningRateSchedule.constant(0.3).rate(at: 1000) == 0.3)
+    }
+}
+
+#if canImport(Glibc)
+    import Glibc
+    func _pow(_ a: Double, _ b: Double) -> Double { Glibc.pow(a, b) }
+#endif
