@@ -23,8 +23,10 @@ let package = Package(
             name: "CZeroMQ", pkgConfig: "libzmq",
             providers: [.apt(["libzmq3-dev", "pkg-config"])]),
 
+        .systemLibrary(name: "CMalloc"),
+
         // Tensor imports nothing of ours.
-        .target(name: "Tensor", dependencies: ["COpenBLAS"]),
+        .target(name: "Tensor", dependencies: ["COpenBLAS", "CMalloc"]),
         // Protocol imports at most Tensor.
         .target(name: "Protocol", dependencies: ["Tensor", "CZeroMQ"]),
         // Worker and Coordinator meet only through Protocol.

@@ -36,7 +36,7 @@ struct TensorBench: AsyncParsableCommand {
 
     func run() throws {
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        print("shape                       thr   engine GF/s   C GF/s   engine/C   numpy GF/s")
+        emit("shape                     threads  engine GF/s   C GF/s  engine/C  numpy GF/s")
         for t in threads {
             let p = Process()
             p.executableURL = me
@@ -81,7 +81,8 @@ struct SgemmTable: AsyncParsableCommand {
             }
             let engineGflops = shape.flops / engineBest / 1e9
             let np = numpy[shape.label].map { String(format: "%10.1f", $0) } ?? "         –"
-            print(String(format: "%-27@ %3d %13.1f %8.1f %9.1f%% %@", shape.label as NSString, threads, engineGflops, cBest, 100 * engineGflops / cBest, np as NSString))
+            let label = shape.label.padding(toLength: 26, withPad: " ", startingAt: 0)
+            emit(label + String(format: "%7d %12.1f %8.1f %8.1f%% %@", threads, engineGflops, cBest, 100 * engineGflops / cBest, np))
         }
     }
 
@@ -118,4 +119,9 @@ struct SgemmTable: AsyncParsableCommand {
         }
         return out
     }
+}
+
+/// Writes a line unbuffered, so lines from parent and child processes come out in order.
+func emit(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }

@@ -25,6 +25,14 @@ public struct Tensor: Sendable {
         self.offset = 0
     }
 
+    /// A tensor whose elements are unspecified: for kernels that overwrite every one of them.
+    init(uninitialized shape: [Int]) {
+        Shape.validate(shape, op: "uninitialized")
+        self.shape = shape
+        self.storage = TensorStorage(count: shape.reduce(1, *), zeroed: false)
+        self.offset = 0
+    }
+
     public init(shape: [Int], repeating value: Float) {
         self.init(zeros: shape)
         if value != 0 { fill(value) }
@@ -90,7 +98,7 @@ public struct Tensor: Sendable {
 
     /// A deep copy with its own storage.
     public func copy() -> Tensor {
-        let out = Tensor(zeros: shape)
+        let out = Tensor(uninitialized: shape)
         out.pointer.update(from: pointer, count: count)
         return out
     }

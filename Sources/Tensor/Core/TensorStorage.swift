@@ -12,8 +12,9 @@ public final class TensorStorage: @unchecked Sendable {
     public let base: UnsafeMutablePointer<Float>
     public let count: Int
 
-    /// Allocates `count` floats, zero-filled.
-    public init(count: Int) {
+    /// Allocates `count` floats, zero-filled unless `zeroed` is false (for kernels that write
+    /// every element).
+    public init(count: Int, zeroed: Bool = true) {
         precondition(count >= 0, "TensorStorage: negative element count \(count)")
         var raw: UnsafeMutableRawPointer?
         // 64-byte alignment keeps SIMD loads and BLAS panels on cache-line boundaries.
@@ -21,7 +22,7 @@ public final class TensorStorage: @unchecked Sendable {
         guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
             fatalError("TensorStorage: out of memory allocating \(bytes) bytes")
         }
-        memset(raw, 0, bytes)
+        if zeroed { memset(raw, 0, bytes) }
         self.base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         self.count = count
     }

@@ -40,7 +40,7 @@ extension Kernels {
     /// out = a ⊙ b with broadcasting.
     static func binary(_ a: Tensor, _ b: Tensor, _ op: BinaryOp) -> Tensor {
         let shape = Shape.broadcast(a.shape, b.shape, op: op.name)
-        let out = Tensor(zeros: shape)
+        let out = Tensor(uninitialized: shape)
         let n = out.count
         let ap = a.pointer, bp = b.pointer, op_ = out.pointer
         if a.count == n && b.count == n {
@@ -205,7 +205,7 @@ extension Kernels {
     /// out[i] = f(x[i]), split over threads.
     @inline(__always)
     static func map(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
-        let out = Tensor(zeros: x.shape)
+        let out = Tensor(uninitialized: x.shape)
         let src = x.pointer, dst = out.pointer
         parallelRanges(x.count, grain: parallelGrain / 8) { r in
             for i in r { dst[i] = f(src[i]) }

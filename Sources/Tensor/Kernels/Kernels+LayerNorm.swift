@@ -8,7 +8,7 @@ extension Kernels {
         precondition(gamma.count == c && beta.count == c,
             "shape mismatch in layerNorm, x: \(x.shape), gamma: \(gamma.shape), beta: \(beta.shape)")
         let rows = x.count / max(c, 1)
-        let y = Tensor(zeros: x.shape), mean = Tensor(zeros: [rows]), rstd = Tensor(zeros: [rows])
+        let y = Tensor(uninitialized: x.shape), mean = Tensor(zeros: [rows]), rstd = Tensor(zeros: [rows])
         parallelRanges(rows, grain: max(1, parallelGrain / max(c, 1))) { r in
             for row in r {
                 let xp = x.pointer + row * c, yp = y.pointer + row * c

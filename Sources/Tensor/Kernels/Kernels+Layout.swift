@@ -40,7 +40,7 @@ extension Kernels {
         let i0 = Shape.axis(a0, rank: x.rank, op: "transposed"), i1 = Shape.axis(a1, rank: x.rank, op: "transposed")
         var shape = x.shape
         shape.swapAt(i0, i1)
-        let out = Tensor(zeros: shape)
+        let out = Tensor(uninitialized: shape)
         // Walk the output in order; the input offset moves with x's strides permuted.
         var xStrides = [Int](repeating: 1, count: x.rank)
         for d in stride(from: x.rank - 2, through: 0, by: -1) { xStrides[d] = xStrides[d + 1] * x.shape[d + 1] }

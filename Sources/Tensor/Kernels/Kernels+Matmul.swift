@@ -76,7 +76,7 @@ extension Kernels {
     /// out = op(a) · op(b) (batched when both have rank 3).
     static func matmulForward(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) -> Tensor {
         let g = matmulGeometry(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB)
-        let out = Tensor(zeros: g.outShape)
+        let out = Tensor(uninitialized: g.outShape)  // beta = 0 writes every element
         let lda = a.shape[a.rank - 1], ldb = b.shape[b.rank - 1]
         for i in 0..<g.batch {
             gemm(

@@ -9,7 +9,7 @@ extension Kernels {
     /// y = softmax(x) over rows of the last axis. Rows of -inf only give a row of zeros.
     static func softmaxForward(_ x: Tensor) -> Tensor {
         let n = x.shape.last ?? 1
-        let out = Tensor(zeros: x.shape)
+        let out = Tensor(uninitialized: x.shape)
         let rows = x.count / max(n, 1)
         parallelRanges(rows, grain: max(1, parallelGrain / max(n, 1))) { r in
             for row in r { softmaxRow(x.pointer + row * n, out.pointer + row * n, n) }
@@ -50,7 +50,7 @@ extension Kernels {
     /// y = x − max − log Σ exp(x − max), row by row.
     static func logSoftmaxForward(_ x: Tensor) -> Tensor {
         let n = x.shape.last ?? 1
-        let out = Tensor(zeros: x.shape)
+        let out = Tensor(uninitialized: x.shape)
         let rows = x.count / max(n, 1)
         parallelRanges(rows, grain: max(1, parallelGrain / max(n, 1))) { r in
             for row in r {
