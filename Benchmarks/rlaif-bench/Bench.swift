@@ -28,7 +28,8 @@ struct GemmShape: Sendable {
 /// `rlaif-bench tensor`: the sgemm table at 1 and 2 threads, each thread count in its own process
 /// (the engine's budget is fixed per process), engine and C interleaved shape by shape.
 struct TensorBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "tensor", abstract: "sgemm GFLOP/s: engine vs C vs numpy.")
+    static let configuration = CommandConfiguration(
+        commandName: "tensor", abstract: "sgemm GFLOP/s: engine vs C vs numpy.")
 
     @Option(help: "Thread counts to measure.") var threads: [Int] = [1, 2]
     @Option(help: "Timed calls per shape and path (best is kept).") var reps = 5
@@ -52,7 +53,8 @@ struct TensorBench: AsyncParsableCommand {
 }
 
 struct SgemmTable: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "sgemm-table", abstract: "One process, one thread count.", shouldDisplay: false)
+    static let configuration = CommandConfiguration(
+        commandName: "sgemm-table", abstract: "One process, one thread count.", shouldDisplay: false)
 
     @Option var threads = 1
     @Option var reps = 5
@@ -65,7 +67,8 @@ struct SgemmTable: AsyncParsableCommand {
         for shape in GemmShape.all {
             var rng = RandomStream(seed: 7, purpose: .scratch)
             let a = Tensor.randomUniform([shape.m, shape.k], low: -0.5, high: 0.5, rng: &rng)
-            let b = Tensor.randomUniform(shape.transposeB ? [shape.n, shape.k] : [shape.k, shape.n], low: -0.5, high: 0.5, rng: &rng)
+            let b = Tensor.randomUniform(
+                shape.transposeB ? [shape.n, shape.k] : [shape.k, shape.n], low: -0.5, high: 0.5, rng: &rng)
             var engineBest = Double.infinity, cBest = 0.0
             // Interleave the two paths so drift in machine load hits both alike.
             for _ in 0..<reps {
@@ -77,12 +80,19 @@ struct SgemmTable: AsyncParsableCommand {
                 }
                 engineBest = min(engineBest, seconds)
                 csgemm_reference_set_threads(Int32(threads))
-                cBest = max(cBest, csgemm_reference_gflops(Int32(shape.m), Int32(shape.n), Int32(shape.k), 0, shape.transposeB ? 1 : 0, 1))
+                cBest = max(
+                    cBest,
+                    csgemm_reference_gflops(
+                        Int32(shape.m), Int32(shape.n), Int32(shape.k), 0, shape.transposeB ? 1 : 0, 1))
             }
             let engineGflops = shape.flops / engineBest / 1e9
             let np = numpy[shape.label].map { String(format: "%10.1f", $0) } ?? "         –"
             let label = shape.label.padding(toLength: 26, withPad: " ", startingAt: 0)
-            emit(label + String(format: "%7d %12.1f %8.1f %8.1f%% %@", threads, engineGflops, cBest, 100 * engineGflops / cBest, np))
+            emit(
+                label
+                    + String(
+                        format: "%7d %12.1f %8.1f %8.1f%% %@", threads, engineGflops, cBest, 100 * engineGflops / cBest,
+                        np))
         }
     }
 

@@ -7,7 +7,8 @@ import Testing
     // MARK: Valid files
 
     @Test func repositoryClusterYaml_spellsOutTheEmbeddedDefaults() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let config = try ClusterConfig.load(path: root.appendingPathComponent("cluster.yaml").path)
         #expect(config == ClusterConfig.defaults)
     }
@@ -21,7 +22,10 @@ import Testing
     // MARK: Errors name the key and the line
 
     @Test func badSeed_namesKeyAndLine() {
-        #expect(throws: ConfigError(file: "cluster.yaml", line: 3, key: "run.seed", message: "must be a non-negative integer, got \"-4\"")) {
+        #expect(
+            throws: ConfigError(
+                file: "cluster.yaml", line: 3, key: "run.seed", message: "must be a non-negative integer, got \"-4\"")
+        ) {
             try ClusterConfig.parse(yaml: "run:\n  name: a\n  seed: -4\n")
         }
     }

@@ -63,7 +63,8 @@ enum GradientCheck {
         _ inputs: [Tensor], sourceLocation: SourceLocation = #_sourceLocation, _ f: ([Variable]) -> Variable
     ) {
         let bad = mismatches(inputs, f)
-        #expect(bad.isEmpty, "\(bad.count) gradient mismatches, first: \(bad.prefix(3))", sourceLocation: sourceLocation)
+        #expect(
+            bad.isEmpty, "\(bad.count) gradient mismatches, first: \(bad.prefix(3))", sourceLocation: sourceLocation)
     }
 }
 

@@ -59,7 +59,10 @@ import Testing
     @Test func layerNorm_normalizesEachRow() {
         // Row [1, 2, 3, 4]: mean 2.5, variance 1.25, so x̂ = (x − 2.5)/√(1.25 + 1e-5).
         let x = Variable(Tensor(shape: [1, 4], scalars: [1, 2, 3, 4]))
-        let y = value { x.layerNorm(gamma: Variable(Tensor(shape: [4], repeating: 2)), beta: Variable(Tensor(shape: [4], repeating: 1))) }
+        let y = value {
+            x.layerNorm(
+                gamma: Variable(Tensor(shape: [4], repeating: 2)), beta: Variable(Tensor(shape: [4], repeating: 1)))
+        }
         let rstd = 1 / (1.25 + 1e-5).squareRoot()
         for (i, v) in [1.0, 2, 3, 4].enumerated() {
             #expect(abs(Double(y[flat: i]) - ((v - 2.5) * rstd * 2 + 1)) < 1e-5)
@@ -97,7 +100,9 @@ import Testing
                     func at(_ pos: Int, _ part: Int, _ j: Int) -> Double {
                         Double(qkv[flat: (bi * t + pos) * 3 * c + part * c + hi * d + j])
                     }
-                    let scores = (0...i).map { p in (0..<d).reduce(0.0) { $0 + at(i, 0, $1) * at(p, 1, $1) } / Double(d).squareRoot() }
+                    let scores = (0...i).map { p in
+                        (0..<d).reduce(0.0) { $0 + at(i, 0, $1) * at(p, 1, $1) } / Double(d).squareRoot()
+                    }
                     let m = scores.max()!
                     let w = scores.map { exp($0 - m) }
                     let z = w.reduce(0, +)

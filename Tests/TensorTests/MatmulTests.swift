@@ -16,7 +16,8 @@ import Testing
         let a = Inputs.uniform(transposeA ? [k, m] : [m, k])
         let b = Inputs.uniform(transposeB ? [n, k] : [k, n], seed: 9)
         let fast = a.matmul(b, transposeSelf: transposeA, transposeOther: transposeB)
-        let naive = Kernels.gemmNaive(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a.scalars, b.scalars)
+        let naive = Kernels.gemmNaive(
+            transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a.scalars, b.scalars)
         #expect(fast.shape == [m, n])
         #expect(Self.close(fast.scalars, naive))
     }
@@ -26,7 +27,9 @@ import Testing
         let out = a.matmul(b)
         #expect(out.shape == [3, 5, 4])
         for i in 0..<3 {
-            let naive = Kernels.gemmNaive(transposeA: false, transposeB: false, m: 5, n: 4, k: 7, a.rows(i..<i + 1).scalars, b.rows(i..<i + 1).scalars)
+            let naive = Kernels.gemmNaive(
+                transposeA: false, transposeB: false, m: 5, n: 4, k: 7, a.rows(i..<i + 1).scalars,
+                b.rows(i..<i + 1).scalars)
             #expect(Self.close(out.rows(i..<i + 1).scalars, naive))
         }
     }

@@ -53,7 +53,9 @@ import Testing
     func matmul_everyTransposeCombination_matchesFiniteDifferences(transposeA: Bool, transposeB: Bool) {
         let a = Inputs.uniform(transposeA ? [4, 3] : [3, 4])
         let b = Inputs.uniform(transposeB ? [5, 4] : [4, 5], seed: 5)
-        GradientCheck.expectMatches([a, b]) { $0[0].matmul($0[1], transposeSelf: transposeA, transposeOther: transposeB) }
+        GradientCheck.expectMatches([a, b]) {
+            $0[0].matmul($0[1], transposeSelf: transposeA, transposeOther: transposeB)
+        }
     }
 
     @Test func matmul_leadingAxesFoldIntoRows_matchesFiniteDifferences() {
@@ -67,7 +69,9 @@ import Testing
     func batchedMatmul_matchesFiniteDifferences(transposeA: Bool, transposeB: Bool) {
         let a = Inputs.uniform(transposeA ? [2, 4, 3] : [2, 3, 4])
         let b = Inputs.uniform(transposeB ? [2, 5, 4] : [2, 4, 5], seed: 5)
-        GradientCheck.expectMatches([a, b]) { $0[0].matmul($0[1], transposeSelf: transposeA, transposeOther: transposeB) }
+        GradientCheck.expectMatches([a, b]) {
+            $0[0].matmul($0[1], transposeSelf: transposeA, transposeOther: transposeB)
+        }
     }
 
     // MARK: Reductions
@@ -126,7 +130,9 @@ import Testing
     // MARK: Layout
 
     @Test func reshapeAndSwapAxes_matchFiniteDifferences() {
-        GradientCheck.expectMatches([Inputs.uniform([2, 3, 4])]) { $0[0].reshaped([6, -1]).swappingAxes(0, 1) * $0[0].reshaped([4, 6]) }
+        GradientCheck.expectMatches([Inputs.uniform([2, 3, 4])]) {
+            $0[0].reshaped([6, -1]).swappingAxes(0, 1) * $0[0].reshaped([4, 6])
+        }
         GradientCheck.expectMatches([Inputs.uniform([2, 3, 4])]) { $0[0].swappingAxes(0, 2) }
     }
 

@@ -7,13 +7,15 @@ import Testing
 
     @Test func philox4x32_10_matchesRandom123KnownAnswers() {
         // From Random123's kat_vectors: counter, key → output.
-        #expect(Philox4x32.block(counter: .zero, key: .zero) == SIMD4(0x6627_E8D5, 0xE169_C58D, 0xBC57_AC4C, 0x9B00_DBD8))
+        #expect(
+            Philox4x32.block(counter: .zero, key: .zero) == SIMD4(0x6627_E8D5, 0xE169_C58D, 0xBC57_AC4C, 0x9B00_DBD8))
         #expect(
             Philox4x32.block(counter: SIMD4(repeating: .max), key: SIMD2(repeating: .max))
                 == SIMD4(0x408F_276D, 0x41C8_3B0E, 0xA20B_C7C6, 0x6D54_51FD))
         #expect(
             Philox4x32.block(
-                counter: SIMD4(0x243F_6A88, 0x85A3_08D3, 0x1319_8A2E, 0x0370_7344), key: SIMD2(0xA409_3822, 0x299F_31D0))
+                counter: SIMD4(0x243F_6A88, 0x85A3_08D3, 0x1319_8A2E, 0x0370_7344), key: SIMD2(0xA409_3822, 0x299F_31D0)
+            )
                 == SIMD4(0xD16C_FE09, 0x94FD_CCEB, 0x5001_E420, 0x2412_6EA1))
     }
 

@@ -60,7 +60,8 @@ struct ConfigNode {
     func runName() throws(ConfigError) -> String {
         let name = try string()
         let allowed = name.unicodeScalars.allSatisfy {
-            ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) || "._-".unicodeScalars.contains($0)
+            ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)))
+                || "._-".unicodeScalars.contains($0)
         }
         guard !name.isEmpty, name.count <= 100, allowed, !name.hasPrefix(".") else {
             throw error("must be 1–100 letters, digits, '.', '_' or '-' (not starting with '.'), got \(describe())")

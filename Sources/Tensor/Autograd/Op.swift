@@ -55,11 +55,17 @@ enum Op {
                 if let db = g(b) { Kernels.accumulateReduced(Kernels.map(dOut) { -$0 }, to: b.shape, into: db) }
             case .multiply:
                 // d(a·b) = b·da + a·db
-                if let da = g(a) { Kernels.accumulateReduced(Kernels.binary(dOut, b.value, .multiply), to: a.shape, into: da) }
-                if let db = g(b) { Kernels.accumulateReduced(Kernels.binary(dOut, a.value, .multiply), to: b.shape, into: db) }
+                if let da = g(a) {
+                    Kernels.accumulateReduced(Kernels.binary(dOut, b.value, .multiply), to: a.shape, into: da)
+                }
+                if let db = g(b) {
+                    Kernels.accumulateReduced(Kernels.binary(dOut, a.value, .multiply), to: b.shape, into: db)
+                }
             case .divide:
                 // d(a/b) = da/b − a·db/b², and a/b² = out/b
-                if let da = g(a) { Kernels.accumulateReduced(Kernels.binary(dOut, b.value, .divide), to: a.shape, into: da) }
+                if let da = g(a) {
+                    Kernels.accumulateReduced(Kernels.binary(dOut, b.value, .divide), to: a.shape, into: da)
+                }
                 if let db = g(b) {
                     let q = Kernels.binary(Kernels.binary(dOut, out, .multiply), b.value, .divide)
                     Kernels.accumulateReduced(Kernels.map(q) { -$0 }, to: b.shape, into: db)

@@ -6,10 +6,12 @@ extension Variable {
     /// are freed as soon as they have been propagated.
     public func backward(seed: Tensor? = nil) {
         guard requiresGrad else { return }
-        let start = seed ?? {
-            precondition(value.count == 1, "backward: output of shape \(shape) is not a scalar; pass a seed")
-            return Tensor(shape: shape, repeating: 1)
-        }()
+        let start =
+            seed
+            ?? {
+                precondition(value.count == 1, "backward: output of shape \(shape) is not a scalar; pass a seed")
+                return Tensor(shape: shape, repeating: 1)
+            }()
         let order = topologicalOrder()
         // Intermediate gradients live here, not on the nodes, so a graph can be differentiated once
         // without leaving buffers behind.

@@ -89,10 +89,12 @@ public struct Tensor: Sendable {
 
     /// Rows `range` of the first axis, sharing storage. No copy.
     public func rows(_ range: Range<Int>) -> Tensor {
-        precondition(rank >= 1 && range.lowerBound >= 0 && range.upperBound <= shape[0],
+        precondition(
+            rank >= 1 && range.lowerBound >= 0 && range.upperBound <= shape[0],
             "rows: range \(range) outside first axis of shape \(shape)")
         let rowSize = shape.dropFirst().reduce(1, *)
-        return Tensor(storage: storage, offset: offset + range.lowerBound * rowSize,
+        return Tensor(
+            storage: storage, offset: offset + range.lowerBound * rowSize,
             shape: [range.count] + shape.dropFirst())
     }
 

@@ -12,7 +12,8 @@ public struct TokenTensor: Sendable, Equatable {
 
     public init(shape: [Int], ids: [Int32]) {
         Shape.validate(shape, op: "TokenTensor")
-        precondition(shape.reduce(1, *) == ids.count,
+        precondition(
+            shape.reduce(1, *) == ids.count,
             "TokenTensor: shape \(shape) needs \(shape.reduce(1, *)) ids, got \(ids.count)")
         self.shape = shape
         self.ids = ids

@@ -16,7 +16,8 @@ extension Kernels {
     }
 
     static func attentionGeometry(_ qkv: [Int], heads: Int) -> AttentionGeometry {
-        precondition(qkv.count == 3 && qkv[2] % 3 == 0,
+        precondition(
+            qkv.count == 3 && qkv[2] % 3 == 0,
             "causalSelfAttention: qkv must be (batch, time, 3·channels), got \(qkv)")
         let c = qkv[2] / 3
         precondition(heads > 0 && c % heads == 0, "causalSelfAttention: \(heads) heads do not divide \(c) channels")
@@ -34,15 +35,17 @@ extension Kernels {
                 let q = qkv.pointer + b * g.t * ld + h * g.d
                 let k = q + g.c, v = q + 2 * g.c
                 let p = probs.pointer + (b * g.h + h) * g.t * g.t
-                gemm(transposeA: false, transposeB: true, m: g.t, n: g.t, k: g.d, alpha: g.scale,
-                     q, lda: ld, k, ldb: ld, beta: 0, p, ldc: g.t)
+                gemm(
+                    transposeA: false, transposeB: true, m: g.t, n: g.t, k: g.d, alpha: g.scale,
+                    q, lda: ld, k, ldb: ld, beta: 0, p, ldc: g.t)
                 for i in 0..<g.t {
                     let row = p + i * g.t
                     softmaxRow(row, row, i + 1)  // only positions j ≤ i are visible
                     (row + i + 1).update(repeating: 0, count: g.t - i - 1)
                 }
-                gemm(transposeA: false, transposeB: false, m: g.t, n: g.d, k: g.t,
-                     p, lda: g.t, v, ldb: ld, beta: 0, out.pointer + b * g.t * g.c + h * g.d, ldc: g.c)
+                gemm(
+                    transposeA: false, transposeB: false, m: g.t, n: g.d, k: g.t,
+                    p, lda: g.t, v, ldb: ld, beta: 0, out.pointer + b * g.t * g.c + h * g.d, ldc: g.c)
             }
         }
         return (out, probs)
@@ -62,10 +65,12 @@ extension Kernels {
                 let p = probs.pointer + (b * g.h + h) * g.t * g.t
                 let dOh = dOut.pointer + b * g.t * g.c + h * g.d
                 // dV += Pᵀ·dO ; dP = dO·Vᵀ
-                gemm(transposeA: true, transposeB: false, m: g.t, n: g.d, k: g.t,
-                     p, lda: g.t, dOh, ldb: g.c, beta: 1, dv, ldc: ld)
-                gemm(transposeA: false, transposeB: true, m: g.t, n: g.t, k: g.d,
-                     dOh, lda: g.c, v, ldb: ld, beta: 0, dp.pointer, ldc: g.t)
+                gemm(
+                    transposeA: true, transposeB: false, m: g.t, n: g.d, k: g.t,
+                    p, lda: g.t, dOh, ldb: g.c, beta: 1, dv, ldc: ld)
+                gemm(
+                    transposeA: false, transposeB: true, m: g.t, n: g.t, k: g.d,
+                    dOh, lda: g.c, v, ldb: ld, beta: 0, dp.pointer, ldc: g.t)
                 // dS = P ⊙ (dP − Σⱼ P⊙dP), over the visible part of each row; masked entries stay 0.
                 for i in 0..<g.t {
                     let pr = p + i * g.t, dr = dp.pointer + i * g.t
@@ -74,10 +79,12 @@ extension Kernels {
                     (dr + i + 1).update(repeating: 0, count: g.t - i - 1)
                 }
                 // dQ += scale·dS·K ; dK += scale·dSᵀ·Q
-                gemm(transposeA: false, transposeB: false, m: g.t, n: g.d, k: g.t, alpha: g.scale,
-                     dp.pointer, lda: g.t, k, ldb: ld, beta: 1, dq, ldc: ld)
-                gemm(transposeA: true, transposeB: false, m: g.t, n: g.d, k: g.t, alpha: g.scale,
-                     dp.pointer, lda: g.t, q, ldb: ld, beta: 1, dk, ldc: ld)
+                gemm(
+                    transposeA: false, transposeB: false, m: g.t, n: g.d, k: g.t, alpha: g.scale,
+                    dp.pointer, lda: g.t, k, ldb: ld, beta: 1, dq, ldc: ld)
+                gemm(
+                    transposeA: true, transposeB: false, m: g.t, n: g.d, k: g.t, alpha: g.scale,
+                    dp.pointer, lda: g.t, q, ldb: ld, beta: 1, dk, ldc: ld)
             }
         }
     }

@@ -42,17 +42,18 @@ extension Kernels {
         let shape = Shape.broadcast(a.shape, b.shape, op: op.name)
         let out = Tensor(uninitialized: shape)
         let n = out.count
-        let ap = a.pointer, bp = b.pointer, op_ = out.pointer
+        let ap = a.pointer, bp = b.pointer, outp = out.pointer
         if a.count == n && b.count == n {
-            parallelRanges(n) { r in binarySame(op, ap + r.lowerBound, bp + r.lowerBound, op_ + r.lowerBound, r.count) }
+            parallelRanges(n) { r in binarySame(op, ap + r.lowerBound, bp + r.lowerBound, outp + r.lowerBound, r.count)
+            }
         } else if a.count == n && b.count == 1 {
             let scalar = bp[0]
-            parallelRanges(n) { r in binaryScalar(op, ap + r.lowerBound, scalar, op_ + r.lowerBound, r.count) }
+            parallelRanges(n) { r in binaryScalar(op, ap + r.lowerBound, scalar, outp + r.lowerBound, r.count) }
         } else if a.count == n && isTrailingBroadcast(b.shape, of: shape) {
             // b repeats every b.count elements of a (bias over rows, or a scalar).
             let width = b.count
             parallelRanges(n / width, grain: max(1, parallelGrain / max(width, 1))) { rows in
-                for r in rows { binarySame(op, ap + r * width, bp, op_ + r * width, width) }
+                for r in rows { binarySame(op, ap + r * width, bp, outp + r * width, width) }
             }
         } else {
             binaryStrided(a, b, out, op)
@@ -71,7 +72,8 @@ extension Kernels {
     }
 
     private static func binarySame(
-        _ op: BinaryOp, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int
+        _ op: BinaryOp, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+        _ n: Int
     ) {
         var i = 0
         while i + Vec.scalarCount <= n {

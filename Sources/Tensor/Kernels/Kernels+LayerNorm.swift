@@ -5,7 +5,8 @@ extension Kernels {
         -> (y: Tensor, mean: Tensor, rstd: Tensor)
     {
         let c = x.shape.last ?? 1
-        precondition(gamma.count == c && beta.count == c,
+        precondition(
+            gamma.count == c && beta.count == c,
             "shape mismatch in layerNorm, x: \(x.shape), gamma: \(gamma.shape), beta: \(beta.shape)")
         let rows = x.count / max(c, 1)
         let y = Tensor(uninitialized: x.shape), mean = Tensor(zeros: [rows]), rstd = Tensor(zeros: [rows])

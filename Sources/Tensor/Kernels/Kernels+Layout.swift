@@ -15,7 +15,8 @@ extension Kernels {
     }
 
     private static func forEachMasked(shape: [Int], mask: Tensor, _ body: (Int) -> Void) {
-        precondition(Shape.broadcast(shape, mask.shape, op: "maskedFill") == shape,
+        precondition(
+            Shape.broadcast(shape, mask.shape, op: "maskedFill") == shape,
             "shape mismatch in maskedFill, x: \(shape), mask: \(mask.shape)")
         let rank = shape.count
         let sm = Shape.broadcastStrides(mask.shape, toRank: rank)

@@ -2,10 +2,12 @@
 extension Kernels {
     /// Mean of −log softmax(logits)[target] over rows whose target is not `TokenTensor.ignored`.
     /// logits: (…, V), targets: (…). Returns the loss (shape []), softmax probs and the counted rows.
-    static func crossEntropyForward(logits: Tensor, targets: TokenTensor) -> (loss: Tensor, probs: Tensor, counted: Int) {
+    static func crossEntropyForward(logits: Tensor, targets: TokenTensor) -> (loss: Tensor, probs: Tensor, counted: Int)
+    {
         let v = logits.shape.last ?? 1
         let rows = logits.count / max(v, 1)
-        precondition(targets.count == rows,
+        precondition(
+            targets.count == rows,
             "shape mismatch in crossEntropy, logits: \(logits.shape), targets: \(targets.shape)")
         let probs = softmaxForward(logits)
         var total = 0.0

@@ -54,7 +54,8 @@ extension Kernels {
     /// Shapes accepted: a (…, M, K) · b (K, N), where a's leading axes fold into rows, and
     /// a (B, M, K) · b (B, K, N), batched. Transposes swap the last two axes of an operand.
     static func matmulGeometry(_ a: [Int], _ b: [Int], transposeA: Bool, transposeB: Bool) -> MatmulGeometry {
-        let mismatch = "shape mismatch in matmul\(transposeA ? " (Aᵀ)" : "")\(transposeB ? " (Bᵀ)" : ""), lhs: \(a), rhs: \(b)"
+        let mismatch =
+            "shape mismatch in matmul\(transposeA ? " (Aᵀ)" : "")\(transposeB ? " (Bᵀ)" : ""), lhs: \(a), rhs: \(b)"
         precondition(a.count >= 2 && (b.count == 2 || b.count == a.count), mismatch)
         let (kb, n) = transposeB ? (b[b.count - 1], b[b.count - 2]) : (b[b.count - 2], b[b.count - 1])
         if b.count == 2 && !(transposeA && a.count > 2) {
@@ -101,24 +102,28 @@ extension Kernels {
                 let dap = da.pointer + i * g.aStride
                 if transposeA {
                     // A is (K, M): dA = op(B) · dCᵀ.
-                    gemm(transposeA: transposeB, transposeB: true, m: g.k, n: g.m, k: g.n,
-                         bp, lda: ldb, dc, ldb: ldc, beta: 1, dap, ldc: lda)
+                    gemm(
+                        transposeA: transposeB, transposeB: true, m: g.k, n: g.m, k: g.n,
+                        bp, lda: ldb, dc, ldb: ldc, beta: 1, dap, ldc: lda)
                 } else {
                     // A is (M, K): dA = dC · op(B)ᵀ.
-                    gemm(transposeA: false, transposeB: !transposeB, m: g.m, n: g.k, k: g.n,
-                         dc, lda: ldc, bp, ldb: ldb, beta: 1, dap, ldc: lda)
+                    gemm(
+                        transposeA: false, transposeB: !transposeB, m: g.m, n: g.k, k: g.n,
+                        dc, lda: ldc, bp, ldb: ldb, beta: 1, dap, ldc: lda)
                 }
             }
             if let db {
                 let dbp = db.pointer + i * g.bStride
                 if transposeB {
                     // B is (N, K): dB = dCᵀ · op(A).
-                    gemm(transposeA: true, transposeB: transposeA, m: g.n, n: g.k, k: g.m,
-                         dc, lda: ldc, ap, ldb: lda, beta: 1, dbp, ldc: ldb)
+                    gemm(
+                        transposeA: true, transposeB: transposeA, m: g.n, n: g.k, k: g.m,
+                        dc, lda: ldc, ap, ldb: lda, beta: 1, dbp, ldc: ldb)
                 } else {
                     // B is (K, N): dB = op(A)ᵀ · dC.
-                    gemm(transposeA: !transposeA, transposeB: false, m: g.k, n: g.n, k: g.m,
-                         ap, lda: lda, dc, ldb: ldc, beta: 1, dbp, ldc: ldb)
+                    gemm(
+                        transposeA: !transposeA, transposeB: false, m: g.k, n: g.n, k: g.m,
+                        ap, lda: lda, dc, ldb: ldc, beta: 1, dbp, ldc: ldb)
                 }
             }
         }

@@ -5,7 +5,9 @@ public struct Linear: Module {
 
     /// Weights from N(0, std²) — GPT-2 uses std 0.02 — or, when `std` is nil, PyTorch's
     /// U(−1/√in, 1/√in). Biases start at zero.
-    public init(inputDimensions: Int, outputDimensions: Int, bias: Bool = true, std: Float? = nil, rng: inout RandomStream) {
+    public init(
+        inputDimensions: Int, outputDimensions: Int, bias: Bool = true, std: Float? = nil, rng: inout RandomStream
+    ) {
         let w: Tensor
         if let std {
             w = .randomNormal([outputDimensions, inputDimensions], std: std, rng: &rng)

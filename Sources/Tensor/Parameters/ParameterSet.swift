@@ -36,7 +36,8 @@ public final class ParameterSet: @unchecked Sendable {
         for (name, v) in named {
             precondition(seen.insert(name).inserted, "ParameterSet: duplicate parameter name \(name)")
             precondition(v.op == nil && v.requiresGrad, "ParameterSet: \(name) is not a trainable leaf")
-            entries.append(Entry(name: name, shape: v.shape, range: offset..<(offset + v.value.count), decays: v.shape.count >= 2))
+            entries.append(
+                Entry(name: name, shape: v.shape, range: offset..<(offset + v.value.count), decays: v.shape.count >= 2))
             offset += v.value.count
         }
         let values = Tensor(zeros: [offset])

@@ -101,14 +101,16 @@ public struct RandomStream: Sendable {
 
 extension Tensor {
     /// Normal(mean, std) entries drawn in row-major order from `rng`.
-    public static func randomNormal(_ shape: [Int], mean: Float = 0, std: Float = 1, rng: inout RandomStream) -> Tensor {
+    public static func randomNormal(_ shape: [Int], mean: Float = 0, std: Float = 1, rng: inout RandomStream) -> Tensor
+    {
         let t = Tensor(zeros: shape)
         for i in 0..<t.count { t.pointer[i] = mean + std * rng.nextNormal() }
         return t
     }
 
     /// Uniform [low, high) entries drawn in row-major order from `rng`.
-    public static func randomUniform(_ shape: [Int], low: Float = 0, high: Float = 1, rng: inout RandomStream) -> Tensor {
+    public static func randomUniform(_ shape: [Int], low: Float = 0, high: Float = 1, rng: inout RandomStream) -> Tensor
+    {
         let t = Tensor(zeros: shape)
         for i in 0..<t.count { t.pointer[i] = low + (high - low) * rng.nextUniform() }
         return t

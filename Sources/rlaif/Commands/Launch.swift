@@ -38,7 +38,10 @@ struct Launch: AsyncParsableCommand {
         let metrics = directory.appendingPathComponent("metrics.jsonl")
         print("rlaif: run \(cluster.run.name), seed \(cluster.run.seed), engine threads \(Engine.shared.threads)")
         let result = try await EngineCheckJob(seed: cluster.run.seed).run(metrics: metrics)
-        print(String(format: "rlaif: XOR loss %.4f → %.4f in %d steps, accuracy %d/4", result.initialLoss, result.finalLoss, result.steps, result.correct))
+        print(
+            String(
+                format: "rlaif: XOR loss %.4f → %.4f in %d steps, accuracy %d/4", result.initialLoss, result.finalLoss,
+                result.steps, result.correct))
         print("rlaif: weights checksum \(result.checksum)")
         print("rlaif: metrics in \(metrics.path)")
     }
