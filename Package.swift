@@ -28,7 +28,9 @@ let package = Package(
         // Tensor imports nothing of ours.
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CMalloc"]),
         // Protocol imports at most Tensor.
-        .target(name: "Protocol", dependencies: ["Tensor", "CZeroMQ"]),
+        .target(
+            name: "Protocol",
+            dependencies: ["Tensor", "CZeroMQ", .product(name: "Logging", package: "swift-log")]),
         // Worker and Coordinator meet only through Protocol.
         .target(
             name: "Worker",

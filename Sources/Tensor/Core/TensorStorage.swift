@@ -11,6 +11,8 @@
 public final class TensorStorage: @unchecked Sendable {
     public let base: UnsafeMutablePointer<Float>
     public let count: Int
+    /// Keeps adopted memory alive; nil when this storage allocated (and frees) `base` itself.
+    private let owner: AnyObject?
 
     /// Allocates `count` floats, zero-filled unless `zeroed` is false (for kernels that write
     /// every element).
@@ -25,7 +27,17 @@ public final class TensorStorage: @unchecked Sendable {
         if zeroed { memset(raw, 0, bytes) }
         self.base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         self.count = count
+        self.owner = nil
     }
 
-    deinit { free(base) }
+    /// Wraps memory that `owner` keeps alive (e.g. a received network message), without copying.
+    /// `base` must be aligned for Float.
+    public init(adopting base: UnsafeMutablePointer<Float>, count: Int, owner: AnyObject) {
+        precondition(Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0, "TensorStorage: misaligned memory")
+        self.base = base
+        self.count = count
+        self.owner = owner
+    }
+
+    deinit { if owner == nil { free(base) } }
 }

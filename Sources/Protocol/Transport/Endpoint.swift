@@ -1,0 +1,120 @@
+import CZeroMQ
+import Foundation
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A ZeroMQ socket owned by one dedicated thread and bridged to Swift concurrency.
+///
+/// Callers queue messages with `send(_:to:)` from any task; decoded messages arrive on `incoming`.
+/// A listening endpoint (ROUTER) serves many peers; a connecting one (DEALER) talks to one.
+/// Malformed, hostile or unauthorized input is logged (never its payload), counted in `drops`
+/// and dropped; the endpoint keeps serving everyone else.
+///
+/// ```swift
+/// let server = try Endpoint.listen(on: "tcp://127.0.0.1:*")
+/// for await inbound in server.incoming { server.send(.welcome(…), to: inbound.peer) }
+/// ```
+public final class Endpoint: Sendable {
+    public enum Role: Sendable {
+        case listen(String, ListenerSecurity)
+        case connect(String, ConnectorSecurity)
+    }
+
+    /// Decoded messages, in arrival order. Finishes when the endpoint closes.
+    public let incoming: AsyncStream<Inbound>
+    /// What was refused, by reason.
+    public let drops = DropCounter()
+    /// The endpoint actually bound or connected (a `*` port resolved).
+    public let address: String
+
+    private let outbox = Outbox()
+    private let wakeWrite: Int32
+    private let stopped = Mutex(false)
+    private let finished = DispatchSemaphore(value: 0)
+
+    public static func listen(
+        on endpoint: String, security: ListenerSecurity = .open, settings: EndpointSettings = .init(),
+        logger: Logger = Logger(label: "rlaif.protocol")
+    ) throws(ZMQError) -> Endpoint {
+        try Endpoint(role: .listen(endpoint, security), settings: settings, logger: logger)
+    }
+
+    public static func connect(
+        to endpoint: String, security: ConnectorSecurity = .open, settings: EndpointSettings = .init(),
+        logger: Logger = Logger(label: "rlaif.protocol")
+    ) throws(ZMQError) -> Endpoint {
+        try Endpoint(role: .connect(endpoint, security), settings: settings, logger: logger)
+    }
+
+    private init(role: Role, settings: EndpointSettings, logger: Logger) throws(ZMQError) {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw ZMQError(call: "pipe", errno: errno) }
+        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
+        _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
+        wakeWrite = fds[1]
+        let wakeRead = fds[0]
+        let (stream, continuation) = AsyncStream<Inbound>.makeStream()
+        incoming = stream
+
+        // The socket is created, configured and bound on its own thread; the address comes back here.
+        let ready = Mutex<Result<String, ZMQError>?>(nil)
+        let readySignal = DispatchSemaphore(value: 0)
+        let loop = SocketLoop(
+            role: role, settings: settings, logger: logger, wakeRead: wakeRead, continuation: continuation)
+        let thread = Thread { [outbox, drops, finished] in
+            loop.run(
+                outbox: outbox, drops: drops,
+                ready: { result in
+                    ready.withLock { $0 = result }
+                    readySignal.signal()
+                })
+            Glibc.close(wakeRead)
+            finished.signal()
+        }
+        thread.name = "rlaif-zmq"
+        thread.start()
+        readySignal.wait()
+        switch ready.withLock({ $0 })! {
+        case .success(let a): address = a
+        case .failure(let e):
+            Glibc.close(fds[1])
+            throw e
+        }
+    }
+
+    /// Queues `message` for `peer` (nil on a connecting endpoint). Never blocks.
+    public func send(_ message: Wire.Message, to peer: PeerID? = nil) {
+        send(encoded: Wire.encode(message), to: peer)
+    }
+
+    /// Queues an already encoded message (encode once, send to many).
+    public func send(encoded: EncodedMessage, to peer: PeerID? = nil) {
+        let wasEmpty = outbox.push(encoded, to: peer)
+        // Only the first message after a drain needs to wake the loop.
+        if wasEmpty == true { wake() }
+    }
+
+    private func wake() {
+        var b: UInt8 = 1
+        _ = Glibc.write(wakeWrite, &b, 1)
+    }
+
+    /// Sends what is queued, closes the socket and finishes `incoming`. Safe to call twice.
+    public func close() {
+        let first = stopped.withLock { s -> Bool in
+            defer { s = true }
+            return !s
+        }
+        guard first else { return }
+        outbox.markClosing()
+        wake()
+        finished.wait()
+        Glibc.close(wakeWrite)
+    }
+
+    deinit { close() }
+}

@@ -1,0 +1,290 @@
+import Tensor
+
+/// A message ready for the socket: the control frame and the tensors that follow it, one frame each.
+public struct EncodedMessage: Sendable {
+    public var control: [UInt8]
+    public var tensors: [WireTensor]
+}
+
+extension Wire {
+    // MARK: Encoding
+
+    public static func encode(_ message: Message, version: ProtocolVersion = .current) -> EncodedMessage {
+        var w = ByteWriter()
+        w.bytes.append(contentsOf: magic)
+        w.u16(version.major)
+        w.u16(version.minor)
+        w.u8(message.kind.rawValue)
+        var tensors: [WireTensor] = []
+        switch message {
+        case .hello(let m):
+            w.string(m.workerName)
+            w.string(m.host)
+            w.u32(m.pid)
+            w.u16(m.threads)
+            w.u32(m.capabilities.rawValue)
+            w.u64(m.incarnation)
+        case .welcome(let m):
+            w.u32(m.workerID)
+            w.u32(m.heartbeatIntervalMilliseconds)
+            w.u32(m.heartbeatTimeoutMilliseconds)
+            w.string(m.runName)
+        case .reject(let m):
+            w.string(m.reason)
+        case .heartbeat(let m):
+            w.u32(m.workerID)
+            w.u64(m.sequence)
+            w.u16(m.activeJobs)
+        case .assign(let m):
+            w.u64(m.jobID)
+            w.u8(m.kind.rawValue)
+            w.u64(m.step)
+            w.u32(m.attempt)
+            w.u32(m.leaseMilliseconds)
+            w.u64(m.weightsVersion)
+            w.u64Array(m.items)
+            tensors = m.tensors
+        case .result(let m):
+            w.u64(m.jobID)
+            w.u32(m.attempt)
+            w.u32(m.workerID)
+            w.u8(m.status.rawValue)
+            w.string(m.message)
+            w.u32(UInt32(m.metrics.count))
+            for metric in m.metrics {
+                w.string(metric.name)
+                w.f64(metric.value)
+            }
+            tensors = m.tensors
+        case .weightsRequest(let m):
+            w.u32(m.workerID)
+            w.u8(m.model.rawValue)
+            w.u64(m.version)
+        case .weights(let m):
+            w.u8(m.model.rawValue)
+            w.u64(m.version)
+            tensors = m.tensors
+        case .gradientChunk(let m):
+            w.u64(m.step)
+            w.u32(m.ringEpoch)
+            w.u8(m.phase.rawValue)
+            w.u32(m.chunkIndex)
+            w.u16(m.fromRank)
+            tensors = [m.data]
+        case .cancel(let m):
+            w.u64(m.jobID)
+            w.string(m.reason)
+        case .shutdown(let m):
+            w.string(m.reason)
+        case .error(let m):
+            w.u16(m.code)
+            w.string(m.message)
+        }
+        // Tensor descriptors close every control frame (a count of 0 for most kinds).
+        w.u8(UInt8(tensors.count))
+        for t in tensors {
+            w.u8(t.dtype.rawValue)
+            w.u8(UInt8(t.shape.count))
+            for d in t.shape { w.u64(UInt64(d)) }
+        }
+        return EncodedMessage(control: w.bytes, tensors: tensors)
+    }
+
+    // MARK: Decoding
+
+    /// Decodes one message from its frames (control frame first). Pure: no I/O, no partial results.
+    public static func decode(_ frames: [ZMQFrame], limits: WireLimits = .default) throws(WireError) -> Message {
+        guard let control = frames.first else {
+            throw WireError(code: .truncated, frame: 0, field: "control", detail: "message has no frames")
+        }
+        let (message, descriptors) = try control.withBytes { (raw) throws(WireError) in
+            var r = ByteReader(raw, limits: limits)
+            return try decodeControl(&r)
+        }
+        guard frames.count == 1 + descriptors.count else {
+            throw WireError(
+                code: .frameCountMismatch, frame: frames.count - 1, field: "tensors",
+                detail: "control frame describes \(descriptors.count) tensors, message has \(frames.count - 1) tensor frames")
+        }
+        let tensors = try descriptors.enumerated().map { (i, d) throws(WireError) in
+            try tensor(d, frame: frames[i + 1], index: i)
+        }
+        return try attach(tensors, to: message)
+    }
+
+    struct TensorDescriptor {
+        var dtype: WireTensor.DType
+        var shape: [Int]
+        var byteCount: Int
+    }
+
+    private static func decodeControl(_ r: inout ByteReader) throws(WireError) -> (Message, [TensorDescriptor]) {
+        let m = try r.take(4, "magic")
+        guard Array(m) == magic else { throw r.fail(.badMagic, "magic", "not an rlaif message") }
+        let version = ProtocolVersion(major: try r.u16("version.major"), minor: try r.u16("version.minor"))
+        guard version.isCompatible(with: .current) else {
+            throw r.fail(.unsupportedVersion, "version", "peer speaks \(version), this build speaks \(ProtocolVersion.current)")
+        }
+        let rawKind = try r.u8("kind")
+        guard let kind = Kind(rawValue: rawKind) else { throw r.fail(.unknownKind, "kind", "unknown kind \(rawKind)") }
+        let message: Message
+        switch kind {
+        case .hello:
+            message = .hello(
+                Hello(
+                    workerName: try r.string("hello.workerName"), host: try r.string("hello.host"),
+                    pid: try r.u32("hello.pid"), threads: try r.u16("hello.threads"),
+                    capabilities: Capabilities(rawValue: try r.u32("hello.capabilities")),
+                    incarnation: try r.u64("hello.incarnation")))
+        case .welcome:
+            message = .welcome(
+                Welcome(
+                    workerID: try r.u32("welcome.workerID"),
+                    heartbeatIntervalMilliseconds: try r.u32("welcome.heartbeatInterval"),
+                    heartbeatTimeoutMilliseconds: try r.u32("welcome.heartbeatTimeout"),
+                    runName: try r.string("welcome.runName")))
+        case .reject:
+            message = .reject(Reject(reason: try r.string("reject.reason")))
+        case .heartbeat:
+            message = .heartbeat(
+                Heartbeat(
+                    workerID: try r.u32("heartbeat.workerID"), sequence: try r.u64("heartbeat.sequence"),
+                    activeJobs: try r.u16("heartbeat.activeJobs")))
+        case .assign:
+            message = .assign(
+                Assign(
+                    jobID: try r.u64("assign.jobID"), kind: try r.enumeration(JobKind.self, "assign.kind"),
+                    step: try r.u64("assign.step"), attempt: try r.u32("assign.attempt"),
+                    leaseMilliseconds: try r.u32("assign.lease"), weightsVersion: try r.u64("assign.weightsVersion"),
+                    items: try r.u64Array("assign.items")))
+        case .result:
+            let jobID = try r.u64("result.jobID"), attempt = try r.u32("result.attempt")
+            let workerID = try r.u32("result.workerID")
+            let status = try r.enumeration(JobStatus.self, "result.status")
+            let text = try r.string("result.message")
+            let n = Int(try r.u32("result.metrics"))
+            guard n <= r.limits.maxArrayCount else {
+                throw r.fail(.tooLarge, "result.metrics", "\(n) metrics exceed \(r.limits.maxArrayCount)")
+            }
+            var metrics: [Metric] = []
+            for _ in 0..<n {
+                guard r.remaining >= 12 else { throw r.fail(.truncated, "result.metrics", "metric list ends early") }
+                metrics.append(Metric(try r.string("result.metrics.name"), try r.f64("result.metrics.value")))
+            }
+            message = .result(
+                Result(jobID: jobID, attempt: attempt, workerID: workerID, status: status, message: text, metrics: metrics))
+        case .weightsRequest:
+            message = .weightsRequest(
+                WeightsRequest(
+                    workerID: try r.u32("weightsRequest.workerID"),
+                    model: try r.enumeration(Model.self, "weightsRequest.model"),
+                    version: try r.u64("weightsRequest.version")))
+        case .weights:
+            message = .weights(
+                Weights(
+                    model: try r.enumeration(Model.self, "weights.model"), version: try r.u64("weights.version"),
+                    tensors: []))
+        case .gradientChunk:
+            message = .gradientChunk(
+                GradientChunk(
+                    step: try r.u64("gradientChunk.step"), ringEpoch: try r.u32("gradientChunk.ringEpoch"),
+                    phase: try r.enumeration(RingPhase.self, "gradientChunk.phase"),
+                    chunkIndex: try r.u32("gradientChunk.chunkIndex"), fromRank: try r.u16("gradientChunk.fromRank"),
+                    data: .float32(Tensor(zeros: [0]))))
+        case .cancel:
+            message = .cancel(Cancel(jobID: try r.u64("cancel.jobID"), reason: try r.string("cancel.reason")))
+        case .shutdown:
+            message = .shutdown(Shutdown(reason: try r.string("shutdown.reason")))
+        case .error:
+            message = .error(ErrorReport(code: try r.u16("error.code"), message: try r.string("error.message")))
+        }
+        let count = Int(try r.u8("tensors.count"))
+        guard count <= r.limits.maxTensors else {
+            throw r.fail(.tooLarge, "tensors.count", "\(count) tensors exceed \(r.limits.maxTensors)")
+        }
+        var descriptors: [TensorDescriptor] = []
+        for i in 0..<count {
+            let dtype = try r.enumeration(WireTensor.DType.self, "tensor[\(i)].dtype")
+            let rank = Int(try r.u8("tensor[\(i)].rank"))
+            guard rank <= r.limits.maxRank else {
+                throw r.fail(.tooLarge, "tensor[\(i)].rank", "rank \(rank) exceeds \(r.limits.maxRank)")
+            }
+            var shape: [Int] = []
+            var elements = 1
+            for _ in 0..<rank {
+                let d = try r.u64("tensor[\(i)].shape")
+                let limit = UInt64(r.limits.maxTensorBytes / dtype.size)
+                let (product, overflow) = UInt64(elements).multipliedReportingOverflow(by: d)
+                guard d <= limit, !overflow, product <= limit else {
+                    throw r.fail(.tooLarge, "tensor[\(i)].shape", "more than \(r.limits.maxTensorBytes) bytes")
+                }
+                elements = Int(product)
+                shape.append(Int(d))
+            }
+            descriptors.append(TensorDescriptor(dtype: dtype, shape: shape, byteCount: elements * dtype.size))
+        }
+        try r.expectEnd()
+        return (message, descriptors)
+    }
+
+    private static func tensor(_ d: TensorDescriptor, frame: ZMQFrame, index: Int) throws(WireError) -> WireTensor {
+        guard frame.count == d.byteCount else {
+            throw WireError(
+                code: .tensorSizeMismatch, frame: index + 1, field: "tensor[\(index)]",
+                detail: "shape \(d.shape) needs \(d.byteCount) bytes, frame has \(frame.count)")
+        }
+        return frame.withBytes { raw in
+            let count = d.byteCount / 4
+            switch d.dtype {
+            case .float32:
+                if let base = raw.baseAddress, Int(bitPattern: base) % 4 == 0, count > 0 {
+                    // Zero-copy: the tensor keeps the received frame alive.
+                    let storage = TensorStorage(
+                        adopting: UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Float.self)),
+                        count: count, owner: frame)
+                    return .float32(Tensor(storage: storage, offset: 0, shape: d.shape))
+                }
+                let t = Tensor(zeros: d.shape)
+                if count > 0 { UnsafeMutableRawPointer(t.pointer).copyMemory(from: raw.baseAddress!, byteCount: d.byteCount) }
+                return .float32(t)
+            case .int32:
+                var ids = [Int32](repeating: 0, count: count)
+                if count > 0 { ids.withUnsafeMutableBytes { $0.copyMemory(from: raw) } }
+                return .int32(TokenTensor(shape: d.shape, ids: ids.map { Int32(littleEndian: $0) }))
+            }
+        }
+    }
+
+    /// Puts decoded tensors into the message, checking the count each kind expects.
+    private static func attach(_ tensors: [WireTensor], to message: Message) throws(WireError) -> Message {
+        func none(_ field: String) throws(WireError) {
+            guard tensors.isEmpty else {
+                throw WireError(code: .frameCountMismatch, frame: 1, field: field, detail: "carries no tensors, got \(tensors.count)")
+            }
+        }
+        switch message {
+        case .assign(var m):
+            m.tensors = tensors
+            return .assign(m)
+        case .result(var m):
+            m.tensors = tensors
+            return .result(m)
+        case .weights(var m):
+            guard !tensors.isEmpty else {
+                throw WireError(code: .frameCountMismatch, frame: 0, field: "weights", detail: "carries no tensor")
+            }
+            m.tensors = tensors
+            return .weights(m)
+        case .gradientChunk(var m):
+            guard tensors.count == 1, case .float32 = tensors[0] else {
+                throw WireError(
+                    code: .frameCountMismatch, frame: 0, field: "gradientChunk.data", detail: "needs exactly one float32 tensor")
+            }
+            m.data = tensors[0]
+            return .gradientChunk(m)
+        case .hello, .welcome, .reject, .heartbeat, .weightsRequest, .cancel, .shutdown, .error:
+            try none("\(message.kind)")
+            return message
+        }
+    }
+}

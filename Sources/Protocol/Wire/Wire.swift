@@ -1,0 +1,239 @@
+/// Every message the system exchanges, as plain values. Encoding and decoding live in
+/// `Wire+Codec.swift` and are specified byte for byte in docs/PROTOCOL.md.
+public enum Wire {
+    /// First four bytes of every control frame.
+    public static let magic: [UInt8] = Array("RLAF".utf8)
+
+    public enum Kind: UInt8, Sendable, CaseIterable {
+        case hello = 1, welcome, reject, heartbeat, assign, result, weightsRequest, weights, gradientChunk
+        case cancel, shutdown, error
+    }
+
+    public struct Capabilities: OptionSet, Sendable, Hashable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        public static let rollout = Capabilities(rawValue: 1 << 0)
+        public static let labeling = Capabilities(rawValue: 1 << 1)
+        public static let training = Capabilities(rawValue: 1 << 2)
+        public static let all: Capabilities = [.rollout, .labeling, .training]
+    }
+
+    /// Worker → coordinator, first message on a connection.
+    public struct Hello: Sendable, Equatable {
+        public var workerName: String
+        public var host: String
+        public var pid: UInt32
+        public var threads: UInt16
+        public var capabilities: Capabilities
+        /// Random per process start: tells a restarted worker from a reconnecting one.
+        public var incarnation: UInt64
+        public init(workerName: String, host: String, pid: UInt32, threads: UInt16, capabilities: Capabilities, incarnation: UInt64) {
+            self.workerName = workerName
+            self.host = host
+            self.pid = pid
+            self.threads = threads
+            self.capabilities = capabilities
+            self.incarnation = incarnation
+        }
+    }
+
+    /// Coordinator → worker: registered.
+    public struct Welcome: Sendable, Equatable {
+        public var workerID: UInt32
+        public var heartbeatIntervalMilliseconds: UInt32
+        public var heartbeatTimeoutMilliseconds: UInt32
+        public var runName: String
+        public init(workerID: UInt32, heartbeatIntervalMilliseconds: UInt32, heartbeatTimeoutMilliseconds: UInt32, runName: String) {
+            self.workerID = workerID
+            self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
+            self.heartbeatTimeoutMilliseconds = heartbeatTimeoutMilliseconds
+            self.runName = runName
+        }
+    }
+
+    /// Coordinator → worker: not registered, and why. Its encoding never changes across versions.
+    public struct Reject: Sendable, Equatable {
+        public var reason: String
+        public init(reason: String) { self.reason = reason }
+    }
+
+    public struct Heartbeat: Sendable, Equatable {
+        public var workerID: UInt32
+        public var sequence: UInt64
+        public var activeJobs: UInt16
+        public init(workerID: UInt32, sequence: UInt64, activeJobs: UInt16) {
+            self.workerID = workerID
+            self.sequence = sequence
+            self.activeJobs = activeJobs
+        }
+    }
+
+    public enum JobKind: UInt8, Sendable, CaseIterable {
+        case rollout = 1, labeling, gradient, evaluation
+    }
+
+    /// Coordinator → worker: do this job under this lease.
+    public struct Assign: Sendable, Equatable {
+        public var jobID: UInt64
+        public var kind: JobKind
+        public var step: UInt64
+        /// Incremented each time the job is re-queued; results of older attempts are discarded.
+        public var attempt: UInt32
+        public var leaseMilliseconds: UInt32
+        /// The weights the job must run with.
+        public var weightsVersion: UInt64
+        /// What to work on: prompt, pair or micro-batch ids.
+        public var items: [UInt64]
+        public var tensors: [WireTensor]
+        public init(jobID: UInt64, kind: JobKind, step: UInt64, attempt: UInt32, leaseMilliseconds: UInt32, weightsVersion: UInt64, items: [UInt64], tensors: [WireTensor] = []) {
+            self.jobID = jobID
+            self.kind = kind
+            self.step = step
+            self.attempt = attempt
+            self.leaseMilliseconds = leaseMilliseconds
+            self.weightsVersion = weightsVersion
+            self.items = items
+            self.tensors = tensors
+        }
+    }
+
+    public enum JobStatus: UInt8, Sendable, CaseIterable {
+        case succeeded = 1, failed
+    }
+
+    public struct Metric: Sendable, Equatable {
+        public var name: String
+        public var value: Double
+        public init(_ name: String, _ value: Double) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    /// Worker → coordinator: the outcome of one attempt of one job.
+    public struct Result: Sendable, Equatable {
+        public var jobID: UInt64
+        public var attempt: UInt32
+        public var workerID: UInt32
+        public var status: JobStatus
+        /// Empty on success; on failure, a sentence for the log.
+        public var message: String
+        public var metrics: [Metric]
+        public var tensors: [WireTensor]
+        public init(jobID: UInt64, attempt: UInt32, workerID: UInt32, status: JobStatus, message: String = "", metrics: [Metric] = [], tensors: [WireTensor] = []) {
+            self.jobID = jobID
+            self.attempt = attempt
+            self.workerID = workerID
+            self.status = status
+            self.message = message
+            self.metrics = metrics
+            self.tensors = tensors
+        }
+    }
+
+    public enum Model: UInt8, Sendable, CaseIterable {
+        case policy = 1, value, reward, reference
+    }
+
+    /// Worker → coordinator or peer: send me these weights.
+    public struct WeightsRequest: Sendable, Equatable {
+        public var workerID: UInt32
+        public var model: Model
+        public var version: UInt64
+        public init(workerID: UInt32, model: Model, version: UInt64) {
+            self.workerID = workerID
+            self.model = model
+            self.version = version
+        }
+    }
+
+    /// A weight snapshot: the model's flat parameter buffer (one or more tensors).
+    public struct Weights: Sendable, Equatable {
+        public var model: Model
+        public var version: UInt64
+        public var tensors: [WireTensor]
+        public init(model: Model, version: UInt64, tensors: [WireTensor]) {
+            self.model = model
+            self.version = version
+            self.tensors = tensors
+        }
+    }
+
+    public enum RingPhase: UInt8, Sendable, CaseIterable {
+        case reduceScatter = 1, allGather
+    }
+
+    /// Worker → worker in the all-reduce ring: one chunk of the flat gradient.
+    public struct GradientChunk: Sendable, Equatable {
+        public var step: UInt64
+        /// Bumped whenever the coordinator re-forms the ring; chunks of an old ring are dropped.
+        public var ringEpoch: UInt32
+        public var phase: RingPhase
+        public var chunkIndex: UInt32
+        public var fromRank: UInt16
+        public var data: WireTensor
+        public init(step: UInt64, ringEpoch: UInt32, phase: RingPhase, chunkIndex: UInt32, fromRank: UInt16, data: WireTensor) {
+            self.step = step
+            self.ringEpoch = ringEpoch
+            self.phase = phase
+            self.chunkIndex = chunkIndex
+            self.fromRank = fromRank
+            self.data = data
+        }
+    }
+
+    public struct Cancel: Sendable, Equatable {
+        public var jobID: UInt64
+        public var reason: String
+        public init(jobID: UInt64, reason: String) {
+            self.jobID = jobID
+            self.reason = reason
+        }
+    }
+
+    public struct Shutdown: Sendable, Equatable {
+        public var reason: String
+        public init(reason: String) { self.reason = reason }
+    }
+
+    public struct ErrorReport: Sendable, Equatable {
+        public var code: UInt16
+        public var message: String
+        public init(code: UInt16, message: String) {
+            self.code = code
+            self.message = message
+        }
+    }
+
+    public enum Message: Sendable, Equatable {
+        case hello(Hello)
+        case welcome(Welcome)
+        case reject(Reject)
+        case heartbeat(Heartbeat)
+        case assign(Assign)
+        case result(Result)
+        case weightsRequest(WeightsRequest)
+        case weights(Weights)
+        case gradientChunk(GradientChunk)
+        case cancel(Cancel)
+        case shutdown(Shutdown)
+        case error(ErrorReport)
+
+        public var kind: Kind {
+            switch self {
+            case .hello: .hello
+            case .welcome: .welcome
+            case .reject: .reject
+            case .heartbeat: .heartbeat
+            case .assign: .assign
+            case .result: .result
+            case .weightsRequest: .weightsRequest
+            case .weights: .weights
+            case .gradientChunk: .gradientChunk
+            case .cancel: .cancel
+            case .shutdown: .shutdown
+            case .error: .error
+            }
+        }
+    }
+}

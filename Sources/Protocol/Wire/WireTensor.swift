@@ -1,0 +1,50 @@
+import Tensor
+
+/// A tensor carried in its own frame: raw little-endian elements, described (dtype, shape) in the
+/// control frame. Never passes through a text encoding.
+public enum WireTensor: Sendable {
+    case float32(Tensor)
+    case int32(TokenTensor)
+
+    public enum DType: UInt8, Sendable {
+        case float32 = 1
+        case int32 = 2
+        var size: Int { 4 }
+    }
+
+    public var dtype: DType {
+        switch self {
+        case .float32: .float32
+        case .int32: .int32
+        }
+    }
+
+    public var shape: [Int] {
+        switch self {
+        case .float32(let t): t.shape
+        case .int32(let t): t.shape
+        }
+    }
+
+    public var byteCount: Int { shape.reduce(1, *) * 4 }
+
+    /// Element values as Float (for tests and equality).
+    var floatValues: [Float] {
+        switch self {
+        case .float32(let t): t.scalars
+        case .int32(let t): t.ids.map(Float.init)
+        }
+    }
+}
+
+extension WireTensor: Equatable {
+    /// Bitwise equality of dtype, shape and elements.
+    public static func == (a: WireTensor, b: WireTensor) -> Bool {
+        switch (a, b) {
+        case (.float32(let x), .float32(let y)):
+            x.shape == y.shape && x.scalars.map(\.bitPattern) == y.scalars.map(\.bitPattern)
+        case (.int32(let x), .int32(let y)): x == y
+        default: false
+        }
+    }
+}

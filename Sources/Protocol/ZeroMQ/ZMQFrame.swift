@@ -1,0 +1,41 @@
+import CZeroMQ
+
+/// One received message part. Owns its bytes — either a libzmq message (received without a copy)
+/// or a Swift array (for tests and locally built frames) — and frees them on deinit.
+public final class ZMQFrame: @unchecked Sendable {
+    private let message: UnsafeMutablePointer<zmq_msg_t>?
+    private let array: [UInt8]
+
+    /// Takes ownership of an initialized libzmq message.
+    init(adopting message: UnsafeMutablePointer<zmq_msg_t>) {
+        self.message = message
+        self.array = []
+    }
+
+    /// A frame holding a copy of `bytes`.
+    public init(_ bytes: [UInt8]) {
+        self.message = nil
+        self.array = bytes
+    }
+
+    public var count: Int { message.map { zmq_msg_size($0) } ?? array.count }
+
+    /// The frame's bytes, valid while the frame lives.
+    public func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        if let message {
+            return try body(UnsafeRawBufferPointer(start: zmq_msg_data(message), count: zmq_msg_size(message)))
+        }
+        // Arrays keep their storage for the frame's lifetime: `array` is a `let`.
+        let base = array.withUnsafeBytes { $0.baseAddress }
+        return try body(UnsafeRawBufferPointer(start: base, count: array.count))
+    }
+
+    public var bytes: [UInt8] { withBytes { Array($0) } }
+
+    deinit {
+        if let message {
+            zmq_msg_close(message)
+            message.deallocate()
+        }
+    }
+}

@@ -1,0 +1,38 @@
+import Tensor
+
+@testable import Protocol
+
+/// One example of every message kind, with tensors where the kind carries them.
+enum WireFixtures {
+    static let floats = WireTensor.float32(Tensor(shape: [2, 3], scalars: [1, -2, 3.5, .infinity, -0.0, 6]))
+    static let ids = WireTensor.int32(TokenTensor(shape: [4], ids: [0, -1, 50_256, .max]))
+    static let empty = WireTensor.float32(Tensor(zeros: [0, 5]))
+
+    static let all: [Wire.Message] = [
+        .hello(.init(workerName: "w-1 ünïcode", host: "node-7", pid: 4242, threads: 2, capabilities: .all, incarnation: .max)),
+        .welcome(.init(workerID: 3, heartbeatIntervalMilliseconds: 500, heartbeatTimeoutMilliseconds: 5000, runName: "exp")),
+        .reject(.init(reason: "unauthorized")),
+        .heartbeat(.init(workerID: 3, sequence: 99, activeJobs: 2)),
+        .assign(.init(jobID: 1 << 40, kind: .rollout, step: 12, attempt: 2, leaseMilliseconds: 30_000, weightsVersion: 7, items: [1, 2, .max], tensors: [ids])),
+        .assign(.init(jobID: 2, kind: .gradient, step: 0, attempt: 0, leaseMilliseconds: 1, weightsVersion: 0, items: [])),
+        .result(.init(jobID: 5, attempt: 1, workerID: 3, status: .succeeded, metrics: [.init("loss", 0.25), .init("kl", -1e-300)], tensors: [floats, ids, empty])),
+        .result(.init(jobID: 6, attempt: 0, workerID: 4, status: .failed, message: "out of memory")),
+        .weightsRequest(.init(workerID: 9, model: .reward, version: 3)),
+        .weights(.init(model: .policy, version: 11, tensors: [floats])),
+        .gradientChunk(.init(step: 4, ringEpoch: 2, phase: .allGather, chunkIndex: 1, fromRank: 3, data: floats)),
+        .cancel(.init(jobID: 5, reason: "lease expired")),
+        .shutdown(.init(reason: "run finished")),
+        .error(.init(code: 17, message: "bad thing")),
+    ]
+
+    /// The frames a socket would carry for `message`.
+    static func frames(_ message: Wire.Message, version: ProtocolVersion = .current) -> [ZMQFrame] {
+        let e = Wire.encode(message, version: version)
+        return [ZMQFrame(e.control)] + e.tensors.map { t in
+            switch t {
+            case .float32(let x): ZMQFrame(x.scalars.withUnsafeBytes { Array($0) })
+            case .int32(let x): ZMQFrame(x.ids.withUnsafeBytes { Array($0) })
+            }
+        }
+    }
+}
