@@ -1,0 +1,167 @@
+import CZeroMQ
+import Foundation
+import Tensor
+import Testing
+
+@testable import Protocol
+
+/// Real sockets on loopback: a listening endpoint, well-behaved endpoint clients, and raw libzmq
+/// peers that misbehave.
+@Suite(.timeLimit(.minutes(1))) struct EndpointTests {
+    static let hello = Wire.Message.hello(
+        .init(workerName: "w", host: "h", pid: 1, threads: 1, capabilities: .all, incarnation: 1))
+
+    /// Answers every hello with a welcome, as the coordinator's registration will.
+    static func serveWelcomes(_ server: Endpoint) -> Task<Int, Never> {
+        Task {
+            var served = 0
+            for await inbound in server.incoming {
+                if case .hello = inbound.message {
+                    served += 1
+                    server.send(.welcome(.init(workerID: UInt32(served), heartbeatIntervalMilliseconds: 100, heartbeatTimeoutMilliseconds: 1000, runName: "t")), to: inbound.peer)
+                }
+            }
+            return served
+        }
+    }
+
+    /// The first message on `client`, or nil after `timeout`.
+    static func first(_ client: Endpoint, within timeout: Duration) async -> Wire.Message? {
+        await withTaskGroup(of: Wire.Message?.self) { group in
+            group.addTask {
+                for await inbound in client.incoming { return inbound.message }
+                return nil
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            let r = await group.next()!
+            group.cancelAll()
+            return r
+        }
+    }
+
+    // MARK: Serving
+
+    @Test func helloGetsWelcome_andTensorsCrossIntact() async throws {
+        let server = try Endpoint.listen(on: "tcp://127.0.0.1:*")
+        let client = try Endpoint.connect(to: server.address)
+        let chunk = Wire.Message.gradientChunk(.init(step: 1, ringEpoch: 1, phase: .reduceScatter, chunkIndex: 0, fromRank: 0, data: .float32(Inputs.big)))
+        client.send(chunk)
+        var received: Wire.Message?
+        for await inbound in server.incoming {
+            received = inbound.message
+            break
+        }
+        #expect(received == chunk)
+        client.close()
+        server.close()
+    }
+
+    @Test func garbageFromARawPeer_isDroppedWhileAWellBehavedPeerIsServed() async throws {
+        let server = try Endpoint.listen(on: "tcp://127.0.0.1:*")
+        let serving = Self.serveWelcomes(server)
+        // A raw libzmq DEALER that sends random frames, bad versions and oversized claims.
+        let context = ZMQContext()
+        let raw = try ZMQSocket(context, .dealer)
+        try raw.connect(server.address)
+        var rng = RandomStream(seed: 5, purpose: .scratch)
+        for i in 0..<500 {
+            let parts = (0..<(1 + rng.next(below: 3))).map { _ in (0..<rng.next(below: 40)).map { _ in UInt8(truncatingIfNeeded: rng.nextUInt32()) } }
+            try raw.sendMultipart(i % 50 == 0 ? [Wire.magic + [0, 0, 1, 0, 200]] : parts)
+        }
+        let good = try Endpoint.connect(to: server.address)
+        good.send(Self.hello)
+        let reply = await Self.first(good, within: .seconds(10))
+        guard case .welcome = reply else {
+            Issue.record("well-behaved peer got \(String(describing: reply))")
+            return
+        }
+        // Every garbage message is counted (an empty message is refused as truncated too).
+        for _ in 0..<100 where server.drops.total < 500 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(server.drops.total == 500)
+        #expect(server.drops.byReason["unknownKind"] == 10)
+        raw.close()
+        good.close()
+        server.close()
+        #expect(await serving.value == 1)
+    }
+
+    @Test func peerOfAnotherMajorVersion_isToldWhy() async throws {
+        let server = try Endpoint.listen(on: "tcp://127.0.0.1:*")
+        let context = ZMQContext()
+        let raw = try ZMQSocket(context, .dealer)
+        try raw.setTimeouts(send: .seconds(5), receive: .seconds(10))
+        try raw.connect(server.address)
+        let future = Wire.encode(Self.hello, version: ProtocolVersion(major: 7, minor: 0))
+        try raw.send(future.control)
+        let reply = try Wire.decode(raw.receiveMultipart())
+        guard case .reject(let r) = reply else {
+            Issue.record("expected a reject, got \(reply)")
+            return
+        }
+        #expect(r.reason.contains("version"))
+        #expect(server.drops.byReason["unsupportedVersion"] == 1)
+        raw.close()
+        server.close()
+    }
+
+    @Test func sendToAPeerThatLeft_isCountedNotFatal() async throws {
+        let server = try Endpoint.listen(on: "tcp://127.0.0.1:*")
+        server.send(.shutdown(.init(reason: "x")), to: PeerID([0, 1, 2, 3, 4]))
+        for _ in 0..<100 where server.drops.total == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(server.drops.byReason["unroutable"] == 1)
+        server.close()
+    }
+
+    // MARK: Keys
+
+    @Test func withKeys_onlyAuthorizedWorkersCanRegister() async throws {
+        let serverKeys = try CurveKeyPair.generate()
+        let allowed = try CurveKeyPair.generate(), stranger = try CurveKeyPair.generate()
+        let server = try Endpoint.listen(
+            on: "tcp://127.0.0.1:*", security: .curve(server: serverKeys, authorizedKeys: [allowed.publicKey]))
+        let serving = Self.serveWelcomes(server)
+
+        let intruder = try Endpoint.connect(to: server.address, security: .curve(client: stranger, serverPublicKey: serverKeys.publicKey))
+        intruder.send(Self.hello)
+        let plain = try Endpoint.connect(to: server.address)  // no CURVE at all
+        plain.send(Self.hello)
+        let member = try Endpoint.connect(to: server.address, security: .curve(client: allowed, serverPublicKey: serverKeys.publicKey))
+        member.send(Self.hello)
+
+        guard case .welcome = await Self.first(member, within: .seconds(10)) else {
+            Issue.record("the authorized worker was not welcomed")
+            return
+        }
+        #expect(await Self.first(intruder, within: .milliseconds(500)) == nil)
+        #expect(await Self.first(plain, within: .milliseconds(200)) == nil)
+        #expect((server.drops.byReason["unauthorized"] ?? 0) >= 1)
+        for e in [intruder, plain, member, server] { e.close() }
+        #expect(await serving.value == 1)
+    }
+
+    @Test func keyFiles_roundTrip_andMismatchedPairsAreRejected() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlaif-keys-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let pair = try CurveKeyPair.generate()
+        let path = dir.appendingPathComponent("worker.key").path
+        try pair.write(to: path)
+        #expect(try CurveKeyPair.read(from: path) == pair)
+        #expect(try CurveKeyPair.publicKey(fileOrKey: path + ".pub") == pair.publicKey)
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let other = try CurveKeyPair.generate()
+        #expect(throws: KeyError.self) { try CurveKeyPair(publicKey: other.publicKey, secretKey: pair.secretKey) }
+    }
+}
+
+enum Inputs {
+    /// 1 MB of floats.
+    static let big: Tensor = {
+        var rng = RandomStream(seed: 1, purpose: .scratch)
+        return .randomUniform([512, 512], rng: &rng)
+    }()
+}
