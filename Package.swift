@@ -52,10 +52,11 @@ let package = Package(
 
         // Benchmarks: a plain C reference beside the engine, run in one invocation.
         .target(name: "CSgemmReference", dependencies: ["COpenBLAS"], path: "Benchmarks/CSgemmReference"),
+        .target(name: "CZmqReference", dependencies: ["CZeroMQ"], path: "Benchmarks/CZmqReference"),
         .executableTarget(
             name: "rlaif-bench",
             dependencies: [
-                "Tensor", "CSgemmReference",
+                "Tensor", "Protocol", "CSgemmReference", "CZmqReference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/rlaif-bench"),

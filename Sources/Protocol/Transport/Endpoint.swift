@@ -25,7 +25,7 @@ public final class Endpoint: Sendable {
     }
 
     /// Decoded messages, in arrival order. Finishes when the endpoint closes.
-    public let incoming: AsyncStream<Inbound>
+    public let incoming: InboundMessages
     /// What was refused, by reason.
     public let drops = DropCounter()
     /// The endpoint actually bound or connected (a `*` port resolved).
@@ -57,8 +57,8 @@ public final class Endpoint: Sendable {
         _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
         wakeWrite = fds[1]
         let wakeRead = fds[0]
-        let (stream, continuation) = AsyncStream<Inbound>.makeStream()
-        incoming = stream
+        let (stream, continuation) = AsyncStream<[Inbound]>.makeStream()
+        incoming = InboundMessages(batches: stream)
 
         // The socket is created, configured and bound on its own thread; the address comes back here.
         let ready = Mutex<Result<String, ZMQError>?>(nil)

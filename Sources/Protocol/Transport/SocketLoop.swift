@@ -12,10 +12,13 @@ struct SocketLoop: @unchecked Sendable {
     let settings: EndpointSettings
     let logger: Logger
     let wakeRead: Int32
-    let continuation: AsyncStream<Inbound>.Continuation
+    let continuation: AsyncStream<[Inbound]>.Continuation
 
     func run(outbox: Outbox, drops: DropCounter, ready: (Result<String, ZMQError>) -> Void) {
-        let context = ZMQContext()
+        // ZAP handlers are per context, so a listener with its own authorization list gets its own
+        // context; every other endpoint shares the process's.
+        let context: ZMQContext
+        if case .listen(_, .curve) = role { context = ZMQContext() } else { context = .shared }
         var socket: ZMQSocket?
         var authenticator: ZAPAuthenticator?
         do {
@@ -98,15 +101,26 @@ struct SocketLoop: @unchecked Sendable {
 
     private func receive(from s: ZMQSocket, drops: DropCounter) {
         let isRouter = s.kind == .router
+        var batch: [Inbound] = []
+        var batchBytes = 0
+        defer { if !batch.isEmpty { continuation.yield(batch) } }
         for _ in 0..<settings.receiveBatch {
-            guard s.isReadable, var frames = try? s.receiveMultipart(dontWait: true) else { return }
+            guard var frames = try? s.receiveMultipart(dontWait: true) else { return }
             var peer: PeerID?
             if isRouter {
                 peer = PeerID(frames.removeFirst().bytes)
             }
             do {
                 let message = try Wire.decode(frames, limits: settings.limits)
-                continuation.yield(Inbound(peer: peer, message: message))
+                batch.append(Inbound(peer: peer, message: message))
+                batchBytes += frames.reduce(0) { $0 + $1.count }
+                // Batch small messages only: holding large payloads back would keep their
+                // buffers alive and make libzmq fault in fresh pages for the next ones.
+                if batchBytes >= 64 << 10 {
+                    continuation.yield(batch)
+                    batch.removeAll(keepingCapacity: true)
+                    batchBytes = 0
+                }
             } catch {
                 drops.increment(error.code.rawValue)
                 logger.warning("Dropped message from [\(peer.map { "\($0)" } ?? "peer")]: \(error)")

@@ -17,7 +17,11 @@ struct ByteWriter {
     /// u32 count, then u64 each.
     mutating func u64Array(_ a: [UInt64]) {
         u32(UInt32(a.count))
-        for v in a { u64(v) }
+        #if _endian(little)
+            a.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        #else
+            for v in a { u64(v) }
+        #endif
     }
 }
 
@@ -73,11 +77,14 @@ struct ByteReader {
         guard n <= limits.maxArrayCount else {
             throw fail(.tooLarge, field, "\(n) elements exceed \(limits.maxArrayCount)")
         }
-        guard n * 8 <= remaining else { throw fail(.truncated, field, "\(n) elements need \(n * 8) bytes, \(remaining) left") }
-        var out = [UInt64]()
-        out.reserveCapacity(n)
-        for _ in 0..<n { out.append(try u64(field)) }
-        return out
+        let raw = try take(n * 8, field)
+        return [UInt64](unsafeUninitializedCapacity: n) { buffer, initialized in
+            if n > 0 { UnsafeMutableRawBufferPointer(buffer).copyMemory(from: raw) }
+            #if _endian(big)
+                for i in 0..<n { buffer[i] = UInt64(littleEndian: buffer[i]) }
+            #endif
+            initialized = n
+        }
     }
 
     /// Reads an enum by raw value; an unknown value is a `badValue` error.

@@ -7,6 +7,10 @@ import CZeroMQ
 public final class ZMQContext: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
 
+    /// The process's context for endpoints that need no context of their own. Its I/O thread
+    /// serves all of them, as one libzmq context per process is meant to.
+    public static let shared = ZMQContext()
+
     public init(ioThreads: Int = 1) {
         handle = zmq_ctx_new()
         zmq_ctx_set(handle, ZMQ_IO_THREADS, Int32(ioThreads))

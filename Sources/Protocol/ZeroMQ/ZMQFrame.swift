@@ -18,6 +18,9 @@ public final class ZMQFrame: @unchecked Sendable {
         self.array = bytes
     }
 
+    /// True when another part of the same message follows this one.
+    var hasMore: Bool { message.map { zmq_msg_more($0) != 0 } ?? false }
+
     public var count: Int { message.map { zmq_msg_size($0) } ?? array.count }
 
     /// The frame's bytes, valid while the frame lives.

@@ -158,7 +158,8 @@ public final class ZMQSocket {
     /// Receives every part of one message.
     public func receiveMultipart(dontWait: Bool = false) throws(ZMQError) -> [ZMQFrame] {
         var frames = [try receiveFrame(dontWait: dontWait)]
-        while hasMoreParts { frames.append(try receiveFrame()) }
+        // The remaining parts are already queued: libzmq delivers a message atomically.
+        while frames[frames.count - 1].hasMore { frames.append(try receiveFrame()) }
         return frames
     }
 
