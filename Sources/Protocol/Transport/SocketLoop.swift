@@ -105,11 +105,14 @@ struct SocketLoop: @unchecked Sendable {
         var batchBytes = 0
         defer { if !batch.isEmpty { continuation.yield(batch) } }
         for _ in 0..<settings.receiveBatch {
-            guard var frames = try? s.receiveMultipart(dontWait: true) else { return }
             var peer: PeerID?
             if isRouter {
-                peer = PeerID(frames.removeFirst().bytes)
+                // The routing id is a few bytes: copy it rather than keep a libzmq message for it.
+                guard let (id, more) = try? s.receiveSmall(dontWait: true) else { return }
+                peer = PeerID(id)
+                if !more { continue }  // an empty message: nothing to decode
             }
+            guard let frames = try? s.receiveMultipart(dontWait: !isRouter) else { return }
             do {
                 let message = try Wire.decode(frames, limits: settings.limits)
                 batch.append(Inbound(peer: peer, message: message))

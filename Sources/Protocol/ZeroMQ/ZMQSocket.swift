@@ -155,6 +155,20 @@ public final class ZMQSocket {
         return ZMQFrame(adopting: message)
     }
 
+    /// Receives one part of at most 255 bytes by copy (a ROUTER's routing id) and whether more
+    /// parts follow; nil when nothing is waiting.
+    func receiveSmall(dontWait: Bool) throws(ZMQError) -> (bytes: [UInt8], more: Bool)? {
+        var buffer = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        let n = withUnsafeMutableBytes(of: &buffer) { zmq_recv(handle, $0.baseAddress, $0.count, dontWait ? ZMQ_DONTWAIT : 0) }
+        if n < 0 {
+            let e = ZMQError.last("zmq_recv")
+            if e.isTimeout { return nil }
+            throw e
+        }
+        let bytes = withUnsafeBytes(of: &buffer) { Array($0.prefix(min(Int(n), $0.count))) }
+        return (bytes, hasMoreParts)
+    }
+
     /// Receives every part of one message.
     public func receiveMultipart(dontWait: Bool = false) throws(ZMQError) -> [ZMQFrame] {
         var frames = [try receiveFrame(dontWait: dontWait)]
