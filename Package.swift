@@ -62,8 +62,8 @@ let package = Package(
             path: "Benchmarks/rlaif-bench"),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator"]),
+        .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "Tensor", "CZeroMQ"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Protocol"]),
     ],
     swiftLanguageModes: [.v6]
 )

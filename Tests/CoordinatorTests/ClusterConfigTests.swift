@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Coordinator
+import Protocol
 
 @Suite struct ClusterConfigTests {
     // MARK: Valid files
@@ -67,5 +68,54 @@ import Testing
 
     @Test func missingFile_isAClearError() {
         #expect(throws: ConfigError.self) { try ClusterConfig.load(path: "/nonexistent/cluster.yaml") }
+    }
+}
+
+@Suite struct ClusterKeysConfigTests {
+    func directory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlaif-config-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test func keysSection_resolvesFilesRelativeToTheConfig_andSecuresTheListener() throws {
+        let dir = try directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let coordinator = try CurveKeyPair.generate(), worker = try CurveKeyPair.generate()
+        let other = try CurveKeyPair.generate()
+        try coordinator.write(to: dir.appendingPathComponent("coordinator.key").path)
+        try worker.write(to: dir.appendingPathComponent("w1.key").path)
+        let yaml = "keys:\n  coordinator: coordinator.key\n  workers:\n    - w1.key.pub\n    - \(other.publicKey)\n"
+        try yaml.write(to: dir.appendingPathComponent("cluster.yaml"), atomically: true, encoding: .utf8)
+        let config = try ClusterConfig.load(path: dir.appendingPathComponent("cluster.yaml").path)
+        #expect(config.keys?.coordinator == coordinator)
+        #expect(config.keys?.authorizedWorkers == [worker.publicKey, other.publicKey])
+        #expect(config.coordinatorSecurity == .curve(server: coordinator, authorizedKeys: [worker.publicKey, other.publicKey]))
+        #expect(ClusterConfig.defaults.coordinatorSecurity == .open)
+    }
+
+    @Test func missingKeyFile_namesTheKeyAndLine() throws {
+        let dir = try directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let yaml = "run:\n  seed: 1\nkeys:\n  coordinator: nowhere.key\n  workers: [abc]\n"
+        do {
+            _ = try ClusterConfig.parse(yaml: yaml, baseDirectory: dir.path)
+            Issue.record("a missing key file was accepted")
+        } catch {
+            #expect(error.key == "keys.coordinator" && error.line == 4)
+            #expect(error.message.contains("cannot read key file"))
+        }
+    }
+
+    @Test func badWorkerKey_namesItsIndex() throws {
+        let dir = try directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try CurveKeyPair.generate().write(to: dir.appendingPathComponent("c.key").path)
+        do {
+            _ = try ClusterConfig.parse(yaml: "keys:\n  coordinator: c.key\n  workers:\n    - not-a-key\n", baseDirectory: dir.path)
+            Issue.record("an invalid worker key was accepted")
+        } catch {
+            #expect(error.key == "keys.workers[0]" && error.line == 4)
+        }
     }
 }

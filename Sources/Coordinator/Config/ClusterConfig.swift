@@ -1,4 +1,5 @@
 import Foundation
+import Protocol
 import Yams
 
 /// The run described by `cluster.yaml`. Every key has a default (`ClusterConfig.defaults`), so an
@@ -14,9 +15,28 @@ public struct ClusterConfig: Sendable, Equatable {
         public var seed: UInt64
     }
 
-    public var run: Run
+    /// CURVE keys of the cluster. Without them the cluster is open (and says so when it starts).
+    public struct Keys: Sendable, Equatable {
+        /// The coordinator's key pair, read from its secret key file.
+        public var coordinator: CurveKeyPair
+        /// Public keys of the workers allowed to join (and to join each other's rings).
+        public var authorizedWorkers: Set<String>
+    }
 
-    public static let defaults = ClusterConfig(run: Run(name: "rlaif-small", seed: 1234))
+    public var run: Run
+    public var keys: Keys?
+
+    public static let defaults = ClusterConfig(run: Run(name: "rlaif-small", seed: 1234), keys: nil)
+
+    /// How the coordinator's listening socket admits workers.
+    public var coordinatorSecurity: ListenerSecurity {
+        keys.map { .curve(server: $0.coordinator, authorizedKeys: $0.authorizedWorkers) } ?? .open
+    }
+
+    /// Printed at start-up when the cluster has no keys.
+    public static let openClusterWarning =
+        "warning: the cluster is open: any process that reaches the coordinator's port can join. "
+        + "Create keys with `rlaif keygen` and list them under `keys:` in cluster.yaml."
 
     /// Reads and validates the file at `path`.
     public static func load(path: String) throws(ConfigError) -> ClusterConfig {
@@ -26,11 +46,15 @@ public struct ClusterConfig: Sendable, Equatable {
         } catch {
             throw ConfigError(file: path, line: nil, key: "", message: "cannot be read: \(error.localizedDescription)")
         }
-        return try parse(yaml: text, file: (path as NSString).lastPathComponent)
+        let url = URL(fileURLWithPath: path)
+        return try parse(yaml: text, file: url.lastPathComponent, baseDirectory: url.deletingLastPathComponent().path)
     }
 
-    /// Parses YAML text; `file` names it in errors.
-    public static func parse(yaml: String, file: String = "cluster.yaml") throws(ConfigError) -> ClusterConfig {
+    /// Parses YAML text; `file` names it in errors, and relative key paths are resolved against
+    /// `baseDirectory` (the directory of the file).
+    public static func parse(
+        yaml: String, file: String = "cluster.yaml", baseDirectory: String = "."
+    ) throws(ConfigError) -> ClusterConfig {
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
@@ -41,14 +65,39 @@ public struct ClusterConfig: Sendable, Equatable {
         }
         var config = defaults
         guard let root else { return config }  // an empty document: all defaults
-        let document = try ConfigNode(root, path: "", file: file).mapping(allowed: ["run"])
+        let document = try ConfigNode(root, path: "", file: file).mapping(allowed: ["run", "keys"])
         if let run = document["run"] {
             let fields = try run.mapping(allowed: ["name", "seed"])
             if let name = fields["name"] { config.run.name = try name.runName() }
             if let seed = fields["seed"] { config.run.seed = try seed.unsignedInteger() }
         }
+        if let keys = document["keys"] {
+            let fields = try keys.mapping(allowed: ["coordinator", "workers"])
+            guard let coordinator = fields["coordinator"], let workers = fields["workers"] else {
+                throw keys.error("needs both 'coordinator' (a secret key file) and 'workers' (public keys)")
+            }
+            let pair: CurveKeyPair
+            let secretFile = resolve(try coordinator.string(), in: baseDirectory)
+            do { pair = try CurveKeyPair.read(from: secretFile) } catch {
+                throw coordinator.error("cannot be used: \(error.message)")
+            }
+            var authorized = Set<String>()
+            for entry in try workers.list() {
+                let value = try entry.string()
+                let fileOrKey = CurveKeyPair.isValidKey(value) ? value : resolve(value, in: baseDirectory)
+                do { authorized.insert(try CurveKeyPair.publicKey(fileOrKey: fileOrKey)) } catch {
+                    throw entry.error("cannot be used: \(error.message)")
+                }
+            }
+            guard !authorized.isEmpty else { throw workers.error("must list at least one worker public key") }
+            config.keys = Keys(coordinator: pair, authorizedWorkers: authorized)
+        }
         return config
     }
+}
+
+private func resolve(_ path: String, in base: String) -> String {
+    path.hasPrefix("/") ? path : URL(fileURLWithPath: base).appendingPathComponent(path).path
 }
 
 extension YamlError {

@@ -39,6 +39,12 @@ struct ConfigNode {
         return out
     }
 
+    /// The items of a sequence, each with its index in the path (`keys.workers[1]`).
+    func list() throws(ConfigError) -> [ConfigNode] {
+        guard case .sequence(let items) = node else { throw error("must be a list, got \(describe())") }
+        return items.enumerated().map { ConfigNode($1, path: "\(path)[\($0)]", file: file) }
+    }
+
     private var scalarText: String? {
         if case .scalar(let s) = node { return s.string }
         return nil

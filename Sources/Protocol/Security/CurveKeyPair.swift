@@ -1,6 +1,10 @@
 import CZeroMQ
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A CURVE (Curve25519) key pair, in Z85 text form (40 characters each), as libzmq uses them.
 ///
 /// Key files are two lines, `public: <z85>` and `secret: <z85>`; a public-key file has only the
@@ -51,14 +55,21 @@ public struct CurveKeyPair: Sendable, Equatable {
 
     // MARK: Files
 
-    /// Writes `<path>` (secret, mode 0600) and `<path>.pub` (public only).
+    /// Writes `<path>` (secret, created with mode 0600 so it is never readable by others, even
+    /// briefly) and `<path>.pub` (public only). An existing secret file is replaced.
     public func write(to path: String) throws(KeyError) {
+        unlink(path)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else { throw KeyError(message: "cannot create \(path): \(String(cString: strerror(errno)))") }
+        let secret = Array("public: \(publicKey)\nsecret: \(secretKey)\n".utf8)
+        let written = secret.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard written == secret.count, synced else { throw KeyError(message: "cannot write \(path)") }
         do {
-            try "public: \(publicKey)\nsecret: \(secretKey)\n".write(toFile: path, atomically: true, encoding: .utf8)
-            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
             try "public: \(publicKey)\n".write(toFile: path + ".pub", atomically: true, encoding: .utf8)
         } catch {
-            throw KeyError(message: "cannot write key files at \(path): \(error.localizedDescription)")
+            throw KeyError(message: "cannot write \(path).pub: \(error.localizedDescription)")
         }
     }
 

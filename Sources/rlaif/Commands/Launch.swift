@@ -37,6 +37,7 @@ struct Launch: AsyncParsableCommand {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let metrics = directory.appendingPathComponent("metrics.jsonl")
         print("rlaif: run \(cluster.run.name), seed \(cluster.run.seed), engine threads \(Engine.shared.threads)")
+        if cluster.keys == nil { print("rlaif: \(ClusterConfig.openClusterWarning)") }
         let result = try await EngineCheckJob(seed: cluster.run.seed).run(metrics: metrics)
         print(
             String(
