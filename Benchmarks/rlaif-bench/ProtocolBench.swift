@@ -15,7 +15,9 @@ struct ProtocolBench: AsyncParsableCommand {
     @Option(help: "16 MB tensor messages per round.") var tensorCount = 150
     @Option(help: "1 KB control messages per round.") var controlCount = 200_000
     @Option(help: "Round trips per round.") var roundTrips = 10_000
-    @Option(help: "Patterns to run: tensor, control, latency.") var patterns: [String] = ["tensor", "control", "latency"]
+    @Option(help: "Patterns to run: tensor, control, latency.") var patterns: [String] = [
+        "tensor", "control", "latency",
+    ]
 
     func run() async throws {
         _ = Engine.shared  // as in a worker process: the engine's allocator settings apply
@@ -54,7 +56,9 @@ struct ProtocolBench: AsyncParsableCommand {
             let (o, r) = (f(ours), f(reference))
             let ratio = higherIsBetter ? o / r : r / o
             let l = (stat == "best" ? label : "").padding(toLength: 33, withPad: " ", startingAt: 0)
-            emit(l + stat.padding(toLength: 7, withPad: " ", startingAt: 0) + String(format: "%12.2f %14.2f %9.1f%%", o, r, 100 * ratio))
+            emit(
+                l + stat.padding(toLength: 7, withPad: " ", startingAt: 0)
+                    + String(format: "%12.2f %14.2f %9.1f%%", o, r, 100 * ratio))
         }
     }
 

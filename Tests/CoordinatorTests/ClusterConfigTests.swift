@@ -90,7 +90,9 @@ import Protocol
         let config = try ClusterConfig.load(path: dir.appendingPathComponent("cluster.yaml").path)
         #expect(config.keys?.coordinator == coordinator)
         #expect(config.keys?.authorizedWorkers == [worker.publicKey, other.publicKey])
-        #expect(config.coordinatorSecurity == .curve(server: coordinator, authorizedKeys: [worker.publicKey, other.publicKey]))
+        #expect(
+            config.coordinatorSecurity
+                == .curve(server: coordinator, authorizedKeys: [worker.publicKey, other.publicKey]))
         #expect(ClusterConfig.defaults.coordinatorSecurity == .open)
     }
 
@@ -112,7 +114,8 @@ import Protocol
         defer { try? FileManager.default.removeItem(at: dir) }
         try CurveKeyPair.generate().write(to: dir.appendingPathComponent("c.key").path)
         do {
-            _ = try ClusterConfig.parse(yaml: "keys:\n  coordinator: c.key\n  workers:\n    - not-a-key\n", baseDirectory: dir.path)
+            _ = try ClusterConfig.parse(
+                yaml: "keys:\n  coordinator: c.key\n  workers:\n    - not-a-key\n", baseDirectory: dir.path)
             Issue.record("an invalid worker key was accepted")
         } catch {
             #expect(error.key == "keys.workers[0]" && error.line == 4)

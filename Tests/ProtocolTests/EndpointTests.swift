@@ -18,7 +18,11 @@ import Testing
             for await inbound in server.incoming {
                 if case .hello = inbound.message {
                     served += 1
-                    server.send(.welcome(.init(workerID: UInt32(served), heartbeatIntervalMilliseconds: 100, heartbeatTimeoutMilliseconds: 1000, runName: "t")), to: inbound.peer)
+                    server.send(
+                        .welcome(
+                            .init(
+                                workerID: UInt32(served), heartbeatIntervalMilliseconds: 100,
+                                heartbeatTimeoutMilliseconds: 1000, runName: "t")), to: inbound.peer)
                 }
             }
             return served
@@ -47,7 +51,8 @@ import Testing
     @Test func helloGetsWelcome_andTensorsCrossIntact() async throws {
         let server = try Endpoint.listen(on: "tcp://127.0.0.1:*")
         let client = try Endpoint.connect(to: server.address)
-        let chunk = Wire.Message.gradientChunk(.init(step: 1, ringEpoch: 1, phase: .reduceScatter, chunkIndex: 0, fromRank: 0, data: .float32(Inputs.big)))
+        let chunk = Wire.Message.gradientChunk(
+            .init(step: 1, ringEpoch: 1, phase: .reduceScatter, chunkIndex: 0, fromRank: 0, data: .float32(Inputs.big)))
         client.send(chunk)
         var received: Wire.Message?
         for await inbound in server.incoming {
@@ -68,7 +73,9 @@ import Testing
         try raw.connect(server.address)
         var rng = RandomStream(seed: 5, purpose: .scratch)
         for i in 0..<500 {
-            let parts = (0..<(1 + rng.next(below: 3))).map { _ in (0..<rng.next(below: 40)).map { _ in UInt8(truncatingIfNeeded: rng.nextUInt32()) } }
+            let parts = (0..<(1 + rng.next(below: 3))).map { _ in
+                (0..<rng.next(below: 40)).map { _ in UInt8(truncatingIfNeeded: rng.nextUInt32()) }
+            }
             try raw.sendMultipart(i % 50 == 0 ? [Wire.magic + [0, 0, 1, 0, 200]] : parts)
         }
         let good = try Endpoint.connect(to: server.address)
@@ -124,11 +131,13 @@ import Testing
             on: "tcp://127.0.0.1:*", security: .curve(server: serverKeys, authorizedKeys: [allowed.publicKey]))
         let serving = Self.serveWelcomes(server)
 
-        let intruder = try Endpoint.connect(to: server.address, security: .curve(client: stranger, serverPublicKey: serverKeys.publicKey))
+        let intruder = try Endpoint.connect(
+            to: server.address, security: .curve(client: stranger, serverPublicKey: serverKeys.publicKey))
         intruder.send(Self.hello)
         let plain = try Endpoint.connect(to: server.address)  // no CURVE at all
         plain.send(Self.hello)
-        let member = try Endpoint.connect(to: server.address, security: .curve(client: allowed, serverPublicKey: serverKeys.publicKey))
+        let member = try Endpoint.connect(
+            to: server.address, security: .curve(client: allowed, serverPublicKey: serverKeys.publicKey))
         member.send(Self.hello)
 
         guard case .welcome = await Self.first(member, within: .seconds(10)) else {

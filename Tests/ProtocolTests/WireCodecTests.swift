@@ -118,8 +118,14 @@ import Testing
                 // Pure noise, sometimes behind a valid header so the body parsers get exercised.
                 let n = rng.next(below: 64)
                 var bytes = (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.nextUInt32()) }
-                if rng.next(below: 2) == 0 { bytes = Wire.magic + [0, 0, 1, 0, UInt8(1 + rng.next(below: 12))] + bytes }
-                frames = [bytes] + (0..<rng.next(below: 3)).map { _ in (0..<rng.next(below: 32)).map { _ in UInt8(truncatingIfNeeded: rng.nextUInt32()) } }
+                if rng.next(below: 2) == 0 {
+                    bytes = Wire.magic + [0, 0, 1, 0, UInt8(1 + rng.next(below: 12))] + bytes
+                }
+                frames =
+                    [bytes]
+                    + (0..<rng.next(below: 3)).map { _ in
+                        (0..<rng.next(below: 32)).map { _ in UInt8(truncatingIfNeeded: rng.nextUInt32()) }
+                    }
             } else {
                 frames = seeds[rng.next(below: seeds.count)]
                 for _ in 0..<(1 + rng.next(below: 4)) {

@@ -9,13 +9,24 @@ enum WireFixtures {
     static let empty = WireTensor.float32(Tensor(zeros: [0, 5]))
 
     static let all: [Wire.Message] = [
-        .hello(.init(workerName: "w-1 ünïcode", host: "node-7", pid: 4242, threads: 2, capabilities: .all, incarnation: .max)),
-        .welcome(.init(workerID: 3, heartbeatIntervalMilliseconds: 500, heartbeatTimeoutMilliseconds: 5000, runName: "exp")),
+        .hello(
+            .init(
+                workerName: "w-1 ünïcode", host: "node-7", pid: 4242, threads: 2, capabilities: .all, incarnation: .max)
+        ),
+        .welcome(
+            .init(workerID: 3, heartbeatIntervalMilliseconds: 500, heartbeatTimeoutMilliseconds: 5000, runName: "exp")),
         .reject(.init(reason: "unauthorized")),
         .heartbeat(.init(workerID: 3, sequence: 99, activeJobs: 2)),
-        .assign(.init(jobID: 1 << 40, kind: .rollout, step: 12, attempt: 2, leaseMilliseconds: 30_000, weightsVersion: 7, items: [1, 2, .max], tensors: [ids])),
-        .assign(.init(jobID: 2, kind: .gradient, step: 0, attempt: 0, leaseMilliseconds: 1, weightsVersion: 0, items: [])),
-        .result(.init(jobID: 5, attempt: 1, workerID: 3, status: .succeeded, metrics: [.init("loss", 0.25), .init("kl", -1e-300)], tensors: [floats, ids, empty])),
+        .assign(
+            .init(
+                jobID: 1 << 40, kind: .rollout, step: 12, attempt: 2, leaseMilliseconds: 30_000, weightsVersion: 7,
+                items: [1, 2, .max], tensors: [ids])),
+        .assign(
+            .init(jobID: 2, kind: .gradient, step: 0, attempt: 0, leaseMilliseconds: 1, weightsVersion: 0, items: [])),
+        .result(
+            .init(
+                jobID: 5, attempt: 1, workerID: 3, status: .succeeded,
+                metrics: [.init("loss", 0.25), .init("kl", -1e-300)], tensors: [floats, ids, empty])),
         .result(.init(jobID: 6, attempt: 0, workerID: 4, status: .failed, message: "out of memory")),
         .weightsRequest(.init(workerID: 9, model: .reward, version: 3)),
         .weights(.init(model: .policy, version: 11, tensors: [floats])),
@@ -28,11 +39,12 @@ enum WireFixtures {
     /// The frames a socket would carry for `message`.
     static func frames(_ message: Wire.Message, version: ProtocolVersion = .current) -> [ZMQFrame] {
         let e = Wire.encode(message, version: version)
-        return [ZMQFrame(e.control)] + e.tensors.map { t in
-            switch t {
-            case .float32(let x): ZMQFrame(x.scalars.withUnsafeBytes { Array($0) })
-            case .int32(let x): ZMQFrame(x.ids.withUnsafeBytes { Array($0) })
+        return [ZMQFrame(e.control)]
+            + e.tensors.map { t in
+                switch t {
+                case .float32(let x): ZMQFrame(x.scalars.withUnsafeBytes { Array($0) })
+                case .int32(let x): ZMQFrame(x.ids.withUnsafeBytes { Array($0) })
+                }
             }
-        }
     }
 }

@@ -95,7 +95,8 @@ struct SocketLoop: @unchecked Sendable {
         } catch {
             let reason = error.errno == EHOSTUNREACH ? "unroutable" : "sendFailed"
             drops.increment(reason)
-            logger.warning("Dropped outgoing [\(Wire.Kind(rawValue: message.control[8]).map { "\($0)" } ?? "?")]: \(error)")
+            logger.warning(
+                "Dropped outgoing [\(Wire.Kind(rawValue: message.control[8]).map { "\($0)" } ?? "?")]: \(error)")
         }
     }
 

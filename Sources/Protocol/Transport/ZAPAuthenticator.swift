@@ -21,7 +21,10 @@ final class ZAPAuthenticator {
         guard let frames = try? socket.receiveMultipart(dontWait: true) else { return }
         let parts = frames.map(\.bytes)
         guard parts.count >= 6 else {
-            _ = try? socket.sendMultipart([Array("1.0".utf8), parts.count > 1 ? parts[1] : [], Array("500".utf8), Array("malformed ZAP request".utf8), [], []])
+            _ = try? socket.sendMultipart([
+                Array("1.0".utf8), parts.count > 1 ? parts[1] : [], Array("500".utf8),
+                Array("malformed ZAP request".utf8), [], [],
+            ])
             return
         }
         let mechanism = String(decoding: parts[5], as: UTF8.self)
@@ -29,7 +32,9 @@ final class ZAPAuthenticator {
         let allowed = mechanism == "CURVE" && authorized.contains(key)
         if !allowed {
             drops.increment("unauthorized")
-            logger.warning("Refused connection from [\(String(decoding: parts[3], as: UTF8.self))]: key \(CurveKeyPair.z85(key) ?? "none") is not authorized")
+            logger.warning(
+                "Refused connection from [\(String(decoding: parts[3], as: UTF8.self))]: key \(CurveKeyPair.z85(key) ?? "none") is not authorized"
+            )
         }
         let user = allowed ? Array((CurveKeyPair.z85(key) ?? "").utf8) : []
         _ = try? socket.sendMultipart([

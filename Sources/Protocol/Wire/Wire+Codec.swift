@@ -104,7 +104,9 @@ extension Wire {
         guard frames.count == 1 + descriptors.count else {
             throw WireError(
                 code: .frameCountMismatch, frame: frames.count - 1, field: "tensors",
-                detail: "control frame describes \(descriptors.count) tensors, message has \(frames.count - 1) tensor frames")
+                detail:
+                    "control frame describes \(descriptors.count) tensors, message has \(frames.count - 1) tensor frames"
+            )
         }
         let tensors = try descriptors.enumerated().map { (i, d) throws(WireError) in
             try tensor(d, frame: frames[i + 1], index: i)
@@ -123,7 +125,8 @@ extension Wire {
         guard Array(m) == magic else { throw r.fail(.badMagic, "magic", "not an rlaif message") }
         let version = ProtocolVersion(major: try r.u16("version.major"), minor: try r.u16("version.minor"))
         guard version.isCompatible(with: .current) else {
-            throw r.fail(.unsupportedVersion, "version", "peer speaks \(version), this build speaks \(ProtocolVersion.current)")
+            throw r.fail(
+                .unsupportedVersion, "version", "peer speaks \(version), this build speaks \(ProtocolVersion.current)")
         }
         let rawKind = try r.u8("kind")
         guard let kind = Kind(rawValue: rawKind) else { throw r.fail(.unknownKind, "kind", "unknown kind \(rawKind)") }
@@ -172,7 +175,9 @@ extension Wire {
                 metrics.append(Metric(try r.string("result.metrics.name"), try r.f64("result.metrics.value")))
             }
             message = .result(
-                Result(jobID: jobID, attempt: attempt, workerID: workerID, status: status, message: text, metrics: metrics))
+                Result(
+                    jobID: jobID, attempt: attempt, workerID: workerID, status: status, message: text, metrics: metrics)
+            )
         case .weightsRequest:
             message = .weightsRequest(
                 WeightsRequest(
@@ -245,7 +250,9 @@ extension Wire {
                     return .float32(Tensor(storage: storage, offset: 0, shape: d.shape))
                 }
                 let t = Tensor(zeros: d.shape)
-                if count > 0 { UnsafeMutableRawPointer(t.pointer).copyMemory(from: raw.baseAddress!, byteCount: d.byteCount) }
+                if count > 0 {
+                    UnsafeMutableRawPointer(t.pointer).copyMemory(from: raw.baseAddress!, byteCount: d.byteCount)
+                }
                 return .float32(t)
             case .int32:
                 var ids = [Int32](repeating: 0, count: count)
@@ -259,7 +266,9 @@ extension Wire {
     private static func attach(_ tensors: [WireTensor], to message: Message) throws(WireError) -> Message {
         func none(_ field: String) throws(WireError) {
             guard tensors.isEmpty else {
-                throw WireError(code: .frameCountMismatch, frame: 1, field: field, detail: "carries no tensors, got \(tensors.count)")
+                throw WireError(
+                    code: .frameCountMismatch, frame: 1, field: field,
+                    detail: "carries no tensors, got \(tensors.count)")
             }
         }
         switch message {
@@ -278,7 +287,8 @@ extension Wire {
         case .gradientChunk(var m):
             guard tensors.count == 1, case .float32 = tensors[0] else {
                 throw WireError(
-                    code: .frameCountMismatch, frame: 0, field: "gradientChunk.data", detail: "needs exactly one float32 tensor")
+                    code: .frameCountMismatch, frame: 0, field: "gradientChunk.data",
+                    detail: "needs exactly one float32 tensor")
             }
             m.data = tensors[0]
             return .gradientChunk(m)

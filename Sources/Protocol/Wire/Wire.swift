@@ -27,7 +27,10 @@ public enum Wire {
         public var capabilities: Capabilities
         /// Random per process start: tells a restarted worker from a reconnecting one.
         public var incarnation: UInt64
-        public init(workerName: String, host: String, pid: UInt32, threads: UInt16, capabilities: Capabilities, incarnation: UInt64) {
+        public init(
+            workerName: String, host: String, pid: UInt32, threads: UInt16, capabilities: Capabilities,
+            incarnation: UInt64
+        ) {
             self.workerName = workerName
             self.host = host
             self.pid = pid
@@ -43,7 +46,10 @@ public enum Wire {
         public var heartbeatIntervalMilliseconds: UInt32
         public var heartbeatTimeoutMilliseconds: UInt32
         public var runName: String
-        public init(workerID: UInt32, heartbeatIntervalMilliseconds: UInt32, heartbeatTimeoutMilliseconds: UInt32, runName: String) {
+        public init(
+            workerID: UInt32, heartbeatIntervalMilliseconds: UInt32, heartbeatTimeoutMilliseconds: UInt32,
+            runName: String
+        ) {
             self.workerID = workerID
             self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
             self.heartbeatTimeoutMilliseconds = heartbeatTimeoutMilliseconds
@@ -85,7 +91,10 @@ public enum Wire {
         /// What to work on: prompt, pair or micro-batch ids.
         public var items: [UInt64]
         public var tensors: [WireTensor]
-        public init(jobID: UInt64, kind: JobKind, step: UInt64, attempt: UInt32, leaseMilliseconds: UInt32, weightsVersion: UInt64, items: [UInt64], tensors: [WireTensor] = []) {
+        public init(
+            jobID: UInt64, kind: JobKind, step: UInt64, attempt: UInt32, leaseMilliseconds: UInt32,
+            weightsVersion: UInt64, items: [UInt64], tensors: [WireTensor] = []
+        ) {
             self.jobID = jobID
             self.kind = kind
             self.step = step
@@ -120,7 +129,10 @@ public enum Wire {
         public var message: String
         public var metrics: [Metric]
         public var tensors: [WireTensor]
-        public init(jobID: UInt64, attempt: UInt32, workerID: UInt32, status: JobStatus, message: String = "", metrics: [Metric] = [], tensors: [WireTensor] = []) {
+        public init(
+            jobID: UInt64, attempt: UInt32, workerID: UInt32, status: JobStatus, message: String = "",
+            metrics: [Metric] = [], tensors: [WireTensor] = []
+        ) {
             self.jobID = jobID
             self.attempt = attempt
             self.workerID = workerID
@@ -172,7 +184,9 @@ public enum Wire {
         public var chunkIndex: UInt32
         public var fromRank: UInt16
         public var data: WireTensor
-        public init(step: UInt64, ringEpoch: UInt32, phase: RingPhase, chunkIndex: UInt32, fromRank: UInt16, data: WireTensor) {
+        public init(
+            step: UInt64, ringEpoch: UInt32, phase: RingPhase, chunkIndex: UInt32, fromRank: UInt16, data: WireTensor
+        ) {
             self.step = step
             self.ringEpoch = ringEpoch
             self.phase = phase

@@ -43,7 +43,9 @@ public final class ZMQSocket {
 
     // MARK: Endpoints
 
-    public func bind(_ endpoint: String) throws(ZMQError) { try check(zmq_bind(handle, endpoint), "zmq_bind(\(endpoint))") }
+    public func bind(_ endpoint: String) throws(ZMQError) {
+        try check(zmq_bind(handle, endpoint), "zmq_bind(\(endpoint))")
+    }
     public func connect(_ endpoint: String) throws(ZMQError) {
         try check(zmq_connect(handle, endpoint), "zmq_connect(\(endpoint))")
     }
@@ -69,7 +71,9 @@ public final class ZMQSocket {
     }
 
     public func setOption(_ option: Int32, bytes: [UInt8]) throws(ZMQError) {
-        try check(bytes.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) }, "zmq_setsockopt(\(option))")
+        try check(
+            bytes.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) },
+            "zmq_setsockopt(\(option))")
     }
 
     public func setOption(_ option: Int32, string: String) throws(ZMQError) {
@@ -125,9 +129,11 @@ public final class ZMQSocket {
         let message = UnsafeMutablePointer<zmq_msg_t>.allocate(capacity: 1)
         defer { message.deallocate() }
         let retained = Unmanaged.passRetained(owner).toOpaque()
-        let rc = zmq_msg_init_data(message, UnsafeMutableRawPointer(mutating: base), count, { _, hint in
-            Unmanaged<AnyObject>.fromOpaque(hint!).release()
-        }, retained)
+        let rc = zmq_msg_init_data(
+            message, UnsafeMutableRawPointer(mutating: base), count,
+            { _, hint in
+                Unmanaged<AnyObject>.fromOpaque(hint!).release()
+            }, retained)
         if rc != 0 {
             Unmanaged<AnyObject>.fromOpaque(retained).release()
             throw ZMQError.last("zmq_msg_init_data")
@@ -159,7 +165,9 @@ public final class ZMQSocket {
     /// parts follow; nil when nothing is waiting.
     func receiveSmall(dontWait: Bool) throws(ZMQError) -> (bytes: [UInt8], more: Bool)? {
         var buffer = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-        let n = withUnsafeMutableBytes(of: &buffer) { zmq_recv(handle, $0.baseAddress, $0.count, dontWait ? ZMQ_DONTWAIT : 0) }
+        let n = withUnsafeMutableBytes(of: &buffer) {
+            zmq_recv(handle, $0.baseAddress, $0.count, dontWait ? ZMQ_DONTWAIT : 0)
+        }
         if n < 0 {
             let e = ZMQError.last("zmq_recv")
             if e.isTimeout { return nil }

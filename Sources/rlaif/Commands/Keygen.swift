@@ -24,7 +24,8 @@ struct Keygen: ParsableCommand {
         let dir = URL(fileURLWithPath: directory)
         let path = dir.appendingPathComponent("\(name).key").path
         if FileManager.default.fileExists(atPath: path) && !force {
-            throw ValidationError("\(path) exists; pass --force to replace it (workers holding the old key lose access).")
+            throw ValidationError(
+                "\(path) exists; pass --force to replace it (workers holding the old key lose access).")
         }
         do {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

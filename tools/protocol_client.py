@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""An rlaif protocol client written from docs/PROTOCOL.md alone, with pyzmq and struct.
+
+Registers with a coordinator endpoint (hello -> welcome), then reports one job result carrying a
+metric and a float32 tensor. Exits 0 on success, prints what went wrong otherwise.
+
+    python3 tools/protocol_client.py tcp://127.0.0.1:5555
+"""
+import struct
+import sys
+
+import zmq
+
+MAGIC, MAJOR, MINOR = b"RLAF", 0, 1
+HELLO, WELCOME, REJECT, RESULT = 1, 2, 3, 6
+
+
+def string(s: str) -> bytes:
+    b = s.encode("utf-8")
+    return struct.pack("<I", len(b)) + b
+
+
+def header(kind: int) -> bytes:
+    return MAGIC + struct.pack("<HHB", MAJOR, MINOR, kind)
+
+
+def hello() -> bytes:
+    body = string("python-client") + string("localhost") + struct.pack("<IHIQ", 1234, 1, 0b111, 99)
+    return header(HELLO) + body + bytes([0])  # no tensors
+
+
+def result(worker_id: int) -> list:
+    body = struct.pack("<QII", 42, 0, worker_id) + bytes([1]) + string("")
+    body += struct.pack("<I", 1) + string("loss") + struct.pack("<d", 0.5)
+    # One float32 tensor of shape [2, 2]: descriptor in the control frame, data in its own frame.
+    descriptors = bytes([1, 1, 2]) + struct.pack("<QQ", 2, 2)
+    data = struct.pack("<4f", 1.0, 2.0, 3.0, 4.0)
+    return [header(RESULT) + body + descriptors, data]
+
+
+def read_string(buf: bytes, at: int):
+    (n,) = struct.unpack_from("<I", buf, at)
+    return buf[at + 4 : at + 4 + n].decode("utf-8"), at + 4 + n
+
+
+def main() -> int:
+    endpoint = sys.argv[1]
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 1000)
+    sock.setsockopt(zmq.RCVTIMEO, 10000)
+    sock.connect(endpoint)
+    sock.send(hello())
+    frames = sock.recv_multipart()
+    control = frames[0]
+    if control[:4] != MAGIC:
+        print("reply lacks the magic")
+        return 1
+    major, minor, kind = struct.unpack_from("<HHB", control, 4)
+    if kind == REJECT:
+        print("rejected:", read_string(control, 9)[0])
+        return 1
+    if kind != WELCOME:
+        print("unexpected kind", kind)
+        return 1
+    worker_id, interval, timeout = struct.unpack_from("<III", control, 9)
+    run_name, end = read_string(control, 21)
+    if control[end] != 0 or end + 1 != len(control):
+        print("welcome has trailing bytes or tensors")
+        return 1
+    print(f"welcomed as worker {worker_id} of run {run_name!r} (protocol {major}.{minor}, heartbeat {interval} ms)")
+    sock.send_multipart(result(worker_id))
+    sock.close()
+    ctx.term()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
