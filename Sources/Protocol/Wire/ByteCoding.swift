@@ -1,28 +1,59 @@
-/// Little-endian writing of control fields.
-struct ByteWriter {
-    var bytes: [UInt8] = []
+/// Where an encoder writes: first a `ByteCounter` measures the message, then a `ByteWriter` fills
+/// an array of exactly that size, so encoding allocates once and never grows a buffer.
+protocol ByteSink {
+    mutating func raw(_ bytes: UnsafeRawBufferPointer)
+    mutating func integer<T: FixedWidthInteger>(_ v: T)
+}
 
-    init(capacity: Int = 64) { bytes.reserveCapacity(capacity) }
+extension ByteSink {
+    @inline(__always) mutating func u8(_ v: UInt8) { integer(v) }
+    @inline(__always) mutating func u16(_ v: UInt16) { integer(v) }
+    @inline(__always) mutating func u32(_ v: UInt32) { integer(v) }
+    @inline(__always) mutating func u64(_ v: UInt64) { integer(v) }
+    @inline(__always) mutating func f64(_ v: Double) { integer(v.bitPattern) }
 
-    mutating func u8(_ v: UInt8) { bytes.append(v) }
-    mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-    mutating func f64(_ v: Double) { u64(v.bitPattern) }
     /// u32 byte length, then UTF-8.
     mutating func string(_ s: String) {
-        u32(UInt32(s.utf8.count))
-        bytes.append(contentsOf: s.utf8)
+        var s = s
+        s.withUTF8 { utf8 in
+            u32(UInt32(utf8.count))
+            raw(UnsafeRawBufferPointer(utf8))
+        }
     }
+
     /// u32 count, then u64 each.
     mutating func u64Array(_ a: [UInt64]) {
         u32(UInt32(a.count))
         #if _endian(little)
-            a.withUnsafeBytes { bytes.append(contentsOf: $0) }
+            a.withUnsafeBytes { raw($0) }
         #else
             for v in a { u64(v) }
         #endif
     }
+}
+
+/// Counts the bytes an encoding will take.
+struct ByteCounter: ByteSink {
+    var count = 0
+    @inline(__always) mutating func raw(_ bytes: UnsafeRawBufferPointer) { count += bytes.count }
+    @inline(__always) mutating func integer<T: FixedWidthInteger>(_ v: T) { count += MemoryLayout<T>.size }
+}
+
+/// Writes little-endian fields into memory sized by a `ByteCounter` pass.
+struct ByteWriter: ByteSink {
+    let base: UnsafeMutableRawPointer
+    var offset = 0
+
+    @inline(__always) mutating func raw(_ bytes: UnsafeRawBufferPointer) {
+        if let src = bytes.baseAddress, bytes.count > 0 { (base + offset).copyMemory(from: src, byteCount: bytes.count) }
+        offset += bytes.count
+    }
+
+    @inline(__always) mutating func integer<T: FixedWidthInteger>(_ v: T) {
+        (base + offset).storeBytes(of: v.littleEndian, as: T.self)
+        offset += MemoryLayout<T>.size
+    }
+
 }
 
 /// Bounds-checked little-endian reading; every failure names the field.
@@ -50,16 +81,17 @@ struct ByteReader {
         return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)])
     }
 
-    mutating func u8(_ field: String) throws(WireError) -> UInt8 { try take(1, field)[0] }
-    mutating func u16(_ field: String) throws(WireError) -> UInt16 {
-        UInt16(littleEndian: try take(2, field).loadUnaligned(as: UInt16.self))
+    @inline(__always) mutating func integer<T: FixedWidthInteger>(_: T.Type, _ field: String) throws(WireError) -> T {
+        let n = MemoryLayout<T>.size
+        guard n <= remaining else { throw fail(.truncated, field, "needs \(n) bytes, \(remaining) left") }
+        defer { offset += n }
+        return T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
     }
-    mutating func u32(_ field: String) throws(WireError) -> UInt32 {
-        UInt32(littleEndian: try take(4, field).loadUnaligned(as: UInt32.self))
-    }
-    mutating func u64(_ field: String) throws(WireError) -> UInt64 {
-        UInt64(littleEndian: try take(8, field).loadUnaligned(as: UInt64.self))
-    }
+
+    mutating func u8(_ field: String) throws(WireError) -> UInt8 { try integer(UInt8.self, field) }
+    mutating func u16(_ field: String) throws(WireError) -> UInt16 { try integer(UInt16.self, field) }
+    mutating func u32(_ field: String) throws(WireError) -> UInt32 { try integer(UInt32.self, field) }
+    mutating func u64(_ field: String) throws(WireError) -> UInt64 { try integer(UInt64.self, field) }
     mutating func f64(_ field: String) throws(WireError) -> Double { Double(bitPattern: try u64(field)) }
 
     mutating func string(_ field: String) throws(WireError) -> String {

@@ -10,12 +10,22 @@ extension Wire {
     // MARK: Encoding
 
     public static func encode(_ message: Message, version: ProtocolVersion = .current) -> EncodedMessage {
-        var w = ByteWriter()
-        w.bytes.append(contentsOf: magic)
+        // Measure, then write into an array of exactly that size: one allocation, no growth.
+        var counter = ByteCounter()
+        writeControl(message, version: version, into: &counter)
+        let control = [UInt8](unsafeUninitializedCapacity: counter.count) { buffer, initialized in
+            var writer = ByteWriter(base: UnsafeMutableRawPointer(buffer.baseAddress!))
+            writeControl(message, version: version, into: &writer)
+            initialized = writer.offset
+        }
+        return EncodedMessage(control: control, tensors: message.tensors)
+    }
+
+    private static func writeControl<Sink: ByteSink>(_ message: Message, version: ProtocolVersion, into w: inout Sink) {
+        w.u32(magicWord)
         w.u16(version.major)
         w.u16(version.minor)
         w.u8(message.kind.rawValue)
-        var tensors: [WireTensor] = []
         switch message {
         case .hello(let m):
             w.string(m.workerName)
@@ -43,7 +53,6 @@ extension Wire {
             w.u32(m.leaseMilliseconds)
             w.u64(m.weightsVersion)
             w.u64Array(m.items)
-            tensors = m.tensors
         case .result(let m):
             w.u64(m.jobID)
             w.u32(m.attempt)
@@ -55,7 +64,6 @@ extension Wire {
                 w.string(metric.name)
                 w.f64(metric.value)
             }
-            tensors = m.tensors
         case .weightsRequest(let m):
             w.u32(m.workerID)
             w.u8(m.model.rawValue)
@@ -63,14 +71,12 @@ extension Wire {
         case .weights(let m):
             w.u8(m.model.rawValue)
             w.u64(m.version)
-            tensors = m.tensors
         case .gradientChunk(let m):
             w.u64(m.step)
             w.u32(m.ringEpoch)
             w.u8(m.phase.rawValue)
             w.u32(m.chunkIndex)
             w.u16(m.fromRank)
-            tensors = [m.data]
         case .cancel(let m):
             w.u64(m.jobID)
             w.string(m.reason)
@@ -81,14 +87,17 @@ extension Wire {
             w.string(m.message)
         }
         // Tensor descriptors close every control frame (a count of 0 for most kinds).
+        let tensors = message.tensors
         w.u8(UInt8(tensors.count))
         for t in tensors {
             w.u8(t.dtype.rawValue)
             w.u8(UInt8(t.shape.count))
             for d in t.shape { w.u64(UInt64(d)) }
         }
-        return EncodedMessage(control: w.bytes, tensors: tensors)
     }
+
+    /// `magic` read as a little-endian u32 ("RLAF").
+    static let magicWord: UInt32 = 0x4641_4C52
 
     // MARK: Decoding
 

@@ -233,6 +233,17 @@ public enum Wire {
         case shutdown(Shutdown)
         case error(ErrorReport)
 
+        /// The tensors that travel in frames after the control frame.
+        public var tensors: [WireTensor] {
+            switch self {
+            case .assign(let m): m.tensors
+            case .result(let m): m.tensors
+            case .weights(let m): m.tensors
+            case .gradientChunk(let m): [m.data]
+            case .hello, .welcome, .reject, .heartbeat, .weightsRequest, .cancel, .shutdown, .error: []
+            }
+        }
+
         public var kind: Kind {
             switch self {
             case .hello: .hello
