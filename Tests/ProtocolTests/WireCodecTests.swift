@@ -76,18 +76,15 @@ import Testing
 
     @Test func absurdSizes_areRefusedBeforeAllocating() {
         // A descriptor claiming 2^60 elements, and a string claiming 4 GB.
-        var w = ByteWriter()
-        w.bytes = Wire.magic
+        var w = ByteArray(Wire.magic)
         w.u16(0); w.u16(1); w.u8(Wire.Kind.weights.rawValue)
         w.u8(1); w.u64(1)
         w.u8(1); w.u8(1); w.u8(2); w.u64(1 << 30); w.u64(1 << 30)
         #expect(code([ZMQFrame(w.bytes), ZMQFrame([])])?.code == .tooLarge)
-        var s = ByteWriter()
-        s.bytes = Wire.magic
+        var s = ByteArray(Wire.magic)
         s.u16(0); s.u16(1); s.u8(Wire.Kind.shutdown.rawValue); s.u32(.max)
         #expect(code([ZMQFrame(s.bytes)])?.code == .tooLarge)
-        var a = ByteWriter()
-        a.bytes = Wire.magic
+        var a = ByteArray(Wire.magic)
         a.u16(0); a.u16(1); a.u8(Wire.Kind.assign.rawValue)
         a.u64(1); a.u8(1); a.u64(1); a.u32(1); a.u32(1); a.u64(1); a.u32(1 << 31)
         #expect(code([ZMQFrame(a.bytes)])?.code == .tooLarge)
@@ -146,4 +143,12 @@ import Testing
         // Some mutations are harmless (a flipped bit in a float payload); most must be refused.
         #expect(accepted > 0 && accepted < 50_000, "accepted \(accepted) of 100000")
     }
+}
+
+/// Hand-built frames for refusal tests: the codec's own field writers, into a growable array.
+struct ByteArray: ByteSink {
+    var bytes: [UInt8]
+    init(_ prefix: [UInt8]) { bytes = prefix }
+    mutating func raw(_ b: UnsafeRawBufferPointer) { bytes.append(contentsOf: b) }
+    mutating func integer<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
 }
