@@ -15,6 +15,7 @@ struct ProtocolBench: AsyncParsableCommand {
     @Option(help: "16 MB tensor messages per round.") var tensorCount = 150
     @Option(help: "1 KB control messages per round.") var controlCount = 200_000
     @Option(help: "Round trips per round.") var roundTrips = 10_000
+    @Flag(help: "Measure rlaif only (for profiling).") var noReference = false
     @Option(help: "Patterns to run: tensor, control, latency.") var patterns: [String] = [
         "tensor", "control", "latency",
     ]
@@ -35,7 +36,7 @@ struct ProtocolBench: AsyncParsableCommand {
             var ours: [Double] = [], reference: [Double] = []
             for _ in 0..<rounds {
                 ours.append(try await controlThroughput(count: controlCount))
-                reference.append(czmq_reference_throughput(endpoint, 1024, controlCount, 0))
+                reference.append(noReference ? 1 : czmq_reference_throughput(endpoint, 1024, controlCount, 0))
             }
             report("1 KB control messages (msg/s)", ours, reference, higherIsBetter: true)
         }

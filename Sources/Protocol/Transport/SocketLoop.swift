@@ -113,11 +113,26 @@ struct SocketLoop: @unchecked Sendable {
                 peer = PeerID(id)
                 if !more { continue }  // an empty message: nothing to decode
             }
-            guard let frames = try? s.receiveMultipart(dontWait: !isRouter) else { return }
+            // The control frame is decoded straight from libzmq's buffer; only tensor frames are
+            // kept (their memory becomes the tensors').
+            var more = false
+            guard
+                let control = try? s.withReceivedPart(dontWait: !isRouter, { bytes, m in
+                    more = m
+                    return Result { () throws(WireError) in try Wire.decodeControl(bytes, limits: settings.limits) }
+                })
+            else { return }
+            var tensorFrames: [ZMQFrame] = []
+            while more {
+                // The rest of a message is already here: libzmq delivers messages whole.
+                guard let frame = try? s.receiveFrame() else { break }
+                tensorFrames.append(frame)
+                more = frame.hasMore
+            }
             do {
-                let message = try Wire.decode(frames, limits: settings.limits)
+                let message = try Wire.complete(control.get(), tensorFrames: tensorFrames)
                 batch.append(Inbound(peer: peer, message: message))
-                batchBytes += frames.reduce(0) { $0 + $1.count }
+                batchBytes += tensorFrames.reduce(0) { $0 + $1.count }
                 // Batch small messages only: holding large payloads back would keep their
                 // buffers alive and make libzmq fault in fresh pages for the next ones.
                 if batchBytes >= 64 << 10 {

@@ -106,21 +106,34 @@ extension Wire {
         guard let control = frames.first else {
             throw WireError(code: .truncated, frame: 0, field: "control", detail: "message has no frames")
         }
-        let (message, descriptors) = try control.withBytes { (raw) throws(WireError) in
-            var r = ByteReader(raw, limits: limits)
-            return try decodeControl(&r)
-        }
-        guard frames.count == 1 + descriptors.count else {
+        let header = try control.withBytes { (raw) throws(WireError) in try decodeControl(raw, limits: limits) }
+        return try complete(header, tensorFrames: Array(frames.dropFirst()))
+    }
+
+    /// A decoded control frame, waiting for its tensor frames.
+    struct ControlFrame {
+        var message: Message
+        var descriptors: [TensorDescriptor]
+    }
+
+    /// Decodes a control frame on its own (the socket loop does so straight from libzmq's buffer).
+    static func decodeControl(_ raw: UnsafeRawBufferPointer, limits: WireLimits) throws(WireError) -> ControlFrame {
+        var r = ByteReader(raw, limits: limits)
+        let (message, descriptors) = try decodeControl(&r)
+        return ControlFrame(message: message, descriptors: descriptors)
+    }
+
+    /// Checks the tensor frames against the control frame's descriptors and completes the message.
+    static func complete(_ control: ControlFrame, tensorFrames: [ZMQFrame]) throws(WireError) -> Message {
+        let descriptors = control.descriptors
+        guard tensorFrames.count == descriptors.count else {
             throw WireError(
-                code: .frameCountMismatch, frame: frames.count - 1, field: "tensors",
-                detail:
-                    "control frame describes \(descriptors.count) tensors, message has \(frames.count - 1) tensor frames"
-            )
+                code: .frameCountMismatch, frame: tensorFrames.count, field: "tensors",
+                detail: "control frame describes \(descriptors.count) tensors, message has \(tensorFrames.count)")
         }
-        let tensors = try descriptors.enumerated().map { (i, d) throws(WireError) in
-            try tensor(d, frame: frames[i + 1], index: i)
-        }
-        return try attach(tensors, to: message)
+        var tensors: [WireTensor] = []
+        for (i, d) in descriptors.enumerated() { tensors.append(try tensor(d, frame: tensorFrames[i], index: i)) }
+        return try attach(tensors, to: control.message)
     }
 
     struct TensorDescriptor {

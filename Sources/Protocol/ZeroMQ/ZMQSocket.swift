@@ -177,6 +177,24 @@ public final class ZMQSocket {
         return (bytes, hasMoreParts)
     }
 
+    /// Receives one part into a message on the stack and lends its bytes to `body` (with whether
+    /// more parts follow): no allocation for the part. Nil when nothing is waiting.
+    func withReceivedPart<R>(
+        dontWait: Bool, _ body: (UnsafeRawBufferPointer, _ more: Bool) -> R
+    ) throws(ZMQError) -> R? {
+        var message = zmq_msg_t()
+        let outcome: Result<R?, ZMQError> = withUnsafeMutablePointer(to: &message) { p in
+            zmq_msg_init(p)
+            defer { zmq_msg_close(p) }
+            if zmq_msg_recv(p, handle, dontWait ? ZMQ_DONTWAIT : 0) < 0 {
+                let e = ZMQError.last("zmq_msg_recv")
+                return e.isTimeout ? .success(nil) : .failure(e)
+            }
+            return .success(body(UnsafeRawBufferPointer(start: zmq_msg_data(p), count: zmq_msg_size(p)), zmq_msg_more(p) != 0))
+        }
+        return try outcome.get()
+    }
+
     /// Receives every part of one message.
     public func receiveMultipart(dontWait: Bool = false) throws(ZMQError) -> [ZMQFrame] {
         var frames = [try receiveFrame(dontWait: dontWait)]
