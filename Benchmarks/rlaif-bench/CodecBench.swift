@@ -4,14 +4,18 @@ import Protocol
 
 /// `rlaif-bench codec`: CPU cost of encoding and decoding a 1 KB control message, no sockets.
 struct CodecBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "codec", abstract: "Wire encode/decode cost per message.")
+    static let configuration = CommandConfiguration(
+        commandName: "codec", abstract: "Wire encode/decode cost per message.")
 
     @Option var count = 200_000
 
     func run() throws {
         let items = (0..<122).map { UInt64($0) }
         func message(_ i: Int) -> Wire.Message {
-            .assign(.init(jobID: UInt64(i), kind: .rollout, step: 1, attempt: 0, leaseMilliseconds: 1000, weightsVersion: 1, items: items))
+            .assign(
+                .init(
+                    jobID: UInt64(i), kind: .rollout, step: 1, attempt: 0, leaseMilliseconds: 1000, weightsVersion: 1,
+                    items: items))
         }
         var checksum = 0
         var start = ContinuousClock.now
@@ -23,6 +27,9 @@ struct CodecBench: AsyncParsableCommand {
             if case .assign(let a) = try Wire.decode([ZMQFrame(control)]) { checksum &+= a.items.count }
         }
         let decode = (ContinuousClock.now - start).seconds / Double(count) * 1e9
-        emit(String(format: "1 KB assign: encode %.0f ns, decode %.0f ns (frame copy included) [%d]", encode, decode, checksum))
+        emit(
+            String(
+                format: "1 KB assign: encode %.0f ns, decode %.0f ns (frame copy included) [%d]", encode, decode,
+                checksum))
     }
 }

@@ -67,13 +67,13 @@ struct ProtocolBench: AsyncParsableCommand {
     func pair() async throws -> (server: Endpoint, client: Endpoint) {
         let server = try Endpoint.listen(on: "tcp://127.0.0.1:*")
         let client = try Endpoint.connect(to: server.address)
-        client.send(.heartbeat(.init(workerID: 0, sequence: 0, activeJobs: 0)))
+        await client.send(.heartbeat(.init(workerID: 0, sequence: 0, activeJobs: 0)))
         for await _ in server.incoming { break }
         return (server, client)
     }
 
     /// Seconds from the first send until the receiver holds `count` decoded messages.
-    func timeOneWay(count: Int, sendAll: @Sendable (Endpoint) -> Void) async throws -> Double {
+    func timeOneWay(count: Int, sendAll: @Sendable (Endpoint) async -> Void) async throws -> Double {
         let (server, client) = try await pair()
         let start = ContinuousClock.now
         let receiver = Task {
@@ -84,7 +84,7 @@ struct ProtocolBench: AsyncParsableCommand {
             }
             return ContinuousClock.now
         }
-        sendAll(client)
+        await sendAll(client)
         let end = await receiver.value
         client.close()
         server.close()
@@ -97,7 +97,7 @@ struct ProtocolBench: AsyncParsableCommand {
         let chunk = Wire.Message.gradientChunk(
             .init(step: 0, ringEpoch: 0, phase: .reduceScatter, chunkIndex: 0, fromRank: 0, data: .float32(tensor)))
         let seconds = try await timeOneWay(count: count) { client in
-            for _ in 0..<count { client.send(chunk) }
+            for _ in 0..<count { await client.send(chunk) }
         }
         return Double(count) * Double(16 << 20) / seconds / 1e9
     }
@@ -107,7 +107,7 @@ struct ProtocolBench: AsyncParsableCommand {
         let items = (0..<122).map { UInt64($0) }
         let seconds = try await timeOneWay(count: count) { client in
             for i in 0..<count {
-                client.send(
+                await client.send(
                     .assign(
                         .init(
                             jobID: UInt64(i), kind: .rollout, step: 1, attempt: 0, leaseMilliseconds: 1000,
@@ -121,13 +121,13 @@ struct ProtocolBench: AsyncParsableCommand {
     func roundTrip(count: Int) async throws -> Double {
         let (server, client) = try await pair()
         let echo = Task {
-            for await inbound in server.incoming { server.send(inbound.message, to: inbound.peer) }
+            for await inbound in server.incoming { await server.send(inbound.message, to: inbound.peer) }
         }
         var replies = client.incoming.makeAsyncIterator()
         var start = ContinuousClock.now
         for i in -100..<count {
             if i == 0 { start = .now }
-            client.send(.heartbeat(.init(workerID: 1, sequence: UInt64(max(i, 0)), activeJobs: 0)))
+            await client.send(.heartbeat(.init(workerID: 1, sequence: UInt64(max(i, 0)), activeJobs: 0)))
             _ = await replies.next()
         }
         let elapsed = ContinuousClock.now - start

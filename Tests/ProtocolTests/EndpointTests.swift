@@ -18,7 +18,7 @@ import Testing
             for await inbound in server.incoming {
                 if case .hello = inbound.message {
                     served += 1
-                    server.send(
+                    await server.send(
                         .welcome(
                             .init(
                                 workerID: UInt32(served), heartbeatIntervalMilliseconds: 100,
@@ -53,7 +53,7 @@ import Testing
         let client = try Endpoint.connect(to: server.address)
         let chunk = Wire.Message.gradientChunk(
             .init(step: 1, ringEpoch: 1, phase: .reduceScatter, chunkIndex: 0, fromRank: 0, data: .float32(Inputs.big)))
-        client.send(chunk)
+        await client.send(chunk)
         var received: Wire.Message?
         for await inbound in server.incoming {
             received = inbound.message
@@ -79,7 +79,7 @@ import Testing
             try raw.sendMultipart(i % 50 == 0 ? [Wire.magic + [0, 0, 1, 0, 200]] : parts)
         }
         let good = try Endpoint.connect(to: server.address)
-        good.send(Self.hello)
+        await good.send(Self.hello)
         let reply = await Self.first(good, within: .seconds(10))
         guard case .welcome = reply else {
             Issue.record("well-behaved peer got \(String(describing: reply))")
@@ -116,7 +116,7 @@ import Testing
 
     @Test func sendToAPeerThatLeft_isCountedNotFatal() async throws {
         let server = try Endpoint.listen(on: "tcp://127.0.0.1:*")
-        server.send(.shutdown(.init(reason: "x")), to: PeerID([0, 1, 2, 3, 4]))
+        server.post(.shutdown(.init(reason: "x")), to: PeerID([0, 1, 2, 3, 4]))
         for _ in 0..<100 where server.drops.total == 0 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(server.drops.byReason["unroutable"] == 1)
         server.close()
@@ -133,12 +133,12 @@ import Testing
 
         let intruder = try Endpoint.connect(
             to: server.address, security: .curve(client: stranger, serverPublicKey: serverKeys.publicKey))
-        intruder.send(Self.hello)
+        await intruder.send(Self.hello)
         let plain = try Endpoint.connect(to: server.address)  // no CURVE at all
-        plain.send(Self.hello)
+        await plain.send(Self.hello)
         let member = try Endpoint.connect(
             to: server.address, security: .curve(client: allowed, serverPublicKey: serverKeys.publicKey))
-        member.send(Self.hello)
+        await member.send(Self.hello)
 
         guard case .welcome = await Self.first(member, within: .seconds(10)) else {
             Issue.record("the authorized worker was not welcomed")
@@ -173,4 +173,35 @@ enum Inputs {
         var rng = RandomStream(seed: 1, purpose: .scratch)
         return .randomUniform([512, 512], rng: &rng)
     }()
+}
+
+@Suite(.timeLimit(.minutes(1))) struct EndpointBackpressureTests {
+    @Test func send_waitsWhenTheOutboxIsFull_andEverythingArrivesInOrder() async throws {
+        var settings = EndpointSettings()
+        settings.outboxCapacity = 8
+        let server = try Endpoint.listen(on: "tcp://127.0.0.1:*")
+        let client = try Endpoint.connect(to: server.address, settings: settings)
+        let count = 5_000
+        let receiver = Task {
+            var sequences: [UInt64] = []
+            for await inbound in server.incoming {
+                if case .heartbeat(let h) = inbound.message { sequences.append(h.sequence) }
+                if sequences.count == count { break }
+            }
+            return sequences
+        }
+        for i in 0..<count { await client.send(.heartbeat(.init(workerID: 1, sequence: UInt64(i), activeJobs: 0))) }
+        #expect(await receiver.value == (0..<count).map(UInt64.init))
+        // One sender: the queue never holds more than the capacity plus the message that filled it.
+        #expect(client.outboxPeak <= settings.outboxCapacity + 1)
+        client.close()
+        server.close()
+    }
+
+    @Test func sendAfterClose_isCountedNotLost_silently() async throws {
+        let client = try Endpoint.connect(to: "tcp://127.0.0.1:9")  // nothing listens; connect is lazy
+        client.close()
+        await client.send(.shutdown(.init(reason: "late")))
+        #expect(client.drops.byReason["closed"] == 1)
+    }
 }

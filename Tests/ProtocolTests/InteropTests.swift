@@ -32,7 +32,7 @@ import Testing
             switch inbound.message {
             case .hello(let h):
                 #expect(h.workerName == "python-client" && h.capabilities == .all && h.incarnation == 99)
-                server.send(
+                await server.send(
                     .welcome(
                         .init(
                             workerID: 7, heartbeatIntervalMilliseconds: 250, heartbeatTimeoutMilliseconds: 2000,

@@ -150,5 +150,7 @@ struct ByteArray: ByteSink {
     var bytes: [UInt8]
     init(_ prefix: [UInt8]) { bytes = prefix }
     mutating func raw(_ b: UnsafeRawBufferPointer) { bytes.append(contentsOf: b) }
-    mutating func integer<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func integer<T: FixedWidthInteger>(_ v: T) {
+        withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
+    }
 }

@@ -31,7 +31,7 @@ public final class Endpoint: Sendable {
     /// The endpoint actually bound or connected (a `*` port resolved).
     public let address: String
 
-    private let outbox = Outbox()
+    private let outbox: Outbox
     private let wakeWrite: Int32
     private let stopped = Mutex(false)
     private let finished = DispatchSemaphore(value: 0)
@@ -56,6 +56,7 @@ public final class Endpoint: Sendable {
         _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
         _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
         wakeWrite = fds[1]
+        outbox = Outbox(capacity: settings.outboxCapacity)
         let wakeRead = fds[0]
         let (stream, continuation) = AsyncStream<[Inbound]>.makeStream()
         incoming = InboundMessages(batches: stream)
@@ -86,16 +87,38 @@ public final class Endpoint: Sendable {
         }
     }
 
-    /// Queues `message` for `peer` (nil on a connecting endpoint). Never blocks.
-    public func send(_ message: Wire.Message, to peer: PeerID? = nil) {
-        send(encoded: Wire.encode(message), to: peer)
+    /// Queues `message` for `peer` (nil on a connecting endpoint). Waits only when the outbox
+    /// holds more than `EndpointSettings.outboxCapacity` messages, until the socket thread has
+    /// taken them: a producer never outruns the network by more than that.
+    public func send(_ message: Wire.Message, to peer: PeerID? = nil) async {
+        await send(encoded: Wire.encode(message), to: peer)
     }
 
-    /// Queues an already encoded message (encode once, send to many).
-    public func send(encoded: EncodedMessage, to peer: PeerID? = nil) {
-        let wasEmpty = outbox.push(encoded, to: peer)
-        // Only the first message after a drain needs to wake the loop.
-        if wasEmpty == true { wake() }
+    /// `send` for an already encoded message (encode once, send to many).
+    public func send(encoded: EncodedMessage, to peer: PeerID? = nil) async {
+        if enqueue(encoded, to: peer) { await outbox.waitForRoom() }
+    }
+
+    /// Queues `message` without ever waiting, whatever the outbox holds: for replies and control
+    /// messages from code that must not suspend.
+    public func post(_ message: Wire.Message, to peer: PeerID? = nil) {
+        _ = enqueue(Wire.encode(message), to: peer)
+    }
+
+    /// The most messages the outbox has held at once (for tests of backpressure).
+    var outboxPeak: Int { outbox.peak }
+
+    /// Returns true when the outbox is over capacity.
+    private func enqueue(_ encoded: EncodedMessage, to peer: PeerID?) -> Bool {
+        switch outbox.push(encoded, to: peer) {
+        case .closed:
+            drops.increment("closed")
+            return false
+        case .queued(let needsWake, let full):
+            // Only the first message after a drain needs to wake the loop.
+            if needsWake { wake() }
+            return full
+        }
     }
 
     private func wake() {

@@ -6,6 +6,8 @@ public struct EndpointSettings: Sendable {
     public var sendTimeout: Duration = .seconds(5)
     /// What the decoder accepts; libzmq drops any single frame larger than the tensor limit.
     public var limits: WireLimits = .default
+    /// Messages queued by callers before `Endpoint.send` waits for the socket thread.
+    public var outboxCapacity = 1024
     /// Messages received per wake-up before the loop looks at its outbox again.
     public var receiveBatch = 256
 

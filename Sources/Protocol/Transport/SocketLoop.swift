@@ -117,10 +117,12 @@ struct SocketLoop: @unchecked Sendable {
             // kept (their memory becomes the tensors').
             var more = false
             guard
-                let control = try? s.withReceivedPart(dontWait: !isRouter, { bytes, m in
-                    more = m
-                    return Result { () throws(WireError) in try Wire.decodeControl(bytes, limits: settings.limits) }
-                })
+                let control = try? s.withReceivedPart(
+                    dontWait: !isRouter,
+                    { bytes, m in
+                        more = m
+                        return Result { () throws(WireError) in try Wire.decodeControl(bytes, limits: settings.limits) }
+                    })
             else { return }
             var tensorFrames: [ZMQFrame] = []
             while more {

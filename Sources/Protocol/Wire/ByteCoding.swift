@@ -45,7 +45,9 @@ struct ByteWriter: ByteSink {
     var offset = 0
 
     @inline(__always) mutating func raw(_ bytes: UnsafeRawBufferPointer) {
-        if let src = bytes.baseAddress, bytes.count > 0 { (base + offset).copyMemory(from: src, byteCount: bytes.count) }
+        if let src = bytes.baseAddress, bytes.count > 0 {
+            (base + offset).copyMemory(from: src, byteCount: bytes.count)
+        }
         offset += bytes.count
     }
 

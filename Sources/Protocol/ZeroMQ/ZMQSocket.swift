@@ -190,7 +190,8 @@ public final class ZMQSocket {
                 let e = ZMQError.last("zmq_msg_recv")
                 return e.isTimeout ? .success(nil) : .failure(e)
             }
-            return .success(body(UnsafeRawBufferPointer(start: zmq_msg_data(p), count: zmq_msg_size(p)), zmq_msg_more(p) != 0))
+            return .success(
+                body(UnsafeRawBufferPointer(start: zmq_msg_data(p), count: zmq_msg_size(p)), zmq_msg_more(p) != 0))
         }
         return try outcome.get()
     }
