@@ -18,8 +18,15 @@ public struct InboundMessages: AsyncSequence, Sendable {
                 current = batch
                 index = 0
             }
-            defer { index += 1 }
-            return current[index]
+            let element = current[index]
+            index += 1
+            if index == current.count {
+                // Let go of the batch now, so a message's buffers live only as long as the consumer
+                // keeps it: libzmq can then reuse them instead of faulting in fresh pages.
+                current = []
+                index = 0
+            }
+            return element
         }
     }
 
