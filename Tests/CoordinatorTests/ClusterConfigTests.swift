@@ -78,14 +78,16 @@ import Protocol
         return dir
     }
 
-    @Test func keysSection_resolvesFilesRelativeToTheConfig_andSecuresTheListener() throws {
+    @Test(arguments: 0..<20)
+    func keysSection_resolvesFilesRelativeToTheConfig_andSecuresTheListener(attempt: Int) throws {
+        // Twenty fresh key sets: Z85 keys contain YAML's special characters in many ways.
         let dir = try directory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let coordinator = try CurveKeyPair.generate(), worker = try CurveKeyPair.generate()
         let other = try CurveKeyPair.generate()
         try coordinator.write(to: dir.appendingPathComponent("coordinator.key").path)
         try worker.write(to: dir.appendingPathComponent("w1.key").path)
-        let yaml = "keys:\n  coordinator: coordinator.key\n  workers:\n    - w1.key.pub\n    - \(other.publicKey)\n"
+        let yaml = "keys:\n  coordinator: coordinator.key\n  workers:\n    - w1.key.pub\n    - \"\(other.publicKey)\"\n"
         try yaml.write(to: dir.appendingPathComponent("cluster.yaml"), atomically: true, encoding: .utf8)
         let config = try ClusterConfig.load(path: dir.appendingPathComponent("cluster.yaml").path)
         #expect(config.keys?.coordinator == coordinator)

@@ -86,7 +86,9 @@ public struct ClusterConfig: Sendable, Equatable {
                 let value = try entry.string()
                 let fileOrKey = CurveKeyPair.isValidKey(value) ? value : resolve(value, in: baseDirectory)
                 do { authorized.insert(try CurveKeyPair.publicKey(fileOrKey: fileOrKey)) } catch {
-                    throw entry.error("cannot be used: \(error.message)")
+                    // Z85 uses YAML's special characters (? & * ! # …): an unquoted key parses as
+                    // something else.
+                    throw entry.error("cannot be used: \(error.message) (write a Z85 key in double quotes)")
                 }
             }
             guard !authorized.isEmpty else { throw workers.error("must list at least one worker public key") }
