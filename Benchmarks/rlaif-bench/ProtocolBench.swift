@@ -15,7 +15,7 @@ struct ProtocolBench: AsyncParsableCommand {
     @Option(help: "16 MB tensor messages per round.") var tensorCount = 150
     @Option(help: "1 KB control messages per round.") var controlCount = 200_000
     @Option(help: "Round trips per round.") var roundTrips = 10_000
-    @Flag(help: "Measure rlaif only (for profiling).") var noReference = false
+    @Option(help: "Run only one side, for profiling: rlaif or c.") var only: String?
     @Option(help: "Patterns to run: tensor, control, latency.") var patterns: [String] = [
         "tensor", "control", "latency",
     ]
@@ -25,29 +25,49 @@ struct ProtocolBench: AsyncParsableCommand {
         let endpoint = "tcp://127.0.0.1:*"
         emit("pattern (tcp loopback)           stat      rlaif       C/libzmq    rlaif/C")
         if patterns.contains("tensor") {
-            var ours: [Double] = [], reference: [Double] = []
-            for _ in 0..<rounds {
-                ours.append(try await tensorThroughput(count: tensorCount))
-                reference.append(czmq_reference_throughput(endpoint, 16 << 20, tensorCount, 1) * Double(16 << 20) / 1e9)
-            }
-            report("16 MB tensors, zero-copy (GB/s)", ours, reference, higherIsBetter: true)
+            let m = try await measure(
+                messages: tensorCount, { try await tensorThroughput(count: tensorCount) },
+                { czmq_reference_throughput(endpoint, 16 << 20, tensorCount, 1) * Double(16 << 20) / 1e9 })
+            report("16 MB tensors, zero-copy (GB/s)", m.ours, m.reference, higherIsBetter: true)
+            report(
+                "  CPU per message (µs)", m.oursCPU.map { $0 / 1000 }, m.referenceCPU.map { $0 / 1000 },
+                higherIsBetter: false)
         }
         if patterns.contains("control") {
-            var ours: [Double] = [], reference: [Double] = []
-            for _ in 0..<rounds {
-                ours.append(try await controlThroughput(count: controlCount))
-                reference.append(noReference ? 1 : czmq_reference_throughput(endpoint, 1024, controlCount, 0))
-            }
-            report("1 KB control messages (msg/s)", ours, reference, higherIsBetter: true)
+            let m = try await measure(
+                messages: controlCount, { try await controlThroughput(count: controlCount) },
+                { czmq_reference_throughput(endpoint, 1024, controlCount, 0) })
+            report("1 KB control messages (msg/s)", m.ours, m.reference, higherIsBetter: true)
+            report("  CPU per message (ns)", m.oursCPU, m.referenceCPU, higherIsBetter: false)
         }
         if patterns.contains("latency") {
-            var ours: [Double] = [], reference: [Double] = []
-            for _ in 0..<rounds {
-                ours.append(try await roundTrip(count: roundTrips))
-                reference.append(czmq_reference_round_trip_us(endpoint, 24, roundTrips))
-            }
-            report("round trip, small message (µs)", ours, reference, higherIsBetter: false)
+            let m = try await measure(
+                messages: roundTrips, { try await roundTrip(count: roundTrips) },
+                { czmq_reference_round_trip_us(endpoint, 24, roundTrips) })
+            report("round trip, small message (µs)", m.ours, m.reference, higherIsBetter: false)
         }
+    }
+
+    struct Measurements {
+        var ours: [Double] = [], reference: [Double] = []
+        /// Process CPU time (all threads) per message, ns.
+        var oursCPU: [Double] = [], referenceCPU: [Double] = []
+    }
+
+    /// Interleaves the two paths round by round, recording each round's metric and CPU cost.
+    func measure(
+        messages: Int, _ ours: () async throws -> Double, _ reference: () -> Double
+    ) async rethrows -> Measurements {
+        var m = Measurements()
+        for _ in 0..<rounds {
+            var t0 = ProcessCPU.seconds()
+            m.ours.append(only == "c" ? .nan : try await ours())
+            m.oursCPU.append((ProcessCPU.seconds() - t0) / Double(messages) * 1e9)
+            t0 = ProcessCPU.seconds()
+            m.reference.append(only == "rlaif" ? .nan : reference())
+            m.referenceCPU.append((ProcessCPU.seconds() - t0) / Double(messages) * 1e9)
+        }
+        return m
     }
 
     func report(_ label: String, _ ours: [Double], _ reference: [Double], higherIsBetter: Bool) {
@@ -140,4 +160,14 @@ struct ProtocolBench: AsyncParsableCommand {
 
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}
+
+/// CPU time (user + system) of the whole process, all threads.
+enum ProcessCPU {
+    static func seconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) * 1e-6 }
+        return s(usage.ru_utime) + s(usage.ru_stime)
+    }
 }
