@@ -52,11 +52,11 @@ let package = Package(
 
         // Benchmarks: a plain C reference beside the engine, run in one invocation.
         .target(name: "CSgemmReference", dependencies: ["COpenBLAS"], path: "Benchmarks/CSgemmReference"),
-        .target(name: "CZmqReference", dependencies: ["CZeroMQ"], path: "Benchmarks/CZmqReference"),
+        .executableTarget(name: "rlaif-zmq-reference", dependencies: ["CZeroMQ"], path: "Benchmarks/rlaif-zmq-reference"),
         .executableTarget(
             name: "rlaif-bench",
             dependencies: [
-                "Tensor", "Protocol", "CSgemmReference", "CZmqReference",
+                "Tensor", "Protocol", "CSgemmReference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/rlaif-bench"),

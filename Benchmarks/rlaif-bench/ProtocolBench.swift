@@ -1,11 +1,11 @@
 import ArgumentParser
-import CZmqReference
 import Foundation
 import Protocol
 import Tensor
 
 /// `rlaif-bench protocol`: rlaif's transport (Endpoint, Wire codec) beside the same patterns in C
-/// against libzmq directly, interleaved round by round over tcp loopback. Reports the best and the
+/// against libzmq directly (`rlaif-zmq-reference`, a process of its own), interleaved round by
+/// round over tcp loopback. Reports the best and the
 /// median round of each, since loopback throughput on a shared 2-core machine swings by 2×.
 struct ProtocolBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,12 +22,11 @@ struct ProtocolBench: AsyncParsableCommand {
 
     func run() async throws {
         _ = Engine.shared  // as in a worker process: the engine's allocator settings apply
-        let endpoint = "tcp://127.0.0.1:*"
         emit("pattern (tcp loopback)           stat      rlaif       C/libzmq    rlaif/C")
         if patterns.contains("tensor") {
             let m = try await measure(
                 messages: tensorCount, { try await tensorThroughput(count: tensorCount) },
-                { czmq_reference_throughput(endpoint, 16 << 20, tensorCount, 1) * Double(16 << 20) / 1e9 })
+                { try reference("throughput", 16 << 20, tensorCount, 1) * Double(16 << 20) / 1e9 })
             report("16 MB tensors, zero-copy (GB/s)", m.ours, m.reference, higherIsBetter: true)
             report(
                 "  CPU per message (µs)", m.oursCPU.map { $0 / 1000 }, m.referenceCPU.map { $0 / 1000 },
@@ -36,14 +35,14 @@ struct ProtocolBench: AsyncParsableCommand {
         if patterns.contains("control") {
             let m = try await measure(
                 messages: controlCount, { try await controlThroughput(count: controlCount) },
-                { czmq_reference_throughput(endpoint, 1024, controlCount, 0) })
+                { try reference("throughput", 1024, controlCount, 0) })
             report("1 KB control messages (msg/s)", m.ours, m.reference, higherIsBetter: true)
             report("  CPU per message (ns)", m.oursCPU, m.referenceCPU, higherIsBetter: false)
         }
         if patterns.contains("latency") {
             let m = try await measure(
                 messages: roundTrips, { try await roundTrip(count: roundTrips) },
-                { czmq_reference_round_trip_us(endpoint, 24, roundTrips) })
+                { try reference("roundtrip", 24, roundTrips) })
             report("round trip, small message (µs)", m.ours, m.reference, higherIsBetter: false)
         }
     }
@@ -54,18 +53,36 @@ struct ProtocolBench: AsyncParsableCommand {
         var oursCPU: [Double] = [], referenceCPU: [Double] = []
     }
 
+    /// Runs the C reference (`rlaif-zmq-reference`, built beside this binary) in its own process
+    /// and returns the number it prints.
+    func reference(_ arguments: Any...) throws -> Double {
+        let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        let p = Process()
+        p.executableURL = me.deletingLastPathComponent().appendingPathComponent("rlaif-zmq-reference")
+        p.arguments = arguments.map { "\($0)" }
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let out = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0, let v = Double(String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw ValidationError("rlaif-zmq-reference failed; build it with `swift build -c release --product rlaif-zmq-reference`")
+        }
+        return v
+    }
+
     /// Interleaves the two paths round by round, recording each round's metric and CPU cost.
     func measure(
-        messages: Int, _ ours: () async throws -> Double, _ reference: () -> Double
-    ) async rethrows -> Measurements {
+        messages: Int, _ ours: () async throws -> Double, _ reference: () throws -> Double
+    ) async throws -> Measurements {
         var m = Measurements()
         for _ in 0..<rounds {
             var t0 = ProcessCPU.seconds()
             m.ours.append(only == "c" ? .nan : try await ours())
             m.oursCPU.append((ProcessCPU.seconds() - t0) / Double(messages) * 1e9)
-            t0 = ProcessCPU.seconds()
-            m.reference.append(only == "rlaif" ? .nan : reference())
-            m.referenceCPU.append((ProcessCPU.seconds() - t0) / Double(messages) * 1e9)
+            t0 = ProcessCPU.children()
+            m.reference.append(only == "rlaif" ? .nan : try reference())
+            m.referenceCPU.append((ProcessCPU.children() - t0) / Double(messages) * 1e9)
         }
         return m
     }
@@ -162,11 +179,14 @@ extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }
 
-/// CPU time (user + system) of the whole process, all threads.
+/// CPU time (user + system), all threads: of this process, or of its finished children.
 enum ProcessCPU {
-    static func seconds() -> Double {
+    static func seconds() -> Double { usage(RUSAGE_SELF) }
+    static func children() -> Double { usage(RUSAGE_CHILDREN) }
+
+    private static func usage(_ who: __rusage_who) -> Double {
         var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
+        getrusage(who.rawValue, &usage)
         func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) * 1e-6 }
         return s(usage.ru_utime) + s(usage.ru_stime)
     }

@@ -1,7 +1,13 @@
 #define _POSIX_C_SOURCE 200112L
-#include "czmq_reference.h"
-
+/* The transport benchmark's reference: the same patterns as `rlaif-bench protocol`, straight
+ * against libzmq, in a process of its own (so neither side's allocator state affects the other).
+ * A DEALER sends to a ROUTER over tcp loopback; a receiver thread takes every message.
+ *
+ *   rlaif-zmq-reference throughput SIZE COUNT ZERO_COPY   prints messages per second
+ *   rlaif-zmq-reference roundtrip SIZE COUNT              prints mean round-trip microseconds
+ */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,7 +45,7 @@ static void *receive_all(void *arg) {
 
 static void no_free(void *data, void *hint) { (void)data; (void)hint; }
 
-double czmq_reference_throughput(const char *endpoint, long size, long count, int zero_copy) {
+static double throughput(const char *endpoint, long size, long count, int zero_copy) {
     void *ctx = zmq_ctx_new();
     void *router = zmq_socket(ctx, ZMQ_ROUTER), *dealer = zmq_socket(ctx, ZMQ_DEALER);
     int hwm = 10000, linger = 0;
@@ -82,7 +88,7 @@ double czmq_reference_throughput(const char *endpoint, long size, long count, in
     return (double)count / seconds;
 }
 
-double czmq_reference_round_trip_us(const char *endpoint, long size, long count) {
+static double round_trip_us(const char *endpoint, long size, long count) {
     void *ctx = zmq_ctx_new();
     void *router = zmq_socket(ctx, ZMQ_ROUTER), *dealer = zmq_socket(ctx, ZMQ_DEALER);
     int linger = 0;
@@ -111,4 +117,18 @@ double czmq_reference_round_trip_us(const char *endpoint, long size, long count)
     zmq_ctx_term(ctx);
     free(buffer);
     return seconds / (double)count * 1e6;
+}
+
+int main(int argc, char **argv) {
+    const char *endpoint = "tcp://127.0.0.1:*";
+    if (argc == 5 && strcmp(argv[1], "throughput") == 0) {
+        printf("%f\n", throughput(endpoint, atol(argv[2]), atol(argv[3]), atoi(argv[4])));
+        return 0;
+    }
+    if (argc == 4 && strcmp(argv[1], "roundtrip") == 0) {
+        printf("%f\n", round_trip_us(endpoint, atol(argv[2]), atol(argv[3])));
+        return 0;
+    }
+    fprintf(stderr, "usage: %s throughput SIZE COUNT ZERO_COPY | roundtrip SIZE COUNT\n", argv[0]);
+    return 2;
 }
