@@ -27,6 +27,8 @@ let package = Package(
 
         // Tensor imports nothing of ours.
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CMalloc"]),
+        // Models: the transformers rlaif trains and samples (GPT-2), their checkpoints and tokenizers.
+        .target(name: "Models", dependencies: ["Tensor"]),
         // Protocol imports at most Tensor.
         .target(
             name: "Protocol",
@@ -45,7 +47,7 @@ let package = Package(
         .executableTarget(
             name: "rlaif",
             dependencies: [
-                "Tensor", "Protocol", "Worker", "Coordinator",
+                "Tensor", "Models", "Protocol", "Worker", "Coordinator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -62,6 +64,7 @@ let package = Package(
             path: "Benchmarks/rlaif-bench"),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Tensor"], exclude: ["Fixtures"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "Tensor", "CZeroMQ"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Protocol"]),
     ],

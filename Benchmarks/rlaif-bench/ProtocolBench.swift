@@ -65,8 +65,11 @@ struct ProtocolBench: AsyncParsableCommand {
         try p.run()
         let out = pipe.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        guard p.terminationStatus == 0, let v = Double(String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            throw ValidationError("rlaif-zmq-reference failed; build it with `swift build -c release --product rlaif-zmq-reference`")
+        guard p.terminationStatus == 0,
+            let v = Double(String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        else {
+            throw ValidationError(
+                "rlaif-zmq-reference failed; build it with `swift build -c release --product rlaif-zmq-reference`")
         }
         return v
     }

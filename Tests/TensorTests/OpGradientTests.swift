@@ -136,6 +136,11 @@ import Testing
         GradientCheck.expectMatches([Inputs.uniform([2, 3, 4])]) { $0[0].swappingAxes(0, 2) }
     }
 
+    @Test(arguments: [0, 1, 2])
+    func slice_alongEachAxis_matchesFiniteDifferences(axis: Int) {
+        GradientCheck.expectMatches([Inputs.uniform([3, 4, 5])]) { $0[0].slice(axis: axis, 1..<3) }
+    }
+
     // MARK: The checker itself
 
     @Test func gradientCheck_detectsAWrongRule() {

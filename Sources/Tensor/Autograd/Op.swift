@@ -23,6 +23,7 @@ enum Op {
     case maskedFill(Variable, mask: Tensor)
     case reshape(Variable)
     case swapAxes(Variable, Int, Int)
+    case slice(Variable, axis: Int, range: Range<Int>)
 
     var inputs: [Variable] {
         switch self {
@@ -32,7 +33,7 @@ enum Op {
             .gelu(let x), .sum(let x, _), .mean(let x, _), .max(let x, _), .softmax(let x, _),
             .logSoftmax(let x, _), .embedding(let x, _), .causalSelfAttention(let x, _, _),
             .crossEntropy(let x, _, _, _), .gatherLogProbs(let x, _, _), .maskedFill(let x, _), .reshape(let x),
-            .swapAxes(let x, _, _):
+            .swapAxes(let x, _, _), .slice(let x, _, _):
             [x]
         }
     }
@@ -127,6 +128,8 @@ enum Op {
             if let dx = g(x) { Kernels.addInPlace(dx, dOut) }
         case .swapAxes(let x, let a0, let a1):
             if let dx = g(x) { Kernels.addInPlace(dx, Kernels.swapAxes(dOut, a0, a1)) }
+        case .slice(let x, let axis, let range):
+            if let dx = g(x) { Kernels.sliceBackward(dOut: dOut, xShape: x.shape, axis: axis, range: range, dx: dx) }
         }
     }
 }

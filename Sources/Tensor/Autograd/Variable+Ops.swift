@@ -119,6 +119,11 @@ extension Variable {
     public func reshaped(_ newShape: [Int]) -> Variable {
         Variable(value.reshaped(newShape), op: .reshape(self))
     }
+    /// Elements `range` along `axis` (a copy).
+    public func slice(axis: Int, _ range: Range<Int>) -> Variable {
+        Variable(Kernels.sliceForward(value, axis: axis, range: range), op: .slice(self, axis: axis, range: range))
+    }
+
     /// A copy with two axes swapped.
     public func swappingAxes(_ a0: Int, _ a1: Int) -> Variable {
         Variable(Kernels.swapAxes(value, a0, a1), op: .swapAxes(self, a0, a1))

@@ -36,6 +36,32 @@ extension Kernels {
         }
     }
 
+    /// Elements `range` along `axis`, copied. x seen as (outer, n, inner).
+    static func sliceForward(_ x: Tensor, axis: Int, range: Range<Int>) -> Tensor {
+        let g = axisGeometry(x.shape, axis: axis, keepDims: true, op: "slice")
+        precondition(
+            range.lowerBound >= 0 && range.upperBound <= g.n, "slice: range \(range) outside axis \(axis) of \(x.shape)"
+        )
+        var shape = x.shape
+        shape[Shape.axis(axis, rank: x.rank, op: "slice")] = range.count
+        let out = Tensor(uninitialized: shape)
+        let run = range.count * g.inner
+        for o in 0..<g.outer {
+            (out.pointer + o * run).update(from: x.pointer + (o * g.n + range.lowerBound) * g.inner, count: run)
+        }
+        return out
+    }
+
+    /// dx[…, range, …] += dOut.
+    static func sliceBackward(dOut: Tensor, xShape: [Int], axis: Int, range: Range<Int>, dx: Tensor) {
+        let g = axisGeometry(xShape, axis: axis, keepDims: true, op: "slice")
+        let run = range.count * g.inner
+        for o in 0..<g.outer {
+            let d = dx.pointer + (o * g.n + range.lowerBound) * g.inner, s = dOut.pointer + o * run
+            for i in 0..<run { d[i] += s[i] }
+        }
+    }
+
     /// A copy of x with axes `a0` and `a1` swapped.
     static func swapAxes(_ x: Tensor, _ a0: Int, _ a1: Int) -> Tensor {
         let i0 = Shape.axis(a0, rank: x.rank, op: "transposed"), i1 = Shape.axis(a1, rank: x.rank, op: "transposed")

@@ -1,0 +1,34 @@
+import Tensor
+
+/// Hugging Face's `Conv1D`: a linear layer whose weight is stored (in, out).
+/// y = x·W + b.  x: (…, in)  W: (in, out)  y: (…, out)
+public struct Conv1D: Module, Sendable {
+    public let weight: Variable
+    public let bias: Variable
+
+    public init(inputs: Int, outputs: Int, std: Float, rng: inout RandomStream) {
+        weight = Variable(.randomNormal([inputs, outputs], std: std, rng: &rng), requiresGrad: true)
+        bias = Variable(Tensor(zeros: [outputs]), requiresGrad: true)
+    }
+
+    public func callAsFunction(_ x: Variable) -> Variable { x.matmul(weight) + bias }
+
+    public var namedParameters: [(String, Variable)] { [("weight", weight), ("bias", bias)] }
+}
+
+/// Layer normalization over the last axis with learned scale (`weight`, ones) and shift (`bias`, zeros).
+public struct LayerNormLayer: Module, Sendable {
+    public let weight: Variable
+    public let bias: Variable
+    public let epsilon: Float
+
+    public init(width: Int, epsilon: Float = 1e-5) {
+        weight = Variable(Tensor(shape: [width], repeating: 1), requiresGrad: true)
+        bias = Variable(Tensor(zeros: [width]), requiresGrad: true)
+        self.epsilon = epsilon
+    }
+
+    public func callAsFunction(_ x: Variable) -> Variable { x.layerNorm(gamma: weight, beta: bias, epsilon: epsilon) }
+
+    public var namedParameters: [(String, Variable)] { [("weight", weight), ("bias", bias)] }
+}

@@ -1,0 +1,104 @@
+import Tensor
+
+/// GPT-2: token + learned position embeddings, pre-LayerNorm blocks of causal multi-head attention
+/// and a GELU MLP, a final LayerNorm, and an LM head tied to the token embedding.
+///
+/// Parameters carry Hugging Face's names (`transformer.h.0.attn.c_attn.weight`, …) and layouts
+/// (Conv1D weights are (in, out)), so checkpoints move between rlaif and transformers unchanged.
+public final class GPT2: Module, @unchecked Sendable {
+    public let config: GPT2Config
+    public let tokenEmbedding: Variable  // wte (V, C)
+    public let positionEmbedding: Variable  // wpe (T, C)
+    public let blocks: [Block]
+    public let finalNorm: LayerNormLayer
+
+    public struct Block: Sendable {
+        public let norm1: LayerNormLayer
+        public let attention: Conv1D  // c_attn: C → 3C
+        public let attentionProjection: Conv1D  // c_proj: C → C
+        public let norm2: LayerNormLayer
+        public let expand: Conv1D  // c_fc: C → 4C
+        public let contract: Conv1D  // c_proj: 4C → C
+
+        func callAsFunction(_ x: Variable, heads: Int) -> Variable {
+            let a = attentionProjection(attention(norm1(x)).causalSelfAttention(heads: heads))
+            let h = x + a
+            return h + contract(expand(norm2(h)).gelu())
+        }
+    }
+
+    /// A freshly initialized model (GPT-2's scheme: N(0, 0.02), residual projections scaled by
+    /// 1/√(2·layers)), drawn from `seed`'s parameter-init stream.
+    public init(config: GPT2Config, seed: UInt64) throws(ModelError) {
+        try config.validate()
+        self.config = config
+        var rng = RandomStream(seed: seed, purpose: .parameterInit)
+        let c = config.width
+        let residualStd = 0.02 / Float(2 * config.layers).squareRoot()
+        tokenEmbedding = Variable(.randomNormal([config.vocabularySize, c], std: 0.02, rng: &rng), requiresGrad: true)
+        positionEmbedding = Variable(
+            .randomNormal([config.contextLength, c], std: 0.01, rng: &rng), requiresGrad: true)
+        blocks = (0..<config.layers).map { _ in
+            Block(
+                norm1: LayerNormLayer(width: c, epsilon: config.layerNormEpsilon),
+                attention: Conv1D(inputs: c, outputs: 3 * c, std: 0.02, rng: &rng),
+                attentionProjection: Conv1D(inputs: c, outputs: c, std: residualStd, rng: &rng),
+                norm2: LayerNormLayer(width: c, epsilon: config.layerNormEpsilon),
+                expand: Conv1D(inputs: c, outputs: 4 * c, std: 0.02, rng: &rng),
+                contract: Conv1D(inputs: 4 * c, outputs: c, std: residualStd, rng: &rng))
+        }
+        finalNorm = LayerNormLayer(width: c, epsilon: config.layerNormEpsilon)
+    }
+
+    public var namedParameters: [(String, Variable)] {
+        var out: [(String, Variable)] = [
+            ("transformer.wte.weight", tokenEmbedding), ("transformer.wpe.weight", positionEmbedding),
+        ]
+        for (i, b) in blocks.enumerated() {
+            let p = "transformer.h.\(i)"
+            out += b.norm1.namedParameters(prefix: "\(p).ln_1")
+            out += b.attention.namedParameters(prefix: "\(p).attn.c_attn")
+            out += b.attentionProjection.namedParameters(prefix: "\(p).attn.c_proj")
+            out += b.norm2.namedParameters(prefix: "\(p).ln_2")
+            out += b.expand.namedParameters(prefix: "\(p).mlp.c_fc")
+            out += b.contract.namedParameters(prefix: "\(p).mlp.c_proj")
+        }
+        return out + finalNorm.namedParameters(prefix: "transformer.ln_f")
+    }
+
+    /// The final hidden states (B, T, C) for token ids (B, T).
+    public func hiddenStates(_ ids: TokenTensor) -> Variable {
+        precondition(ids.shape.count == 2, "GPT2: ids must be (batch, time), got \(ids.shape)")
+        let t = ids.shape[1]
+        precondition(t <= config.contextLength, "GPT2: \(t) tokens exceed the context length \(config.contextLength)")
+        let positions = TokenTensor(shape: [t], ids: (0..<Int32(t)).map { $0 })
+        var x = tokenEmbedding.embedding(ids) + positionEmbedding.embedding(positions)
+        for block in blocks { x = block(x, heads: config.heads) }
+        return finalNorm(x)
+    }
+
+    /// Next-token logits (B, T, V).
+    public func logits(_ ids: TokenTensor) -> Variable {
+        hiddenStates(ids).matmul(tokenEmbedding, transposeOther: true)
+    }
+
+    /// Mean cross-entropy of predicting ids[:, t+1] from ids[:, ...t], as transformers' `labels=ids`.
+    public func languageModelLoss(_ ids: TokenTensor) -> Variable {
+        logits(ids).crossEntropy(targets: Self.nextTokenTargets(ids))
+    }
+
+    /// (B, T) targets: each position's next token, and `ignored` at the last position.
+    public static func nextTokenTargets(_ ids: TokenTensor) -> TokenTensor {
+        let (b, t) = (ids.shape[0], ids.shape[1])
+        var targets = [Int32](repeating: TokenTensor.ignored, count: b * t)
+        for i in 0..<b { for j in 0..<(t - 1) { targets[i * t + j] = ids.ids[i * t + j + 1] } }
+        return TokenTensor(shape: [b, t], ids: targets)
+    }
+
+    /// log p(ids[:, t+1] | ids[:, ...t]) for every position but the last: (B, T−1).
+    public func nextTokenLogProbs(_ ids: TokenTensor) -> Variable {
+        let t = ids.shape[1]
+        // (B, T) with a 0 in the last column, whose next token is unknown.
+        return logits(ids).gatherLogProbs(Self.nextTokenTargets(ids)).slice(axis: 1, 0..<(t - 1))
+    }
+}
