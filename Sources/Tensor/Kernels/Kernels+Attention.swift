@@ -1,3 +1,4 @@
+import COpenBLAS
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -86,6 +87,27 @@ extension Kernels {
                     transposeA: true, transposeB: false, m: g.t, n: g.d, k: g.t, alpha: g.scale,
                     dp.pointer, lda: g.t, q, ldb: ld, beta: 1, dk, ldc: ld)
             }
+        }
+    }
+}
+
+/// One query against a key/value cache: the decode step of causal attention with a KV cache.
+extension Kernels {
+    /// For each head h: out[h] = softmax(q[h]·K[0..<length, h]ᵀ/√D) · V[0..<length, h].
+    /// q and out hold C = heads·D floats; keys and values are caches of rows of C floats (row
+    /// stride C), of which the first `length` are valid.
+    public static func cachedAttention(
+        query q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+        length: Int, width c: Int, heads: Int, out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+    ) {
+        let d = c / heads
+        let scale = 1 / Float(d).squareRoot()
+        for h in 0..<heads {
+            // scores = K_h · q_h, then softmax in place.
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(length), Int32(d), scale, keys + h * d, Int32(c), q + h * d, 1, 0, scratch, 1)
+            softmaxRow(scratch, scratch, length)
+            // out_h = V_hᵀ · p
+            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(length), Int32(d), 1, values + h * d, Int32(c), scratch, 1, 0, out + h * d, 1)
         }
     }
 }

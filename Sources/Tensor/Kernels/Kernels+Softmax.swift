@@ -63,7 +63,7 @@ extension Kernels {
     }
 
     @inline(__always)
-    static func logSumExp(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    public static func logSumExp(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
         let m = simdMax(x, n)
         if m == -.infinity { return -.infinity }
         var s: Float = 0

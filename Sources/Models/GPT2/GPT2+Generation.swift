@@ -1,0 +1,153 @@
+import Tensor
+
+/// Batched sampling with a key/value cache.
+///
+/// Each prompt is prefilled on its own (its keys and values for every layer are cached), then all
+/// unfinished sequences advance one token per step together: their new rows go through the
+/// projections and MLPs as one batch, and each attends only to its own cache. A sequence that
+/// stops leaves the batch at once and costs nothing more. Sequence `i` draws from its own stream
+/// (options.seed, .sampling, 0, sampleIDs[i]), so its tokens are the same whichever batch or worker
+/// produces it.
+extension GPT2 {
+    /// Generates a continuation of each prompt. `sampleIDs` address the sequences' random streams
+    /// (default: their indices). A `valueHead` (width → 1) adds per-token values.
+    public func generate(
+        prompts: [[Int32]], sampleIDs: [UInt64]? = nil, options: SamplingOptions, valueHead: Conv1D? = nil
+    ) -> [Generation] {
+        Autograd.inferenceMode {
+            let ids = sampleIDs ?? prompts.indices.map(UInt64.init)
+            precondition(ids.count == prompts.count, "generate: \(prompts.count) prompts but \(ids.count) sample ids")
+            var states = zip(prompts, ids).map { prompt, id in
+                SequenceState(prompt: prompt, id: id, options: options, config: config)
+            }
+            for i in states.indices where !states[i].finished { prefill(&states[i], valueHead: valueHead) }
+            while true {
+                let active = states.indices.filter { !states[$0].finished }
+                if active.isEmpty { break }
+                step(&states, active: active, valueHead: valueHead)
+            }
+            return states.map(\.result)
+        }
+    }
+
+    /// The reference path for tests: recomputes the whole sequence for every token (no cache).
+    public func generateWithoutCache(prompts: [[Int32]], sampleIDs: [UInt64]? = nil, options: SamplingOptions) -> [Generation] {
+        Autograd.inferenceMode {
+            let ids = sampleIDs ?? prompts.indices.map(UInt64.init)
+            return zip(prompts, ids).map { prompt, id in
+                var state = SequenceState(prompt: prompt, id: id, options: options, config: config)
+                while !state.finished {
+                    let tokens = state.prompt + state.result.tokens
+                    let logits = self.logits(TokenTensor(shape: [1, tokens.count], ids: tokens)).value
+                    state.accept(logits.pointer + (tokens.count - 1) * config.vocabularySize, value: nil, config: config)
+                }
+                return state.result
+            }
+        }
+    }
+
+    // MARK: Steps
+
+    /// Runs the prompt through every layer, caching keys and values, and draws the first token.
+    private func prefill(_ s: inout SequenceState, valueHead: Conv1D?) {
+        let t = s.prompt.count
+        precondition(t >= 1, "generate: empty prompt")
+        let ids = TokenTensor(shape: [1, t], ids: s.prompt)
+        let positions = TokenTensor(shape: [t], ids: (0..<Int32(t)).map { $0 })
+        var x = tokenEmbedding.embedding(ids) + positionEmbedding.embedding(positions)
+        let c = config.width
+        for (l, block) in blocks.enumerated() {
+            let qkv = block.attention(block.norm1(x))
+            for j in 0..<t {
+                let row = qkv.value.pointer + j * 3 * c
+                s.cache.keys[l].pointer.advanced(by: j * c).update(from: row + c, count: c)
+                s.cache.values[l].pointer.advanced(by: j * c).update(from: row + 2 * c, count: c)
+            }
+            let h = x + block.attentionProjection(qkv.causalSelfAttention(heads: config.heads))
+            x = h + block.contract(block.expand(block.norm2(h)).gelu())
+        }
+        let last = finalNorm(x).value.rows(0..<1).reshaped([t, c]).rows((t - 1)..<t)
+        let logits = last.matmul(tokenEmbedding.value, transposeOther: true)
+        let value = valueHead.map { $0(Variable(last)).value.item }
+        s.accept(logits.pointer, value: value, config: config)
+    }
+
+    /// Advances every active sequence by one token.
+    private func step(_ states: inout [SequenceState], active: [Int], valueHead: Conv1D?) {
+        let a = active.count, c = config.width
+        let tokens = TokenTensor(shape: [a], ids: active.map { states[$0].lastToken })
+        let positions = TokenTensor(shape: [a], ids: active.map { Int32(states[$0].position) })
+        var x = tokenEmbedding.embedding(tokens) + positionEmbedding.embedding(positions)  // (A, C)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: states.map(\.cache.capacity).max() ?? 1)
+        defer { scratch.deallocate() }
+        for (l, block) in blocks.enumerated() {
+            let qkv = block.attention(block.norm1(x)).value  // (A, 3C)
+            let attended = Tensor(zeros: [a, c])
+            for (r, i) in active.enumerated() {
+                let row = qkv.pointer + r * 3 * c, p = states[i].position
+                states[i].cache.keys[l].pointer.advanced(by: p * c).update(from: row + c, count: c)
+                states[i].cache.values[l].pointer.advanced(by: p * c).update(from: row + 2 * c, count: c)
+                Kernels.cachedAttention(
+                    query: row, keys: states[i].cache.keys[l].pointer, values: states[i].cache.values[l].pointer,
+                    length: p + 1, width: c, heads: config.heads, out: attended.pointer + r * c, scratch: scratch)
+            }
+            let h = x + block.attentionProjection(Variable(attended))
+            x = h + block.contract(block.expand(block.norm2(h)).gelu())
+        }
+        let hidden = finalNorm(x)
+        let logits = hidden.value.matmul(tokenEmbedding.value, transposeOther: true)  // (A, V)
+        let values = valueHead.map { $0(hidden).value }
+        for (r, i) in active.enumerated() {
+            states[i].accept(logits.pointer + r * config.vocabularySize, value: values.map { $0[flat: r] }, config: config)
+        }
+    }
+}
+
+/// One sequence's progress: its cache, its random stream, what it has produced.
+struct SequenceState {
+    let prompt: [Int32]
+    let options: SamplingOptions
+    var rng: RandomStream
+    var cache: KeyValueCache
+    var result = Generation(tokens: [], logProbs: [], values: [], stopped: false)
+    var finished = false
+
+    /// Position of the next token to feed (the last accepted one).
+    var position: Int { prompt.count + result.tokens.count - 1 }
+    var lastToken: Int32 { result.tokens.last ?? prompt.last! }
+
+    init(prompt: [Int32], id: UInt64, options: SamplingOptions, config: GPT2Config) {
+        precondition(prompt.count <= config.contextLength, "generate: prompt of \(prompt.count) tokens exceeds the context \(config.contextLength)")
+        self.prompt = prompt
+        self.options = options
+        rng = RandomStream(seed: options.seed, purpose: .sampling, step: 0, index: id)
+        cache = KeyValueCache(config: config, capacity: min(config.contextLength, prompt.count + options.maxNewTokens))
+        finished = options.maxNewTokens == 0
+    }
+
+    mutating func accept(_ logits: UnsafePointer<Float>, value: Float?, config: GPT2Config) {
+        let (token, logProb) = TokenSampler.draw(logits, count: config.vocabularySize, options: options, rng: &rng)
+        result.tokens.append(token)
+        result.logProbs.append(logProb)
+        if let value { result.values.append(value) }
+        if options.stopTokens.contains(token) {
+            result.stopped = true
+            finished = true
+        } else if result.tokens.count >= options.maxNewTokens || prompt.count + result.tokens.count >= config.contextLength {
+            finished = true
+        }
+    }
+}
+
+/// Keys and values of every layer for one sequence: (capacity, C) each, heads side by side.
+struct KeyValueCache {
+    let capacity: Int
+    var keys: [Tensor]
+    var values: [Tensor]
+
+    init(config: GPT2Config, capacity: Int) {
+        self.capacity = capacity
+        keys = (0..<config.layers).map { _ in Tensor(zeros: [capacity, config.width]) }
+        values = (0..<config.layers).map { _ in Tensor(zeros: [capacity, config.width]) }
+    }
+}
