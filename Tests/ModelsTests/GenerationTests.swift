@@ -23,12 +23,16 @@ import Testing
         let options = SamplingOptions(maxNewTokens: 6, temperature: 1.2, topK: 20, topP: 0.95, seed: 11)
         let batch = Self.model.generate(prompts: Self.prompts, sampleIDs: [100, 101, 102, 103], options: options)
         let alone = Self.model.generate(prompts: [Self.prompts[2]], sampleIDs: [102], options: options)
-        let reordered = Self.model.generate(prompts: [Self.prompts[2], Self.prompts[0]], sampleIDs: [102, 100], options: options)
+        let reordered = Self.model.generate(
+            prompts: [Self.prompts[2], Self.prompts[0]], sampleIDs: [102, 100], options: options)
         #expect(alone[0] == batch[2])
         #expect(reordered[0] == batch[2] && reordered[1] == batch[0])
-        let otherSeed = Self.model.generate(prompts: Self.prompts, sampleIDs: [100, 101, 102, 103], options: .init(maxNewTokens: 6, temperature: 1.2, seed: 12))
+        let otherSeed = Self.model.generate(
+            prompts: Self.prompts, sampleIDs: [100, 101, 102, 103],
+            options: .init(maxNewTokens: 6, temperature: 1.2, seed: 12))
         #expect(otherSeed.map(\.tokens) != batch.map(\.tokens))
-        let uncached = Self.model.generateWithoutCache(prompts: Self.prompts, sampleIDs: [100, 101, 102, 103], options: options)
+        let uncached = Self.model.generateWithoutCache(
+            prompts: Self.prompts, sampleIDs: [100, 101, 102, 103], options: options)
         #expect(uncached.map(\.tokens) == batch.map(\.tokens))
     }
 
@@ -55,7 +59,8 @@ import Testing
 
     @Test func topKOfOne_isGreedy_andZeroNewTokensGivesNothing() {
         let greedy = Self.model.generate(prompts: Self.prompts, options: .greedy(maxNewTokens: 4))
-        let topOne = Self.model.generate(prompts: Self.prompts, options: .init(maxNewTokens: 4, temperature: 0.7, topK: 1, seed: 9))
+        let topOne = Self.model.generate(
+            prompts: Self.prompts, options: .init(maxNewTokens: 4, temperature: 0.7, topK: 1, seed: 9))
         #expect(greedy.map(\.tokens) == topOne.map(\.tokens))
         #expect(Self.model.generate(prompts: [[1]], options: .greedy(maxNewTokens: 0))[0].tokens.isEmpty)
     }
@@ -64,5 +69,77 @@ import Testing
         // Context 16: a 14-token prompt leaves room for 2 new tokens.
         let g = Self.model.generate(prompts: [Array(repeating: 7, count: 14)], options: .greedy(maxNewTokens: 10))[0]
         #expect(g.tokens.count == 2 && !g.stopped)
+    }
+}
+
+@Suite struct HeadsAndBatchingTests {
+    static let model = GenerationTests.model
+
+    @Test func continuationLogProbs_withPadding_equalEachPairAlone() {
+        let prompts: [[Int32]] = [[1, 2, 3], [4], [5, 6]]
+        let continuations: [[Int32]] = [[7, 8], [9, 10, 11, 12], [13]]
+        let batched = Autograd.inferenceMode {
+            Self.model.continuationLogProbs(prompts: prompts, continuations: continuations).sum(axis: 1).value.scalars
+        }
+        for i in prompts.indices {
+            let alone = Autograd.inferenceMode {
+                Self.model.continuationLogProbs(prompts: [prompts[i]], continuations: [continuations[i]]).sum(axis: 1)
+                    .value.item
+            }
+            // Teacher forcing by hand: the last continuation.count log-probs of the whole sequence.
+            let full = prompts[i] + continuations[i]
+            let forced = Autograd.inferenceMode {
+                Self.model.nextTokenLogProbs(TokenTensor(shape: [1, full.count], ids: full)).value.scalars
+            }
+            let expected = forced.suffix(continuations[i].count).reduce(0, +)
+            #expect(abs(batched[i] - alone) < 1e-4)
+            #expect(abs(alone - expected) < 1e-4)
+        }
+    }
+
+    @Test func rewardScores_ignorePadding_andTrainTheHead() throws {
+        let reward = RewardModel(backbone: try GPT2.load(from: GPT2ReferenceTests.fixtures), seed: 4)
+        let batch = PaddedBatch([[1, 2, 3], [4, 5], [6]])
+        let scores = Autograd.inferenceMode { reward.scores(batch).value.scalars }
+        for (i, s) in [[Int32(1), 2, 3], [4, 5], [6]].enumerated() {
+            let alone = Autograd.inferenceMode { reward.scores(PaddedBatch([s])).value.item }
+            #expect(abs(scores[i] - alone) < 1e-5)
+        }
+        // Bradley–Terry on one pair: the gradient reaches the score head.
+        let params = ParameterSet(reward.namedParameters)
+        let s = reward.scores(PaddedBatch([[1, 2, 3], [1, 2, 4]]))
+        let margin = s.slice(axis: 0, 0..<1) - s.slice(axis: 0, 1..<2)
+        (-(margin.logSoftmaxPair())).sum().backward()
+        #expect((params["score.weight"]?.grad?.scalars.map(abs).max() ?? 0) > 0)
+    }
+
+    @Test func valueHead_givesOneValuePerGeneratedToken() {
+        let head = ScalarHead(width: Self.model.config.width, bias: true, seed: 2, index: 0)
+        let g = Self.model.generate(prompts: [[1, 2], [3]], options: .greedy(maxNewTokens: 4), valueHead: head)
+        #expect(g.allSatisfy { $0.values.count == $0.tokens.count })
+        // The value at a token equals the head applied to that position's final hidden state.
+        let full: [Int32] = [1, 2] + g[0].tokens
+        let hidden = Autograd.inferenceMode {
+            head(Self.model.hiddenStates(TokenTensor(shape: [1, full.count], ids: full))).value.scalars
+        }
+        // Values are read where each token is chosen: positions 1, 2, 3, 4 of the full sequence.
+        for (k, v) in g[0].values.enumerated() { #expect(abs(v - hidden[1 + k]) < 1e-4) }
+    }
+}
+
+extension Variable {
+    /// log σ(x) = −log(1 + e^(−x)), written with existing ops: log softmax of [x, 0] at index 0.
+    fileprivate func logSoftmaxPair() -> Variable {
+        let zero = Variable(Tensor(zeros: shape))
+        let pair = Variable.concatenatePair(self, zero)
+        return pair.logSoftmax().slice(axis: -1, 0..<1)
+    }
+
+    fileprivate static func concatenatePair(_ a: Variable, _ b: Variable) -> Variable {
+        // [a, b] along a new last axis via a 2-column selection: a·[1, 0] + b·[0, 1].
+        let n = a.shape.reduce(1, *)
+        let left = Variable(Tensor(shape: [1, 2], scalars: [1, 0])),
+            right = Variable(Tensor(shape: [1, 2], scalars: [0, 1]))
+        return a.reshaped([n, 1]).matmul(left) + b.reshaped([n, 1]).matmul(right)
     }
 }

@@ -12,7 +12,7 @@ extension GPT2 {
     /// Generates a continuation of each prompt. `sampleIDs` address the sequences' random streams
     /// (default: their indices). A `valueHead` (width → 1) adds per-token values.
     public func generate(
-        prompts: [[Int32]], sampleIDs: [UInt64]? = nil, options: SamplingOptions, valueHead: Conv1D? = nil
+        prompts: [[Int32]], sampleIDs: [UInt64]? = nil, options: SamplingOptions, valueHead: ScalarHead? = nil
     ) -> [Generation] {
         Autograd.inferenceMode {
             let ids = sampleIDs ?? prompts.indices.map(UInt64.init)
@@ -31,7 +31,9 @@ extension GPT2 {
     }
 
     /// The reference path for tests: recomputes the whole sequence for every token (no cache).
-    public func generateWithoutCache(prompts: [[Int32]], sampleIDs: [UInt64]? = nil, options: SamplingOptions) -> [Generation] {
+    public func generateWithoutCache(prompts: [[Int32]], sampleIDs: [UInt64]? = nil, options: SamplingOptions)
+        -> [Generation]
+    {
         Autograd.inferenceMode {
             let ids = sampleIDs ?? prompts.indices.map(UInt64.init)
             return zip(prompts, ids).map { prompt, id in
@@ -39,7 +41,8 @@ extension GPT2 {
                 while !state.finished {
                     let tokens = state.prompt + state.result.tokens
                     let logits = self.logits(TokenTensor(shape: [1, tokens.count], ids: tokens)).value
-                    state.accept(logits.pointer + (tokens.count - 1) * config.vocabularySize, value: nil, config: config)
+                    state.accept(
+                        logits.pointer + (tokens.count - 1) * config.vocabularySize, value: nil, config: config)
                 }
                 return state.result
             }
@@ -49,7 +52,7 @@ extension GPT2 {
     // MARK: Steps
 
     /// Runs the prompt through every layer, caching keys and values, and draws the first token.
-    private func prefill(_ s: inout SequenceState, valueHead: Conv1D?) {
+    private func prefill(_ s: inout SequenceState, valueHead: ScalarHead?) {
         let t = s.prompt.count
         precondition(t >= 1, "generate: empty prompt")
         let ids = TokenTensor(shape: [1, t], ids: s.prompt)
@@ -73,7 +76,7 @@ extension GPT2 {
     }
 
     /// Advances every active sequence by one token.
-    private func step(_ states: inout [SequenceState], active: [Int], valueHead: Conv1D?) {
+    private func step(_ states: inout [SequenceState], active: [Int], valueHead: ScalarHead?) {
         let a = active.count, c = config.width
         let tokens = TokenTensor(shape: [a], ids: active.map { states[$0].lastToken })
         let positions = TokenTensor(shape: [a], ids: active.map { Int32(states[$0].position) })
@@ -98,7 +101,8 @@ extension GPT2 {
         let logits = hidden.value.matmul(tokenEmbedding.value, transposeOther: true)  // (A, V)
         let values = valueHead.map { $0(hidden).value }
         for (r, i) in active.enumerated() {
-            states[i].accept(logits.pointer + r * config.vocabularySize, value: values.map { $0[flat: r] }, config: config)
+            states[i].accept(
+                logits.pointer + r * config.vocabularySize, value: values.map { $0[flat: r] }, config: config)
         }
     }
 }
@@ -117,7 +121,9 @@ struct SequenceState {
     var lastToken: Int32 { result.tokens.last ?? prompt.last! }
 
     init(prompt: [Int32], id: UInt64, options: SamplingOptions, config: GPT2Config) {
-        precondition(prompt.count <= config.contextLength, "generate: prompt of \(prompt.count) tokens exceeds the context \(config.contextLength)")
+        precondition(
+            prompt.count <= config.contextLength,
+            "generate: prompt of \(prompt.count) tokens exceeds the context \(config.contextLength)")
         self.prompt = prompt
         self.options = options
         rng = RandomStream(seed: options.seed, purpose: .sampling, step: 0, index: id)
@@ -133,7 +139,9 @@ struct SequenceState {
         if options.stopTokens.contains(token) {
             result.stopped = true
             finished = true
-        } else if result.tokens.count >= options.maxNewTokens || prompt.count + result.tokens.count >= config.contextLength {
+        } else if result.tokens.count >= options.maxNewTokens
+            || prompt.count + result.tokens.count >= config.contextLength
+        {
             finished = true
         }
     }

@@ -104,10 +104,14 @@ extension Kernels {
         let scale = 1 / Float(d).squareRoot()
         for h in 0..<heads {
             // scores = K_h · q_h, then softmax in place.
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(length), Int32(d), scale, keys + h * d, Int32(c), q + h * d, 1, 0, scratch, 1)
+            cblas_sgemv(
+                CblasRowMajor, CblasNoTrans, Int32(length), Int32(d), scale, keys + h * d, Int32(c), q + h * d, 1, 0,
+                scratch, 1)
             softmaxRow(scratch, scratch, length)
             // out_h = V_hᵀ · p
-            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(length), Int32(d), 1, values + h * d, Int32(c), scratch, 1, 0, out + h * d, 1)
+            cblas_sgemv(
+                CblasRowMajor, CblasTrans, Int32(length), Int32(d), 1, values + h * d, Int32(c), scratch, 1, 0,
+                out + h * d, 1)
         }
     }
 }

@@ -1,0 +1,71 @@
+import Tensor
+
+/// A GPT-2 backbone with a scalar score read at each sequence's last real token (the layout of
+/// transformers' GPT2ForSequenceClassification with one label: `score.weight`, no bias).
+public final class RewardModel: Module, @unchecked Sendable {
+    public let backbone: GPT2
+    public let head: ScalarHead
+
+    public init(backbone: GPT2, seed: UInt64) {
+        self.backbone = backbone
+        head = ScalarHead(width: backbone.config.width, bias: false, seed: seed, index: 1)
+    }
+
+    public var namedParameters: [(String, Variable)] {
+        backbone.namedParameters + head.namedParameters(prefix: "score")
+    }
+
+    /// One score per sequence. `batch` holds right-padded sequences; each is scored at its last
+    /// real token, so padding never changes a score.
+    public func scores(_ batch: PaddedBatch) -> Variable {
+        let (b, t) = (batch.ids.shape[0], batch.ids.shape[1])
+        let perPosition = head(backbone.hiddenStates(batch.ids)).reshaped([b, t])  // (B, T)
+        return (perPosition * Variable(batch.lastTokenMask)).sum(axis: 1)  // (B)
+    }
+}
+
+/// Sequences of different lengths, right-padded into one (B, T) batch.
+///
+/// With a causal model, padding after a sequence cannot influence its real positions, so no
+/// attention mask is needed; losses and reads skip the padded positions.
+public struct PaddedBatch: Sendable {
+    public let ids: TokenTensor
+    public let lengths: [Int]
+    /// (B, T): 1 at each sequence's last real position.
+    public let lastTokenMask: Tensor
+
+    public init(_ sequences: [[Int32]], padding: Int32 = 0) {
+        precondition(!sequences.isEmpty && sequences.allSatisfy { !$0.isEmpty }, "PaddedBatch: empty sequence")
+        let t = sequences.map(\.count).max()!
+        var ids: [Int32] = []
+        let mask = Tensor(zeros: [sequences.count, t])
+        for (i, s) in sequences.enumerated() {
+            ids += s + Array(repeating: padding, count: t - s.count)
+            mask[flat: i * t + s.count - 1] = 1
+        }
+        self.ids = TokenTensor(shape: [sequences.count, t], ids: ids)
+        lengths = sequences.map(\.count)
+        lastTokenMask = mask
+    }
+}
+
+extension GPT2 {
+    /// log p of each continuation token given everything before it, for prompt/continuation pairs
+    /// batched with right padding: (B, T) with 0 outside the continuations, so `.sum(axis: 1)` is
+    /// each continuation's total. Differentiable (for KL, PPO ratios, DPO).
+    public func continuationLogProbs(prompts: [[Int32]], continuations: [[Int32]]) -> Variable {
+        precondition(
+            prompts.count == continuations.count,
+            "continuationLogProbs: \(prompts.count) prompts, \(continuations.count) continuations")
+        let batch = PaddedBatch(zip(prompts, continuations).map { $0 + $1 })
+        let (b, t) = (batch.ids.shape[0], batch.ids.shape[1])
+        // Position j predicts token j+1; only predictions of continuation tokens count.
+        var targets = [Int32](repeating: TokenTensor.ignored, count: b * t)
+        for i in 0..<b {
+            for j in prompts[i].count..<(prompts[i].count + continuations[i].count) {
+                targets[i * t + j - 1] = batch.ids.ids[i * t + j]
+            }
+        }
+        return logits(batch.ids).gatherLogProbs(TokenTensor(shape: [b, t], ids: targets))
+    }
+}
