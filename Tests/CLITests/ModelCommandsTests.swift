@@ -1,0 +1,82 @@
+import Foundation
+import Models
+import Tensor
+import Testing
+
+/// `rlaif sample` and `rlaif score` as a user runs them: the real binary, a real model directory.
+@Suite(.timeLimit(.minutes(1))) struct ModelCommandsTests {
+    /// The `rlaif` executable built beside the test bundle.
+    static let rlaif = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        .appendingPathComponent("rlaif")
+
+    static func run(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+        try #require(
+            FileManager.default.fileExists(atPath: rlaif.path),
+            "\(rlaif.path) is missing: build it first (`swift build --build-tests` builds it with the tests)")
+        let p = Process()
+        p.executableURL = rlaif
+        p.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    /// A tiny byte-vocabulary model written to a temporary directory.
+    static func modelDirectory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlaif-cli-\(UUID())")
+        try GPT2(config: .tiny, seed: 5).save(to: dir)
+        return dir
+    }
+
+    @Test
+    func sample_isReproducibleForASeed_andStartsWithThePrompt() throws {
+        let dir = try Self.modelDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let args = ["sample", "--model", dir.path, "--prompt", "Hello", "--max-new-tokens", "8", "--seed", "3"]
+        let a = try Self.run(args), b = try Self.run(args)
+        #expect(a.status == 0, "\(a.err)")
+        #expect(a.out == b.out && a.out.hasPrefix("Hello"))
+    }
+
+    @Test
+    func score_printsOneLinePerPair_matchingTheLibrary() throws {
+        let dir = try Self.modelDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let input = dir.appendingPathComponent("pairs.jsonl")
+        try #"""
+        {"prompt": "The sky is", "completion": " blue."}
+
+        {"prompt": "1 + 1 =", "completion": " 2"}
+        """#.write(to: input, atomically: true, encoding: .utf8)
+        let r = try Self.run(["score", "--model", dir.path, "--input", input.path])
+        #expect(r.status == 0, "\(r.err)")
+        let lines = r.out.split(separator: "\n")
+        #expect(lines.count == 2)
+        let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: Any]
+        #expect(first["tokens"] as? Int == 6)  // " blue." in bytes
+        let total = first["total_logprob"] as! Double
+        let model = try ModelDirectory(dir.path)
+        let expected = Autograd.inferenceMode {
+            model.model.continuationLogProbs(
+                prompts: [model.tokenizer.encode("The sky is")], continuations: [model.tokenizer.encode(" blue.")]
+            ).sum().value.item
+        }
+        #expect(abs(total - Double(expected)) < 1e-4)
+    }
+
+    @Test
+    func score_namesAMalformedLine() throws {
+        let dir = try Self.modelDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let input = dir.appendingPathComponent("bad.jsonl")
+        try "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": 3}\n".write(
+            to: input, atomically: true, encoding: .utf8)
+        let r = try Self.run(["score", "--model", dir.path, "--input", input.path])
+        #expect(r.status != 0)
+        #expect(r.err.contains("bad.jsonl:2"))
+    }
+}
