@@ -58,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "rlaif-bench",
             dependencies: [
-                "Tensor", "Protocol", "CSgemmReference",
+                "Tensor", "Models", "Protocol", "CSgemmReference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/rlaif-bench"),

@@ -24,13 +24,9 @@ extension Kernels {
             y.update(repeating: 0, count: n)
             return
         }
-        var s: Float = 0
-        for i in 0..<n {
-            let e = expf(x[i] - m)
-            y[i] = e
-            s += e
-        }
-        let inv = 1 / s
+        // y = exp(x − m) (a loop that vectorizes), then normalized.
+        for i in 0..<n { y[i] = fastExp(x[i] - m) }
+        let inv = 1 / simdSum(y, n)
         for i in 0..<n { y[i] *= inv }
     }
 
@@ -66,8 +62,20 @@ extension Kernels {
     public static func logSumExp(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
         let m = simdMax(x, n)
         if m == -.infinity { return -.infinity }
-        var s: Float = 0
-        for i in 0..<n { s += expf(x[i] - m) }
+        // Sixteen partial sums, so the loop vectorizes and the order is fixed.
+        var partial = Vec(repeating: 0)
+        var i = 0
+        while i + Vec.scalarCount <= n {
+            var e = Vec()
+            for j in 0..<Vec.scalarCount { e[j] = fastExp(x[i + j] - m) }
+            partial += e
+            i += Vec.scalarCount
+        }
+        var s = partial.sum()
+        while i < n {
+            s += fastExp(x[i] - m)
+            i += 1
+        }
         return m + logf(s)
     }
 

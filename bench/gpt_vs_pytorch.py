@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""rlaif's GPT-2 beside PyTorch + transformers on the same machine, in one run, 2 threads each.
+
+Shapes (issue 3): training step (forward, backward, AdamW) for the small preset (4 layers, width
+256, 4 heads, vocab 512, context 256) at batch 8 x 128 and for gpt2-124M at batch 4 x 256;
+KV-cache generation of 64 new tokens from 32-token prompts at batch 8 for both.
+
+    swift build -c release --product rlaif-bench
+    python3 bench/gpt_vs_pytorch.py [--repeats 3]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+BENCH = os.path.join(ROOT, ".build", "release", "rlaif-bench")
+
+PRESETS = {
+    "small": dict(vocab_size=512, n_positions=256, n_embd=256, n_layer=4, n_head=4),
+    "gpt2-124M": dict(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12),
+}
+CASES = [
+    ("small", "train", 8, 128),
+    ("small", "generate", 8, 32),
+    ("gpt2-124M", "train", 4, 256),
+    ("gpt2-124M", "generate", 8, 32),
+]
+
+
+def torch_case(preset, task, batch, tokens, repeats, new_tokens=64):
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.set_num_threads(2)
+    torch.manual_seed(1)
+    config = GPT2Config(**PRESETS[preset], resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, activation_function="gelu_new")
+    model = GPT2LMHeadModel(config)
+    ids = torch.randint(0, config.vocab_size, (batch, tokens))
+    times = []
+    if task == "train":
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        for _ in range(repeats + 1):
+            t0 = time.perf_counter()
+            opt.zero_grad(set_to_none=False)
+            model(input_ids=ids, labels=ids).loss.backward()
+            opt.step()
+            times.append(time.perf_counter() - t0)
+    else:
+        model.eval()
+        mask = torch.ones_like(ids)
+        for r in range(repeats + 1):
+            torch.manual_seed(r)
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                out = model.generate(
+                    input_ids=ids, attention_mask=mask, do_sample=True, top_k=0, max_new_tokens=new_tokens,
+                    min_new_tokens=new_tokens, pad_token_id=0, use_cache=True,
+                )
+            assert out.shape[1] == tokens + new_tokens
+            times.append(time.perf_counter() - t0)
+    times = times[1:]
+    return min(times) * 1000, statistics.median(times) * 1000
+
+
+def rlaif_case(preset, task, batch, tokens, repeats):
+    env = dict(os.environ, RLAIF_THREADS="2")
+    out = subprocess.run(
+        [BENCH, "gpt", "--preset", preset, "--task", task, "--batch", str(batch), "--tokens", str(tokens),
+         "--repeats", str(repeats)],
+        check=True, capture_output=True, text=True, env=env,
+    ).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    return r["best_ms"], r["median_ms"]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", choices=["small", "gpt2-124M"])
+    args = parser.parse_args()
+    print(f"{'case':42} {'rlaif ms':>10} {'torch ms':>10} {'torch/rlaif':>12}   (best of {args.repeats}; median in brackets)")
+    for preset, task, batch, tokens in CASES:
+        if args.only and preset != args.only:
+            continue
+        ours = rlaif_case(preset, task, batch, tokens, args.repeats)
+        theirs = torch_case(preset, task, batch, tokens, args.repeats)
+        shape = f"{batch}x{tokens}" + (" +64 new" if task == "generate" else "")
+        label = f"{preset} {task} {shape}"
+        print(f"{label:42} {ours[0]:10.1f} {theirs[0]:10.1f} {theirs[0] / ours[0]:11.2f}x   "
+              f"[{ours[1]:.1f} / {theirs[1]:.1f} = {theirs[1] / ours[1]:.2f}x]", flush=True)
+
+
+if __name__ == "__main__":
+    main()
