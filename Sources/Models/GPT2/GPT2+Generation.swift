@@ -20,7 +20,7 @@ extension GPT2 {
             var states = zip(prompts, ids).map { prompt, id in
                 SequenceState(prompt: prompt, id: id, options: options, config: config)
             }
-            for i in states.indices where !states[i].finished { prefill(&states[i], valueHead: valueHead) }
+            prefill(&states, valueHead: valueHead)
             while true {
                 let active = states.indices.filter { !states[$0].finished }
                 if active.isEmpty { break }
@@ -51,28 +51,41 @@ extension GPT2 {
 
     // MARK: Steps
 
-    /// Runs the prompt through every layer, caching keys and values, and draws the first token.
-    private func prefill(_ s: inout SequenceState, valueHead: ScalarHead?) {
-        let t = s.prompt.count
-        precondition(t >= 1, "generate: empty prompt")
-        let ids = TokenTensor(shape: [1, t], ids: s.prompt)
+    /// Runs all prompts through every layer as one right-padded batch, caching each sequence's
+    /// keys and values, and draws each first token from its last real position. (Causal attention
+    /// keeps the padding from touching any real position.)
+    private func prefill(_ states: inout [SequenceState], valueHead: ScalarHead?) {
+        let pending = states.indices.filter { !states[$0].finished }
+        guard !pending.isEmpty else { return }
+        let prompts = pending.map { states[$0].prompt }
+        precondition(prompts.allSatisfy { !$0.isEmpty }, "generate: empty prompt")
+        let batch = PaddedBatch(prompts)
+        let (b, t, c) = (pending.count, batch.ids.shape[1], config.width)
         let positions = TokenTensor(shape: [t], ids: (0..<Int32(t)).map { $0 })
-        var x = tokenEmbedding.embedding(ids) + positionEmbedding.embedding(positions)
-        let c = config.width
+        var x = tokenEmbedding.embedding(batch.ids) + positionEmbedding.embedding(positions)
         for (l, block) in blocks.enumerated() {
             let qkv = block.attention(block.norm1(x))
-            for j in 0..<t {
-                let row = qkv.value.pointer + j * 3 * c
-                s.cache.keys[l].pointer.advanced(by: j * c).update(from: row + c, count: c)
-                s.cache.values[l].pointer.advanced(by: j * c).update(from: row + 2 * c, count: c)
+            for (r, i) in pending.enumerated() {
+                for j in 0..<prompts[r].count {
+                    let row = qkv.value.pointer + (r * t + j) * 3 * c
+                    states[i].cache.keys[l].pointer.advanced(by: j * c).update(from: row + c, count: c)
+                    states[i].cache.values[l].pointer.advanced(by: j * c).update(from: row + 2 * c, count: c)
+                }
             }
             let h = x + block.attentionProjection(qkv.causalSelfAttention(heads: config.heads))
             x = h + block.contract(block.expand(block.norm2(h)).gelu())
         }
-        let last = finalNorm(x).value.rows(0..<1).reshaped([t, c]).rows((t - 1)..<t)
+        // Each sequence's last real position, gathered into (B, C).
+        let hidden = finalNorm(x).value
+        let last = Tensor(zeros: [b, c])
+        for (r, p) in prompts.enumerated() {
+            (last.pointer + r * c).update(from: hidden.pointer + (r * t + p.count - 1) * c, count: c)
+        }
         let logits = last.matmul(tokenEmbedding.value, transposeOther: true)
-        let value = valueHead.map { $0(Variable(last)).value.item }
-        s.accept(logits.pointer, value: value, config: config)
+        let values = valueHead.map { $0(Variable(last)).value }
+        for (r, i) in pending.enumerated() {
+            states[i].accept(logits.pointer + r * config.vocabularySize, value: values.map { $0[flat: r] }, config: config)
+        }
     }
 
     /// Advances every active sequence by one token.

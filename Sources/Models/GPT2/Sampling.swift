@@ -54,14 +54,25 @@ enum TokenSampler {
             for i in 1..<v where logits[i] > logits[best] { best = i }
             return (Int32(best), logits[best] - lse)
         }
+        let t = Float(options.temperature)
+        let top = (0..<v).reduce(-Float.infinity) { max($0, logits[$1]) }
+        if options.topK == nil && options.topP == nil {
+            // The whole vocabulary: walk the unnormalized CDF, no sorting, no allocation.
+            var total = 0.0
+            for i in 0..<v { total += Double(fastExp((logits[i] - top) / t)) }
+            let u = Double(rng.nextUInt64() >> 11) * 0x1p-53 * total
+            var acc = 0.0
+            for i in 0..<v {
+                acc += Double(fastExp((logits[i] - top) / t))
+                if u < acc { return (Int32(i), logits[i] - lse) }
+            }
+            return (Int32(v - 1), logits[v - 1] - lse)
+        }
         // Candidates in descending logit order, cut by top-k, then by top-p.
         var order = Array(0..<v)
-        let filtering = options.topK != nil || options.topP != nil
-        if filtering { order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) } }
+        order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
         if let k = options.topK, k > 0, k < order.count { order.removeLast(order.count - k) }
-        let t = Double(options.temperature)
-        let top = order.map { Double(logits[$0]) }.max() ?? 0
-        var weights = order.map { _exp((Double(logits[$0]) - top) / t) }
+        var weights = order.map { Double(fastExp((logits[$0] - top) / t)) }
         if let p = options.topP, p < 1 {
             let total = weights.reduce(0, +)
             var cumulative = 0.0
@@ -85,8 +96,3 @@ enum TokenSampler {
         return (Int32(last), logits[last] - lse)
     }
 }
-
-#if canImport(Glibc)
-    import Glibc
-    @inline(__always) func _exp(_ x: Double) -> Double { Glibc.exp(x) }
-#endif

@@ -5,7 +5,7 @@
 /// written into the exponent bits. Rounding and conversion use the 1.5·2²³ trick instead of
 /// calls. Only arithmetic, min/max and bit casts remain, which LLVM turns into vector code.
 /// Relative error ≤ 2 ulp on [−87, 88]; below, 0 (tested against glibc).
-@inline(__always) func fastExp(_ x: Float) -> Float {
+@inlinable @inline(__always) public func fastExp(_ x: Float) -> Float {
     let clamped = max(min(x, 88.7), -87.3)
     let magic: Float = 12_582_912  // 1.5·2²³: adding it rounds to an integer in the low bits
     let shifted = clamped * 1.442_695_04 + magic
