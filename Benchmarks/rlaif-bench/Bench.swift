@@ -80,6 +80,7 @@ struct SgemmTable: AsyncParsableCommand {
                 }
                 engineBest = min(engineBest, seconds)
                 csgemm_reference_set_threads(Int32(threads))
+                defer { csgemm_reference_set_threads(1) }  // the engine runs BLAS single-threaded
                 cBest = max(
                     cBest,
                     csgemm_reference_gflops(

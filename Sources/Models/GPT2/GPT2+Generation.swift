@@ -84,7 +84,8 @@ extension GPT2 {
         let logits = last.matmul(tokenEmbedding.value, transposeOther: true)
         let values = valueHead.map { $0(Variable(last)).value }
         for (r, i) in pending.enumerated() {
-            states[i].accept(logits.pointer + r * config.vocabularySize, value: values.map { $0[flat: r] }, config: config)
+            states[i].accept(
+                logits.pointer + r * config.vocabularySize, value: values.map { $0[flat: r] }, config: config)
         }
     }
 

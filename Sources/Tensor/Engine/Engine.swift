@@ -50,7 +50,8 @@ public final class Engine: Sendable {
             mallopt(M_MMAP_THRESHOLD, 1 << 30)
             mallopt(M_TRIM_THRESHOLD, Int32.max)
         #endif
-        openblas_set_num_threads(Int32(self.threads))
+        // The engine parallelizes BLAS calls itself (see Kernels.gemm): BLAS runs single-threaded.
+        openblas_set_num_threads(1)
         self.pool = ComputePool(width: self.threads)
         self.queue = JobQueue(name: "rlaif-engine")
     }

@@ -31,8 +31,10 @@ extension Kernels {
         let out = Tensor(zeros: [g.b, g.t, g.c])
         let probs = Tensor(zeros: [g.b, g.h, g.t, g.t])
         let ld = 3 * g.c
-        for b in 0..<g.b {
-            for h in 0..<g.h {
+        // (batch, head) pairs are independent: one per pool task, each with single-threaded BLAS.
+        Engine.parallelFor(g.b * g.h) { pair in
+            let (b, h) = (pair / g.h, pair % g.h)
+            do {
                 let q = qkv.pointer + b * g.t * ld + h * g.d
                 let k = q + g.c, v = q + 2 * g.c
                 let p = probs.pointer + (b * g.h + h) * g.t * g.t
@@ -56,9 +58,11 @@ extension Kernels {
     static func attentionBackward(dOut: Tensor, qkv: Tensor, probs: Tensor, heads: Int, dqkv: Tensor) {
         let g = attentionGeometry(qkv.shape, heads: heads)
         let ld = 3 * g.c
-        let dp = Tensor(zeros: [g.t, g.t])
-        for b in 0..<g.b {
-            for h in 0..<g.h {
+        // Each (batch, head) pair touches its own columns of dqkv: one pair per pool task.
+        Engine.parallelFor(g.b * g.h) { pair in
+            let (b, h) = (pair / g.h, pair % g.h)
+            let dp = Tensor(uninitialized: [g.t, g.t])
+            do {
                 let q = qkv.pointer + b * g.t * ld + h * g.d
                 let k = q + g.c, v = q + 2 * g.c
                 let dq = dqkv.pointer + b * g.t * ld + h * g.d

@@ -15,6 +15,37 @@ extension Kernels {
             if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
             return
         }
+        // Inside an engine job, big products are split over the engine's pool, each part a
+        // single-threaded BLAS call (BLAS itself runs with one thread): no BLAS worker threads
+        // spin while the pool runs other kernels. Each element is still computed by one call, in
+        // BLAS's own k order, so the split changes no bit.
+        let parts = ThreadFlags.isEngineThread ? min(Engine.shared.threads, max(1, m * n * k / (1 << 21))) : 1
+        if parts > 1 && (m >= 2 * parts || n >= 2 * parts) {
+            let splitRows = m >= n
+            let total = splitRows ? m : n
+            let size = (total + parts - 1) / parts
+            Engine.parallelFor(parts) { part in
+                let lo = part * size, hi = min(total, lo + size)
+                guard lo < hi else { return }
+                if splitRows {
+                    let aPart = transposeA ? a + lo : a + lo * lda
+                    blasGemm(transposeA, transposeB, hi - lo, n, k, alpha, aPart, lda, b, ldb, beta, c + lo * ldc, ldc)
+                } else {
+                    let bPart = transposeB ? b + lo * ldb : b + lo
+                    blasGemm(transposeA, transposeB, m, hi - lo, k, alpha, a, lda, bPart, ldb, beta, c + lo, ldc)
+                }
+            }
+            return
+        }
+        blasGemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+
+    @inline(__always)
+    private static func blasGemm(
+        _ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int
+    ) {
         cblas_sgemm(
             CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
