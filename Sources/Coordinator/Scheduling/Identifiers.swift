@@ -1,0 +1,16 @@
+/// A worker as the coordinator numbers it (assigned at registration, never reused in a run).
+public struct WorkerID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public let rawValue: UInt32
+    public init(_ rawValue: UInt32) { self.rawValue = rawValue }
+    public static func < (a: WorkerID, b: WorkerID) -> Bool { a.rawValue < b.rawValue }
+    public var description: String { "w\(rawValue)" }
+}
+
+/// A unit of work: a rollout batch, a labeling batch or a gradient micro-batch. Ids are assigned in
+/// a deterministic order by the run, so they double as the fixed order of every reduction.
+public struct JobID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public let rawValue: UInt64
+    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    public static func < (a: JobID, b: JobID) -> Bool { a.rawValue < b.rawValue }
+    public var description: String { "job\(rawValue)" }
+}

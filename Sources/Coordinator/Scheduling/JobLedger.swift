@@ -1,0 +1,101 @@
+/// The job queue with leases: every job is handed to one live worker at a time, handed out again
+/// when its lease expires or its worker dies, and its result is accepted exactly once.
+///
+/// Pure state, decided from explicit instants: the scheduler actor feeds it events and sends the
+/// messages it returns. Jobs are leased lowest id first, so the order of work is reproducible.
+public struct JobLedger<Payload: Sendable>: Sendable {
+    public enum State: Equatable, Sendable {
+        case queued
+        case leased(worker: WorkerID, attempt: UInt32, deadline: ContinuousClock.Instant)
+        case done
+    }
+
+    public struct Lease: Sendable {
+        public let job: JobID
+        public let attempt: UInt32
+        public let payload: Payload
+    }
+
+    public enum Completion: Equatable, Sendable {
+        /// The first result of the job's current attempt: use it.
+        case accepted
+        /// The job already has its result: drop this one.
+        case duplicate
+        /// A result from an attempt that was re-leased (or from a worker that no longer holds it).
+        case stale
+        case unknownJob
+    }
+
+    private var payloads: [JobID: Payload] = [:]
+    public private(set) var states: [JobID: State] = [:]
+    private var attempts: [JobID: UInt32] = [:]
+    /// Queued jobs, kept sorted so leasing is lowest id first.
+    private var queue: [JobID] = []
+
+    public init() {}
+
+    public var isFinished: Bool { states.values.allSatisfy { $0 == .done } }
+    public var queuedCount: Int { queue.count }
+
+    public mutating func enqueue(_ id: JobID, _ payload: Payload) {
+        precondition(states[id] == nil, "JobLedger: \(id) enqueued twice")
+        payloads[id] = payload
+        states[id] = .queued
+        attempts[id] = 0
+        insertQueued(id)
+    }
+
+    /// Leases the lowest queued job to `worker` until `now + duration`.
+    public mutating func lease(to worker: WorkerID, now: ContinuousClock.Instant, duration: Duration) -> Lease? {
+        guard !queue.isEmpty else { return nil }
+        let id = queue.removeFirst()
+        let attempt = attempts[id]!
+        states[id] = .leased(worker: worker, attempt: attempt, deadline: now + duration)
+        return Lease(job: id, attempt: attempt, payload: payloads[id]!)
+    }
+
+    /// A worker reports a result for (job, attempt).
+    public mutating func complete(_ id: JobID, attempt: UInt32, by worker: WorkerID) -> Completion {
+        guard let state = states[id] else { return .unknownJob }
+        switch state {
+        case .done: return .duplicate
+        case .queued: return .stale
+        case .leased(let holder, let current, _):
+            guard holder == worker && current == attempt else { return .stale }
+            states[id] = .done
+            payloads[id] = nil
+            return .accepted
+        }
+    }
+
+    /// Re-queues jobs whose lease ran out; returns them in id order.
+    public mutating func expireLeases(now: ContinuousClock.Instant) -> [JobID] {
+        let expired = states.compactMap { id, s -> JobID? in
+            if case .leased(_, _, let deadline) = s, deadline <= now { return id }
+            return nil
+        }.sorted()
+        for id in expired { requeue(id) }
+        return expired
+    }
+
+    /// Re-queues every job held by `worker` (it died or was replaced); returns them in id order.
+    public mutating func workerLost(_ worker: WorkerID) -> [JobID] {
+        let held = states.compactMap { id, s -> JobID? in
+            if case .leased(let w, _, _) = s, w == worker { return id }
+            return nil
+        }.sorted()
+        for id in held { requeue(id) }
+        return held
+    }
+
+    private mutating func requeue(_ id: JobID) {
+        attempts[id, default: 0] += 1
+        states[id] = .queued
+        insertQueued(id)
+    }
+
+    private mutating func insertQueued(_ id: JobID) {
+        let at = queue.firstIndex { $0 > id } ?? queue.count
+        queue.insert(id, at: at)
+    }
+}
