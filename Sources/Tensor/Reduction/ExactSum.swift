@@ -1,0 +1,76 @@
+/// Sums of gradients that do not depend on the order of addition: each value is rounded once to
+/// a fixed-point integer (a multiple of 2^−fractionBits), and integers add exactly.
+///
+/// This is what lets a run give bit-identical weights with 1, 2 or 4 workers and after a
+/// re-formed ring: whichever worker computed which micro-batch, and in whatever order partial
+/// sums meet, the integer total is the same, and so is the Float made from it.
+///
+/// ```swift
+/// var total = ExactSum(count: params.count)
+/// try total.add(microBatchGradient)          // on any worker, in any order
+/// let reduced = total.value()                 // identical bits everywhere
+/// ```
+public struct ExactSum: Sendable, Equatable {
+    /// Resolution 2^−fractionBits; the largest representable magnitude is 2^(63 − fractionBits).
+    public let fractionBits: Int
+    public private(set) var units: [Int64]
+
+    /// 2^−40 ≈ 9.1e-13 resolution, magnitudes below 2^23 ≈ 8.4e6: ample for gradients.
+    public static let defaultFractionBits = 40
+
+    public init(count: Int, fractionBits: Int = defaultFractionBits) {
+        precondition((8...56).contains(fractionBits), "ExactSum: fractionBits must be in 8...56")
+        self.fractionBits = fractionBits
+        units = Array(repeating: 0, count: count)
+    }
+
+    public struct Overflow: Error, CustomStringConvertible, Equatable, Sendable {
+        public let index: Int
+        public let value: Double
+        public var description: String {
+            "gradient element \(index) = \(value) is beyond the exact-sum range; lower fractionBits or clip gradients"
+        }
+    }
+
+    /// The fixed-point units of one value (round to nearest), or nil when out of range or not finite.
+    @inline(__always) func quantize(_ x: Float) -> Int64? {
+        let scaled = (Double(x) * Double(sign: .plus, exponent: fractionBits, significand: 1)).rounded()
+        guard scaled.isFinite, abs(scaled) < 0x1p62 else { return nil }
+        return Int64(scaled)
+    }
+
+    /// Adds a tensor of `units.count` elements. On overflow nothing is added.
+    public mutating func add(_ t: Tensor) throws(Overflow) {
+        precondition(t.count == units.count, "ExactSum: \(t.count) values into a sum of \(units.count)")
+        var next = units
+        for i in 0..<units.count {
+            guard let q = quantize(t[flat: i]) else { throw Overflow(index: i, value: Double(t[flat: i])) }
+            let (s, overflow) = next[i].addingReportingOverflow(q)
+            if overflow { throw Overflow(index: i, value: Double(next[i]) + Double(q)) }
+            next[i] = s
+        }
+        units = next
+    }
+
+    /// Adds another partial sum (e.g. a chunk arriving in an all-reduce ring). On overflow nothing
+    /// is added.
+    public mutating func add(_ other: ExactSum) throws(Overflow) {
+        precondition(
+            other.units.count == units.count && other.fractionBits == fractionBits, "ExactSum: mismatched partial sums")
+        var next = units
+        for i in 0..<units.count {
+            let (s, overflow) = next[i].addingReportingOverflow(other.units[i])
+            if overflow { throw Overflow(index: i, value: Double(next[i]) + Double(other.units[i])) }
+            next[i] = s
+        }
+        units = next
+    }
+
+    /// The sum as Floats, optionally scaled (e.g. by 1/micro-batches for a mean).
+    public func value(scaledBy factor: Double = 1) -> Tensor {
+        let out = Tensor(zeros: [units.count])
+        let unit = Double(sign: .plus, exponent: -fractionBits, significand: 1)
+        for i in 0..<units.count { out[flat: i] = Float(Double(units[i]) * unit * factor) }
+        return out
+    }
+}
