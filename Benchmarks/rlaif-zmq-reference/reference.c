@@ -45,19 +45,25 @@ static void *receive_all(void *arg) {
 
 static void no_free(void *data, void *hint) { (void)data; (void)hint; }
 
-static double throughput(const char *endpoint, long size, long count, int zero_copy) {
-    void *ctx = zmq_ctx_new();
-    void *router = zmq_socket(ctx, ZMQ_ROUTER), *dealer = zmq_socket(ctx, ZMQ_DEALER);
-    int hwm = 10000, linger = 0;
-    zmq_setsockopt(router, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_bind(router, endpoint);
+/* A ROUTER bound to `endpoint` and a DEALER connected to it, as rlaif's endpoints set them up. */
+static void open_pair(void *ctx, const char *endpoint, int hwm, void **router, void **dealer) {
+    int linger = 0;
+    *router = zmq_socket(ctx, ZMQ_ROUTER);
+    *dealer = zmq_socket(ctx, ZMQ_DEALER);
+    zmq_setsockopt(*router, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(*dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(*dealer, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(*router, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_bind(*router, endpoint);
     char bound[256];
     size_t len = sizeof bound;
-    zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, bound, &len);
-    zmq_connect(dealer, bound);
+    zmq_getsockopt(*router, ZMQ_LAST_ENDPOINT, bound, &len);
+    zmq_connect(*dealer, bound);
+}
+
+static double throughput(const char *endpoint, long size, long count, int zero_copy) {
+    void *ctx = zmq_ctx_new(), *router, *dealer;
+    open_pair(ctx, endpoint, 10000, &router, &dealer);
     char *buffer = malloc(size);
     memset(buffer, 7, size);
     /* Warm the connection so the measurement starts with it established. */
@@ -89,16 +95,8 @@ static double throughput(const char *endpoint, long size, long count, int zero_c
 }
 
 static double round_trip_us(const char *endpoint, long size, long count) {
-    void *ctx = zmq_ctx_new();
-    void *router = zmq_socket(ctx, ZMQ_ROUTER), *dealer = zmq_socket(ctx, ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_bind(router, endpoint);
-    char bound[256];
-    size_t len = sizeof bound;
-    zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, bound, &len);
-    zmq_connect(dealer, bound);
+    void *ctx = zmq_ctx_new(), *router, *dealer;
+    open_pair(ctx, endpoint, 1000, &router, &dealer);
     char *buffer = calloc(1, size > 0 ? size : 1);
     char id[256];
     double start = 0;

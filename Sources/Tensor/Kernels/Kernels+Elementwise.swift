@@ -103,26 +103,10 @@ extension Kernels {
 
     /// General broadcasting through per-operand strides (0 on broadcast axes).
     private static func binaryStrided(_ a: Tensor, _ b: Tensor, _ out: Tensor, _ op: BinaryOp) {
-        let shape = out.shape, rank = shape.count
-        let sa = Shape.broadcastStrides(a.shape, toRank: rank)
-        let sb = Shape.broadcastStrides(b.shape, toRank: rank)
-        var index = [Int](repeating: 0, count: rank)
-        var ia = 0, ib = 0
-        for o in 0..<out.count {
-            out.pointer[o] = op.apply(a.pointer[ia], b.pointer[ib])
-            // Odometer increment of the output index, moving both operand offsets with it.
-            var d = rank - 1
-            while d >= 0 {
-                index[d] += 1
-                ia += sa[d]
-                ib += sb[d]
-                if index[d] < shape[d] { break }
-                ia -= sa[d] * shape[d]
-                ib -= sb[d] * shape[d]
-                index[d] = 0
-                d -= 1
-            }
-        }
+        let rank = out.rank
+        let sa = Shape.broadcastStrides(a.shape, toRank: rank), sb = Shape.broadcastStrides(b.shape, toRank: rank)
+        let (pa, pb, po) = (a.pointer, b.pointer, out.pointer)
+        walk(out.shape, sa, sb) { o, ia, ib in po[o] = op.apply(pa[ia], pb[ib]) }
     }
 
     /// Sums `grad` (of a broadcast result) down to `shape`, the operand's shape, and adds it into `into`.
@@ -151,22 +135,8 @@ extension Kernels {
             }
             return
         }
-        let rank = grad.rank
-        let st = Shape.broadcastStrides(shape, toRank: rank)
-        var index = [Int](repeating: 0, count: rank)
-        var it = 0
-        for o in 0..<n {
-            into.pointer[it] += grad.pointer[o]
-            var d = rank - 1
-            while d >= 0 {
-                index[d] += 1
-                it += st[d]
-                if index[d] < grad.shape[d] { break }
-                it -= st[d] * grad.shape[d]
-                index[d] = 0
-                d -= 1
-            }
-        }
+        let (dst, src) = (into.pointer, grad.pointer)
+        walk(grad.shape, Shape.broadcastStrides(shape, toRank: grad.rank)) { o, it in dst[it] += src[o] }
     }
 
     /// into += x, elementwise; equal element counts.

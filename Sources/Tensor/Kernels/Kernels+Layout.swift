@@ -18,22 +18,8 @@ extension Kernels {
         precondition(
             Shape.broadcast(shape, mask.shape, op: "maskedFill") == shape,
             "shape mismatch in maskedFill, x: \(shape), mask: \(mask.shape)")
-        let rank = shape.count
-        let sm = Shape.broadcastStrides(mask.shape, toRank: rank)
-        var index = [Int](repeating: 0, count: rank)
-        var im = 0
-        for o in 0..<shape.reduce(1, *) {
-            if mask.pointer[im] != 0 { body(o) }
-            var d = rank - 1
-            while d >= 0 {
-                index[d] += 1
-                im += sm[d]
-                if index[d] < shape[d] { break }
-                im -= sm[d] * shape[d]
-                index[d] = 0
-                d -= 1
-            }
-        }
+        let m = mask.pointer
+        walk(shape, Shape.broadcastStrides(mask.shape, toRank: shape.count)) { o, im in if m[im] != 0 { body(o) } }
     }
 
     /// Elements `range` along `axis`, copied. x seen as (outer, n, inner).
@@ -72,20 +58,8 @@ extension Kernels {
         var xStrides = [Int](repeating: 1, count: x.rank)
         for d in stride(from: x.rank - 2, through: 0, by: -1) { xStrides[d] = xStrides[d + 1] * x.shape[d + 1] }
         xStrides.swapAt(i0, i1)
-        var index = [Int](repeating: 0, count: x.rank)
-        var ix = 0
-        for o in 0..<out.count {
-            out.pointer[o] = x.pointer[ix]
-            var d = x.rank - 1
-            while d >= 0 {
-                index[d] += 1
-                ix += xStrides[d]
-                if index[d] < shape[d] { break }
-                ix -= xStrides[d] * shape[d]
-                index[d] = 0
-                d -= 1
-            }
-        }
+        let (src, dst) = (x.pointer, out.pointer)
+        walk(shape, xStrides) { o, ix in dst[o] = src[ix] }
         return out
     }
 }

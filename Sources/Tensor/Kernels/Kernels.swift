@@ -8,6 +8,40 @@ public enum Kernels {
     static let parallelGrain = 1 << 15
 }
 
+// MARK: - Strided walks
+
+extension Kernels {
+    /// Visits every element of `shape` in row-major order with its flat index and the matching
+    /// offsets into two operands laid out with strides `a` and `b` (0 on broadcast axes): an
+    /// odometer over the index that moves both offsets with it.
+    @inline(__always)
+    static func walk(_ shape: [Int], _ a: [Int], _ b: [Int], _ body: (_ flat: Int, _ a: Int, _ b: Int) -> Void) {
+        let rank = shape.count
+        var index = [Int](repeating: 0, count: rank)
+        var ia = 0, ib = 0
+        for o in 0..<shape.reduce(1, *) {
+            body(o, ia, ib)
+            var d = rank - 1
+            while d >= 0 {
+                index[d] += 1
+                ia += a[d]
+                ib += b[d]
+                if index[d] < shape[d] { break }
+                ia -= a[d] * shape[d]
+                ib -= b[d] * shape[d]
+                index[d] = 0
+                d -= 1
+            }
+        }
+    }
+
+    /// `walk` with one operand.
+    @inline(__always)
+    static func walk(_ shape: [Int], _ strides: [Int], _ body: (_ flat: Int, _ offset: Int) -> Void) {
+        walk(shape, strides, [Int](repeating: 0, count: shape.count)) { o, a, _ in body(o, a) }
+    }
+}
+
 // MARK: - SIMD helpers
 
 typealias Vec = SIMD16<Float>
