@@ -154,3 +154,23 @@ struct ByteArray: ByteSink {
         withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
     }
 }
+
+@Suite struct WireInt64Tests {
+    @Test func int64Tensors_mustBeFlat() {
+        // A gradient chunk whose int64 descriptor claims rank 2.
+        var control = Wire.encode(
+            .gradientChunk(
+                .init(step: 1, ringEpoch: 1, phase: .allGather, chunkIndex: 0, fromRank: 0, data: .int64([1, 2])))
+        ).control
+        // Descriptor: count 1, dtype 3, rank 1, dim 2 → rewrite as rank 2 with dims [1, 2].
+        control.removeLast(11)
+        control += [1, 3, 2] + [1, 0, 0, 0, 0, 0, 0, 0] + [2, 0, 0, 0, 0, 0, 0, 0]
+        let frames = [ZMQFrame(control), ZMQFrame([UInt8](repeating: 0, count: 16))]
+        do {
+            _ = try Wire.decode(frames)
+            Issue.record("a rank-2 int64 tensor was accepted")
+        } catch {
+            #expect(error.code == .badValue && error.field == "tensor[0].shape")
+        }
+    }
+}

@@ -7,6 +7,7 @@ enum WireFixtures {
     static let floats = WireTensor.float32(Tensor(shape: [2, 3], scalars: [1, -2, 3.5, .infinity, -0.0, 6]))
     static let ids = WireTensor.int32(TokenTensor(shape: [4], ids: [0, -1, 50_256, .max]))
     static let empty = WireTensor.float32(Tensor(zeros: [0, 5]))
+    static let units = WireTensor.int64([0, -1, .max, .min, 1 << 40])
 
     static let all: [Wire.Message] = [
         .hello(
@@ -31,6 +32,7 @@ enum WireFixtures {
         .weightsRequest(.init(workerID: 9, model: .reward, version: 3)),
         .weights(.init(model: .policy, version: 11, tensors: [floats])),
         .gradientChunk(.init(step: 4, ringEpoch: 2, phase: .allGather, chunkIndex: 1, fromRank: 3, data: floats)),
+        .gradientChunk(.init(step: 5, ringEpoch: 2, phase: .reduceScatter, chunkIndex: 0, fromRank: 1, data: units)),
         .cancel(.init(jobID: 5, reason: "lease expired")),
         .shutdown(.init(reason: "run finished")),
         .error(.init(code: 17, message: "bad thing")),
@@ -44,6 +46,7 @@ enum WireFixtures {
                 switch t {
                 case .float32(let x): ZMQFrame(x.scalars.withUnsafeBytes { Array($0) })
                 case .int32(let x): ZMQFrame(x.ids.withUnsafeBytes { Array($0) })
+                case .int64(let x): ZMQFrame(x.withUnsafeBytes { Array($0) })
                 }
             }
     }

@@ -90,6 +90,9 @@ struct SocketLoop: @unchecked Sendable {
                 case .int32(let t):
                     let bytes = t.ids.withUnsafeBytes { Array($0) }
                     try s.send(bytes, more: more)
+                case .int64(let values):
+                    let bytes = values.withUnsafeBytes { Array($0) }
+                    try s.send(bytes, more: more)
                 }
             }
         } catch {

@@ -260,8 +260,13 @@ extension Wire {
                 code: .tensorSizeMismatch, frame: index + 1, field: "tensor[\(index)]",
                 detail: "shape \(d.shape) needs \(d.byteCount) bytes, frame has \(frame.count)")
         }
+        guard d.dtype != .int64 || d.shape.count == 1 else {
+            throw WireError(
+                code: .badValue, frame: index + 1, field: "tensor[\(index)].shape",
+                detail: "int64 tensors are flat (rank 1), got shape \(d.shape)")
+        }
         return frame.withBytes { raw in
-            let count = d.byteCount / 4
+            let count = d.byteCount / d.dtype.size
             switch d.dtype {
             case .float32:
                 if let base = raw.baseAddress, Int(bitPattern: base) % 4 == 0, count > 0 {
@@ -280,6 +285,10 @@ extension Wire {
                 var ids = [Int32](repeating: 0, count: count)
                 if count > 0 { ids.withUnsafeMutableBytes { $0.copyMemory(from: raw) } }
                 return .int32(TokenTensor(shape: d.shape, ids: ids.map { Int32(littleEndian: $0) }))
+            case .int64:
+                var values = [Int64](repeating: 0, count: count)
+                if count > 0 { values.withUnsafeMutableBytes { $0.copyMemory(from: raw) } }
+                return .int64(values.map { Int64(littleEndian: $0) })
             }
         }
     }
@@ -307,10 +316,10 @@ extension Wire {
             m.tensors = tensors
             return .weights(m)
         case .gradientChunk(var m):
-            guard tensors.count == 1, case .float32 = tensors[0] else {
+            guard tensors.count == 1, tensors[0].dtype != .int32 else {
                 throw WireError(
                     code: .frameCountMismatch, frame: 0, field: "gradientChunk.data",
-                    detail: "needs exactly one float32 tensor")
+                    detail: "needs exactly one float32 or int64 tensor")
             }
             m.data = tensors[0]
             return .gradientChunk(m)

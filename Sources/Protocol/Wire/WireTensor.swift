@@ -5,17 +5,21 @@ import Tensor
 public enum WireTensor: Sendable {
     case float32(Tensor)
     case int32(TokenTensor)
+    /// A flat run of 64-bit integers: fixed-point partial sums (`ExactSum.units`) in the all-reduce.
+    case int64([Int64])
 
     public enum DType: UInt8, Sendable {
         case float32 = 1
         case int32 = 2
-        var size: Int { 4 }
+        case int64 = 3
+        var size: Int { self == .int64 ? 8 : 4 }
     }
 
     public var dtype: DType {
         switch self {
         case .float32: .float32
         case .int32: .int32
+        case .int64: .int64
         }
     }
 
@@ -23,18 +27,11 @@ public enum WireTensor: Sendable {
         switch self {
         case .float32(let t): t.shape
         case .int32(let t): t.shape
+        case .int64(let v): [v.count]
         }
     }
 
-    public var byteCount: Int { shape.reduce(1, *) * 4 }
-
-    /// Element values as Float (for tests and equality).
-    var floatValues: [Float] {
-        switch self {
-        case .float32(let t): t.scalars
-        case .int32(let t): t.ids.map(Float.init)
-        }
-    }
+    public var byteCount: Int { shape.reduce(1, *) * dtype.size }
 }
 
 extension WireTensor: Equatable {
@@ -44,6 +41,7 @@ extension WireTensor: Equatable {
         case (.float32(let x), .float32(let y)):
             x.shape == y.shape && x.scalars.map(\.bitPattern) == y.scalars.map(\.bitPattern)
         case (.int32(let x), .int32(let y)): x == y
+        case (.int64(let x), .int64(let y)): x == y
         default: false
         }
     }
