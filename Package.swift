@@ -66,6 +66,7 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Tensor"], exclude: ["Fixtures"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "Tensor", "CZeroMQ"]),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "Protocol", "Tensor"]),
         .testTarget(name: "CLITests", dependencies: ["Models", "Tensor"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Protocol"]),
     ],

@@ -66,6 +66,25 @@ public struct ExactSum: Sendable, Equatable {
         units = next
     }
 
+    /// Adds fixed-point units (another worker's partial sum of a chunk) at `offset`. On overflow
+    /// nothing is added.
+    public mutating func add(units chunk: [Int64], at offset: Int) throws(Overflow) {
+        precondition(offset >= 0 && offset + chunk.count <= units.count, "ExactSum: chunk outside the sum")
+        var next = Array(units[offset..<(offset + chunk.count)])
+        for (i, u) in chunk.enumerated() {
+            let (s, overflow) = next[i].addingReportingOverflow(u)
+            if overflow { throw Overflow(index: offset + i, value: Double(next[i]) + Double(u)) }
+            next[i] = s
+        }
+        units.replaceSubrange(offset..<(offset + chunk.count), with: next)
+    }
+
+    /// Replaces units at `offset` with a chunk that is already fully reduced.
+    public mutating func replace(units chunk: [Int64], at offset: Int) {
+        precondition(offset >= 0 && offset + chunk.count <= units.count, "ExactSum: chunk outside the sum")
+        units.replaceSubrange(offset..<(offset + chunk.count), with: chunk)
+    }
+
     /// The sum as Floats, optionally scaled (e.g. by 1/micro-batches for a mean).
     public func value(scaledBy factor: Double = 1) -> Tensor {
         let out = Tensor(zeros: [units.count])

@@ -1,0 +1,73 @@
+import Protocol
+import Tensor
+import Testing
+
+@testable import Worker
+
+/// Rings of real endpoints on loopback, one task per rank.
+@Suite(.timeLimit(.minutes(1))) struct RingAllReduceTests {
+    /// Eight micro-batch gradients of 1000 elements, magnitudes 1e-6 … 10.
+    static let gradients: [Tensor] = (0..<8).map { i in
+        var rng = RandomStream(seed: 5, purpose: .scratch, step: 0, index: UInt64(i))
+        let t = Tensor.randomNormal([1003], rng: &rng)
+        for j in 0..<t.count { t[flat: j] *= Float([1e-6, 1e-3, 1, 10][j % 4]) }
+        return t
+    }
+
+    /// Runs a ring of `size` ranks; micro-batch i goes to rank assignment[i]. Returns every rank's result.
+    static func ring(size: Int, assignment: [Int], timeout: Duration = .seconds(20)) async throws -> [Tensor] {
+        let listeners = try (0..<size).map { _ in try Endpoint.listen(on: "tcp://127.0.0.1:*") }
+        let mailboxes = (0..<size).map { _ in ChunkMailbox() }
+        let pumps = zip(mailboxes, listeners).map { $0.pump(from: $1) }
+        let senders = try (0..<size).map { r in try Endpoint.connect(to: listeners[(r + 1) % size].address) }
+        defer {
+            for e in senders + listeners { e.close() }
+            for p in pumps { p.cancel() }
+        }
+        var partial = (0..<size).map { _ in ExactSum(count: 1003) }
+        for (micro, rank) in assignment.enumerated() { try partial[rank].add(gradients[micro]) }
+        let sums = partial
+        return try await withThrowingTaskGroup(of: (Int, Tensor).self) { group in
+            for r in 0..<size {
+                group.addTask {
+                    let ring = RingAllReduce(rank: r, size: size, step: 3, epoch: 1, chunkTimeout: timeout)
+                    let total = try await ring.run(sums[r], next: senders[r], mailbox: mailboxes[r])
+                    return (r, total.value())
+                }
+            }
+            var out = [Tensor?](repeating: nil, count: size)
+            for try await (r, t) in group { out[r] = t }
+            return out.map { $0! }
+        }
+    }
+
+    @Test func everyRank_getsTheSameBits_forOneTwoAndFourWorkers() async throws {
+        let one = try await Self.ring(size: 1, assignment: Array(repeating: 0, count: 8))
+        let two = try await Self.ring(size: 2, assignment: [0, 1, 1, 0, 0, 1, 1, 0])
+        let four = try await Self.ring(size: 4, assignment: [3, 2, 1, 0, 0, 1, 2, 3])
+        let three = try await Self.ring(size: 3, assignment: [2, 2, 2, 0, 1, 0, 1, 2])
+        let reference = one[0].checksum
+        for t in two + four + three { #expect(t.checksum == reference) }
+        // And it is the sum: check one element against Double arithmetic.
+        let exact = Self.gradients.reduce(0.0) { $0 + Double($1[flat: 2]) }
+        #expect(abs(Double(one[0][flat: 2]) - exact) < 1e-5)
+    }
+
+    @Test func aMissingRank_failsTheStepWithinTheTimeout() async throws {
+        let listener = try Endpoint.listen(on: "tcp://127.0.0.1:*")
+        let deadPeer = try Endpoint.listen(on: "tcp://127.0.0.1:*")  // never runs its side
+        let mailbox = ChunkMailbox()
+        let pump = mailbox.pump(from: listener)
+        let sender = try Endpoint.connect(to: deadPeer.address)
+        defer {
+            for e in [sender, listener, deadPeer] { e.close() }
+            pump.cancel()
+        }
+        var sum = ExactSum(count: 10)
+        try sum.add(Tensor(shape: [10], repeating: 1))
+        let ring = RingAllReduce(rank: 0, size: 2, step: 1, epoch: 1, chunkTimeout: .milliseconds(300))
+        let start = ContinuousClock.now
+        await #expect(throws: RingError.self) { try await ring.run(sum, next: sender, mailbox: mailbox) }
+        #expect(ContinuousClock.now - start < .seconds(5))
+    }
+}
