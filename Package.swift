@@ -58,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "rlaif-bench",
             dependencies: [
-                "Tensor", "Models", "Protocol", "CSgemmReference",
+                "Tensor", "Models", "Protocol", "Worker", "CSgemmReference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/rlaif-bench"),

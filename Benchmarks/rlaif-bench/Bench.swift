@@ -8,7 +8,9 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rlaif-bench",
         abstract: "Benchmarks of rlaif's components, each beside a reference measured in the same run.",
-        subcommands: [TensorBench.self, SgemmTable.self, ProtocolBench.self, CodecBench.self, GPTBench.self])
+        subcommands: [
+            TensorBench.self, SgemmTable.self, ProtocolBench.self, CodecBench.self, GPTBench.self, AllReduceBench.self,
+        ])
 }
 
 /// A matrix product shape: (m, k) · (k, n).

@@ -91,8 +91,9 @@ struct SocketLoop: @unchecked Sendable {
                     let bytes = t.ids.withUnsafeBytes { Array($0) }
                     try s.send(bytes, more: more)
                 case .int64(let values):
-                    let bytes = values.withUnsafeBytes { Array($0) }
-                    try s.send(bytes, more: more)
+                    // Zero-copy too: the box keeps the array's storage alive until libzmq is done.
+                    let box = ArrayBox(values)
+                    try s.sendNoCopy(box.base, count: values.count * 8, owner: box, more: more)
                 }
             }
         } catch {
@@ -155,5 +156,18 @@ struct SocketLoop: @unchecked Sendable {
                 }
             }
         }
+    }
+}
+
+/// Holds an array for libzmq's zero-copy send: a `let` array's storage stays put while the box
+/// lives, and the box lives until libzmq releases the message.
+final class ArrayBox<Element>: @unchecked Sendable {
+    let values: [Element]
+    let base: UnsafeRawPointer
+
+    init(_ values: [Element]) {
+        self.values = values
+        // An empty array has no storage: any non-null address serves for a zero-byte send.
+        base = values.withUnsafeBytes { $0.baseAddress } ?? UnsafeRawPointer(bitPattern: 8)!
     }
 }

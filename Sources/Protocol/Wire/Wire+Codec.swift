@@ -286,9 +286,14 @@ extension Wire {
                 if count > 0 { ids.withUnsafeMutableBytes { $0.copyMemory(from: raw) } }
                 return .int32(TokenTensor(shape: d.shape, ids: ids.map { Int32(littleEndian: $0) }))
             case .int64:
-                var values = [Int64](repeating: 0, count: count)
-                if count > 0 { values.withUnsafeMutableBytes { $0.copyMemory(from: raw) } }
-                return .int64(values.map { Int64(littleEndian: $0) })
+                let values = [Int64](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    if count > 0 { UnsafeMutableRawBufferPointer(buffer).copyMemory(from: raw) }
+                    #if _endian(big)
+                        for i in 0..<count { buffer[i] = Int64(littleEndian: buffer[i]) }
+                    #endif
+                    initialized = count
+                }
+                return .int64(values)
             }
         }
     }

@@ -33,23 +33,34 @@ public struct ExactSum: Sendable, Equatable {
     }
 
     /// The fixed-point units of one value (round to nearest), or nil when out of range or not finite.
-    @inline(__always) func quantize(_ x: Float) -> Int64? {
-        let scaled = (Double(x) * Double(sign: .plus, exponent: fractionBits, significand: 1)).rounded()
+    @inline(__always) static func quantize(_ x: Float, scale: Double) -> Int64? {
+        let scaled = (Double(x) * scale).rounded()
         guard scaled.isFinite, abs(scaled) < 0x1p62 else { return nil }
         return Int64(scaled)
     }
 
-    /// Adds a tensor of `units.count` elements. On overflow nothing is added.
+    /// Adds a tensor of `units.count` elements. On overflow nothing is added (integer addition is
+    /// exact, so what was added before the failing element is subtracted back).
     public mutating func add(_ t: Tensor) throws(Overflow) {
         precondition(t.count == units.count, "ExactSum: \(t.count) values into a sum of \(units.count)")
-        var next = units
-        for i in 0..<units.count {
-            guard let q = quantize(t[flat: i]) else { throw Overflow(index: i, value: Double(t[flat: i])) }
-            let (s, overflow) = next[i].addingReportingOverflow(q)
-            if overflow { throw Overflow(index: i, value: Double(next[i]) + Double(q)) }
-            next[i] = s
+        let src = t.pointer
+        let scale = Double(sign: .plus, exponent: fractionBits, significand: 1)
+        let failure: Overflow? = units.withUnsafeMutableBufferPointer { u in
+            for i in 0..<u.count {
+                guard let q = Self.quantize(src[i], scale: scale) else {
+                    Self.rollBack(u, upTo: i, { Self.quantize(src[$0], scale: scale)! })
+                    return Overflow(index: i, value: Double(src[i]))
+                }
+                let (s, overflow) = u[i].addingReportingOverflow(q)
+                if overflow {
+                    Self.rollBack(u, upTo: i, { Self.quantize(src[$0], scale: scale)! })
+                    return Overflow(index: i, value: Double(u[i]) + Double(q))
+                }
+                u[i] = s
+            }
+            return nil
         }
-        units = next
+        if let failure { throw failure }
     }
 
     /// Adds another partial sum (e.g. a chunk arriving in an all-reduce ring). On overflow nothing
@@ -57,26 +68,33 @@ public struct ExactSum: Sendable, Equatable {
     public mutating func add(_ other: ExactSum) throws(Overflow) {
         precondition(
             other.units.count == units.count && other.fractionBits == fractionBits, "ExactSum: mismatched partial sums")
-        var next = units
-        for i in 0..<units.count {
-            let (s, overflow) = next[i].addingReportingOverflow(other.units[i])
-            if overflow { throw Overflow(index: i, value: Double(next[i]) + Double(other.units[i])) }
-            next[i] = s
-        }
-        units = next
+        try add(units: other.units, at: 0)
     }
 
     /// Adds fixed-point units (another worker's partial sum of a chunk) at `offset`. On overflow
     /// nothing is added.
     public mutating func add(units chunk: [Int64], at offset: Int) throws(Overflow) {
         precondition(offset >= 0 && offset + chunk.count <= units.count, "ExactSum: chunk outside the sum")
-        var next = Array(units[offset..<(offset + chunk.count)])
-        for (i, u) in chunk.enumerated() {
-            let (s, overflow) = next[i].addingReportingOverflow(u)
-            if overflow { throw Overflow(index: offset + i, value: Double(next[i]) + Double(u)) }
-            next[i] = s
+        let failure: Overflow? = units.withUnsafeMutableBufferPointer { all in
+            chunk.withUnsafeBufferPointer { c in
+                let u = UnsafeMutableBufferPointer(rebasing: all[offset..<(offset + c.count)])
+                for i in 0..<c.count {
+                    let (s, overflow) = u[i].addingReportingOverflow(c[i])
+                    if overflow {
+                        Self.rollBack(u, upTo: i, { c[$0] })
+                        return Overflow(index: offset + i, value: Double(u[i]) + Double(c[i]))
+                    }
+                    u[i] = s
+                }
+                return nil
+            }
         }
-        units.replaceSubrange(offset..<(offset + chunk.count), with: next)
+        if let failure { throw failure }
+    }
+
+    /// Undoes the additions of elements 0..<end (exact: they did not overflow).
+    private static func rollBack(_ u: UnsafeMutableBufferPointer<Int64>, upTo end: Int, _ added: (Int) -> Int64) {
+        for j in 0..<end { u[j] &-= added(j) }
     }
 
     /// Replaces units at `offset` with a chunk that is already fully reduced.
