@@ -6,9 +6,11 @@ public struct Conv1D: Module, Sendable {
     public let weight: Variable
     public let bias: Variable
 
-    public init(inputs: Int, outputs: Int, std: Float, rng: inout RandomStream) {
-        weight = Variable(.randomNormal([inputs, outputs], std: std, rng: &rng), requiresGrad: true)
-        bias = Variable(Tensor(zeros: [outputs]), requiresGrad: true)
+    /// A layer with the given (in, out) weight and a zero bias.
+    public init(weight: Tensor) {
+        precondition(weight.rank == 2, "Conv1D: weight must be (in, out), got \(weight.shape)")
+        self.weight = Variable(weight, requiresGrad: true)
+        bias = Variable(Tensor(zeros: [weight.shape[1]]), requiresGrad: true)
     }
 
     public func callAsFunction(_ x: Variable) -> Variable { x.matmul(weight) + bias }

@@ -13,7 +13,7 @@ extension GPT2 {
         do { file = try SafeTensors.read(directory.appendingPathComponent("model.safetensors")) } catch {
             throw ModelError(message: error.description)
         }
-        let model = try GPT2(config: config, seed: 0)
+        let model = try GPT2(zeroedFor: config)
         var expected = Dictionary(uniqueKeysWithValues: model.namedParameters.map { ($0.0, $0.1) })
         for name in file.entries.keys.sorted() {
             let canonical = name.hasPrefix("transformer.") || name == "lm_head.weight" ? name : "transformer." + name

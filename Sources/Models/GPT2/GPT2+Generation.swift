@@ -64,16 +64,17 @@ extension GPT2 {
         let positions = TokenTensor(shape: [t], ids: (0..<Int32(t)).map { $0 })
         var x = tokenEmbedding.embedding(batch.ids) + positionEmbedding.embedding(positions)
         for (l, block) in blocks.enumerated() {
-            let qkv = block.attention(block.norm1(x))
-            for (r, i) in pending.enumerated() {
-                for j in 0..<prompts[r].count {
-                    let row = qkv.value.pointer + (r * t + j) * 3 * c
-                    states[i].cache.keys[l].pointer.advanced(by: j * c).update(from: row + c, count: c)
-                    states[i].cache.values[l].pointer.advanced(by: j * c).update(from: row + 2 * c, count: c)
+            x = block(x) { qkv in
+                // Cache each sequence's keys and values of its real positions, then attend as usual.
+                for (r, i) in pending.enumerated() {
+                    for j in 0..<prompts[r].count {
+                        let row = qkv.value.pointer + (r * t + j) * 3 * c
+                        states[i].cache.keys[l].pointer.advanced(by: j * c).update(from: row + c, count: c)
+                        states[i].cache.values[l].pointer.advanced(by: j * c).update(from: row + 2 * c, count: c)
+                    }
                 }
+                return qkv.causalSelfAttention(heads: config.heads)
             }
-            let h = x + block.attentionProjection(qkv.causalSelfAttention(heads: config.heads))
-            x = h + block.contract(block.expand(block.norm2(h)).gelu())
         }
         // Each sequence's last real position, gathered into (B, C).
         let hidden = finalNorm(x).value
@@ -98,18 +99,21 @@ extension GPT2 {
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: states.map(\.cache.capacity).max() ?? 1)
         defer { scratch.deallocate() }
         for (l, block) in blocks.enumerated() {
-            let qkv = block.attention(block.norm1(x)).value  // (A, 3C)
-            let attended = Tensor(zeros: [a, c])
-            for (r, i) in active.enumerated() {
-                let row = qkv.pointer + r * 3 * c, p = states[i].position
-                states[i].cache.keys[l].pointer.advanced(by: p * c).update(from: row + c, count: c)
-                states[i].cache.values[l].pointer.advanced(by: p * c).update(from: row + 2 * c, count: c)
-                Kernels.cachedAttention(
-                    query: row, keys: states[i].cache.keys[l].pointer, values: states[i].cache.values[l].pointer,
-                    length: p + 1, width: c, heads: config.heads, out: attended.pointer + r * c, scratch: scratch)
+            x = block(x) { qkvVariable in
+                // Each sequence appends its new key and value, then attends over its own cache.
+                let qkv = qkvVariable.value  // (A, 3C)
+                let attended = Tensor(zeros: [a, c])
+                for (r, i) in active.enumerated() {
+                    let row = qkv.pointer + r * 3 * c, p = states[i].position
+                    states[i].cache.keys[l].pointer.advanced(by: p * c).update(from: row + c, count: c)
+                    states[i].cache.values[l].pointer.advanced(by: p * c).update(from: row + 2 * c, count: c)
+                    Kernels.cachedAttention(
+                        query: row, keys: states[i].cache.keys[l].pointer, values: states[i].cache.values[l].pointer,
+                        length: p + 1, width: c, heads: config.heads, out: attended.pointer + r * c,
+                        scratch: scratch)
+                }
+                return Variable(attended)
             }
-            let h = x + block.attentionProjection(Variable(attended))
-            x = h + block.contract(block.expand(block.norm2(h)).gelu())
         }
         let hidden = finalNorm(x)
         let logits = hidden.value.matmul(tokenEmbedding.value, transposeOther: true)  // (A, V)

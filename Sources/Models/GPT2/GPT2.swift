@@ -20,32 +20,46 @@ public final class GPT2: Module, @unchecked Sendable {
         public let expand: Conv1D  // c_fc: C → 4C
         public let contract: Conv1D  // c_proj: 4C → C
 
-        func callAsFunction(_ x: Variable, heads: Int) -> Variable {
-            let a = attentionProjection(attention(norm1(x)).causalSelfAttention(heads: heads))
-            let h = x + a
+        /// x + proj(attend(c_attn(ln_1(x)))), then + the MLP. `attend` maps the packed (…, 3C)
+        /// projection to (…, C): full causal attention in training, the KV cache in generation.
+        func callAsFunction(_ x: Variable, attend: (Variable) -> Variable) -> Variable {
+            let h = x + attentionProjection(attend(attention(norm1(x))))
             return h + contract(expand(norm2(h)).gelu())
         }
     }
 
     /// A freshly initialized model (GPT-2's scheme: N(0, 0.02), residual projections scaled by
     /// 1/√(2·layers)), drawn from `seed`'s parameter-init stream.
-    public init(config: GPT2Config, seed: UInt64) throws(ModelError) {
+    public convenience init(config: GPT2Config, seed: UInt64) throws(ModelError) {
+        var rng = RandomStream(seed: seed, purpose: .parameterInit)
+        try self.init(config: config) { shape, std in .randomNormal(shape, std: std, rng: &rng) }
+    }
+
+    /// A model whose weights are all zero: the shell a checkpoint is loaded into, without drawing
+    /// random numbers that would be overwritten at once.
+    convenience init(zeroedFor config: GPT2Config) throws(ModelError) {
+        try self.init(config: config) { shape, _ in Tensor(zeros: shape) }
+    }
+
+    /// Builds every parameter, drawing weights (shape, std) from `weight` in a fixed order.
+    private init(config: GPT2Config, weight: ([Int], Float) -> Tensor) throws(ModelError) {
         try config.validate()
         self.config = config
-        var rng = RandomStream(seed: seed, purpose: .parameterInit)
         let c = config.width
         let residualStd = 0.02 / Float(2 * config.layers).squareRoot()
-        tokenEmbedding = Variable(.randomNormal([config.vocabularySize, c], std: 0.02, rng: &rng), requiresGrad: true)
-        positionEmbedding = Variable(
-            .randomNormal([config.contextLength, c], std: 0.01, rng: &rng), requiresGrad: true)
+        func conv(_ inputs: Int, _ outputs: Int, _ std: Float) -> Conv1D {
+            Conv1D(weight: weight([inputs, outputs], std))
+        }
+        tokenEmbedding = Variable(weight([config.vocabularySize, c], 0.02), requiresGrad: true)
+        positionEmbedding = Variable(weight([config.contextLength, c], 0.01), requiresGrad: true)
         blocks = (0..<config.layers).map { _ in
             Block(
                 norm1: LayerNormLayer(width: c, epsilon: config.layerNormEpsilon),
-                attention: Conv1D(inputs: c, outputs: 3 * c, std: 0.02, rng: &rng),
-                attentionProjection: Conv1D(inputs: c, outputs: c, std: residualStd, rng: &rng),
+                attention: conv(c, 3 * c, 0.02),
+                attentionProjection: conv(c, c, residualStd),
                 norm2: LayerNormLayer(width: c, epsilon: config.layerNormEpsilon),
-                expand: Conv1D(inputs: c, outputs: 4 * c, std: 0.02, rng: &rng),
-                contract: Conv1D(inputs: 4 * c, outputs: c, std: residualStd, rng: &rng))
+                expand: conv(c, 4 * c, 0.02),
+                contract: conv(4 * c, c, residualStd))
         }
         finalNorm = LayerNormLayer(width: c, epsilon: config.layerNormEpsilon)
     }
@@ -73,7 +87,7 @@ public final class GPT2: Module, @unchecked Sendable {
         precondition(t <= config.contextLength, "GPT2: \(t) tokens exceed the context length \(config.contextLength)")
         let positions = TokenTensor(shape: [t], ids: (0..<Int32(t)).map { $0 })
         var x = tokenEmbedding.embedding(ids) + positionEmbedding.embedding(positions)
-        for block in blocks { x = block(x, heads: config.heads) }
+        for block in blocks { x = block(x) { $0.causalSelfAttention(heads: config.heads) } }
         return finalNorm(x)
     }
 

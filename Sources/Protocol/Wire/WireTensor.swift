@@ -30,8 +30,6 @@ public enum WireTensor: Sendable {
         case .int64(let v): [v.count]
         }
     }
-
-    public var byteCount: Int { shape.reduce(1, *) * dtype.size }
 }
 
 extension WireTensor: Equatable {

@@ -109,9 +109,6 @@ public final class ZMQSocket {
 
     public var hasMoreParts: Bool { getInt32(ZMQ_RCVMORE) != 0 }
 
-    /// True when the socket has a message to read now.
-    public var isReadable: Bool { getInt32(ZMQ_EVENTS) & Int32(ZMQ_POLLIN) != 0 }
-
     // MARK: Sending
 
     /// Sends `bytes` as one part (copied into libzmq).

@@ -134,7 +134,7 @@ extension Tensor {
     /// 1 above the diagonal of a (T, T) matrix, 0 elsewhere: the positions a causal model may not see.
     public static func causalMask(_ t: Int) -> Tensor {
         let m = Tensor(zeros: [t, t])
-        for i in 0..<t { for j in (i + 1)..<Swift.max(t, i + 1) { m[flat: i * t + j] = 1 } }
+        for i in 0..<t { for j in (i + 1)..<t { m[flat: i * t + j] = 1 } }
         return m
     }
 }

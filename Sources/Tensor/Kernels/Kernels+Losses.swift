@@ -9,14 +9,14 @@ extension Kernels {
         precondition(
             targets.count == rows,
             "shape mismatch in crossEntropy, logits: \(logits.shape), targets: \(targets.shape)")
-        let probs = softmaxForward(logits)
+        let (probs, lse) = softmaxWithLogSumExp(logits)
         var total = 0.0
         var counted = 0
         for r in 0..<rows {
             let t = targets.ids[r]
             if t == TokenTensor.ignored { continue }
             precondition(t >= 0 && Int(t) < v, "crossEntropy: target \(t) at row \(r) outside \(v) classes")
-            total -= Double(logSoftmaxAt(logits.pointer + r * v, v, Int(t)))
+            total -= Double(logits.pointer[r * v + Int(t)] - lse[r])
             counted += 1
         }
         return (Tensor(scalar: counted > 0 ? Float(total / Double(counted)) : 0), probs, counted)
@@ -36,24 +36,18 @@ extension Kernels {
         }
     }
 
-    /// log softmax(x)[index] for one row, without materializing the row's log-softmax.
-    @inline(__always)
-    static func logSoftmaxAt(_ x: UnsafePointer<Float>, _ n: Int, _ index: Int) -> Float {
-        x[index] - logSumExp(x, n)
-    }
-
     /// out[…] = log softmax(logits[…, :])[ids[…]]; ignored ids give 0. Returns out and softmax probs.
     static func gatherLogProbsForward(logits: Tensor, ids: TokenTensor) -> (out: Tensor, probs: Tensor) {
         let v = logits.shape.last ?? 1
         let rows = logits.count / max(v, 1)
         precondition(ids.count == rows, "shape mismatch in gatherLogProbs, logits: \(logits.shape), ids: \(ids.shape)")
         let out = Tensor(zeros: ids.shape)
-        let probs = softmaxForward(logits)
+        let (probs, lse) = softmaxWithLogSumExp(logits)
         for r in 0..<rows {
             let id = ids.ids[r]
             if id == TokenTensor.ignored { continue }
             precondition(id >= 0 && Int(id) < v, "gatherLogProbs: id \(id) at row \(r) outside vocabulary of \(v)")
-            out.pointer[r] = logSoftmaxAt(logits.pointer + r * v, v, Int(id))
+            out.pointer[r] = logits.pointer[r * v + Int(id)] - lse[r]
         }
         return (out, probs)
     }

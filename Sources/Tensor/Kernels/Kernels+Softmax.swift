@@ -18,16 +18,36 @@ extension Kernels {
     }
 
     @inline(__always)
-    static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+    /// Also returns log Σ exp(x), which the same exponentials give for free.
+    @discardableResult
+    static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
         let m = simdMax(x, n)
         if m == -.infinity {
             y.update(repeating: 0, count: n)
-            return
+            return -.infinity
         }
         // y = exp(x − m) (a loop that vectorizes), then normalized.
         for i in 0..<n { y[i] = fastExp(x[i] - m) }
-        let inv = 1 / simdSum(y, n)
+        let s = simdSum(y, n)
+        let inv = 1 / s
         for i in 0..<n { y[i] *= inv }
+        return m + logf(s)
+    }
+
+    /// Softmax over rows of the last axis, and each row's log Σ exp: log-probabilities are then
+    /// x − lse, with no second pass of exponentials.
+    static func softmaxWithLogSumExp(_ x: Tensor) -> (probs: Tensor, logSumExp: [Float]) {
+        let n = x.shape.last ?? 1
+        let rows = x.count / max(n, 1)
+        let out = Tensor(uninitialized: x.shape)
+        var lse = [Float](repeating: 0, count: rows)
+        lse.withUnsafeMutableBufferPointer { l in
+            let lp = l.baseAddress!
+            parallelRanges(rows, grain: max(1, parallelGrain / max(n, 1))) { r in
+                for row in r { lp[row] = softmaxRow(x.pointer + row * n, out.pointer + row * n, n) }
+            }
+        }
+        return (out, lse)
     }
 
     /// dx += y ⊙ (dy − Σ dy⊙y), row by row.

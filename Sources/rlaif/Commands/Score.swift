@@ -51,9 +51,10 @@ struct Score: AsyncParsableCommand {
             let rows = await Engine.shared.infer { () -> [[Float]] in
                 let lp = directory.model.continuationLogProbs(prompts: batch.map(\.0), continuations: batch.map(\.1))
                     .value
-                let t = lp.shape[1]
+                let (t, all) = (lp.shape[1], lp.scalars)
                 return batch.enumerated().map { i, pair in
-                    Array(lp.scalars[(i * t + pair.0.count - 1)..<(i * t + pair.0.count - 1 + pair.1.count)])
+                    let first = i * t + pair.0.count - 1  // the position that predicts the first completion token
+                    return Array(all[first..<(first + pair.1.count)])
                 }
             }
             for row in rows {
