@@ -11,7 +11,7 @@ import sys
 
 import zmq
 
-MAGIC, MAJOR, MINOR = b"RLAF", 0, 1
+MAGIC, MAJOR, MINOR = b"RLAF", 1, 0
 HELLO, WELCOME, REJECT, RESULT = 1, 2, 3, 6
 
 
@@ -25,13 +25,13 @@ def header(kind: int) -> bytes:
 
 
 def hello() -> bytes:
-    body = string("python-client") + string("localhost") + struct.pack("<IHIQ", 1234, 1, 0b111, 99)
+    body = string("python-client") + string("localhost") + struct.pack("<IHIQ", 1234, 1, 0b111, 99) + string("")
     return header(HELLO) + body + bytes([0])  # no tensors
 
 
 def result(worker_id: int) -> list:
     body = struct.pack("<QII", 42, 0, worker_id) + bytes([1]) + string("")
-    body += struct.pack("<I", 1) + string("loss") + struct.pack("<d", 0.5)
+    body += struct.pack("<I", 1) + string("loss") + struct.pack("<d", 0.5) + string("")
     # One float32 tensor of shape [2, 2]: descriptor in the control frame, data in its own frame.
     descriptors = bytes([1, 1, 2]) + struct.pack("<QQ", 2, 2)
     data = struct.pack("<4f", 1.0, 2.0, 3.0, 4.0)

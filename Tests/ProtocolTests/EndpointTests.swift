@@ -76,7 +76,7 @@ import Testing
             let parts = (0..<(1 + rng.next(below: 3))).map { _ in
                 (0..<rng.next(below: 40)).map { _ in UInt8(truncatingIfNeeded: rng.nextUInt32()) }
             }
-            try raw.sendMultipart(i % 50 == 0 ? [Wire.magic + [0, 0, 1, 0, 200]] : parts)
+            try raw.sendMultipart(i % 50 == 0 ? [Wire.magic + [1, 0, 0, 0, 200]] : parts)
         }
         let good = try Endpoint.connect(to: server.address)
         await good.send(Self.hello)

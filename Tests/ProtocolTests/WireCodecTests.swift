@@ -18,7 +18,7 @@ import Testing
     @Test func controlFrame_isLittleEndianWithMagicVersionAndKind() {
         let e = Wire.encode(.heartbeat(.init(workerID: 0x0102_0304, sequence: 5, activeJobs: 1)))
         #expect(Array(e.control[0..<4]) == Array("RLAF".utf8))
-        #expect(Array(e.control[4..<8]) == [0, 0, 1, 0])  // version 0.1
+        #expect(Array(e.control[4..<8]) == [1, 0, 0, 0])  // version 1.0
         #expect(e.control[8] == Wire.Kind.heartbeat.rawValue)
         #expect(Array(e.control[9..<13]) == [4, 3, 2, 1])
         #expect(e.control.count == 9 + 4 + 8 + 2 + 1)
@@ -77,15 +77,15 @@ import Testing
     @Test func absurdSizes_areRefusedBeforeAllocating() {
         // A descriptor claiming 2^60 elements, and a string claiming 4 GB.
         var w = ByteArray(Wire.magic)
-        w.u16(0); w.u16(1); w.u8(Wire.Kind.weights.rawValue)
+        w.u16(1); w.u16(0); w.u8(Wire.Kind.weights.rawValue)
         w.u8(1); w.u64(1)
         w.u8(1); w.u8(1); w.u8(2); w.u64(1 << 30); w.u64(1 << 30)
         #expect(code([ZMQFrame(w.bytes), ZMQFrame([])])?.code == .tooLarge)
         var s = ByteArray(Wire.magic)
-        s.u16(0); s.u16(1); s.u8(Wire.Kind.shutdown.rawValue); s.u32(.max)
+        s.u16(1); s.u16(0); s.u8(Wire.Kind.shutdown.rawValue); s.u32(.max)
         #expect(code([ZMQFrame(s.bytes)])?.code == .tooLarge)
         var a = ByteArray(Wire.magic)
-        a.u16(0); a.u16(1); a.u8(Wire.Kind.assign.rawValue)
+        a.u16(1); a.u16(0); a.u8(Wire.Kind.assign.rawValue)
         a.u64(1); a.u8(1); a.u64(1); a.u32(1); a.u32(1); a.u64(1); a.u32(1 << 31)
         #expect(code([ZMQFrame(a.bytes)])?.code == .tooLarge)
     }

@@ -12,7 +12,8 @@ enum WireFixtures {
     static let all: [Wire.Message] = [
         .hello(
             .init(
-                workerName: "w-1 ünïcode", host: "node-7", pid: 4242, threads: 2, capabilities: .all, incarnation: .max)
+                workerName: "w-1 ünïcode", host: "node-7", pid: 4242, threads: 2, capabilities: .all, incarnation: .max,
+                ringEndpoint: "tcp://10.0.0.7:41000")
         ),
         .welcome(
             .init(workerID: 3, heartbeatIntervalMilliseconds: 500, heartbeatTimeoutMilliseconds: 5000, runName: "exp")),
@@ -21,13 +22,13 @@ enum WireFixtures {
         .assign(
             .init(
                 jobID: 1 << 40, kind: .rollout, step: 12, attempt: 2, leaseMilliseconds: 30_000, weightsVersion: 7,
-                items: [1, 2, .max], tensors: [ids])),
+                items: [1, 2, .max], spec: #"{"temperature":1}"#, tensors: [ids])),
         .assign(
             .init(jobID: 2, kind: .gradient, step: 0, attempt: 0, leaseMilliseconds: 1, weightsVersion: 0, items: [])),
         .result(
             .init(
                 jobID: 5, attempt: 1, workerID: 3, status: .succeeded,
-                metrics: [.init("loss", 0.25), .init("kl", -1e-300)], tensors: [floats, ids, empty])),
+                metrics: [.init("loss", 0.25), .init("kl", -1e-300)], spec: "{}", tensors: [floats, ids, empty])),
         .result(.init(jobID: 6, attempt: 0, workerID: 4, status: .failed, message: "out of memory")),
         .weightsRequest(.init(workerID: 9, model: .reward, version: 3)),
         .weights(.init(model: .policy, version: 11, tensors: [floats])),

@@ -34,6 +34,7 @@ extension Wire {
             w.u16(m.threads)
             w.u32(m.capabilities.rawValue)
             w.u64(m.incarnation)
+            w.string(m.ringEndpoint)
         case .welcome(let m):
             w.u32(m.workerID)
             w.u32(m.heartbeatIntervalMilliseconds)
@@ -53,6 +54,7 @@ extension Wire {
             w.u32(m.leaseMilliseconds)
             w.u64(m.weightsVersion)
             w.u64Array(m.items)
+            w.string(m.spec)
         case .result(let m):
             w.u64(m.jobID)
             w.u32(m.attempt)
@@ -64,6 +66,7 @@ extension Wire {
                 w.string(metric.name)
                 w.f64(metric.value)
             }
+            w.string(m.spec)
         case .weightsRequest(let m):
             w.u32(m.workerID)
             w.u8(m.model.rawValue)
@@ -160,7 +163,7 @@ extension Wire {
                     workerName: try r.string("hello.workerName"), host: try r.string("hello.host"),
                     pid: try r.u32("hello.pid"), threads: try r.u16("hello.threads"),
                     capabilities: Capabilities(rawValue: try r.u32("hello.capabilities")),
-                    incarnation: try r.u64("hello.incarnation")))
+                    incarnation: try r.u64("hello.incarnation"), ringEndpoint: try r.string("hello.ringEndpoint")))
         case .welcome:
             message = .welcome(
                 Welcome(
@@ -181,7 +184,7 @@ extension Wire {
                     jobID: try r.u64("assign.jobID"), kind: try r.enumeration(JobKind.self, "assign.kind"),
                     step: try r.u64("assign.step"), attempt: try r.u32("assign.attempt"),
                     leaseMilliseconds: try r.u32("assign.lease"), weightsVersion: try r.u64("assign.weightsVersion"),
-                    items: try r.u64Array("assign.items")))
+                    items: try r.u64Array("assign.items"), spec: try r.string("assign.spec")))
         case .result:
             let jobID = try r.u64("result.jobID"), attempt = try r.u32("result.attempt")
             let workerID = try r.u32("result.workerID")
@@ -198,8 +201,8 @@ extension Wire {
             }
             message = .result(
                 Result(
-                    jobID: jobID, attempt: attempt, workerID: workerID, status: status, message: text, metrics: metrics)
-            )
+                    jobID: jobID, attempt: attempt, workerID: workerID, status: status, message: text, metrics: metrics,
+                    spec: try r.string("result.spec")))
         case .weightsRequest:
             message = .weightsRequest(
                 WeightsRequest(

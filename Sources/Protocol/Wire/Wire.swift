@@ -27,10 +27,13 @@ public enum Wire {
         public var capabilities: Capabilities
         /// Random per process start: tells a restarted worker from a reconnecting one.
         public var incarnation: UInt64
+        /// Where this worker's all-reduce ring listener accepts its predecessor ("" when it has none).
+        public var ringEndpoint: String
         public init(
             workerName: String, host: String, pid: UInt32, threads: UInt16, capabilities: Capabilities,
-            incarnation: UInt64
+            incarnation: UInt64, ringEndpoint: String = ""
         ) {
+            self.ringEndpoint = ringEndpoint
             self.workerName = workerName
             self.host = host
             self.pid = pid
@@ -90,11 +93,14 @@ public enum Wire {
         public var weightsVersion: UInt64
         /// What to work on: prompt, pair or micro-batch ids.
         public var items: [UInt64]
+        /// The job's parameters as one JSON document, defined by the pipeline (docs/PROTOCOL.md).
+        public var spec: String
         public var tensors: [WireTensor]
         public init(
             jobID: UInt64, kind: JobKind, step: UInt64, attempt: UInt32, leaseMilliseconds: UInt32,
-            weightsVersion: UInt64, items: [UInt64], tensors: [WireTensor] = []
+            weightsVersion: UInt64, items: [UInt64], spec: String = "", tensors: [WireTensor] = []
         ) {
+            self.spec = spec
             self.jobID = jobID
             self.kind = kind
             self.step = step
@@ -128,11 +134,14 @@ public enum Wire {
         /// Empty on success; on failure, a sentence for the log.
         public var message: String
         public var metrics: [Metric]
+        /// The job's structured output as one JSON document ("" when it has none).
+        public var spec: String
         public var tensors: [WireTensor]
         public init(
             jobID: UInt64, attempt: UInt32, workerID: UInt32, status: JobStatus, message: String = "",
-            metrics: [Metric] = [], tensors: [WireTensor] = []
+            metrics: [Metric] = [], spec: String = "", tensors: [WireTensor] = []
         ) {
+            self.spec = spec
             self.jobID = jobID
             self.attempt = attempt
             self.workerID = workerID
