@@ -33,14 +33,16 @@ let package = Package(
         .target(
             name: "Protocol",
             dependencies: ["Tensor", "CZeroMQ", .product(name: "Logging", package: "swift-log")]),
-        // Worker and Coordinator meet only through Protocol.
+        // RLAIF: the method — synthetic task, labelers, objectives, replicas, job specs. No sockets.
+        .target(name: "RLAIF", dependencies: ["Models", "Tensor", "Protocol"]),
+        // Worker and Coordinator meet only through Protocol (and the job specs of RLAIF).
         .target(
             name: "Worker",
-            dependencies: ["Protocol", "Tensor", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["RLAIF", "Models", "Protocol", "Tensor", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "Coordinator",
             dependencies: [
-                "Protocol", "Tensor", .product(name: "Yams", package: "Yams"),
+                "RLAIF", "Protocol", "Tensor", .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // The CLI imports all.
@@ -68,7 +70,8 @@ let package = Package(
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "Tensor", "CZeroMQ"]),
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "Protocol", "Tensor"]),
         .testTarget(name: "CLITests", dependencies: ["Models", "Tensor"]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Protocol"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Protocol", "RLAIF"]),
+        .testTarget(name: "RLAIFTests", dependencies: ["RLAIF", "Models", "Tensor"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -65,6 +65,7 @@ def main() -> int:
         return 1
     worker_id, interval, timeout = struct.unpack_from("<III", control, 9)
     run_name, end = read_string(control, 21)
+    _setup, end = read_string(control, end)
     if control[end] != 0 or end + 1 != len(control):
         print("welcome has trailing bytes or tensors")
         return 1

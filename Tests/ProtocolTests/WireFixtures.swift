@@ -16,7 +16,7 @@ enum WireFixtures {
                 ringEndpoint: "tcp://10.0.0.7:41000")
         ),
         .welcome(
-            .init(workerID: 3, heartbeatIntervalMilliseconds: 500, heartbeatTimeoutMilliseconds: 5000, runName: "exp")),
+            .init(workerID: 3, heartbeatIntervalMilliseconds: 500, heartbeatTimeoutMilliseconds: 5000, runName: "exp", setup: #"{"seed":1}"#)),
         .reject(.init(reason: "unauthorized")),
         .heartbeat(.init(workerID: 3, sequence: 99, activeJobs: 2)),
         .assign(
@@ -24,7 +24,7 @@ enum WireFixtures {
                 jobID: 1 << 40, kind: .rollout, step: 12, attempt: 2, leaseMilliseconds: 30_000, weightsVersion: 7,
                 items: [1, 2, .max], spec: #"{"temperature":1}"#, tensors: [ids])),
         .assign(
-            .init(jobID: 2, kind: .gradient, step: 0, attempt: 0, leaseMilliseconds: 1, weightsVersion: 0, items: [])),
+            .init(jobID: 2, kind: .synchronize, step: 0, attempt: 0, leaseMilliseconds: 1, weightsVersion: 0, items: [])),
         .result(
             .init(
                 jobID: 5, attempt: 1, workerID: 3, status: .succeeded,

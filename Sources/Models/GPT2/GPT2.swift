@@ -116,3 +116,12 @@ public final class GPT2: Module, @unchecked Sendable {
         return logits(ids).gatherLogProbs(Self.nextTokenTargets(ids)).slice(axis: 1, 0..<(t - 1))
     }
 }
+
+extension GPT2 {
+    /// An independent model with the same weights (the frozen reference, a reward model's backbone).
+    public func copy() -> GPT2 {
+        let twin = try! GPT2(zeroedFor: config)  // config was validated when self was built
+        for ((_, mine), (_, theirs)) in zip(namedParameters, twin.namedParameters) { theirs.value.assign(mine.value) }
+        return twin
+    }
+}

@@ -40,6 +40,7 @@ extension Wire {
             w.u32(m.heartbeatIntervalMilliseconds)
             w.u32(m.heartbeatTimeoutMilliseconds)
             w.string(m.runName)
+            w.string(m.setup)
         case .reject(let m):
             w.string(m.reason)
         case .heartbeat(let m):
@@ -170,7 +171,7 @@ extension Wire {
                     workerID: try r.u32("welcome.workerID"),
                     heartbeatIntervalMilliseconds: try r.u32("welcome.heartbeatInterval"),
                     heartbeatTimeoutMilliseconds: try r.u32("welcome.heartbeatTimeout"),
-                    runName: try r.string("welcome.runName")))
+                    runName: try r.string("welcome.runName"), setup: try r.string("welcome.setup")))
         case .reject:
             message = .reject(Reject(reason: try r.string("reject.reason")))
         case .heartbeat:

@@ -49,10 +49,13 @@ public enum Wire {
         public var heartbeatIntervalMilliseconds: UInt32
         public var heartbeatTimeoutMilliseconds: UInt32
         public var runName: String
+        /// The run's settings as JSON: what the worker builds its models and labeler from.
+        public var setup: String
         public init(
             workerID: UInt32, heartbeatIntervalMilliseconds: UInt32, heartbeatTimeoutMilliseconds: UInt32,
-            runName: String
+            runName: String, setup: String = ""
         ) {
+            self.setup = setup
             self.workerID = workerID
             self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
             self.heartbeatTimeoutMilliseconds = heartbeatTimeoutMilliseconds
@@ -79,6 +82,8 @@ public enum Wire {
 
     public enum JobKind: UInt8, Sendable, CaseIterable {
         case rollout = 1, labeling, gradient, evaluation
+        /// Take the weight snapshot sent just before this assignment (the `weights` messages).
+        case synchronize
     }
 
     /// Coordinator → worker: do this job under this lease.

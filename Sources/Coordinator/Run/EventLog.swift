@@ -1,0 +1,40 @@
+import Foundation
+
+/// `metrics.jsonl`: one JSON object per line — steps with their metrics, jobs and the worker that
+/// did each, workers joining and leaving, phase boundaries. Lines are flushed as written, so
+/// `rlaif status` and `tail -f` see a live run.
+public final class EventLog: @unchecked Sendable {
+    private let handle: FileHandle?
+    private let lock = NSLock()
+    private let start = Date()
+
+    /// Appends to `url` (created when missing); nil logs nowhere (tests of the scheduler alone).
+    public init(url: URL?) throws {
+        if let url {
+            if !FileManager.default.fileExists(atPath: url.path) {
+                FileManager.default.createFile(atPath: url.path, contents: nil)
+            }
+            let h = try FileHandle(forWritingTo: url)
+            h.seekToEndOfFile()
+            handle = h
+        } else {
+            handle = nil
+        }
+    }
+
+    public func write(_ fields: [String: Any]) {
+        guard let handle else { return }
+        var record = fields
+        record["t"] = (Date().timeIntervalSince(start) * 1000).rounded() / 1000
+        guard let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        handle.write(data + Data("\n".utf8))
+    }
+
+    public func close() {
+        lock.lock()
+        defer { lock.unlock() }
+        try? handle?.close()
+    }
+}

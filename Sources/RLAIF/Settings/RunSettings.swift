@@ -1,0 +1,326 @@
+import Foundation
+
+/// Everything a run needs besides its keys: the `run`, `coordinator`, `workers` and training
+/// sections of `cluster.yaml`. Every field has a default, so an empty file is a complete small run.
+///
+/// The coordinator reads it from YAML (`Coordinator.ClusterConfig`) and hands it, as JSON, to each
+/// worker in its welcome: workers build their models and labelers from the same values.
+public struct RunSettings: Codable, Sendable, Equatable {
+    public var run = Run()
+    public var coordinator = CoordinatorSection()
+    public var workers = Workers()
+    public var task = TaskSection()
+    public var model = ModelSection()
+    public var sft = Optimization(epochs: 12, batchSize: 32, microBatch: 8, learningRate: 3e-3)
+    public var labeler = LabelerSection()
+    public var preferences = Preferences()
+    public var rewardModel = Optimization(epochs: 6, batchSize: 32, microBatch: 8, learningRate: 1e-3)
+    public var rl = RL()
+    public var evaluation = Evaluation()
+
+    public init() {}
+
+    public struct Run: Codable, Sendable, Equatable {
+        /// Names the run directory (`runs/<name>`).
+        public var name = "rlaif-small"
+        /// The root of every random stream of the run.
+        public var seed: UInt64 = 1234
+        /// Where the run writes metrics, preferences and the summary ("" = runs/<name>).
+        public var directory = ""
+        /// What the policy is trained with after SFT: `rlaif` (reward model + RL), `direct`
+        /// (the labeler's 1–10 score is the reward) or `dpo` (offline, on the AI preferences).
+        public var method = "rlaif"
+    }
+
+    public struct CoordinatorSection: Codable, Sendable, Equatable {
+        /// Where the coordinator listens (port 0 picks a free port).
+        public var bind = "tcp://127.0.0.1:0"
+        /// The address workers are told to connect to ("" = the bound address).
+        public var advertise = ""
+        public var heartbeatIntervalMs = 250
+        /// A worker silent this long is declared dead and its jobs are redone.
+        public var heartbeatTimeoutMs = 3000
+        /// Longest wait for one all-reduce chunk before the step is redone without the silent peer.
+        public var ringTimeoutMs = 4000
+        /// A job not reported within this long is handed to another worker.
+        public var leaseMs = 120_000
+    }
+
+    public struct Workers: Codable, Sendable, Equatable {
+        /// Worker processes `rlaif launch` starts on this host.
+        public var local = 2
+        /// Engine threads of each worker (0 = cores divided among the local workers).
+        public var threads = 0
+        /// The address a worker's all-reduce listener binds ("tcp://HOST:0"); peers connect to it.
+        public var ringBind = "tcp://127.0.0.1:0"
+        /// Remote hosts started over ssh, each as "user@host:count".
+        public var ssh: [String] = []
+    }
+
+    public struct TaskSection: Codable, Sendable, Equatable {
+        /// `synthetic` (the built-in fact-summary task, with ground truth) or `jsonl`.
+        public var kind = "synthetic"
+        /// For `jsonl`: files of {"prompt": …} and {"prompt": …, "completion": …} lines.
+        public var prompts = ""
+        public var demonstrations = ""
+        /// Synthetic task sizes.
+        public var demonstrationCount = 768
+        public var heldOutPrompts = 128
+        /// Demonstration flaws: each key fact left out, each minor fact put in, an invented fact.
+        public var demoDropRate = 0.3
+        public var demoExtraRate = 0.15
+        public var demoInventRate = 0.1
+    }
+
+    public struct ModelSection: Codable, Sendable, Equatable {
+        public var width = 64
+        public var layers = 2
+        public var heads = 2
+        public var contextLength = 32
+        /// Longest response sampled.
+        public var maxNewTokens = 10
+        public var temperature = 1.0
+    }
+
+    public struct Optimization: Codable, Sendable, Equatable {
+        public var epochs: Int
+        /// Sequences (or pairs) per optimizer step, over all workers.
+        public var batchSize: Int
+        /// Sequences (or pairs) per gradient job's forward pass; fixed, so results do not depend
+        /// on how many workers share a step.
+        public var microBatch: Int
+        public var learningRate: Double
+        public var weightDecay = 0.0
+        public var clipNorm = 1.0
+    }
+
+    public struct LabelerSection: Codable, Sendable, Equatable {
+        /// `rubric` (the synthetic task's stand-in for an AI labeler), `openai` or `command`.
+        public var kind = "rubric"
+        /// Ask each pair in both orders and average (position-bias mitigation).
+        public var bothOrders = true
+        /// Preferences closer to 0.5 than this are counted as ambiguous and kept out of training.
+        public var ambiguityMargin = 0.05
+        /// Rubric stand-in flaws: score noise, a bonus for the first response, a bonus per character.
+        public var noise = 0.6
+        public var positionBias = 0.8
+        public var lengthBias = 0.15
+        /// Fraction of answers the stand-in garbles (counted invalid, retried, then ambiguous).
+        public var invalidRate = 0.02
+        /// `openai`: endpoint base URL, model, the environment variable holding the API key.
+        public var url = ""
+        public var modelName = ""
+        public var apiKeyEnv = "OPENAI_API_KEY"
+        public var chainOfThought = false
+        public var concurrency = 4
+        public var retries = 3
+        public var timeoutMs = 30_000
+        /// `command`: the program (run through /bin/sh) reading pairs on stdin.
+        public var command = ""
+    }
+
+    public struct Preferences: Codable, Sendable, Equatable {
+        /// Prompts whose two sampled responses the labeler compares.
+        public var pairs = 512
+        /// Pairs per labeling job, prompts per rollout job.
+        public var jobSize = 64
+    }
+
+    public struct RL: Codable, Sendable, Equatable {
+        /// `ppo` or `policy_gradient` (the paper's: one update per batch, value baseline).
+        public var algorithm = "ppo"
+        public var iterations = 24
+        public var promptsPerIteration = 64
+        public var microBatch = 16
+        public var learningRate = 5e-4
+        /// KL penalty towards the SFT policy.
+        public var klBeta = 0.05
+        public var ppoClip = 0.2
+        public var ppoEpochs = 2
+        public var gaeLambda = 0.95
+        public var valueCoefficient = 0.5
+        public var normalizeRewards = true
+        public var clipNorm = 1.0
+        /// DPO: β and epochs over the preference dataset.
+        public var dpoBeta = 0.1
+        public var dpoEpochs = 4
+    }
+
+    public struct Evaluation: Codable, Sendable, Equatable {
+        /// Held-out prompts on which the final policy meets the SFT policy.
+        public var prompts = 128
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case run, coordinator, workers, task, model, sft, labeler, preferences
+        case rewardModel = "reward_model"
+        case rl, evaluation
+    }
+}
+
+// YAML and JSON spell keys in snake_case.
+extension RunSettings.Run {
+    enum CodingKeys: String, CodingKey { case name, seed, directory, method }
+}
+extension RunSettings.CoordinatorSection {
+    enum CodingKeys: String, CodingKey {
+        case bind, advertise
+        case heartbeatIntervalMs = "heartbeat_interval_ms"
+        case heartbeatTimeoutMs = "heartbeat_timeout_ms"
+        case ringTimeoutMs = "ring_timeout_ms"
+        case leaseMs = "lease_ms"
+    }
+}
+extension RunSettings.Workers {
+    enum CodingKeys: String, CodingKey {
+        case local, threads, ssh
+        case ringBind = "ring_bind"
+    }
+}
+extension RunSettings.TaskSection {
+    enum CodingKeys: String, CodingKey {
+        case kind, prompts, demonstrations
+        case demonstrationCount = "demonstration_count"
+        case heldOutPrompts = "held_out_prompts"
+        case demoDropRate = "demo_drop_rate"
+        case demoExtraRate = "demo_extra_rate"
+        case demoInventRate = "demo_invent_rate"
+    }
+}
+extension RunSettings.ModelSection {
+    enum CodingKeys: String, CodingKey {
+        case width, layers, heads, temperature
+        case contextLength = "context_length"
+        case maxNewTokens = "max_new_tokens"
+    }
+}
+extension RunSettings.Optimization {
+    enum CodingKeys: String, CodingKey {
+        case epochs
+        case batchSize = "batch_size"
+        case microBatch = "micro_batch"
+        case learningRate = "learning_rate"
+        case weightDecay = "weight_decay"
+        case clipNorm = "clip_norm"
+    }
+}
+extension RunSettings.LabelerSection {
+    enum CodingKeys: String, CodingKey {
+        case kind, noise, url, command, concurrency, retries
+        case bothOrders = "both_orders"
+        case ambiguityMargin = "ambiguity_margin"
+        case positionBias = "position_bias"
+        case lengthBias = "length_bias"
+        case invalidRate = "invalid_rate"
+        case modelName = "model"
+        case apiKeyEnv = "api_key_env"
+        case chainOfThought = "chain_of_thought"
+        case timeoutMs = "timeout_ms"
+    }
+}
+extension RunSettings.Preferences {
+    enum CodingKeys: String, CodingKey {
+        case pairs
+        case jobSize = "job_size"
+    }
+}
+extension RunSettings.RL {
+    enum CodingKeys: String, CodingKey {
+        case algorithm, iterations
+        case promptsPerIteration = "prompts_per_iteration"
+        case microBatch = "micro_batch"
+        case learningRate = "learning_rate"
+        case klBeta = "kl_beta"
+        case ppoClip = "ppo_clip"
+        case ppoEpochs = "ppo_epochs"
+        case gaeLambda = "gae_lambda"
+        case valueCoefficient = "value_coefficient"
+        case normalizeRewards = "normalize_rewards"
+        case clipNorm = "clip_norm"
+        case dpoBeta = "dpo_beta"
+        case dpoEpochs = "dpo_epochs"
+    }
+}
+extension RunSettings.Evaluation {
+    enum CodingKeys: String, CodingKey { case prompts }
+}
+
+extension RunSettings {
+    /// A constraint the values break, as (dotted key, what is wrong); nil when all hold.
+    public func violation() -> (key: String, message: String)? {
+        func positive(_ key: String, _ v: Int) -> (String, String)? { v >= 1 ? nil : (key, "must be at least 1, got \(v)") }
+        func fraction(_ key: String, _ v: Double) -> (String, String)? {
+            (0...1).contains(v) ? nil : (key, "must be between 0 and 1, got \(v)")
+        }
+        let checks: [(String, String)?] = [
+            ["rlaif", "direct", "dpo"].contains(run.method)
+                ? nil : ("run.method", "must be rlaif, direct or dpo, got \"\(run.method)\""),
+            ["synthetic", "jsonl"].contains(task.kind)
+                ? nil : ("task.kind", "must be synthetic or jsonl, got \"\(task.kind)\""),
+            ["rubric", "openai", "command"].contains(labeler.kind)
+                ? nil : ("labeler.kind", "must be rubric, openai or command, got \"\(labeler.kind)\""),
+            ["ppo", "policy_gradient"].contains(rl.algorithm)
+                ? nil : ("rl.algorithm", "must be ppo or policy_gradient, got \"\(rl.algorithm)\""),
+            workers.local >= 0 ? nil : ("workers.local", "must not be negative"),
+            workers.threads >= 0 ? nil : ("workers.threads", "must not be negative"),
+            positive("coordinator.heartbeat_interval_ms", coordinator.heartbeatIntervalMs),
+            coordinator.heartbeatTimeoutMs > coordinator.heartbeatIntervalMs
+                ? nil : ("coordinator.heartbeat_timeout_ms", "must exceed heartbeat_interval_ms"),
+            positive("coordinator.ring_timeout_ms", coordinator.ringTimeoutMs),
+            positive("coordinator.lease_ms", coordinator.leaseMs),
+            positive("model.width", model.width), positive("model.layers", model.layers),
+            positive("model.heads", model.heads),
+            model.width % max(model.heads, 1) == 0
+                ? nil : ("model.width", "must be a multiple of model.heads (\(model.heads))"),
+            model.contextLength >= 16 ? nil : ("model.context_length", "must be at least 16"),
+            positive("model.max_new_tokens", model.maxNewTokens),
+            model.temperature > 0 ? nil : ("model.temperature", "must be positive"),
+            positive("task.demonstration_count", task.demonstrationCount),
+            positive("task.held_out_prompts", task.heldOutPrompts),
+            fraction("task.demo_drop_rate", task.demoDropRate), fraction("task.demo_extra_rate", task.demoExtraRate),
+            fraction("task.demo_invent_rate", task.demoInventRate),
+            positive("sft.epochs", sft.epochs), positive("sft.batch_size", sft.batchSize),
+            positive("sft.micro_batch", sft.microBatch),
+            positive("reward_model.epochs", rewardModel.epochs), positive("reward_model.batch_size", rewardModel.batchSize),
+            positive("reward_model.micro_batch", rewardModel.microBatch),
+            positive("preferences.pairs", preferences.pairs), positive("preferences.job_size", preferences.jobSize),
+            fraction("labeler.ambiguity_margin", labeler.ambiguityMargin),
+            fraction("labeler.invalid_rate", labeler.invalidRate),
+            labeler.noise >= 0 ? nil : ("labeler.noise", "must not be negative"),
+            positive("labeler.concurrency", labeler.concurrency),
+            labeler.retries >= 0 ? nil : ("labeler.retries", "must not be negative"),
+            positive("labeler.timeout_ms", labeler.timeoutMs),
+            positive("rl.iterations", rl.iterations), positive("rl.prompts_per_iteration", rl.promptsPerIteration),
+            positive("rl.micro_batch", rl.microBatch), positive("rl.ppo_epochs", rl.ppoEpochs),
+            rl.klBeta >= 0 ? nil : ("rl.kl_beta", "must not be negative"),
+            fraction("rl.gae_lambda", rl.gaeLambda), fraction("rl.ppo_clip", rl.ppoClip),
+            positive("rl.dpo_epochs", rl.dpoEpochs),
+            positive("evaluation.prompts", evaluation.prompts),
+        ]
+        return checks.compactMap { $0 }.first.map { (key: $0.0, message: $0.1) }
+    }
+
+    /// The run directory: the configured one, else runs/<name>.
+    public var runDirectory: String { run.directory.isEmpty ? "runs/\(run.name)" : run.directory }
+
+    public func json() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try! encoder.encode(self), as: UTF8.self)
+    }
+
+    public static func fromJSON(_ text: String) throws -> RunSettings {
+        try JSONDecoder().decode(RunSettings.self, from: Data(text.utf8))
+    }
+}
+
+import Models
+
+extension RunSettings {
+    /// The policy's shape: byte-level vocabulary, the configured width, depth and context.
+    public var gpt2Config: GPT2Config {
+        GPT2Config(
+            vocabularySize: ByteTokenizer().vocabularySize, contextLength: model.contextLength, width: model.width,
+            layers: model.layers, heads: model.heads)
+    }
+}

@@ -1,0 +1,81 @@
+import Models
+import Tensor
+
+/// The compute of each job kind on a replica. Called on the engine thread.
+extension ModelReplica {
+    public static let tokenizer = ByteTokenizer()
+
+    /// Stops at the end of a summary or the end-of-text token.
+    public static var stopTokens: Set<Int32> {
+        Set(tokenizer.encode(String(FactSummaryTask.summaryEnd)) + [tokenizer.endOfText])
+    }
+
+    public func rollout(_ spec: RolloutSpec) -> [RolloutSample] {
+        Autograd.inferenceMode {
+            let prompts = spec.prompts.map { Self.tokenizer.encode($0) }
+            let generator = spec.generator == .reference ? (reference ?? policy) : policy
+            let room = config.contextLength - (prompts.map(\.count).max() ?? 0)
+            let options = SamplingOptions(
+                maxNewTokens: max(1, min(spec.maxNewTokens, room)), temperature: Float(spec.temperature),
+                stopTokens: Self.stopTokens, seed: spec.seed)
+            let generations = generator.generate(prompts: prompts, sampleIDs: spec.sampleIDs, options: options)
+            var samples = generations.map { RolloutSample(tokens: $0.tokens) }
+            guard spec.score, !samples.isEmpty else { return samples }
+            let batch = SequenceBatch(prompts: prompts, responses: samples.map(\.tokens))
+            let (lp, values) = policyForward(batch)
+            let logProbs = batch.gather(lp.value), valueLists = batch.gather(values.value)
+            let reference = batch.gather(referenceLogProbs(batch))
+            let rewards = reward.map { $0.scores(batch.padded).value.scalars }
+            for i in samples.indices {
+                samples[i].logProbs = logProbs[i]
+                samples[i].values = valueLists[i]
+                samples[i].referenceLogProbs = reference[i]
+                samples[i].reward = rewards?[i]
+            }
+            return samples
+        }
+    }
+
+    /// Reward-model scores of prompt/response texts.
+    public func scores(_ spec: ScoreSpec) throws -> [Float] {
+        guard let reward else { throw ReplicaError(message: "score job before the reward model exists") }
+        return Autograd.inferenceMode {
+            let sequences = zip(spec.prompts, spec.responses).map { Self.tokenizer.encode($0 + $1) }
+            return reward.scores(PaddedBatch(sequences)).value.scalars
+        }
+    }
+
+    /// The exact sum of the micro-batches' gradients of `objective`, with the metric sums appended.
+    public func gradientSum(_ objective: Objective, _ micros: [MicroBatch], normalizer: Float) throws -> ExactSum {
+        guard let parameters = parameters(objective.role) else {
+            throw ReplicaError(message: "gradient job for \(objective.role) before it exists")
+        }
+        let n = parameters.count, m = objective.metricNames.count
+        var total = ExactSum(count: n + m)
+        let scratch = Tensor(zeros: [n + m])
+        for micro in micros {
+            parameters.zeroGradients()
+            let (loss, metrics) = loss(objective, micro, normalizer: normalizer)
+            loss.backward()
+            scratch.pointer.update(from: parameters.gradients.pointer, count: n)
+            for (k, v) in metrics.enumerated() { scratch[flat: n + k] = v }
+            try total.add(scratch)
+        }
+        return total
+    }
+
+    /// Applies a reduced sum: the gradient goes to the optimizer, the metric sums come back.
+    public func apply(
+        _ total: ExactSum, objective: Objective, learningRate: Float, clipNorm: Float
+    ) -> (gradientNorm: Float, metrics: [String: Double]) {
+        let parameters = parameters(objective.role)!
+        let n = parameters.count
+        let reduced = total.value()
+        parameters.gradients.pointer.update(from: reduced.pointer, count: n)
+        let norm = step(objective.role, learningRate: learningRate, clipNorm: clipNorm)
+        version += 1
+        var metrics: [String: Double] = [:]
+        for (k, name) in objective.metricNames.enumerated() { metrics[name] = Double(reduced[flat: n + k]) }
+        return (norm, metrics)
+    }
+}

@@ -1,0 +1,169 @@
+import Foundation
+import Logging
+import Models
+import Protocol
+import RLAIF
+import Tensor
+
+/// Runs one worker's jobs: rollouts, scoring and gradient steps on the model replica (through the
+/// engine thread), labeling through the run's labeler, and weight snapshots in and out.
+actor JobExecutor {
+    let settings: RunSettings
+    let workerID: UInt32
+    let ring: RingLink
+    let logger: Logger
+    let replica: ModelReplica
+    let labeling: PreferenceLabeling?
+    /// Model states received for the next `synchronize` assignment.
+    private var staged: [ModelReplica.ModelState] = []
+
+    init(settings: RunSettings, workerID: UInt32, ring: RingLink, logger: Logger) throws {
+        self.settings = settings
+        self.workerID = workerID
+        self.ring = ring
+        self.logger = logger
+        replica = try ModelReplica(config: settings.gpt2Config, seed: settings.run.seed)
+        labeling = try? LabelerFactory.preferenceLabeling(settings)
+    }
+
+    func handle(_ message: Wire.Message) async -> [Wire.Message] {
+        switch message {
+        case .assign(let a):
+            do {
+                let (spec, tensors, metrics) = try await run(a)
+                return [
+                    .result(
+                        .init(
+                            jobID: a.jobID, attempt: a.attempt, workerID: workerID, status: .succeeded,
+                            metrics: metrics, spec: spec, tensors: tensors))
+                ]
+            } catch {
+                logger.warning("job \(a.jobID) (\(a.kind)) failed: \(error)")
+                return [
+                    .result(
+                        .init(
+                            jobID: a.jobID, attempt: a.attempt, workerID: workerID, status: .failed,
+                            message: "\(error)", spec: JobSpecs.encode(["version": replica.version])))
+                ]
+            }
+        case .weightsRequest:
+            return await snapshotMessages()
+        case .weights(let w):
+            if let state = Self.modelState(w) { staged.append(state) }
+            return []
+        default:
+            return []
+        }
+    }
+
+    private func run(_ a: Wire.Assign) async throws -> (String, [WireTensor], [Wire.Metric]) {
+        let replica = self.replica
+        switch a.kind {
+        case .rollout:
+            let spec = try JobSpecs.decode(RolloutSpec.self, a.spec)
+            try requireVersion(a.weightsVersion)
+            let samples = await Engine.shared.run { replica.rollout(spec) }
+            let (out, tensors) = RolloutResult.pack(samples)
+            return (out, tensors, [])
+        case .evaluation:
+            let spec = try JobSpecs.decode(ScoreSpec.self, a.spec)
+            try requireVersion(a.weightsVersion)
+            let scores = try await Engine.shared.run { try replica.scores(spec) }
+            return (JobSpecs.encode(scores), [], [])
+        case .labeling:
+            let spec = try JobSpecs.decode(LabelingSpec.self, a.spec)
+            guard let labeling else {
+                throw JobSpecError(message: "labeler '\(settings.labeler.kind)' could not be started on this worker")
+            }
+            let labels = await labeling.label(spec.pairs)
+            return (JobSpecs.encode(labels), [], [])
+        case .gradient:
+            return try await gradientStep(a)
+        case .synchronize:
+            let states = staged
+            staged = []
+            guard states.last?.role == .policy else {
+                throw JobSpecError(message: "synchronize without a complete snapshot")
+            }
+            try await Engine.shared.run { try replica.restore(states, version: a.weightsVersion) }
+            let checksum = await Engine.shared.run { replica.checksum() }
+            return (JobSpecs.encode(["version": "\(replica.version)", "checksum": checksum]), [], [])
+        }
+    }
+
+    private func requireVersion(_ version: UInt64) throws {
+        guard replica.version == version else {
+            throw JobSpecError(message: "weights at version \(replica.version), the job needs \(version)")
+        }
+    }
+
+    private func gradientStep(_ a: Wire.Assign) async throws -> (String, [WireTensor], [Wire.Metric]) {
+        let spec = try JobSpecs.decode(GradientSpec.self, a.spec)
+        try requireVersion(a.step)
+        guard let ringSpec = spec.ring else { throw JobSpecError(message: "gradient job without a ring") }
+        let micros = try spec.unpack(a.tensors)
+        let replica = self.replica
+        let objective = spec.resolvedObjective
+        let sum = try await Engine.shared.run { () throws -> ExactSum in
+            if spec.forkReference && replica.reference == nil { replica.forkReference() }
+            if spec.forkReward && replica.reward == nil { replica.forkReward() }
+            return try replica.gradientSum(objective, micros, normalizer: Float(spec.normalizer))
+        }
+        let reduction = RingAllReduce(
+            rank: ringSpec.rank, size: ringSpec.size, step: a.step, epoch: ringSpec.epoch,
+            chunkTimeout: .milliseconds(ringSpec.timeoutMs))
+        let next = ringSpec.size > 1 ? try ring.successor(ringSpec.next) : nil
+        let total = next == nil ? sum : try await reduction.run(sum, next: next!, mailbox: ring.mailbox)
+        let (norm, metrics) = await Engine.shared.run {
+            replica.apply(
+                total, objective: objective, learningRate: Float(spec.learningRate), clipNorm: Float(spec.clipNorm))
+        }
+        let checksum = await Engine.shared.run { replica.checksum() }
+        let result = GradientResult(
+            version: replica.version, checksum: checksum, metrics: metrics, gradientNorm: Double(norm))
+        return (JobSpecs.encode(result), [], [])
+    }
+
+    // MARK: Snapshots
+
+    private func snapshotMessages() async -> [Wire.Message] {
+        let replica = self.replica
+        let (states, version) = await Engine.shared.run { (replica.snapshot(), replica.version) }
+        return states.map { state in
+            var tensors: [WireTensor] = [.float32(state.values), .int64([Int64(state.optimizerStep)])]
+            if let m = state.firstMoment, let v = state.secondMoment { tensors += [.float32(m), .float32(v)] }
+            return .weights(.init(model: state.role.wireModel, version: version, tensors: tensors))
+        }
+    }
+
+    static func modelState(_ w: Wire.Weights) -> ModelReplica.ModelState? {
+        guard let role = ModelReplica.Role(w.model), w.tensors.count == 2 || w.tensors.count == 4,
+            case .float32(let values) = w.tensors[0], case .int64(let step) = w.tensors[1], step.count == 1
+        else { return nil }
+        var m: Tensor?, v: Tensor?
+        if w.tensors.count == 4, case .float32(let a) = w.tensors[2], case .float32(let b) = w.tensors[3] {
+            (m, v) = (a, b)
+        }
+        return ModelReplica.ModelState(
+            role: role, values: values, firstMoment: m, secondMoment: v, optimizerStep: Int(step[0]))
+    }
+}
+
+extension ModelReplica.Role {
+    public var wireModel: Wire.Model {
+        switch self {
+        case .policy: .policy
+        case .reference: .reference
+        case .reward: .reward
+        }
+    }
+
+    public init?(_ model: Wire.Model) {
+        switch model {
+        case .policy: self = .policy
+        case .reference: self = .reference
+        case .reward: self = .reward
+        case .value: return nil
+        }
+    }
+}

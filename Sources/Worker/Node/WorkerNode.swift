@@ -1,0 +1,179 @@
+import Foundation
+import Logging
+import Models
+import Protocol
+import RLAIF
+import Tensor
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A worker process: registers with the coordinator, heartbeats on its own task (compute runs on
+/// the engine thread and can never delay it), and runs the jobs it is assigned one at a time —
+/// rollouts and gradient steps on its model replica, labeling on its labeler.
+public final class WorkerNode: Sendable {
+    public struct Options: Sendable {
+        public var coordinator: String
+        public var name: String
+        public var security: ConnectorSecurity
+        /// Overrides the run's `workers.ring_bind` (e.g. an address in this host's namespace).
+        public var ringBind: String?
+        public init(coordinator: String, name: String, security: ConnectorSecurity = .open, ringBind: String? = nil) {
+            self.coordinator = coordinator
+            self.name = name
+            self.security = security
+            self.ringBind = ringBind
+        }
+    }
+
+    public enum Exit: Sendable, Equatable {
+        case shutdown(String)
+        case rejected(String)
+        case coordinatorLost
+    }
+
+    let options: Options
+    let logger: Logger
+
+    public init(options: Options, logger: Logger = Logger(label: "rlaif.worker")) {
+        self.options = options
+        self.logger = logger
+    }
+
+    /// Runs until the coordinator says shutdown, rejects this worker, or stays silent too long.
+    public func run() async throws -> Exit {
+        let connection = try Endpoint.connect(to: options.coordinator, security: options.security, logger: logger)
+        defer { connection.close() }
+        let incarnation = UInt64.random(in: 1...UInt64.max)
+        let inbox = MessageInbox()
+        let reader = Task {
+            for await inbound in connection.incoming { await inbox.deliver(inbound.message) }
+            await inbox.close()
+        }
+        defer { reader.cancel() }
+
+        // The ring listener's address goes into the hello, so it must exist first; its bind
+        // address comes from the run settings, which arrive with the welcome. A worker started by
+        // hand binds where `--ring-bind` says, else on the host it reaches the coordinator from.
+        let ringBind = options.ringBind ?? Self.defaultRingBind(coordinator: options.coordinator)
+        let ring = try RingLink(bind: ringBind, logger: logger)
+        defer { ring.close() }
+        let host = Self.host(of: options.coordinator)
+        let hello = Wire.Hello(
+            workerName: options.name, host: ProcessInfo.processInfo.hostName, pid: UInt32(getpid()),
+            threads: UInt16(clamping: Engine.shared.threads), capabilities: .all, incarnation: incarnation,
+            ringEndpoint: ring.advertised(host: host))
+
+        // Register: say hello until welcomed (the coordinator may not be up yet).
+        var welcome: Wire.Welcome?
+        let registrationDeadline = ContinuousClock.now + .seconds(60)
+        while welcome == nil {
+            await connection.send(.hello(hello))
+            let reply = await inbox.next(within: .seconds(1))
+            switch reply {
+            case .welcome(let w)?: welcome = w
+            case .reject(let r)?: return .rejected(r.reason)
+            default:
+                if ContinuousClock.now > registrationDeadline { return .coordinatorLost }
+            }
+        }
+        let w = welcome!
+        let settings = try RunSettings.fromJSON(w.setup)
+        logger.info("worker \(w.workerID) registered in run \(w.runName)")
+        let executor = try JobExecutor(settings: settings, workerID: w.workerID, ring: ring, logger: logger)
+
+        let heartbeat = Task {
+            var sequence: UInt64 = 0
+            while !Task.isCancelled {
+                sequence += 1
+                connection.post(.heartbeat(.init(workerID: w.workerID, sequence: sequence, activeJobs: 0)))
+                try? await Task.sleep(for: .milliseconds(Int(w.heartbeatIntervalMilliseconds)))
+            }
+        }
+        defer { heartbeat.cancel() }
+
+        // Jobs run in order on one task; the message loop stays free for shutdown.
+        let (jobs, jobQueue) = AsyncStream<Wire.Message>.makeStream()
+        let runner = Task {
+            for await message in jobs {
+                for reply in await executor.handle(message) { await connection.send(reply) }
+            }
+        }
+        defer {
+            jobQueue.finish()
+            runner.cancel()
+        }
+        let silence = Duration.milliseconds(Int(w.heartbeatTimeoutMilliseconds) * 4)
+        var lastHeard = ContinuousClock.now
+        while true {
+            guard let message = await inbox.next(within: .milliseconds(500)) else {
+                if ContinuousClock.now - lastHeard > silence { return .coordinatorLost }
+                continue
+            }
+            lastHeard = ContinuousClock.now
+            switch message {
+            case .shutdown(let s): return .shutdown(s.reason)
+            case .heartbeat: continue
+            case .assign, .weights, .weightsRequest: jobQueue.yield(message)
+            default: logger.debug("ignoring \(message.kind) from the coordinator")
+            }
+        }
+    }
+
+    static func host(of endpoint: String) -> String {
+        // tcp://HOST:PORT → HOST
+        guard let scheme = endpoint.range(of: "://") else { return "127.0.0.1" }
+        let rest = endpoint[scheme.upperBound...]
+        return rest.lastIndex(of: ":").map { String(rest[..<$0]) } ?? String(rest)
+    }
+
+    static func defaultRingBind(coordinator: String) -> String {
+        let host = host(of: coordinator)
+        return host == "127.0.0.1" || host == "localhost" ? "tcp://127.0.0.1:0" : "tcp://0.0.0.0:0"
+    }
+}
+
+/// Messages from the coordinator, taken one at a time with a timeout (nil: nothing arrived).
+actor MessageInbox {
+    private var queued: [Wire.Message] = []
+    private var waiter: (id: UInt64, continuation: CheckedContinuation<Wire.Message?, Never>)?
+    private var nextWaiter: UInt64 = 0
+    private var closed = false
+
+    func deliver(_ message: Wire.Message) {
+        if let w = waiter {
+            waiter = nil
+            w.continuation.resume(returning: message)
+        } else {
+            queued.append(message)
+        }
+    }
+
+    func close() {
+        closed = true
+        if let w = waiter {
+            waiter = nil
+            w.continuation.resume(returning: nil)
+        }
+    }
+
+    func next(within timeout: Duration) async -> Wire.Message? {
+        if !queued.isEmpty { return queued.removeFirst() }
+        if closed { return nil }
+        nextWaiter += 1
+        let id = nextWaiter
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            self.expire(id)
+        }
+        defer { timer.cancel() }
+        return await withCheckedContinuation { waiter = (id, $0) }
+    }
+
+    private func expire(_ id: UInt64) {
+        guard let w = waiter, w.id == id else { return }
+        waiter = nil
+        w.continuation.resume(returning: nil)
+    }
+}
