@@ -49,7 +49,7 @@ let package = Package(
         .executableTarget(
             name: "rlaif",
             dependencies: [
-                "Tensor", "Models", "Protocol", "Worker", "Coordinator",
+                "Tensor", "Models", "Protocol", "Worker", "Coordinator", "RLAIF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

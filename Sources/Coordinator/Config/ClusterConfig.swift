@@ -1,5 +1,6 @@
 import Foundation
 import Protocol
+import RLAIF
 import Yams
 
 /// The run described by `cluster.yaml`. Every key has a default (`ClusterConfig.defaults`), so an
@@ -25,8 +26,11 @@ public struct ClusterConfig: Sendable, Equatable {
 
     public var run: Run
     public var keys: Keys?
+    /// Every section but `keys`: run, coordinator, workers and the training sections.
+    public var settings: RunSettings
 
-    public static let defaults = ClusterConfig(run: Run(name: "rlaif-small", seed: 1234), keys: nil)
+    public static let defaults = ClusterConfig(
+        run: Run(name: RunSettings().run.name, seed: RunSettings().run.seed), keys: nil, settings: RunSettings())
 
     /// How the coordinator's listening socket admits workers.
     public var coordinatorSecurity: ListenerSecurity {
@@ -39,7 +43,7 @@ public struct ClusterConfig: Sendable, Equatable {
         + "Create keys with `rlaif keygen` and list them under `keys:` in cluster.yaml."
 
     /// Reads and validates the file at `path`.
-    public static func load(path: String) throws(ConfigError) -> ClusterConfig {
+    public static func load(path: String, overrides: [String] = []) throws(ConfigError) -> ClusterConfig {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
@@ -47,13 +51,15 @@ public struct ClusterConfig: Sendable, Equatable {
             throw ConfigError(file: path, line: nil, key: "", message: "cannot be read: \(error.localizedDescription)")
         }
         let url = URL(fileURLWithPath: path)
-        return try parse(yaml: text, file: url.lastPathComponent, baseDirectory: url.deletingLastPathComponent().path)
+        return try parse(
+            yaml: text, file: url.lastPathComponent, baseDirectory: url.deletingLastPathComponent().path,
+            overrides: overrides)
     }
 
     /// Parses YAML text; `file` names it in errors, and relative key paths are resolved against
     /// `baseDirectory` (the directory of the file).
     public static func parse(
-        yaml: String, file: String = "cluster.yaml", baseDirectory: String = "."
+        yaml: String, file: String = "cluster.yaml", baseDirectory: String = ".", overrides: [String] = []
     ) throws(ConfigError) -> ClusterConfig {
         let root: Node?
         do {
@@ -64,13 +70,51 @@ public struct ClusterConfig: Sendable, Equatable {
             throw ConfigError(file: file, line: nil, key: "", message: "is not valid YAML: \(error)")
         }
         var config = defaults
-        guard let root else { return config }  // an empty document: all defaults
-        let document = try ConfigNode(root, path: "", file: file).mapping(allowed: ["run", "keys"])
-        if let run = document["run"] {
-            let fields = try run.mapping(allowed: ["name", "seed"])
-            if let name = fields["name"] { config.run.name = try name.runName() }
-            if let seed = fields["seed"] { config.run.seed = try seed.unsignedInteger() }
+        var tree = SettingsValue.defaults()
+        var lines: [String: Int] = [:]
+        guard case .object(let sections) = tree else { preconditionFailure("settings are an object") }
+        var document: [String: ConfigNode] = [:]
+        if let root {
+            document = try ConfigNode(root, path: "", file: file).mapping(allowed: Set(sections.map(\.0) + ["keys"]))
+            var fields = sections
+            for (i, (name, value)) in fields.enumerated() {
+                guard let node = document[name] else { continue }
+                if name == "run", let n = try node.mapping(allowed: ["name", "seed", "directory", "method"])["name"] {
+                    _ = try n.runName()
+                }
+                fields[i].1 = try value.overlaid(with: node, lines: &lines)
+            }
+            tree = .object(fields)
         }
+        for assignment in overrides {
+            guard let eq = assignment.firstIndex(of: "="), eq != assignment.startIndex else {
+                throw ConfigError(file: "--set", line: nil, key: assignment, message: "must be written key=value")
+            }
+            let key = String(assignment[..<eq]), value = String(assignment[assignment.index(after: eq)...])
+            let node: Node
+            do { node = try Yams.compose(yaml: value) ?? Node("") } catch {
+                throw ConfigError(file: "--set", line: nil, key: key, message: "has a value that is not YAML: \(value)")
+            }
+            if key == "run.name" { _ = try ConfigNode(node, path: key, file: "--set").runName() }
+            tree = try tree.setting(
+                key.split(separator: ".").map(String.init), to: ConfigNode(node, path: key, file: "--set"),
+                lines: &lines)
+        }
+        do {
+            config.settings = try JSONDecoder().decode(RunSettings.self, from: Data(tree.json().utf8))
+        } catch let DecodingError.typeMismatch(type, context) {
+            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw ConfigError(file: file, line: lines[key], key: key, message: "must be \(type == Int.self || type == UInt64.self ? "a whole number" : "\(type)")")
+        } catch let DecodingError.dataCorrupted(context) {
+            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw ConfigError(file: file, line: lines[key], key: key, message: "is out of range: \(context.debugDescription)")
+        } catch {
+            throw ConfigError(file: file, line: nil, key: "", message: "cannot be read: \(error)")
+        }
+        if let (key, message) = config.settings.violation() {
+            throw ConfigError(file: file, line: lines[key], key: key, message: message)
+        }
+        config.run = Run(name: config.settings.run.name, seed: config.settings.run.seed)
         if let keys = document["keys"] {
             let fields = try keys.mapping(allowed: ["coordinator", "workers"])
             guard let coordinator = fields["coordinator"], let workers = fields["workers"] else {

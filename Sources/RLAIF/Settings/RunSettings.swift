@@ -92,6 +92,18 @@ public struct RunSettings: Codable, Sendable, Equatable {
         public var learningRate: Double
         public var weightDecay = 0.0
         public var clipNorm = 1.0
+
+        public init(
+            epochs: Int, batchSize: Int, microBatch: Int, learningRate: Double, weightDecay: Double = 0,
+            clipNorm: Double = 1
+        ) {
+            self.epochs = epochs
+            self.batchSize = batchSize
+            self.microBatch = microBatch
+            self.learningRate = learningRate
+            self.weightDecay = weightDecay
+            self.clipNorm = clipNorm
+        }
     }
 
     public struct LabelerSection: Codable, Sendable, Equatable {

@@ -1,49 +1,115 @@
 import ArgumentParser
 import Coordinator
 import Foundation
-import Tensor
-import Worker
+import Logging
+import RLAIF
 
-/// `rlaif launch [CONFIG]`: runs the job that `cluster.yaml` describes.
-///
-/// Until the coordinator and pipeline land, the job is the engine's end-to-end check: a seeded
-/// MLP trained on XOR through the shared engine, with its metrics in `runs/<name>/metrics.jsonl`
-/// and a checksum of the final weights (the same seed gives the same checksum).
-struct Launch: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the job described by a cluster configuration.")
-
+/// Options shared by `launch` and `coordinator`: which config, which overrides, where to write.
+struct RunOptions: ParsableArguments {
     @Argument(help: "Path to cluster.yaml; without it, the embedded defaults are used.")
     var config: String?
 
-    @Option(help: "Run directory (default: runs/<run name>).")
+    @Option(help: "Run directory (default: run.directory, else runs/<run name>).")
     var runDir: String?
 
-    @Option(help: "Threads of the tensor engine (default: all cores).")
+    @Option(name: .customLong("set"), help: "Override a key, e.g. --set rl.iterations=4 (repeatable).")
+    var overrides: [String] = []
+
+    @Flag(help: "Print only the summary.")
+    var quiet = false
+
+    func load() throws -> ClusterConfig {
+        do {
+            if let config { return try ClusterConfig.load(path: config, overrides: overrides) }
+            return try ClusterConfig.parse(yaml: "", file: "defaults", overrides: overrides)
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    func directory(_ config: ClusterConfig) -> URL {
+        URL(fileURLWithPath: runDir ?? config.settings.runDirectory)
+    }
+}
+
+/// `rlaif launch [CONFIG]`: the coordinator here, and `workers.local` worker processes beside it.
+struct Launch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the job a cluster configuration describes: a coordinator and local workers.")
+
+    @OptionGroup var options: RunOptions
+
+    @Option(help: "Worker processes to start on this host (default: workers.local).")
+    var workers: Int?
+
+    @Option(help: "Engine threads per local worker (default: workers.threads, else cores / workers).")
     var threads: Int?
 
     func validate() throws {
+        if let workers, workers < 0 { throw ValidationError("--workers must not be negative, got \(workers).") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads).") }
     }
 
     func run() async throws {
-        let cluster: ClusterConfig
-        do {
-            cluster = try config.map { path throws(ConfigError) in try ClusterConfig.load(path: path) } ?? .defaults
-        } catch {
-            throw ValidationError(error.description)
-        }
-        if let threads { WorkerSettings(threads: threads).configureEngine() }
-        let directory = URL(fileURLWithPath: runDir ?? "runs/\(cluster.run.name)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let metrics = directory.appendingPathComponent("metrics.jsonl")
-        print("rlaif: run \(cluster.run.name), seed \(cluster.run.seed), engine threads \(Engine.shared.threads)")
-        if cluster.keys == nil { print("rlaif: \(ClusterConfig.openClusterWarning)") }
-        let result = try await EngineCheckJob(seed: cluster.run.seed).run(metrics: metrics)
-        print(
-            String(
-                format: "rlaif: XOR loss %.4f → %.4f in %d steps, accuracy %d/4", result.initialLoss, result.finalLoss,
-                result.steps, result.correct))
-        print("rlaif: weights checksum \(result.checksum)")
-        print("rlaif: metrics in \(metrics.path)")
+        let config = try options.load()
+        let count = workers ?? config.settings.workers.local
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let perWorker =
+            threads ?? (config.settings.workers.threads > 0 ? config.settings.workers.threads : max(1, cores / max(count, 1)))
+        try await runCluster(config: config, options: options, localWorkers: count, threads: perWorker)
     }
+}
+
+/// `rlaif coordinator CONFIG`: the coordinator alone; workers connect with `rlaif worker`.
+struct CoordinatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator", abstract: "Run only the coordinator; start workers with `rlaif worker --connect`.")
+
+    @OptionGroup var options: RunOptions
+
+    func run() async throws {
+        try await runCluster(config: try options.load(), options: options, localWorkers: 0, threads: 1)
+    }
+}
+
+func runCluster(config: ClusterConfig, options: RunOptions, localWorkers: Int, threads: Int) async throws {
+    LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+    var logger = Logger(label: "rlaif.coordinator")
+    logger.logLevel = options.quiet ? .error : .warning
+    let directory = options.directory(config)
+    let settings = config.settings
+    if !options.quiet {
+        print(
+            "rlaif: run \(settings.run.name) (\(settings.run.method)), seed \(settings.run.seed), "
+                + "\(localWorkers) local worker(s) × \(threads) thread(s), run directory \(directory.path)")
+        if config.keys == nil { print("rlaif: \(ClusterConfig.openClusterWarning)") }
+    }
+    let run = ClusterRun(
+        config: config, directory: directory, workerExecutable: executablePath(), quiet: options.quiet, logger: logger)
+    let stop = installInterruptHandler()
+    defer { stop.cancel() }
+    let summary = try await run.run(localWorkers: localWorkers, threadsPerWorker: threads)
+    print(summary.table)
+    print("rlaif: summary in \(directory.appendingPathComponent("summary.json").path)")
+}
+
+/// This program's own path, to start workers with.
+func executablePath() -> String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+}
+
+/// Ctrl-C: the first stops the run cleanly (workers are told, files closed); a second exits.
+func installInterruptHandler() -> DispatchSourceSignal {
+    signal(SIGINT, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+    nonisolated(unsafe) var interrupted = false
+    source.setEventHandler {
+        if interrupted { exit(130) }
+        interrupted = true
+        FileHandle.standardError.write(Data("\nrlaif: interrupted; stopping workers (Ctrl-C again to exit now)\n".utf8))
+        // Terminating our process group stops the local workers; exit closes our files.
+        kill(0, SIGTERM)
+    }
+    source.resume()
+    return source
 }

@@ -1,0 +1,108 @@
+import Foundation
+import RLAIF
+import Yams
+
+/// `RunSettings` as a tree of keys, for overlaying YAML (and `--set key=value`) onto the defaults
+/// with errors that name the key and the line. The defaults decide which keys exist and what kind
+/// of value each takes; decoding the result into `RunSettings` checks integer versus fraction.
+enum SettingsValue {
+    case object([(String, SettingsValue)])
+    case list([SettingsValue])
+    case string(String)
+    /// The number's text, emitted as is (keeps 64-bit seeds exact).
+    case number(String)
+    case bool(Bool)
+
+    /// The defaults, read from their JSON encoding.
+    static func defaults() -> SettingsValue {
+        let data = Data(RunSettings().json().utf8)
+        return from(json: try! JSONSerialization.jsonObject(with: data), key: "", text: RunSettings().json())
+    }
+
+    private static func from(json: Any, key: String, text: String) -> SettingsValue {
+        switch json {
+        case let d as [String: Any]:
+            return .object(d.keys.sorted().map { ($0, from(json: d[$0]!, key: $0, text: text)) })
+        case let a as [Any]: return .list(a.map { from(json: $0, key: key, text: text) })
+        case let s as String: return .string(s)
+        case let n as NSNumber:
+            // Foundation may hand booleans back as numbers: the JSON text tells them apart.
+            if text.contains("\"\(key)\":true") { return .bool(true) }
+            if text.contains("\"\(key)\":false") { return .bool(false) }
+            return .number(n.stringValue)
+        default: return .string("\(json)")
+        }
+    }
+
+    var kindName: String {
+        switch self {
+        case .object: "a mapping"
+        case .list: "a list"
+        case .string: "a string"
+        case .number: "a number"
+        case .bool: "true or false"
+        }
+    }
+
+    func json() -> String {
+        switch self {
+        case .object(let fields):
+            return "{" + fields.map { "\(Self.quote($0.0)):\($0.1.json())" }.joined(separator: ",") + "}"
+        case .list(let items): return "[" + items.map { $0.json() }.joined(separator: ",") + "]"
+        case .string(let s): return Self.quote(s)
+        case .number(let n): return n
+        case .bool(let b): return b ? "true" : "false"
+        }
+    }
+
+    private static func quote(_ s: String) -> String {
+        let data = try! JSONSerialization.data(withJSONObject: [s], options: [])
+        let text = String(decoding: data, as: UTF8.self)
+        return String(text.dropFirst().dropLast())
+    }
+
+    /// This value with `node` laid over it; `lines` records where each key was set.
+    func overlaid(with node: ConfigNode, lines: inout [String: Int]) throws(ConfigError) -> SettingsValue {
+        if let line = node.node.mark?.line { lines[node.path] = line }
+        switch self {
+        case .object(let fields):
+            let given = try node.mapping(allowed: Set(fields.map(\.0)))
+            var out: [(String, SettingsValue)] = []
+            for (key, value) in fields {
+                if let child = given[key] { out.append((key, try value.overlaid(with: child, lines: &lines))) } else {
+                    out.append((key, value))
+                }
+            }
+            return .object(out)
+        case .list:
+            return .list(try node.list().map { item throws(ConfigError) in .string(try item.string()) })
+        case .string:
+            return .string(try node.string())
+        case .number:
+            let text = try node.string().replacingOccurrences(of: "_", with: "")
+            guard Double(text) != nil, !text.lowercased().contains("n"), !text.hasPrefix("+") else {
+                throw node.error("must be a number, got \"\(text)\"")
+            }
+            // JSON has no leading '.', no leading zeros: normalize through Double unless an integer.
+            if let i = Int64(text) { return .number(String(i)) }
+            if let u = UInt64(text) { return .number(String(u)) }
+            return .number("\(Double(text)!)")
+        case .bool:
+            switch try node.string().lowercased() {
+            case "true", "yes", "on": return .bool(true)
+            case "false", "no", "off": return .bool(false)
+            default: throw node.error("must be true or false")
+            }
+        }
+    }
+
+    /// Replaces the value at a dotted path (for `--set`).
+    func setting(_ path: [String], to node: ConfigNode, lines: inout [String: Int]) throws(ConfigError) -> SettingsValue {
+        guard let head = path.first else { return try overlaid(with: node, lines: &lines) }
+        guard case .object(var fields) = self, let i = fields.firstIndex(where: { $0.0 == head }) else {
+            throw ConfigError(file: "--set", line: nil, key: node.path, message: "is not a known key")
+        }
+        fields[i].1 = try fields[i].1.setting(Array(path.dropFirst()), to: node, lines: &lines)
+        return .object(fields)
+    }
+}

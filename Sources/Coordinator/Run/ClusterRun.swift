@@ -1,0 +1,101 @@
+import Foundation
+import Logging
+import Protocol
+import RLAIF
+
+/// A whole run on this machine's side: the coordinator's endpoint and scheduler, the local worker
+/// processes it starts, the run directory, and the driver that runs the phases.
+public final class ClusterRun: @unchecked Sendable {
+    public let config: ClusterConfig
+    public let directory: URL
+    public let workerExecutable: String
+    let logger: Logger
+    let quiet: Bool
+    private var children: [Process] = []
+
+    public init(config: ClusterConfig, directory: URL, workerExecutable: String, quiet: Bool = false, logger: Logger) {
+        self.config = config
+        self.directory = directory
+        self.workerExecutable = workerExecutable
+        self.quiet = quiet
+        self.logger = logger
+    }
+
+    /// Runs to the end; `localWorkers` processes are started here and stopped when it ends.
+    public func run(localWorkers: Int, threadsPerWorker: Int) async throws -> RunSummary {
+        let settings = config.settings
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let events = try EventLog(url: directory.appendingPathComponent("metrics.jsonl"))
+        defer { events.close() }
+        let endpoint = try Endpoint.listen(
+            on: settings.coordinator.bind, security: config.coordinatorSecurity, logger: logger)
+        defer { endpoint.close() }
+        let advertised = settings.coordinator.advertise.isEmpty ? endpoint.address : settings.coordinator.advertise
+        try writeCoordinatorFile(address: advertised)
+        events.write(["event": "run_started", "name": settings.run.name, "seed": "\(settings.run.seed)", "coordinator": advertised])
+        if !quiet { print("rlaif: coordinator listening on \(advertised)") }
+
+        let scheduler = Scheduler(endpoint: endpoint, settings: settings, events: events, logger: logger)
+        await scheduler.start()
+        for i in 0..<localWorkers { try startWorker(index: i, coordinator: advertised, threads: threadsPerWorker) }
+        defer { stopChildren() }
+        let wanted = max(1, localWorkers)
+        guard await scheduler.waitForWorkers(wanted, timeout: .seconds(120)) else {
+            await scheduler.shutdown(reason: "run aborted")
+            throw RunError(message: "fewer than \(wanted) workers registered within 120 s")
+        }
+        let driver = RunDriver(
+            settings: settings, scheduler: scheduler, events: events, directory: directory, logger: logger, quiet: quiet)
+        let summary: RunSummary
+        do {
+            summary = try await driver.run()
+        } catch {
+            await scheduler.shutdown(reason: "run failed: \(error)")
+            throw error
+        }
+        events.write(["event": "run_finished", "jobs_per_worker": await scheduler.jobCounts()])
+        await scheduler.shutdown(reason: "run finished")
+        waitForChildren(timeout: 10)
+        return summary
+    }
+
+    private func writeCoordinatorFile(address: String) throws {
+        let info: [String: Any] = ["address": address, "pid": Int(ProcessInfo.processInfo.processIdentifier)]
+        try JSONSerialization.data(withJSONObject: info, options: [.sortedKeys]).write(
+            to: directory.appendingPathComponent("coordinator.json"), options: .atomic)
+    }
+
+    private func startWorker(index: Int, coordinator: String, threads: Int) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: workerExecutable)
+        p.arguments = [
+            "worker", "--connect", coordinator, "--threads", "\(threads)", "--name", "local-\(index)-\(getpid())",
+            "--ring-bind", config.settings.workers.ringBind,
+        ]
+        let log = directory.appendingPathComponent("worker-\(index).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        children.append(p)
+    }
+
+    private func waitForChildren(timeout: TimeInterval) {
+        let deadline = Date().addingTimeInterval(timeout)
+        for c in children {
+            while c.isRunning && Date() < deadline { usleep(20_000) }
+        }
+    }
+
+    private func stopChildren() {
+        for c in children where c.isRunning { c.terminate() }
+        waitForChildren(timeout: 5)
+        children = []
+    }
+}
+
+public struct RunError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public var description: String { message }
+}

@@ -1,0 +1,453 @@
+import Foundation
+import Logging
+import Models
+import Protocol
+import RLAIF
+import Tensor
+
+/// The run's state machine: SFT → rollout → labeling → reward-model training → RL iterations →
+/// evaluation (or DPO in place of the reward model and RL). Every stage is jobs through the
+/// scheduler, the same code whatever the number of workers; every batch, shuffle and sample is
+/// addressed by the run seed, so the same config gives the same weights.
+public final class RunDriver: @unchecked Sendable {
+    public enum Phase: String, Sendable, CaseIterable {
+        case sft, rollout, labeling, rewardModel = "reward_model", rl, dpo, evaluation, done
+    }
+
+    let settings: RunSettings
+    let scheduler: Scheduler
+    let events: EventLog
+    let directory: URL
+    let logger: Logger
+    let quiet: Bool
+    let task: FactSummaryTask
+    let tokenizer = ModelReplica.tokenizer
+    private let started = Date()
+
+    public init(
+        settings: RunSettings, scheduler: Scheduler, events: EventLog, directory: URL, logger: Logger,
+        quiet: Bool = false
+    ) {
+        self.settings = settings
+        self.scheduler = scheduler
+        self.events = events
+        self.directory = directory
+        self.logger = logger
+        self.quiet = quiet
+        task = FactSummaryTask(
+            seed: settings.run.seed, dropRate: settings.task.demoDropRate, extraRate: settings.task.demoExtraRate,
+            inventRate: settings.task.demoInventRate)
+    }
+
+    func say(_ line: String) { if !quiet { print(line) } }
+
+    private func phase(_ p: Phase) {
+        events.write(["event": "phase", "phase": p.rawValue])
+    }
+
+    // MARK: The run
+
+    /// Runs every phase and returns the summary (also written to summary.json).
+    public func run() async throws -> RunSummary {
+        let demos = try demonstrations()
+        phase(.sft)
+        try await supervisedFineTuning(demos)
+
+        phase(.rollout)
+        let prefPrompts = (0..<settings.preferences.pairs).map { trainingPrompt($0) }
+        let pairs = try await samplePairs(prefPrompts)
+        phase(.labeling)
+        let labels = try await label(
+            pairs.enumerated().map { i, p in
+                LabelingPair(id: UInt64(i), prompt: prefPrompts[i], first: p.0, second: p.1)
+            }, phase: "labeling")
+        try writePreferences(prompts: prefPrompts, pairs: pairs, labels: labels)
+
+        var rewardAccuracy: (labeler: Double?, groundTruth: Double?) = (nil, nil)
+        switch settings.run.method {
+        case "dpo":
+            phase(.dpo)
+            try await dpo(prompts: prefPrompts, pairs: pairs, labels: labels)
+        default:
+            phase(.rewardModel)
+            rewardAccuracy = try await trainRewardModel(prompts: prefPrompts, pairs: pairs, labels: labels)
+            phase(.rl)
+            try await reinforce()
+        }
+        phase(.evaluation)
+        var summary = try await evaluate()
+        summary.rewardModelAccuracy = .init(labeler: rewardAccuracy.labeler, groundTruth: rewardAccuracy.groundTruth)
+        summary.labelerAlignment = alignment(prompts: prefPrompts, pairs: pairs, labels: labels)
+        summary.wallSeconds = Date().timeIntervalSince(started)
+        summary.method = settings.run.method
+        summary.finalVersion = await scheduler.version
+        try summary.write(to: directory.appendingPathComponent("summary.json"))
+        phase(.done)
+        return summary
+    }
+
+    // MARK: Data
+
+    private func trainingPrompt(_ i: Int) -> String { task.post(.training, i).prompt }
+
+    private func demonstrations() throws -> [(prompt: String, completion: String)] {
+        (0..<settings.task.demonstrationCount).map { task.demonstration($0) }
+    }
+
+    /// Deterministic order of `count` items for `epoch`.
+    private func shuffled(_ count: Int, epoch: Int, salt: UInt64) -> [Int] {
+        var order = Array(0..<count)
+        var rng = RandomStream(seed: settings.run.seed, purpose: .dataShuffle, step: salt << 32 | UInt64(epoch))
+        for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, rng.next(below: i + 1)) }
+        return order
+    }
+
+    private func microBatches(_ sequences: [(prompt: [Int32], response: [Int32])], size: Int) -> [MicroBatch] {
+        stride(from: 0, to: sequences.count, by: size).enumerated().map { id, start in
+            let part = sequences[start..<min(start + size, sequences.count)]
+            return MicroBatch(
+                id: id, batch: SequenceBatch(prompts: part.map(\.prompt), responses: part.map(\.response)))
+        }
+    }
+
+    // MARK: SFT
+
+    private func supervisedFineTuning(_ demos: [(prompt: String, completion: String)]) async throws {
+        let o = settings.sft
+        let stepsPerEpoch = (demos.count + o.batchSize - 1) / o.batchSize
+        let progress = Progress(phase: "sft", total: o.epochs * stepsPerEpoch, quiet: quiet)
+        let encoded = demos.map { (tokenizer.encode($0.prompt), tokenizer.encode($0.completion)) }
+        var done = 0
+        for epoch in 0..<o.epochs {
+            let order = shuffled(demos.count, epoch: epoch, salt: 1)
+            for s in 0..<stepsPerEpoch {
+                let chosen = order[(s * o.batchSize)..<min((s + 1) * o.batchSize, order.count)].map { encoded[$0] }
+                let tokens = chosen.reduce(0) { $0 + $1.1.count }
+                var spec = GradientSpec(
+                    objective: .sft, learningRate: o.learningRate, clipNorm: o.clipNorm, normalizer: Double(tokens))
+                spec.ppoClip = settings.rl.ppoClip
+                let result = await scheduler.gradientStep(
+                    .init(spec: spec, microBatches: microBatches(chosen.map { ($0.0, $0.1) }, size: o.microBatch)))
+                done += 1
+                logStep("sft", result, extra: ["epoch": epoch])
+                progress.update(done, String(format: "loss %.3f", result.metrics["loss"] ?? .nan))
+            }
+        }
+    }
+
+    private func logStep(_ phase: String, _ r: GradientResult, extra: [String: Any] = [:]) {
+        var fields: [String: Any] = [
+            "event": "metrics", "phase": phase, "version": Int(r.version), "grad_norm": r.gradientNorm,
+            "checksum": r.checksum,
+        ]
+        for (k, v) in r.metrics { fields[k] = v }
+        for (k, v) in extra { fields[k] = v }
+        events.write(fields)
+    }
+
+    // MARK: Rollout and labeling
+
+    /// Samples from `generator` for each prompt; sample ids address the random streams.
+    private func rollout(
+        _ prompts: [String], sampleIDs: [UInt64], seed: UInt64, generator: ModelReplica.Role, score: Bool,
+        phase: String
+    ) async throws -> [RolloutSample] {
+        let size = settings.preferences.jobSize
+        let jobs = stride(from: 0, to: prompts.count, by: size).map { start -> Scheduler.JobRequest in
+            let range = start..<min(start + size, prompts.count)
+            let spec = RolloutSpec(
+                prompts: Array(prompts[range]), sampleIDs: Array(sampleIDs[range]), seed: seed,
+                temperature: settings.model.temperature, maxNewTokens: settings.model.maxNewTokens,
+                generator: generator, score: score)
+            return .init(kind: .rollout, spec: JobSpecs.encode(spec), needsWeights: true)
+        }
+        let progress = Progress(phase: phase, total: jobs.count, quiet: quiet)
+        let results = await scheduler.runJobs(jobs)
+        progress.update(jobs.count)
+        return try results.flatMap { try RolloutResult.unpack(spec: $0.spec, tensors: $0.tensors) }
+    }
+
+    private func text(_ tokens: [Int32]) -> String {
+        tokenizer.decode(tokens.filter { $0 != tokenizer.endOfText })
+    }
+
+    private func samplePairs(_ prompts: [String]) async throws -> [(String, String)] {
+        let doubled = prompts.flatMap { [$0, $0] }
+        let ids = (0..<UInt64(doubled.count)).map { $0 }
+        let samples = try await rollout(
+            doubled, sampleIDs: ids, seed: settings.run.seed ^ 0x5052_4546, generator: .policy, score: false,
+            phase: "rollout")
+        return stride(from: 0, to: samples.count, by: 2).map { (text(samples[$0].tokens), text(samples[$0 + 1].tokens)) }
+    }
+
+    private func label(_ pairs: [LabelingPair], phase: String) async throws -> [PreferenceLabel] {
+        let size = settings.preferences.jobSize
+        let jobs = stride(from: 0, to: pairs.count, by: size).map { start in
+            Scheduler.JobRequest(
+                kind: .labeling,
+                spec: JobSpecs.encode(LabelingSpec(pairs: Array(pairs[start..<min(start + size, pairs.count)]))),
+                needsWeights: false)
+        }
+        let progress = Progress(phase: phase, total: jobs.count, quiet: quiet)
+        let results = await scheduler.runJobs(jobs)
+        progress.update(jobs.count)
+        let labels = try results.flatMap { try JobSpecs.decode([PreferenceLabel].self, $0.spec) }
+        let counts = Dictionary(grouping: labels, by: \.status).mapValues(\.count)
+        events.write([
+            "event": "labels", "phase": phase, "valid": counts[.valid] ?? 0, "ambiguous": counts[.ambiguous] ?? 0,
+            "invalid": counts[.invalid] ?? 0, "retries": labels.reduce(0) { $0 + $1.retries },
+        ])
+        return labels
+    }
+
+    private func writePreferences(prompts: [String], pairs: [(String, String)], labels: [PreferenceLabel]) throws {
+        var out = Data()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        struct Record: Encodable {
+            let id: UInt64, prompt: String, a: String, b: String, label: PreferenceLabel, groundTruth: Double?
+            enum CodingKeys: String, CodingKey {
+                case id, prompt, a, b, label
+                case groundTruth = "ground_truth"
+            }
+        }
+        for (i, l) in labels.enumerated() {
+            let gt = FactSummaryTask.post(fromPrompt: prompts[i]).map {
+                FactSummaryTask.preference(pairs[i].0, pairs[i].1, for: $0)
+            }
+            out += try encoder.encode(
+                Record(id: l.pairID, prompt: prompts[i], a: pairs[i].0, b: pairs[i].1, label: l, groundTruth: gt))
+            out += Data("\n".utf8)
+        }
+        try out.write(to: directory.appendingPathComponent("preferences.jsonl"))
+    }
+
+    // MARK: Reward model
+
+    /// Pairs whose id is a multiple of 10 are held out for accuracy.
+    private static func heldOut(_ id: Int) -> Bool { id % 10 == 0 }
+
+    private func pairSequences(_ prompts: [String], _ pairs: [(String, String)], _ ids: [Int]) -> [(
+        prompt: [Int32], response: [Int32]
+    )] {
+        ids.flatMap { i -> [([Int32], [Int32])] in
+            let p = tokenizer.encode(prompts[i])
+            return [(p, tokenizer.encode(pairs[i].0)), (p, tokenizer.encode(pairs[i].1))]
+        }
+    }
+
+    private func pairSteps(
+        _ o: RunSettings.Optimization, epochs: Int, prompts: [String], pairs: [(String, String)],
+        labels: [PreferenceLabel], train: [Int], salt: UInt64, phase: String, makeSpec: (Int, Bool) -> GradientSpec
+    ) async throws {
+        let stepsPerEpoch = (train.count + o.batchSize - 1) / o.batchSize
+        let progress = Progress(phase: phase, total: epochs * stepsPerEpoch, quiet: quiet)
+        var done = 0
+        for epoch in 0..<epochs {
+            let order = shuffled(train.count, epoch: epoch, salt: salt).map { train[$0] }
+            for s in 0..<stepsPerEpoch {
+                let chosen = Array(order[(s * o.batchSize)..<min((s + 1) * o.batchSize, order.count)])
+                var micros = microBatches(pairSequences(prompts, pairs, chosen), size: 2 * o.microBatch)
+                for m in micros.indices {
+                    let ids = chosen[(m * o.microBatch)..<min((m + 1) * o.microBatch, chosen.count)]
+                    micros[m].labels = ids.map { Float(labels[$0].probabilityA!) }
+                }
+                let result = await scheduler.gradientStep(
+                    .init(spec: makeSpec(chosen.count, done == 0), microBatches: micros))
+                done += 1
+                logStep(phase, result, extra: ["epoch": epoch])
+                progress.update(
+                    done,
+                    String(
+                        format: "loss %.3f  acc %.2f", result.metrics["loss"] ?? .nan,
+                        result.metrics["accuracy"] ?? .nan))
+            }
+        }
+    }
+
+    private func trainRewardModel(prompts: [String], pairs: [(String, String)], labels: [PreferenceLabel])
+        async throws -> (labeler: Double?, groundTruth: Double?)
+    {
+        let usable = labels.indices.filter { labels[$0].status == .valid }
+        let train = usable.filter { !Self.heldOut($0) }
+        let o = settings.rewardModel
+        try await pairSteps(
+            o, epochs: o.epochs, prompts: prompts, pairs: pairs, labels: labels, train: train, salt: 2,
+            phase: "reward"
+        ) { count, first in
+            var spec = GradientSpec(
+                objective: .reward, learningRate: o.learningRate, clipNorm: o.clipNorm, normalizer: Double(count))
+            spec.forkReference = first
+            spec.forkReward = first
+            return spec
+        }
+        // Held-out accuracy against the labeler's debiased decision and against ground truth.
+        let test = labels.indices.filter { Self.heldOut($0) }
+        guard !test.isEmpty else { return (nil, nil) }
+        let scoreSpec = ScoreSpec(
+            prompts: test.flatMap { [prompts[$0], prompts[$0]] }, responses: test.flatMap { [pairs[$0].0, pairs[$0].1] })
+        let results = await scheduler.runJobs([
+            .init(kind: .evaluation, spec: JobSpecs.encode(scoreSpec), needsWeights: true)
+        ])
+        let scores = try JobSpecs.decode([Float].self, results[0].spec)
+        var labelerHits = 0.0, labelerCount = 0.0, truthHits = 0.0, truthCount = 0.0
+        for (k, i) in test.enumerated() {
+            let prefersA = scores[2 * k] > scores[2 * k + 1]
+            if labels[i].status == .valid, let p = labels[i].probabilityA {
+                labelerCount += 1
+                if prefersA == (p > 0.5) { labelerHits += 1 }
+            }
+            if let post = FactSummaryTask.post(fromPrompt: prompts[i]) {
+                let gt = FactSummaryTask.preference(pairs[i].0, pairs[i].1, for: post)
+                if gt != 0.5 {
+                    truthCount += 1
+                    if prefersA == (gt == 1) { truthHits += 1 }
+                }
+            }
+        }
+        let accuracy = (
+            labelerCount > 0 ? labelerHits / labelerCount : nil, truthCount > 0 ? truthHits / truthCount : nil
+        )
+        events.write([
+            "event": "reward_model_accuracy", "labeler": accuracy.0 ?? -1, "ground_truth": accuracy.1 ?? -1,
+            "held_out": test.count,
+        ])
+        return accuracy
+    }
+
+    // MARK: DPO
+
+    private func dpo(prompts: [String], pairs: [(String, String)], labels: [PreferenceLabel]) async throws {
+        let train = labels.indices.filter { labels[$0].status == .valid }
+        let o = RunSettings.Optimization(
+            epochs: settings.rl.dpoEpochs, batchSize: settings.rewardModel.batchSize,
+            microBatch: settings.rewardModel.microBatch, learningRate: settings.rl.learningRate,
+            clipNorm: settings.rl.clipNorm)
+        try await pairSteps(
+            o, epochs: o.epochs, prompts: prompts, pairs: pairs, labels: labels, train: train, salt: 3, phase: "dpo"
+        ) { count, first in
+            var spec = GradientSpec(
+                objective: .dpo, learningRate: o.learningRate, clipNorm: o.clipNorm, normalizer: Double(count))
+            spec.dpoBeta = settings.rl.dpoBeta
+            spec.forkReference = first
+            return spec
+        }
+    }
+
+    // MARK: RL
+
+    private func reinforce() async throws {
+        let rl = settings.rl
+        let ppo = rl.algorithm == "ppo"
+        let stepsPerIteration = ppo ? rl.ppoEpochs : 1
+        let progress = Progress(phase: "rl", total: rl.iterations, quiet: quiet)
+        for iteration in 0..<rl.iterations {
+            let base = settings.preferences.pairs + iteration * rl.promptsPerIteration
+            let prompts = (0..<rl.promptsPerIteration).map { trainingPrompt(base + $0) }
+            let ids = (0..<UInt64(prompts.count)).map { UInt64(base) + $0 }
+            let samples = try await rollout(
+                prompts, sampleIDs: ids, seed: settings.run.seed ^ 0x524C_0000, generator: .policy, score: true,
+                phase: "rl-rollout")
+            let rewards = samples.map { Double($0.reward ?? 0) }
+            let adv = Advantages.compute(
+                samples: samples, rewards: rewards, klBeta: rl.klBeta, normalizeRewards: rl.normalizeRewards,
+                gaeLambda: ppo ? rl.gaeLambda : nil)
+            let sequences = zip(prompts, samples).map { (tokenizer.encode($0), $1.tokens) }
+            var micros = microBatches(sequences, size: rl.microBatch)
+            for m in micros.indices {
+                let range = (m * rl.microBatch)..<min((m + 1) * rl.microBatch, samples.count)
+                micros[m].advantages = Array(adv.advantages[range])
+                micros[m].returns = Array(adv.returns[range])
+                micros[m].oldLogProbs = range.map { samples[$0].logProbs }
+            }
+            let tokens = samples.reduce(0) { $0 + $1.tokens.count }
+            var truth = 0.0
+            for (p, s) in zip(prompts, samples) {
+                if let post = FactSummaryTask.post(fromPrompt: p) {
+                    truth += FactSummaryTask.quality(of: text(s.tokens), for: post)
+                }
+            }
+            var last: GradientResult?
+            for _ in 0..<stepsPerIteration {
+                var spec = GradientSpec(
+                    objective: ppo ? .ppo : .policyGradient, learningRate: rl.learningRate, clipNorm: rl.clipNorm,
+                    normalizer: Double(tokens))
+                spec.ppoClip = rl.ppoClip
+                spec.valueCoefficient = rl.valueCoefficient
+                last = await scheduler.gradientStep(.init(spec: spec, microBatches: micros))
+            }
+            let meanLength = Double(tokens) / Double(samples.count)
+            logStep(
+                "rl", last!,
+                extra: [
+                    "iteration": iteration, "reward": adv.meanReward, "kl": adv.meanKL, "response_length": meanLength,
+                    "ground_truth_quality": truth / Double(samples.count),
+                ])
+            progress.update(
+                iteration + 1,
+                String(
+                    format: "reward %.3f  kl %.3f  len %.1f  gt %.2f", adv.meanReward, adv.meanKL, meanLength,
+                    truth / Double(samples.count)))
+        }
+    }
+
+    // MARK: Evaluation
+
+    private func evaluate() async throws -> RunSummary {
+        let n = settings.evaluation.prompts
+        let prompts = (0..<n).map { task.post(.heldOut, $0).prompt }
+        let ids = (0..<UInt64(n)).map { $0 }
+        let seed = settings.run.seed ^ 0x4556_414C
+        let policy = try await rollout(
+            prompts, sampleIDs: ids, seed: seed, generator: .policy, score: true, phase: "eval-policy")
+        let sft = try await rollout(prompts, sampleIDs: ids, seed: seed, generator: .reference, score: false, phase: "eval-sft")
+        let pairs = (0..<n).map {
+            LabelingPair(
+                id: 1 << 40 + UInt64($0), prompt: prompts[$0], first: text(policy[$0].tokens),
+                second: text(sft[$0].tokens))
+        }
+        let labels = try await label(pairs, phase: "eval-label")
+        var labelerWins = 0.0, truthWins = 0.0, truthPolicy = 0.0, truthSFT = 0.0
+        for i in 0..<n {
+            if let p = labels[i].probabilityA { labelerWins += p > 0.5 ? 1 : (p < 0.5 ? 0 : 0.5) } else { labelerWins += 0.5 }
+            if let post = FactSummaryTask.post(fromPrompt: prompts[i]) {
+                truthWins += FactSummaryTask.preference(pairs[i].first, pairs[i].second, for: post)
+                truthPolicy += FactSummaryTask.quality(of: pairs[i].first, for: post)
+                truthSFT += FactSummaryTask.quality(of: pairs[i].second, for: post)
+            }
+        }
+        var summary = RunSummary()
+        summary.winRateVsSFT = .init(labeler: labelerWins / Double(n), groundTruth: truthWins / Double(n))
+        summary.klToSFT =
+            policy.reduce(0.0) { total, s in
+                total + zip(s.logProbs, s.referenceLogProbs).reduce(0.0) { $0 + Double($1.0 - $1.1) }
+            } / Double(n)
+        summary.meanResponseLength = .init(
+            sft: Double(sft.reduce(0) { $0 + $1.tokens.count }) / Double(n),
+            policy: Double(policy.reduce(0) { $0 + $1.tokens.count }) / Double(n))
+        summary.groundTruthQuality = .init(sft: truthSFT / Double(n), policy: truthPolicy / Double(n))
+        summary.evaluationPrompts = n
+        return summary
+    }
+
+    /// How often the labeler's preference matches ground truth (pairs where ground truth is not a tie).
+    private func alignment(prompts: [String], pairs: [(String, String)], labels: [PreferenceLabel]) -> RunSummary
+        .Alignment
+    {
+        var debiased = 0.0, single = 0.0, count = 0.0
+        for (i, l) in labels.enumerated() {
+            guard let post = FactSummaryTask.post(fromPrompt: prompts[i]) else { continue }
+            let gt = FactSummaryTask.preference(pairs[i].0, pairs[i].1, for: post)
+            guard gt != 0.5 else { continue }
+            count += 1
+            func credit(_ p: Double?) -> Double {
+                guard let p else { return 0.5 }
+                return p == 0.5 ? 0.5 : ((p > 0.5) == (gt == 1) ? 1 : 0)
+            }
+            debiased += credit(l.probabilityA)
+            single += credit(l.forward)
+        }
+        guard count > 0 else { return .init(debiased: nil, singleOrder: nil) }
+        return .init(debiased: debiased / count, singleOrder: single / count)
+    }
+}

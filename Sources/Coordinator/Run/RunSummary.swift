@@ -1,0 +1,83 @@
+import Foundation
+
+/// What a run measured, as written to `summary.json` (fractions in [0, 1]; null where the task
+/// has no ground truth).
+public struct RunSummary: Codable, Sendable {
+    public struct WinRate: Codable, Sendable {
+        public var labeler: Double?
+        public var groundTruth: Double?
+        enum CodingKeys: String, CodingKey {
+            case labeler
+            case groundTruth = "ground_truth"
+        }
+    }
+    public struct Alignment: Codable, Sendable {
+        public var debiased: Double?
+        public var singleOrder: Double?
+        enum CodingKeys: String, CodingKey {
+            case debiased
+            case singleOrder = "single_order"
+        }
+    }
+    public struct Pair: Codable, Sendable {
+        public var sft: Double?
+        public var policy: Double?
+    }
+
+    public var method = "rlaif"
+    public var winRateVsSFT = WinRate()
+    public var labelerAlignment = Alignment()
+    public var rewardModelAccuracy = WinRate()
+    public var klToSFT: Double = 0
+    public var meanResponseLength = Pair()
+    public var groundTruthQuality = Pair()
+    public var evaluationPrompts = 0
+    public var finalVersion: UInt64 = 0
+    public var wallSeconds: Double = 0
+
+    enum CodingKeys: String, CodingKey {
+        case method
+        case winRateVsSFT = "win_rate_vs_sft"
+        case labelerAlignment = "labeler_alignment"
+        case rewardModelAccuracy = "reward_model_accuracy"
+        case klToSFT = "kl_to_sft"
+        case meanResponseLength = "mean_response_length"
+        case groundTruthQuality = "ground_truth_quality"
+        case evaluationPrompts = "evaluation_prompts"
+        case finalVersion = "final_version"
+        case wallSeconds = "wall_seconds"
+    }
+
+    public func write(to url: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        try encoder.encode(self).write(to: url, options: .atomic)
+    }
+
+    public static func read(from url: URL) throws -> RunSummary {
+        try JSONDecoder().decode(RunSummary.self, from: Data(contentsOf: url))
+    }
+
+    /// The summary as an aligned two-column table.
+    public var table: String {
+        func f(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "—" }
+        let rows: [(String, String)] = [
+            ("method", method),
+            ("win rate vs SFT (ground truth)", f(winRateVsSFT.groundTruth)),
+            ("win rate vs SFT (labeler)", f(winRateVsSFT.labeler)),
+            ("labeler alignment, both orders", f(labelerAlignment.debiased)),
+            ("labeler alignment, single order", f(labelerAlignment.singleOrder)),
+            ("reward model accuracy (labeler)", f(rewardModelAccuracy.labeler)),
+            ("reward model accuracy (ground truth)", f(rewardModelAccuracy.groundTruth)),
+            ("KL to SFT (nats/response)", f(klToSFT)),
+            ("mean response length SFT → policy", "\(f(meanResponseLength.sft)) → \(f(meanResponseLength.policy))"),
+            ("ground-truth quality SFT → policy", "\(f(groundTruthQuality.sft)) → \(f(groundTruthQuality.policy))"),
+            ("evaluation prompts", "\(evaluationPrompts)"),
+            ("optimizer steps", "\(finalVersion)"),
+            ("wall time", String(format: "%.1f s", wallSeconds)),
+        ]
+        let width = rows.map(\.0.count).max()!
+        return rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(
+            separator: "\n")
+    }
+}
