@@ -79,8 +79,10 @@ public struct ClusterConfig: Sendable, Equatable {
             var fields = sections
             for (i, (name, value)) in fields.enumerated() {
                 guard let node = document[name] else { continue }
-                if name == "run", let n = try node.mapping(allowed: ["name", "seed", "directory", "method"])["name"] {
-                    _ = try n.runName()
+                if name == "run" {
+                    let run = try node.mapping(allowed: ["name", "seed", "directory", "method"])
+                    if let n = run["name"] { _ = try n.runName() }
+                    if let seed = run["seed"] { _ = try seed.unsignedInteger() }
                 }
                 fields[i].1 = try value.overlaid(with: node, lines: &lines)
             }

@@ -81,6 +81,7 @@ public final class RunDriver: @unchecked Sendable {
         summary.wallSeconds = Date().timeIntervalSince(started)
         summary.method = settings.run.method
         summary.finalVersion = await scheduler.version
+        summary.weightsChecksum = lastChecksum
         try summary.write(to: directory.appendingPathComponent("summary.json"))
         phase(.done)
         return summary
@@ -135,7 +136,10 @@ public final class RunDriver: @unchecked Sendable {
         }
     }
 
+    private var lastChecksum = ""
+
     private func logStep(_ phase: String, _ r: GradientResult, extra: [String: Any] = [:]) {
+        lastChecksum = r.checksum
         var fields: [String: Any] = [
             "event": "metrics", "phase": phase, "version": Int(r.version), "grad_norm": r.gradientNorm,
             "checksum": r.checksum,

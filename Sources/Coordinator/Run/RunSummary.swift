@@ -33,6 +33,8 @@ public struct RunSummary: Codable, Sendable {
     public var groundTruthQuality = Pair()
     public var evaluationPrompts = 0
     public var finalVersion: UInt64 = 0
+    /// FNV-1a of every model's final weights: equal across worker counts and failures.
+    public var weightsChecksum = ""
     public var wallSeconds: Double = 0
 
     enum CodingKeys: String, CodingKey {
@@ -45,6 +47,7 @@ public struct RunSummary: Codable, Sendable {
         case groundTruthQuality = "ground_truth_quality"
         case evaluationPrompts = "evaluation_prompts"
         case finalVersion = "final_version"
+        case weightsChecksum = "weights_checksum"
         case wallSeconds = "wall_seconds"
     }
 
@@ -74,6 +77,7 @@ public struct RunSummary: Codable, Sendable {
             ("ground-truth quality SFT → policy", "\(f(groundTruthQuality.sft)) → \(f(groundTruthQuality.policy))"),
             ("evaluation prompts", "\(evaluationPrompts)"),
             ("optimizer steps", "\(finalVersion)"),
+            ("weights checksum", weightsChecksum),
             ("wall time", String(format: "%.1f s", wallSeconds)),
         ]
         let width = rows.map(\.0.count).max()!
