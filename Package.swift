@@ -72,6 +72,8 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["Models", "Tensor"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Protocol", "RLAIF"]),
         .testTarget(name: "RLAIFTests", dependencies: ["RLAIF", "Models", "Tensor"]),
+        // Starts the real `rlaif` binary as coordinator and workers.
+        .testTarget(name: "ClusterTests"),
     ],
     swiftLanguageModes: [.v6]
 )

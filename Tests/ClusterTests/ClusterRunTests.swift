@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+
+/// Real runs: the `rlaif` binary as coordinator and as worker processes over tcp loopback,
+/// on examples/quick.yaml.
+@Suite(.serialized) struct ClusterRunTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let binary = root.appendingPathComponent(".build/debug/rlaif").path
+    static let quick = root.appendingPathComponent("examples/quick.yaml").path
+
+    static func temporaryDirectory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlaif-cluster-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    static func start(_ arguments: [String], log: URL) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = arguments
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let h = try FileHandle(forWritingTo: log)
+        p.standardOutput = h
+        p.standardError = h
+        try p.run()
+        return p
+    }
+
+    static func wait(_ p: Process, seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while p.isRunning && Date() < deadline { usleep(50_000) }
+        if p.isRunning {
+            p.terminate()
+            return false
+        }
+        return true
+    }
+
+    static func summary(_ dir: URL) throws -> [String: Any] {
+        let data = try Data(contentsOf: dir.appendingPathComponent("summary.json"))
+        return try JSONSerialization.jsonObject(with: data) as! [String: Any]
+    }
+
+    static func events(_ dir: URL) -> [[String: Any]] {
+        guard let text = try? String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8) else {
+            return []
+        }
+        return text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+
+    /// Runs quick.yaml with `workers` local workers and returns the final weights' checksum.
+    static func launch(workers: Int) throws -> (checksum: String, summary: [String: Any]) {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let p = try start(
+            ["launch", quick, "--workers", "\(workers)", "--run-dir", dir.path, "--quiet"],
+            log: dir.appendingPathComponent("launch.log"))
+        #expect(wait(p, seconds: 240), "launch with \(workers) workers did not finish")
+        #expect(p.terminationStatus == 0)
+        let s = try summary(dir)
+        return (s["weights_checksum"] as? String ?? "", s)
+    }
+
+    @Test func sameRun_withOneTwoAndFourWorkers_endsWithBitIdenticalWeights() throws {
+        let one = try Self.launch(workers: 1)
+        let two = try Self.launch(workers: 2)
+        let four = try Self.launch(workers: 4)
+        #expect(!one.checksum.isEmpty)
+        #expect(one.checksum == two.checksum)
+        #expect(one.checksum == four.checksum)
+        // The summary has every field the pipeline promises, fractions in [0, 1].
+        for key in ["win_rate_vs_sft", "labeler_alignment", "reward_model_accuracy"] {
+            let section = one.summary[key] as? [String: Any]
+            #expect(section != nil, "summary lacks \(key)")
+            for (_, v) in section ?? [:] { if let x = v as? Double { #expect((0...1).contains(x)) } }
+        }
+        #expect(one.summary["kl_to_sft"] is Double)
+    }
+
+    /// A coordinator with hand-started workers: one is killed with SIGKILL when RL starts and
+    /// another joins at that moment. The run finishes with the undisturbed run's weights, and the
+    /// newcomer's jobs are in metrics.jsonl.
+    @Test func killedWorker_andJoiningWorker_leaveTheWeightsUnchanged() throws {
+        let reference = try Self.launch(workers: 1).checksum
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let coordinator = try Self.start(
+            ["coordinator", Self.quick, "--run-dir", dir.path, "--quiet"], log: dir.appendingPathComponent("c.log"))
+        var address: String?
+        for _ in 0..<200 where address == nil {
+            usleep(50_000)
+            if let data = try? Data(contentsOf: dir.appendingPathComponent("coordinator.json")),
+                let o = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            {
+                address = o["address"] as? String
+            }
+        }
+        let endpoint = try #require(address)
+        func worker(_ name: String) throws -> Process {
+            try Self.start(
+                ["worker", "--connect", endpoint, "--threads", "1", "--name", name],
+                log: dir.appendingPathComponent("\(name).log"))
+        }
+        let a = try worker("a"), b = try worker("b")
+        defer { for p in [a, b] where p.isRunning { p.terminate() } }
+        // Wait for RL, then add a worker and kill another.
+        var inRL = false
+        for _ in 0..<2400 where !inRL {
+            usleep(50_000)
+            inRL = Self.events(dir).contains { $0["event"] as? String == "phase" && $0["phase"] as? String == "rl" }
+        }
+        #expect(inRL, "the run never reached RL")
+        let c = try worker("c")
+        defer { if c.isRunning { c.terminate() } }
+        kill(b.processIdentifier, SIGKILL)
+        #expect(Self.wait(coordinator, seconds: 240), "the coordinator did not finish")
+        #expect(coordinator.terminationStatus == 0)
+        let events = Self.events(dir)
+        let joined = events.filter { $0["event"] as? String == "worker_joined" }
+        let newcomer = try #require(joined.first { $0["name"] as? String == "c" }?["worker"] as? String)
+        let killed = try #require(joined.first { $0["name"] as? String == "b" }?["worker"] as? String)
+        #expect(events.contains { $0["event"] as? String == "worker_lost" && $0["worker"] as? String == killed })
+        let newcomerWorked = events.contains {
+            ($0["event"] as? String == "job" && $0["worker"] as? String == newcomer)
+                || ($0["event"] as? String == "step" && ($0["participants"] as? [String] ?? []).contains(newcomer))
+        }
+        #expect(newcomerWorked, "the worker that joined mid-run took no job")
+        #expect(try Self.summary(dir)["weights_checksum"] as? String == reference)
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import Models
+import Tensor
+import Testing
+
+@testable import RLAIF
+
+@Suite struct PipelinePartsTests {
+    let task = FactSummaryTask(seed: 3)
+
+    @Test func groundTruth_scoresTheIdealHighest_andPenalizesEachFlaw() throws {
+        let post = task.post(.heldOut, 5)
+        #expect(FactSummaryTask.post(fromPrompt: post.prompt) == post)
+        let ideal = post.idealSummary
+        #expect(FactSummaryTask.quality(of: ideal, for: post) == 3)
+        let minor = post.facts.first { !post.keyFacts.contains($0) }!
+        let invented = FactSummaryTask.alphabet.first { !post.facts.contains($0) }!
+        #expect(FactSummaryTask.quality(of: String(ideal.dropFirst()), for: post) == 2)  // a key fact dropped
+        #expect(FactSummaryTask.quality(of: String(minor) + ideal, for: post) == 2.5)
+        #expect(FactSummaryTask.quality(of: String(invented) + ideal, for: post) == 2)
+        #expect(FactSummaryTask.quality(of: String(ideal.dropLast()), for: post) == 2)  // no period
+        #expect(FactSummaryTask.preference(ideal, String(ideal.dropFirst()), for: post) == 1)
+    }
+
+    @Test func demonstrations_areFlawed_atRoughlyTheConfiguredRates() {
+        var total = 0.0
+        for i in 0..<400 {
+            let d = task.demonstration(i)
+            total += FactSummaryTask.quality(of: d.completion, for: FactSummaryTask.post(fromPrompt: d.prompt)!)
+        }
+        // Expected ≈ 3·0.7 − 0.5·3·0.15 − 0.1 ≈ 1.78: clearly below the ideal 3.
+        #expect((1.5...2.1).contains(total / 400))
+    }
+
+    @Test func rubricLabeler_hasPositionBias_thatBothOrdersCancel() async {
+        let labeler = RubricLabeler(seed: 1, noise: 0.6, positionBias: 0.8, lengthBias: 0, invalidRate: 0)
+        var pairs: [LabelingPair] = []
+        for i in 0..<300 {
+            let post = task.post(.training, i)
+            pairs.append(LabelingPair(id: UInt64(i), prompt: post.prompt, first: post.idealSummary, second: post.idealSummary))
+        }
+        // Identical responses: a single order prefers the first; both orders average to 0.5.
+        let single = await labeler.judge(pairs, attempt: 0).compactMap(\.probabilityFirst)
+        #expect(single.reduce(0, +) / Double(single.count) > 0.7)
+        let both = await PreferenceLabeling(labeler: labeler, bothOrders: true, retries: 0, ambiguityMargin: 0)
+            .label(pairs).compactMap(\.probabilityA)
+        #expect(abs(both.reduce(0, +) / Double(both.count) - 0.5) < 0.03)
+    }
+
+    @Test func garbageAnswers_areRetried_thenCountedInvalid() async {
+        let always = RubricLabeler(seed: 1, noise: 0, positionBias: 0, lengthBias: 0, invalidRate: 1)
+        let post = task.post(.training, 0)
+        let labels = await PreferenceLabeling(labeler: always, bothOrders: true, retries: 2, ambiguityMargin: 0.05)
+            .label([LabelingPair(id: 0, prompt: post.prompt, first: "a.", second: "b.")])
+        #expect(labels[0].status == .invalid && labels[0].probabilityA == nil && labels[0].retries == 4)
+    }
+
+    @Test func advantages_matchAHandComputation() {
+        var s = RolloutSample(tokens: [1, 2])
+        s.logProbs = [-1, -2]
+        s.referenceLogProbs = [-1.5, -1]
+        s.values = [0.25, 0.5]
+        let out = Advantages.compute(samples: [s], rewards: [2], klBeta: 0.1, normalizeRewards: false, gaeLambda: nil)
+        // Token rewards: −0.1·0.5 = −0.05 and −0.1·(−1) + 2 = 2.1; returns 2.05, 2.1.
+        #expect(abs(out.returns[0][0] - 2.05) < 1e-6 && abs(out.returns[0][1] - 2.1) < 1e-6)
+        #expect(abs(out.advantages[0][0] - 1.8) < 1e-6 && abs(out.advantages[0][1] - 1.6) < 1e-6)
+        #expect(abs(out.meanKL - (-0.5)) < 1e-9)
+    }
+
+    @Test func gradientSpec_packsAndUnpacksMicroBatches() throws {
+        var a = MicroBatch(id: 0, batch: SequenceBatch(prompts: [[1, 2], [3]], responses: [[4], [5, 6]]))
+        a.labels = [0.75]
+        var b = MicroBatch(id: 1, batch: SequenceBatch(prompts: [[7], [7]], responses: [[8, 9, 10], [8]]))
+        b.labels = [0.25]
+        var spec = GradientSpec(objective: .reward, learningRate: 1, clipNorm: 1, normalizer: 1)
+        let tensors = spec.pack([a, b])
+        let back = try JobSpecs.decode(GradientSpec.self, JobSpecs.encode(spec)).unpack(tensors)
+        #expect(back.map(\.id) == [0, 1])
+        #expect(back[0].batch.responses == [[4], [5, 6]] && back[1].batch.prompts == [[7], [7]])
+        #expect(back[0].labels == [0.75] && back[1].labels == [0.25])
+        // A length that does not match the tensors is refused.
+        var broken = spec
+        broken.responseLengths[0] = 3
+        #expect(throws: JobSpecError.self) { try broken.unpack(tensors) }
+    }
+
+    /// The PPO loss's gradient with respect to the policy equals finite differences of the loss.
+    @Test func ppoLoss_gradientMatchesFiniteDifferences() throws {
+        let replica = try ModelReplica(config: .init(vocabularySize: 12, contextLength: 8, width: 8, layers: 1, heads: 2), seed: 5)
+        var micro = MicroBatch(id: 0, batch: SequenceBatch(prompts: [[1, 2], [3]], responses: [[4, 5], [6]]))
+        micro.advantages = [[0.5, -1], [2]]
+        micro.returns = [[1, 0], [0.5]]
+        micro.oldLogProbs = [[-2.4, -2.6], [-2.5]]
+        let objective = Objective.ppo(clip: 0.2, valueCoefficient: 0.5)
+        let params = replica.policyParameters
+        params.zeroGradients()
+        let (loss, _) = replica.loss(objective, micro, normalizer: 3)
+        loss.backward()
+        let analytic = params.gradients.copy()
+        for index in [0, 17, params.count / 2, params.count - 2] {
+            let saved = params.values[flat: index]
+            let eps: Float = 1e-2
+            params.values[flat: index] = saved + eps
+            let up = Autograd.inferenceMode { Double(replica.loss(objective, micro, normalizer: 3).0.value[flat: 0]) }
+            params.values[flat: index] = saved - eps
+            let down = Autograd.inferenceMode { Double(replica.loss(objective, micro, normalizer: 3).0.value[flat: 0]) }
+            params.values[flat: index] = saved
+            let numeric = (up - down) / Double(2 * eps)
+            #expect(abs(Double(analytic[flat: index]) - numeric) <= 5e-3 + 2e-2 * abs(numeric), "parameter \(index)")
+        }
+    }
+}
