@@ -123,4 +123,26 @@ import Protocol
             #expect(error.key == "keys.workers[0]" && error.line == 4)
         }
     }
+
+    // MARK: Training sections
+
+    @Test func aFractionWhereAWholeNumberBelongs_namesKeyAndLine() {
+        #expect(
+            throws: ConfigError(file: "cluster.yaml", line: 3, key: "sft.epochs", message: "must be a whole number, got 1.5")
+        ) { try ClusterConfig.parse(yaml: "sft:\n  batch_size: 8\n  epochs: 1.5\n") }
+    }
+
+    @Test func setOverrides_applyAfterTheFile_andUnknownKeysAreRefused() throws {
+        let c = try ClusterConfig.parse(yaml: "rl:\n  iterations: 3\n", overrides: ["rl.iterations=5", "labeler.both_orders=false"])
+        #expect(c.settings.rl.iterations == 5 && !c.settings.labeler.bothOrders)
+        #expect(throws: ConfigError.self) { try ClusterConfig.parse(yaml: "", overrides: ["rl.iteration=5"]) }
+    }
+
+    @Test func plannedChoices_areRefusedNotReplaced() {
+        #expect(
+            throws: ConfigError(
+                file: "cluster.yaml", line: 2, key: "labeler.kind",
+                message: "\"openai\" is not available in this build yet; use rubric")
+        ) { try ClusterConfig.parse(yaml: "labeler:\n  kind: openai\n") }
+    }
 }

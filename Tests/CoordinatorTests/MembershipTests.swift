@@ -117,4 +117,23 @@ import Testing
         let next = l.lease(to: w2, now: t0, duration: .seconds(60))
         #expect(next?.job == a.job)
     }
+
+    @Test func eligibility_skipsJobsAWorkerMayNotTake_withoutReorderingTheRest() {
+        var l = ledger(3)
+        let odd = l.lease(to: w1, now: t0, duration: .seconds(10)) { $0.hasSuffix("1") }
+        let none = l.lease(to: w1, now: t0, duration: .seconds(10)) { _ in false }
+        let next = l.lease(to: w2, now: t0, duration: .seconds(10))
+        #expect(odd?.job == JobID(1) && none == nil && next?.job == JobID(0))
+    }
+
+    @Test func reportedFailure_requeuesWithANewAttempt_onlyFromTheHolder() {
+        var l = ledger(1)
+        let first = l.lease(to: w1, now: t0, duration: .seconds(10))!
+        let byOther = l.fail(first.job, attempt: first.attempt, by: w2)
+        let byHolder = l.fail(first.job, attempt: first.attempt, by: w1)
+        let again = l.fail(first.job, attempt: first.attempt, by: w1)  // already back in the queue
+        #expect(!byOther && byHolder && !again)
+        let second = l.lease(to: w2, now: t0, duration: .seconds(10))!
+        #expect(second.job == first.job && second.attempt == first.attempt + 1)
+    }
 }

@@ -60,4 +60,15 @@ import Testing
         #expect(total == before)
         #expect(total.value().scalars == [0.5, 0.25])
     }
+
+    @Test func addingAtAnOffset_touchesOnlyThoseElements_andRollsBackOnOverflow() throws {
+        var total = ExactSum(count: 4, fractionBits: 40)
+        try total.add(Tensor(shape: [2], scalars: [0.5, -1]), at: 1)
+        #expect(total.value().scalars == [0, 0.5, -1, 0])
+        let before = total
+        #expect(throws: ExactSum.Overflow(index: 3, value: Double(1e8))) {
+            try total.add(Tensor(shape: [2], scalars: [2, 1e8]), at: 2)
+        }
+        #expect(total == before)
+    }
 }

@@ -20,17 +20,18 @@ public struct ClusterConfig: Sendable, Equatable {
     public struct Keys: Sendable, Equatable {
         /// The coordinator's key pair, read from its secret key file.
         public var coordinator: CurveKeyPair
-        /// Public keys of the workers allowed to join (and to join each other's rings).
+        /// Public keys of the workers allowed to join. (The links between workers are not yet
+        /// authenticated.)
         public var authorizedWorkers: Set<String>
     }
 
-    public var run: Run
+    /// The run's name and seed (read from `settings.run`).
+    public var run: Run { Run(name: settings.run.name, seed: settings.run.seed) }
     public var keys: Keys?
     /// Every section but `keys`: run, coordinator, workers and the training sections.
     public var settings: RunSettings
 
-    public static let defaults = ClusterConfig(
-        run: Run(name: RunSettings().run.name, seed: RunSettings().run.seed), keys: nil, settings: RunSettings())
+    public static let defaults = ClusterConfig(keys: nil, settings: RunSettings())
 
     /// How the coordinator's listening socket admits workers.
     public var coordinatorSecurity: ListenerSecurity {
@@ -103,20 +104,22 @@ public struct ClusterConfig: Sendable, Equatable {
                 lines: &lines)
         }
         do {
-            config.settings = try JSONDecoder().decode(RunSettings.self, from: Data(tree.json().utf8))
-        } catch let DecodingError.typeMismatch(type, context) {
-            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw ConfigError(file: file, line: lines[key], key: key, message: "must be \(type == Int.self || type == UInt64.self ? "a whole number" : "\(type)")")
-        } catch let DecodingError.dataCorrupted(context) {
-            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw ConfigError(file: file, line: lines[key], key: key, message: "is out of range: \(context.debugDescription)")
+            config.settings = try RunSettings.fromJSON(tree.json())
         } catch {
+            // Foundation's decoder does not say which key held a fraction where a whole number
+            // belongs: find it by trying each fractional number on its own.
+            let defaults = SettingsValue.defaults()
+            for (path, text) in tree.numbers() where Int64(text) == nil && UInt64(text) == nil {
+                let alone = defaults.replacing(path.split(separator: ".").map(String.init)[...], with: .number(text))
+                if (try? RunSettings.fromJSON(alone.json())) == nil {
+                    throw ConfigError(file: file, line: lines[path], key: path, message: "must be a whole number, got \(text)")
+                }
+            }
             throw ConfigError(file: file, line: nil, key: "", message: "cannot be read: \(error)")
         }
         if let (key, message) = config.settings.violation() {
             throw ConfigError(file: file, line: lines[key], key: key, message: message)
         }
-        config.run = Run(name: config.settings.run.name, seed: config.settings.run.seed)
         if let keys = document["keys"] {
             let fields = try keys.mapping(allowed: ["coordinator", "workers"])
             guard let coordinator = fields["coordinator"], let workers = fields["workers"] else {

@@ -96,6 +96,24 @@ enum SettingsValue {
         }
     }
 
+    /// Every number in the tree with its dotted path.
+    func numbers(prefix: String = "") -> [(path: String, text: String)] {
+        switch self {
+        case .object(let fields):
+            fields.flatMap { $0.1.numbers(prefix: prefix.isEmpty ? $0.0 : "\(prefix).\($0.0)") }
+        case .number(let text): [(prefix, text)]
+        case .list, .string, .bool: []
+        }
+    }
+
+    /// This tree with the leaf at `path` replaced.
+    func replacing(_ path: ArraySlice<String>, with leaf: SettingsValue) -> SettingsValue {
+        guard let head = path.first, case .object(var fields) = self, let i = fields.firstIndex(where: { $0.0 == head })
+        else { return leaf }
+        fields[i].1 = fields[i].1.replacing(path.dropFirst(), with: leaf)
+        return .object(fields)
+    }
+
     /// Replaces the value at a dotted path (for `--set`).
     func setting(_ path: [String], to node: ConfigNode, lines: inout [String: Int]) throws(ConfigError) -> SettingsValue {
         guard let head = path.first else { return try overlaid(with: node, lines: &lines) }

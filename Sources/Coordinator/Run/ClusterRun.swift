@@ -12,6 +12,9 @@ public final class ClusterRun: @unchecked Sendable {
     let logger: Logger
     let quiet: Bool
     private var children: [Process] = []
+    /// The running scheduler and event log, for `interrupt()`.
+    private var active: (scheduler: Scheduler, events: EventLog)?
+    private let lock = NSLock()
 
     public init(config: ClusterConfig, directory: URL, workerExecutable: String, quiet: Bool = false, logger: Logger) {
         self.config = config
@@ -36,6 +39,7 @@ public final class ClusterRun: @unchecked Sendable {
         if !quiet { print("rlaif: coordinator listening on \(advertised)") }
 
         let scheduler = Scheduler(endpoint: endpoint, settings: settings, events: events, logger: logger)
+        lock.withLock { active = (scheduler, events) }
         await scheduler.start()
         for i in 0..<localWorkers { try startWorker(index: i, coordinator: advertised, threads: threadsPerWorker) }
         defer { stopChildren() }
@@ -59,6 +63,16 @@ public final class ClusterRun: @unchecked Sendable {
         return summary
     }
 
+    /// Stops a running run from outside (Ctrl-C): workers are told to shut down, local worker
+    /// processes are ended, and metrics.jsonl is closed with an `interrupted` line.
+    public func interrupt() async {
+        guard let (scheduler, events) = lock.withLock({ active }) else { return }
+        await scheduler.shutdown(reason: "interrupted")
+        stopChildren()
+        events.write(["event": "interrupted"])
+        events.close()
+    }
+
     private func writeCoordinatorFile(address: String) throws {
         let info: [String: Any] = ["address": address, "pid": Int(ProcessInfo.processInfo.processIdentifier)]
         try JSONSerialization.data(withJSONObject: info, options: [.sortedKeys]).write(
@@ -78,20 +92,24 @@ public final class ClusterRun: @unchecked Sendable {
         p.standardOutput = handle
         p.standardError = handle
         try p.run()
-        children.append(p)
+        lock.withLock { children.append(p) }
     }
 
     private func waitForChildren(timeout: TimeInterval) {
         let deadline = Date().addingTimeInterval(timeout)
-        for c in children {
+        for c in lock.withLock({ children }) {
             while c.isRunning && Date() < deadline { usleep(20_000) }
         }
     }
 
     private func stopChildren() {
-        for c in children where c.isRunning { c.terminate() }
-        waitForChildren(timeout: 5)
-        children = []
+        let running = lock.withLock {
+            defer { children = [] }
+            return children
+        }
+        for c in running where c.isRunning { c.terminate() }
+        let deadline = Date().addingTimeInterval(5)
+        for c in running { while c.isRunning && Date() < deadline { usleep(20_000) } }
     }
 }
 

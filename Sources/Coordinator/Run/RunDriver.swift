@@ -49,7 +49,7 @@ public final class RunDriver: @unchecked Sendable {
 
     /// Runs every phase and returns the summary (also written to summary.json).
     public func run() async throws -> RunSummary {
-        let demos = try demonstrations()
+        let demos = demonstrations()
         phase(.sft)
         try await supervisedFineTuning(demos)
 
@@ -91,7 +91,7 @@ public final class RunDriver: @unchecked Sendable {
 
     private func trainingPrompt(_ i: Int) -> String { task.post(.training, i).prompt }
 
-    private func demonstrations() throws -> [(prompt: String, completion: String)] {
+    private func demonstrations() -> [(prompt: String, completion: String)] {
         (0..<settings.task.demonstrationCount).map { task.demonstration($0) }
     }
 
@@ -126,8 +126,7 @@ public final class RunDriver: @unchecked Sendable {
                 let tokens = chosen.reduce(0) { $0 + $1.1.count }
                 var spec = GradientSpec(
                     objective: .sft, learningRate: o.learningRate, clipNorm: o.clipNorm, normalizer: Double(tokens))
-                spec.ppoClip = settings.rl.ppoClip
-                let result = await scheduler.gradientStep(
+                let result = try await scheduler.gradientStep(
                     .init(spec: spec, microBatches: microBatches(chosen.map { ($0.0, $0.1) }, size: o.microBatch)))
                 done += 1
                 logStep("sft", result, extra: ["epoch": epoch])
@@ -166,7 +165,7 @@ public final class RunDriver: @unchecked Sendable {
             return .init(kind: .rollout, spec: JobSpecs.encode(spec), needsWeights: true)
         }
         let progress = Progress(phase: phase, total: jobs.count, quiet: quiet)
-        let results = await scheduler.runJobs(jobs)
+        let results = try await scheduler.runJobs(jobs)
         progress.update(jobs.count)
         return try results.flatMap { try RolloutResult.unpack(spec: $0.spec, tensors: $0.tensors) }
     }
@@ -193,7 +192,7 @@ public final class RunDriver: @unchecked Sendable {
                 needsWeights: false)
         }
         let progress = Progress(phase: phase, total: jobs.count, quiet: quiet)
-        let results = await scheduler.runJobs(jobs)
+        let results = try await scheduler.runJobs(jobs)
         progress.update(jobs.count)
         let labels = try results.flatMap { try JobSpecs.decode([PreferenceLabel].self, $0.spec) }
         let counts = Dictionary(grouping: labels, by: \.status).mapValues(\.count)
@@ -231,12 +230,13 @@ public final class RunDriver: @unchecked Sendable {
     /// Pairs whose id is a multiple of 10 are held out for accuracy.
     private static func heldOut(_ id: Int) -> Bool { id % 10 == 0 }
 
-    private func pairSequences(_ prompts: [String], _ pairs: [(String, String)], _ ids: [Int]) -> [(
+    /// Each pair as two sequences (prompt + A, prompt + B), tokenized once for every epoch.
+    private func pairSequences(_ prompts: [String], _ pairs: [(String, String)]) -> [[(
         prompt: [Int32], response: [Int32]
-    )] {
-        ids.flatMap { i -> [([Int32], [Int32])] in
-            let p = tokenizer.encode(prompts[i])
-            return [(p, tokenizer.encode(pairs[i].0)), (p, tokenizer.encode(pairs[i].1))]
+    )]] {
+        zip(prompts, pairs).map { prompt, pair in
+            let p = tokenizer.encode(prompt)
+            return [(p, tokenizer.encode(pair.0)), (p, tokenizer.encode(pair.1))]
         }
     }
 
@@ -246,17 +246,18 @@ public final class RunDriver: @unchecked Sendable {
     ) async throws {
         let stepsPerEpoch = (train.count + o.batchSize - 1) / o.batchSize
         let progress = Progress(phase: phase, total: epochs * stepsPerEpoch, quiet: quiet)
+        let sequences = pairSequences(prompts, pairs)
         var done = 0
         for epoch in 0..<epochs {
             let order = shuffled(train.count, epoch: epoch, salt: salt).map { train[$0] }
             for s in 0..<stepsPerEpoch {
                 let chosen = Array(order[(s * o.batchSize)..<min((s + 1) * o.batchSize, order.count)])
-                var micros = microBatches(pairSequences(prompts, pairs, chosen), size: 2 * o.microBatch)
+                var micros = microBatches(chosen.flatMap { sequences[$0] }, size: 2 * o.microBatch)
                 for m in micros.indices {
                     let ids = chosen[(m * o.microBatch)..<min((m + 1) * o.microBatch, chosen.count)]
                     micros[m].labels = ids.map { Float(labels[$0].probabilityA!) }
                 }
-                let result = await scheduler.gradientStep(
+                let result = try await scheduler.gradientStep(
                     .init(spec: makeSpec(chosen.count, done == 0), microBatches: micros))
                 done += 1
                 logStep(phase, result, extra: ["epoch": epoch])
@@ -290,7 +291,7 @@ public final class RunDriver: @unchecked Sendable {
         guard !test.isEmpty else { return (nil, nil) }
         let scoreSpec = ScoreSpec(
             prompts: test.flatMap { [prompts[$0], prompts[$0]] }, responses: test.flatMap { [pairs[$0].0, pairs[$0].1] })
-        let results = await scheduler.runJobs([
+        let results = try await scheduler.runJobs([
             .init(kind: .evaluation, spec: JobSpecs.encode(scoreSpec), needsWeights: true)
         ])
         let scores = try JobSpecs.decode([Float].self, results[0].spec)
@@ -378,7 +379,7 @@ public final class RunDriver: @unchecked Sendable {
                     normalizer: Double(tokens))
                 spec.ppoClip = rl.ppoClip
                 spec.valueCoefficient = rl.valueCoefficient
-                last = await scheduler.gradientStep(.init(spec: spec, microBatches: micros))
+                last = try await scheduler.gradientStep(.init(spec: spec, microBatches: micros))
             }
             let meanLength = Double(tokens) / Double(samples.count)
             logStep(

@@ -45,10 +45,13 @@ public struct JobLedger<Payload: Sendable>: Sendable {
         insertQueued(id)
     }
 
-    /// Leases the lowest queued job to `worker` until `now + duration`.
-    public mutating func lease(to worker: WorkerID, now: ContinuousClock.Instant, duration: Duration) -> Lease? {
-        guard !queue.isEmpty else { return nil }
-        let id = queue.removeFirst()
+    /// Leases the lowest queued job that `worker` may take (`eligible`) until `now + duration`.
+    public mutating func lease(
+        to worker: WorkerID, now: ContinuousClock.Instant, duration: Duration,
+        where eligible: (Payload) -> Bool = { _ in true }
+    ) -> Lease? {
+        guard let at = queue.firstIndex(where: { eligible(payloads[$0]!) }) else { return nil }
+        let id = queue.remove(at: at)
         let attempt = attempts[id]!
         states[id] = .leased(worker: worker, attempt: attempt, deadline: now + duration)
         return Lease(job: id, attempt: attempt, payload: payloads[id]!)
@@ -66,6 +69,16 @@ public struct JobLedger<Payload: Sendable>: Sendable {
             payloads[id] = nil
             return .accepted
         }
+    }
+
+    /// The holder of (job, attempt) reports that it could not do it: the job goes back to the
+    /// queue with a new attempt. False when the report is stale (the job moved on).
+    public mutating func fail(_ id: JobID, attempt: UInt32, by worker: WorkerID) -> Bool {
+        guard case .leased(let holder, let current, _)? = states[id], holder == worker, current == attempt else {
+            return false
+        }
+        requeue(id)
+        return true
     }
 
     /// Re-queues jobs whose lease ran out; returns them in id order.

@@ -8,9 +8,10 @@ import Tensor
 /// gradient steps as rings of the up-to-date workers, and brings stale or new workers up to date
 /// with a snapshot from a peer.
 ///
-/// The run driver calls `runJobs` and `gradientStep` one at a time and awaits them; everything
-/// else (arrivals, deaths, expired leases, re-formed rings) is handled here, so a phase of the run
-/// never sees a failure it has to repair.
+/// The run driver calls `runJobs` and `gradientStep` one at a time and awaits them; arrivals,
+/// deaths, expired leases and re-formed rings are handled here, so a phase of the run never sees
+/// a failure it has to repair. What fails every time (a job rejected by every worker, a step no
+/// ring can finish) ends the run with the workers' message instead of being retried forever.
 public actor Scheduler {
     /// A job the driver wants done by any worker.
     public struct JobRequest: Sendable {
@@ -37,23 +38,35 @@ public actor Scheduler {
         }
     }
 
+    /// Reported failures of one job, or failed rings of one step, after which the run stops.
+    public static let maxFailures = 4
+
     struct WorkerState {
         let id: WorkerID
         let peer: PeerID
         let name: String
         let ringEndpoint: String
+        /// The replica version the worker last reported (0 at registration: every replica starts
+        /// from the run seed).
         var version: UInt64 = 0
-        /// The job this worker holds (one at a time), if any.
+        /// The assignment this worker holds (one at a time), if any.
         var busyWith: UInt64?
         var jobsDone = 0
         var syncing = false
     }
 
+    /// What an assignment (by its wire job id) stands for.
     enum Pending {
-        case job(index: Int)
-        case step(rank: Int)
+        case job(JobID, attempt: UInt32)
+        case step
         case snapshotSource
         case synchronize(version: UInt64)
+    }
+
+    struct Assignment {
+        let worker: WorkerID
+        let pending: Pending
+        let deadline: ContinuousClock.Instant
     }
 
     let endpoint: Endpoint
@@ -64,25 +77,26 @@ public actor Scheduler {
     private var workers: [WorkerID: WorkerState] = [:]
     private var byPeer: [PeerID: WorkerID] = [:]
     private var nextJobID: UInt64 = 1
-    private var leases: [UInt64: (worker: WorkerID, attempt: UInt32, pending: Pending, deadline: ContinuousClock.Instant)] =
-        [:]
+    private var assignments: [UInt64: Assignment] = [:]
+    private var leaseDuration: Duration { .milliseconds(settings.coordinator.leaseMs) }
 
     /// The committed replica version: optimizer steps applied so far.
     public private(set) var version: UInt64 = 0
 
-    // Independent jobs of the current batch.
+    // Independent jobs of the current batch: JobID(i) is request i.
     private var batch: [JobRequest] = []
+    private var ledger = JobLedger<Int>()
     private var batchResults: [Wire.Result?] = []
-    private var batchQueue: [Int] = []
-    private var batchAttempts: [Int] = []
-    private var batchWaiter: CheckedContinuation<[Wire.Result], Never>?
+    private var batchFailures: [Int] = []
+    private var batchWaiter: CheckedContinuation<[Wire.Result], any Error>?
 
     // The current gradient step.
     private var step: StepRequest?
-    private var stepWaiter: CheckedContinuation<GradientResult, Never>?
+    private var stepWaiter: CheckedContinuation<GradientResult, any Error>?
     private var ringEpoch: UInt32 = 0
     private var stepParticipants: [WorkerID] = []
     private var stepReports: [WorkerID: GradientResult?] = [:]
+    private var stepFailures = 0
     private var stepRunning = false
 
     // Snapshot for syncing stale workers.
@@ -140,14 +154,15 @@ public actor Scheduler {
 
     /// Runs every job on some live worker and returns their results in request order. Jobs whose
     /// worker dies or whose lease runs out are handed out again; each result is taken once.
-    public func runJobs(_ jobs: [JobRequest]) async -> [Wire.Result] {
+    public func runJobs(_ jobs: [JobRequest]) async throws -> [Wire.Result] {
         guard !jobs.isEmpty else { return [] }
         precondition(batchWaiter == nil && stepWaiter == nil, "Scheduler: one batch at a time")
         batch = jobs
+        ledger = JobLedger()
+        for i in jobs.indices { ledger.enqueue(JobID(UInt64(i)), i) }
         batchResults = Array(repeating: nil, count: jobs.count)
-        batchQueue = Array(jobs.indices)
-        batchAttempts = Array(repeating: 0, count: jobs.count)
-        return await withCheckedContinuation { continuation in
+        batchFailures = Array(repeating: 0, count: jobs.count)
+        return try await withCheckedThrowingContinuation { continuation in
             batchWaiter = continuation
             dispatch()
         }
@@ -155,10 +170,11 @@ public actor Scheduler {
 
     /// Runs one optimizer step on every up-to-date worker (redone on the survivors when its ring
     /// breaks) and returns the step's result, identical on every rank.
-    public func gradientStep(_ request: StepRequest) async -> GradientResult {
+    public func gradientStep(_ request: StepRequest) async throws -> GradientResult {
         precondition(batchWaiter == nil && stepWaiter == nil, "Scheduler: one step at a time")
         step = request
-        return await withCheckedContinuation { continuation in
+        stepFailures = 0
+        return try await withCheckedThrowingContinuation { continuation in
             stepWaiter = continuation
             dispatch()
         }
@@ -178,9 +194,13 @@ public actor Scheduler {
             register(h, peer: peer, now: now)
         case .heartbeat(let h):
             guard let id = byPeer[peer], id.rawValue == h.workerID else { return }
-            if !membership.heartbeat(id, at: now) {
+            if membership.heartbeat(id, at: now) {
+                // Echoed, so an idle worker knows the coordinator is still there.
+                endpoint.post(.heartbeat(.init(workerID: h.workerID, sequence: h.sequence, activeJobs: 0)), to: peer)
+            } else {
                 endpoint.post(.reject(.init(reason: "declared dead; restart the worker to rejoin")), to: peer)
             }
+            return  // nothing to dispatch
         case .result(let r):
             guard let id = byPeer[peer], id.rawValue == r.workerID else { return }
             _ = membership.heartbeat(id, at: now)
@@ -202,9 +222,8 @@ public actor Scheduler {
     }
 
     private func register(_ h: Wire.Hello, peer: PeerID, now: ContinuousClock.Instant) {
-        let registration = membership.register(name: h.workerName, incarnation: h.incarnation, at: now)
         let id: WorkerID
-        switch registration {
+        switch membership.register(name: h.workerName, incarnation: h.incarnation, at: now) {
         case .alreadyMember(let existing): id = existing
         case .joined(let new): id = new
         case .replaced(let old, let new):
@@ -234,11 +253,10 @@ public actor Scheduler {
         for id in membership.expire(now: now, timeout: .milliseconds(settings.coordinator.heartbeatTimeoutMs)) {
             lost(id, reason: "no heartbeat for \(settings.coordinator.heartbeatTimeoutMs) ms")
         }
-        for (job, lease) in leases where lease.deadline <= now {
-            logger.warning("job \(job) on \(lease.worker) passed its lease; handing it out again")
-            leases[job] = nil
-            workers[lease.worker]?.busyWith = nil
-            abandon(lease.pending, worker: lease.worker)
+        for (job, a) in assignments where a.deadline <= now {
+            logger.warning("job \(job) on \(a.worker) passed its lease; handing it out again")
+            release(worker: a.worker)
+            abandon(a.pending, worker: a.worker)
         }
         dispatch()
     }
@@ -248,22 +266,17 @@ public actor Scheduler {
         guard workers[id] != nil else { return }
         logger.warning("worker \(id) lost: \(reason)")
         events.write(["event": "worker_lost", "worker": "\(id)", "reason": reason])
-        for (job, lease) in leases where lease.worker == id {
-            leases[job] = nil
-            abandon(lease.pending, worker: id)
+        if let job = workers[id]?.busyWith, let a = assignments[job] {
+            release(worker: id)
+            abandon(a.pending, worker: id)
         }
-        workers[id]?.busyWith = nil
     }
 
-    /// A leased piece of work that will not be reported: put it back.
+    /// An assignment that will not be reported: put its work back.
     private func abandon(_ pending: Pending, worker: WorkerID) {
         switch pending {
-        case .job(let index):
-            if batchResults.indices.contains(index), batchResults[index] == nil {
-                batchQueue.append(index)
-                batchQueue.sort()
-                batchAttempts[index] += 1
-            }
+        case .job(let job, let attempt):
+            _ = ledger.fail(job, attempt: attempt, by: worker)
         case .step:
             if stepReports[worker] == nil { stepReports[worker] = .some(nil) }
             finishStepIfReported()
@@ -276,39 +289,43 @@ public actor Scheduler {
     }
 
     private func pendingOf(worker: WorkerID) -> Pending? {
-        guard let job = workers[worker]?.busyWith else { return nil }
-        return leases[job]?.pending
+        workers[worker]?.busyWith.flatMap { assignments[$0]?.pending }
     }
 
     private func release(worker: WorkerID) {
-        if let job = workers[worker]?.busyWith { leases[job] = nil }
+        if let job = workers[worker]?.busyWith { assignments[job] = nil }
         workers[worker]?.busyWith = nil
     }
 
     private func complete(_ r: Wire.Result, from id: WorkerID) {
-        guard let lease = leases[r.jobID], lease.worker == id, lease.attempt == r.attempt else {
+        guard let a = assignments[r.jobID], a.worker == id else {
             logger.debug("dropping a stale result of job \(r.jobID) from \(id)")
             return
         }
-        leases[r.jobID] = nil
-        workers[id]?.busyWith = nil
+        release(worker: id)
         workers[id]?.jobsDone += 1
-        switch lease.pending {
-        case .job(let index):
+        if r.status == .failed, let report = try? JobSpecs.decode(ReplicaReport.self, r.spec) {
+            workers[id]?.version = report.version  // behind? it takes a snapshot before its next job
+        }
+        switch a.pending {
+        case .job(let job, let attempt):
+            let index = Int(job.rawValue)
             guard r.status == .succeeded else {
                 logger.warning("job \(r.jobID) failed on \(id): \(r.message)")
-                if r.message.contains("weights at version") { workers[id]?.version = .max }  // resync
-                abandon(lease.pending, worker: id)
+                guard ledger.fail(job, attempt: attempt, by: id) else { return }
+                batchFailures[index] += 1
+                if batchFailures[index] >= Self.maxFailures {
+                    failBatch(RunError(message: "\(batch[index].kind) job \(index) failed \(Self.maxFailures) times; last: \(r.message)"))
+                }
                 return
             }
-            if batchResults[index] == nil {
-                batchResults[index] = r
-                events.write([
-                    "event": "job", "job": Int(r.jobID), "kind": "\(batch[index].kind)", "worker": "\(id)",
-                    "attempt": Int(r.attempt),
-                ])
-            }
-            if batchResults.allSatisfy({ $0 != nil }), let waiter = batchWaiter {
+            guard ledger.complete(job, attempt: attempt, by: id) == .accepted else { return }
+            batchResults[index] = r
+            events.write([
+                "event": "job", "job": Int(r.jobID), "kind": "\(batch[index].kind)", "worker": "\(id)",
+                "attempt": Int(attempt),
+            ])
+            if ledger.isFinished, let waiter = batchWaiter {
                 batchWaiter = nil
                 let results = batchResults.map { $0! }
                 batch = []
@@ -337,32 +354,48 @@ public actor Scheduler {
         }
     }
 
+    private func failBatch(_ error: RunError) {
+        let waiter = batchWaiter
+        batchWaiter = nil
+        batch = []
+        batchResults = []
+        ledger = JobLedger()
+        waiter?.resume(throwing: error)
+    }
+
     private func finishStepIfReported() {
         guard stepRunning else { return }
         let waiting = stepParticipants.filter { stepReports[$0] == nil && isAlive($0) }
         guard waiting.isEmpty else { return }
         stepRunning = false
         let successes = stepParticipants.compactMap { stepReports[$0] ?? nil }
-        if let first = successes.first {
-            if successes.contains(where: { $0.checksum != first.checksum }) {
-                logger.critical("replicas disagree after step \(version): \(successes.map(\.checksum))")
-            }
-            for id in stepParticipants where (stepReports[id] ?? nil) == nil {
-                workers[id]?.version = .max  // must resync before its next job
-            }
-            events.write([
-                "event": "step", "version": version + 1, "participants": stepParticipants.map { "\($0)" },
-                "epoch": Int(ringEpoch), "checksum": first.checksum,
-            ])
-            version += 1
-            step = nil
-            let waiter = stepWaiter
-            stepWaiter = nil
-            waiter?.resume(returning: first)
-        } else {
+        guard let first = successes.first else {
+            stepFailures += 1
             logger.warning("step \(version) failed on every rank; re-forming the ring")
             events.write(["event": "step_retry", "version": version, "epoch": Int(ringEpoch)])
+            if stepFailures >= Self.maxFailures {
+                let waiter = stepWaiter
+                stepWaiter = nil
+                step = nil
+                waiter?.resume(
+                    throwing: RunError(message: "step \(version) failed on every rank \(Self.maxFailures) times"))
+            }
+            return
         }
+        if successes.contains(where: { $0.checksum != first.checksum }) {
+            logger.critical("replicas disagree after step \(version): \(successes.map(\.checksum))")
+        }
+        // Ranks that did not finish keep the version they reported (or had): behind the new one,
+        // they take a snapshot before their next job.
+        events.write([
+            "event": "step", "version": version + 1, "participants": stepParticipants.map { "\($0)" },
+            "epoch": Int(ringEpoch), "checksum": first.checksum,
+        ])
+        version += 1
+        step = nil
+        let waiter = stepWaiter
+        stepWaiter = nil
+        waiter?.resume(returning: first)
     }
 
     // MARK: Dispatch
@@ -371,10 +404,10 @@ public actor Scheduler {
         workers.values.filter { isAlive($0.id) && $0.busyWith == nil }.map(\.id).sorted()
     }
 
-    private func lease(_ worker: WorkerID, _ pending: Pending, attempt: UInt32 = 0) -> UInt64 {
+    private func assign(_ worker: WorkerID, _ pending: Pending) -> UInt64 {
         let job = nextJobID
         nextJobID += 1
-        leases[job] = (worker, attempt, pending, ContinuousClock.now + .milliseconds(settings.coordinator.leaseMs))
+        assignments[job] = Assignment(worker: worker, pending: pending, deadline: ContinuousClock.now + leaseDuration)
         workers[worker]?.busyWith = job
         return job
     }
@@ -388,7 +421,7 @@ public actor Scheduler {
             } else if !snapshotRequested, let source = idleWorkers().first(where: { workers[$0]!.version == version }) {
                 snapshotRequested = true
                 snapshotInbox = []
-                _ = lease(source, .snapshotSource)
+                _ = assign(source, .snapshotSource)
                 endpoint.post(
                     .weightsRequest(.init(workerID: source.rawValue, model: .policy, version: version)),
                     to: workers[source]!.peer)
@@ -402,7 +435,7 @@ public actor Scheduler {
         workers[id]?.syncing = true
         let peer = workers[id]!.peer
         for m in messages { endpoint.post(.weights(m), to: peer) }
-        let job = lease(id, .synchronize(version: version))
+        let job = assign(id, .synchronize(version: version))
         endpoint.post(
             .assign(
                 .init(
@@ -432,7 +465,7 @@ public actor Scheduler {
                 rank: rank, size: size, epoch: ringEpoch, next: workers[ready[(rank + 1) % size]]!.ringEndpoint,
                 timeoutMs: settings.coordinator.ringTimeoutMs)
             let tensors = spec.pack(share)
-            let job = lease(id, .step(rank: rank))
+            let job = assign(id, .step)
             endpoint.post(
                 .assign(
                     .init(
@@ -445,19 +478,22 @@ public actor Scheduler {
 
     private func dispatchJobs() {
         guard batchWaiter != nil else { return }
+        let now = ContinuousClock.now
         for id in idleWorkers() {
-            guard let at = batchQueue.firstIndex(where: { !batch[$0].needsWeights || workers[id]!.version == version })
+            let current = workers[id]!.version == version
+            guard
+                let lease = ledger.lease(to: id, now: now, duration: leaseDuration, where: { [batch] in
+                    current || !batch[$0].needsWeights
+                })
             else { continue }
-            let index = batchQueue.remove(at: at)
-            let request = batch[index]
-            let attempt = UInt32(batchAttempts[index])
-            let job = lease(id, .job(index: index), attempt: attempt)
+            let request = batch[lease.payload]
+            let job = assign(id, .job(lease.job, attempt: lease.attempt))
             endpoint.post(
                 .assign(
                     .init(
-                        jobID: job, kind: request.kind, step: UInt64(index), attempt: attempt,
+                        jobID: job, kind: request.kind, step: UInt64(lease.payload), attempt: lease.attempt,
                         leaseMilliseconds: UInt32(settings.coordinator.leaseMs), weightsVersion: version,
-                        items: [UInt64(index)], spec: request.spec, tensors: request.tensors)),
+                        items: [UInt64(lease.payload)], spec: request.spec, tensors: request.tensors)),
                 to: workers[id]!.peer)
         }
     }

@@ -269,3 +269,14 @@ public struct GradientResult: Codable, Sendable, Equatable {
         self.gradientNorm = gradientNorm
     }
 }
+
+/// What a worker says about its replica in a failed result and after a synchronize: the
+/// coordinator learns from it whether the worker must take a snapshot before its next job.
+public struct ReplicaReport: Codable, Sendable, Equatable {
+    public var version: UInt64
+    public var checksum: String?
+    public init(version: UInt64, checksum: String? = nil) {
+        self.version = version
+        self.checksum = checksum
+    }
+}

@@ -1,6 +1,6 @@
 /// Builds the labeler a run's settings name.
 public enum LabelerFactory {
-    public static func labeler(_ settings: RunSettings) throws -> any PairLabeler {
+    public static func labeler(_ settings: RunSettings) throws(JobSpecError) -> any PairLabeler {
         let l = settings.labeler
         switch l.kind {
         case "rubric":
@@ -12,7 +12,7 @@ public enum LabelerFactory {
         }
     }
 
-    public static func preferenceLabeling(_ settings: RunSettings) throws -> PreferenceLabeling {
+    public static func preferenceLabeling(_ settings: RunSettings) throws(JobSpecError) -> PreferenceLabeling {
         PreferenceLabeling(
             labeler: try labeler(settings), bothOrders: settings.labeler.bothOrders, retries: settings.labeler.retries,
             ambiguityMargin: settings.labeler.ambiguityMargin)

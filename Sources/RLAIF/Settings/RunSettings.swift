@@ -1,4 +1,5 @@
 import Foundation
+import Models
 
 /// Everything a run needs besides its keys: the `run`, `coordinator`, `workers` and training
 /// sections of `cluster.yaml`. Every field has a default, so an empty file is a complete small run.
@@ -27,8 +28,9 @@ public struct RunSettings: Codable, Sendable, Equatable {
         public var seed: UInt64 = 1234
         /// Where the run writes metrics, preferences and the summary ("" = runs/<name>).
         public var directory = ""
-        /// What the policy is trained with after SFT: `rlaif` (reward model + RL), `direct`
-        /// (the labeler's 1–10 score is the reward) or `dpo` (offline, on the AI preferences).
+        /// What the policy is trained with after SFT: `rlaif` (reward model + RL) or `dpo`
+        /// (offline, on the AI preferences); `direct` (the labeler's 1–10 score as the reward) is
+        /// planned and refused until it is built.
         public var method = "rlaif"
     }
 
@@ -121,7 +123,7 @@ public struct RunSettings: Codable, Sendable, Equatable {
         public var invalidRate = 0.02
         /// `openai`: endpoint base URL, model, the environment variable holding the API key.
         public var url = ""
-        public var modelName = ""
+        public var model = ""
         public var apiKeyEnv = "OPENAI_API_KEY"
         public var chainOfThought = false
         public var concurrency = 4
@@ -162,117 +164,31 @@ public struct RunSettings: Codable, Sendable, Equatable {
         /// Held-out prompts on which the final policy meets the SFT policy.
         public var prompts = 128
     }
-
-    enum CodingKeys: String, CodingKey {
-        case run, coordinator, workers, task, model, sft, labeler, preferences
-        case rewardModel = "reward_model"
-        case rl, evaluation
-    }
-}
-
-// YAML and JSON spell keys in snake_case.
-extension RunSettings.Run {
-    enum CodingKeys: String, CodingKey { case name, seed, directory, method }
-}
-extension RunSettings.CoordinatorSection {
-    enum CodingKeys: String, CodingKey {
-        case bind, advertise
-        case heartbeatIntervalMs = "heartbeat_interval_ms"
-        case heartbeatTimeoutMs = "heartbeat_timeout_ms"
-        case ringTimeoutMs = "ring_timeout_ms"
-        case leaseMs = "lease_ms"
-    }
-}
-extension RunSettings.Workers {
-    enum CodingKeys: String, CodingKey {
-        case local, threads, ssh
-        case ringBind = "ring_bind"
-    }
-}
-extension RunSettings.TaskSection {
-    enum CodingKeys: String, CodingKey {
-        case kind, prompts, demonstrations
-        case demonstrationCount = "demonstration_count"
-        case heldOutPrompts = "held_out_prompts"
-        case demoDropRate = "demo_drop_rate"
-        case demoExtraRate = "demo_extra_rate"
-        case demoInventRate = "demo_invent_rate"
-    }
-}
-extension RunSettings.ModelSection {
-    enum CodingKeys: String, CodingKey {
-        case width, layers, heads, temperature
-        case contextLength = "context_length"
-        case maxNewTokens = "max_new_tokens"
-    }
-}
-extension RunSettings.Optimization {
-    enum CodingKeys: String, CodingKey {
-        case epochs
-        case batchSize = "batch_size"
-        case microBatch = "micro_batch"
-        case learningRate = "learning_rate"
-        case weightDecay = "weight_decay"
-        case clipNorm = "clip_norm"
-    }
-}
-extension RunSettings.LabelerSection {
-    enum CodingKeys: String, CodingKey {
-        case kind, noise, url, command, concurrency, retries
-        case bothOrders = "both_orders"
-        case ambiguityMargin = "ambiguity_margin"
-        case positionBias = "position_bias"
-        case lengthBias = "length_bias"
-        case invalidRate = "invalid_rate"
-        case modelName = "model"
-        case apiKeyEnv = "api_key_env"
-        case chainOfThought = "chain_of_thought"
-        case timeoutMs = "timeout_ms"
-    }
-}
-extension RunSettings.Preferences {
-    enum CodingKeys: String, CodingKey {
-        case pairs
-        case jobSize = "job_size"
-    }
-}
-extension RunSettings.RL {
-    enum CodingKeys: String, CodingKey {
-        case algorithm, iterations
-        case promptsPerIteration = "prompts_per_iteration"
-        case microBatch = "micro_batch"
-        case learningRate = "learning_rate"
-        case klBeta = "kl_beta"
-        case ppoClip = "ppo_clip"
-        case ppoEpochs = "ppo_epochs"
-        case gaeLambda = "gae_lambda"
-        case valueCoefficient = "value_coefficient"
-        case normalizeRewards = "normalize_rewards"
-        case clipNorm = "clip_norm"
-        case dpoBeta = "dpo_beta"
-        case dpoEpochs = "dpo_epochs"
-    }
-}
-extension RunSettings.Evaluation {
-    enum CodingKeys: String, CodingKey { case prompts }
 }
 
 extension RunSettings {
     /// A constraint the values break, as (dotted key, what is wrong); nil when all hold.
     public func violation() -> (key: String, message: String)? {
         func positive(_ key: String, _ v: Int) -> (String, String)? { v >= 1 ? nil : (key, "must be at least 1, got \(v)") }
+        // A value the schema names but this build cannot run yet is refused, not silently replaced.
+        func choice(_ key: String, _ v: String, built: [String], planned: [String]) -> (String, String)? {
+            if built.contains(v) { return nil }
+            let options = built.joined(separator: " or ")
+            if planned.contains(v) { return (key, "\"\(v)\" is not available in this build yet; use \(options)") }
+            return (key, "must be \(options), got \"\(v)\"")
+        }
         func fraction(_ key: String, _ v: Double) -> (String, String)? {
             (0...1).contains(v) ? nil : (key, "must be between 0 and 1, got \(v)")
         }
         let checks: [(String, String)?] = [
-            ["rlaif", "direct", "dpo"].contains(run.method)
-                ? nil : ("run.method", "must be rlaif, direct or dpo, got \"\(run.method)\""),
-            ["synthetic", "jsonl"].contains(task.kind)
-                ? nil : ("task.kind", "must be synthetic or jsonl, got \"\(task.kind)\""),
-            ["rubric", "openai", "command"].contains(labeler.kind)
-                ? nil : ("labeler.kind", "must be rubric, openai or command, got \"\(labeler.kind)\""),
+            choice("run.method", run.method, built: ["rlaif", "dpo"], planned: ["direct"]),
+            choice("task.kind", task.kind, built: ["synthetic"], planned: ["jsonl"]),
+            choice("labeler.kind", labeler.kind, built: ["rubric"], planned: ["openai", "command"]),
             ["ppo", "policy_gradient"].contains(rl.algorithm)
                 ? nil : ("rl.algorithm", "must be ppo or policy_gradient, got \"\(rl.algorithm)\""),
+            workers.ssh.isEmpty
+                ? nil
+                : ("workers.ssh", "is not available in this build yet; start remote workers with `rlaif worker --connect`"),
             workers.local >= 0 ? nil : ("workers.local", "must not be negative"),
             workers.threads >= 0 ? nil : ("workers.threads", "must not be negative"),
             positive("coordinator.heartbeat_interval_ms", coordinator.heartbeatIntervalMs),
@@ -315,18 +231,20 @@ extension RunSettings {
     /// The run directory: the configured one, else runs/<name>.
     public var runDirectory: String { run.directory.isEmpty ? "runs/\(run.name)" : run.directory }
 
+    /// The settings as JSON with cluster.yaml's snake_case keys (`reward_model.learning_rate`).
     public func json() -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
         return String(decoding: try! encoder.encode(self), as: UTF8.self)
     }
 
     public static func fromJSON(_ text: String) throws -> RunSettings {
-        try JSONDecoder().decode(RunSettings.self, from: Data(text.utf8))
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(RunSettings.self, from: Data(text.utf8))
     }
 }
-
-import Models
 
 extension RunSettings {
     /// The policy's shape: byte-level vocabulary, the configured width, depth and context.

@@ -52,14 +52,12 @@ extension ModelReplica {
         }
         let n = parameters.count, m = objective.metricNames.count
         var total = ExactSum(count: n + m)
-        let scratch = Tensor(zeros: [n + m])
         for micro in micros {
             parameters.zeroGradients()
             let (loss, metrics) = loss(objective, micro, normalizer: normalizer)
             loss.backward()
-            scratch.pointer.update(from: parameters.gradients.pointer, count: n)
-            for (k, v) in metrics.enumerated() { scratch[flat: n + k] = v }
-            try total.add(scratch)
+            try total.add(parameters.gradients, at: 0)
+            try total.add(Tensor(shape: [m], scalars: metrics), at: n)
         }
         return total
     }

@@ -39,22 +39,32 @@ public struct ExactSum: Sendable, Equatable {
         return Int64(scaled)
     }
 
-    /// Adds a tensor of `units.count` elements. On overflow nothing is added (integer addition is
-    /// exact, so what was added before the failing element is subtracted back).
+    /// Adds a tensor of `units.count` elements. On overflow nothing is added.
     public mutating func add(_ t: Tensor) throws(Overflow) {
         precondition(t.count == units.count, "ExactSum: \(t.count) values into a sum of \(units.count)")
+        try add(t, at: 0)
+    }
+
+    /// Adds a tensor's values to the elements from `offset` on (a gradient, then metric sums
+    /// after it). On overflow nothing is added (integer addition is exact, so what was added
+    /// before the failing element is subtracted back).
+    public mutating func add(_ t: Tensor, at offset: Int) throws(Overflow) {
+        precondition(
+            offset >= 0 && offset + t.count <= units.count,
+            "ExactSum: \(t.count) values at \(offset) into a sum of \(units.count)")
         let src = t.pointer
         let scale = Double(sign: .plus, exponent: fractionBits, significand: 1)
-        let failure: Overflow? = units.withUnsafeMutableBufferPointer { u in
+        let failure: Overflow? = units.withUnsafeMutableBufferPointer { all in
+            let u = UnsafeMutableBufferPointer(rebasing: all[offset..<(offset + t.count)])
             for i in 0..<u.count {
                 guard let q = Self.quantize(src[i], scale: scale) else {
                     Self.rollBack(u, upTo: i, { Self.quantize(src[$0], scale: scale)! })
-                    return Overflow(index: i, value: Double(src[i]))
+                    return Overflow(index: offset + i, value: Double(src[i]))
                 }
                 let (s, overflow) = u[i].addingReportingOverflow(q)
                 if overflow {
                     Self.rollBack(u, upTo: i, { Self.quantize(src[$0], scale: scale)! })
-                    return Overflow(index: i, value: Double(u[i]) + Double(q))
+                    return Overflow(index: offset + i, value: Double(u[i]) + Double(q))
                 }
                 u[i] = s
             }

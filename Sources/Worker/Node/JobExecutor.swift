@@ -13,7 +13,8 @@ actor JobExecutor {
     let ring: RingLink
     let logger: Logger
     let replica: ModelReplica
-    let labeling: PreferenceLabeling?
+    /// The run's labeler, or why it could not be built here (reported by each labeling job).
+    let labeling: Result<PreferenceLabeling, JobSpecError>
     /// Model states received for the next `synchronize` assignment.
     private var staged: [ModelReplica.ModelState] = []
 
@@ -23,7 +24,7 @@ actor JobExecutor {
         self.ring = ring
         self.logger = logger
         replica = try ModelReplica(config: settings.gpt2Config, seed: settings.run.seed)
-        labeling = try? LabelerFactory.preferenceLabeling(settings)
+        labeling = Result { () throws(JobSpecError) in try LabelerFactory.preferenceLabeling(settings) }
     }
 
     func handle(_ message: Wire.Message) async -> [Wire.Message] {
@@ -43,7 +44,7 @@ actor JobExecutor {
                     .result(
                         .init(
                             jobID: a.jobID, attempt: a.attempt, workerID: workerID, status: .failed,
-                            message: "\(error)", spec: JobSpecs.encode(["version": replica.version])))
+                            message: "\(error)", spec: JobSpecs.encode(ReplicaReport(version: replica.version))))
                 ]
             }
         case .weightsRequest:
@@ -72,10 +73,8 @@ actor JobExecutor {
             return (JobSpecs.encode(scores), [], [])
         case .labeling:
             let spec = try JobSpecs.decode(LabelingSpec.self, a.spec)
-            guard let labeling else {
-                throw JobSpecError(message: "labeler '\(settings.labeler.kind)' could not be started on this worker")
-            }
-            let labels = await labeling.label(spec.pairs)
+            let labeler = try labeling.get()
+            let labels = await labeler.label(spec.pairs)
             return (JobSpecs.encode(labels), [], [])
         case .gradient:
             return try await gradientStep(a)
@@ -87,7 +86,7 @@ actor JobExecutor {
             }
             try await Engine.shared.run { try replica.restore(states, version: a.weightsVersion) }
             let checksum = await Engine.shared.run { replica.checksum() }
-            return (JobSpecs.encode(["version": "\(replica.version)", "checksum": checksum]), [], [])
+            return (JobSpecs.encode(ReplicaReport(version: replica.version, checksum: checksum)), [], [])
         }
     }
 

@@ -18,7 +18,8 @@ final class RingLink: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// The address peers connect to: the bound one, with a wildcard host replaced by `host`.
+    /// The address peers connect to: the bound one, with a wildcard host replaced by this
+    /// machine's `host` name (bind an explicit address with `--ring-bind` where names do not resolve).
     func advertised(host: String) -> String {
         listener.address.replacingOccurrences(of: "0.0.0.0", with: host)
     }

@@ -53,17 +53,16 @@ public final class WorkerNode: Sendable {
         }
         defer { reader.cancel() }
 
-        // The ring listener's address goes into the hello, so it must exist first; its bind
-        // address comes from the run settings, which arrive with the welcome. A worker started by
-        // hand binds where `--ring-bind` says, else on the host it reaches the coordinator from.
+        // The ring listener's address goes into the hello, so it must exist before the run's
+        // settings arrive: it binds where `--ring-bind` says (`launch` passes workers.ring_bind),
+        // else on loopback for a loopback coordinator and on every interface otherwise.
         let ringBind = options.ringBind ?? Self.defaultRingBind(coordinator: options.coordinator)
         let ring = try RingLink(bind: ringBind, logger: logger)
         defer { ring.close() }
-        let host = Self.host(of: options.coordinator)
         let hello = Wire.Hello(
             workerName: options.name, host: ProcessInfo.processInfo.hostName, pid: UInt32(getpid()),
             threads: UInt16(clamping: Engine.shared.threads), capabilities: .all, incarnation: incarnation,
-            ringEndpoint: ring.advertised(host: host))
+            ringEndpoint: ring.advertised(host: ProcessInfo.processInfo.hostName))
 
         // Register: say hello until welcomed (the coordinator may not be up yet).
         var welcome: Wire.Welcome?

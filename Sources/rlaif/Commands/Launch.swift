@@ -86,7 +86,7 @@ func runCluster(config: ClusterConfig, options: RunOptions, localWorkers: Int, t
     }
     let run = ClusterRun(
         config: config, directory: directory, workerExecutable: executablePath(), quiet: options.quiet, logger: logger)
-    let stop = installInterruptHandler()
+    let stop = installInterruptHandler(run)
     defer { stop.cancel() }
     let summary = try await run.run(localWorkers: localWorkers, threadsPerWorker: threads)
     print(summary.table)
@@ -98,17 +98,20 @@ func executablePath() -> String {
     (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
 }
 
-/// Ctrl-C: the first stops the run cleanly (workers are told, files closed); a second exits.
-func installInterruptHandler() -> DispatchSourceSignal {
+/// Ctrl-C: the first stops the run cleanly (workers told, local workers ended, metrics.jsonl
+/// closed) and exits; a second exits at once.
+func installInterruptHandler(_ run: ClusterRun) -> DispatchSourceSignal {
     signal(SIGINT, SIG_IGN)
-    let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-    nonisolated(unsafe) var interrupted = false
+    let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .main)
+    nonisolated(unsafe) var interrupted = false  // touched only on the main queue
     source.setEventHandler {
         if interrupted { exit(130) }
         interrupted = true
         FileHandle.standardError.write(Data("\nrlaif: interrupted; stopping workers (Ctrl-C again to exit now)\n".utf8))
-        // Terminating our process group stops the local workers; exit closes our files.
-        kill(0, SIGTERM)
+        Task {
+            await run.interrupt()
+            exit(130)
+        }
     }
     source.resume()
     return source
