@@ -20,6 +20,9 @@ import Testing
         #expect(FactSummaryTask.quality(of: String(invented) + ideal, for: post) == 2)
         #expect(FactSummaryTask.quality(of: String(ideal.dropLast()), for: post) == 2)  // no period
         #expect(FactSummaryTask.preference(ideal, String(ideal.dropFirst()), for: post) == 1)
+        #expect(FactSummaryTask.quality(of: ideal.lowercased(), for: post) == 3)  // a fact in either case
+        #expect(FactSummaryTask.quality(of: ideal.dropLast() + ideal, for: post) == 1.5)  // three repeats
+        #expect(FactSummaryTask.post(fromPrompt: "bKdMeA>")?.idealSummary == "KMA.")
     }
 
     @Test func demonstrations_areFlawed_atRoughlyTheConfiguredRates() {

@@ -412,6 +412,7 @@ public final class RunDriver: @unchecked Sendable {
                 second: text(sft[$0].tokens))
         }
         let labels = try await label(pairs, phase: "eval-label")
+        try writeEvaluation(prompts: prompts, pairs: pairs, labels: labels)
         var labelerWins = 0.0, truthWins = 0.0, truthPolicy = 0.0, truthSFT = 0.0
         for i in 0..<n {
             if let p = labels[i].probabilityA { labelerWins += p > 0.5 ? 1 : (p < 0.5 ? 0 : 0.5) } else { labelerWins += 0.5 }
@@ -433,6 +434,30 @@ public final class RunDriver: @unchecked Sendable {
         summary.groundTruthQuality = .init(sft: truthSFT / Double(n), policy: truthPolicy / Double(n))
         summary.evaluationPrompts = n
         return summary
+    }
+
+    /// evaluation.jsonl: each held-out prompt with the policy's and the SFT policy's responses, the
+    /// labeler's verdict and the ground-truth qualities, so a user can read what the numbers mean.
+    private func writeEvaluation(prompts: [String], pairs: [LabelingPair], labels: [PreferenceLabel]) throws {
+        struct Record: Encodable {
+            let prompt: String, policy: String, sft: String, label: PreferenceLabel
+            let quality: [String: Double]?
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var out = Data()
+        for (i, pair) in pairs.enumerated() {
+            let quality = FactSummaryTask.post(fromPrompt: prompts[i]).map {
+                [
+                    "policy": FactSummaryTask.quality(of: pair.first, for: $0),
+                    "sft": FactSummaryTask.quality(of: pair.second, for: $0),
+                ]
+            }
+            out += try encoder.encode(
+                Record(prompt: prompts[i], policy: pair.first, sft: pair.second, label: labels[i], quality: quality))
+            out += Data("\n".utf8)
+        }
+        try out.write(to: directory.appendingPathComponent("evaluation.jsonl"))
     }
 
     /// How often the labeler's preference matches ground truth (pairs where ground truth is not a tie).

@@ -222,7 +222,7 @@ public struct GradientSpec: Codable, Sendable, Equatable {
         let tokens = responseLengths.reduce(0, +)
         guard microBatchIDs.count == microBatchSizes.count, promptLengths.count == sequences,
             responseLengths.count == sequences, promptLengths.allSatisfy({ $0 >= 1 }),
-            responseLengths.allSatisfy({ $0 >= 1 }), p.count == promptLengths.reduce(0, +), r.count == tokens
+            responseLengths.allSatisfy({ $0 >= 0 }), p.count == promptLengths.reduce(0, +), r.count == tokens
         else { throw fail("lengths do not match the token tensors") }
         let perToken = [f[0], f[1], f[2]].map { $0.count }
         guard perToken.allSatisfy({ $0 == 0 || $0 == tokens }), f[3].isEmpty || f[3].count * 2 == sequences else {

@@ -12,10 +12,10 @@ public struct RunSettings: Codable, Sendable, Equatable {
     public var workers = Workers()
     public var task = TaskSection()
     public var model = ModelSection()
-    public var sft = Optimization(epochs: 12, batchSize: 32, microBatch: 8, learningRate: 3e-3)
+    public var sft = Optimization(epochs: 6, batchSize: 32, microBatch: 8, learningRate: 1e-3)
     public var labeler = LabelerSection()
     public var preferences = Preferences()
-    public var rewardModel = Optimization(epochs: 6, batchSize: 32, microBatch: 8, learningRate: 1e-3)
+    public var rewardModel = Optimization(epochs: 3, batchSize: 32, microBatch: 8, learningRate: 5e-4)
     public var rl = RL()
     public var evaluation = Evaluation()
 
@@ -66,8 +66,7 @@ public struct RunSettings: Codable, Sendable, Equatable {
         public var prompts = ""
         public var demonstrations = ""
         /// Synthetic task sizes.
-        public var demonstrationCount = 768
-        public var heldOutPrompts = 128
+        public var demonstrationCount = 8192
         /// Demonstration flaws: each key fact left out, each minor fact put in, an invented fact.
         public var demoDropRate = 0.3
         public var demoExtraRate = 0.15
@@ -75,9 +74,9 @@ public struct RunSettings: Codable, Sendable, Equatable {
     }
 
     public struct ModelSection: Codable, Sendable, Equatable {
-        public var width = 64
-        public var layers = 2
-        public var heads = 2
+        public var width = 128
+        public var layers = 3
+        public var heads = 4
         public var contextLength = 32
         /// Longest response sampled.
         public var maxNewTokens = 10
@@ -117,7 +116,7 @@ public struct RunSettings: Codable, Sendable, Equatable {
         public var ambiguityMargin = 0.05
         /// Rubric stand-in flaws: score noise, a bonus for the first response, a bonus per character.
         public var noise = 0.6
-        public var positionBias = 0.8
+        public var positionBias = 1.2
         public var lengthBias = 0.15
         /// Fraction of answers the stand-in garbles (counted invalid, retried, then ambiguous).
         public var invalidRate = 0.02
@@ -135,7 +134,7 @@ public struct RunSettings: Codable, Sendable, Equatable {
 
     public struct Preferences: Codable, Sendable, Equatable {
         /// Prompts whose two sampled responses the labeler compares.
-        public var pairs = 512
+        public var pairs = 8192
         /// Pairs per labeling job, prompts per rollout job.
         public var jobSize = 64
     }
@@ -143,17 +142,17 @@ public struct RunSettings: Codable, Sendable, Equatable {
     public struct RL: Codable, Sendable, Equatable {
         /// `ppo` or `policy_gradient` (the paper's: one update per batch, value baseline).
         public var algorithm = "ppo"
-        public var iterations = 24
+        public var iterations = 80
         public var promptsPerIteration = 64
         public var microBatch = 16
-        public var learningRate = 5e-4
+        public var learningRate = 2.5e-4
         /// KL penalty towards the SFT policy.
         public var klBeta = 0.05
         public var ppoClip = 0.2
         public var ppoEpochs = 2
         public var gaeLambda = 0.95
         public var valueCoefficient = 0.5
-        public var normalizeRewards = true
+        public var normalizeRewards = false
         public var clipNorm = 1.0
         /// DPO: β and epochs over the preference dataset.
         public var dpoBeta = 0.1
@@ -162,7 +161,7 @@ public struct RunSettings: Codable, Sendable, Equatable {
 
     public struct Evaluation: Codable, Sendable, Equatable {
         /// Held-out prompts on which the final policy meets the SFT policy.
-        public var prompts = 128
+        public var prompts = 512
     }
 }
 
@@ -204,7 +203,6 @@ extension RunSettings {
             positive("model.max_new_tokens", model.maxNewTokens),
             model.temperature > 0 ? nil : ("model.temperature", "must be positive"),
             positive("task.demonstration_count", task.demonstrationCount),
-            positive("task.held_out_prompts", task.heldOutPrompts),
             fraction("task.demo_drop_rate", task.demoDropRate), fraction("task.demo_extra_rate", task.demoExtraRate),
             fraction("task.demo_invent_rate", task.demoInventRate),
             positive("sft.epochs", sft.epochs), positive("sft.batch_size", sft.batchSize),

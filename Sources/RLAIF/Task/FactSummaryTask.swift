@@ -3,8 +3,9 @@ import Tensor
 /// The built-in synthetic task: summarize a short "post" of facts.
 ///
 /// A post is six distinct facts (letters a–p) written in a row; the three that matter are written
-/// in upper case. The ideal summary names the key facts, in lower case, in the post's order, and
-/// ends with a period: the post `bKdMeA>` is summarized `kma.`.
+/// in upper case. The ideal summary names the key facts as the post writes them, in the post's
+/// order, and ends with a period: the post `bKdMeA>` is summarized `KMA.`. A fact is the same fact
+/// in either case.
 ///
 /// The ground truth plays the paper's human raters: one point per key fact covered, minus
 /// penalties for invented facts, minor facts, repeats, stray characters and a missing period.
@@ -42,7 +43,9 @@ public struct FactSummaryTask: Sendable {
         public var prompt: String {
             String(facts.map { keyFacts.contains($0) ? Character($0.uppercased()) : $0 }) + String(promptEnd)
         }
-        public var idealSummary: String { String(facts.filter { keyFacts.contains($0) }) + String(summaryEnd) }
+        public var idealSummary: String {
+            String(facts.filter { keyFacts.contains($0) }.map { Character($0.uppercased()) }) + String(summaryEnd)
+        }
     }
 
     /// Post `index` of `pool`: a pure function of (seed, pool, index).
@@ -76,11 +79,14 @@ public struct FactSummaryTask: Sendable {
         var summary: [Character] = []
         for fact in post.facts {
             let u = Double(rng.nextUniform())
-            if post.keyFacts.contains(fact) ? u >= dropRate : u < extraRate { summary.append(fact) }
+            let key = post.keyFacts.contains(fact)
+            if key ? u >= dropRate : u < extraRate { summary.append(key ? Character(fact.uppercased()) : fact) }
         }
-        if Double(rng.nextUniform()) < inventRate {
+        if Double(rng.nextUniform()) < inventRate {  // written like a key fact, which makes it plausible
             let invented = Self.alphabet.filter { !post.facts.contains($0) }
-            summary.insert(invented[rng.next(below: invented.count)], at: rng.next(below: summary.count + 1))
+            summary.insert(
+                Character(invented[rng.next(below: invented.count)].uppercased()),
+                at: rng.next(below: summary.count + 1))
         }
         return (post.prompt, String(summary) + String(Self.summaryEnd))
     }
@@ -96,7 +102,8 @@ public struct FactSummaryTask: Sendable {
             score -= 1  // no period: the summary never ended
         }
         var seen = Set<Character>()
-        for c in text {
+        for written in text {
+            let c = Character(written.lowercased())
             if !alphabet.contains(c) {
                 score -= 0.5
             } else if !seen.insert(c).inserted {

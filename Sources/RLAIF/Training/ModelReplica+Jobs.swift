@@ -10,9 +10,15 @@ extension ModelReplica {
         Set(tokenizer.encode(String(FactSummaryTask.summaryEnd)) + [tokenizer.endOfText])
     }
 
-    public func rollout(_ spec: RolloutSpec) -> [RolloutSample] {
-        Autograd.inferenceMode {
-            let prompts = spec.prompts.map { Self.tokenizer.encode($0) }
+    public func rollout(_ spec: RolloutSpec) throws -> [RolloutSample] {
+        let prompts = spec.prompts.map { Self.tokenizer.encode($0) }
+        for p in prompts {
+            guard !p.isEmpty, p.count < config.contextLength else {
+                throw ReplicaError(
+                    message: "a prompt of \(p.count) tokens leaves no room to respond within \(config.contextLength)")
+            }
+        }
+        return Autograd.inferenceMode {
             let generator = spec.generator == .reference ? (reference ?? policy) : policy
             let room = config.contextLength - (prompts.map(\.count).max() ?? 0)
             let options = SamplingOptions(
@@ -39,8 +45,11 @@ extension ModelReplica {
     /// Reward-model scores of prompt/response texts.
     public func scores(_ spec: ScoreSpec) throws -> [Float] {
         guard let reward else { throw ReplicaError(message: "score job before the reward model exists") }
+        let sequences = zip(spec.prompts, spec.responses).map { Self.tokenizer.encode($0 + $1) }
+        guard sequences.allSatisfy({ (1...config.contextLength).contains($0.count) }) else {
+            throw ReplicaError(message: "a prompt and response to score do not fit the context length \(config.contextLength)")
+        }
         return Autograd.inferenceMode {
-            let sequences = zip(spec.prompts, spec.responses).map { Self.tokenizer.encode($0 + $1) }
             return reward.scores(PaddedBatch(sequences)).value.scalars
         }
     }
@@ -49,6 +58,19 @@ extension ModelReplica {
     public func gradientSum(_ objective: Objective, _ micros: [MicroBatch], normalizer: Float) throws -> ExactSum {
         guard let parameters = parameters(objective.role) else {
             throw ReplicaError(message: "gradient job for \(objective.role) before it exists")
+        }
+        // A spec from the wire must not reach the model's preconditions.
+        let vocabulary = Int32(config.vocabularySize)
+        for micro in micros {
+            for (p, r) in zip(micro.batch.prompts, micro.batch.responses) {
+                guard p.count + r.count <= config.contextLength else {
+                    throw ReplicaError(
+                        message: "a sequence of \(p.count + r.count) tokens exceeds the context length \(config.contextLength)")
+                }
+                guard (p + r).allSatisfy({ (0..<vocabulary).contains($0) }) else {
+                    throw ReplicaError(message: "a token id lies outside the vocabulary of \(vocabulary)")
+                }
+            }
         }
         let n = parameters.count, m = objective.metricNames.count
         var total = ExactSum(count: n + m)

@@ -63,7 +63,7 @@ actor JobExecutor {
         case .rollout:
             let spec = try JobSpecs.decode(RolloutSpec.self, a.spec)
             try requireVersion(a.weightsVersion)
-            let samples = await Engine.shared.run { replica.rollout(spec) }
+            let samples = try await Engine.shared.run { try replica.rollout(spec) }
             let (out, tensors) = RolloutResult.pack(samples)
             return (out, tensors, [])
         case .evaluation:
