@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libzmq3-dev libopenblas-dev pkg-config)
+# libcurl4 carries Foundation's HTTP client (the openai labeler); python3 runs the tests'
+# stand-in labeler server and labeler script (standard library only).
+packages=(libzmq3-dev libopenblas-dev pkg-config libcurl4 python3)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

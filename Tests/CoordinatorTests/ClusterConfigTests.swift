@@ -141,8 +141,23 @@ import Protocol
     @Test func plannedChoices_areRefusedNotReplaced() {
         #expect(
             throws: ConfigError(
-                file: "cluster.yaml", line: 2, key: "labeler.kind",
-                message: "\"openai\" is not available in this build yet; use rubric")
+                file: "cluster.yaml", line: 2, key: "workers.ssh",
+                message: "is not available in this build yet; start remote workers with `rlaif worker --connect`")
+        ) { try ClusterConfig.parse(yaml: "workers:\n  ssh: [\"me@host:2\"]\n") }
+    }
+
+    @Test func labelerKinds_needTheirKeys() {
+        #expect(
+            throws: ConfigError(
+                file: "cluster.yaml", line: 2, key: "labeler.url",
+                message: "is required by labeler.kind openai (e.g. http://127.0.0.1:8000/v1)")
         ) { try ClusterConfig.parse(yaml: "labeler:\n  kind: openai\n") }
+        #expect(
+            throws: ConfigError(
+                file: "cluster.yaml", line: 2, key: "labeler.command", message: "is required by labeler.kind command")
+        ) { try ClusterConfig.parse(yaml: "labeler:\n  kind: command\n") }
+        #expect(throws: Never.self) {
+            try ClusterConfig.parse(yaml: "labeler:\n  kind: command\n  command: python3 judge.py\n")
+        }
     }
 }

@@ -118,7 +118,11 @@ public struct ClusterConfig: Sendable, Equatable {
             throw ConfigError(file: file, line: nil, key: "", message: "cannot be read: \(error)")
         }
         if let (key, message) = config.settings.violation() {
-            throw ConfigError(file: file, line: lines[key], key: key, message: message)
+            // A required key that is absent is located where its section chose what needs it
+            // (`labeler.kind: openai` for `labeler.url`), else at the section.
+            let section = key.split(separator: ".").dropLast().joined(separator: ".")
+            let line = lines[key] ?? lines[section + ".kind"] ?? lines[section]
+            throw ConfigError(file: file, line: line, key: key, message: message)
         }
         if let keys = document["keys"] {
             let fields = try keys.mapping(allowed: ["coordinator", "workers"])

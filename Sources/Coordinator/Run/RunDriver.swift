@@ -53,31 +53,43 @@ public final class RunDriver: @unchecked Sendable {
         phase(.sft)
         try await supervisedFineTuning(demos)
 
-        phase(.rollout)
-        let prefPrompts = (0..<settings.preferences.pairs).map { trainingPrompt($0) }
-        let pairs = try await samplePairs(prefPrompts)
-        phase(.labeling)
-        let labels = try await label(
-            pairs.enumerated().map { i, p in
-                LabelingPair(id: UInt64(i), prompt: prefPrompts[i], first: p.0, second: p.1)
-            }, phase: "labeling")
-        try writePreferences(prompts: prefPrompts, pairs: pairs, labels: labels)
+        // Direct RLAIF needs no preference pairs: its labeler rates each RL response instead.
+        var preferences: (prompts: [String], pairs: [(String, String)], labels: [PreferenceLabel])?
+        if settings.run.method != "direct" {
+            phase(.rollout)
+            let prompts = (0..<settings.preferences.pairs).map { trainingPrompt($0) }
+            let pairs = try await samplePairs(prompts)
+            phase(.labeling)
+            let labels = try await label(
+                pairs.enumerated().map { i, p in LabelingPair(id: UInt64(i), prompt: prompts[i], first: p.0, second: p.1) },
+                phase: "labeling")
+            try writePreferences(prompts: prompts, pairs: pairs, labels: labels)
+            preferences = (prompts, pairs, labels)
+        }
 
         var rewardAccuracy: (labeler: Double?, groundTruth: Double?) = (nil, nil)
-        switch settings.run.method {
-        case "dpo":
+        switch (settings.run.method, preferences) {
+        case ("dpo", let p?):
             phase(.dpo)
-            try await dpo(prompts: prefPrompts, pairs: pairs, labels: labels)
-        default:
+            try await dpo(prompts: p.prompts, pairs: p.pairs, labels: p.labels)
+        case (_, let p?):
             phase(.rewardModel)
-            rewardAccuracy = try await trainRewardModel(prompts: prefPrompts, pairs: pairs, labels: labels)
+            rewardAccuracy = try await trainRewardModel(prompts: p.prompts, pairs: p.pairs, labels: p.labels)
             phase(.rl)
-            try await reinforce()
+            try await reinforce(direct: false)
+        case (_, nil):
+            phase(.rl)
+            try await reinforce(direct: true)
         }
         phase(.evaluation)
-        var summary = try await evaluate()
+        let (evaluated, judged) = try await evaluate()
+        var summary = evaluated
         summary.rewardModelAccuracy = .init(labeler: rewardAccuracy.labeler, groundTruth: rewardAccuracy.groundTruth)
-        summary.labelerAlignment = alignment(prompts: prefPrompts, pairs: pairs, labels: labels)
+        // Alignment on the preference pairs, or (direct RLAIF) on the evaluation's pairs.
+        summary.labelerAlignment =
+            preferences.map { alignment(prompts: $0.prompts, pairs: $0.pairs, labels: $0.labels) }
+            ?? alignment(
+                prompts: judged.map(\.prompt), pairs: judged.map { ($0.first, $0.second) }, labels: judged.map(\.label))
         summary.wallSeconds = Date().timeIntervalSince(started)
         summary.method = settings.run.method
         summary.finalVersion = await scheduler.version
@@ -124,7 +136,7 @@ public final class RunDriver: @unchecked Sendable {
             for s in 0..<stepsPerEpoch {
                 let chosen = order[(s * o.batchSize)..<min((s + 1) * o.batchSize, order.count)].map { encoded[$0] }
                 let tokens = chosen.reduce(0) { $0 + $1.1.count }
-                var spec = GradientSpec(
+                let spec = GradientSpec(
                     objective: .sft, learningRate: o.learningRate, clipNorm: o.clipNorm, normalizer: Double(tokens))
                 let result = try await scheduler.gradientStep(
                     .init(spec: spec, microBatches: microBatches(chosen.map { ($0.0, $0.1) }, size: o.microBatch)))
@@ -341,7 +353,30 @@ public final class RunDriver: @unchecked Sendable {
 
     // MARK: RL
 
-    private func reinforce() async throws {
+    /// Direct RLAIF's rewards: each response rated 1–10 by the labeler, the probability-weighted
+    /// score mapped to [−1, 1]; a response whose rating failed every retry gets 0 and is counted.
+    private func ratingRewards(prompts: [String], samples: [RolloutSample], ids: [UInt64]) async throws -> [Double] {
+        let items = samples.indices.map {
+            RatingItem(id: 1 << 41 + ids[$0], prompt: prompts[$0], response: text(samples[$0].tokens))
+        }
+        let size = settings.preferences.jobSize
+        let jobs = stride(from: 0, to: items.count, by: size).map { start in
+            Scheduler.JobRequest(
+                kind: .labeling,
+                spec: JobSpecs.encode(LabelingSpec(ratings: Array(items[start..<min(start + size, items.count)]))),
+                needsWeights: false)
+        }
+        let results = try await scheduler.runJobs(jobs)
+        let labels = try results.flatMap { try JobSpecs.decode([RatingLabel].self, $0.spec) }
+        guard labels.count == items.count else {
+            throw RunError(message: "rating jobs returned \(labels.count) ratings for \(items.count) responses")
+        }
+        let failed = labels.filter { $0.reward == nil }.count
+        if failed > 0 { events.write(["event": "ratings", "failed": failed, "rated": labels.count]) }
+        return labels.map { $0.reward ?? 0 }
+    }
+
+    private func reinforce(direct: Bool) async throws {
         let rl = settings.rl
         let ppo = rl.algorithm == "ppo"
         let stepsPerIteration = ppo ? rl.ppoEpochs : 1
@@ -353,7 +388,10 @@ public final class RunDriver: @unchecked Sendable {
             let samples = try await rollout(
                 prompts, sampleIDs: ids, seed: settings.run.seed ^ 0x524C_0000, generator: .policy, score: true,
                 phase: "rl-rollout")
-            let rewards = samples.map { Double($0.reward ?? 0) }
+            let rewards =
+                direct
+                ? try await ratingRewards(prompts: prompts, samples: samples, ids: ids)
+                : samples.map { Double($0.reward ?? 0) }
             let adv = Advantages.compute(
                 samples: samples, rewards: rewards, klBeta: rl.klBeta, normalizeRewards: rl.normalizeRewards,
                 gaeLambda: ppo ? rl.gaeLambda : nil)
@@ -373,11 +411,12 @@ public final class RunDriver: @unchecked Sendable {
                 }
             }
             var last: GradientResult?
-            for _ in 0..<stepsPerIteration {
+            for step in 0..<stepsPerIteration {
                 var spec = GradientSpec(
                     objective: ppo ? .ppo : .policyGradient, learningRate: rl.learningRate, clipNorm: rl.clipNorm,
                     normalizer: Double(tokens))
                 spec.ppoClip = rl.ppoClip
+                spec.forkReference = direct && iteration == 0 && step == 0  // no reward phase forked it
                 spec.valueCoefficient = rl.valueCoefficient
                 last = try await scheduler.gradientStep(.init(spec: spec, microBatches: micros))
             }
@@ -398,7 +437,7 @@ public final class RunDriver: @unchecked Sendable {
 
     // MARK: Evaluation
 
-    private func evaluate() async throws -> RunSummary {
+    private func evaluate() async throws -> (RunSummary, [(prompt: String, first: String, second: String, label: PreferenceLabel)]) {
         let n = settings.evaluation.prompts
         let prompts = (0..<n).map { task.post(.heldOut, $0).prompt }
         let ids = (0..<UInt64(n)).map { $0 }
@@ -433,7 +472,7 @@ public final class RunDriver: @unchecked Sendable {
             policy: Double(policy.reduce(0) { $0 + $1.tokens.count }) / Double(n))
         summary.groundTruthQuality = .init(sft: truthSFT / Double(n), policy: truthPolicy / Double(n))
         summary.evaluationPrompts = n
-        return summary
+        return (summary, pairs.indices.map { (prompts[$0], pairs[$0].first, pairs[$0].second, labels[$0]) })
     }
 
     /// evaluation.jsonl: each held-out prompt with the policy's and the SFT policy's responses, the

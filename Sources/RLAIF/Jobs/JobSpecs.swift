@@ -116,9 +116,16 @@ public struct RolloutResult: Codable, Sendable {
 }
 
 /// Labeling: pairs of texts for the run's labeler; the result spec is `[PreferenceLabel]`.
+/// Pairs to judge (result: `[PreferenceLabel]`), or, for direct RLAIF, single responses to rate
+/// (result: `[RatingLabel]`).
 public struct LabelingSpec: Codable, Sendable, Equatable {
     public var pairs: [LabelingPair]
+    public var ratings: [RatingItem]?
     public init(pairs: [LabelingPair]) { self.pairs = pairs }
+    public init(ratings: [RatingItem]) {
+        pairs = []
+        self.ratings = ratings
+    }
 }
 
 /// Reward-model scores of (prompt, response) texts; the result spec is `[Float]`.

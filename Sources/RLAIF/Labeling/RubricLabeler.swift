@@ -6,7 +6,7 @@ import Tensor
 /// for whichever response it reads first (position bias), a bonus per character (length bias),
 /// and occasional unusable answers. Its verdicts are probabilities, like a judge's token
 /// log-probs, and are a pure function of (seed, pair id, order, attempt).
-public struct RubricLabeler: PairLabeler {
+public struct RubricLabeler: PairLabeler, ResponseRater {
     public let seed: UInt64
     public let noise: Double
     public let positionBias: Double
@@ -44,5 +44,27 @@ public struct RubricLabeler: PairLabeler {
         return PairVerdict(
             probabilityFirst: p,
             rationale: String(format: "Summary %@ covers the post better (rubric %.2f vs %.2f).", better, s1, s2))
+    }
+
+    public func rate(_ items: [RatingItem], attempt: Int) async -> [RatingVerdict] {
+        items.map { rate($0, attempt: attempt) }
+    }
+
+    /// A 1–10 rating as a judge's token probabilities would give it: a discretized normal around
+    /// 5.5 + 1.5 × (noisy, length-biased quality), so the ideal summary rates about 10.
+    func rate(_ item: RatingItem, attempt: Int) -> RatingVerdict {
+        guard let post = FactSummaryTask.post(fromPrompt: item.prompt) else {
+            return RatingVerdict(distribution: nil, rationale: "the prompt is not a fact-summary post")
+        }
+        var rng = RandomStream(seed: seed, purpose: .labeler, step: 1 << 20 | UInt64(attempt), index: item.id)
+        if Double(rng.nextUniform()) < invalidRate { return RatingVerdict(distribution: nil, rationale: "Rating: great!") }
+        let quality =
+            FactSummaryTask.quality(of: item.response, for: post) + lengthBias * Double(item.response.count)
+            + noise * Double(rng.nextNormal())
+        let center = 5.5 + 1.5 * quality
+        let weights = (1...10).map { exp(-pow(Double($0) - center, 2) / 2) }
+        let total = weights.reduce(0, +)
+        return RatingVerdict(
+            distribution: weights.map { $0 / total }, rationale: String(format: "Rubric score %.2f.", quality))
     }
 }

@@ -130,6 +130,10 @@ public struct RunSettings: Codable, Sendable, Equatable {
         public var timeoutMs = 30_000
         /// `command`: the program (run through /bin/sh) reading pairs on stdin.
         public var command = ""
+        /// `openai`: the rubric shown before each question ("" = the task's own) and a JSONL file
+        /// of solved examples ({"prompt", "first", "second", "preferred": 1|2, "rationale"?}).
+        public var preamble = ""
+        public var fewShot = ""
     }
 
     public struct Preferences: Codable, Sendable, Equatable {
@@ -180,9 +184,18 @@ extension RunSettings {
             (0...1).contains(v) ? nil : (key, "must be between 0 and 1, got \(v)")
         }
         let checks: [(String, String)?] = [
-            choice("run.method", run.method, built: ["rlaif", "dpo"], planned: ["direct"]),
+            choice("run.method", run.method, built: ["rlaif", "direct", "dpo"], planned: []),
             choice("task.kind", task.kind, built: ["synthetic"], planned: ["jsonl"]),
-            choice("labeler.kind", labeler.kind, built: ["rubric"], planned: ["openai", "command"]),
+            choice("labeler.kind", labeler.kind, built: ["rubric", "openai", "command"], planned: []),
+            labeler.kind == "rubric" && task.kind != "synthetic"
+                ? ("labeler.kind", "rubric judges the synthetic task only; use openai or command for task.kind \(task.kind)")
+                : nil,
+            labeler.kind == "openai" && labeler.url.isEmpty
+                ? ("labeler.url", "is required by labeler.kind openai (e.g. http://127.0.0.1:8000/v1)") : nil,
+            labeler.kind == "openai" && labeler.model.isEmpty
+                ? ("labeler.model", "is required by labeler.kind openai") : nil,
+            labeler.kind == "command" && labeler.command.isEmpty
+                ? ("labeler.command", "is required by labeler.kind command") : nil,
             ["ppo", "policy_gradient"].contains(rl.algorithm)
                 ? nil : ("rl.algorithm", "must be ppo or policy_gradient, got \"\(rl.algorithm)\""),
             workers.ssh.isEmpty

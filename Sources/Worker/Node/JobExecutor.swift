@@ -14,7 +14,7 @@ actor JobExecutor {
     let logger: Logger
     let replica: ModelReplica
     /// The run's labeler, or why it could not be built here (reported by each labeling job).
-    let labeling: Result<PreferenceLabeling, JobSpecError>
+    let labeler: Result<any AILabeler, JobSpecError>
     /// Model states received for the next `synchronize` assignment.
     private var staged: [ModelReplica.ModelState] = []
 
@@ -24,7 +24,7 @@ actor JobExecutor {
         self.ring = ring
         self.logger = logger
         replica = try ModelReplica(config: settings.gpt2Config, seed: settings.run.seed)
-        labeling = Result { () throws(JobSpecError) in try LabelerFactory.preferenceLabeling(settings) }
+        labeler = Result { () throws(JobSpecError) in try LabelerFactory.labeler(settings) }
     }
 
     func handle(_ message: Wire.Message) async -> [Wire.Message] {
@@ -73,9 +73,15 @@ actor JobExecutor {
             return (JobSpecs.encode(scores), [], [])
         case .labeling:
             let spec = try JobSpecs.decode(LabelingSpec.self, a.spec)
-            let labeler = try labeling.get()
-            let labels = await labeler.label(spec.pairs)
-            return (JobSpecs.encode(labels), [], [])
+            let labeler = try labeler.get()
+            let l = settings.labeler
+            if let items = spec.ratings {
+                let labels = await DirectRating(rater: labeler, retries: l.retries).rate(items)
+                return (JobSpecs.encode(labels), [], [])
+            }
+            let labeling = PreferenceLabeling(
+                labeler: labeler, bothOrders: l.bothOrders, retries: l.retries, ambiguityMargin: l.ambiguityMargin)
+            return (JobSpecs.encode(await labeling.label(spec.pairs)), [], [])
         case .gradient:
             return try await gradientStep(a)
         case .synchronize:

@@ -1,0 +1,197 @@
+import Foundation
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// A client for an OpenAI-compatible chat-completions endpoint (vLLM, llama.cpp's server,
+/// Ollama, hosted APIs): retries with exponential back-off on 429, 5xx, timeouts and dropped
+/// connections, at most `concurrency` requests in flight, and the API key only in the
+/// Authorization header — never in an error, a log line or a file.
+public final class ChatCompletionsClient: Sendable {
+    public struct Message: Codable, Sendable, Equatable {
+        public var role: String
+        public var content: String
+        public init(role: String, content: String) {
+            self.role = role
+            self.content = content
+        }
+    }
+
+    /// The first generated token's alternatives with their log-probs (when the server sends them).
+    public struct Reply: Sendable, Equatable {
+        public var content: String
+        public var firstTokenAlternatives: [Alternative]
+        public struct Alternative: Sendable, Equatable {
+            public var token: String
+            public var logProb: Double
+        }
+    }
+
+    public enum Failure: Error, Sendable, Equatable, CustomStringConvertible {
+        /// An HTTP status that retrying will not fix (401, 400, …) or that stayed after every retry.
+        case status(Int, String)
+        /// No answer (refused, timed out) after every retry.
+        case transport(String)
+        /// A 2xx answer that is not a chat completion.
+        case malformed(String)
+
+        public var description: String {
+            switch self {
+            case .status(let code, let body): "HTTP \(code): \(body)"
+            case .transport(let why): "no answer: \(why)"
+            case .malformed(let why): "not a chat completion: \(why)"
+            }
+        }
+    }
+
+    let endpoint: URL
+    let model: String
+    private let apiKey: String?
+    let retries: Int
+    let timeout: TimeInterval
+    let backoff: TimeInterval
+    private let limit: ConcurrencyLimit
+    private let session: URLSession
+
+    /// `baseURL` is the API root (`http://host:8000/v1`); requests go to `<baseURL>/chat/completions`.
+    public init(
+        baseURL: URL, model: String, apiKey: String?, retries: Int, timeout: TimeInterval, concurrency: Int,
+        backoff: TimeInterval = 0.25
+    ) {
+        endpoint = baseURL.appendingPathComponent("chat/completions")
+        self.model = model
+        self.apiKey = apiKey
+        self.retries = retries
+        self.timeout = timeout
+        self.backoff = backoff
+        limit = ConcurrencyLimit(max(1, concurrency))
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = timeout
+        configuration.httpMaximumConnectionsPerHost = max(1, concurrency)
+        session = URLSession(configuration: configuration)
+    }
+
+    private struct Body: Encodable {
+        let model: String
+        let messages: [Message]
+        let maxTokens: Int
+        let temperature: Double
+        let logprobs: Bool?
+        let topLogprobs: Int?
+    }
+
+    /// One completion; `alternatives` > 0 asks for that many first-token log-probs.
+    public func complete(_ messages: [Message], maxTokens: Int, alternatives: Int) async -> Result<Reply, Failure> {
+        await limit.acquire()
+        defer { Task { await limit.release() } }
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        let body = Body(
+            model: model, messages: messages, maxTokens: maxTokens, temperature: 0,
+            logprobs: alternatives > 0 ? true : nil, topLogprobs: alternatives > 0 ? alternatives : nil)
+        var request = URLRequest(url: endpoint, timeoutInterval: timeout)
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        if let apiKey, !apiKey.isEmpty { request.setValue("Bearer \(apiKey)", forHTTPHeaderField: "Authorization") }
+        request.httpBody = try? encoder.encode(body)
+
+        var last = Failure.transport("not attempted")
+        for attempt in 0...retries {
+            if attempt > 0 {
+                // Exponential back-off; a server's Retry-After (seconds) is honoured up to 30 s.
+                let wait = min(backoff * pow(2, Double(attempt - 1)), 30)
+                try? await Task.sleep(nanoseconds: UInt64(wait * 1e9))
+            }
+            let data: Data
+            let response: URLResponse
+            do {
+                (data, response) = try await session.data(for: request)
+            } catch {
+                last = .transport((error as NSError).localizedDescription)
+                continue
+            }
+            let code = (response as? HTTPURLResponse)?.statusCode ?? 0
+            if (200..<300).contains(code) {
+                switch Self.parse(data) {
+                case .success(let reply): return .success(reply)
+                case .failure(let f): last = f  // a garbled body: ask again
+                }
+                continue
+            }
+            last = .status(code, Self.excerpt(data))
+            let retryable = code == 429 || code == 408 || (500..<600).contains(code)
+            if !retryable { return .failure(last) }
+            if let after = (response as? HTTPURLResponse)?.value(forHTTPHeaderField: "Retry-After"),
+                let seconds = Double(after), seconds > 0
+            {
+                try? await Task.sleep(nanoseconds: UInt64(min(seconds, 30) * 1e9))
+            }
+        }
+        return .failure(last)
+    }
+
+    private static func excerpt(_ data: Data) -> String {
+        String(decoding: data.prefix(200), as: UTF8.self).replacingOccurrences(of: "\n", with: " ")
+    }
+
+    private struct Completion: Decodable {
+        struct Choice: Decodable {
+            struct Msg: Decodable { let content: String? }
+            struct LogProbs: Decodable {
+                struct Token: Decodable {
+                    struct Top: Decodable {
+                        let token: String
+                        let logprob: Double
+                    }
+                    let token: String
+                    let logprob: Double
+                    let topLogprobs: [Top]?
+                }
+                let content: [Token]?
+            }
+            let message: Msg
+            let logprobs: LogProbs?
+        }
+        let choices: [Choice]
+    }
+
+    static func parse(_ data: Data) -> Result<Reply, Failure> {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        guard let completion = try? decoder.decode(Completion.self, from: data) else {
+            return .failure(.malformed(excerpt(data)))
+        }
+        guard let choice = completion.choices.first else { return .failure(.malformed("no choices")) }
+        var alternatives: [Reply.Alternative] = []
+        if let first = choice.logprobs?.content?.first {
+            alternatives.append(.init(token: first.token, logProb: first.logprob))
+            for top in first.topLogprobs ?? [] { alternatives.append(.init(token: top.token, logProb: top.logprob)) }
+        }
+        return .success(Reply(content: choice.message.content ?? "", firstTokenAlternatives: alternatives))
+    }
+}
+
+/// At most `limit` holders at a time; waiters are served in order.
+actor ConcurrencyLimit {
+    private var available: Int
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    init(_ limit: Int) { available = limit }
+
+    func acquire() async {
+        if available > 0 {
+            available -= 1
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty {
+            available += 1
+        } else {
+            waiters.removeFirst().resume()
+        }
+    }
+}
