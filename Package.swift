@@ -71,9 +71,11 @@ let package = Package(
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "Protocol", "Tensor"]),
         .testTarget(name: "CLITests", dependencies: ["Models", "Tensor"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Protocol", "RLAIF"]),
-        .testTarget(name: "RLAIFTests", dependencies: ["RLAIF", "Models", "Tensor"]),
+        // What several test targets start: the stand-in chat-completions server.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "RLAIFTests", dependencies: ["RLAIF", "Models", "Tensor", "TestSupport"]),
         // Starts the real `rlaif` binary as coordinator and workers.
-        .testTarget(name: "ClusterTests"),
+        .testTarget(name: "ClusterTests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -15,10 +15,13 @@ import Testing
         return dir
     }
 
-    static func start(_ arguments: [String], log: URL) throws -> Process {
+    static func start(_ arguments: [String], log: URL, environment: [String: String] = [:]) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = arguments
+        if !environment.isEmpty {
+            p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let h = try FileHandle(forWritingTo: log)
         p.standardOutput = h
@@ -78,6 +81,9 @@ import Testing
             for (_, v) in section ?? [:] { if let x = v as? Double { #expect((0...1).contains(x)) } }
         }
         #expect(one.summary["kl_to_sft"] is Double)
+        // The test-sized run already improves on SFT as judged by the ground truth.
+        let truth = (one.summary["win_rate_vs_sft"] as? [String: Any])?["ground_truth"] as? Double ?? 0
+        #expect(truth > 0.6, "RLAIF's ground-truth win rate against SFT: \(truth)")
     }
 
     /// A coordinator with hand-started workers: one is killed with SIGKILL when RL starts and

@@ -1,7 +1,5 @@
 import Foundation
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
+import TestSupport
 import Testing
 
 @testable import RLAIF
@@ -9,70 +7,7 @@ import Testing
 /// The `openai` labeler against a stand-in chat-completions server (a Python script, standard
 /// library only, started per test), and the `command` labeler against a small script.
 @Suite(.serialized) struct LabelerTests {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures")
 
-    /// The stand-in server on a free loopback port; stopped when the value is released.
-    final class StandInServer {
-        let process = Process()
-        let port: Int
-
-        /// Starts the server; the blocking wait for its "PORT n" line runs on its own thread so
-        /// the tests beside this one keep the cooperative pool.
-        static func start(key: String? = nil) async throws -> StandInServer {
-            try await withCheckedThrowingContinuation { continuation in
-                Thread.detachNewThread { continuation.resume(with: Result { try StandInServer(key: key) }) }
-            }
-        }
-
-        private init(key: String?) throws {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments =
-                ["python3", LabelerTests.fixtures.appendingPathComponent("standin_chat_server.py").path]
-                + (key.map { ["--key", $0] } ?? [])
-            let out = Pipe()
-            process.standardOutput = out
-            try process.run()
-            var line = Data()
-            while !line.contains(UInt8(ascii: "\n")) {
-                let chunk = out.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                line += chunk
-            }
-            let text = String(decoding: line, as: UTF8.self)
-            guard text.hasPrefix("PORT "), let port = Int(text.dropFirst(5).trimmingCharacters(in: .whitespacesAndNewlines))
-            else {
-                kill(-process.processIdentifier, SIGKILL)
-                throw ServerError(message: "the stand-in server did not start: \(text)")
-            }
-            self.port = port
-        }
-
-        // SIGKILL: a child spawned from a Swift process may inherit a mask that blocks SIGTERM.
-        deinit {
-            kill(-process.processIdentifier, SIGKILL)  // its group: `env` may run python behind a wrapper
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-
-        var url: URL { URL(string: "http://127.0.0.1:\(port)/v1")! }
-
-        struct Stats: Decodable {
-            let requests: Int
-            let maxInFlight: Int
-            let statuses: [String: Int]
-            let authHeadersSeen: Int
-        }
-
-        func stats() async throws -> Stats {
-            let decoder = JSONDecoder()
-            decoder.keyDecodingStrategy = .convertFromSnakeCase
-            let (data, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/stats")!)
-            return try decoder.decode(Stats.self, from: data)
-        }
-    }
-
-    struct ServerError: Error { let message: String }
 
     let task = FactSummaryTask(seed: 11)
 
@@ -216,7 +151,7 @@ import Testing
     // MARK: command
 
     func command(_ extra: String = "") -> String {
-        "python3 '\(Self.fixtures.appendingPathComponent("command_labeler.py").path)' \(extra)"
+        "python3 '\(Fixtures.directory.appendingPathComponent("command_labeler.py").path)' \(extra)"
     }
 
     @Test func commandLabeler_answersPairsAndRatings_missingOrGarbledAnswersAreInvalid() async {

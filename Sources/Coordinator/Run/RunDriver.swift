@@ -338,7 +338,7 @@ public final class RunDriver: @unchecked Sendable {
         let train = labels.indices.filter { labels[$0].status == .valid }
         let o = RunSettings.Optimization(
             epochs: settings.rl.dpoEpochs, batchSize: settings.rewardModel.batchSize,
-            microBatch: settings.rewardModel.microBatch, learningRate: settings.rl.learningRate,
+            microBatch: settings.rewardModel.microBatch, learningRate: settings.rl.dpoLearningRate,
             clipNorm: settings.rl.clipNorm)
         try await pairSteps(
             o, epochs: o.epochs, prompts: prompts, pairs: pairs, labels: labels, train: train, salt: 3, phase: "dpo"

@@ -161,6 +161,8 @@ public struct RunSettings: Codable, Sendable, Equatable {
         /// DPO: β and epochs over the preference dataset.
         public var dpoBeta = 0.1
         public var dpoEpochs = 4
+        /// DPO's step size: offline steps on a fixed dataset tolerate a larger one than PPO's.
+        public var dpoLearningRate = 0.001
     }
 
     public struct Evaluation: Codable, Sendable, Equatable {
@@ -234,6 +236,7 @@ extension RunSettings {
             rl.klBeta >= 0 ? nil : ("rl.kl_beta", "must not be negative"),
             fraction("rl.gae_lambda", rl.gaeLambda), fraction("rl.ppo_clip", rl.ppoClip),
             positive("rl.dpo_epochs", rl.dpoEpochs),
+            rl.dpoLearningRate > 0 ? nil : ("rl.dpo_learning_rate", "must be positive"),
             positive("evaluation.prompts", evaluation.prompts),
         ]
         return checks.compactMap { $0 }.first.map { (key: $0.0, message: $0.1) }
