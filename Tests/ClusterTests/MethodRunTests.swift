@@ -80,4 +80,58 @@ import Testing
             }
         }
     }
+
+    /// A user's data (task.kind jsonl) judged by a `command` labeler: no ground truth, so the run
+    /// reports the labeler's verdicts only; responses end at end-of-text, which SFT taught.
+    @Test func jsonlData_withACommandLabeler_runsThePipeline() throws {
+        let data = try Run.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: data) }
+        // Posts of letters; demonstrations copy some of the upper-case ones. The labeler script
+        // prefers responses with more upper-case letters.
+        var rng = SystemRandomNumberGenerator()
+        func post() -> String {
+            String((0..<6).map { _ in Character(UnicodeScalar(UInt8.random(in: 97...112, using: &rng))) }.enumerated().map {
+                $0.offset % 2 == 0 ? Character($0.element.uppercased()) : $0.element
+            }) + ">"
+        }
+        let prompts = (0..<400).map { _ in post() }
+        let demos = (0..<256).map { _ -> (String, String) in
+            let p = post()
+            return (p, String(p.filter(\.isUppercase).prefix(Int.random(in: 1...3, using: &rng))))
+        }
+        func line(_ fields: [String: String]) throws -> String {
+            String(decoding: try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]), as: UTF8.self)
+        }
+        try prompts.map { try line(["prompt": $0]) }.joined(separator: "\n")
+            .write(to: data.appendingPathComponent("prompts.jsonl"), atomically: true, encoding: .utf8)
+        try demos.map { try line(["prompt": $0.0, "completion": $0.1]) }.joined(separator: "\n")
+            .write(to: data.appendingPathComponent("demos.jsonl"), atomically: true, encoding: .utf8)
+        let script = Fixtures.directory.appendingPathComponent("command_labeler.py").path
+        let run = try Self.launch([
+            "task.kind=jsonl", "task.prompts=\(data.appendingPathComponent("prompts.jsonl").path)",
+            "task.demonstrations=\(data.appendingPathComponent("demos.jsonl").path)", "labeler.kind=command",
+            "labeler.command=python3 '\(script)'", "preferences.pairs=256", "rl.iterations=12", "evaluation.prompts=64",
+        ])
+        defer { try? FileManager.default.removeItem(at: run.dir) }
+        #expect(run.ok, "jsonl run failed: \((try? String(contentsOf: run.dir.appendingPathComponent("launch.log"), encoding: .utf8)) ?? "")")
+        let summary = try Run.summary(run.dir)
+        #expect((summary["win_rate_vs_sft"] as? [String: Any])?["ground_truth"] == nil)
+        #expect((summary["labeler_alignment"] as? [String: Any])?["debiased"] == nil)
+        // The policy was optimized for this labeler's preferences, and the labeler sees it.
+        #expect(Self.winRate(summary, "labeler") > 0.5)
+        // Evaluation used the last 64 prompts of the file, held out from training.
+        let evaluated = try String(contentsOf: run.dir.appendingPathComponent("evaluation.jsonl"), encoding: .utf8)
+            .split(separator: "\n").compactMap {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["prompt"] as? String
+            }
+        #expect(evaluated == Array(prompts.suffix(64)))
+        let trained = try String(contentsOf: run.dir.appendingPathComponent("preferences.jsonl"), encoding: .utf8)
+            .split(separator: "\n").compactMap {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["prompt"] as? String
+            }
+        #expect(trained.count == 256 && Set(trained).isDisjoint(with: evaluated))
+        // Responses stop at end-of-text well before the token limit.
+        let lengths = summary["mean_response_length"] as? [String: Any]
+        #expect((lengths?["sft"] as? Double ?? 99) < 8)
+    }
 }

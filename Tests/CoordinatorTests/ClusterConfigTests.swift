@@ -160,4 +160,29 @@ import Protocol
             try ClusterConfig.parse(yaml: "labeler:\n  kind: command\n  command: python3 judge.py\n")
         }
     }
+
+    @Test func jsonlTask_needsItsFiles_resolvedBesideTheConfig() throws {
+        #expect(
+            throws: ConfigError(file: "cluster.yaml", line: 2, key: "task.prompts", message: "is required by task.kind jsonl")
+        ) { try ClusterConfig.parse(yaml: "task:\n  kind: jsonl\n  demonstrations: d.jsonl\n") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlaif-config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data(#"{"prompt": "p"}"#.utf8).write(to: dir.appendingPathComponent("p.jsonl"))
+        let yaml = "task:\n  kind: jsonl\n  prompts: p.jsonl\n  demonstrations: d.jsonl\nlabeler:\n  kind: command\n  command: x\n"
+        #expect(
+            throws: ConfigError(
+                file: "cluster.yaml", line: 4, key: "task.demonstrations",
+                message: "names \(dir.path)/d.jsonl, which cannot be read")
+        ) { try ClusterConfig.parse(yaml: yaml, baseDirectory: dir.path) }
+        try Data(#"{"prompt": "p", "completion": "c"}"#.utf8).write(to: dir.appendingPathComponent("d.jsonl"))
+        let config = try ClusterConfig.parse(yaml: yaml, baseDirectory: dir.path)
+        #expect(config.settings.task.prompts == dir.appendingPathComponent("p.jsonl").path)
+        #expect(config.settings.task.demonstrations == dir.appendingPathComponent("d.jsonl").path)
+        // The rubric stand-in judges only the synthetic task.
+        #expect(throws: ConfigError.self) {
+            try ClusterConfig.parse(
+                yaml: "task:\n  kind: jsonl\n  prompts: p.jsonl\n  demonstrations: d.jsonl\n", baseDirectory: dir.path)
+        }
+    }
 }

@@ -124,6 +124,22 @@ public struct ClusterConfig: Sendable, Equatable {
             let line = lines[key] ?? lines[section + ".kind"] ?? lines[section]
             throw ConfigError(file: file, line: line, key: key, message: message)
         }
+        // Data files are named relative to the config file; every process gets absolute paths.
+        func dataFile(_ key: String, _ path: WritableKeyPath<RunSettings, String>) throws(ConfigError) {
+            let value = config.settings[keyPath: path]
+            guard !value.isEmpty else { return }
+            let resolved = resolve(value, in: baseDirectory)
+            guard FileManager.default.isReadableFile(atPath: resolved) else {
+                throw ConfigError(file: file, line: lines[key], key: key, message: "names \(resolved), which cannot be read")
+            }
+            config.settings[keyPath: path] = resolved
+        }
+        if config.settings.task.kind == "jsonl" {
+            try dataFile("task.prompts", \.task.prompts)
+            try dataFile("task.demonstrations", \.task.demonstrations)
+            try dataFile("task.held_out_prompts", \.task.heldOutPrompts)
+        }
+        try dataFile("labeler.few_shot", \.labeler.fewShot)
         if let keys = document["keys"] {
             let fields = try keys.mapping(allowed: ["coordinator", "workers"])
             guard let coordinator = fields["coordinator"], let workers = fields["workers"] else {

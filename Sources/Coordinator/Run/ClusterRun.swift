@@ -38,6 +38,11 @@ public final class ClusterRun: @unchecked Sendable {
         events.write(["event": "run_started", "name": settings.run.name, "seed": "\(settings.run.seed)", "coordinator": advertised])
         if !quiet { print("rlaif: coordinator listening on \(advertised)") }
 
+        // The data is read before any worker starts, so a bad file fails the launch at once.
+        let task: any TaskData
+        do { task = try TaskDataFactory.make(settings, tokenizer: ModelReplica.tokenizer) } catch {
+            throw RunError(message: error.description)
+        }
         let scheduler = Scheduler(endpoint: endpoint, settings: settings, events: events, logger: logger)
         lock.withLock { active = (scheduler, events) }
         await scheduler.start()
@@ -49,7 +54,8 @@ public final class ClusterRun: @unchecked Sendable {
             throw RunError(message: "fewer than \(wanted) workers registered within 120 s")
         }
         let driver = RunDriver(
-            settings: settings, scheduler: scheduler, events: events, directory: directory, logger: logger, quiet: quiet)
+            settings: settings, scheduler: scheduler, events: events, directory: directory, logger: logger, task: task,
+            quiet: quiet)
         let summary: RunSummary
         do {
             summary = try await driver.run()

@@ -20,13 +20,13 @@ public final class RunDriver: @unchecked Sendable {
     let directory: URL
     let logger: Logger
     let quiet: Bool
-    let task: FactSummaryTask
+    let task: any TaskData
     let tokenizer = ModelReplica.tokenizer
     private let started = Date()
 
     public init(
         settings: RunSettings, scheduler: Scheduler, events: EventLog, directory: URL, logger: Logger,
-        quiet: Bool = false
+        task: any TaskData, quiet: Bool = false
     ) {
         self.settings = settings
         self.scheduler = scheduler
@@ -34,9 +34,7 @@ public final class RunDriver: @unchecked Sendable {
         self.directory = directory
         self.logger = logger
         self.quiet = quiet
-        task = FactSummaryTask(
-            seed: settings.run.seed, dropRate: settings.task.demoDropRate, extraRate: settings.task.demoExtraRate,
-            inventRate: settings.task.demoInventRate)
+        self.task = task
     }
 
     func say(_ line: String) { if !quiet { print(line) } }
@@ -101,11 +99,9 @@ public final class RunDriver: @unchecked Sendable {
 
     // MARK: Data
 
-    private func trainingPrompt(_ i: Int) -> String { task.post(.training, i).prompt }
+    private func trainingPrompt(_ i: Int) -> String { task.trainingPrompt(i) }
 
-    private func demonstrations() -> [(prompt: String, completion: String)] {
-        (0..<settings.task.demonstrationCount).map { task.demonstration($0) }
-    }
+    private func demonstrations() -> [(prompt: String, completion: String)] { task.demonstrations() }
 
     /// Deterministic order of `count` items for `epoch`.
     private func shuffled(_ count: Int, epoch: Int, salt: UInt64) -> [Int] {
@@ -129,7 +125,7 @@ public final class RunDriver: @unchecked Sendable {
         let o = settings.sft
         let stepsPerEpoch = (demos.count + o.batchSize - 1) / o.batchSize
         let progress = Progress(phase: "sft", total: o.epochs * stepsPerEpoch, quiet: quiet)
-        let encoded = demos.map { (tokenizer.encode($0.prompt), tokenizer.encode($0.completion)) }
+        let encoded = demos.map { (tokenizer.encode($0.prompt), task.completionTokens($0.completion)) }
         var done = 0
         for epoch in 0..<o.epochs {
             let order = shuffled(demos.count, epoch: epoch, salt: 1)
@@ -173,7 +169,7 @@ public final class RunDriver: @unchecked Sendable {
             let spec = RolloutSpec(
                 prompts: Array(prompts[range]), sampleIDs: Array(sampleIDs[range]), seed: seed,
                 temperature: settings.model.temperature, maxNewTokens: settings.model.maxNewTokens,
-                generator: generator, score: score)
+                generator: generator, score: score, stopTokens: task.stopTokens)
             return .init(kind: .rollout, spec: JobSpecs.encode(spec), needsWeights: true)
         }
         let progress = Progress(phase: phase, total: jobs.count, quiet: quiet)
@@ -227,9 +223,7 @@ public final class RunDriver: @unchecked Sendable {
             }
         }
         for (i, l) in labels.enumerated() {
-            let gt = FactSummaryTask.post(fromPrompt: prompts[i]).map {
-                FactSummaryTask.preference(pairs[i].0, pairs[i].1, for: $0)
-            }
+            let gt = task.groundTruthPreference(pairs[i].0, pairs[i].1, prompt: prompts[i])
             out += try encoder.encode(
                 Record(id: l.pairID, prompt: prompts[i], a: pairs[i].0, b: pairs[i].1, label: l, groundTruth: gt))
             out += Data("\n".utf8)
@@ -314,8 +308,7 @@ public final class RunDriver: @unchecked Sendable {
                 labelerCount += 1
                 if prefersA == (p > 0.5) { labelerHits += 1 }
             }
-            if let post = FactSummaryTask.post(fromPrompt: prompts[i]) {
-                let gt = FactSummaryTask.preference(pairs[i].0, pairs[i].1, for: post)
+            if let gt = task.groundTruthPreference(pairs[i].0, pairs[i].1, prompt: prompts[i]) {
                 if gt != 0.5 {
                     truthCount += 1
                     if prefersA == (gt == 1) { truthHits += 1 }
@@ -404,12 +397,9 @@ public final class RunDriver: @unchecked Sendable {
                 micros[m].oldLogProbs = range.map { samples[$0].logProbs }
             }
             let tokens = samples.reduce(0) { $0 + $1.tokens.count }
-            var truth = 0.0
-            for (p, s) in zip(prompts, samples) {
-                if let post = FactSummaryTask.post(fromPrompt: p) {
-                    truth += FactSummaryTask.quality(of: text(s.tokens), for: post)
-                }
-            }
+            // The ground truth's mean quality of this batch (NaN where the task has none).
+            let qualities = zip(prompts, samples).compactMap { task.groundTruthQuality(of: text($1.tokens), prompt: $0) }
+            let truth = qualities.isEmpty ? Double.nan : qualities.reduce(0, +) / Double(qualities.count)
             var last: GradientResult?
             for step in 0..<stepsPerIteration {
                 var spec = GradientSpec(
@@ -421,25 +411,24 @@ public final class RunDriver: @unchecked Sendable {
                 last = try await scheduler.gradientStep(.init(spec: spec, microBatches: micros))
             }
             let meanLength = Double(tokens) / Double(samples.count)
-            logStep(
-                "rl", last!,
-                extra: [
-                    "iteration": iteration, "reward": adv.meanReward, "kl": adv.meanKL, "response_length": meanLength,
-                    "ground_truth_quality": truth / Double(samples.count),
-                ])
+            var extra: [String: Any] = [
+                "iteration": iteration, "reward": adv.meanReward, "kl": adv.meanKL, "response_length": meanLength,
+            ]
+            if !truth.isNaN { extra["ground_truth_quality"] = truth }
+            logStep("rl", last!, extra: extra)
             progress.update(
                 iteration + 1,
                 String(
-                    format: "reward %.3f  kl %.3f  len %.1f  gt %.2f", adv.meanReward, adv.meanKL, meanLength,
-                    truth / Double(samples.count)))
+                    format: "reward %.3f  kl %.3f  len %.1f", adv.meanReward, adv.meanKL, meanLength)
+                    + (truth.isNaN ? "" : String(format: "  gt %.2f", truth)))
         }
     }
 
     // MARK: Evaluation
 
     private func evaluate() async throws -> (RunSummary, [(prompt: String, first: String, second: String, label: PreferenceLabel)]) {
-        let n = settings.evaluation.prompts
-        let prompts = (0..<n).map { task.post(.heldOut, $0).prompt }
+        let prompts = task.heldOutPrompts(settings.evaluation.prompts)
+        let n = prompts.count
         let ids = (0..<UInt64(n)).map { $0 }
         let seed = settings.run.seed ^ 0x4556_414C
         let policy = try await rollout(
@@ -452,17 +441,22 @@ public final class RunDriver: @unchecked Sendable {
         }
         let labels = try await label(pairs, phase: "eval-label")
         try writeEvaluation(prompts: prompts, pairs: pairs, labels: labels)
-        var labelerWins = 0.0, truthWins = 0.0, truthPolicy = 0.0, truthSFT = 0.0
+        var labelerWins = 0.0, truthWins = 0.0, truthPolicy = 0.0, truthSFT = 0.0, truthCount = 0.0
         for i in 0..<n {
             if let p = labels[i].probabilityA { labelerWins += p > 0.5 ? 1 : (p < 0.5 ? 0 : 0.5) } else { labelerWins += 0.5 }
-            if let post = FactSummaryTask.post(fromPrompt: prompts[i]) {
-                truthWins += FactSummaryTask.preference(pairs[i].first, pairs[i].second, for: post)
-                truthPolicy += FactSummaryTask.quality(of: pairs[i].first, for: post)
-                truthSFT += FactSummaryTask.quality(of: pairs[i].second, for: post)
+            if let gt = task.groundTruthPreference(pairs[i].first, pairs[i].second, prompt: prompts[i]),
+                let qp = task.groundTruthQuality(of: pairs[i].first, prompt: prompts[i]),
+                let qs = task.groundTruthQuality(of: pairs[i].second, prompt: prompts[i])
+            {
+                truthWins += gt
+                truthPolicy += qp
+                truthSFT += qs
+                truthCount += 1
             }
         }
+        func mean(_ total: Double) -> Double? { truthCount > 0 ? total / truthCount : nil }
         var summary = RunSummary()
-        summary.winRateVsSFT = .init(labeler: labelerWins / Double(n), groundTruth: truthWins / Double(n))
+        summary.winRateVsSFT = .init(labeler: labelerWins / Double(n), groundTruth: mean(truthWins))
         summary.klToSFT =
             policy.reduce(0.0) { total, s in
                 total + zip(s.logProbs, s.referenceLogProbs).reduce(0.0) { $0 + Double($1.0 - $1.1) }
@@ -470,7 +464,7 @@ public final class RunDriver: @unchecked Sendable {
         summary.meanResponseLength = .init(
             sft: Double(sft.reduce(0) { $0 + $1.tokens.count }) / Double(n),
             policy: Double(policy.reduce(0) { $0 + $1.tokens.count }) / Double(n))
-        summary.groundTruthQuality = .init(sft: truthSFT / Double(n), policy: truthPolicy / Double(n))
+        summary.groundTruthQuality = .init(sft: mean(truthSFT), policy: mean(truthPolicy))
         summary.evaluationPrompts = n
         return (summary, pairs.indices.map { (prompts[$0], pairs[$0].first, pairs[$0].second, labels[$0]) })
     }
@@ -486,11 +480,8 @@ public final class RunDriver: @unchecked Sendable {
         encoder.outputFormatting = [.sortedKeys]
         var out = Data()
         for (i, pair) in pairs.enumerated() {
-            let quality = FactSummaryTask.post(fromPrompt: prompts[i]).map {
-                [
-                    "policy": FactSummaryTask.quality(of: pair.first, for: $0),
-                    "sft": FactSummaryTask.quality(of: pair.second, for: $0),
-                ]
+            let quality = task.groundTruthQuality(of: pair.first, prompt: prompts[i]).flatMap { policy in
+                task.groundTruthQuality(of: pair.second, prompt: prompts[i]).map { ["policy": policy, "sft": $0] }
             }
             out += try encoder.encode(
                 Record(prompt: prompts[i], policy: pair.first, sft: pair.second, label: labels[i], quality: quality))
@@ -505,9 +496,9 @@ public final class RunDriver: @unchecked Sendable {
     {
         var debiased = 0.0, single = 0.0, count = 0.0
         for (i, l) in labels.enumerated() {
-            guard let post = FactSummaryTask.post(fromPrompt: prompts[i]) else { continue }
-            let gt = FactSummaryTask.preference(pairs[i].0, pairs[i].1, for: post)
-            guard gt != 0.5 else { continue }
+            guard let gt = task.groundTruthPreference(pairs[i].0, pairs[i].1, prompt: prompts[i]), gt != 0.5 else {
+                continue
+            }
             count += 1
             func credit(_ p: Double?) -> Double {
                 guard let p else { return 0.5 }

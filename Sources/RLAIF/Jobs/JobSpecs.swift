@@ -36,10 +36,12 @@ public struct RolloutSpec: Codable, Sendable, Equatable {
     public var generator: ModelReplica.Role
     /// Also return policy and reference log-probs, values and (when a reward model exists) rewards.
     public var score: Bool
+    /// Tokens that end a response (the task's): the synthetic task's period, end-of-text.
+    public var stopTokens: [Int32]
 
     public init(
         prompts: [String], sampleIDs: [UInt64], seed: UInt64, temperature: Double, maxNewTokens: Int,
-        generator: ModelReplica.Role, score: Bool
+        generator: ModelReplica.Role, score: Bool, stopTokens: [Int32]
     ) {
         self.prompts = prompts
         self.sampleIDs = sampleIDs
@@ -48,6 +50,7 @@ public struct RolloutSpec: Codable, Sendable, Equatable {
         self.maxNewTokens = maxNewTokens
         self.generator = generator
         self.score = score
+        self.stopTokens = stopTokens
     }
 }
 

@@ -65,6 +65,8 @@ public struct RunSettings: Codable, Sendable, Equatable {
         /// For `jsonl`: files of {"prompt": …} and {"prompt": …, "completion": …} lines.
         public var prompts = ""
         public var demonstrations = ""
+        /// For `jsonl`: evaluation prompts; "" holds out the last evaluation.prompts of `prompts`.
+        public var heldOutPrompts = ""
         /// Synthetic task sizes.
         public var demonstrationCount = 8192
         /// Demonstration flaws: each key fact left out, each minor fact put in, an invented fact.
@@ -187,7 +189,10 @@ extension RunSettings {
         }
         let checks: [(String, String)?] = [
             choice("run.method", run.method, built: ["rlaif", "direct", "dpo"], planned: []),
-            choice("task.kind", task.kind, built: ["synthetic"], planned: ["jsonl"]),
+            choice("task.kind", task.kind, built: ["synthetic", "jsonl"], planned: []),
+            task.kind == "jsonl" && task.prompts.isEmpty ? ("task.prompts", "is required by task.kind jsonl") : nil,
+            task.kind == "jsonl" && task.demonstrations.isEmpty
+                ? ("task.demonstrations", "is required by task.kind jsonl") : nil,
             choice("labeler.kind", labeler.kind, built: ["rubric", "openai", "command"], planned: []),
             labeler.kind == "rubric" && task.kind != "synthetic"
                 ? ("labeler.kind", "rubric judges the synthetic task only; use openai or command for task.kind \(task.kind)")

@@ -5,11 +5,6 @@ import Tensor
 extension ModelReplica {
     public static let tokenizer = ByteTokenizer()
 
-    /// Stops at the end of a summary or the end-of-text token.
-    public static var stopTokens: Set<Int32> {
-        Set(tokenizer.encode(String(FactSummaryTask.summaryEnd)) + [tokenizer.endOfText])
-    }
-
     public func rollout(_ spec: RolloutSpec) throws -> [RolloutSample] {
         let prompts = spec.prompts.map { Self.tokenizer.encode($0) }
         for p in prompts {
@@ -23,7 +18,7 @@ extension ModelReplica {
             let room = config.contextLength - (prompts.map(\.count).max() ?? 0)
             let options = SamplingOptions(
                 maxNewTokens: max(1, min(spec.maxNewTokens, room)), temperature: Float(spec.temperature),
-                stopTokens: Self.stopTokens, seed: spec.seed)
+                stopTokens: Set(spec.stopTokens), seed: spec.seed)
             let generations = generator.generate(prompts: prompts, sampleIDs: spec.sampleIDs, options: options)
             var samples = generations.map { RolloutSample(tokens: $0.tokens) }
             guard spec.score, !samples.isEmpty else { return samples }

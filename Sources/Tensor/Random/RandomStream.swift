@@ -16,6 +16,8 @@ public struct RandomPurpose: Hashable, Sendable {
     public static let dropout = RandomPurpose(rawValue: 4)
     public static let labeler = RandomPurpose(rawValue: 5)
     public static let taskGeneration = RandomPurpose(rawValue: 6)
+    /// The order of a data file's prompts in each pass over it.
+    public static let promptOrder = RandomPurpose(rawValue: 7)
     /// Tests and examples that need an arbitrary stream.
     public static let scratch = RandomPurpose(rawValue: 0xFFFF)
 }

@@ -1,0 +1,137 @@
+import Foundation
+import Models
+import Tensor
+
+/// Where a run's prompts and demonstrations come from, how its responses end, and its ground
+/// truth where it has one (the synthetic task does; a user's JSONL data does not).
+public protocol TaskData: Sendable {
+    /// SFT demonstrations, in a fixed order.
+    func demonstrations() -> [(prompt: String, completion: String)]
+    /// Training prompt `index` (preference pairs, RL): defined for every index ≥ 0.
+    func trainingPrompt(_ index: Int) -> String
+    /// The first `count` held-out prompts (evaluation), fewer when the task has fewer.
+    func heldOutPrompts(_ count: Int) -> [String]
+    /// Tokens that end a response when sampled; a demonstration is trained to end with them.
+    var stopTokens: [Int32] { get }
+    /// The tokens a demonstration's completion is trained on (its text, then its ending).
+    func completionTokens(_ completion: String) -> [Int32]
+    /// The ground truth's quality of a response; nil when the task has no ground truth.
+    func groundTruthQuality(of response: String, prompt: String) -> Double?
+    /// Which response the ground truth prefers: 1 (first), 0 (second), 0.5 (a tie); nil without one.
+    func groundTruthPreference(_ a: String, _ b: String, prompt: String) -> Double?
+}
+
+/// The built-in fact-summary task: generated on demand, with its ground-truth rubric.
+public struct SyntheticTask: TaskData {
+    public let task: FactSummaryTask
+    public let demonstrationCount: Int
+    let tokenizer: ByteTokenizer
+
+    public init(task: FactSummaryTask, demonstrationCount: Int, tokenizer: ByteTokenizer) {
+        self.task = task
+        self.demonstrationCount = demonstrationCount
+        self.tokenizer = tokenizer
+    }
+
+    public func demonstrations() -> [(prompt: String, completion: String)] {
+        (0..<demonstrationCount).map { task.demonstration($0) }
+    }
+    public func trainingPrompt(_ index: Int) -> String { task.post(.training, index).prompt }
+    public func heldOutPrompts(_ count: Int) -> [String] { (0..<count).map { task.post(.heldOut, $0).prompt } }
+    /// A summary ends at its period (which is part of the summary) or at end-of-text.
+    public var stopTokens: [Int32] { tokenizer.encode(String(FactSummaryTask.summaryEnd)) + [tokenizer.endOfText] }
+    public func completionTokens(_ completion: String) -> [Int32] { tokenizer.encode(completion) }
+    public func groundTruthQuality(of response: String, prompt: String) -> Double? {
+        FactSummaryTask.post(fromPrompt: prompt).map { FactSummaryTask.quality(of: response, for: $0) }
+    }
+    public func groundTruthPreference(_ a: String, _ b: String, prompt: String) -> Double? {
+        FactSummaryTask.post(fromPrompt: prompt).map { FactSummaryTask.preference(a, b, for: $0) }
+    }
+}
+
+/// A user's data: prompts (`{"prompt": …}` per line) and demonstrations (`{"prompt": …,
+/// "completion": …}`) from JSON Lines files. No ground truth: evaluation reports the labeler's
+/// judgement only. Responses end with the end-of-text token, which SFT teaches.
+public struct JSONLTask: TaskData {
+    public struct LoadError: Error, CustomStringConvertible, Sendable {
+        public let key: String
+        public let message: String
+        public var description: String { "\(key): \(message)" }
+    }
+
+    struct PromptLine: Decodable { let prompt: String }
+    struct DemonstrationLine: Decodable {
+        let prompt: String
+        let completion: String
+    }
+
+    let training: [String]
+    let heldOut: [String]
+    let demos: [(prompt: String, completion: String)]
+    let seed: UInt64
+    let tokenizer: ByteTokenizer
+
+    /// Reads the files the settings name. Without `held_out_prompts`, the last `heldOutCount`
+    /// prompts of `prompts` are held out for evaluation and the rest are trained on.
+    public init(settings: RunSettings, tokenizer: ByteTokenizer) throws(LoadError) {
+        let t = settings.task
+        func read<T: Decodable>(_ type: T.Type, _ key: String, _ path: String) throws(LoadError) -> [T] {
+            let rows: [T]
+            do { rows = try JSONLines.read(T.self, path: path) } catch {
+                throw LoadError(key: key, message: error.description)
+            }
+            guard !rows.isEmpty else { throw LoadError(key: key, message: "\(path) has no lines") }
+            return rows
+        }
+        let prompts = try read(PromptLine.self, "task.prompts", t.prompts).map(\.prompt)
+        if t.heldOutPrompts.isEmpty {
+            let held = settings.evaluation.prompts
+            guard prompts.count > held else {
+                throw LoadError(
+                    key: "task.prompts",
+                    message:
+                        "\(t.prompts) has \(prompts.count) prompts; holding out evaluation.prompts (\(held)) leaves none to train on")
+            }
+            training = Array(prompts.dropLast(held))
+            heldOut = Array(prompts.suffix(held))
+        } else {
+            training = prompts
+            heldOut = try read(PromptLine.self, "task.held_out_prompts", t.heldOutPrompts).map(\.prompt)
+        }
+        demos = try read(DemonstrationLine.self, "task.demonstrations", t.demonstrations).map { ($0.prompt, $0.completion) }
+        seed = settings.run.seed
+        self.tokenizer = tokenizer
+    }
+
+    public func demonstrations() -> [(prompt: String, completion: String)] { demos }
+
+    /// Each pass over the training prompts is in its own seeded order, so a run that needs more
+    /// prompts than the file has sees them all before any repeats.
+    public func trainingPrompt(_ index: Int) -> String {
+        let pass = index / training.count, position = index % training.count
+        var order = Array(0..<training.count)
+        var rng = RandomStream(seed: seed, purpose: .promptOrder, step: UInt64(pass))
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, rng.next(below: i + 1)) }
+        return training[order[position]]
+    }
+
+    public func heldOutPrompts(_ count: Int) -> [String] { Array(heldOut.prefix(count)) }
+    public var stopTokens: [Int32] { [tokenizer.endOfText] }
+    public func completionTokens(_ completion: String) -> [Int32] { tokenizer.encode(completion) + [tokenizer.endOfText] }
+    public func groundTruthQuality(of response: String, prompt: String) -> Double? { nil }
+    public func groundTruthPreference(_ a: String, _ b: String, prompt: String) -> Double? { nil }
+}
+
+public enum TaskDataFactory {
+    public static func make(_ settings: RunSettings, tokenizer: ByteTokenizer) throws(JSONLTask.LoadError) -> any TaskData {
+        switch settings.task.kind {
+        case "jsonl": return try JSONLTask(settings: settings, tokenizer: tokenizer)
+        default:
+            return SyntheticTask(
+                task: FactSummaryTask(
+                    seed: settings.run.seed, dropRate: settings.task.demoDropRate,
+                    extraRate: settings.task.demoExtraRate, inventRate: settings.task.demoInventRate),
+                demonstrationCount: settings.task.demonstrationCount, tokenizer: tokenizer)
+        }
+    }
+}

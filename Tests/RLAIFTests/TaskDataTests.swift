@@ -1,0 +1,95 @@
+import Foundation
+import Models
+import Testing
+
+@testable import RLAIF
+
+/// Users' data from JSON Lines files (task.kind jsonl), and the synthetic task behind the same interface.
+@Suite struct TaskDataTests {
+    let tokenizer = ByteTokenizer()
+
+    func write(_ lines: [String]) throws -> String {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("rlaif-task-\(UUID().uuidString).jsonl")
+        try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
+
+    func settings(prompts: String, demonstrations: String, heldOut: String = "", evaluation: Int = 3) -> RunSettings {
+        var s = RunSettings()
+        s.task.kind = "jsonl"
+        s.task.prompts = prompts
+        s.task.demonstrations = demonstrations
+        s.task.heldOutPrompts = heldOut
+        s.evaluation.prompts = evaluation
+        return s
+    }
+
+    @Test func jsonl_holdsOutTheLastPrompts_andVisitsEveryTrainingPromptOncePerPass() throws {
+        let prompts = try write((0..<10).map { #"{"prompt": "p\#($0)"}"# })
+        let demos = try write([#"{"prompt": "q", "completion": "a\nb"}"#, "", #"{"prompt": "r", "completion": ""}"#])
+        defer { for f in [prompts, demos] { try? FileManager.default.removeItem(atPath: f) } }
+        let task = try JSONLTask(settings: settings(prompts: prompts, demonstrations: demos), tokenizer: tokenizer)
+        #expect(task.heldOutPrompts(99) == ["p7", "p8", "p9"])
+        #expect(task.heldOutPrompts(2) == ["p7", "p8"])
+        let training = Set((0..<7).map { "p\($0)" })
+        for pass in 0..<3 {
+            let seen = (0..<7).map { task.trainingPrompt(pass * 7 + $0) }
+            #expect(Set(seen) == training, "pass \(pass) saw \(seen)")
+        }
+        #expect((0..<7).map(task.trainingPrompt) != (7..<14).map(task.trainingPrompt))  // passes are reshuffled
+        #expect(task.demonstrations().map(\.completion) == ["a\nb", ""])
+        // SFT teaches the end-of-text token that stops sampling; there is no ground truth.
+        #expect(task.completionTokens("ab") == tokenizer.encode("ab") + [tokenizer.endOfText])
+        #expect(task.stopTokens == [tokenizer.endOfText])
+        #expect(task.groundTruthQuality(of: "x", prompt: "p0") == nil)
+        #expect(task.groundTruthPreference("x", "y", prompt: "p0") == nil)
+    }
+
+    @Test func jsonl_aSeparateHeldOutFile_leavesEveryPromptForTraining() throws {
+        let prompts = try write([#"{"prompt": "a"}"#, #"{"prompt": "b"}"#])
+        let held = try write([#"{"prompt": "h"}"#])
+        let demos = try write([#"{"prompt": "q", "completion": "c"}"#])
+        defer { for f in [prompts, held, demos] { try? FileManager.default.removeItem(atPath: f) } }
+        let task = try JSONLTask(
+            settings: settings(prompts: prompts, demonstrations: demos, heldOut: held, evaluation: 5), tokenizer: tokenizer)
+        #expect(Set([task.trainingPrompt(0), task.trainingPrompt(1)]) == ["a", "b"])
+        #expect(task.heldOutPrompts(5) == ["h"])
+    }
+
+    @Test func jsonl_badFiles_nameTheKeyTheFileAndTheLine() throws {
+        let good = try write([#"{"prompt": "a"}"#, #"{"prompt": "b"}"#, #"{"prompt": "c"}"#, #"{"prompt": "d"}"#])
+        let missingField = try write([#"{"prompt": "q", "completion": "c"}"#, #"{"prompt": "q"}"#])
+        let notJSON = try write([#"{"prompt": "a"}"#, "", #"{"prompt": "b""#])
+        let wrongType = try write([#"{"prompt": 7}"#])
+        defer { for f in [good, missingField, notJSON, wrongType] { try? FileManager.default.removeItem(atPath: f) } }
+        func failure(_ s: RunSettings) -> String {
+            do {
+                _ = try JSONLTask(settings: s, tokenizer: tokenizer)
+                return "no error"
+            } catch { return error.description }
+        }
+        #expect(
+            failure(settings(prompts: good, demonstrations: missingField))
+                == "task.demonstrations: \(missingField):2: missing \"completion\"")
+        #expect(failure(settings(prompts: notJSON, demonstrations: good)) == "task.prompts: \(notJSON):3: is not a JSON object")
+        #expect(
+            failure(settings(prompts: wrongType, demonstrations: good))
+                == "task.prompts: \(wrongType):1: \"prompt\" has the wrong type")
+        #expect(failure(settings(prompts: good, demonstrations: "/nonexistent.jsonl")).hasPrefix("task.demonstrations: /nonexistent.jsonl: cannot be read"))
+        #expect(
+            failure(settings(prompts: good, demonstrations: missingField, evaluation: 4)).contains(
+                "has 4 prompts; holding out evaluation.prompts (4) leaves none to train on"))
+    }
+
+    @Test func synthetic_keepsItsGroundTruth_andStopsAtThePeriod() throws {
+        var s = RunSettings()
+        s.task.demonstrationCount = 5
+        let task = try TaskDataFactory.make(s, tokenizer: tokenizer)
+        let post = FactSummaryTask(seed: s.run.seed).post(.heldOut, 0)
+        #expect(task.heldOutPrompts(1) == [post.prompt])
+        #expect(task.demonstrations().count == 5)
+        #expect(task.groundTruthQuality(of: post.idealSummary, prompt: post.prompt) == 3)
+        #expect(task.groundTruthPreference(post.idealSummary, "", prompt: post.prompt) == 1)
+        #expect(Set(task.stopTokens) == Set(tokenizer.encode(".") + [tokenizer.endOfText]))
+    }
+}
