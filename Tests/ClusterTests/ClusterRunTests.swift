@@ -9,6 +9,11 @@ import Testing
     static let binary = root.appendingPathComponent(".build/debug/rlaif").path
     static let quick = root.appendingPathComponent("examples/quick.yaml").path
 
+    struct Failure: Error, CustomStringConvertible {
+        let message: String
+        var description: String { message }
+    }
+
     static func temporaryDirectory() throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlaif-cluster-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -22,7 +27,7 @@ import Testing
         if !environment.isEmpty {
             p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let h = try FileHandle(forWritingTo: log)
         p.standardOutput = h
         p.standardError = h

@@ -237,7 +237,7 @@ public actor Scheduler {
             logger.info("worker \(id) joined (\(h.workerName), \(h.host), pid \(h.pid), ring \(h.ringEndpoint))")
             events.write([
                 "event": "worker_joined", "worker": "\(id)", "name": h.workerName, "host": h.host,
-                "pid": Int(h.pid),
+                "pid": Int(h.pid), "ring": h.ringEndpoint,
             ])
         }
         endpoint.post(

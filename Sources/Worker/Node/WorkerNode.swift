@@ -55,14 +55,18 @@ public final class WorkerNode: Sendable {
 
         // The ring listener's address goes into the hello, so it must exist before the run's
         // settings arrive: it binds where `--ring-bind` says (`launch` passes workers.ring_bind),
-        // else on loopback for a loopback coordinator and on every interface otherwise.
+        // else on loopback for a loopback coordinator and on every interface otherwise. A listener
+        // on every interface is advertised at the address that routes to the coordinator (the
+        // network the cluster shares), else at the host name.
         let ringBind = options.ringBind ?? Self.defaultRingBind(coordinator: options.coordinator)
         let ring = try RingLink(bind: ringBind, logger: logger)
         defer { ring.close() }
+        let reachableAt =
+            RouteAddress.towards(host: Self.host(of: options.coordinator)) ?? ProcessInfo.processInfo.hostName
         let hello = Wire.Hello(
             workerName: options.name, host: ProcessInfo.processInfo.hostName, pid: UInt32(getpid()),
             threads: UInt16(clamping: Engine.shared.threads), capabilities: .all, incarnation: incarnation,
-            ringEndpoint: ring.advertised(host: ProcessInfo.processInfo.hostName))
+            ringEndpoint: ring.advertised(host: reachableAt))
 
         // Register: say hello until welcomed (the coordinator may not be up yet).
         var welcome: Wire.Welcome?
