@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         // System libraries, found through pkg-config (Debian: libopenblas-dev, libzmq3-dev).
@@ -42,8 +43,8 @@ let package = Package(
         .target(
             name: "Coordinator",
             dependencies: [
-                "RLAIF", "Protocol", "Tensor", .product(name: "Yams", package: "Yams"),
-                .product(name: "Logging", package: "swift-log"),
+                "RLAIF", "Protocol", "Tensor", "Models", .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // The CLI imports all.
         .executableTarget(
@@ -70,7 +71,7 @@ let package = Package(
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "Tensor", "CZeroMQ"]),
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "Protocol", "Tensor"]),
         .testTarget(name: "CLITests", dependencies: ["Models", "Tensor"]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Protocol", "RLAIF"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Protocol", "RLAIF", "Tensor"]),
         // What several test targets start: the stand-in chat-completions server.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "RLAIFTests", dependencies: ["RLAIF", "Models", "Tensor", "TestSupport"]),

@@ -5,5 +5,5 @@ struct Rlaif: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rlaif",
         abstract: "Distributed training orchestrator for Reinforcement Learning from AI Feedback.",
-        subcommands: [Launch.self, CoordinatorCommand.self, WorkerCommand.self, Status.self, Keygen.self, Sample.self, Score.self])
+        subcommands: [Launch.self, Resume.self, CoordinatorCommand.self, WorkerCommand.self, Status.self, Keygen.self, Sample.self, Score.self])
 }

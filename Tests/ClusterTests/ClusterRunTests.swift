@@ -59,17 +59,24 @@ import Testing
         }
     }
 
-    /// Runs quick.yaml with `workers` local workers and returns the final weights' checksum.
-    static func launch(workers: Int) throws -> (checksum: String, summary: [String: Any]) {
+    /// Runs quick.yaml with `workers` local workers; the final weights' checksum, the summary, and
+    /// the number of optimizer steps logged per phase.
+    static func launch(workers: Int, extra: [String] = []) throws -> (
+        checksum: String, summary: [String: Any], steps: [String: Int]
+    ) {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let p = try start(
-            ["launch", quick, "--workers", "\(workers)", "--run-dir", dir.path, "--quiet"],
+            ["launch", quick, "--workers", "\(workers)", "--run-dir", dir.path, "--quiet"] + extra,
             log: dir.appendingPathComponent("launch.log"))
         #expect(wait(p, seconds: 240), "launch with \(workers) workers did not finish")
         #expect(p.terminationStatus == 0)
         let s = try summary(dir)
-        return (s["weights_checksum"] as? String ?? "", s)
+        var steps: [String: Int] = [:]
+        for e in events(dir) where e["event"] as? String == "metrics" {
+            if let phase = e["phase"] as? String { steps[phase, default: 0] += 1 }
+        }
+        return (s["weights_checksum"] as? String ?? "", s, steps)
     }
 
     @Test func sameRun_withOneTwoAndFourWorkers_endsWithBitIdenticalWeights() throws {

@@ -30,6 +30,11 @@ import Testing
         #expect(summary["method"] as? String == method)
         let truth = Self.winRate(summary, "ground_truth")
         #expect(truth > 0.6, "\(method): ground-truth win rate \(truth) against SFT")
+        // The final policy is exported for transformers; these methods train no reward model.
+        let models = run.dir.appendingPathComponent("models")
+        #expect(FileManager.default.fileExists(atPath: models.appendingPathComponent("policy/model.safetensors").path))
+        #expect(FileManager.default.fileExists(atPath: models.appendingPathComponent("policy/config.json").path))
+        #expect(!FileManager.default.fileExists(atPath: models.appendingPathComponent("reward").path))
         if method == "direct" {
             // No preference dataset and no reward model: the rewards came from rating jobs.
             #expect(!FileManager.default.fileExists(atPath: run.dir.appendingPathComponent("preferences.jsonl").path))
@@ -53,6 +58,9 @@ import Testing
         #expect(run.ok, "openai run failed: \((try? String(contentsOf: run.dir.appendingPathComponent("launch.log"), encoding: .utf8)) ?? "")")
         let summary = try Run.summary(run.dir)
         #expect(Self.winRate(summary, "ground_truth") > 0.6)
+        let reward = run.dir.appendingPathComponent("models/reward/config.json")
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: reward)) as? [String: Any]
+        #expect((config?["architectures"] as? [String]) == ["GPT2ForSequenceClassification"])
 
         // Every pair asked in both orders, with soft labels from logprobs (not 0/1 from text).
         let lines = try String(contentsOf: run.dir.appendingPathComponent("preferences.jsonl"), encoding: .utf8)

@@ -24,11 +24,13 @@ public final class ClusterRun: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Runs to the end; `localWorkers` processes are started here and stopped when it ends.
-    public func run(localWorkers: Int, threadsPerWorker: Int) async throws -> RunSummary {
+    /// Runs to the end; `localWorkers` processes are started here and stopped when it ends. With
+    /// `resume`, the run continues from that checkpoint (its settings are `config.settings`).
+    public func run(localWorkers: Int, threadsPerWorker: Int, resume: Checkpoint? = nil) async throws -> RunSummary {
         let settings = config.settings
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let events = try EventLog(url: directory.appendingPathComponent("metrics.jsonl"))
+        let events = try EventLog(
+            url: directory.appendingPathComponent("metrics.jsonl"), truncatingTo: resume?.cursor.metricsBytes)
         defer { events.close() }
         let endpoint = try Endpoint.listen(
             on: settings.coordinator.bind, security: config.coordinatorSecurity, logger: logger)
@@ -44,6 +46,13 @@ public final class ClusterRun: @unchecked Sendable {
             throw RunError(message: error.description)
         }
         let scheduler = Scheduler(endpoint: endpoint, settings: settings, events: events, logger: logger)
+        if let resume {
+            await scheduler.resume(version: resume.cursor.version, weights: resume.weights)
+            events.write([
+                "event": "resumed", "phase": resume.cursor.phase, "done": resume.cursor.done,
+                "version": Int(resume.cursor.version),
+            ])
+        }
         lock.withLock { active = (scheduler, events) }
         await scheduler.start()
         for i in 0..<localWorkers { try startWorker(index: i, coordinator: advertised, threads: threadsPerWorker) }
@@ -55,7 +64,8 @@ public final class ClusterRun: @unchecked Sendable {
         }
         let driver = RunDriver(
             settings: settings, scheduler: scheduler, events: events, directory: directory, logger: logger, task: task,
-            quiet: quiet)
+            checkpoints: CheckpointStore(runDirectory: directory, keep: settings.checkpoint.keep),
+            resumeFrom: resume?.cursor, quiet: quiet)
         let summary: RunSummary
         do {
             summary = try await driver.run()

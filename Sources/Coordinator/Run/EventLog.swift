@@ -9,12 +9,15 @@ public final class EventLog: @unchecked Sendable {
     private let start = Date()
 
     /// Appends to `url` (created when missing); nil logs nowhere (tests of the scheduler alone).
-    public init(url: URL?) throws {
+    /// `truncatingTo` first cuts the file to that many bytes: a resumed run drops what was logged
+    /// after its checkpoint, so every step appears once.
+    public init(url: URL?, truncatingTo length: UInt64? = nil) throws {
         if let url {
             if !FileManager.default.fileExists(atPath: url.path) {
                 FileManager.default.createFile(atPath: url.path, contents: nil)
             }
             let h = try FileHandle(forWritingTo: url)
+            if let length, length <= (try h.seekToEnd()) { try h.truncate(atOffset: length) }
             h.seekToEndOfFile()
             handle = h
         } else {
@@ -30,6 +33,13 @@ public final class EventLog: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         handle.write(data + Data("\n".utf8))
+    }
+
+    /// Bytes written so far (the file's length).
+    public var offset: UInt64 {
+        lock.lock()
+        defer { lock.unlock() }
+        return handle?.offsetInFile ?? 0
     }
 
     public func close() {

@@ -21,12 +21,18 @@ public final class RunDriver: @unchecked Sendable {
     let logger: Logger
     let quiet: Bool
     let task: any TaskData
+    /// Where checkpoints go (nil: none are written).
+    let checkpoints: CheckpointStore?
+    /// The checkpoint this run continues from, if any.
+    let resumeFrom: RunCursor?
+    /// What the next checkpoint will record.
+    private var cursor: RunCursor
     let tokenizer = ModelReplica.tokenizer
     private let started = Date()
 
     public init(
         settings: RunSettings, scheduler: Scheduler, events: EventLog, directory: URL, logger: Logger,
-        task: any TaskData, quiet: Bool = false
+        task: any TaskData, checkpoints: CheckpointStore? = nil, resumeFrom: RunCursor? = nil, quiet: Bool = false
     ) {
         self.settings = settings
         self.scheduler = scheduler
@@ -35,6 +41,12 @@ public final class RunDriver: @unchecked Sendable {
         self.logger = logger
         self.quiet = quiet
         self.task = task
+        self.checkpoints = checkpoints
+        self.resumeFrom = resumeFrom
+        cursor =
+            resumeFrom
+            ?? RunCursor(phase: Phase.sft.rawValue, done: 0, version: 0, metricsBytes: 0, weightsChecksum: "")
+        lastChecksum = cursor.weightsChecksum
     }
 
     func say(_ line: String) { if !quiet { print(line) } }
@@ -47,13 +59,22 @@ public final class RunDriver: @unchecked Sendable {
 
     /// Runs every phase and returns the summary (also written to summary.json).
     public func run() async throws -> RunSummary {
-        let demos = demonstrations()
-        phase(.sft)
-        try await supervisedFineTuning(demos)
+        // A resumed run skips the phases before its checkpoint's and the steps done in that one.
+        let at = Self.order(resumeFrom?.phase ?? Phase.sft.rawValue)
+        func done(_ p: Phase) -> Int { Self.order(p.rawValue) == at ? resumeFrom?.done ?? 0 : 0 }
+        func begin(_ p: Phase) { if done(p) == 0 { phase(p) } }  // a resumed phase's event is already logged
+
+        if at <= Self.order(Phase.sft.rawValue) {
+            begin(.sft)
+            try await supervisedFineTuning(demonstrations(), skip: done(.sft))
+            try await checkpoint(next: .rollout, done: 0)
+        }
 
         // Direct RLAIF needs no preference pairs: its labeler rates each RL response instead.
         var preferences: (prompts: [String], pairs: [(String, String)], labels: [PreferenceLabel])?
-        if settings.run.method != "direct" {
+        if let saved = resumeFrom?.preferences {
+            preferences = (saved.prompts, Array(zip(saved.first, saved.second)), saved.labels)
+        } else if settings.run.method != "direct" {
             phase(.rollout)
             let prompts = (0..<settings.preferences.pairs).map { trainingPrompt($0) }
             let pairs = try await samplePairs(prompts)
@@ -63,22 +84,38 @@ public final class RunDriver: @unchecked Sendable {
                 phase: "labeling")
             try writePreferences(prompts: prompts, pairs: pairs, labels: labels)
             preferences = (prompts, pairs, labels)
+            cursor.preferences = .init(prompts: prompts, first: pairs.map(\.0), second: pairs.map(\.1), labels: labels)
+            try await checkpoint(next: settings.run.method == "dpo" ? .dpo : .rewardModel, done: 0)
         }
 
-        var rewardAccuracy: (labeler: Double?, groundTruth: Double?) = (nil, nil)
         switch (settings.run.method, preferences) {
         case ("dpo", let p?):
-            phase(.dpo)
-            try await dpo(prompts: p.prompts, pairs: p.pairs, labels: p.labels)
+            if at <= Self.order(Phase.dpo.rawValue) {
+                begin(.dpo)
+                try await dpo(prompts: p.prompts, pairs: p.pairs, labels: p.labels, skip: done(.dpo))
+                try await checkpoint(next: .evaluation, done: 0)
+            }
         case (_, let p?):
-            phase(.rewardModel)
-            rewardAccuracy = try await trainRewardModel(prompts: p.prompts, pairs: p.pairs, labels: p.labels)
-            phase(.rl)
-            try await reinforce(direct: false)
+            if at <= Self.order(Phase.rewardModel.rawValue) {
+                begin(.rewardModel)
+                let accuracy = try await trainRewardModel(
+                    prompts: p.prompts, pairs: p.pairs, labels: p.labels, skip: done(.rewardModel))
+                (cursor.rewardAccuracyLabeler, cursor.rewardAccuracyGroundTruth) = accuracy
+                try await checkpoint(next: .rl, done: 0)
+            }
+            if at <= Self.order(Phase.rl.rawValue) {
+                begin(.rl)
+                try await reinforce(direct: false, skip: done(.rl))
+                try await checkpoint(next: .evaluation, done: 0)
+            }
         case (_, nil):
-            phase(.rl)
-            try await reinforce(direct: true)
+            if at <= Self.order(Phase.rl.rawValue) {
+                begin(.rl)
+                try await reinforce(direct: true, skip: done(.rl))
+                try await checkpoint(next: .evaluation, done: 0)
+            }
         }
+        let rewardAccuracy = (labeler: cursor.rewardAccuracyLabeler, groundTruth: cursor.rewardAccuracyGroundTruth)
         phase(.evaluation)
         let (evaluated, judged) = try await evaluate()
         var summary = evaluated
@@ -92,9 +129,61 @@ public final class RunDriver: @unchecked Sendable {
         summary.method = settings.run.method
         summary.finalVersion = await scheduler.version
         summary.weightsChecksum = lastChecksum
+        // The final policy and reward model, for transformers.
+        if await scheduler.version > 0 {
+            let final = await scheduler.currentSnapshot()
+            do {
+                try ModelExport.write(weights: final, settings: settings, to: directory.appendingPathComponent("models"))
+            } catch {
+                throw RunError(message: error.message)
+            }
+        }
         try summary.write(to: directory.appendingPathComponent("summary.json"))
         phase(.done)
         return summary
+    }
+
+    // MARK: Checkpoints
+
+    /// Phases in run order; rollout and labeling are redone whole (a checkpoint follows them).
+    static func order(_ phase: String) -> Int {
+        switch Phase(rawValue: phase) {
+        case .sft: 0
+        case .rollout, .labeling: 1
+        case .rewardModel, .dpo: 2
+        case .rl: 3
+        case .evaluation, .done, nil: 4
+        }
+    }
+
+    /// Saves the run's state with `done` units of phase `next` finished (no-op before the first step).
+    private func checkpoint(next: Phase, done: Int) async throws {
+        guard let checkpoints else { return }
+        let version = await scheduler.version
+        guard version > 0 else { return }
+        let weights = await scheduler.currentSnapshot()
+        cursor.phase = next.rawValue
+        cursor.done = done
+        cursor.version = version
+        cursor.metricsBytes = events.offset
+        cursor.weightsChecksum = lastChecksum
+        let written: URL
+        do {
+            written = try checkpoints.write(Checkpoint(cursor: cursor, settings: settings.json(), weights: weights))
+        } catch {
+            throw RunError(message: error.message)
+        }
+        events.write([
+            "event": "checkpoint", "directory": written.lastPathComponent, "phase": next.rawValue, "done": done,
+            "version": Int(version),
+        ])
+    }
+
+    /// After each step of a loop: a checkpoint every `checkpoint.every_steps` optimizer steps.
+    private func periodicCheckpoint(_ p: Phase, done: Int) async throws {
+        let every = settings.checkpoint.everySteps
+        guard every > 0, await scheduler.version % UInt64(every) == 0 else { return }
+        try await checkpoint(next: p, done: done)
     }
 
     // MARK: Data
@@ -121,15 +210,15 @@ public final class RunDriver: @unchecked Sendable {
 
     // MARK: SFT
 
-    private func supervisedFineTuning(_ demos: [(prompt: String, completion: String)]) async throws {
+    private func supervisedFineTuning(_ demos: [(prompt: String, completion: String)], skip: Int) async throws {
         let o = settings.sft
         let stepsPerEpoch = (demos.count + o.batchSize - 1) / o.batchSize
         let progress = Progress(phase: "sft", total: o.epochs * stepsPerEpoch, quiet: quiet)
         let encoded = demos.map { (tokenizer.encode($0.prompt), task.completionTokens($0.completion)) }
-        var done = 0
+        var done = skip
         for epoch in 0..<o.epochs {
             let order = shuffled(demos.count, epoch: epoch, salt: 1)
-            for s in 0..<stepsPerEpoch {
+            for s in 0..<stepsPerEpoch where epoch * stepsPerEpoch + s >= skip {
                 let chosen = order[(s * o.batchSize)..<min((s + 1) * o.batchSize, order.count)].map { encoded[$0] }
                 let tokens = chosen.reduce(0) { $0 + $1.1.count }
                 let spec = GradientSpec(
@@ -139,6 +228,7 @@ public final class RunDriver: @unchecked Sendable {
                 done += 1
                 logStep("sft", result, extra: ["epoch": epoch])
                 progress.update(done, String(format: "loss %.3f", result.metrics["loss"] ?? .nan))
+                try await periodicCheckpoint(.sft, done: epoch * stepsPerEpoch + s + 1)
             }
         }
     }
@@ -248,15 +338,16 @@ public final class RunDriver: @unchecked Sendable {
 
     private func pairSteps(
         _ o: RunSettings.Optimization, epochs: Int, prompts: [String], pairs: [(String, String)],
-        labels: [PreferenceLabel], train: [Int], salt: UInt64, phase: String, makeSpec: (Int, Bool) -> GradientSpec
+        labels: [PreferenceLabel], train: [Int], salt: UInt64, phase: String, runPhase: Phase, skip: Int,
+        makeSpec: (Int, Bool) -> GradientSpec
     ) async throws {
         let stepsPerEpoch = (train.count + o.batchSize - 1) / o.batchSize
         let progress = Progress(phase: phase, total: epochs * stepsPerEpoch, quiet: quiet)
         let sequences = pairSequences(prompts, pairs)
-        var done = 0
+        var done = skip
         for epoch in 0..<epochs {
             let order = shuffled(train.count, epoch: epoch, salt: salt).map { train[$0] }
-            for s in 0..<stepsPerEpoch {
+            for s in 0..<stepsPerEpoch where epoch * stepsPerEpoch + s >= skip {
                 let chosen = Array(order[(s * o.batchSize)..<min((s + 1) * o.batchSize, order.count)])
                 var micros = microBatches(chosen.flatMap { sequences[$0] }, size: 2 * o.microBatch)
                 for m in micros.indices {
@@ -272,11 +363,12 @@ public final class RunDriver: @unchecked Sendable {
                     String(
                         format: "loss %.3f  acc %.2f", result.metrics["loss"] ?? .nan,
                         result.metrics["accuracy"] ?? .nan))
+                try await periodicCheckpoint(runPhase, done: done)
             }
         }
     }
 
-    private func trainRewardModel(prompts: [String], pairs: [(String, String)], labels: [PreferenceLabel])
+    private func trainRewardModel(prompts: [String], pairs: [(String, String)], labels: [PreferenceLabel], skip: Int)
         async throws -> (labeler: Double?, groundTruth: Double?)
     {
         let usable = labels.indices.filter { labels[$0].status == .valid }
@@ -284,7 +376,7 @@ public final class RunDriver: @unchecked Sendable {
         let o = settings.rewardModel
         try await pairSteps(
             o, epochs: o.epochs, prompts: prompts, pairs: pairs, labels: labels, train: train, salt: 2,
-            phase: "reward"
+            phase: "reward", runPhase: .rewardModel, skip: skip
         ) { count, first in
             var spec = GradientSpec(
                 objective: .reward, learningRate: o.learningRate, clipNorm: o.clipNorm, normalizer: Double(count))
@@ -327,14 +419,15 @@ public final class RunDriver: @unchecked Sendable {
 
     // MARK: DPO
 
-    private func dpo(prompts: [String], pairs: [(String, String)], labels: [PreferenceLabel]) async throws {
+    private func dpo(prompts: [String], pairs: [(String, String)], labels: [PreferenceLabel], skip: Int) async throws {
         let train = labels.indices.filter { labels[$0].status == .valid }
         let o = RunSettings.Optimization(
             epochs: settings.rl.dpoEpochs, batchSize: settings.rewardModel.batchSize,
             microBatch: settings.rewardModel.microBatch, learningRate: settings.rl.dpoLearningRate,
             clipNorm: settings.rl.clipNorm)
         try await pairSteps(
-            o, epochs: o.epochs, prompts: prompts, pairs: pairs, labels: labels, train: train, salt: 3, phase: "dpo"
+            o, epochs: o.epochs, prompts: prompts, pairs: pairs, labels: labels, train: train, salt: 3, phase: "dpo",
+            runPhase: .dpo, skip: skip
         ) { count, first in
             var spec = GradientSpec(
                 objective: .dpo, learningRate: o.learningRate, clipNorm: o.clipNorm, normalizer: Double(count))
@@ -369,12 +462,14 @@ public final class RunDriver: @unchecked Sendable {
         return labels.map { $0.reward ?? 0 }
     }
 
-    private func reinforce(direct: Bool) async throws {
+    private func reinforce(direct: Bool, skip: Int) async throws {
         let rl = settings.rl
         let ppo = rl.algorithm == "ppo"
         let stepsPerIteration = ppo ? rl.ppoEpochs : 1
         let progress = Progress(phase: "rl", total: rl.iterations, quiet: quiet)
-        for iteration in 0..<rl.iterations {
+        // Checkpoints fall between iterations: an iteration's rollout and its PPO epochs go together.
+        let checkpointIterations = max(1, settings.checkpoint.everySteps / stepsPerIteration)
+        for iteration in skip..<rl.iterations {
             let base = settings.preferences.pairs + iteration * rl.promptsPerIteration
             let prompts = (0..<rl.promptsPerIteration).map { trainingPrompt(base + $0) }
             let ids = (0..<UInt64(prompts.count)).map { UInt64(base) + $0 }
@@ -421,6 +516,11 @@ public final class RunDriver: @unchecked Sendable {
                 String(
                     format: "reward %.3f  kl %.3f  len %.1f", adv.meanReward, adv.meanKL, meanLength)
                     + (truth.isNaN ? "" : String(format: "  gt %.2f", truth)))
+            if settings.checkpoint.everySteps > 0, (iteration + 1) % checkpointIterations == 0,
+                iteration + 1 < rl.iterations
+            {
+                try await checkpoint(next: .rl, done: iteration + 1)
+            }
         }
     }
 

@@ -103,6 +103,8 @@ public actor Scheduler {
     private var snapshot: (version: UInt64, messages: [Wire.Weights])?
     private var snapshotInbox: [Wire.Weights] = []
     private var snapshotRequested = false
+    /// Callers of `currentSnapshot` (checkpoints), answered when a snapshot of this version arrives.
+    private var snapshotWaiters: [CheckedContinuation<[Wire.Weights], Never>] = []
 
     private var ticker: Task<Void, Never>?
     private var reader: Task<Void, Never>?
@@ -136,6 +138,23 @@ public actor Scheduler {
         ticker?.cancel()
         try? await Task.sleep(for: .milliseconds(200))  // let the shutdowns leave
         reader?.cancel()
+    }
+
+    /// Every model's weights and optimizer state at the current version, taken from an
+    /// up-to-date worker (for a checkpoint). Call between steps.
+    public func currentSnapshot() async -> [Wire.Weights] {
+        if let snap = snapshot, snap.version == version { return snap.messages }
+        return await withCheckedContinuation { continuation in
+            snapshotWaiters.append(continuation)
+            dispatch()
+        }
+    }
+
+    /// Continues a run from a checkpoint: the replica version it had and the weights that every
+    /// worker is brought to before its first job (workers join at version 0, so all are stale).
+    public func resume(version: UInt64, weights: [Wire.Weights]) {
+        self.version = version
+        snapshot = (version, weights)
     }
 
     public var liveWorkerCount: Int { workers.keys.filter { isAlive($0) }.count }
@@ -415,9 +434,12 @@ public actor Scheduler {
     private func dispatch() {
         // Stale workers (fallen behind, or new at a later version) take a snapshot first.
         let stale = idleWorkers().filter { workers[$0]!.version != version && !workers[$0]!.syncing }
-        if !stale.isEmpty {
+        if !stale.isEmpty || !snapshotWaiters.isEmpty {
             if let snap = snapshot, snap.version == version {
                 for id in stale { synchronize(id, from: snap.messages) }
+                let waiters = snapshotWaiters
+                snapshotWaiters = []
+                for w in waiters { w.resume(returning: snap.messages) }
             } else if !snapshotRequested, let source = idleWorkers().first(where: { workers[$0]!.version == version }) {
                 snapshotRequested = true
                 snapshotInbox = []

@@ -18,8 +18,17 @@ public struct RunSettings: Codable, Sendable, Equatable {
     public var rewardModel = Optimization(epochs: 3, batchSize: 32, microBatch: 8, learningRate: 5e-4)
     public var rl = RL()
     public var evaluation = Evaluation()
+    public var checkpoint = CheckpointSection()
 
     public init() {}
+
+    public struct CheckpointSection: Codable, Sendable, Equatable {
+        /// A checkpoint every this many optimizer steps (RL: at the next iteration end), and at
+        /// each phase end; 0 writes phase-end checkpoints only.
+        public var everySteps = 200
+        /// How many checkpoints are kept (the newest).
+        public var keep = 3
+    }
 
     public struct Run: Codable, Sendable, Equatable {
         /// Names the run directory (`runs/<name>`).
@@ -241,6 +250,8 @@ extension RunSettings {
             rl.klBeta >= 0 ? nil : ("rl.kl_beta", "must not be negative"),
             fraction("rl.gae_lambda", rl.gaeLambda), fraction("rl.ppo_clip", rl.ppoClip),
             positive("rl.dpo_epochs", rl.dpoEpochs),
+            checkpoint.everySteps >= 0 ? nil : ("checkpoint.every_steps", "must not be negative"),
+            positive("checkpoint.keep", checkpoint.keep),
             rl.dpoLearningRate > 0 ? nil : ("rl.dpo_learning_rate", "must be positive"),
             positive("evaluation.prompts", evaluation.prompts),
         ]

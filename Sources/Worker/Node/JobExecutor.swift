@@ -50,7 +50,7 @@ actor JobExecutor {
         case .weightsRequest:
             return await snapshotMessages()
         case .weights(let w):
-            if let state = Self.modelState(w) { staged.append(state) }
+            if let state = ModelReplica.ModelState(w) { staged.append(state) }
             return []
         default:
             return []
@@ -138,37 +138,6 @@ actor JobExecutor {
             var tensors: [WireTensor] = [.float32(state.values), .int64([Int64(state.optimizerStep)])]
             if let m = state.firstMoment, let v = state.secondMoment { tensors += [.float32(m), .float32(v)] }
             return .weights(.init(model: state.role.wireModel, version: version, tensors: tensors))
-        }
-    }
-
-    static func modelState(_ w: Wire.Weights) -> ModelReplica.ModelState? {
-        guard let role = ModelReplica.Role(w.model), w.tensors.count == 2 || w.tensors.count == 4,
-            case .float32(let values) = w.tensors[0], case .int64(let step) = w.tensors[1], step.count == 1
-        else { return nil }
-        var m: Tensor?, v: Tensor?
-        if w.tensors.count == 4, case .float32(let a) = w.tensors[2], case .float32(let b) = w.tensors[3] {
-            (m, v) = (a, b)
-        }
-        return ModelReplica.ModelState(
-            role: role, values: values, firstMoment: m, secondMoment: v, optimizerStep: Int(step[0]))
-    }
-}
-
-extension ModelReplica.Role {
-    public var wireModel: Wire.Model {
-        switch self {
-        case .policy: .policy
-        case .reference: .reference
-        case .reward: .reward
-        }
-    }
-
-    public init?(_ model: Wire.Model) {
-        switch model {
-        case .policy: self = .policy
-        case .reference: self = .reference
-        case .reward: self = .reward
-        case .value: return nil
         }
     }
 }

@@ -72,7 +72,54 @@ struct CoordinatorCommand: AsyncParsableCommand {
     }
 }
 
-func runCluster(config: ClusterConfig, options: RunOptions, localWorkers: Int, threads: Int) async throws {
+/// `rlaif resume RUN_DIR`: continues a run from its newest checkpoint that verifies, with the
+/// settings saved in it and the local workers they ask for.
+struct Resume: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Continue a run from its newest valid checkpoint (corrupt or partial ones are skipped).")
+
+    @Argument(help: "The run directory.")
+    var runDir: String
+    @Option(help: "Worker processes to start on this host (default: the saved workers.local).")
+    var workers: Int?
+    @Option(help: "Engine threads per local worker.")
+    var threads: Int?
+    @Flag(help: "Print only the summary.")
+    var quiet = false
+
+    func run() async throws {
+        let directory = URL(fileURLWithPath: runDir)
+        let store = CheckpointStore(runDirectory: directory, keep: 1)
+        guard
+            let checkpoint = store.newest(report: {
+                FileHandle.standardError.write(Data("rlaif: \($0)\n".utf8))
+            })
+        else {
+            throw ValidationError("\(store.root.path) holds no checkpoint that verifies; start the run again with `rlaif launch`.")
+        }
+        let settings: RunSettings
+        do { settings = try RunSettings.fromJSON(checkpoint.settings) } catch {
+            throw ValidationError("the checkpoint's settings cannot be read: \(error)")
+        }
+        var config = ClusterConfig.defaults
+        config.settings = settings
+        let count = workers ?? settings.workers.local
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let perWorker = threads ?? (settings.workers.threads > 0 ? settings.workers.threads : max(1, cores / max(count, 1)))
+        if !quiet {
+            print(
+                "rlaif: resuming \(settings.run.name) at \(checkpoint.cursor.phase) (\(checkpoint.cursor.done) done, "
+                    + "\(checkpoint.cursor.version) optimizer steps)")
+        }
+        var options = try RunOptions.parse(quiet ? ["--quiet"] : [])
+        options.runDir = runDir
+        try await runCluster(config: config, options: options, localWorkers: count, threads: perWorker, resume: checkpoint)
+    }
+}
+
+func runCluster(
+    config: ClusterConfig, options: RunOptions, localWorkers: Int, threads: Int, resume: Checkpoint? = nil
+) async throws {
     LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
     var logger = Logger(label: "rlaif.coordinator")
     logger.logLevel = options.quiet ? .error : .warning
@@ -88,7 +135,7 @@ func runCluster(config: ClusterConfig, options: RunOptions, localWorkers: Int, t
         config: config, directory: directory, workerExecutable: executablePath(), quiet: options.quiet, logger: logger)
     let stop = installInterruptHandler(run)
     defer { stop.cancel() }
-    let summary = try await run.run(localWorkers: localWorkers, threadsPerWorker: threads)
+    let summary = try await run.run(localWorkers: localWorkers, threadsPerWorker: threads, resume: resume)
     print(summary.table)
     print("rlaif: summary in \(directory.appendingPathComponent("summary.json").path)")
 }

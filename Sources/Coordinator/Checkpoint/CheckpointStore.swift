@@ -1,0 +1,226 @@
+import Crypto
+import Foundation
+import Models
+import Protocol
+import RLAIF
+import Tensor
+
+/// Where a run stands at a checkpoint: what the driver needs to continue as if it had never stopped.
+public struct RunCursor: Codable, Sendable, Equatable {
+    /// The phase in progress (a `RunDriver.Phase` raw value).
+    public var phase: String
+    /// That phase's work already done: optimizer steps (sft, reward_model, dpo) or iterations (rl).
+    public var done: Int
+    /// The AI preference dataset, once labeled.
+    public var preferences: PreferenceData?
+    public var rewardAccuracyLabeler: Double?
+    public var rewardAccuracyGroundTruth: Double?
+    /// The replica version: optimizer steps applied so far.
+    public var version: UInt64
+    /// metrics.jsonl's length when the checkpoint was taken; a resumed run cuts what came after.
+    public var metricsBytes: UInt64
+    public var weightsChecksum: String
+
+    public struct PreferenceData: Codable, Sendable, Equatable {
+        public var prompts: [String]
+        public var first: [String]
+        public var second: [String]
+        public var labels: [PreferenceLabel]
+    }
+}
+
+/// A checkpoint as written and read: the cursor, the resolved settings, every model's state.
+public struct Checkpoint: Sendable {
+    public var cursor: RunCursor
+    /// The run's resolved settings (JSON), so `rlaif resume` needs no config file.
+    public var settings: String
+    public var weights: [Wire.Weights]
+
+    public init(cursor: RunCursor, settings: String, weights: [Wire.Weights]) {
+        self.cursor = cursor
+        self.settings = settings
+        self.weights = weights
+    }
+}
+
+public struct CheckpointError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public var description: String { message }
+}
+
+/// The checkpoints of a run, in `RUN_DIR/checkpoints/ckpt-NNNNNN` (numbered in the order written).
+/// Each is written to a temporary directory, fsynced and renamed into place, so a checkpoint is
+/// either whole or absent; `manifest.json` holds the SHA-256 of every other file and is written
+/// last. Only the newest `keep` are kept, and older ones are removed only after a new one is whole.
+public struct CheckpointStore: Sendable {
+    public let root: URL
+    public let keep: Int
+
+    public init(runDirectory: URL, keep: Int) {
+        root = runDirectory.appendingPathComponent("checkpoints")
+        self.keep = max(1, keep)
+    }
+
+    static let weightsFile = "weights.safetensors"
+    static let stateFile = "state.json"
+    static let manifestFile = "manifest.json"
+
+    struct State: Codable {
+        struct Model: Codable {
+            var model: UInt8
+            var optimizerStep: Int64
+            var moments: Bool
+        }
+        var format = 1
+        var cursor: RunCursor
+        var settings: String
+        var models: [Model]
+    }
+
+    struct Manifest: Codable {
+        var format = 1
+        var files: [String: String]
+    }
+
+    /// The checkpoint directories, oldest first.
+    func directories() -> [URL] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
+        return names.filter { $0.hasPrefix("ckpt-") }.sorted().map { root.appendingPathComponent($0) }
+    }
+
+    // MARK: Writing
+
+    /// Writes `checkpoint` and prunes old ones; returns its directory.
+    @discardableResult
+    public func write(_ checkpoint: Checkpoint) throws(CheckpointError) -> URL {
+        let existing = directories()
+        let number = (existing.last.flatMap { Int($0.lastPathComponent.dropFirst(5)) } ?? 0) + 1
+        let name = String(format: "ckpt-%06d", number)
+        let final = root.appendingPathComponent(name)
+        let temporary = root.appendingPathComponent(".\(name).partial")
+        let fm = FileManager.default
+        do {
+            try fm.createDirectory(at: root, withIntermediateDirectories: true)
+            try? fm.removeItem(at: temporary)
+            try fm.createDirectory(at: temporary, withIntermediateDirectories: false)
+
+            var tensors: [(String, Tensor)] = []
+            var models: [State.Model] = []
+            for w in checkpoint.weights {
+                guard case .float32(let values)? = w.tensors.first, w.tensors.count >= 2,
+                    case .int64(let step) = w.tensors[1], step.count == 1
+                else { throw CheckpointError(message: "a snapshot of \(w.model) is not a model state") }
+                let key = "\(w.model)"
+                tensors.append(("\(key).values", values))
+                var moments = false
+                if w.tensors.count == 4, case .float32(let m) = w.tensors[2], case .float32(let v) = w.tensors[3] {
+                    tensors += [("\(key).first_moment", m), ("\(key).second_moment", v)]
+                    moments = true
+                }
+                models.append(.init(model: w.model.rawValue, optimizerStep: step[0], moments: moments))
+            }
+            try SafeTensors.write(
+                tensors, metadata: ["format": "rlaif-checkpoint"], to: temporary.appendingPathComponent(Self.weightsFile))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            try encoder.encode(State(cursor: checkpoint.cursor, settings: checkpoint.settings, models: models))
+                .write(to: temporary.appendingPathComponent(Self.stateFile))
+            var digests: [String: String] = [:]
+            for file in [Self.weightsFile, Self.stateFile] {
+                let url = temporary.appendingPathComponent(file)
+                try Self.sync(url)
+                digests[file] = try Self.sha256(url)
+            }
+            try encoder.encode(Manifest(files: digests)).write(to: temporary.appendingPathComponent(Self.manifestFile))
+            try Self.sync(temporary.appendingPathComponent(Self.manifestFile))
+            try Self.sync(temporary)
+            try fm.moveItem(at: temporary, to: final)
+            try Self.sync(root)
+        } catch {
+            try? fm.removeItem(at: temporary)
+            let why = (error as? CheckpointError)?.message ?? (error as NSError).localizedDescription
+            throw CheckpointError(
+                message: "cannot write checkpoint \(name) in \(root.path): \(why); the previous checkpoints are untouched")
+        }
+        for old in (existing + [final]).dropLast(keep) { try? fm.removeItem(at: old) }
+        return final
+    }
+
+    static func sync(_ url: URL) throws {
+        let fd = open(url.path, O_RDONLY)
+        guard fd >= 0 else { throw CheckpointError(message: "cannot open \(url.lastPathComponent) to sync it") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else {
+            throw CheckpointError(message: "fsync of \(url.lastPathComponent) failed (\(String(describing: strerror(errno))))")
+        }
+    }
+
+    static func sha256(_ url: URL) throws -> String {
+        let data = try Data(contentsOf: url, options: .alwaysMapped)
+        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+
+    // MARK: Reading
+
+    /// The newest checkpoint that verifies; each one skipped is reported by file name and reason.
+    public func newest(report: (String) -> Void) -> Checkpoint? {
+        for dir in directories().reversed() {
+            do {
+                return try Self.read(dir)
+            } catch {
+                report("checkpoint \(dir.lastPathComponent) skipped: \(error.message)")
+            }
+        }
+        return nil
+    }
+
+    /// Reads and verifies one checkpoint directory.
+    public static func read(_ dir: URL) throws(CheckpointError) -> Checkpoint {
+        let decoder = JSONDecoder()
+        let manifest: Manifest
+        do {
+            manifest = try decoder.decode(Manifest.self, from: Data(contentsOf: dir.appendingPathComponent(manifestFile)))
+        } catch {
+            throw CheckpointError(message: "\(manifestFile) is missing or unreadable (a partial write?)")
+        }
+        for file in [weightsFile, stateFile] {
+            guard let expected = manifest.files[file] else {
+                throw CheckpointError(message: "\(manifestFile) does not list \(file)")
+            }
+            let actual: String
+            do { actual = try sha256(dir.appendingPathComponent(file)) } catch {
+                throw CheckpointError(message: "\(file) is missing or unreadable")
+            }
+            guard actual == expected else {
+                throw CheckpointError(message: "\(file) does not match its SHA-256 in \(manifestFile) (corrupt)")
+            }
+        }
+        let state: State
+        do { state = try decoder.decode(State.self, from: Data(contentsOf: dir.appendingPathComponent(stateFile))) } catch {
+            throw CheckpointError(message: "\(stateFile) cannot be read: \(error)")
+        }
+        let file: SafeTensors
+        do { file = try SafeTensors.read(dir.appendingPathComponent(weightsFile)) } catch {
+            throw CheckpointError(message: "\(weightsFile): \(error.description)")
+        }
+        var weights: [Wire.Weights] = []
+        for m in state.models {
+            guard let model = Wire.Model(rawValue: m.model) else {
+                throw CheckpointError(message: "\(stateFile) names an unknown model \(m.model)")
+            }
+            do {
+                var tensors: [WireTensor] = [.float32(try file.float32("\(model).values")), .int64([m.optimizerStep])]
+                if m.moments {
+                    tensors += [
+                        .float32(try file.float32("\(model).first_moment")),
+                        .float32(try file.float32("\(model).second_moment")),
+                    ]
+                }
+                weights.append(Wire.Weights(model: model, version: state.cursor.version, tensors: tensors))
+            } catch {
+                throw CheckpointError(message: "\(weightsFile): \(error.description)")
+            }
+        }
+        return Checkpoint(cursor: state.cursor, settings: state.settings, weights: weights)
+    }
+}

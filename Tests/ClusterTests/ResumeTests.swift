@@ -1,0 +1,74 @@
+import Foundation
+import Testing
+
+/// `kill -9` of the coordinator and all its workers at points in every phase, each time followed
+/// by `rlaif resume`: the run ends with the uninterrupted run's weights, and metrics.jsonl holds
+/// every step once.
+@Suite(.serialized) struct ResumeTests {
+    typealias Run = ClusterRunTests
+
+    /// SIGKILL to a `launch`/`resume` process and the local workers it started (named local-N-PID).
+    static func killCluster(_ p: Process) {
+        let pid = p.processIdentifier
+        kill(pid, SIGKILL)
+        let procs = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for entry in procs {
+            guard let child = Int32(entry),
+                let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
+            else { continue }
+            let args = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            if args.contains(where: { $0.hasPrefix("local-") && $0.hasSuffix("-\(pid)") }) { kill(child, SIGKILL) }
+        }
+        p.waitUntilExit()
+    }
+
+    /// Counts of `metrics` lines per phase, and phase events seen.
+    static func progress(_ dir: URL) -> (steps: [String: Int], phases: Set<String>) {
+        var steps: [String: Int] = [:]
+        var phases = Set<String>()
+        for e in Run.events(dir) {
+            if e["event"] as? String == "metrics", let p = e["phase"] as? String { steps[p, default: 0] += 1 }
+            if e["event"] as? String == "phase", let p = e["phase"] as? String { phases.insert(p) }
+        }
+        return (steps, phases)
+    }
+
+    @Test func killedInEveryPhase_andResumed_endsWithTheUninterruptedWeights() throws {
+        let overrides = ["--set", "checkpoint.every_steps=6"]
+        let reference = try Run.launch(workers: 2, extra: overrides)
+        let dir = try Run.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // Each point: the state of metrics.jsonl at which everything is killed.
+        typealias Progress = (steps: [String: Int], phases: Set<String>)
+        let points: [(name: String, reached: (Progress) -> Bool)] = [
+            ("sft, after 9 of 18 steps", { $0.steps["sft", default: 0] >= 9 }),
+            ("labeling", { $0.phases.contains("labeling") }),
+            ("reward model, after 20 steps", { $0.steps["reward", default: 0] >= 20 }),
+            ("rl, after 5 iterations", { $0.steps["rl", default: 0] >= 5 }),
+            ("rl, after 17 iterations", { $0.steps["rl", default: 0] >= 17 }),
+            ("evaluation", { $0.phases.contains("evaluation") }),
+        ]
+        var process = try Run.start(
+            ["launch", Run.quick, "--run-dir", dir.path, "--quiet"] + overrides, log: dir.appendingPathComponent("run-0.log"))
+        for (i, point) in points.enumerated() {
+            let deadline = Date().addingTimeInterval(240)
+            var reached = false
+            while !reached && process.isRunning && Date() < deadline {
+                usleep(20_000)
+                reached = point.reached(Self.progress(dir))
+            }
+            #expect(reached, "never reached \(point.name)")
+            Self.killCluster(process)
+            process = try Run.start(
+                ["resume", dir.path, "--quiet"], log: dir.appendingPathComponent("run-\(i + 1).log"))
+        }
+        #expect(Run.wait(process, seconds: 240), "the last resume did not finish")
+        let log = (try? String(contentsOf: dir.appendingPathComponent("run-\(points.count).log"), encoding: .utf8)) ?? ""
+        #expect(process.terminationStatus == 0, "resume failed: \(log)")
+        #expect(try Run.summary(dir)["weights_checksum"] as? String == reference.checksum)
+        // Every step logged once, as in the uninterrupted run.
+        #expect(Self.progress(dir).steps == reference.steps)
+        let resumed = Run.events(dir).filter { $0["event"] as? String == "resumed" }
+        #expect(!resumed.isEmpty)  // a later resume cuts the log back to its checkpoint, and earlier marks with it
+    }
+}
