@@ -41,9 +41,12 @@ import Testing
         // Each point: the state of metrics.jsonl at which everything is killed.
         typealias Progress = (steps: [String: Int], phases: Set<String>)
         let points: [(name: String, reached: (Progress) -> Bool)] = [
+            ("sft, after 2 steps (before the first checkpoint: the run starts over)", { $0.steps["sft", default: 0] >= 2 }),
             ("sft, after 9 of 18 steps", { $0.steps["sft", default: 0] >= 9 }),
+            ("sft, after 15 of 18 steps", { $0.steps["sft", default: 0] >= 15 }),
             ("labeling", { $0.phases.contains("labeling") }),
             ("reward model, after 20 steps", { $0.steps["reward", default: 0] >= 20 }),
+            ("reward model, after 45 of 52 steps", { $0.steps["reward", default: 0] >= 45 }),
             ("rl, after 5 iterations", { $0.steps["rl", default: 0] >= 5 }),
             ("rl, after 17 iterations", { $0.steps["rl", default: 0] >= 17 }),
             ("evaluation", { $0.phases.contains("evaluation") }),

@@ -16,6 +16,8 @@ public final class ClusterRun: @unchecked Sendable {
     private var active: (scheduler: Scheduler, events: EventLog)?
     private let lock = NSLock()
 
+    public static let settingsFile = "settings.json"
+
     public init(config: ClusterConfig, directory: URL, workerExecutable: String, quiet: Bool = false, logger: Logger) {
         self.config = config
         self.directory = directory
@@ -37,6 +39,8 @@ public final class ClusterRun: @unchecked Sendable {
         defer { endpoint.close() }
         let advertised = settings.coordinator.advertise.isEmpty ? endpoint.address : settings.coordinator.advertise
         try writeCoordinatorFile(address: advertised)
+        // The resolved settings, so `rlaif resume` can start over when no checkpoint was written yet.
+        try Data(settings.json().utf8).write(to: directory.appendingPathComponent(Self.settingsFile), options: .atomic)
         events.write(["event": "run_started", "name": settings.run.name, "seed": "\(settings.run.seed)", "coordinator": advertised])
         if !quiet { print("rlaif: coordinator listening on \(advertised)") }
 

@@ -90,23 +90,31 @@ struct Resume: AsyncParsableCommand {
     func run() async throws {
         let directory = URL(fileURLWithPath: runDir)
         let store = CheckpointStore(runDirectory: directory, keep: 1)
-        guard
-            let checkpoint = store.newest(report: {
-                FileHandle.standardError.write(Data("rlaif: \($0)\n".utf8))
-            })
-        else {
-            throw ValidationError("\(store.root.path) holds no checkpoint that verifies; start the run again with `rlaif launch`.")
+        let checkpoint = store.newest(report: { FileHandle.standardError.write(Data("rlaif: \($0)\n".utf8)) })
+        // Without a checkpoint (stopped before its first), the run starts over from its saved settings.
+        let savedSettings: String
+        if let checkpoint {
+            savedSettings = checkpoint.settings
+        } else if let saved = try? String(
+            contentsOf: directory.appendingPathComponent(ClusterRun.settingsFile), encoding: .utf8)
+        {
+            savedSettings = saved
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent("metrics.jsonl"))
+            if !quiet { print("rlaif: no checkpoint verifies in \(store.root.path); starting the run over") }
+        } else {
+            throw ValidationError(
+                "\(directory.path) holds no checkpoint and no \(ClusterRun.settingsFile): is it a run directory? Start a run with `rlaif launch`.")
         }
         let settings: RunSettings
-        do { settings = try RunSettings.fromJSON(checkpoint.settings) } catch {
-            throw ValidationError("the checkpoint's settings cannot be read: \(error)")
+        do { settings = try RunSettings.fromJSON(savedSettings) } catch {
+            throw ValidationError("the saved settings cannot be read: \(error)")
         }
         var config = ClusterConfig.defaults
         config.settings = settings
         let count = workers ?? settings.workers.local
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let perWorker = threads ?? (settings.workers.threads > 0 ? settings.workers.threads : max(1, cores / max(count, 1)))
-        if !quiet {
+        if !quiet, let checkpoint {
             print(
                 "rlaif: resuming \(settings.run.name) at \(checkpoint.cursor.phase) (\(checkpoint.cursor.done) done, "
                     + "\(checkpoint.cursor.version) optimizer steps)")
