@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Three "hosts" on one machine: network namespaces joined by a bridge, each with its own address.
@@ -119,5 +120,31 @@ import Testing
             #expect(ring.hasPrefix("tcp://\(network.address(i)):"), "host\(i) advertised \(ring)")
         }
         #expect(try Run.summary(dir)["weights_checksum"] as? String == reference)
+
+        // `rlaif launch` in the first namespace starts one local worker and, through an ssh
+        // stand-in that enters a namespace, one worker on each of the other two hosts.
+        let sshDir = try Run.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: sshDir) }
+        let ssh = Fixtures.directory.appendingPathComponent("netns_ssh.sh").path
+        let launch = try inNamespace(
+            network.namespaces[0],
+            [
+                "launch", Run.quick, "--run-dir", sshDir.path, "--quiet", "--workers", "1",
+                "--set", "coordinator.bind=tcp://\(network.address(0)):0", "--set", "workers.ring_bind=tcp://0.0.0.0:0",
+                "--set", "workers.ssh=[\(network.namespaces[1]):1, \(network.namespaces[2])]",
+                "--set", "workers.ssh_command=\(ssh)", "--set", "workers.remote_rlaif=\(Run.binary)",
+            ],
+            log: "launch-ssh.log")
+        defer { if launch.isRunning { kill(launch.processIdentifier, SIGKILL) } }
+        #expect(Run.wait(launch, seconds: 300), "the launch with remote workers did not finish")
+        let launchLog = (try? String(contentsOf: dir.appendingPathComponent("launch-ssh.log"), encoding: .utf8)) ?? ""
+        #expect(launch.terminationStatus == 0, "launch: \(launchLog)")
+        let sshJoined = Run.events(sshDir).filter { $0["event"] as? String == "worker_joined" }
+        #expect(sshJoined.count == 3)
+        for i in [1, 2] {
+            let ring = sshJoined.first { ($0["name"] as? String ?? "").hasPrefix("ssh-\(network.namespaces[i])-0-") }?["ring"]
+            #expect((ring as? String ?? "").hasPrefix("tcp://\(network.address(i)):"), "host \(i) ring \(String(describing: ring))")
+        }
+        #expect(try Run.summary(sshDir)["weights_checksum"] as? String == reference)
     }
 }

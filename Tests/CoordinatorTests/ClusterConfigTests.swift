@@ -138,12 +138,28 @@ import Protocol
         #expect(throws: ConfigError.self) { try ClusterConfig.parse(yaml: "", overrides: ["rl.iteration=5"]) }
     }
 
-    @Test func plannedChoices_areRefusedNotReplaced() {
+    @Test func sshWorkers_needReadableEntries_andAddressesOtherHostsCanReach() throws {
         #expect(
             throws: ConfigError(
                 file: "cluster.yaml", line: 2, key: "workers.ssh",
-                message: "is not available in this build yet; start remote workers with `rlaif worker --connect`")
-        ) { try ClusterConfig.parse(yaml: "workers:\n  ssh: [\"me@host:2\"]\n") }
+                message: "has \"me@host:x\"; write host, user@host or user@host:count")
+        ) { try ClusterConfig.parse(yaml: "workers:\n  ssh: [\"me@host:x\"]\n") }
+        #expect(throws: ConfigError.self) {  // the default bind is loopback
+            try ClusterConfig.parse(yaml: "workers:\n  ssh: [\"me@host:2\"]\n")
+        }
+        let open = "coordinator:\n  bind: tcp://0.0.0.0:5555\n  advertise: tcp://10.0.0.1:5555\n"
+        #expect(
+            throws: ConfigError(
+                file: "cluster.yaml", line: 6, key: "workers.ring_bind",
+                message:
+                    "is tcp://127.0.0.1:0, which remote workers cannot reach; use tcp://0.0.0.0:0 when local and remote workers share a run"
+            )
+        ) { try ClusterConfig.parse(yaml: open + "workers:\n  ssh: [a]\n  ring_bind: tcp://127.0.0.1:0\n") }
+        let c = try ClusterConfig.parse(yaml: open + "workers:\n  local: 0\n  ssh: [\"me@gpu-1:2\", gpu-2]\n")
+        #expect(
+            try c.settings.workers.remoteHosts().get() == [
+                .init(destination: "me@gpu-1", count: 2), .init(destination: "gpu-2", count: 1),
+            ])
     }
 
     @Test func labelerKinds_needTheirKeys() {

@@ -61,7 +61,11 @@ public final class ClusterRun: @unchecked Sendable {
         await scheduler.start()
         for i in 0..<localWorkers { try startWorker(index: i, coordinator: advertised, threads: threadsPerWorker) }
         defer { stopChildren() }
-        let wanted = max(1, localWorkers)
+        let remote = (try? settings.workers.remoteHosts().get()) ?? []
+        for host in remote {
+            for i in 0..<host.count { try startRemoteWorker(on: host.destination, index: i, coordinator: advertised) }
+        }
+        let wanted = max(1, localWorkers + remote.reduce(0) { $0 + $1.count })
         guard await scheduler.waitForWorkers(wanted, timeout: .seconds(120)) else {
             await scheduler.shutdown(reason: "run aborted")
             throw RunError(message: "fewer than \(wanted) workers registered within 120 s")
@@ -113,6 +117,32 @@ public final class ClusterRun: @unchecked Sendable {
         p.standardError = handle
         try p.run()
         lock.withLock { children.append(p) }
+    }
+
+    /// A worker on another host: `<workers.ssh_command> <destination> <workers.remote_rlaif> worker …`,
+    /// its output in `ssh-<destination>-<index>.log`. The remote worker leaves when the coordinator
+    /// shuts the run down (or stops hearing from it).
+    private func startRemoteWorker(on destination: String, index: Int, coordinator: String) throws {
+        let w = config.settings.workers
+        var command = [w.remoteRlaif, "worker", "--connect", coordinator, "--name", "ssh-\(destination)-\(index)-\(getpid())"]
+        if w.threads > 0 { command += ["--threads", "\(w.threads)"] }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        // The ssh command is the user's, as written (options included); the rest is quoted.
+        p.arguments = ["-c", w.sshCommand + " " + ([destination] + command).map(Self.shellQuoted).joined(separator: " ")]
+        let safe = destination.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_" }
+        let log = directory.appendingPathComponent("ssh-\(String(safe))-\(index).log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        p.standardOutput = handle
+        p.standardError = handle
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        lock.withLock { children.append(p) }
+    }
+
+    static func shellQuoted(_ word: String) -> String {
+        "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
     private func waitForChildren(timeout: TimeInterval) {

@@ -64,8 +64,48 @@ public struct RunSettings: Codable, Sendable, Equatable {
         public var threads = 0
         /// The address a worker's all-reduce listener binds ("tcp://HOST:0"); peers connect to it.
         public var ringBind = "tcp://127.0.0.1:0"
-        /// Remote hosts started over ssh, each as "user@host:count".
+        /// Remote hosts `rlaif launch` starts workers on over ssh: "host", "user@host" or
+        /// "user@host:count" (workers on that host, default 1).
         public var ssh: [String] = []
+        /// The command that runs a command on a host: `<ssh_command> <host> <command…>`.
+        public var sshCommand = "ssh -o BatchMode=yes"
+        /// The rlaif executable on the remote hosts.
+        public var remoteRlaif = "rlaif"
+
+        /// One `ssh` entry: where, and how many workers.
+        public struct RemoteHost: Sendable, Equatable {
+            public var destination: String
+            public var count: Int
+            public init(destination: String, count: Int) {
+                self.destination = destination
+                self.count = count
+            }
+        }
+
+        /// The `ssh` entries, or the first one that cannot be read.
+        public func remoteHosts() -> Result<[RemoteHost], RemoteHostError> {
+            var hosts: [RemoteHost] = []
+            for entry in ssh {
+                var destination = Substring(entry), count = 1
+                if let colon = entry.lastIndex(of: ":") {
+                    guard let n = Int(entry[entry.index(after: colon)...]), n >= 1 else {
+                        return .failure(RemoteHostError(entry: entry))
+                    }
+                    destination = entry[..<colon]
+                    count = n
+                }
+                let host = destination.split(separator: "@", omittingEmptySubsequences: false).last ?? ""
+                guard !host.isEmpty, !destination.contains(where: \.isWhitespace),
+                    destination.filter({ $0 == "@" }).count <= 1
+                else { return .failure(RemoteHostError(entry: entry)) }
+                hosts.append(RemoteHost(destination: String(destination), count: count))
+            }
+            return .success(hosts)
+        }
+
+        public struct RemoteHostError: Error, Sendable {
+            public let entry: String
+        }
     }
 
     public struct TaskSection: Codable, Sendable, Equatable {
@@ -183,6 +223,31 @@ public struct RunSettings: Codable, Sendable, Equatable {
 }
 
 extension RunSettings {
+    /// Remote workers need readable entries and addresses they can reach.
+    func sshViolation() -> (String, String)? {
+        guard !workers.ssh.isEmpty else { return nil }
+        if case .failure(let e) = workers.remoteHosts() {
+            return ("workers.ssh", "has \"\(e.entry)\"; write host, user@host or user@host:count")
+        }
+        func loopback(_ endpoint: String) -> Bool {
+            endpoint.contains("://127.") || endpoint.contains("://localhost") || endpoint.contains("://[::1]")
+        }
+        if coordinator.advertise.isEmpty && loopback(coordinator.bind) {
+            return (
+                "coordinator.bind",
+                "is \(coordinator.bind), which workers on other hosts cannot reach; bind tcp://0.0.0.0:PORT "
+                    + "(or this host's address) and set coordinator.advertise to an address they can reach"
+            )
+        }
+        if workers.local > 0 && loopback(workers.ringBind) {
+            return (
+                "workers.ring_bind",
+                "is \(workers.ringBind), which remote workers cannot reach; use tcp://0.0.0.0:0 when local and remote workers share a run"
+            )
+        }
+        return nil
+    }
+
     /// A constraint the values break, as (dotted key, what is wrong); nil when all hold.
     public func violation() -> (key: String, message: String)? {
         func positive(_ key: String, _ v: Int) -> (String, String)? { v >= 1 ? nil : (key, "must be at least 1, got \(v)") }
@@ -214,9 +279,7 @@ extension RunSettings {
                 ? ("labeler.command", "is required by labeler.kind command") : nil,
             ["ppo", "policy_gradient"].contains(rl.algorithm)
                 ? nil : ("rl.algorithm", "must be ppo or policy_gradient, got \"\(rl.algorithm)\""),
-            workers.ssh.isEmpty
-                ? nil
-                : ("workers.ssh", "is not available in this build yet; start remote workers with `rlaif worker --connect`"),
+            sshViolation(),
             workers.local >= 0 ? nil : ("workers.local", "must not be negative"),
             workers.threads >= 0 ? nil : ("workers.threads", "must not be negative"),
             positive("coordinator.heartbeat_interval_ms", coordinator.heartbeatIntervalMs),
