@@ -44,6 +44,7 @@ import Testing
             ("sft, after 2 steps (before the first checkpoint: the run starts over)", { $0.steps["sft", default: 0] >= 2 }),
             ("sft, after 9 of 18 steps", { $0.steps["sft", default: 0] >= 9 }),
             ("sft, after 15 of 18 steps", { $0.steps["sft", default: 0] >= 15 }),
+            ("rollout of the preference pairs", { $0.phases.contains("rollout") }),
             ("labeling", { $0.phases.contains("labeling") }),
             ("reward model, after 20 steps", { $0.steps["reward", default: 0] >= 20 }),
             ("reward model, after 45 of 52 steps", { $0.steps["reward", default: 0] >= 45 }),
