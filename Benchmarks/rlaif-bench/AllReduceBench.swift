@@ -38,7 +38,7 @@ struct AllReduceBench: AsyncParsableCommand {
                                 var sum = ExactSum(count: count)
                                 try sum.add(gradients[r])
                                 let ring = RingAllReduce(rank: r, size: n, step: UInt64(step), epoch: 1)
-                                _ = try await ring.run(sum, next: senders[r], mailbox: mailboxes[r]).value()
+                                _ = try await ring.run(consume sum, next: senders[r], mailbox: mailboxes[r]).value()
                             }
                         }
                         try await group.waitForAll()

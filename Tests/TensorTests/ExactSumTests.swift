@@ -71,4 +71,19 @@ import Testing
         }
         #expect(total == before)
     }
+
+    @Test func addingUnits_thatOverflowAnywhere_addsNothing_andNamesTheFirstElement() throws {
+        var total = ExactSum(count: 6, fractionBits: 40)
+        try total.add(units: [1, 2, 3, 4, 5, 6], at: 0)
+        try total.add(units: [.max - 10, -7], at: 3)
+        #expect(total.units == [1, 2, 3, .max - 6, -2, 6])
+        let before = total
+        // Element 4 would wrap below Int64.min, element 3 above Int64.max: the first is named.
+        #expect(throws: ExactSum.Overflow(index: 3, value: Double(Int64.max - 6) + 7)) {
+            try total.add(units: [0, 7, .min], at: 2)
+        }
+        #expect(total == before)
+        try total.add(units: [0, 6, -3], at: 2)  // up to the edge is fine
+        #expect(total.units == [1, 2, 3, .max, -5, 6])
+    }
 }

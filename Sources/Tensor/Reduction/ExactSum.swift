@@ -88,15 +88,18 @@ public struct ExactSum: Sendable, Equatable {
         let failure: Overflow? = units.withUnsafeMutableBufferPointer { all in
             chunk.withUnsafeBufferPointer { c in
                 let u = UnsafeMutableBufferPointer(rebasing: all[offset..<(offset + c.count)])
+                // Branch-free, so it vectorizes: a wrapping add overflowed iff both operands have
+                // the sign the result lacks. Rare overflow is found afterwards and undone exactly.
+                var signs: Int64 = 0
                 for i in 0..<c.count {
-                    let (s, overflow) = u[i].addingReportingOverflow(c[i])
-                    if overflow {
-                        Self.rollBack(u, upTo: i, { c[$0] })
-                        return Overflow(index: offset + i, value: Double(u[i]) + Double(c[i]))
-                    }
+                    let s = u[i] &+ c[i]
+                    signs |= (u[i] ^ s) & (c[i] ^ s)
                     u[i] = s
                 }
-                return nil
+                guard signs < 0 else { return nil }
+                for j in 0..<c.count { u[j] &-= c[j] }
+                let i = (0..<c.count).first { u[$0].addingReportingOverflow(c[$0]).overflow }!
+                return Overflow(index: offset + i, value: Double(u[i]) + Double(c[i]))
             }
         }
         if let failure { throw failure }

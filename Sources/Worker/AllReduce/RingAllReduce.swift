@@ -34,8 +34,8 @@ public struct RingAllReduce: Sendable {
 
     /// Reduces `sum` with the other ranks: `next` sends to the successor, `mailbox` holds what the
     /// predecessor sent. Returns the total, identical on every rank.
-    public func run(_ sum: ExactSum, next: Endpoint, mailbox: ChunkMailbox) async throws -> ExactSum {
-        var total = sum
+    public func run(_ sum: consuming ExactSum, next: Endpoint, mailbox: ChunkMailbox) async throws -> ExactSum {
+        var total = consume sum  // owned: adding into it must not copy the caller's buffer
         guard size > 1 else { return total }
         let n = total.units.count
         func mod(_ x: Int) -> Int { ((x % size) + size) % size }

@@ -118,7 +118,8 @@ actor JobExecutor {
             rank: ringSpec.rank, size: ringSpec.size, step: a.step, epoch: ringSpec.epoch,
             chunkTimeout: .milliseconds(ringSpec.timeoutMs))
         let next = ringSpec.size > 1 ? try ring.successor(ringSpec.next) : nil
-        let total = next == nil ? sum : try await reduction.run(sum, next: next!, mailbox: ring.mailbox)
+        let total: ExactSum
+        if let next { total = try await reduction.run(consume sum, next: next, mailbox: ring.mailbox) } else { total = sum }
         let (norm, metrics) = await Engine.shared.run {
             replica.apply(
                 total, objective: objective, learningRate: Float(spec.learningRate), clipNorm: Float(spec.clipNorm))
