@@ -71,7 +71,7 @@ let package = Package(
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "Tensor", "CZeroMQ"]),
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "Protocol", "Tensor"]),
         .testTarget(name: "CLITests", dependencies: ["Models", "Tensor"]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Protocol", "RLAIF", "Tensor"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Protocol", "RLAIF", "Tensor", "TestSupport"]),
         // What several test targets start: the stand-in chat-completions server.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "RLAIFTests", dependencies: ["RLAIF", "Models", "Tensor", "TestSupport"]),

@@ -20,10 +20,14 @@ import Testing
         return dir
     }
 
-    static func start(_ arguments: [String], log: URL, environment: [String: String] = [:]) throws -> Process {
+    /// Starts the `rlaif` binary with `arguments`, output to `log`; `launcher` runs it through
+    /// another command (e.g. `ip netns exec NS`).
+    static func start(
+        _ arguments: [String], log: URL, environment: [String: String] = [:], launcher: [String] = []
+    ) throws -> Process {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = arguments
+        p.executableURL = URL(fileURLWithPath: launcher.first ?? binary)
+        p.arguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [binary] + arguments
         if !environment.isEmpty {
             p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
@@ -43,6 +47,24 @@ import Testing
             return false
         }
         return true
+    }
+
+    /// The address a coordinator writes to `coordinator.json` in its run directory (nil: none within 10 s).
+    static func coordinatorAddress(_ dir: URL) -> String? {
+        for _ in 0..<200 {
+            if let data = try? Data(contentsOf: dir.appendingPathComponent("coordinator.json")),
+                let o = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let address = o["address"] as? String
+            {
+                return address
+            }
+            usleep(50_000)
+        }
+        return nil
+    }
+
+    /// `win_rate_vs_sft.<judge>` of a summary (−1 when absent).
+    static func winRate(_ summary: [String: Any], _ judge: String) -> Double {
+        (summary["win_rate_vs_sft"] as? [String: Any])?[judge] as? Double ?? -1
     }
 
     static func summary(_ dir: URL) throws -> [String: Any] {
@@ -94,7 +116,7 @@ import Testing
         }
         #expect(one.summary["kl_to_sft"] is Double)
         // The test-sized run already improves on SFT as judged by the ground truth.
-        let truth = (one.summary["win_rate_vs_sft"] as? [String: Any])?["ground_truth"] as? Double ?? 0
+        let truth = Self.winRate(one.summary, "ground_truth")
         #expect(truth > 0.6, "RLAIF's ground-truth win rate against SFT: \(truth)")
     }
 
@@ -107,16 +129,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let coordinator = try Self.start(
             ["coordinator", Self.quick, "--run-dir", dir.path, "--quiet"], log: dir.appendingPathComponent("c.log"))
-        var address: String?
-        for _ in 0..<200 where address == nil {
-            usleep(50_000)
-            if let data = try? Data(contentsOf: dir.appendingPathComponent("coordinator.json")),
-                let o = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-            {
-                address = o["address"] as? String
-            }
-        }
-        let endpoint = try #require(address)
+        let endpoint = try #require(Self.coordinatorAddress(dir))
         func worker(_ name: String) throws -> Process {
             try Self.start(
                 ["worker", "--connect", endpoint, "--threads", "1", "--name", name],

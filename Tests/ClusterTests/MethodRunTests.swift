@@ -17,10 +17,6 @@ import Testing
         return (dir, finished && p.terminationStatus == 0)
     }
 
-    static func winRate(_ summary: [String: Any], _ judge: String) -> Double {
-        (summary["win_rate_vs_sft"] as? [String: Any])?[judge] as? Double ?? -1
-    }
-
     @Test(arguments: ["direct", "dpo"])
     func method_beatsSFT_onGroundTruth(_ method: String) throws {
         let run = try Self.launch(["run.method=\(method)"])
@@ -28,7 +24,7 @@ import Testing
         #expect(run.ok, "\(method) run failed: \((try? String(contentsOf: run.dir.appendingPathComponent("launch.log"), encoding: .utf8)) ?? "")")
         let summary = try Run.summary(run.dir)
         #expect(summary["method"] as? String == method)
-        let truth = Self.winRate(summary, "ground_truth")
+        let truth = Run.winRate(summary, "ground_truth")
         #expect(truth > 0.6, "\(method): ground-truth win rate \(truth) against SFT")
         // The final policy is exported for transformers; these methods train no reward model.
         let models = run.dir.appendingPathComponent("models")
@@ -57,7 +53,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: run.dir) }
         #expect(run.ok, "openai run failed: \((try? String(contentsOf: run.dir.appendingPathComponent("launch.log"), encoding: .utf8)) ?? "")")
         let summary = try Run.summary(run.dir)
-        #expect(Self.winRate(summary, "ground_truth") > 0.6)
+        #expect(Run.winRate(summary, "ground_truth") > 0.6)
         let reward = run.dir.appendingPathComponent("models/reward/config.json")
         let config = try JSONSerialization.jsonObject(with: Data(contentsOf: reward)) as? [String: Any]
         #expect((config?["architectures"] as? [String]) == ["GPT2ForSequenceClassification"])
@@ -126,7 +122,7 @@ import Testing
         #expect((summary["win_rate_vs_sft"] as? [String: Any])?["ground_truth"] == nil)
         #expect((summary["labeler_alignment"] as? [String: Any])?["debiased"] == nil)
         // The policy was optimized for this labeler's preferences, and the labeler sees it.
-        #expect(Self.winRate(summary, "labeler") > 0.5)
+        #expect(Run.winRate(summary, "labeler") > 0.5)
         // Evaluation used the last 64 prompts of the file, held out from training.
         let evaluated = try String(contentsOf: run.dir.appendingPathComponent("evaluation.jsonl"), encoding: .utf8)
             .split(separator: "\n").compactMap {

@@ -10,18 +10,7 @@ import Testing
 
     /// Runs `ip` with `arguments`; the combined output when it fails.
     @discardableResult
-    static func ip(_ arguments: [String]) -> String? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        p.arguments = arguments
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        guard (try? p.run()) != nil else { return "ip could not start" }
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return p.terminationStatus == 0 ? nil : text
-    }
+    static func ip(_ arguments: [String]) -> String? { runCommand(["/usr/sbin/ip"] + arguments) }
 
     static let namespacesAvailable: Bool = {
         guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") else { return false }
@@ -77,31 +66,14 @@ import Testing
         let dir = try Run.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         func inNamespace(_ ns: String, _ arguments: [String], log: String) throws -> Process {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-            p.arguments = ["netns", "exec", ns, Run.binary] + arguments
-            _ = FileManager.default.createFile(atPath: dir.appendingPathComponent(log).path, contents: nil)
-            let h = try FileHandle(forWritingTo: dir.appendingPathComponent(log))
-            p.standardOutput = h
-            p.standardError = h
-            try p.run()
-            return p
+            try Run.start(arguments, log: dir.appendingPathComponent(log), launcher: ["/usr/sbin/ip", "netns", "exec", ns])
         }
         let coordinator = try inNamespace(
             network.namespaces[0],
             ["coordinator", Run.quick, "--run-dir", dir.path, "--quiet", "--set", "coordinator.bind=tcp://\(network.address(0)):0"],
             log: "coordinator.log")
         defer { if coordinator.isRunning { kill(coordinator.processIdentifier, SIGKILL) } }
-        var address: String?
-        for _ in 0..<200 where address == nil {
-            usleep(50_000)
-            if let data = try? Data(contentsOf: dir.appendingPathComponent("coordinator.json")),
-                let o = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-            {
-                address = o["address"] as? String
-            }
-        }
-        let endpoint = try #require(address)
+        let endpoint = try #require(Run.coordinatorAddress(dir))
         #expect(endpoint.hasPrefix("tcp://\(network.address(0)):"))
         let workers = try [1, 2].map { i in
             try inNamespace(

@@ -1,6 +1,7 @@
 import Foundation
 import Protocol
 import Tensor
+import TestSupport
 import Testing
 
 @testable import Coordinator
@@ -105,13 +106,5 @@ import Testing
         #expect(store.newest { reports.append($0) }?.cursor.version == 1 && reports.isEmpty)
     }
 
-    static func shell(_ arguments: String...) -> Bool {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = arguments
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return false }
-        p.waitUntilExit()
-        return p.terminationStatus == 0
-    }
+    static func shell(_ arguments: String...) -> Bool { runCommand(arguments) == nil }
 }

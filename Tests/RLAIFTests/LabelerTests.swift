@@ -130,8 +130,8 @@ import Testing
             }
             return (weighted / total - 5.5) / 4.5
         }
-        #expect(abs(labels[0].reward! - expected(3)) < 1e-9 && labels[0].reward! > 0.6)
-        #expect(abs(labels[1].reward! - expected(-2)) < 1e-9 && labels[1].reward! < -0.6)
+        #expect(abs(labels[0].reward! - expected(3)) < 1e-9 && labels[0].reward! > 0.85)
+        #expect(abs(labels[1].reward! - expected(-2)) < 1e-9 && labels[1].reward! < -0.65)
     }
 
     @Test func decisions_areParsedRobustly() {

@@ -33,10 +33,12 @@ import Testing
         #expect(task.heldOutPrompts(2) == ["p7", "p8"])
         let training = Set((0..<7).map { "p\($0)" })
         for pass in 0..<3 {
-            let seen = (0..<7).map { task.trainingPrompt(pass * 7 + $0) }
+            let seen = task.trainingPrompts((pass * 7)..<(pass * 7 + 7))
             #expect(Set(seen) == training, "pass \(pass) saw \(seen)")
         }
-        #expect((0..<7).map(task.trainingPrompt) != (7..<14).map(task.trainingPrompt))  // passes are reshuffled
+        #expect(task.trainingPrompts(0..<7) != task.trainingPrompts(7..<14))  // passes are reshuffled
+        // Asked one at a time or together, a prompt is the same.
+        #expect((0..<21).map { task.trainingPrompts($0..<($0 + 1))[0] } == task.trainingPrompts(0..<21))
         #expect(task.demonstrations().map(\.completion) == ["a\nb", ""])
         // SFT teaches the end-of-text token that stops sampling; there is no ground truth.
         #expect(task.completionTokens("ab") == tokenizer.encode("ab") + [tokenizer.endOfText])
@@ -52,7 +54,7 @@ import Testing
         defer { for f in [prompts, held, demos] { try? FileManager.default.removeItem(atPath: f) } }
         let task = try JSONLTask(
             settings: settings(prompts: prompts, demonstrations: demos, heldOut: held, evaluation: 5), tokenizer: tokenizer)
-        #expect(Set([task.trainingPrompt(0), task.trainingPrompt(1)]) == ["a", "b"])
+        #expect(Set(task.trainingPrompts(0..<2)) == ["a", "b"])
         #expect(task.heldOutPrompts(5) == ["h"])
     }
 

@@ -119,20 +119,19 @@ public struct CheckpointStore: Sendable {
                 }
                 models.append(.init(model: w.model.rawValue, optimizerStep: step[0], moments: moments))
             }
-            try SafeTensors.write(
-                tensors, metadata: ["format": "rlaif-checkpoint"], to: temporary.appendingPathComponent(Self.weightsFile))
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            try encoder.encode(State(cursor: checkpoint.cursor, settings: checkpoint.settings, models: models))
-                .write(to: temporary.appendingPathComponent(Self.stateFile))
+            // Each file is hashed from the bytes written, not read back.
+            let contents = [
+                (Self.weightsFile, try SafeTensors.encode(tensors, metadata: ["format": "rlaif-checkpoint"])),
+                (Self.stateFile, try encoder.encode(State(cursor: checkpoint.cursor, settings: checkpoint.settings, models: models))),
+            ]
             var digests: [String: String] = [:]
-            for file in [Self.weightsFile, Self.stateFile] {
-                let url = temporary.appendingPathComponent(file)
-                try Self.sync(url)
-                digests[file] = try Self.sha256(url)
+            for (file, data) in contents {
+                try Self.writeSynced(data, to: temporary.appendingPathComponent(file))
+                digests[file] = Self.sha256(data)
             }
-            try encoder.encode(Manifest(files: digests)).write(to: temporary.appendingPathComponent(Self.manifestFile))
-            try Self.sync(temporary.appendingPathComponent(Self.manifestFile))
+            try Self.writeSynced(encoder.encode(Manifest(files: digests)), to: temporary.appendingPathComponent(Self.manifestFile))
             try Self.sync(temporary)
             try fm.moveItem(at: temporary, to: final)
             try Self.sync(root)
@@ -155,9 +154,13 @@ public struct CheckpointStore: Sendable {
         }
     }
 
-    static func sha256(_ url: URL) throws -> String {
-        let data = try Data(contentsOf: url, options: .alwaysMapped)
-        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    static func writeSynced(_ data: Data, to url: URL) throws {
+        try data.write(to: url)
+        try sync(url)
+    }
+
+    static func sha256(_ data: Data) -> String {
+        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
     }
 
     // MARK: Reading
@@ -183,24 +186,27 @@ public struct CheckpointStore: Sendable {
         } catch {
             throw CheckpointError(message: "\(manifestFile) is missing or unreadable (a partial write?)")
         }
-        for file in [weightsFile, stateFile] {
+        // Each file is read once: verified, then parsed from the same bytes.
+        func verified(_ file: String) throws(CheckpointError) -> Data {
             guard let expected = manifest.files[file] else {
                 throw CheckpointError(message: "\(manifestFile) does not list \(file)")
             }
-            let actual: String
-            do { actual = try sha256(dir.appendingPathComponent(file)) } catch {
+            let data: Data
+            do { data = try Data(contentsOf: dir.appendingPathComponent(file), options: .alwaysMapped) } catch {
                 throw CheckpointError(message: "\(file) is missing or unreadable")
             }
-            guard actual == expected else {
+            guard sha256(data) == expected else {
                 throw CheckpointError(message: "\(file) does not match its SHA-256 in \(manifestFile) (corrupt)")
             }
+            return data
         }
+        let weightsData = try verified(weightsFile), stateData = try verified(stateFile)
         let state: State
-        do { state = try decoder.decode(State.self, from: Data(contentsOf: dir.appendingPathComponent(stateFile))) } catch {
+        do { state = try decoder.decode(State.self, from: stateData) } catch {
             throw CheckpointError(message: "\(stateFile) cannot be read: \(error)")
         }
         let file: SafeTensors
-        do { file = try SafeTensors.read(dir.appendingPathComponent(weightsFile)) } catch {
+        do { file = try SafeTensors.parse(weightsData, file: dir.appendingPathComponent(weightsFile).path) } catch {
             throw CheckpointError(message: "\(weightsFile): \(error.description)")
         }
         var weights: [Wire.Weights] = []

@@ -104,17 +104,26 @@ public final class ClusterRun: @unchecked Sendable {
     }
 
     private func startWorker(index: Int, coordinator: String, threads: Int) throws {
+        try startChild(
+            workerExecutable,
+            [
+                "worker", "--connect", coordinator, "--threads", "\(threads)", "--name", "local-\(index)-\(getpid())",
+                "--ring-bind", config.settings.workers.ringBind,
+            ], log: "worker-\(index).log")
+    }
+
+    /// Starts a child process of the run, its output in `log` in the run directory; it is
+    /// stopped with the run.
+    private func startChild(_ executable: String, _ arguments: [String], log name: String) throws {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: workerExecutable)
-        p.arguments = [
-            "worker", "--connect", coordinator, "--threads", "\(threads)", "--name", "local-\(index)-\(getpid())",
-            "--ring-bind", config.settings.workers.ringBind,
-        ]
-        let log = directory.appendingPathComponent("worker-\(index).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        let log = directory.appendingPathComponent(name)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         p.standardOutput = handle
         p.standardError = handle
+        p.standardInput = FileHandle.nullDevice
         try p.run()
         lock.withLock { children.append(p) }
     }
@@ -126,19 +135,11 @@ public final class ClusterRun: @unchecked Sendable {
         let w = config.settings.workers
         var command = [w.remoteRlaif, "worker", "--connect", coordinator, "--name", "ssh-\(destination)-\(index)-\(getpid())"]
         if w.threads > 0 { command += ["--threads", "\(w.threads)"] }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        // The ssh command is the user's, as written (options included); the rest is quoted.
-        p.arguments = ["-c", w.sshCommand + " " + ([destination] + command).map(Self.shellQuoted).joined(separator: " ")]
         let safe = destination.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_" }
-        let log = directory.appendingPathComponent("ssh-\(String(safe))-\(index).log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        p.standardOutput = handle
-        p.standardError = handle
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        lock.withLock { children.append(p) }
+        // The ssh command is the user's, as written (options included); the rest is quoted.
+        try startChild(
+            "/bin/sh", ["-c", w.sshCommand + " " + ([destination] + command).map(Self.shellQuoted).joined(separator: " ")],
+            log: "ssh-\(String(safe))-\(index).log")
     }
 
     static func shellQuoted(_ word: String) -> String {

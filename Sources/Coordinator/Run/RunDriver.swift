@@ -46,7 +46,6 @@ public final class RunDriver: @unchecked Sendable {
         cursor =
             resumeFrom
             ?? RunCursor(phase: Phase.sft.rawValue, done: 0, version: 0, metricsBytes: 0, weightsChecksum: "")
-        lastChecksum = cursor.weightsChecksum
     }
 
     func say(_ line: String) { if !quiet { print(line) } }
@@ -76,7 +75,7 @@ public final class RunDriver: @unchecked Sendable {
             preferences = (saved.prompts, Array(zip(saved.first, saved.second)), saved.labels)
         } else if settings.run.method != "direct" {
             phase(.rollout)
-            let prompts = (0..<settings.preferences.pairs).map { trainingPrompt($0) }
+            let prompts = task.trainingPrompts(0..<settings.preferences.pairs)
             let pairs = try await samplePairs(prompts)
             phase(.labeling)
             let labels = try await label(
@@ -117,18 +116,19 @@ public final class RunDriver: @unchecked Sendable {
         }
         let rewardAccuracy = (labeler: cursor.rewardAccuracyLabeler, groundTruth: cursor.rewardAccuracyGroundTruth)
         phase(.evaluation)
-        let (evaluated, judged) = try await evaluate()
-        var summary = evaluated
+        let evaluation = try await evaluate()
+        var summary = evaluation.summary
         summary.rewardModelAccuracy = .init(labeler: rewardAccuracy.labeler, groundTruth: rewardAccuracy.groundTruth)
         // Alignment on the preference pairs, or (direct RLAIF) on the evaluation's pairs.
         summary.labelerAlignment =
             preferences.map { alignment(prompts: $0.prompts, pairs: $0.pairs, labels: $0.labels) }
             ?? alignment(
-                prompts: judged.map(\.prompt), pairs: judged.map { ($0.first, $0.second) }, labels: judged.map(\.label))
+                prompts: evaluation.pairs.map(\.prompt), pairs: evaluation.pairs.map { ($0.first, $0.second) },
+                labels: evaluation.labels)
         summary.wallSeconds = Date().timeIntervalSince(started)
         summary.method = settings.run.method
         summary.finalVersion = await scheduler.version
-        summary.weightsChecksum = lastChecksum
+        summary.weightsChecksum = cursor.weightsChecksum
         // The final policy and reward model, for transformers.
         if await scheduler.version > 0 {
             let final = await scheduler.currentSnapshot()
@@ -166,7 +166,6 @@ public final class RunDriver: @unchecked Sendable {
         cursor.done = done
         cursor.version = version
         cursor.metricsBytes = events.offset
-        cursor.weightsChecksum = lastChecksum
         let written: URL
         do {
             written = try checkpoints.write(Checkpoint(cursor: cursor, settings: settings.json(), weights: weights))
@@ -188,7 +187,6 @@ public final class RunDriver: @unchecked Sendable {
 
     // MARK: Data
 
-    private func trainingPrompt(_ i: Int) -> String { task.trainingPrompt(i) }
 
     private func demonstrations() -> [(prompt: String, completion: String)] { task.demonstrations() }
 
@@ -233,10 +231,8 @@ public final class RunDriver: @unchecked Sendable {
         }
     }
 
-    private var lastChecksum = ""
-
     private func logStep(_ phase: String, _ r: GradientResult, extra: [String: Any] = [:]) {
-        lastChecksum = r.checksum
+        cursor.weightsChecksum = r.checksum  // the latest weights' checksum: the summary's and the next checkpoint's
         var fields: [String: Any] = [
             "event": "metrics", "phase": phase, "version": Int(r.version), "grad_norm": r.gradientNorm,
             "checksum": r.checksum,
@@ -281,18 +277,29 @@ public final class RunDriver: @unchecked Sendable {
         return stride(from: 0, to: samples.count, by: 2).map { (text(samples[$0].tokens), text(samples[$0 + 1].tokens)) }
     }
 
-    private func label(_ pairs: [LabelingPair], phase: String) async throws -> [PreferenceLabel] {
+    /// Labeling jobs of `preferences.job_size` questions each (pairs or ratings), on any worker;
+    /// one answer per question, in order.
+    private func runLabeling<Question, Answer: Decodable>(
+        _ questions: [Question], phase: String, spec: ([Question]) -> LabelingSpec
+    ) async throws -> [Answer] {
         let size = settings.preferences.jobSize
-        let jobs = stride(from: 0, to: pairs.count, by: size).map { start in
+        let jobs = stride(from: 0, to: questions.count, by: size).map { start in
             Scheduler.JobRequest(
-                kind: .labeling,
-                spec: JobSpecs.encode(LabelingSpec(pairs: Array(pairs[start..<min(start + size, pairs.count)]))),
+                kind: .labeling, spec: JobSpecs.encode(spec(Array(questions[start..<min(start + size, questions.count)]))),
                 needsWeights: false)
         }
         let progress = Progress(phase: phase, total: jobs.count, quiet: quiet)
         let results = try await scheduler.runJobs(jobs)
         progress.update(jobs.count)
-        let labels = try results.flatMap { try JobSpecs.decode([PreferenceLabel].self, $0.spec) }
+        let answers = try results.flatMap { try JobSpecs.decode([Answer].self, $0.spec) }
+        guard answers.count == questions.count else {
+            throw RunError(message: "\(phase) jobs returned \(answers.count) answers for \(questions.count) questions")
+        }
+        return answers
+    }
+
+    private func label(_ pairs: [LabelingPair], phase: String) async throws -> [PreferenceLabel] {
+        let labels: [PreferenceLabel] = try await runLabeling(pairs, phase: phase) { LabelingSpec(pairs: $0) }
         let counts = Dictionary(grouping: labels, by: \.status).mapValues(\.count)
         events.write([
             "event": "labels", "phase": phase, "valid": counts[.valid] ?? 0, "ambiguous": counts[.ambiguous] ?? 0,
@@ -441,22 +448,9 @@ public final class RunDriver: @unchecked Sendable {
 
     /// Direct RLAIF's rewards: each response rated 1–10 by the labeler, the probability-weighted
     /// score mapped to [−1, 1]; a response whose rating failed every retry gets 0 and is counted.
-    private func ratingRewards(prompts: [String], samples: [RolloutSample], ids: [UInt64]) async throws -> [Double] {
-        let items = samples.indices.map {
-            RatingItem(id: 1 << 41 + ids[$0], prompt: prompts[$0], response: text(samples[$0].tokens))
-        }
-        let size = settings.preferences.jobSize
-        let jobs = stride(from: 0, to: items.count, by: size).map { start in
-            Scheduler.JobRequest(
-                kind: .labeling,
-                spec: JobSpecs.encode(LabelingSpec(ratings: Array(items[start..<min(start + size, items.count)]))),
-                needsWeights: false)
-        }
-        let results = try await scheduler.runJobs(jobs)
-        let labels = try results.flatMap { try JobSpecs.decode([RatingLabel].self, $0.spec) }
-        guard labels.count == items.count else {
-            throw RunError(message: "rating jobs returned \(labels.count) ratings for \(items.count) responses")
-        }
+    private func ratingRewards(prompts: [String], responses: [String], ids: [UInt64]) async throws -> [Double] {
+        let items = responses.indices.map { RatingItem(id: 1 << 41 + ids[$0], prompt: prompts[$0], response: responses[$0]) }
+        let labels: [RatingLabel] = try await runLabeling(items, phase: "rl-rating") { LabelingSpec(ratings: $0) }
         let failed = labels.filter { $0.reward == nil }.count
         if failed > 0 { events.write(["event": "ratings", "failed": failed, "rated": labels.count]) }
         return labels.map { $0.reward ?? 0 }
@@ -471,14 +465,15 @@ public final class RunDriver: @unchecked Sendable {
         let checkpointIterations = max(1, settings.checkpoint.everySteps / stepsPerIteration)
         for iteration in skip..<rl.iterations {
             let base = settings.preferences.pairs + iteration * rl.promptsPerIteration
-            let prompts = (0..<rl.promptsPerIteration).map { trainingPrompt(base + $0) }
+            let prompts = task.trainingPrompts(base..<(base + rl.promptsPerIteration))
             let ids = (0..<UInt64(prompts.count)).map { UInt64(base) + $0 }
             let samples = try await rollout(
                 prompts, sampleIDs: ids, seed: settings.run.seed ^ 0x524C_0000, generator: .policy, score: true,
                 phase: "rl-rollout")
+            let responses = samples.map { text($0.tokens) }
             let rewards =
                 direct
-                ? try await ratingRewards(prompts: prompts, samples: samples, ids: ids)
+                ? try await ratingRewards(prompts: prompts, responses: responses, ids: ids)
                 : samples.map { Double($0.reward ?? 0) }
             let adv = Advantages.compute(
                 samples: samples, rewards: rewards, klBeta: rl.klBeta, normalizeRewards: rl.normalizeRewards,
@@ -493,7 +488,7 @@ public final class RunDriver: @unchecked Sendable {
             }
             let tokens = samples.reduce(0) { $0 + $1.tokens.count }
             // The ground truth's mean quality of this batch (NaN where the task has none).
-            let qualities = zip(prompts, samples).compactMap { task.groundTruthQuality(of: text($1.tokens), prompt: $0) }
+            let qualities = zip(prompts, responses).compactMap { task.groundTruthQuality(of: $1, prompt: $0) }
             let truth = qualities.isEmpty ? Double.nan : qualities.reduce(0, +) / Double(qualities.count)
             var last: GradientResult?
             for step in 0..<stepsPerIteration {
@@ -526,7 +521,7 @@ public final class RunDriver: @unchecked Sendable {
 
     // MARK: Evaluation
 
-    private func evaluate() async throws -> (RunSummary, [(prompt: String, first: String, second: String, label: PreferenceLabel)]) {
+    private func evaluate() async throws -> (summary: RunSummary, pairs: [LabelingPair], labels: [PreferenceLabel]) {
         let prompts = task.heldOutPrompts(settings.evaluation.prompts)
         let n = prompts.count
         let ids = (0..<UInt64(n)).map { $0 }
@@ -540,17 +535,22 @@ public final class RunDriver: @unchecked Sendable {
                 second: text(sft[$0].tokens))
         }
         let labels = try await label(pairs, phase: "eval-label")
-        try writeEvaluation(prompts: prompts, pairs: pairs, labels: labels)
+        // Ground truth (where the task has one): each pair's qualities and preferred response.
+        let truth = pairs.map { pair -> (policy: Double, sft: Double, preference: Double)? in
+            guard let qp = task.groundTruthQuality(of: pair.first, prompt: pair.prompt),
+                let qs = task.groundTruthQuality(of: pair.second, prompt: pair.prompt),
+                let gt = task.groundTruthPreference(pair.first, pair.second, prompt: pair.prompt)
+            else { return nil }
+            return (qp, qs, gt)
+        }
+        try writeEvaluation(pairs: pairs, labels: labels, truth: truth.map { $0.map { ($0.policy, $0.sft) } })
         var labelerWins = 0.0, truthWins = 0.0, truthPolicy = 0.0, truthSFT = 0.0, truthCount = 0.0
         for i in 0..<n {
             if let p = labels[i].probabilityA { labelerWins += p > 0.5 ? 1 : (p < 0.5 ? 0 : 0.5) } else { labelerWins += 0.5 }
-            if let gt = task.groundTruthPreference(pairs[i].first, pairs[i].second, prompt: prompts[i]),
-                let qp = task.groundTruthQuality(of: pairs[i].first, prompt: prompts[i]),
-                let qs = task.groundTruthQuality(of: pairs[i].second, prompt: prompts[i])
-            {
-                truthWins += gt
-                truthPolicy += qp
-                truthSFT += qs
+            if let t = truth[i] {
+                truthWins += t.preference
+                truthPolicy += t.policy
+                truthSFT += t.sft
                 truthCount += 1
             }
         }
@@ -566,12 +566,14 @@ public final class RunDriver: @unchecked Sendable {
             policy: Double(policy.reduce(0) { $0 + $1.tokens.count }) / Double(n))
         summary.groundTruthQuality = .init(sft: mean(truthSFT), policy: mean(truthPolicy))
         summary.evaluationPrompts = n
-        return (summary, pairs.indices.map { (prompts[$0], pairs[$0].first, pairs[$0].second, labels[$0]) })
+        return (summary, pairs, labels)
     }
 
     /// evaluation.jsonl: each held-out prompt with the policy's and the SFT policy's responses, the
     /// labeler's verdict and the ground-truth qualities, so a user can read what the numbers mean.
-    private func writeEvaluation(prompts: [String], pairs: [LabelingPair], labels: [PreferenceLabel]) throws {
+    private func writeEvaluation(
+        pairs: [LabelingPair], labels: [PreferenceLabel], truth: [(policy: Double, sft: Double)?]
+    ) throws {
         struct Record: Encodable {
             let prompt: String, policy: String, sft: String, label: PreferenceLabel
             let quality: [String: Double]?
@@ -580,11 +582,9 @@ public final class RunDriver: @unchecked Sendable {
         encoder.outputFormatting = [.sortedKeys]
         var out = Data()
         for (i, pair) in pairs.enumerated() {
-            let quality = task.groundTruthQuality(of: pair.first, prompt: prompts[i]).flatMap { policy in
-                task.groundTruthQuality(of: pair.second, prompt: prompts[i]).map { ["policy": policy, "sft": $0] }
-            }
+            let quality = truth[i].map { ["policy": $0.policy, "sft": $0.sft] }
             out += try encoder.encode(
-                Record(prompt: prompts[i], policy: pair.first, sft: pair.second, label: labels[i], quality: quality))
+                Record(prompt: pair.prompt, policy: pair.first, sft: pair.second, label: labels[i], quality: quality))
             out += Data("\n".utf8)
         }
         try out.write(to: directory.appendingPathComponent("evaluation.jsonl"))

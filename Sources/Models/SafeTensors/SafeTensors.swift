@@ -184,6 +184,17 @@ public struct SafeTensors: Sendable {
     public static func write(
         _ tensors: [(String, Tensor)], metadata: [String: String] = ["format": "pt"], to url: URL
     ) throws(SafeTensorsError) {
+        let out = try encode(tensors, metadata: metadata, file: url.path)
+        do { try out.write(to: url, options: .atomic) } catch {
+            throw SafeTensorsError(
+                file: url.path, tensor: nil, message: "cannot be written: \(error.localizedDescription)")
+        }
+    }
+
+    /// The file's bytes for float tensors (F32) in name order; `file` names it in errors.
+    public static func encode(
+        _ tensors: [(String, Tensor)], metadata: [String: String] = ["format": "pt"], file: String = "<memory>"
+    ) throws(SafeTensorsError) -> Data {
         var header: [String: Any] = ["__metadata__": metadata]
         var offset = 0
         let ordered = tensors.sorted { $0.0 < $1.0 }
@@ -193,7 +204,7 @@ public struct SafeTensors: Sendable {
         }
         var json: Data
         do { json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]) } catch {
-            throw SafeTensorsError(file: url.path, tensor: nil, message: "cannot encode header: \(error)")
+            throw SafeTensorsError(file: file, tensor: nil, message: "cannot encode header: \(error)")
         }
         // Pad the header with spaces to 8 bytes, so the data section is aligned.
         while json.count % 8 != 0 { json.append(0x20) }
@@ -207,9 +218,6 @@ public struct SafeTensors: Sendable {
                 for v in t.scalars { withUnsafeBytes(of: v.bitPattern.littleEndian) { out.append(contentsOf: $0) } }
             #endif
         }
-        do { try out.write(to: url, options: .atomic) } catch {
-            throw SafeTensorsError(
-                file: url.path, tensor: nil, message: "cannot be written: \(error.localizedDescription)")
-        }
+        return out
     }
 }

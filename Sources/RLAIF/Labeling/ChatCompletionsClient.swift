@@ -26,6 +26,20 @@ public final class ChatCompletionsClient: Sendable {
             public var token: String
             public var logProb: Double
         }
+
+        /// For each number in `choices`, the highest log-prob of a first token that reads as it
+        /// (" 2" and "2" alike); nil for numbers the server did not list.
+        public func logProbs(ofNumbers choices: ClosedRange<Int>) -> [Double?] {
+            var best = [Double?](repeating: nil, count: choices.count)
+            for a in firstTokenAlternatives where a.logProb.isFinite {
+                guard let n = Int(a.token.trimmingCharacters(in: .whitespacesAndNewlines)), choices.contains(n) else {
+                    continue
+                }
+                let k = n - choices.lowerBound
+                best[k] = max(best[k] ?? -.infinity, a.logProb)
+            }
+            return best
+        }
     }
 
     public enum Failure: Error, Sendable, Equatable, CustomStringConvertible {
@@ -97,11 +111,13 @@ public final class ChatCompletionsClient: Sendable {
         request.httpBody = try? encoder.encode(body)
 
         var last = Failure.transport("not attempted")
+        var retryAfter = 0.0  // what the last answer asked for, in seconds
         for attempt in 0...retries {
             if attempt > 0 {
-                // Exponential back-off; a server's Retry-After (seconds) is honoured up to 30 s.
-                let wait = min(backoff * pow(2, Double(attempt - 1)), 30)
+                // Exponential back-off, or longer when the server's Retry-After says so; at most 30 s.
+                let wait = min(max(backoff * pow(2, Double(attempt - 1)), retryAfter), 30)
                 try? await Task.sleep(nanoseconds: UInt64(wait * 1e9))
+                retryAfter = 0
             }
             let data: Data
             let response: URLResponse
@@ -125,7 +141,7 @@ public final class ChatCompletionsClient: Sendable {
             if let after = (response as? HTTPURLResponse)?.value(forHTTPHeaderField: "Retry-After"),
                 let seconds = Double(after), seconds > 0
             {
-                try? await Task.sleep(nanoseconds: UInt64(min(seconds, 30) * 1e9))
+                retryAfter = seconds
             }
         }
         return .failure(last)

@@ -26,6 +26,11 @@ public struct CommandLabeler: PairLabeler, ResponseRater {
         let response: String?
     }
 
+    struct Key: Hashable {
+        let id: UInt64
+        let order: Int
+    }
+
     struct Answer: Decodable {
         let id: UInt64
         let order: Int?
@@ -43,8 +48,10 @@ public struct CommandLabeler: PairLabeler, ResponseRater {
                 second: $0.second, response: nil)
         }
         let (answers, problem) = await ask(questions)
+        // The first answer to each (id, order) counts.
+        let byQuestion = Dictionary(answers.map { (Key(id: $0.id, order: $0.order ?? 0), $0) }) { first, _ in first }
         return pairs.map { pair in
-            guard let a = answers.first(where: { $0.id == pair.id && ($0.order ?? 0) == pair.order }) else {
+            guard let a = byQuestion[Key(id: pair.id, order: pair.order)] else {
                 return PairVerdict(probabilityFirst: nil, rationale: problem ?? "the labeler command gave no answer")
             }
             let p: Double?
@@ -66,8 +73,9 @@ public struct CommandLabeler: PairLabeler, ResponseRater {
                 response: $0.response)
         }
         let (answers, problem) = await ask(questions)
+        let byID = Dictionary(answers.map { ($0.id, $0) }) { first, _ in first }
         return items.map { item in
-            guard let a = answers.first(where: { $0.id == item.id }) else {
+            guard let a = byID[item.id] else {
                 return RatingVerdict(distribution: nil, rationale: problem ?? "the labeler command gave no answer")
             }
             if let d = a.distribution, d.count == 10, d.allSatisfy({ $0.isFinite && $0 >= 0 }), d.reduce(0, +) > 0 {

@@ -49,7 +49,7 @@ public struct OpenAILabeler: PairLabeler, ResponseRater {
             return PairVerdict(probabilityFirst: nil, rationale: rationale.isEmpty ? "\(f)" : rationale)
         case .success(let reply):
             let said = rationale.isEmpty ? reply.content : rationale
-            if let p = Self.probabilityFirst(reply.firstTokenAlternatives) {
+            if let p = Self.probabilityFirst(reply) {
                 return PairVerdict(probabilityFirst: p, rationale: said)
             }
             guard let decision = JudgePrompt.parseDecision(reply.content) else {
@@ -60,15 +60,9 @@ public struct OpenAILabeler: PairLabeler, ResponseRater {
     }
 
     /// P("1") / (P("1") + P("2")) from the first token's alternatives; nil unless both appear.
-    static func probabilityFirst(_ alternatives: [ChatCompletionsClient.Reply.Alternative]) -> Double? {
-        var best: [Int: Double] = [:]
-        for a in alternatives {
-            guard let n = Int(a.token.trimmingCharacters(in: .whitespacesAndNewlines)), n == 1 || n == 2,
-                a.logProb.isFinite
-            else { continue }
-            best[n] = max(best[n] ?? -.infinity, a.logProb)
-        }
-        guard let l1 = best[1], let l2 = best[2] else { return nil }
+    static func probabilityFirst(_ reply: ChatCompletionsClient.Reply) -> Double? {
+        let lp = reply.logProbs(ofNumbers: 1...2)
+        guard let l1 = lp[0], let l2 = lp[1] else { return nil }
         return 1 / (1 + exp(l2 - l1))
     }
 
@@ -87,10 +81,7 @@ public struct OpenAILabeler: PairLabeler, ResponseRater {
         case .failure(let f):
             return RatingVerdict(distribution: nil, rationale: "\(f)")
         case .success(let reply):
-            let scored = reply.firstTokenAlternatives.compactMap { a -> (score: Int, logProb: Double)? in
-                Int(a.token.trimmingCharacters(in: .whitespacesAndNewlines)).map { ($0, a.logProb) }
-            }
-            if let d = RatingVerdict.distribution(fromLogProbs: scored) {
+            if let d = RatingVerdict.distribution(fromLogProbs: reply.logProbs(ofNumbers: 1...10)) {
                 return RatingVerdict(distribution: d, rationale: reply.content)
             }
             guard let score = JudgePrompt.parseRating(reply.content) else {

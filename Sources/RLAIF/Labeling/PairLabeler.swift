@@ -83,10 +83,10 @@ public struct PreferenceLabeling: Sendable {
         let forward = await askWithRetries(pairs)
         let backward = bothOrders ? await askWithRetries(pairs.map(\.swapped)) : nil
         return pairs.indices.map { i in
-            let f = forward.verdicts[i].probabilityFirst
-            let b = backward?.verdicts[i].probabilityFirst.map { 1 - $0 }
-            var rationales = [forward.verdicts[i].rationale]
-            if let backward { rationales.append(backward.verdicts[i].rationale) }
+            let f = forward.answers[i].probabilityFirst
+            let b = backward?.answers[i].probabilityFirst.map { 1 - $0 }
+            var rationales = [forward.answers[i].rationale]
+            if let backward { rationales.append(backward.answers[i].rationale) }
             let answered = [f, b].compactMap { $0 }
             let expected = bothOrders ? 2 : 1
             let p: Double? = answered.count == expected ? answered.reduce(0, +) / Double(expected) : nil
@@ -98,18 +98,31 @@ public struct PreferenceLabeling: Sendable {
         }
     }
 
-    private func askWithRetries(_ pairs: [LabelingPair]) async -> (verdicts: [PairVerdict], retries: [Int]) {
-        var verdicts = await labeler.judge(pairs, attempt: 0)
-        var retried = [Int](repeating: 0, count: pairs.count)
-        for attempt in 1...max(retries, 1) where retries > 0 {
-            let missing = verdicts.indices.filter { verdicts[$0].probabilityFirst == nil }
-            if missing.isEmpty { break }
-            let again = await labeler.judge(missing.map { pairs[$0] }, attempt: attempt)
-            for (k, i) in missing.enumerated() {
-                verdicts[i] = again[k]
-                retried[i] += 1
-            }
+    private func askWithRetries(_ pairs: [LabelingPair]) async -> (answers: [PairVerdict], retries: [Int]) {
+        await askingAgain(pairs, retries: retries, usable: { $0.probabilityFirst != nil }) {
+            await labeler.judge($0, attempt: $1)
         }
-        return (verdicts, retried)
     }
+}
+
+/// Asks about every question, then again about those whose answer is unusable, at most
+/// `retries` more times (attempt 1, 2, …); every answer, and how often each question was re-asked.
+func askingAgain<Question, Answer>(
+    _ questions: [Question], retries: Int, usable: (Answer) -> Bool,
+    ask: ([Question], _ attempt: Int) async -> [Answer]
+) async -> (answers: [Answer], retries: [Int]) {
+    var answers = await ask(questions, 0)
+    var retried = [Int](repeating: 0, count: questions.count)
+    var attempt = 1
+    while attempt <= retries {
+        let unusable = answers.indices.filter { !usable(answers[$0]) }
+        if unusable.isEmpty { break }
+        let again = await ask(unusable.map { questions[$0] }, attempt)
+        for (k, i) in unusable.enumerated() {
+            answers[i] = again[k]
+            retried[i] += 1
+        }
+        attempt += 1
+    }
+    return (answers, retried)
 }

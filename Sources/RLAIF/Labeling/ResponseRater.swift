@@ -43,16 +43,11 @@ public struct RatingVerdict: Codable, Sendable, Equatable {
         return (mean - 5.5) / 4.5
     }
 
-    /// A distribution over 1…10 from (score, log-prob) alternatives, normalized over the scores
-    /// present; nil when none is a score.
-    public static func distribution(fromLogProbs alternatives: [(score: Int, logProb: Double)]) -> [Double]? {
-        var best = [Double?](repeating: nil, count: 10)
-        for a in alternatives where (1...10).contains(a.score) && a.logProb.isFinite {
-            best[a.score - 1] = max(best[a.score - 1] ?? -.infinity, a.logProb)
-        }
-        let present = best.compactMap { $0 }
-        guard let top = present.max() else { return nil }
-        let weights = best.map { $0.map { exp($0 - top) } ?? 0 }
+    /// A distribution over 1…10 from the log-probs of the scores (nil: not listed), normalized
+    /// over the scores present; nil when none is.
+    public static func distribution(fromLogProbs logProbs: [Double?]) -> [Double]? {
+        guard logProbs.count == 10, let top = logProbs.compactMap({ $0 }).max() else { return nil }
+        let weights = logProbs.map { $0.map { exp($0 - top) } ?? 0 }
         let total = weights.reduce(0, +)
         return weights.map { $0 / total }
     }
@@ -84,18 +79,8 @@ public struct DirectRating: Sendable {
     }
 
     public func rate(_ items: [RatingItem]) async -> [RatingLabel] {
-        var verdicts = await rater.rate(items, attempt: 0)
-        var retried = [Int](repeating: 0, count: items.count)
-        if retries > 0 {
-            for attempt in 1...retries {
-                let missing = verdicts.indices.filter { verdicts[$0].reward == nil }
-                if missing.isEmpty { break }
-                let again = await rater.rate(missing.map { items[$0] }, attempt: attempt)
-                for (k, i) in missing.enumerated() {
-                    verdicts[i] = again[k]
-                    retried[i] += 1
-                }
-            }
+        let (verdicts, retried) = await askingAgain(items, retries: retries, usable: { $0.reward != nil }) {
+            await rater.rate($0, attempt: $1)
         }
         return items.indices.map {
             RatingLabel(id: items[$0].id, reward: verdicts[$0].reward, rationale: verdicts[$0].rationale, retries: retried[$0])

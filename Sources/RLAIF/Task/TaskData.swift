@@ -7,8 +7,8 @@ import Tensor
 public protocol TaskData: Sendable {
     /// SFT demonstrations, in a fixed order.
     func demonstrations() -> [(prompt: String, completion: String)]
-    /// Training prompt `index` (preference pairs, RL): defined for every index ≥ 0.
-    func trainingPrompt(_ index: Int) -> String
+    /// The training prompts at `indices` (preference pairs, RL): defined for every index ≥ 0.
+    func trainingPrompts(_ indices: Range<Int>) -> [String]
     /// The first `count` held-out prompts (evaluation), fewer when the task has fewer.
     func heldOutPrompts(_ count: Int) -> [String]
     /// Tokens that end a response when sampled; a demonstration is trained to end with them.
@@ -36,7 +36,7 @@ public struct SyntheticTask: TaskData {
     public func demonstrations() -> [(prompt: String, completion: String)] {
         (0..<demonstrationCount).map { task.demonstration($0) }
     }
-    public func trainingPrompt(_ index: Int) -> String { task.post(.training, index).prompt }
+    public func trainingPrompts(_ indices: Range<Int>) -> [String] { indices.map { task.post(.training, $0).prompt } }
     public func heldOutPrompts(_ count: Int) -> [String] { (0..<count).map { task.post(.heldOut, $0).prompt } }
     /// A summary ends at its period (which is part of the summary) or at end-of-text.
     public var stopTokens: [Int32] { tokenizer.encode(String(FactSummaryTask.summaryEnd)) + [tokenizer.endOfText] }
@@ -106,13 +106,20 @@ public struct JSONLTask: TaskData {
     public func demonstrations() -> [(prompt: String, completion: String)] { demos }
 
     /// Each pass over the training prompts is in its own seeded order, so a run that needs more
-    /// prompts than the file has sees them all before any repeats.
-    public func trainingPrompt(_ index: Int) -> String {
-        let pass = index / training.count, position = index % training.count
-        var order = Array(0..<training.count)
-        var rng = RandomStream(seed: seed, purpose: .promptOrder, step: UInt64(pass))
-        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, rng.next(below: i + 1)) }
-        return training[order[position]]
+    /// prompts than the file has sees them all before any repeats. Each pass's order is drawn
+    /// once per call, however many of its prompts are asked for.
+    public func trainingPrompts(_ indices: Range<Int>) -> [String] {
+        var orders: [Int: [Int]] = [:]
+        return indices.map { index in
+            let pass = index / training.count
+            if orders[pass] == nil {
+                var order = Array(0..<training.count)
+                var rng = RandomStream(seed: seed, purpose: .promptOrder, step: UInt64(pass))
+                for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, rng.next(below: i + 1)) }
+                orders[pass] = order
+            }
+            return training[orders[pass]![index % training.count]]
+        }
     }
 
     public func heldOutPrompts(_ count: Int) -> [String] { Array(heldOut.prefix(count)) }

@@ -53,10 +53,9 @@ struct Launch: AsyncParsableCommand {
     func run() async throws {
         let config = try options.load()
         let count = workers ?? config.settings.workers.local
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        let perWorker =
-            threads ?? (config.settings.workers.threads > 0 ? config.settings.workers.threads : max(1, cores / max(count, 1)))
-        try await runCluster(config: config, options: options, localWorkers: count, threads: perWorker)
+        try await runCluster(
+            config: config, options: options, localWorkers: count,
+            threads: threadsPerWorker(threads, settings: config.settings, workers: count))
     }
 }
 
@@ -112,8 +111,7 @@ struct Resume: AsyncParsableCommand {
         var config = ClusterConfig.defaults
         config.settings = settings
         let count = workers ?? settings.workers.local
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        let perWorker = threads ?? (settings.workers.threads > 0 ? settings.workers.threads : max(1, cores / max(count, 1)))
+        let perWorker = threadsPerWorker(threads, settings: settings, workers: count)
         if !quiet, let checkpoint {
             print(
                 "rlaif: resuming \(settings.run.name) at \(checkpoint.cursor.phase) (\(checkpoint.cursor.done) done, "
@@ -123,6 +121,13 @@ struct Resume: AsyncParsableCommand {
         options.runDir = runDir
         try await runCluster(config: config, options: options, localWorkers: count, threads: perWorker, resume: checkpoint)
     }
+}
+
+/// Engine threads of each local worker: as asked, else `workers.threads`, else the cores shared out.
+func threadsPerWorker(_ requested: Int?, settings: RunSettings, workers: Int) -> Int {
+    if let requested { return requested }
+    if settings.workers.threads > 0 { return settings.workers.threads }
+    return max(1, ProcessInfo.processInfo.activeProcessorCount / max(workers, 1))
 }
 
 func runCluster(
