@@ -26,8 +26,8 @@ swift build -c release --product rlaif-bench >/dev/null
 mpirun_flags=(--oversubscribe)
 [ "$(id -u)" -ne 0 ] || mpirun_flags+=(--allow-run-as-root)
 
-echo "== rlaif ring all-reduce, tcp loopback (ranks MB best_ms bus_GB/s)"
-.build/release/rlaif-bench allreduce --repeats "$repeats" | tail -n +2
+echo "== rlaif ring all-reduce, tcp loopback"
+.build/release/rlaif-bench allreduce --repeats "$repeats"
 for n in 2 4; do
     echo "== MPI_Allreduce over TCP, $n ranks"
     mpirun "${mpirun_flags[@]}" -np "$n" --mca btl tcp,self --mca btl_tcp_if_include lo "$build/mpi_allreduce" "$repeats"

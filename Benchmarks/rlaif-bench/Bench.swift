@@ -11,6 +11,11 @@ struct Bench: AsyncParsableCommand {
         subcommands: [
             TensorBench.self, SgemmTable.self, ProtocolBench.self, CodecBench.self, GPTBench.self, AllReduceBench.self,
         ])
+
+    static func main() async {
+        HeapTuning.keepLargeBuffers()  // before any other thread allocates
+        await main(nil)
+    }
 }
 
 /// A matrix product shape: (m, k) · (k, n).

@@ -135,7 +135,7 @@ struct ProtocolBench: AsyncParsableCommand {
         var rng = RandomStream(seed: 1, purpose: .scratch)
         let tensor = Tensor.randomUniform([4 << 20], rng: &rng)  // 16 MB
         let chunk = Wire.Message.gradientChunk(
-            .init(step: 0, ringEpoch: 0, phase: .reduceScatter, chunkIndex: 0, fromRank: 0, data: .float32(tensor)))
+            .init(step: 0, ringEpoch: 0, phase: .allGather, chunkIndex: 0, fromRank: 0, payload: .values(tensor)))
         let seconds = try await timeOneWay(count: count) { client in
             for _ in 0..<count { await client.send(chunk) }
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Tensor
 
 @main
 struct Rlaif: AsyncParsableCommand {
@@ -6,4 +7,9 @@ struct Rlaif: AsyncParsableCommand {
         commandName: "rlaif",
         abstract: "Distributed training orchestrator for Reinforcement Learning from AI Feedback.",
         subcommands: [Launch.self, Resume.self, CoordinatorCommand.self, WorkerCommand.self, Status.self, Keygen.self, Sample.self, Score.self])
+
+    static func main() async {
+        HeapTuning.keepLargeBuffers()  // before any other thread allocates
+        await main(nil)
+    }
 }

@@ -52,7 +52,7 @@ import Testing
         let server = try Endpoint.listen(on: "tcp://127.0.0.1:*")
         let client = try Endpoint.connect(to: server.address)
         let chunk = Wire.Message.gradientChunk(
-            .init(step: 1, ringEpoch: 1, phase: .reduceScatter, chunkIndex: 0, fromRank: 0, data: .float32(Inputs.big)))
+            .init(step: 1, ringEpoch: 1, phase: .allGather, chunkIndex: 0, fromRank: 0, payload: .values(Inputs.big)))
         await client.send(chunk)
         var received: Wire.Message?
         for await inbound in server.incoming {
@@ -76,7 +76,7 @@ import Testing
             let parts = (0..<(1 + rng.next(below: 3))).map { _ in
                 (0..<rng.next(below: 40)).map { _ in UInt8(truncatingIfNeeded: rng.nextUInt32()) }
             }
-            try raw.sendMultipart(i % 50 == 0 ? [Wire.magic + [1, 0, 0, 0, 200]] : parts)
+            try raw.sendMultipart(i % 50 == 0 ? [Wire.magic + [UInt8(ProtocolVersion.current.major), 0, 0, 0, 200]] : parts)
         }
         let good = try Endpoint.connect(to: server.address)
         await good.send(Self.hello)

@@ -18,7 +18,7 @@ import Testing
     @Test func controlFrame_isLittleEndianWithMagicVersionAndKind() {
         let e = Wire.encode(.heartbeat(.init(workerID: 0x0102_0304, sequence: 5, activeJobs: 1)))
         #expect(Array(e.control[0..<4]) == Array("RLAF".utf8))
-        #expect(Array(e.control[4..<8]) == [1, 0, 0, 0])  // version 1.0
+        #expect(Array(e.control[4..<8]) == [2, 0, 0, 0])  // version 2.0
         #expect(e.control[8] == Wire.Kind.heartbeat.rawValue)
         #expect(Array(e.control[9..<13]) == [4, 3, 2, 1])
         #expect(e.control.count == 9 + 4 + 8 + 2 + 1)
@@ -77,15 +77,15 @@ import Testing
     @Test func absurdSizes_areRefusedBeforeAllocating() {
         // A descriptor claiming 2^60 elements, and a string claiming 4 GB.
         var w = ByteArray(Wire.magic)
-        w.u16(1); w.u16(0); w.u8(Wire.Kind.weights.rawValue)
+        w.u16(ProtocolVersion.current.major); w.u16(0); w.u8(Wire.Kind.weights.rawValue)
         w.u8(1); w.u64(1)
         w.u8(1); w.u8(1); w.u8(2); w.u64(1 << 30); w.u64(1 << 30)
         #expect(code([ZMQFrame(w.bytes), ZMQFrame([])])?.code == .tooLarge)
         var s = ByteArray(Wire.magic)
-        s.u16(1); s.u16(0); s.u8(Wire.Kind.shutdown.rawValue); s.u32(.max)
+        s.u16(ProtocolVersion.current.major); s.u16(0); s.u8(Wire.Kind.shutdown.rawValue); s.u32(.max)
         #expect(code([ZMQFrame(s.bytes)])?.code == .tooLarge)
         var a = ByteArray(Wire.magic)
-        a.u16(1); a.u16(0); a.u8(Wire.Kind.assign.rawValue)
+        a.u16(ProtocolVersion.current.major); a.u16(0); a.u8(Wire.Kind.assign.rawValue)
         a.u64(1); a.u8(1); a.u64(1); a.u32(1); a.u32(1); a.u64(1); a.u32(1 << 31)
         #expect(code([ZMQFrame(a.bytes)])?.code == .tooLarge)
     }
@@ -155,22 +155,60 @@ struct ByteArray: ByteSink {
     }
 }
 
-@Suite struct WireInt64Tests {
-    @Test func int64Tensors_mustBeFlat() {
+@Suite struct WireChunkPayloadTests {
+    static func chunk(_ phase: Wire.RingPhase, _ payload: Wire.ChunkPayload) -> Wire.Message {
+        .gradientChunk(.init(step: 1, ringEpoch: 1, phase: phase, chunkIndex: 0, fromRank: 0, payload: payload))
+    }
+
+    static func refusal(_ frames: [ZMQFrame]) -> WireError? {
+        do {
+            _ = try Wire.decode(frames)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func integerWords_mustBeFlat() {
         // A gradient chunk whose int64 descriptor claims rank 2.
-        var control = Wire.encode(
-            .gradientChunk(
-                .init(step: 1, ringEpoch: 1, phase: .allGather, chunkIndex: 0, fromRank: 0, data: .int64([1, 2])))
-        ).control
+        var control = Wire.encode(Self.chunk(.reduceScatter, .units(WireWords([1, 2] as [Int64])))).control
         // Descriptor: count 1, dtype 3, rank 1, dim 2 → rewrite as rank 2 with dims [1, 2].
         control.removeLast(11)
         control += [1, 3, 2] + [1, 0, 0, 0, 0, 0, 0, 0] + [2, 0, 0, 0, 0, 0, 0, 0]
-        let frames = [ZMQFrame(control), ZMQFrame([UInt8](repeating: 0, count: 16))]
-        do {
-            _ = try Wire.decode(frames)
-            Issue.record("a rank-2 int64 tensor was accepted")
-        } catch {
-            #expect(error.code == .badValue && error.field == "tensor[0].shape")
+        let error = Self.refusal([ZMQFrame(control), ZMQFrame([UInt8](repeating: 0, count: 16))])
+        #expect(error?.code == .badValue && error?.field == "tensor[0].shape")
+    }
+
+    @Test func receivedWords_areReadInPlace_andEqualWhatWasSent() throws {
+        let sent = WireWords([5, -6, .max, .min] as [Int64])
+        let message = Self.chunk(.reduceScatter, .units(sent))
+        guard case .gradientChunk(let c) = try Wire.decode(WireFixtures.frames(message)),
+            case .units(let received) = c.payload
+        else {
+            Issue.record("not a units payload")
+            return
+        }
+        #expect(received == sent && received.withInt64s { Array($0) } == [5, -6, .max, .min])
+    }
+
+    @Test func patches_outOfRangeOrOutOfOrder_areRefused() {
+        let low = WireWords([1, 2, 3] as [Int32])
+        for patches: [Int64] in [[3, 7], [-1, 7], [2, 7, 1, 8], [1, 7, 1, 8]] {
+            let message = Self.chunk(.reduceScatter, .packedUnits(low: low, patches: WireWords(patches)))
+            let error = Self.refusal(WireFixtures.frames(message))
+            #expect(error?.code == .badValue && error?.field == "gradientChunk.patches", "patches \(patches)")
+        }
+        // An odd count cannot be pairs: refused as well.
+        let odd = Self.chunk(.reduceScatter, .packedUnits(low: low, patches: WireWords([1] as [Int64])))
+        #expect(Self.refusal(WireFixtures.frames(odd))?.code == .badValue)
+    }
+
+    @Test func payloads_mustSuitTheirPhase() {
+        let floats = Self.chunk(.reduceScatter, .values(Tensor(zeros: [3])))
+        let units = Self.chunk(.allGather, .units(WireWords([1] as [Int64])))
+        let lowOnly = Self.chunk(.allGather, .packedUnits(low: WireWords([1] as [Int32]), patches: WireWords([] as [Int64])))
+        for message in [floats, units, lowOnly] {
+            #expect(Self.refusal(WireFixtures.frames(message))?.field == "gradientChunk.payload")
         }
     }
 }

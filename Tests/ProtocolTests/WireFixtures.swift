@@ -8,6 +8,7 @@ enum WireFixtures {
     static let ids = WireTensor.int32(TokenTensor(shape: [4], ids: [0, -1, 50_256, .max]))
     static let empty = WireTensor.float32(Tensor(zeros: [0, 5]))
     static let units = WireTensor.int64([0, -1, .max, .min, 1 << 40])
+    static let reduced = Tensor(shape: [6], scalars: [1, -2, 3.5, .infinity, -0.0, 6])
 
     static let all: [Wire.Message] = [
         .hello(
@@ -32,8 +33,16 @@ enum WireFixtures {
         .result(.init(jobID: 6, attempt: 0, workerID: 4, status: .failed, message: "out of memory")),
         .weightsRequest(.init(workerID: 9, model: .reward, version: 3)),
         .weights(.init(model: .policy, version: 11, tensors: [floats])),
-        .gradientChunk(.init(step: 4, ringEpoch: 2, phase: .allGather, chunkIndex: 1, fromRank: 3, data: floats)),
-        .gradientChunk(.init(step: 5, ringEpoch: 2, phase: .reduceScatter, chunkIndex: 0, fromRank: 1, data: units)),
+        .gradientChunk(
+            .init(step: 4, ringEpoch: 2, phase: .allGather, chunkIndex: 1, sliceIndex: 7, fromRank: 3, payload: .values(reduced))),
+        .gradientChunk(
+            .init(
+                step: 5, ringEpoch: 2, phase: .reduceScatter, chunkIndex: 0, fromRank: 1,
+                payload: .units(WireWords([0, -1, .max, .min, 1 << 40] as [Int64])))),
+        .gradientChunk(
+            .init(
+                step: 5, ringEpoch: 2, phase: .reduceScatter, chunkIndex: 1, sliceIndex: 2, fromRank: 1,
+                payload: .packedUnits(low: WireWords([3, -4, 0, .min] as [Int32]), patches: WireWords([1, 1 << 40, 3, -(1 << 35)] as [Int64])))),
         .cancel(.init(jobID: 5, reason: "lease expired")),
         .shutdown(.init(reason: "run finished")),
         .error(.init(code: 17, message: "bad thing")),
@@ -48,6 +57,8 @@ enum WireFixtures {
                 case .float32(let x): ZMQFrame(x.scalars.withUnsafeBytes { Array($0) })
                 case .int32(let x): ZMQFrame(x.ids.withUnsafeBytes { Array($0) })
                 case .int64(let x): ZMQFrame(x.withUnsafeBytes { Array($0) })
+                case .words(let w) where w.dtype == .int32: ZMQFrame(w.withInt32s { Array(UnsafeRawBufferPointer($0)) })
+                case .words(let w): ZMQFrame(w.withInt64s { Array(UnsafeRawBufferPointer($0)) })
                 }
             }
     }

@@ -43,7 +43,7 @@ import Testing
         var total = ExactSum(count: 1000)
         for g in Self.gradients { try total.add(g) }
         let v = total.value()
-        let resolution = 0x1p-40 * 8  // one rounding per added value
+        let resolution = Double(sign: .plus, exponent: -ExactSum.defaultFractionBits, significand: 1) * 8  // one rounding per value
         for j in 0..<1000 {
             let exact = Self.gradients.reduce(0.0) { $0 + Double($1[flat: j]) }
             // The Float result carries Float's own rounding on top of the fixed-point error.
@@ -85,5 +85,69 @@ import Testing
         #expect(total == before)
         try total.add(units: [0, 6, -3], at: 2)  // up to the edge is fine
         #expect(total.units == [1, 2, 3, .max, -5, 6])
+    }
+
+    @Test func rounding_isToNearestEven_andLargeUnitsTakeTheExactSlowPath() throws {
+        // Units 1.5 and 2.5 both round to 2 (ties to even); -1.5 to -2.
+        var ties = ExactSum(count: 3, fractionBits: 8)
+        try ties.add(Tensor(shape: [3], scalars: [1.5 / 256, 2.5 / 256, -1.5 / 256]))
+        #expect(ties.units == [2, 2, -2])
+        // 2^55 units is beyond the vectorized path's 2^51: added exactly all the same.
+        var large = ExactSum(count: 3, fractionBits: 56)
+        try large.add(Tensor(shape: [3], scalars: [0.5, -0.25, 1e-3]))
+        #expect(large.units == [1 << 55, -(1 << 54), Int64((Double(Float(1e-3)) * 0x1p56).rounded(.toNearestOrEven))])
+    }
+}
+
+@Suite struct PackedUnitsTests {
+    static func sum(_ values: [Float]) throws -> ExactSum {
+        var s = ExactSum(count: values.count)
+        try s.add(Tensor(shape: [values.count], scalars: values))
+        return s
+    }
+
+    @Test func packing_sendsLowWords_andPatchesOnlyWhatNeedsMoreThan32Bits() throws {
+        // At 2^-32, |value| < 0.5 fits in 32 bits; 3.0 and -0.75 do not.
+        let values: [Float] = (0..<40).map { i in i == 5 ? 3 : i == 31 ? -0.75 : Float(i) * 1e-3 - 0.02 }
+        let s = try Self.sum(values)
+        let (low, patches) = try #require(s.packed(0..<40))
+        #expect(low.count == 40 && patches == [5, s.units[5], 31, s.units[31]])
+        // Unpacked into another sum, it is exactly the units added plainly.
+        var viaPacking = try Self.sum(values.map { $0 / 2 })
+        var plain = viaPacking
+        try low.withUnsafeBufferPointer { l in
+            try patches.withUnsafeBufferPointer { p in try viaPacking.add(low: l, patches: p, at: 0) }
+        }
+        try plain.add(units: s.units, at: 0)
+        #expect(viaPacking == plain)
+    }
+
+    @Test func packing_isRefused_whenMoreThanOneInEightNeedsPatches() throws {
+        let fits = try Self.sum((0..<16).map { $0 < 2 ? 4 : 0.1 })  // 2 of 16: packs
+        let wide = try Self.sum((0..<16).map { $0 < 3 ? 4 : 0.1 })  // 3 of 16: plain units instead
+        #expect(fits.packed(0..<16)?.patches.count == 4)
+        #expect(wide.packed(0..<16) == nil)
+    }
+
+    @Test func packedAdd_thatOverflows_addsNothing_andNamesTheElement() throws {
+        var total = ExactSum(count: 3)
+        try total.add(units: [.max - 1, 0, 5], at: 0)
+        let before = total
+        // The low word of element 0 is fine; its patch pushes it past Int64.max.
+        let low: [Int32] = [1, 2, 3], patches: [Int64] = [0, 1 << 40]
+        #expect(throws: ExactSum.Overflow.self) {
+            try low.withUnsafeBufferPointer { l in
+                try patches.withUnsafeBufferPointer { p in try total.add(low: l, patches: p, at: 0) }
+            }
+        }
+        #expect(total == before)
+    }
+
+    @Test func patchValidity_requiresPairsWithIncreasingIndicesInRange() {
+        func valid(_ p: [Int64], _ count: Int) -> Bool {
+            p.withUnsafeBufferPointer { PackedUnits.patchesAreValid($0, count: count) }
+        }
+        #expect(valid([], 3) && valid([0, 9, 2, -9], 3))
+        #expect(!valid([3, 1], 3) && !valid([-1, 1], 3) && !valid([1, 1, 1, 2], 3) && !valid([2, 1, 1, 2], 3) && !valid([1], 3))
     }
 }

@@ -6,16 +6,28 @@ import Testing
 
 /// Rings of real endpoints on loopback, one task per rank.
 @Suite(.timeLimit(.minutes(1))) struct RingAllReduceTests {
-    /// Eight micro-batch gradients of 1000 elements, magnitudes 1e-6 … 10.
-    static let gradients: [Tensor] = (0..<8).map { i in
-        var rng = RandomStream(seed: 5, purpose: .scratch, step: 0, index: UInt64(i))
-        let t = Tensor.randomNormal([1003], rng: &rng)
-        for j in 0..<t.count { t[flat: j] *= Float([1e-6, 1e-3, 1, 10][j % 4]) }
-        return t
+    /// Eight micro-batch gradients of 1003 elements, magnitudes 1e-6 … 10: most partial sums need
+    /// 64 bits, so slices travel as plain units.
+    static let gradients = micro { j in Float([1e-6, 1e-3, 1, 10][j % 4]) }
+
+    /// Gradient-like magnitudes (≤ 1e-2) with an outlier of 10 every 50 elements: slices travel
+    /// packed, with patches for the outliers.
+    static let gradientLike = micro { j in j % 50 == 7 ? 10 : 1e-2 }
+
+    static func micro(scale: (Int) -> Float) -> [Tensor] {
+        (0..<8).map { i in
+            var rng = RandomStream(seed: 5, purpose: .scratch, step: 0, index: UInt64(i))
+            let t = Tensor.randomNormal([1003], rng: &rng)
+            for j in 0..<t.count { t[flat: j] *= scale(j) }
+            return t
+        }
     }
 
     /// Runs a ring of `size` ranks; micro-batch i goes to rank assignment[i]. Returns every rank's result.
-    static func ring(size: Int, assignment: [Int], timeout: Duration = .seconds(20)) async throws -> [Tensor] {
+    static func ring(
+        size: Int, assignment: [Int], gradients: [Tensor] = gradients, sliceElements: Int = 100,
+        timeout: Duration = .seconds(20)
+    ) async throws -> [Tensor] {
         let listeners = try (0..<size).map { _ in try Endpoint.listen(on: "tcp://127.0.0.1:*") }
         let mailboxes = (0..<size).map { _ in ChunkMailbox() }
         let pumps = zip(mailboxes, listeners).map { $0.pump(from: $1) }
@@ -30,9 +42,9 @@ import Testing
         return try await withThrowingTaskGroup(of: (Int, Tensor).self) { group in
             for r in 0..<size {
                 group.addTask {
-                    let ring = RingAllReduce(rank: r, size: size, step: 3, epoch: 1, chunkTimeout: timeout)
-                    let total = try await ring.run(sums[r], next: senders[r], mailbox: mailboxes[r])
-                    return (r, total.value())
+                    let ring = RingAllReduce(
+                        rank: r, size: size, step: 3, epoch: 1, chunkTimeout: timeout, sliceElements: sliceElements)
+                    return (r, try await ring.run(sums[r], next: senders[r], mailbox: mailboxes[r]))
                 }
             }
             var out = [Tensor?](repeating: nil, count: size)
@@ -51,6 +63,21 @@ import Testing
         // And it is the sum: check one element against Double arithmetic.
         let exact = Self.gradients.reduce(0.0) { $0 + Double($1[flat: 2]) }
         #expect(abs(Double(one[0][flat: 2]) - exact) < 1e-5)
+    }
+
+    @Test(arguments: [1, 100, 1 << 18])
+    func packedPartialSums_reduceToTheSameBitsAsOneProcess(sliceElements: Int) async throws {
+        var direct = ExactSum(count: 1003)
+        for g in Self.gradientLike { try direct.add(g) }
+        // Packing pays here: outliers are 1 in 50, below the 1-in-8 limit, and (almost all) need patches.
+        let wide = direct.units.filter { Int64(Int32(truncatingIfNeeded: $0)) != $0 }.count
+        #expect(wide > 15 && direct.packed(0..<1003).map { $0.patches.count / 2 } == wide)
+        let reference = direct.value().checksum
+        for (size, assignment) in [(2, [0, 1, 1, 0, 0, 1, 1, 0]), (3, [2, 2, 2, 0, 1, 0, 1, 2]), (4, [3, 2, 1, 0, 0, 1, 2, 3])] {
+            let results = try await Self.ring(
+                size: size, assignment: assignment, gradients: Self.gradientLike, sliceElements: sliceElements)
+            for t in results { #expect(t.checksum == reference, "ring of \(size), slices of \(sliceElements)") }
+        }
     }
 
     @Test func aMissingRank_failsTheStepWithinTheTimeout() async throws {

@@ -94,6 +94,8 @@ struct SocketLoop: @unchecked Sendable {
                     // Zero-copy too: the box keeps the array's storage alive until libzmq is done.
                     let box = ArrayBox(values)
                     try s.sendNoCopy(box.base, count: values.count * 8, owner: box, more: more)
+                case .words(let words):
+                    try s.sendNoCopy(words.base, count: words.byteCount, owner: words.sendOwner, more: more)
                 }
             }
         } catch {

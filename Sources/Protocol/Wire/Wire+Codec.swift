@@ -80,6 +80,7 @@ extension Wire {
             w.u32(m.ringEpoch)
             w.u8(m.phase.rawValue)
             w.u32(m.chunkIndex)
+            w.u32(m.sliceIndex)
             w.u16(m.fromRank)
         case .cancel(let m):
             w.u64(m.jobID)
@@ -135,8 +136,12 @@ extension Wire {
                 code: .frameCountMismatch, frame: tensorFrames.count, field: "tensors",
                 detail: "control frame describes \(descriptors.count) tensors, message has \(tensorFrames.count)")
         }
+        // Gradient chunks keep their integer words in the received frames: the ring adds from there.
+        let inPlace = control.message.kind == .gradientChunk
         var tensors: [WireTensor] = []
-        for (i, d) in descriptors.enumerated() { tensors.append(try tensor(d, frame: tensorFrames[i], index: i)) }
+        for (i, d) in descriptors.enumerated() {
+            tensors.append(try tensor(d, frame: tensorFrames[i], index: i, wordsInPlace: inPlace))
+        }
         return try attach(tensors, to: control.message)
     }
 
@@ -220,8 +225,9 @@ extension Wire {
                 GradientChunk(
                     step: try r.u64("gradientChunk.step"), ringEpoch: try r.u32("gradientChunk.ringEpoch"),
                     phase: try r.enumeration(RingPhase.self, "gradientChunk.phase"),
-                    chunkIndex: try r.u32("gradientChunk.chunkIndex"), fromRank: try r.u16("gradientChunk.fromRank"),
-                    data: .float32(Tensor(zeros: [0]))))
+                    chunkIndex: try r.u32("gradientChunk.chunkIndex"), sliceIndex: try r.u32("gradientChunk.sliceIndex"),
+                    fromRank: try r.u16("gradientChunk.fromRank"),
+                    payload: .values(Tensor(zeros: [0]))))
         case .cancel:
             message = .cancel(Cancel(jobID: try r.u64("cancel.jobID"), reason: try r.string("cancel.reason")))
         case .shutdown:
@@ -258,7 +264,9 @@ extension Wire {
         return (message, descriptors)
     }
 
-    private static func tensor(_ d: TensorDescriptor, frame: ZMQFrame, index: Int) throws(WireError) -> WireTensor {
+    private static func tensor(
+        _ d: TensorDescriptor, frame: ZMQFrame, index: Int, wordsInPlace: Bool
+    ) throws(WireError) -> WireTensor {
         guard frame.count == d.byteCount else {
             throw WireError(
                 code: .tensorSizeMismatch, frame: index + 1, field: "tensor[\(index)]",
@@ -268,6 +276,14 @@ extension Wire {
             throw WireError(
                 code: .badValue, frame: index + 1, field: "tensor[\(index)].shape",
                 detail: "int64 tensors are flat (rank 1), got shape \(d.shape)")
+        }
+        if wordsInPlace && d.dtype != .float32 {
+            guard d.shape.count == 1 else {
+                throw WireError(
+                    code: .badValue, frame: index + 1, field: "tensor[\(index)].shape",
+                    detail: "integer words are flat (rank 1), got shape \(d.shape)")
+            }
+            return .words(WireWords(frame: frame, dtype: d.dtype))
         }
         return frame.withBytes { raw in
             let count = d.byteCount / d.dtype.size
@@ -302,6 +318,33 @@ extension Wire {
         }
     }
 
+    /// A gradient chunk's tensors as its payload: partial sums (int64 units, or int32 low words
+    /// with int64 patches) while reducing, float32 values while gathering.
+    private static func chunkPayload(_ tensors: [WireTensor], phase: RingPhase) throws(WireError) -> ChunkPayload {
+        switch (phase, tensors.count, tensors.first) {
+        case (.allGather, 1, .float32(let t)?):
+            return .values(t)
+        case (.reduceScatter, 1, .words(let units)?) where units.dtype == .int64:
+            return .units(units)
+        case (.reduceScatter, 2, .words(let low)?) where low.dtype == .int32:
+            guard case .words(let patches) = tensors[1], patches.dtype == .int64 else { break }
+            let valid = patches.withInt64s { PackedUnits.patchesAreValid($0, count: low.count) }
+            guard valid else {
+                throw WireError(
+                    code: .badValue, frame: 2, field: "gradientChunk.patches",
+                    detail: "patches must be (index, units) pairs with indices increasing below \(low.count)")
+            }
+            return .packedUnits(low: low, patches: patches)
+        default:
+            break
+        }
+        throw WireError(
+            code: .frameCountMismatch, frame: 0, field: "gradientChunk.payload",
+            detail: phase == .allGather
+                ? "an all-gather chunk carries one float32 tensor"
+                : "a reduce-scatter chunk carries one int64 tensor, or an int32 and an int64 tensor")
+    }
+
     /// Puts decoded tensors into the message, checking the count each kind expects.
     private static func attach(_ tensors: [WireTensor], to message: Message) throws(WireError) -> Message {
         func none(_ field: String) throws(WireError) {
@@ -325,12 +368,7 @@ extension Wire {
             m.tensors = tensors
             return .weights(m)
         case .gradientChunk(var m):
-            guard tensors.count == 1, tensors[0].dtype != .int32 else {
-                throw WireError(
-                    code: .frameCountMismatch, frame: 0, field: "gradientChunk.data",
-                    detail: "needs exactly one float32 or int64 tensor")
-            }
-            m.data = tensors[0]
+            m.payload = try chunkPayload(tensors, phase: m.phase)
             return .gradientChunk(m)
         case .hello, .welcome, .reject, .heartbeat, .weightsRequest, .cancel, .shutdown, .error:
             try none("\(message.kind)")

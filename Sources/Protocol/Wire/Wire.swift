@@ -1,3 +1,5 @@
+import Tensor
+
 /// Every message the system exchanges, as plain values. Encoding and decoding live in
 /// `Wire+Codec.swift` and are specified byte for byte in docs/PROTOCOL.md.
 public enum Wire {
@@ -189,24 +191,57 @@ public enum Wire {
         case reduceScatter = 1, allGather
     }
 
-    /// Worker → worker in the all-reduce ring: one chunk of the flat gradient.
+    /// Worker → worker in the all-reduce ring: one slice of one chunk of the flat gradient.
     public struct GradientChunk: Sendable, Equatable {
         public var step: UInt64
         /// Bumped whenever the coordinator re-forms the ring; chunks of an old ring are dropped.
         public var ringEpoch: UInt32
         public var phase: RingPhase
         public var chunkIndex: UInt32
+        /// Which slice of the chunk: chunks travel in slices so that adding one overlaps sending
+        /// the next.
+        public var sliceIndex: UInt32
         public var fromRank: UInt16
-        public var data: WireTensor
+        public var payload: ChunkPayload
         public init(
-            step: UInt64, ringEpoch: UInt32, phase: RingPhase, chunkIndex: UInt32, fromRank: UInt16, data: WireTensor
+            step: UInt64, ringEpoch: UInt32, phase: RingPhase, chunkIndex: UInt32, sliceIndex: UInt32 = 0,
+            fromRank: UInt16, payload: ChunkPayload
         ) {
             self.step = step
             self.ringEpoch = ringEpoch
             self.phase = phase
             self.chunkIndex = chunkIndex
+            self.sliceIndex = sliceIndex
             self.fromRank = fromRank
-            self.data = data
+            self.payload = payload
+        }
+    }
+
+    /// What a gradient chunk carries: partial sums while reducing, final values while gathering.
+    public enum ChunkPayload: Sendable, Equatable {
+        /// Fixed-point partial sums (`ExactSum` units, 2^−32 by default), one int64 each.
+        case units(WireWords)
+        /// The same sums packed (`PackedUnits`): every element's low 32-bit word (int32), then
+        /// (index, units) int64 pairs for the elements that need more than 32 bits.
+        case packedUnits(low: WireWords, patches: WireWords)
+        /// Fully reduced float32 values, identical on every rank.
+        case values(Tensor)
+
+        var tensors: [WireTensor] {
+            switch self {
+            case .units(let u): [.words(u)]
+            case .packedUnits(let low, let patches): [.words(low), .words(patches)]
+            case .values(let t): [.float32(t)]
+            }
+        }
+
+        public static func == (a: ChunkPayload, b: ChunkPayload) -> Bool {
+            switch (a, b) {
+            case (.units(let x), .units(let y)): x == y
+            case (.packedUnits(let x, let p), .packedUnits(let y, let q)): x == y && p == q
+            case (.values(let x), .values(let y)): WireTensor.float32(x) == .float32(y)
+            default: false
+            }
         }
     }
 
@@ -253,7 +288,7 @@ public enum Wire {
             case .assign(let m): m.tensors
             case .result(let m): m.tensors
             case .weights(let m): m.tensors
-            case .gradientChunk(let m): [m.data]
+            case .gradientChunk(let m): m.payload.tensors
             case .hello, .welcome, .reject, .heartbeat, .weightsRequest, .cancel, .shutdown, .error: []
             }
         }

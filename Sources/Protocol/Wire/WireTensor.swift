@@ -7,6 +7,8 @@ public enum WireTensor: Sendable {
     case int32(TokenTensor)
     /// A flat run of 64-bit integers: fixed-point partial sums (`ExactSum.units`) in the all-reduce.
     case int64([Int64])
+    /// Integer words read in place (all-reduce payloads; see `Wire.ChunkPayload`).
+    case words(WireWords)
 
     public enum DType: UInt8, Sendable {
         case float32 = 1
@@ -20,6 +22,7 @@ public enum WireTensor: Sendable {
         case .float32: .float32
         case .int32: .int32
         case .int64: .int64
+        case .words(let w): w.dtype
         }
     }
 
@@ -28,6 +31,7 @@ public enum WireTensor: Sendable {
         case .float32(let t): t.shape
         case .int32(let t): t.shape
         case .int64(let v): [v.count]
+        case .words(let w): [w.count]
         }
     }
 }
@@ -40,6 +44,7 @@ extension WireTensor: Equatable {
             x.shape == y.shape && x.scalars.map(\.bitPattern) == y.scalars.map(\.bitPattern)
         case (.int32(let x), .int32(let y)): x == y
         case (.int64(let x), .int64(let y)): x == y
+        case (.words(let x), .words(let y)): x == y
         default: false
         }
     }

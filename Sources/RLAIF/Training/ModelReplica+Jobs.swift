@@ -79,13 +79,14 @@ extension ModelReplica {
         return total
     }
 
-    /// Applies a reduced sum: the gradient goes to the optimizer, the metric sums come back.
+    /// Applies a reduced sum (`ExactSum.value()` of every worker's `gradientSum`): the gradient
+    /// goes to the optimizer, the metric sums come back.
     public func apply(
-        _ total: ExactSum, objective: Objective, learningRate: Float, clipNorm: Float
+        _ reduced: Tensor, objective: Objective, learningRate: Float, clipNorm: Float
     ) -> (gradientNorm: Float, metrics: [String: Double]) {
         let parameters = parameters(objective.role)!
         let n = parameters.count
-        let reduced = total.value()
+        precondition(reduced.count == n + objective.metricNames.count, "apply: a reduced sum of the wrong size")
         parameters.gradients.pointer.update(from: reduced.pointer, count: n)
         let norm = step(objective.role, learningRate: learningRate, clipNorm: clipNorm)
         version += 1

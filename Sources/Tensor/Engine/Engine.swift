@@ -1,4 +1,3 @@
-import CMalloc
 import COpenBLAS
 import Dispatch
 import Foundation
@@ -43,13 +42,7 @@ public final class Engine: Sendable {
 
     private init(threads: Int) {
         self.threads = max(1, threads)
-        #if os(Linux)
-            // Keep freed tensors in the heap: without this, glibc returns every large buffer to the
-            // kernel and the next op of the same size pays page faults on fresh pages (measured:
-            // a 512² matmul ran at 67% of direct sgemm).
-            mallopt(M_MMAP_THRESHOLD, 1 << 30)
-            mallopt(M_TRIM_THRESHOLD, Int32.max)
-        #endif
+        HeapTuning.keepLargeBuffers()
         // The engine parallelizes BLAS calls itself (see Kernels.gemm): BLAS runs single-threaded.
         openblas_set_num_threads(1)
         self.pool = ComputePool(width: self.threads)

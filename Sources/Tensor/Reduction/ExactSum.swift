@@ -13,10 +13,13 @@
 public struct ExactSum: Sendable, Equatable {
     /// Resolution 2^−fractionBits; the largest representable magnitude is 2^(63 − fractionBits).
     public let fractionBits: Int
-    public private(set) var units: [Int64]
+    public internal(set) var units: [Int64]
 
-    /// 2^−40 ≈ 9.1e-13 resolution, magnitudes below 2^23 ≈ 8.4e6: ample for gradients.
-    public static let defaultFractionBits = 40
+    /// 2^−32 ≈ 2.3e-10 resolution, magnitudes below 2^31 ≈ 2.1e9. Finer than a Float32 gradient
+    /// element's own rounding for every |element| above 2^−9, and coarse enough that a partial sum
+    /// of gradient means fits in 32 bits, so the all-reduce sends 4 bytes per element as MPI
+    /// does (`PackedUnits`).
+    public static let defaultFractionBits = 32
 
     public init(count: Int, fractionBits: Int = defaultFractionBits) {
         precondition((8...56).contains(fractionBits), "ExactSum: fractionBits must be in 8...56")
@@ -32,10 +35,11 @@ public struct ExactSum: Sendable, Equatable {
         }
     }
 
-    /// The fixed-point units of one value (round to nearest), or nil when out of range or not finite.
+    /// The fixed-point units of one value (round to nearest, ties to even), or nil when out of
+    /// range or not finite.
     @inline(__always) static func quantize(_ x: Float, scale: Double) -> Int64? {
-        let scaled = (Double(x) * scale).rounded()
-        guard scaled.isFinite, abs(scaled) < 0x1p62 else { return nil }
+        let scaled = (Double(x) * scale).rounded(.toNearestOrEven)
+        guard abs(scaled) < 0x1p62 else { return nil }  // false for NaN and infinities too
         return Int64(scaled)
     }
 
@@ -47,24 +51,45 @@ public struct ExactSum: Sendable, Equatable {
 
     /// Adds a tensor's values to the elements from `offset` on (a gradient, then metric sums
     /// after it). On overflow nothing is added (integer addition is exact, so what was added
-    /// before the failing element is subtracted back).
+    /// before is subtracted back).
     public mutating func add(_ t: Tensor, at offset: Int) throws(Overflow) {
         precondition(
             offset >= 0 && offset + t.count <= units.count,
             "ExactSum: \(t.count) values at \(offset) into a sum of \(units.count)")
         let src = t.pointer
         let scale = Double(sign: .plus, exponent: fractionBits, significand: 1)
+        let magic = (0x1.8p52 as Double).bitPattern
         let failure: Overflow? = units.withUnsafeMutableBufferPointer { all in
             let u = UnsafeMutableBufferPointer(rebasing: all[offset..<(offset + t.count)])
+            // Branch-free, so it vectorizes. Adding 1.5·2^52 rounds a product below 2^51 to an
+            // integer (ties to even, as `quantize`) and leaves that integer in the low bits, so no
+            // checked conversion is needed. Larger or non-finite values add 0 and are flagged; a
+            // wrapping add overflowed iff both operands have the sign the result lacks. The rare
+            // failure is redone the slow way below.
+            @inline(__always) func fast(_ x: Float) -> (Int64, Bool) {
+                let scaled = Double(x) * scale
+                let inRange = abs(scaled) < 0x1p51
+                let shifted = (inRange ? scaled : 0) + 0x1.8p52
+                return (Int64(bitPattern: shifted.bitPattern &- magic), inRange)
+            }
+            var outOfRange: UInt8 = 0
+            var signs: Int64 = 0
             for i in 0..<u.count {
-                guard let q = Self.quantize(src[i], scale: scale) else {
-                    Self.rollBack(u, upTo: i, { Self.quantize(src[$0], scale: scale)! })
-                    return Overflow(index: offset + i, value: Double(src[i]))
-                }
-                let (s, overflow) = u[i].addingReportingOverflow(q)
-                if overflow {
-                    Self.rollBack(u, upTo: i, { Self.quantize(src[$0], scale: scale)! })
-                    return Overflow(index: offset + i, value: Double(u[i]) + Double(q))
+                let (q, inRange) = fast(src[i])
+                outOfRange |= inRange ? 0 : 1
+                let sum = u[i] &+ q
+                signs |= (u[i] ^ sum) & (q ^ sum)
+                u[i] = sum
+            }
+            guard outOfRange != 0 || signs < 0 else { return nil }
+            for j in 0..<u.count { u[j] &-= fast(src[j]).0 }
+            // The slow way: exact for units up to 2^62, and precise about what failed.
+            for i in 0..<u.count {
+                let q = Self.quantize(src[i], scale: scale)
+                let (s, overflow) = u[i].addingReportingOverflow(q ?? 0)
+                guard let q, !overflow else {
+                    for j in 0..<i { u[j] &-= Self.quantize(src[j], scale: scale)! }
+                    return Overflow(index: offset + i, value: q == nil ? Double(src[i]) : Double(u[i]) + Double(q!))
                 }
                 u[i] = s
             }
@@ -84,30 +109,29 @@ public struct ExactSum: Sendable, Equatable {
     /// Adds fixed-point units (another worker's partial sum of a chunk) at `offset`. On overflow
     /// nothing is added.
     public mutating func add(units chunk: [Int64], at offset: Int) throws(Overflow) {
-        precondition(offset >= 0 && offset + chunk.count <= units.count, "ExactSum: chunk outside the sum")
-        let failure: Overflow? = units.withUnsafeMutableBufferPointer { all in
-            chunk.withUnsafeBufferPointer { c in
-                let u = UnsafeMutableBufferPointer(rebasing: all[offset..<(offset + c.count)])
-                // Branch-free, so it vectorizes: a wrapping add overflowed iff both operands have
-                // the sign the result lacks. Rare overflow is found afterwards and undone exactly.
-                var signs: Int64 = 0
-                for i in 0..<c.count {
-                    let s = u[i] &+ c[i]
-                    signs |= (u[i] ^ s) & (c[i] ^ s)
-                    u[i] = s
-                }
-                guard signs < 0 else { return nil }
-                for j in 0..<c.count { u[j] &-= c[j] }
-                let i = (0..<c.count).first { u[$0].addingReportingOverflow(c[$0]).overflow }!
-                return Overflow(index: offset + i, value: Double(u[i]) + Double(c[i]))
-            }
-        }
-        if let failure { throw failure }
+        try chunk.withUnsafeBufferPointer { (c) throws(Overflow) in try add(units: c, at: offset) }
     }
 
-    /// Undoes the additions of elements 0..<end (exact: they did not overflow).
-    private static func rollBack(_ u: UnsafeMutableBufferPointer<Int64>, upTo end: Int, _ added: (Int) -> Int64) {
-        for j in 0..<end { u[j] &-= added(j) }
+    /// Adds fixed-point units at `offset` (straight from a received frame). On overflow nothing
+    /// is added.
+    public mutating func add(units c: UnsafeBufferPointer<Int64>, at offset: Int) throws(Overflow) {
+        precondition(offset >= 0 && offset + c.count <= units.count, "ExactSum: chunk outside the sum")
+        let failure: Overflow? = units.withUnsafeMutableBufferPointer { all in
+            let u = UnsafeMutableBufferPointer(rebasing: all[offset..<(offset + c.count)])
+            // Branch-free, so it vectorizes: a wrapping add overflowed iff both operands have
+            // the sign the result lacks. Rare overflow is found afterwards and undone exactly.
+            var signs: Int64 = 0
+            for i in 0..<c.count {
+                let s = u[i] &+ c[i]
+                signs |= (u[i] ^ s) & (c[i] ^ s)
+                u[i] = s
+            }
+            guard signs < 0 else { return nil }
+            for j in 0..<c.count { u[j] &-= c[j] }
+            let i = (0..<c.count).first { u[$0].addingReportingOverflow(c[$0]).overflow }!
+            return Overflow(index: offset + i, value: Double(u[i]) + Double(c[i]))
+        }
+        if let failure { throw failure }
     }
 
     /// Replaces units at `offset` with a chunk that is already fully reduced.

@@ -118,11 +118,15 @@ actor JobExecutor {
             rank: ringSpec.rank, size: ringSpec.size, step: a.step, epoch: ringSpec.epoch,
             chunkTimeout: .milliseconds(ringSpec.timeoutMs))
         let next = ringSpec.size > 1 ? try ring.successor(ringSpec.next) : nil
-        let total: ExactSum
-        if let next { total = try await reduction.run(consume sum, next: next, mailbox: ring.mailbox) } else { total = sum }
+        let reduced: Tensor
+        if let next {
+            reduced = try await reduction.run(consume sum, next: next, mailbox: ring.mailbox)
+        } else {
+            reduced = sum.value()
+        }
         let (norm, metrics) = await Engine.shared.run {
             replica.apply(
-                total, objective: objective, learningRate: Float(spec.learningRate), clipNorm: Float(spec.clipNorm))
+                reduced, objective: objective, learningRate: Float(spec.learningRate), clipNorm: Float(spec.clipNorm))
         }
         let checksum = await Engine.shared.run { replica.checksum() }
         let result = GradientResult(
