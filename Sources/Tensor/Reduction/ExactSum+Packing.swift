@@ -98,7 +98,8 @@ extension ExactSum {
     public func values(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         let unit = Double(sign: .plus, exponent: -fractionBits, significand: 1)
         units.withUnsafeBufferPointer { u in
-            for (j, i) in range.enumerated() { out[j] = Float(Double(u[i]) * unit) }
+            let src = u.baseAddress! + range.lowerBound
+            for j in 0..<range.count { out[j] = Float(Double(src[j]) * unit) }
         }
     }
 }
