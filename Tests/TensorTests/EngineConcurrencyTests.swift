@@ -68,9 +68,11 @@ actor Computer {
         let ticks = await heartbeat.value.filter { $0 >= start && $0 <= end }
         let gaps = zip(ticks.dropFirst(), ticks).map { $0 - $1 }
         let worst = gaps.max() ?? .seconds(999)
+        // A blocked executor would show one gap of the whole two seconds. The bounds leave room for a
+        // shared machine's scheduling noise (CI may run beside other processes).
         #expect(products > 1)
-        #expect(ticks.count > 50, "only \(ticks.count) ticks in \(end - start)")
-        #expect(worst < .milliseconds(50), "longest heartbeat gap \(worst)")
+        #expect(ticks.count > 20, "only \(ticks.count) ticks in \(end - start)")
+        #expect(worst < .milliseconds(250), "longest heartbeat gap \(worst)")
     }
 
     @Test func threadedKernels_giveTheSameBitsAsSerialKernels() async {
