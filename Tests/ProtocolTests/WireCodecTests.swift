@@ -116,7 +116,8 @@ import Testing
                 let n = rng.next(below: 64)
                 var bytes = (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.nextUInt32()) }
                 if rng.next(below: 2) == 0 {
-                    bytes = Wire.magic + [0, 0, 1, 0, UInt8(1 + rng.next(below: 12))] + bytes
+                    let major = UInt8(ProtocolVersion.current.major)
+                    bytes = Wire.magic + [major, 0, 0, 0, UInt8(1 + rng.next(below: 12))] + bytes
                 }
                 frames =
                     [bytes]
