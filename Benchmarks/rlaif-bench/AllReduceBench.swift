@@ -32,7 +32,7 @@ struct AllReduceBench: AsyncParsableCommand {
         emit("gradients: \(source); slices of \(sliceElements) elements; units of 2^-\(fractionBits)")
         emit("ranks   MB    best ms   bus GB/s   quantize ms   >32-bit elements")
         for n in ranks {
-            let base = await gradients(ranks: n)
+            let base = try await gradients(ranks: n)
             for mb in megabytes {
                 let count = mb << 18  // floats
                 let listeners = try (0..<n).map { _ in try Endpoint.listen(on: "tcp://127.0.0.1:*") }
@@ -94,14 +94,14 @@ struct AllReduceBench: AsyncParsableCommand {
     }
 
     /// One gradient per rank.
-    private func gradients(ranks n: Int) async -> [Tensor] {
+    private func gradients(ranks n: Int) async throws -> [Tensor] {
         if let std = normalStd {
             return (0..<n).map { r in
                 var rng = RandomStream(seed: 1, purpose: .scratch, step: 0, index: UInt64(r))
                 return Tensor.randomNormal([1 << 20], std: Float(std), rng: &rng)
             }
         }
-        let model = try! GPT2(config: .small, seed: 1)
+        let model = try GPT2(config: .small, seed: 1)
         return await Engine.shared.run {
             let params = ParameterSet(model.namedParameters)
             return (0..<n).map { r in

@@ -182,14 +182,14 @@ struct ByteArray: ByteSink {
 
     @Test func receivedWords_areReadInPlace_andEqualWhatWasSent() throws {
         let sent = WireWords([5, -6, .max, .min] as [Int64])
-        let message = Self.chunk(.reduceScatter, .units(sent))
-        guard case .gradientChunk(let c) = try Wire.decode(WireFixtures.frames(message)),
-            case .units(let received) = c.payload
-        else {
+        let frames = WireFixtures.frames(Self.chunk(.reduceScatter, .units(sent)))
+        guard case .gradientChunk(let c) = try Wire.decode(frames), case .units(let received) = c.payload else {
             Issue.record("not a units payload")
             return
         }
         #expect(received == sent && received.withInt64s { Array($0) } == [5, -6, .max, .min])
+        // No copy: the words are the tensor frame's own bytes.
+        #expect(received.base == frames[1].withBytes { UnsafeRawPointer($0.baseAddress!) })
     }
 
     @Test func patches_outOfRangeOrOutOfOrder_areRefused() {

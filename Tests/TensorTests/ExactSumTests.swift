@@ -135,7 +135,7 @@ import Testing
         let before = total
         // The low word of element 0 is fine; its patch pushes it past Int64.max.
         let low: [Int32] = [1, 2, 3], patches: [Int64] = [0, 1 << 40]
-        #expect(throws: ExactSum.Overflow.self) {
+        #expect(throws: ExactSum.Overflow(index: 0, value: Double(Int64.max - 1) + 0x1p40)) {
             try low.withUnsafeBufferPointer { l in
                 try patches.withUnsafeBufferPointer { p in try total.add(low: l, patches: p, at: 0) }
             }

@@ -91,11 +91,9 @@ struct SocketLoop: @unchecked Sendable {
                     let bytes = t.ids.withUnsafeBytes { Array($0) }
                     try s.send(bytes, more: more)
                 case .int64(let values):
-                    // Zero-copy too: the box keeps the array's storage alive until libzmq is done.
-                    let box = ArrayBox(values)
-                    try s.sendNoCopy(box.base, count: values.count * 8, owner: box, more: more)
+                    try send(WireWords(values), on: s, more: more)
                 case .words(let words):
-                    try s.sendNoCopy(words.base, count: words.byteCount, owner: words.sendOwner, more: more)
+                    try send(words, on: s, more: more)
                 }
             }
         } catch {
@@ -104,6 +102,11 @@ struct SocketLoop: @unchecked Sendable {
             logger.warning(
                 "Dropped outgoing [\(Wire.Kind(rawValue: message.control[8]).map { "\($0)" } ?? "?")]: \(error)")
         }
+    }
+
+    /// Zero-copy: the words' owner (received frame or array) lives until libzmq is done.
+    private func send(_ words: WireWords, on s: ZMQSocket, more: Bool) throws(ZMQError) {
+        try s.sendNoCopy(words.base, count: words.byteCount, owner: words.owner, more: more)
     }
 
     private func receive(from s: ZMQSocket, drops: DropCounter) {
@@ -158,18 +161,5 @@ struct SocketLoop: @unchecked Sendable {
                 }
             }
         }
-    }
-}
-
-/// Holds an array for libzmq's zero-copy send: a `let` array's storage stays put while the box
-/// lives, and the box lives until libzmq releases the message.
-final class ArrayBox<Element>: @unchecked Sendable {
-    let values: [Element]
-    let base: UnsafeRawPointer
-
-    init(_ values: [Element]) {
-        self.values = values
-        // An empty array has no storage: any non-null address serves for a zero-byte send.
-        base = values.withUnsafeBytes { $0.baseAddress } ?? UnsafeRawPointer(bitPattern: 8)!
     }
 }

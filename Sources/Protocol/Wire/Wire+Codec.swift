@@ -272,19 +272,14 @@ extension Wire {
                 code: .tensorSizeMismatch, frame: index + 1, field: "tensor[\(index)]",
                 detail: "shape \(d.shape) needs \(d.byteCount) bytes, frame has \(frame.count)")
         }
-        guard d.dtype != .int64 || d.shape.count == 1 else {
+        // int64 tensors, and integer words read in place, are flat runs.
+        let asWords = wordsInPlace && d.dtype != .float32
+        guard (d.dtype != .int64 && !asWords) || d.shape.count == 1 else {
             throw WireError(
                 code: .badValue, frame: index + 1, field: "tensor[\(index)].shape",
-                detail: "int64 tensors are flat (rank 1), got shape \(d.shape)")
+                detail: "\(d.dtype) tensors are flat here (rank 1), got shape \(d.shape)")
         }
-        if wordsInPlace && d.dtype != .float32 {
-            guard d.shape.count == 1 else {
-                throw WireError(
-                    code: .badValue, frame: index + 1, field: "tensor[\(index)].shape",
-                    detail: "integer words are flat (rank 1), got shape \(d.shape)")
-            }
-            return .words(WireWords(frame: frame, dtype: d.dtype))
-        }
+        if asWords { return .words(WireWords(frame: frame, dtype: d.dtype)) }
         return frame.withBytes { raw in
             let count = d.byteCount / d.dtype.size
             switch d.dtype {

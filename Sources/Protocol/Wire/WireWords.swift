@@ -7,7 +7,7 @@ public struct WireWords: @unchecked Sendable {
     public let dtype: WireTensor.DType
     public let count: Int
     /// Keeps `base` valid: the received frame, or the box around the array.
-    private let owner: AnyObject
+    let owner: AnyObject
     let base: UnsafeRawPointer
 
     public init(_ values: [Int32]) { self.init(array: values, dtype: .int32) }
@@ -63,9 +63,6 @@ public struct WireWords: @unchecked Sendable {
             try body(UnsafeBufferPointer(start: base.assumingMemoryBound(to: Int64.self), count: count))
         }
     }
-
-    /// The owner to retain while libzmq sends `base` without a copy.
-    var sendOwner: AnyObject { owner }
 }
 
 extension WireWords: Equatable {
@@ -77,4 +74,17 @@ extension WireWords: Equatable {
 
 extension WireWords: CustomStringConvertible {
     public var description: String { "\(count) \(dtype) words" }
+}
+
+/// Holds an array for libzmq's zero-copy send: a `let` array's storage stays put while the box
+/// lives, and the box lives until libzmq releases the message.
+private final class ArrayBox<Element>: @unchecked Sendable {
+    let values: [Element]
+    let base: UnsafeRawPointer
+
+    init(_ values: [Element]) {
+        self.values = values
+        // An empty array has no storage: any non-null address serves for a zero-byte send.
+        base = values.withUnsafeBytes { $0.baseAddress } ?? UnsafeRawPointer(bitPattern: 8)!
+    }
 }

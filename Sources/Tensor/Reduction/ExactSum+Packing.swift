@@ -57,19 +57,7 @@ extension ExactSum {
         precondition(PackedUnits.patchesAreValid(patches, count: low.count), "ExactSum: malformed patches")
         let failure: Overflow? = units.withUnsafeMutableBufferPointer { all in
             let u = UnsafeMutableBufferPointer(rebasing: all[offset..<(offset + low.count)])
-            var signs: Int64 = 0
-            for i in 0..<low.count {
-                let c = Int64(low[i])
-                let s = u[i] &+ c
-                signs |= (u[i] ^ s) & (c ^ s)
-                u[i] = s
-            }
-            func undoLow() { for j in 0..<low.count { u[j] &-= Int64(low[j]) } }
-            guard signs >= 0 else {
-                undoLow()
-                let i = (0..<low.count).first { u[$0].addingReportingOverflow(Int64(low[$0])).overflow }!
-                return Overflow(index: offset + i, value: Double(u[i]) + Double(low[i]))
-            }
+            if let overflow = Self.addWrapping(low, into: u, offset: offset) { return overflow }
             // A patch replaces the sign-extended low word with the full value: add the difference.
             for p in stride(from: 0, to: patches.count, by: 2) {
                 let i = Int(patches[p]), full = patches[p + 1]
@@ -79,8 +67,8 @@ extension ExactSum {
                     for q in stride(from: 0, to: p, by: 2) {
                         u[Int(patches[q])] &-= patches[q + 1] &- Int64(low[Int(patches[q])])
                     }
-                    undoLow()
-                    return Overflow(index: offset + i, value: Double(u[i]) + Double(full) - Double(low[i]))
+                    for j in 0..<low.count { u[j] &-= Int64(low[j]) }
+                    return Overflow(index: offset + i, value: Double(u[i]) + Double(full))  // u[i] is restored
                 }
                 u[i] = s
             }
@@ -94,7 +82,7 @@ extension ExactSum {
         units.withUnsafeBufferPointer { PackedUnits.pack(UnsafeBufferPointer(rebasing: $0[range])) }
     }
 
-    /// Writes the values of `range` (as `value()` computes them) to `out`.
+    /// Writes the values of `range` (units × 2^−fractionBits, rounded to Float) to `out`.
     public func values(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         let unit = Double(sign: .plus, exponent: -fractionBits, significand: 1)
         units.withUnsafeBufferPointer { u in

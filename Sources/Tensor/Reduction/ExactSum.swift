@@ -116,35 +116,36 @@ public struct ExactSum: Sendable, Equatable {
     /// is added.
     public mutating func add(units c: UnsafeBufferPointer<Int64>, at offset: Int) throws(Overflow) {
         precondition(offset >= 0 && offset + c.count <= units.count, "ExactSum: chunk outside the sum")
-        let failure: Overflow? = units.withUnsafeMutableBufferPointer { all in
-            let u = UnsafeMutableBufferPointer(rebasing: all[offset..<(offset + c.count)])
-            // Branch-free, so it vectorizes: a wrapping add overflowed iff both operands have
-            // the sign the result lacks. Rare overflow is found afterwards and undone exactly.
-            var signs: Int64 = 0
-            for i in 0..<c.count {
-                let s = u[i] &+ c[i]
-                signs |= (u[i] ^ s) & (c[i] ^ s)
-                u[i] = s
-            }
-            guard signs < 0 else { return nil }
-            for j in 0..<c.count { u[j] &-= c[j] }
-            let i = (0..<c.count).first { u[$0].addingReportingOverflow(c[$0]).overflow }!
-            return Overflow(index: offset + i, value: Double(u[i]) + Double(c[i]))
+        let failure = units.withUnsafeMutableBufferPointer { all in
+            Self.addWrapping(c, into: UnsafeMutableBufferPointer(rebasing: all[offset..<(offset + c.count)]), offset: offset)
         }
         if let failure { throw failure }
     }
 
-    /// Replaces units at `offset` with a chunk that is already fully reduced.
-    public mutating func replace(units chunk: [Int64], at offset: Int) {
-        precondition(offset >= 0 && offset + chunk.count <= units.count, "ExactSum: chunk outside the sum")
-        units.replaceSubrange(offset..<(offset + chunk.count), with: chunk)
+    /// Adds integers (64-bit units, or sign-extended 32-bit low words) into `u`, or, on overflow,
+    /// adds nothing and names the first element that overflowed (`offset` places it in the sum).
+    static func addWrapping<W: FixedWidthInteger>(
+        _ c: UnsafeBufferPointer<W>, into u: UnsafeMutableBufferPointer<Int64>, offset: Int
+    ) -> Overflow? {
+        // Branch-free, so it vectorizes: a wrapping add overflowed iff both operands have the
+        // sign the result lacks. Rare overflow is found afterwards and undone exactly.
+        var signs: Int64 = 0
+        for i in 0..<c.count {
+            let x = Int64(truncatingIfNeeded: c[i])
+            let s = u[i] &+ x
+            signs |= (u[i] ^ s) & (x ^ s)
+            u[i] = s
+        }
+        guard signs < 0 else { return nil }
+        for j in 0..<c.count { u[j] &-= Int64(truncatingIfNeeded: c[j]) }
+        let i = (0..<c.count).first { u[$0].addingReportingOverflow(Int64(truncatingIfNeeded: c[$0])).overflow }!
+        return Overflow(index: offset + i, value: Double(u[i]) + Double(c[i]))
     }
 
-    /// The sum as Floats, optionally scaled (e.g. by 1/micro-batches for a mean).
-    public func value(scaledBy factor: Double = 1) -> Tensor {
-        let out = Tensor(zeros: [units.count])
-        let unit = Double(sign: .plus, exponent: -fractionBits, significand: 1)
-        for i in 0..<units.count { out[flat: i] = Float(Double(units[i]) * unit * factor) }
+    /// The sum as Floats.
+    public func value() -> Tensor {
+        let out = Tensor(storage: TensorStorage(count: units.count, zeroed: false), offset: 0, shape: [units.count])
+        values(0..<units.count, into: out.pointer)
         return out
     }
 }

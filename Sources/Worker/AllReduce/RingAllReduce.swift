@@ -66,7 +66,9 @@ public struct RingAllReduce: Sendable {
 
         // Reduce-scatter. Step s sends chunk rank − s and receives chunk rank − s − 1, which is
         // the one step s + 1 sends: each received slice goes on as soon as it is added.
-        for (k, slice) in slices(rank, of: n).enumerated() { await next.send(partial(total, slice, chunk: rank, slice: k)) }
+        for (k, slice) in slices(rank, of: n).enumerated() {
+            await next.send(partial(total, slice, chunk: rank, slice: k))
+        }
         for s in 0..<(size - 1) {
             let c = mod(rank - s - 1)
             for (k, slice) in slices(c, of: n).enumerated() {
@@ -76,10 +78,10 @@ public struct RingAllReduce: Sendable {
                 if s < size - 2 {
                     await next.send(partial(total, slice, chunk: c, slice: k))
                 } else {
-                    // Chunk rank + 1 is complete here: its floats start the all-gather.
-                    let values = Tensor(storage: TensorStorage(count: slice.count, zeroed: false), offset: 0, shape: [slice.count])
-                    total.values(slice, into: values.pointer)
-                    (result.pointer + slice.lowerBound).update(from: values.pointer, count: slice.count)
+                    // Chunk rank + 1 is complete here: its floats, written into the result, start the
+                    // all-gather as a view of it (nothing writes that range again).
+                    total.values(slice, into: result.pointer + slice.lowerBound)
+                    let values = Tensor(storage: result.storage, offset: slice.lowerBound, shape: [slice.count])
                     await next.send(gathered(values, chunk: c, slice: k))
                 }
             }
