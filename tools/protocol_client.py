@@ -11,7 +11,7 @@ import sys
 
 import zmq
 
-MAGIC, MAJOR, MINOR = b"RLAF", 2, 0
+MAGIC, MAJOR, MINOR = b"RLAF", 2, 1
 HELLO, WELCOME, REJECT, RESULT = 1, 2, 3, 6
 
 
@@ -66,8 +66,20 @@ def main() -> int:
     worker_id, interval, timeout = struct.unpack_from("<III", control, 9)
     run_name, end = read_string(control, 21)
     _setup, end = read_string(control, end)
-    if control[end] != 0 or end + 1 != len(control):
-        print("welcome has trailing bytes or tensors")
+    if control[end] != 0:
+        print("welcome has tensors")
+        return 1
+    end += 1
+    ring_keys = []
+    if minor >= 1:  # 2.1 appended the ring keys after the tensor descriptors
+        (count,) = struct.unpack_from("<I", control, end)
+        end += 4
+        for _ in range(count):
+            key, end = read_string(control, end)
+            ring_keys.append(key)
+    # Bytes after the fields we know are allowed only from a newer minor version.
+    if end != len(control) and minor <= MINOR:
+        print("welcome has trailing bytes")
         return 1
     print(f"welcomed as worker {worker_id} of run {run_name!r} (protocol {major}.{minor}, heartbeat {interval} ms)")
     sock.send_multipart(result(worker_id))

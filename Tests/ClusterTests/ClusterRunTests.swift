@@ -81,33 +81,57 @@ import Testing
         }
     }
 
-    /// Runs quick.yaml with `workers` local workers; the final weights' checksum, the summary, and
-    /// the number of optimizer steps logged per phase.
-    static func launch(workers: Int, extra: [String] = []) throws -> (
-        checksum: String, summary: [String: Any], steps: [String: Int]
+    /// Runs quick.yaml with `workers` local workers; the final weights' checksum, the summary,
+    /// the number of optimizer steps logged per phase, and the key each worker joined with.
+    /// `keyed`: with a `keys` section (from `rlaif keygen`), so every link is CURVE.
+    static func launch(workers: Int, keyed: Bool = false, extra: [String] = []) throws -> (
+        checksum: String, summary: [String: Any], steps: [String: Int], joinedWith: [String?], workerKey: String?
     ) {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
+        var config = quick
+        var workerKey: String?
+        if keyed {
+            for name in ["coordinator", "worker"] {
+                let keygen = try start(
+                    ["keygen", name, "--directory", dir.appendingPathComponent("keys").path],
+                    log: dir.appendingPathComponent("keygen-\(name).log"))
+                #expect(wait(keygen, seconds: 30) && keygen.terminationStatus == 0)
+            }
+            let pub = try String(contentsOf: dir.appendingPathComponent("keys/worker.key.pub"), encoding: .utf8)
+            workerKey = pub.split(separator: "\n").first.map { String($0.dropFirst("public: ".count)) }
+            config = dir.appendingPathComponent("keyed.yaml").path
+            try (String(contentsOfFile: quick, encoding: .utf8)
+                + "keys:\n  coordinator: keys/coordinator.key\n  worker: keys/worker.key\n")
+                .write(toFile: config, atomically: true, encoding: .utf8)
+        }
+        let run = dir.appendingPathComponent("run")
         let p = try start(
-            ["launch", quick, "--workers", "\(workers)", "--run-dir", dir.path, "--quiet"] + extra,
+            ["launch", config, "--workers", "\(workers)", "--run-dir", run.path, "--quiet"] + extra,
             log: dir.appendingPathComponent("launch.log"))
         #expect(wait(p, seconds: 240), "launch with \(workers) workers did not finish")
         #expect(p.terminationStatus == 0)
-        let s = try summary(dir)
+        let s = try summary(run)
         var steps: [String: Int] = [:]
-        for e in events(dir) where e["event"] as? String == "metrics" {
-            if let phase = e["phase"] as? String { steps[phase, default: 0] += 1 }
+        var joinedWith: [String?] = []
+        for e in events(run) {
+            if e["event"] as? String == "metrics", let phase = e["phase"] as? String { steps[phase, default: 0] += 1 }
+            if e["event"] as? String == "worker_joined" { joinedWith.append(e["key"] as? String) }
         }
-        return (s["weights_checksum"] as? String ?? "", s, steps)
+        return (s["weights_checksum"] as? String ?? "", s, steps, joinedWith, workerKey)
     }
 
     @Test func sameRun_withOneTwoAndFourWorkers_endsWithBitIdenticalWeights() throws {
         let one = try Self.launch(workers: 1)
         let two = try Self.launch(workers: 2)
-        let four = try Self.launch(workers: 4)
+        // Four workers in a cluster with keys: CURVE between the coordinator and every worker and
+        // on every ring link, the weights the same.
+        let four = try Self.launch(workers: 4, keyed: true)
         #expect(!one.checksum.isEmpty)
         #expect(one.checksum == two.checksum)
         #expect(one.checksum == four.checksum)
+        #expect(two.joinedWith == [nil, nil])
+        #expect(four.workerKey?.count == 40 && four.joinedWith == Array(repeating: four.workerKey, count: 4))
         // The summary has every field the pipeline promises, fractions in [0, 1].
         for key in ["win_rate_vs_sft", "labeler_alignment", "reward_model_accuracy"] {
             let section = one.summary[key] as? [String: Any]

@@ -94,7 +94,7 @@ import Protocol
         #expect(config.keys?.authorizedWorkers == [worker.publicKey, other.publicKey])
         #expect(
             config.coordinatorSecurity
-                == .curve(server: coordinator, authorizedKeys: [worker.publicKey, other.publicKey]))
+                == .curve(server: coordinator, authorized: AuthorizedKeys([worker.publicKey, other.publicKey])))
         #expect(ClusterConfig.defaults.coordinatorSecurity == .open)
     }
 

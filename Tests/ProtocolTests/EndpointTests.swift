@@ -128,7 +128,7 @@ import Testing
         let serverKeys = try CurveKeyPair.generate()
         let allowed = try CurveKeyPair.generate(), stranger = try CurveKeyPair.generate()
         let server = try Endpoint.listen(
-            on: "tcp://127.0.0.1:*", security: .curve(server: serverKeys, authorizedKeys: [allowed.publicKey]))
+            on: "tcp://127.0.0.1:*", security: .curve(server: serverKeys, authorized: AuthorizedKeys([allowed.publicKey])))
         let serving = Self.serveWelcomes(server)
 
         let intruder = try Endpoint.connect(

@@ -18,7 +18,7 @@ import Testing
     @Test func controlFrame_isLittleEndianWithMagicVersionAndKind() {
         let e = Wire.encode(.heartbeat(.init(workerID: 0x0102_0304, sequence: 5, activeJobs: 1)))
         #expect(Array(e.control[0..<4]) == Array("RLAF".utf8))
-        #expect(Array(e.control[4..<8]) == [2, 0, 0, 0])  // version 2.0
+        #expect(Array(e.control[4..<8]) == [2, 0, 1, 0])  // version 2.1
         #expect(e.control[8] == Wire.Kind.heartbeat.rawValue)
         #expect(Array(e.control[9..<13]) == [4, 3, 2, 1])
         #expect(e.control.count == 9 + 4 + 8 + 2 + 1)
@@ -28,6 +28,25 @@ import Testing
         let msg = Wire.Message.shutdown(.init(reason: "x"))
         let newer = ProtocolVersion(major: ProtocolVersion.current.major, minor: ProtocolVersion.current.minor + 3)
         #expect(try Wire.decode(WireFixtures.frames(msg, version: newer)) == msg)
+    }
+
+    @Test func fieldsOfANewerMinor_areSkipped_andAnOlderMinorLacksThem() throws {
+        let welcome = Wire.Welcome(
+            workerID: 1, heartbeatIntervalMilliseconds: 2, heartbeatTimeoutMilliseconds: 3, runName: "r",
+            ringKeys: ["k1", "k2"])
+        // A 2.(current+1) sender appends a field this build does not know: it is skipped.
+        let newer = ProtocolVersion(major: ProtocolVersion.current.major, minor: ProtocolVersion.current.minor + 1)
+        let control = Wire.encode(.welcome(welcome), version: newer).control + [9, 9, 9, 9]
+        #expect(try Wire.decode([ZMQFrame(control)]) == .welcome(welcome))
+        // A 2.0 sender has no ring keys: its welcome ends at the descriptors.
+        var old = Wire.encode(.welcome(welcome), version: ProtocolVersion(major: 2, minor: 0)).control
+        old.removeLast(4 + 2 * (4 + 2))
+        var withoutKeys = welcome
+        withoutKeys.ringKeys = []
+        #expect(try Wire.decode([ZMQFrame(old)]) == .welcome(withoutKeys))
+        // The same unknown bytes from a sender of this minor are an error, not something to skip.
+        let current = Wire.encode(.welcome(welcome)).control + [9, 9, 9, 9]
+        #expect(code([ZMQFrame(current)])?.code == .trailingBytes)
     }
 
     // MARK: Refusals name the field

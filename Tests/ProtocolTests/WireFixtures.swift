@@ -17,7 +17,8 @@ enum WireFixtures {
                 ringEndpoint: "tcp://10.0.0.7:41000")
         ),
         .welcome(
-            .init(workerID: 3, heartbeatIntervalMilliseconds: 500, heartbeatTimeoutMilliseconds: 5000, runName: "exp", setup: #"{"seed":1}"#)),
+            .init(workerID: 3, heartbeatIntervalMilliseconds: 500, heartbeatTimeoutMilliseconds: 5000, runName: "exp", setup: #"{"seed":1}"#,
+                ringKeys: ["rbRNXEXsr59S]YYeAt-gQgj4>7y7@.luris=BT&f", "ünïcode"])),
         .reject(.init(reason: "unauthorized")),
         .heartbeat(.init(workerID: 3, sequence: 99, activeJobs: 2)),
         .assign(

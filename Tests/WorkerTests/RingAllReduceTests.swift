@@ -1,3 +1,4 @@
+import Logging
 import Protocol
 import Tensor
 import Testing
@@ -96,5 +97,92 @@ import Testing
         let start = ContinuousClock.now
         await #expect(throws: RingError.self) { try await ring.run(sum, next: sender, mailbox: mailbox) }
         #expect(ContinuousClock.now - start < .seconds(5))
+    }
+
+    // MARK: Authenticated links (a cluster with keys)
+
+    /// One slice of chunk 0 of step 3, epoch 1, as a predecessor would send it.
+    static func forgedSlice(_ value: Float) -> Wire.Message {
+        .gradientChunk(
+            .init(
+                step: 3, ringEpoch: 1, phase: .allGather, chunkIndex: 0, fromRank: 1,
+                payload: .values(Tensor(shape: [4], repeating: value))))
+    }
+
+    /// Whether `link`'s mailbox gets the slice of `forgedSlice` within half a second.
+    static func delivered(to link: RingLink) async -> Bool {
+        (try? await link.mailbox.take(step: 3, epoch: 1, phase: .allGather, chunk: 0, slice: 0, timeout: .milliseconds(500)))
+            != nil
+    }
+
+    @Test func keyedRingListener_takesChunksFromClusterKeysOnly() async throws {
+        let member = try CurveKeyPair.generate(), own = try CurveKeyPair.generate()
+        let stranger = try CurveKeyPair.generate()
+        let logger = Logger(label: "test")
+
+        // Without keys anyone who reaches the port can feed the ring: the test's send path works.
+        let open = try RingLink(bind: "tcp://127.0.0.1:*", keyPair: nil, logger: logger)
+        let anyone = try Endpoint.connect(to: open.listener.address)
+        defer {
+            anyone.close()
+            open.close()
+        }
+        await anyone.send(Self.forgedSlice(666))
+        #expect(await Self.delivered(to: open))
+
+        let keyed = try RingLink(bind: "tcp://127.0.0.1:*", keyPair: own, logger: logger)
+        defer { keyed.close() }
+        keyed.authorize([member.publicKey, own.publicKey])
+        let address = keyed.listener.address
+        var impatient = EndpointSettings()  // these sends never leave: give up on them soon
+        impatient.sendTimeout = .milliseconds(100)
+        let intruder = try Endpoint.connect(
+            to: address, security: .curve(client: stranger, serverPublicKey: own.publicKey), settings: impatient)
+        let plain = try Endpoint.connect(to: address, settings: impatient)
+        // A member that expects another server key (an impostor listener) never completes either.
+        let misdirected = try Endpoint.connect(
+            to: address, security: .curve(client: member, serverPublicKey: stranger.publicKey), settings: impatient)
+        defer { for e in [intruder, plain, misdirected] { e.close() } }
+        for e in [intruder, plain, misdirected] { await e.send(Self.forgedSlice(666)) }
+        #expect(!(await Self.delivered(to: keyed)))
+        #expect((keyed.listener.drops.byReason["unauthorized"] ?? 0) >= 1)
+
+        // A cluster member is served, and its slice is the one the mailbox holds.
+        let genuine = try Endpoint.connect(to: address, security: .curve(client: member, serverPublicKey: own.publicKey))
+        defer { genuine.close() }
+        await genuine.send(Self.forgedSlice(1))
+        let payload = try await keyed.mailbox.take(
+            step: 3, epoch: 1, phase: .allGather, chunk: 0, slice: 0, timeout: .seconds(10))
+        guard case .values(let t) = payload else {
+            Issue.record("expected float values, got \(payload)")
+            return
+        }
+        #expect(t.scalars == [1, 1, 1, 1])
+    }
+
+    @Test func keyedRing_reducesToTheSameBitsAsAnOpenOne() async throws {
+        let pairs = try (0..<3).map { _ in try CurveKeyPair.generate() }
+        let links = try pairs.map { try RingLink(bind: "tcp://127.0.0.1:*", keyPair: $0, logger: Logger(label: "test")) }
+        defer { for l in links { l.close() } }
+        for l in links { l.authorize(pairs.map(\.publicKey)) }
+        let assignment = [2, 2, 2, 0, 1, 0, 1, 2]
+        var partial = (0..<3).map { _ in ExactSum(count: 1003) }
+        for (micro, rank) in assignment.enumerated() { try partial[rank].add(Self.gradients[micro]) }
+        let sums = partial
+        let results = try await withThrowingTaskGroup(of: Tensor.self) { group in
+            for r in 0..<3 {
+                let next = try links[r].successor(links[(r + 1) % 3].listener.address, key: pairs[(r + 1) % 3].publicKey)
+                group.addTask {
+                    let ring = RingAllReduce(
+                        rank: r, size: 3, step: 3, epoch: 1, chunkTimeout: .seconds(20), sliceElements: 100)
+                    return try await ring.run(sums[r], next: next, mailbox: links[r].mailbox)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let reference = try await Self.ring(size: 3, assignment: assignment)[0].checksum
+        for t in results { #expect(t.checksum == reference) }
+        // Without the successor's key a keyed worker refuses to connect rather than go open.
+        #expect(throws: (any Error).self) { try links[0].successor(links[1].listener.address, key: nil) }
     }
 }

@@ -20,9 +20,12 @@ public struct ClusterConfig: Sendable, Equatable {
     public struct Keys: Sendable, Equatable {
         /// The coordinator's key pair, read from its secret key file.
         public var coordinator: CurveKeyPair
-        /// Public keys of the workers allowed to join. (The links between workers are not yet
-        /// authenticated.)
+        /// Public keys of the workers allowed to join. The same list guards each worker's ring
+        /// listener, so only these workers can send each other gradients.
         public var authorizedWorkers: Set<String>
+        /// The secret key file of the workers `rlaif launch` starts (local ones, and remote ones,
+        /// which read it at the same path on their host). Its public key is authorized.
+        public var launchedWorkerKeyFile: String?
     }
 
     /// The run's name and seed (read from `settings.run`).
@@ -35,7 +38,7 @@ public struct ClusterConfig: Sendable, Equatable {
 
     /// How the coordinator's listening socket admits workers.
     public var coordinatorSecurity: ListenerSecurity {
-        keys.map { .curve(server: $0.coordinator, authorizedKeys: $0.authorizedWorkers) } ?? .open
+        keys.map { .curve(server: $0.coordinator, authorized: AuthorizedKeys($0.authorizedWorkers)) } ?? .open
     }
 
     /// Printed at start-up when the cluster has no keys.
@@ -141,9 +144,11 @@ public struct ClusterConfig: Sendable, Equatable {
         }
         try dataFile("labeler.few_shot", \.labeler.fewShot)
         if let keys = document["keys"] {
-            let fields = try keys.mapping(allowed: ["coordinator", "workers"])
-            guard let coordinator = fields["coordinator"], let workers = fields["workers"] else {
-                throw keys.error("needs both 'coordinator' (a secret key file) and 'workers' (public keys)")
+            let fields = try keys.mapping(allowed: ["coordinator", "workers", "worker"])
+            guard let coordinator = fields["coordinator"], fields["workers"] != nil || fields["worker"] != nil else {
+                throw keys.error(
+                    "needs 'coordinator' (a secret key file) and the workers' keys: 'workers' (public keys allowed "
+                        + "to join) and/or 'worker' (the secret key file of the workers rlaif launch starts)")
             }
             let pair: CurveKeyPair
             let secretFile = resolve(try coordinator.string(), in: baseDirectory)
@@ -151,17 +156,30 @@ public struct ClusterConfig: Sendable, Equatable {
                 throw coordinator.error("cannot be used: \(error.message)")
             }
             var authorized = Set<String>()
-            for entry in try workers.list() {
-                let value = try entry.string()
-                let fileOrKey = CurveKeyPair.isValidKey(value) ? value : resolve(value, in: baseDirectory)
-                do { authorized.insert(try CurveKeyPair.publicKey(fileOrKey: fileOrKey)) } catch {
-                    // Z85 uses YAML's special characters (? & * ! # …): an unquoted key parses as
-                    // something else.
-                    throw entry.error("cannot be used: \(error.message) (write a Z85 key in double quotes)")
+            if let workers = fields["workers"] {
+                for entry in try workers.list() {
+                    let value = try entry.string()
+                    let fileOrKey = CurveKeyPair.isValidKey(value) ? value : resolve(value, in: baseDirectory)
+                    do { authorized.insert(try CurveKeyPair.publicKey(fileOrKey: fileOrKey)) } catch {
+                        // Z85 uses YAML's special characters (? & * ! # …): an unquoted key parses as
+                        // something else.
+                        throw entry.error("cannot be used: \(error.message) (write a Z85 key in double quotes)")
+                    }
+                }
+                if authorized.isEmpty && fields["worker"] == nil {
+                    throw workers.error("must list at least one worker public key")
                 }
             }
-            guard !authorized.isEmpty else { throw workers.error("must list at least one worker public key") }
-            config.keys = Keys(coordinator: pair, authorizedWorkers: authorized)
+            var launchedWorkerKeyFile: String?
+            if let worker = fields["worker"] {
+                let file = resolve(try worker.string(), in: baseDirectory)
+                do { authorized.insert(try CurveKeyPair.read(from: file).publicKey) } catch {
+                    throw worker.error("cannot be used: \(error.message)")
+                }
+                launchedWorkerKeyFile = file
+            }
+            config.keys = Keys(
+                coordinator: pair, authorizedWorkers: authorized, launchedWorkerKeyFile: launchedWorkerKeyFile)
         }
         return config
     }

@@ -49,7 +49,9 @@ public final class ClusterRun: @unchecked Sendable {
         do { task = try TaskDataFactory.make(settings, tokenizer: ModelReplica.tokenizer) } catch {
             throw RunError(message: error.description)
         }
-        let scheduler = Scheduler(endpoint: endpoint, settings: settings, events: events, logger: logger)
+        let scheduler = Scheduler(
+            endpoint: endpoint, settings: settings, ringKeys: config.keys.map { $0.authorizedWorkers.sorted() } ?? [],
+            events: events, logger: logger)
         if let resume {
             await scheduler.resume(version: resume.cursor.version, weights: resume.weights)
             events.write([
@@ -109,7 +111,19 @@ public final class ClusterRun: @unchecked Sendable {
             [
                 "worker", "--connect", coordinator, "--threads", "\(threads)", "--name", "local-\(index)-\(getpid())",
                 "--ring-bind", config.settings.workers.ringBind,
-            ], log: "worker-\(index).log")
+            ] + (try keyArguments()), log: "worker-\(index).log")
+    }
+
+    /// `--key` and `--coordinator-key` for the workers this run starts, in a cluster with keys.
+    private func keyArguments() throws -> [String] {
+        guard let keys = config.keys else { return [] }
+        guard let file = keys.launchedWorkerKeyFile else {
+            throw RunError(
+                message: "keys.worker is not set: the workers rlaif launch starts need a key to join a cluster with "
+                    + "keys. Add `worker: <secret key file from rlaif keygen>` under `keys:` (or start workers "
+                    + "yourself with rlaif worker --key … and --workers 0).")
+        }
+        return ["--key", file, "--coordinator-key", keys.coordinator.publicKey]
     }
 
     /// Starts a child process of the run, its output in `log` in the run directory; it is
@@ -135,6 +149,7 @@ public final class ClusterRun: @unchecked Sendable {
         let w = config.settings.workers
         var command = [w.remoteRlaif, "worker", "--connect", coordinator, "--name", "ssh-\(destination)-\(index)-\(getpid())"]
         if w.threads > 0 { command += ["--threads", "\(w.threads)"] }
+        command += try keyArguments()
         let safe = destination.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_" }
         // The ssh command is the user's, as written (options included); the rest is quoted.
         try startChild(

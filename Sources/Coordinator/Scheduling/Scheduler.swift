@@ -46,6 +46,9 @@ public actor Scheduler {
         let peer: PeerID
         let name: String
         let ringEndpoint: String
+        /// The public key this worker authenticated with (nil in an open cluster): its ring
+        /// listener's key, which its predecessor in a ring must expect.
+        let publicKey: String?
         /// The replica version the worker last reported (0 at registration: every replica starts
         /// from the run seed).
         var version: UInt64 = 0
@@ -73,6 +76,7 @@ public actor Scheduler {
     let settings: RunSettings
     let logger: Logger
     let events: EventLog
+    private let ringKeys: [String]
     private var membership = Membership()
     private var workers: [WorkerID: WorkerState] = [:]
     private var byPeer: [PeerID: WorkerID] = [:]
@@ -109,8 +113,10 @@ public actor Scheduler {
     private var ticker: Task<Void, Never>?
     private var reader: Task<Void, Never>?
 
-    public init(endpoint: Endpoint, settings: RunSettings, events: EventLog, logger: Logger) {
+    /// `ringKeys`: in a cluster with keys, the public keys every worker's ring listener admits.
+    public init(endpoint: Endpoint, settings: RunSettings, ringKeys: [String] = [], events: EventLog, logger: Logger) {
         self.endpoint = endpoint
+        self.ringKeys = ringKeys
         self.settings = settings
         self.events = events
         self.logger = logger
@@ -121,7 +127,7 @@ public actor Scheduler {
         reader = Task { [weak self] in
             for await inbound in endpoint.incoming {
                 guard let self, let peer = inbound.peer else { continue }
-                await self.receive(inbound.message, from: peer)
+                await self.receive(inbound.message, from: peer, key: inbound.clientKey)
             }
         }
         ticker = Task { [weak self] in
@@ -206,11 +212,11 @@ public actor Scheduler {
         return s < .down
     }
 
-    private func receive(_ message: Wire.Message, from peer: PeerID) {
+    private func receive(_ message: Wire.Message, from peer: PeerID, key: String?) {
         let now = ContinuousClock.now
         switch message {
         case .hello(let h):
-            register(h, peer: peer, now: now)
+            register(h, peer: peer, key: key, now: now)
         case .heartbeat(let h):
             guard let id = byPeer[peer], id.rawValue == h.workerID else { return }
             if membership.heartbeat(id, at: now) {
@@ -240,7 +246,7 @@ public actor Scheduler {
         dispatch()
     }
 
-    private func register(_ h: Wire.Hello, peer: PeerID, now: ContinuousClock.Instant) {
+    private func register(_ h: Wire.Hello, peer: PeerID, key: String?, now: ContinuousClock.Instant) {
         let id: WorkerID
         switch membership.register(name: h.workerName, incarnation: h.incarnation, at: now) {
         case .alreadyMember(let existing): id = existing
@@ -250,13 +256,14 @@ public actor Scheduler {
             lost(old, reason: "restarted")
         }
         if workers[id] == nil {
-            workers[id] = WorkerState(id: id, peer: peer, name: h.workerName, ringEndpoint: h.ringEndpoint)
+            workers[id] = WorkerState(
+                id: id, peer: peer, name: h.workerName, ringEndpoint: h.ringEndpoint, publicKey: key.flatMap { $0.isEmpty ? nil : $0 })
             byPeer[peer] = id
             membership.markUp(id)
             logger.info("worker \(id) joined (\(h.workerName), \(h.host), pid \(h.pid), ring \(h.ringEndpoint))")
             events.write([
                 "event": "worker_joined", "worker": "\(id)", "name": h.workerName, "host": h.host,
-                "pid": Int(h.pid), "ring": h.ringEndpoint,
+                "pid": Int(h.pid), "ring": h.ringEndpoint, "key": key.flatMap { $0.isEmpty ? nil : $0 } ?? NSNull(),
             ])
         }
         endpoint.post(
@@ -264,7 +271,7 @@ public actor Scheduler {
                 .init(
                     workerID: id.rawValue, heartbeatIntervalMilliseconds: UInt32(settings.coordinator.heartbeatIntervalMs),
                     heartbeatTimeoutMilliseconds: UInt32(settings.coordinator.heartbeatTimeoutMs),
-                    runName: settings.run.name, setup: settings.json())), to: peer)
+                    runName: settings.run.name, setup: settings.json(), ringKeys: ringKeys)), to: peer)
     }
 
     private func tick() {
@@ -483,8 +490,9 @@ public actor Scheduler {
         for (rank, id) in ready.enumerated() {
             let share = Array(micros[(rank * micros.count / size)..<((rank + 1) * micros.count / size)])
             var spec = request.spec
+            let next = workers[ready[(rank + 1) % size]]!
             spec.ring = .init(
-                rank: rank, size: size, epoch: ringEpoch, next: workers[ready[(rank + 1) % size]]!.ringEndpoint,
+                rank: rank, size: size, epoch: ringEpoch, next: next.ringEndpoint, nextKey: next.publicKey,
                 timeoutMs: settings.coordinator.ringTimeoutMs)
             let tensors = spec.pack(share)
             let job = assign(id, .step)

@@ -1,17 +1,51 @@
 import CZeroMQ
+import Synchronization
 
 /// How a listening socket admits peers and how a connecting socket proves itself.
 public enum ListenerSecurity: Sendable, Equatable {
     /// No encryption, no authentication: anyone who can reach the port may register.
     case open
-    /// CURVE: traffic encrypted; only clients whose public key is in `authorizedKeys` pass ZAP.
-    case curve(server: CurveKeyPair, authorizedKeys: Set<String>)
+    /// CURVE: traffic encrypted; only clients whose public key is in `authorized` pass ZAP.
+    case curve(server: CurveKeyPair, authorized: AuthorizedKeys)
 }
 
 public enum ConnectorSecurity: Sendable, Equatable {
     case open
     /// CURVE client: our own pair, and the server's public key we expect.
     case curve(client: CurveKeyPair, serverPublicKey: String)
+
+    /// Our own pair, when we have one.
+    public var keyPair: CurveKeyPair? {
+        if case .curve(let pair, _) = self { return pair }
+        return nil
+    }
+}
+
+/// The public keys a CURVE listener admits. Shared with the listener's thread, so the list can be
+/// set after the listener is bound (a worker's ring listener learns the cluster's keys when it
+/// is welcomed, after it advertised its address); every later handshake sees the new list.
+public final class AuthorizedKeys: Sendable, Equatable, CustomStringConvertible {
+    /// Raw 32-byte keys (the form ZAP hands over).
+    private let raw: Mutex<Set<[UInt8]>>
+
+    /// Keys in Z85; invalid ones are left out (key files and config entries are validated earlier).
+    public init(_ z85Keys: some Sequence<String>) {
+        raw = Mutex(Set(z85Keys.compactMap(CurveKeyPair.rawKey)))
+    }
+
+    /// Replaces the list; connections already admitted stay.
+    public func replace(with z85Keys: some Sequence<String>) {
+        let keys = Set(z85Keys.compactMap(CurveKeyPair.rawKey))
+        raw.withLock { $0 = keys }
+    }
+
+    public var z85Keys: Set<String> { Set(raw.withLock { $0 }.compactMap(CurveKeyPair.z85)) }
+
+    func contains(raw key: [UInt8]) -> Bool { raw.withLock { $0.contains(key) } }
+
+    public static func == (a: AuthorizedKeys, b: AuthorizedKeys) -> Bool { a === b || a.z85Keys == b.z85Keys }
+
+    public var description: String { "\(z85Keys.count) authorized key(s)" }
 }
 
 extension ZMQSocket {

@@ -25,9 +25,9 @@ struct SocketLoop: @unchecked Sendable {
             let s: ZMQSocket
             switch role {
             case .listen(let endpoint, let security):
-                if case .curve(_, let keys) = security {
+                if case .curve(_, let authorized) = security {
                     // The ZAP handler must be bound before the socket that consults it.
-                    authenticator = try ZAPAuthenticator(context: context, authorizedKeys: keys)
+                    authenticator = try ZAPAuthenticator(context: context, authorized: authorized)
                 }
                 s = try ZMQSocket(context, .router)
                 try s.setOption(ZMQ_ROUTER_MANDATORY, Int32(1))
@@ -111,6 +111,8 @@ struct SocketLoop: @unchecked Sendable {
 
     private func receive(from s: ZMQSocket, drops: DropCounter) {
         let isRouter = s.kind == .router
+        var isCurveListener = false
+        if case .listen(_, .curve) = role { isCurveListener = true }
         var batch: [Inbound] = []
         var batchBytes = 0
         defer { if !batch.isEmpty { continuation.yield(batch) } }
@@ -125,11 +127,13 @@ struct SocketLoop: @unchecked Sendable {
             // The control frame is decoded straight from libzmq's buffer; only tensor frames are
             // kept (their memory becomes the tensors').
             var more = false
+            var clientKey: String?
             guard
                 let control = try? s.withReceivedPart(
-                    dontWait: !isRouter,
-                    { bytes, m in
+                    dontWait: !isRouter, userID: isCurveListener,
+                    { bytes, m, user in
                         more = m
+                        clientKey = user
                         return Result { () throws(WireError) in try Wire.decodeControl(bytes, limits: settings.limits) }
                     })
             else { return }
@@ -142,7 +146,7 @@ struct SocketLoop: @unchecked Sendable {
             }
             do {
                 let message = try Wire.complete(control.get(), tensorFrames: tensorFrames)
-                batch.append(Inbound(peer: peer, message: message))
+                batch.append(Inbound(peer: peer, message: message, clientKey: clientKey))
                 batchBytes += tensorFrames.reduce(0) { $0 + $1.count }
                 // Batch small messages only: holding large payloads back would keep their
                 // buffers alive and make libzmq fault in fresh pages for the next ones.

@@ -5,13 +5,12 @@ import Logging
 /// asks this REP socket whether the client's public key may connect.
 final class ZAPAuthenticator {
     let socket: ZMQSocket
-    /// Raw 32-byte keys of authorized clients.
-    private let authorized: Set<[UInt8]>
+    private let authorized: AuthorizedKeys
 
-    init(context: ZMQContext, authorizedKeys: Set<String>) throws(ZMQError) {
+    init(context: ZMQContext, authorized: AuthorizedKeys) throws(ZMQError) {
         socket = try ZMQSocket(context, .rep)
         try socket.bind("inproc://zeromq.zap.01")
-        authorized = Set(authorizedKeys.compactMap(CurveKeyPair.rawKey))
+        self.authorized = authorized
     }
 
     func close() { socket.close() }
@@ -29,7 +28,7 @@ final class ZAPAuthenticator {
         }
         let mechanism = String(decoding: parts[5], as: UTF8.self)
         let key = parts.count > 6 ? parts[6] : []
-        let allowed = mechanism == "CURVE" && authorized.contains(key)
+        let allowed = mechanism == "CURVE" && authorized.contains(raw: key)
         if !allowed {
             drops.increment("unauthorized")
             logger.warning(

@@ -21,6 +21,12 @@ extension ByteSink {
         }
     }
 
+    /// u32 count, then each string.
+    mutating func stringArray(_ a: [String]) {
+        u32(UInt32(a.count))
+        for s in a { string(s) }
+    }
+
     /// u32 count, then u64 each.
     mutating func u64Array(_ a: [UInt64]) {
         u32(UInt32(a.count))
@@ -104,6 +110,19 @@ struct ByteReader {
         let raw = try take(n, field)
         guard let s = String(validating: raw, as: UTF8.self) else { throw fail(.badUTF8, field, "not UTF-8") }
         return s
+    }
+
+    mutating func stringArray(_ field: String) throws(WireError) -> [String] {
+        let n = Int(try u32(field))
+        // Each string takes at least its 4-byte length: a count the frame cannot hold is refused
+        // before anything is reserved for it.
+        guard n <= limits.maxArrayCount, n <= remaining / 4 else {
+            throw fail(n > limits.maxArrayCount ? .tooLarge : .truncated, field, "\(n) strings")
+        }
+        var out: [String] = []
+        out.reserveCapacity(n)
+        for i in 0..<n { out.append(try string("\(field)[\(i)]")) }
+        return out
     }
 
     mutating func u64Array(_ field: String) throws(WireError) -> [UInt64] {

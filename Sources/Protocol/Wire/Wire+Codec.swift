@@ -99,6 +99,8 @@ extension Wire {
             w.u8(UInt8(t.shape.count))
             for d in t.shape { w.u64(UInt64(d)) }
         }
+        // Fields added by minor versions follow the descriptors, where older readers stop.
+        if case .welcome(let m) = message { w.stringArray(m.ringKeys) }  // 2.1
     }
 
     /// `magic` read as a little-endian u32 ("RLAF").
@@ -161,7 +163,7 @@ extension Wire {
         }
         let rawKind = try r.u8("kind")
         guard let kind = Kind(rawValue: rawKind) else { throw r.fail(.unknownKind, "kind", "unknown kind \(rawKind)") }
-        let message: Message
+        var message: Message
         switch kind {
         case .hello:
             message = .hello(
@@ -260,7 +262,14 @@ extension Wire {
             }
             descriptors.append(TensorDescriptor(dtype: dtype, shape: shape, byteCount: elements * dtype.size))
         }
-        try r.expectEnd()
+        // Fields of later minor versions, each read only from a sender that has them.
+        if case .welcome(var m) = message, version.minor >= 1 {
+            m.ringKeys = try r.stringArray("welcome.ringKeys")
+            message = .welcome(m)
+        }
+        // A newer minor may append fields this build does not know: they are skipped, as the
+        // versioning rules promise. From our own or an older minor, every byte must be accounted for.
+        if version.minor <= ProtocolVersion.current.minor { try r.expectEnd() }
         return (message, descriptors)
     }
 

@@ -53,11 +53,15 @@ public enum Wire {
         public var runName: String
         /// The run's settings as JSON: what the worker builds its models and labeler from.
         public var setup: String
+        /// In a cluster with keys: the Z85 public keys the worker's ring listener admits (the
+        /// cluster's workers). Empty in an open cluster. (Since 2.1.)
+        public var ringKeys: [String]
         public init(
             workerID: UInt32, heartbeatIntervalMilliseconds: UInt32, heartbeatTimeoutMilliseconds: UInt32,
-            runName: String, setup: String = ""
+            runName: String, setup: String = "", ringKeys: [String] = []
         ) {
             self.setup = setup
+            self.ringKeys = ringKeys
             self.workerID = workerID
             self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
             self.heartbeatTimeoutMilliseconds = heartbeatTimeoutMilliseconds

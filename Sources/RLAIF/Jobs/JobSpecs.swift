@@ -153,12 +153,16 @@ public struct GradientSpec: Codable, Sendable, Equatable {
         public var epoch: UInt32
         /// The successor's ring listener.
         public var next: String
+        /// In a cluster with keys: the successor's public key (the one it authenticated with to
+        /// the coordinator), which its ring listener proves it holds.
+        public var nextKey: String?
         public var timeoutMs: Int
-        public init(rank: Int, size: Int, epoch: UInt32, next: String, timeoutMs: Int) {
+        public init(rank: Int, size: Int, epoch: UInt32, next: String, nextKey: String? = nil, timeoutMs: Int) {
             self.rank = rank
             self.size = size
             self.epoch = epoch
             self.next = next
+            self.nextKey = nextKey
             self.timeoutMs = timeoutMs
         }
     }

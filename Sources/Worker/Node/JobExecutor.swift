@@ -117,7 +117,7 @@ actor JobExecutor {
         let reduction = RingAllReduce(
             rank: ringSpec.rank, size: ringSpec.size, step: a.step, epoch: ringSpec.epoch,
             chunkTimeout: .milliseconds(ringSpec.timeoutMs))
-        let next = ringSpec.size > 1 ? try ring.successor(ringSpec.next) : nil
+        let next = ringSpec.size > 1 ? try ring.successor(ringSpec.next, key: ringSpec.nextKey) : nil
         let reduced: Tensor
         if let next {
             reduced = try await reduction.run(consume sum, next: next, mailbox: ring.mailbox)

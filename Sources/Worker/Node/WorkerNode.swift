@@ -59,7 +59,7 @@ public final class WorkerNode: Sendable {
         // on every interface is advertised at the address that routes to the coordinator (the
         // network the cluster shares), else at the host name.
         let ringBind = options.ringBind ?? Self.defaultRingBind(coordinator: options.coordinator)
-        let ring = try RingLink(bind: ringBind, logger: logger)
+        let ring = try RingLink(bind: ringBind, keyPair: options.security.keyPair, logger: logger)
         defer { ring.close() }
         let reachableAt =
             RouteAddress.towards(host: Self.host(of: options.coordinator)) ?? ProcessInfo.processInfo.hostName
@@ -82,6 +82,7 @@ public final class WorkerNode: Sendable {
             }
         }
         let w = welcome!
+        ring.authorize(w.ringKeys)
         let settings = try RunSettings.fromJSON(w.setup)
         logger.info("worker \(w.workerID) registered in run \(w.runName)")
         let executor = try JobExecutor(settings: settings, workerID: w.workerID, ring: ring, logger: logger)

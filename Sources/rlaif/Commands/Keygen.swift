@@ -7,8 +7,9 @@ struct Keygen: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a CURVE key pair: NAME.key (secret, mode 0600) and NAME.key.pub (public).",
         discussion: """
-            List the coordinator's secret file under keys.coordinator in cluster.yaml and every
-            worker's .pub file under keys.workers; give each worker its own .key with --key.
+            List the coordinator's secret file under keys.coordinator in cluster.yaml, every
+            hand-started worker's .pub file under keys.workers (give each its own .key with --key),
+            and the secret file of the workers rlaif launch starts under keys.worker.
             """)
 
     @Argument(help: "Base name of the key files.")
