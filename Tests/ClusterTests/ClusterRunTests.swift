@@ -81,6 +81,23 @@ import Testing
         }
     }
 
+    /// quick.yaml with a `keys` section, its keys made by `rlaif keygen` in `dir/keys`: the
+    /// config's path and the public key of the workers `launch` starts.
+    static func keyedQuick(in dir: URL) throws -> (config: String, workerKey: String?) {
+        for name in ["coordinator", "worker"] {
+            let keygen = try start(
+                ["keygen", name, "--directory", dir.appendingPathComponent("keys").path],
+                log: dir.appendingPathComponent("keygen-\(name).log"))
+            #expect(wait(keygen, seconds: 30) && keygen.terminationStatus == 0)
+        }
+        let pub = try String(contentsOf: dir.appendingPathComponent("keys/worker.key.pub"), encoding: .utf8)
+        let config = dir.appendingPathComponent("keyed.yaml").path
+        try (String(contentsOfFile: quick, encoding: .utf8)
+            + "keys:\n  coordinator: keys/coordinator.key\n  worker: keys/worker.key\n")
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        return (config, pub.split(separator: "\n").first.map { String($0.dropFirst("public: ".count)) })
+    }
+
     /// Runs quick.yaml with `workers` local workers; the final weights' checksum, the summary,
     /// the number of optimizer steps logged per phase, and the key each worker joined with.
     /// `keyed`: with a `keys` section (from `rlaif keygen`), so every link is CURVE.
@@ -91,20 +108,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         var config = quick
         var workerKey: String?
-        if keyed {
-            for name in ["coordinator", "worker"] {
-                let keygen = try start(
-                    ["keygen", name, "--directory", dir.appendingPathComponent("keys").path],
-                    log: dir.appendingPathComponent("keygen-\(name).log"))
-                #expect(wait(keygen, seconds: 30) && keygen.terminationStatus == 0)
-            }
-            let pub = try String(contentsOf: dir.appendingPathComponent("keys/worker.key.pub"), encoding: .utf8)
-            workerKey = pub.split(separator: "\n").first.map { String($0.dropFirst("public: ".count)) }
-            config = dir.appendingPathComponent("keyed.yaml").path
-            try (String(contentsOfFile: quick, encoding: .utf8)
-                + "keys:\n  coordinator: keys/coordinator.key\n  worker: keys/worker.key\n")
-                .write(toFile: config, atomically: true, encoding: .utf8)
-        }
+        if keyed { (config, workerKey) = try keyedQuick(in: dir) }
         let run = dir.appendingPathComponent("run")
         let p = try start(
             ["launch", config, "--workers", "\(workers)", "--run-dir", run.path, "--quiet"] + extra,

@@ -36,8 +36,10 @@ import Testing
     @Test func killedInEveryPhase_andResumed_endsWithTheUninterruptedWeights() throws {
         let overrides = ["--set", "checkpoint.every_steps=6"]
         let reference = try Run.launch(workers: 2, extra: overrides)
-        let dir = try Run.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let dir = try Run.temporaryDirectory(), keys = try Run.temporaryDirectory()
+        defer { for d in [dir, keys] { try? FileManager.default.removeItem(at: d) } }
+        // In a cluster with keys, which every resume must keep closed.
+        let (config, workerKey) = try Run.keyedQuick(in: keys)
         // Each point: the state of metrics.jsonl at which everything is killed.
         typealias Progress = (steps: [String: Int], phases: Set<String>)
         let points: [(name: String, reached: (Progress) -> Bool)] = [
@@ -53,7 +55,7 @@ import Testing
             ("evaluation", { $0.phases.contains("evaluation") }),
         ]
         var process = try Run.start(
-            ["launch", Run.quick, "--run-dir", dir.path, "--quiet"] + overrides, log: dir.appendingPathComponent("run-0.log"))
+            ["launch", config, "--run-dir", dir.path, "--quiet"] + overrides, log: dir.appendingPathComponent("run-0.log"))
         for (i, point) in points.enumerated() {
             let deadline = Date().addingTimeInterval(240)
             var reached = false
@@ -74,5 +76,8 @@ import Testing
         #expect(Self.progress(dir).steps == reference.steps)
         let resumed = Run.events(dir).filter { $0["event"] as? String == "resumed" }
         #expect(!resumed.isEmpty)  // a later resume cuts the log back to its checkpoint, and earlier marks with it
+        // Every worker of every resume joined with the run's key: none came in the clear.
+        let joined = Run.events(dir).filter { $0["event"] as? String == "worker_joined" }
+        #expect(!joined.isEmpty && joined.allSatisfy { $0["key"] as? String == workerKey })
     }
 }

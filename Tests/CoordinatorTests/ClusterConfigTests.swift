@@ -98,6 +98,30 @@ import Protocol
         #expect(ClusterConfig.defaults.coordinatorSecurity == .open)
     }
 
+    @Test func launchedWorkerKey_isAuthorized_andTheKeysComeBackFromTheirReferences() throws {
+        let dir = try directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let coordinator = try CurveKeyPair.generate(), launched = try CurveKeyPair.generate()
+        try coordinator.write(to: dir.appendingPathComponent("c.key").path)
+        try launched.write(to: dir.appendingPathComponent("w.key").path)
+        let config = try ClusterConfig.parse(yaml: "keys:\n  coordinator: c.key\n  worker: w.key\n", baseDirectory: dir.path)
+        let keys = try #require(config.keys)
+        #expect(keys.authorizedWorkers == [launched.publicKey])
+        #expect(keys.launchedWorkerKeyFile == dir.appendingPathComponent("w.key").path)
+        // What a run directory records names files and public keys only, and gives the same keys back.
+        let saved = String(decoding: try JSONEncoder().encode(keys.references), as: UTF8.self)
+        #expect(!saved.contains(coordinator.secretKey) && !saved.contains(launched.secretKey))
+        #expect(try ClusterConfig.Keys(keys.references, source: "keys.json") == keys)
+        // A key file gone since the run started is named.
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("c.key"))
+        do {
+            _ = try ClusterConfig.Keys(keys.references, source: "keys.json")
+            Issue.record("a missing coordinator key was accepted")
+        } catch {
+            #expect(error.key == "keys.coordinator" && error.description.contains("c.key"))
+        }
+    }
+
     @Test func missingKeyFile_namesTheKeyAndLine() throws {
         let dir = try directory()
         defer { try? FileManager.default.removeItem(at: dir) }

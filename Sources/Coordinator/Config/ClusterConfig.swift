@@ -20,6 +20,7 @@ public struct ClusterConfig: Sendable, Equatable {
     public struct Keys: Sendable, Equatable {
         /// The coordinator's key pair, read from its secret key file.
         public var coordinator: CurveKeyPair
+        public var coordinatorKeyFile: String
         /// Public keys of the workers allowed to join. The same list guards each worker's ring
         /// listener, so only these workers can send each other gradients.
         public var authorizedWorkers: Set<String>
@@ -179,9 +180,40 @@ public struct ClusterConfig: Sendable, Equatable {
                 launchedWorkerKeyFile = file
             }
             config.keys = Keys(
-                coordinator: pair, authorizedWorkers: authorized, launchedWorkerKeyFile: launchedWorkerKeyFile)
+                coordinator: pair, coordinatorKeyFile: secretFile, authorizedWorkers: authorized,
+                launchedWorkerKeyFile: launchedWorkerKeyFile)
         }
         return config
+    }
+}
+
+extension ClusterConfig.Keys {
+    /// What a run directory records of its keys (`keys.json`), so `rlaif resume` secures the run
+    /// again: key file paths and public keys, never a secret.
+    public struct References: Codable, Sendable, Equatable {
+        public var coordinator: String
+        public var workers: [String]
+        public var worker: String?
+    }
+
+    public var references: References {
+        References(coordinator: coordinatorKeyFile, workers: authorizedWorkers.sorted(), worker: launchedWorkerKeyFile)
+    }
+
+    /// The keys again from their files (`source` names the record in errors); an error names
+    /// the key file that is gone or changed.
+    public init(_ saved: References, source: String) throws(ConfigError) {
+        do { coordinator = try CurveKeyPair.read(from: saved.coordinator) } catch {
+            throw ConfigError(file: source, line: nil, key: "keys.coordinator", message: "cannot be used: \(error.message)")
+        }
+        coordinatorKeyFile = saved.coordinator
+        authorizedWorkers = Set(saved.workers)
+        launchedWorkerKeyFile = saved.worker
+        if let file = saved.worker {
+            do { authorizedWorkers.insert(try CurveKeyPair.read(from: file).publicKey) } catch {
+                throw ConfigError(file: source, line: nil, key: "keys.worker", message: "cannot be used: \(error.message)")
+            }
+        }
     }
 }
 

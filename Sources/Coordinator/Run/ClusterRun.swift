@@ -17,6 +17,8 @@ public final class ClusterRun: @unchecked Sendable {
     private let lock = NSLock()
 
     public static let settingsFile = "settings.json"
+    /// Where the run's key files are named (`ClusterConfig.Keys.References`), in a cluster with keys.
+    public static let keysFile = "keys.json"
 
     public init(config: ClusterConfig, directory: URL, workerExecutable: String, quiet: Bool = false, logger: Logger) {
         self.config = config
@@ -41,6 +43,15 @@ public final class ClusterRun: @unchecked Sendable {
         try writeCoordinatorFile(address: advertised)
         // The resolved settings, so `rlaif resume` can start over when no checkpoint was written yet.
         try Data(settings.json().utf8).write(to: directory.appendingPathComponent(Self.settingsFile), options: .atomic)
+        // And its keys (file names and public keys), so a resumed run is as closed as this one.
+        let keysURL = directory.appendingPathComponent(Self.keysFile)
+        if let keys = config.keys {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            try encoder.encode(keys.references).write(to: keysURL, options: .atomic)
+        } else {
+            try? FileManager.default.removeItem(at: keysURL)
+        }
         events.write(["event": "run_started", "name": settings.run.name, "seed": "\(settings.run.seed)", "coordinator": advertised])
         if !quiet { print("rlaif: coordinator listening on \(advertised)") }
 

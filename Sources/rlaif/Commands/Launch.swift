@@ -110,6 +110,16 @@ struct Resume: AsyncParsableCommand {
         }
         var config = ClusterConfig.defaults
         config.settings = settings
+        // A run with keys resumes with the same keys, read again from the files it named.
+        let keysURL = directory.appendingPathComponent(ClusterRun.keysFile)
+        if let saved = try? Data(contentsOf: keysURL) {
+            do {
+                config.keys = try ClusterConfig.Keys(
+                    JSONDecoder().decode(ClusterConfig.Keys.References.self, from: saved), source: keysURL.path)
+            } catch {
+                throw ValidationError("this run used keys, and they cannot be used again: \(error)")
+            }
+        }
         let count = workers ?? settings.workers.local
         let perWorker = threadsPerWorker(threads, settings: settings, workers: count)
         if !quiet, let checkpoint {
