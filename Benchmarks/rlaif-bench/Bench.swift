@@ -13,7 +13,10 @@ struct Bench: AsyncParsableCommand {
         ])
 
     static func main() async {
-        HeapTuning.keepLargeBuffers()  // before any other thread allocates
+        // Before any other thread allocates: each benchmark runs with the settings of the process
+        // it stands for (the transport as in the coordinator, the rest as in a worker).
+        let command = CommandLine.arguments.dropFirst().first ?? ""
+        HeapTuning.apply(["protocol", "codec"].contains(command) ? .messaging : .compute)
         await main(nil)
     }
 }

@@ -21,7 +21,6 @@ struct ProtocolBench: AsyncParsableCommand {
     ]
 
     func run() async throws {
-        _ = Engine.shared  // as in a worker process: the engine's allocator settings apply
         emit("pattern (tcp loopback)           stat      rlaif       C/libzmq    rlaif/C")
         if patterns.contains("tensor") {
             let m = try await measure(

@@ -9,7 +9,10 @@ struct Rlaif: AsyncParsableCommand {
         subcommands: [Launch.self, Resume.self, CoordinatorCommand.self, WorkerCommand.self, Status.self, Keygen.self, Sample.self, Score.self])
 
     static func main() async {
-        HeapTuning.keepLargeBuffers()  // before any other thread allocates
+        // Before any other thread allocates. Workers (and the model commands) move big tensors;
+        // `launch`, `resume` and `coordinator` are the coordinator, which moves many small messages.
+        let command = CommandLine.arguments.dropFirst().first ?? ""
+        HeapTuning.apply(["worker", "sample", "score"].contains(command) ? .compute : .messaging)
         await main(nil)
     }
 }

@@ -42,7 +42,6 @@ public final class Engine: Sendable {
 
     private init(threads: Int) {
         self.threads = max(1, threads)
-        HeapTuning.keepLargeBuffers()
         // The engine parallelizes BLAS calls itself (see Kernels.gemm): BLAS runs single-threaded.
         openblas_set_num_threads(1)
         self.pool = ComputePool(width: self.threads)

@@ -1,24 +1,39 @@
 import CMalloc
+import Synchronization
 
-/// glibc's malloc set for a process that allocates and frees buffers of tens to hundreds of
-/// megabytes every step (gradients, fixed-point sums, all-reduce results).
+/// glibc's malloc set for the kind of process it runs in. Call `apply` first thing in `main`,
+/// before other threads allocate: a thread that already has its own arena keeps it.
 public enum HeapTuning {
-    /// Keeps large freed buffers in the heap for reuse. Call it first thing in `main`, before other
-    /// threads allocate: a thread that already has its own arena keeps it. (The engine calls it
-    /// too, for processes that do not.)
-    public static func keepLargeBuffers() { _ = applied }
+    public enum Workload: Sendable {
+        /// Models and the all-reduce (workers, `sample`, `score`): buffers of tens to hundreds of
+        /// megabytes allocated and freed every step.
+        case compute
+        /// Many small messages from several threads at once (the coordinator).
+        case messaging
+    }
 
-    private static let applied: Void = {
+    /// Applies the settings for `workload`; only the first call in a process has effect.
+    public static func apply(_ workload: Workload) {
+        guard chosen.withLock({ c -> Bool in
+            defer { c = true }
+            return !c
+        }) else { return }
         #if os(Linux)
-            // Without these, glibc returns every large buffer to the kernel and the next one of the
-            // same size pays page faults on fresh pages (measured: a 512² matmul ran at 67% of direct
-            // sgemm).
+            // Keep freed large buffers in the heap: otherwise glibc returns each to the kernel and
+            // the next one of the same size pays page faults on fresh pages (measured: a 512²
+            // matmul ran at 67% of direct sgemm).
             mallopt(M_MMAP_THRESHOLD, 1 << 30)
             mallopt(M_TRIM_THRESHOLD, Int32.max)
-            // One arena for every thread: a thread's own arena cannot hold a buffer near its 64 MB
-            // heap size, so glibc maps such a buffer fresh and unmaps it on free, faulting in every
-            // page again each time (measured: most of a 64 MB all-reduce).
-            mallopt(M_ARENA_MAX, 1)
+            if workload == .compute {
+                // One arena for every thread: a thread's own arena cannot hold a buffer near its
+                // 64 MB heap size, so glibc maps such a buffer fresh and unmaps it on free, faulting
+                // in every page again each time (measured: 2 ranks × 64 MB all-reduce 76 → 41 ms).
+                // Not for messaging: there the one arena's lock is contended by every thread that
+                // sends or receives (measured: 1 KB messages at 61% of raw libzmq, 89–92% without).
+                mallopt(M_ARENA_MAX, 1)
+            }
         #endif
-    }()
+    }
+
+    private static let chosen = Mutex(false)
 }
