@@ -39,8 +39,8 @@ import Testing
         let control = Wire.encode(.welcome(welcome), version: newer).control + [9, 9, 9, 9]
         #expect(try Wire.decode([ZMQFrame(control)]) == .welcome(welcome))
         // A 2.0 sender has no ring keys: its welcome ends at the descriptors.
-        var old = Wire.encode(.welcome(welcome), version: ProtocolVersion(major: 2, minor: 0)).control
-        old.removeLast(4 + 2 * (4 + 2))
+        let old = Wire.encode(.welcome(welcome), version: ProtocolVersion(major: 2, minor: 0)).control
+        #expect(old.count == Wire.encode(.welcome(welcome)).control.count - (4 + 2 * (4 + 2)))
         var withoutKeys = welcome
         withoutKeys.ringKeys = []
         #expect(try Wire.decode([ZMQFrame(old)]) == .welcome(withoutKeys))

@@ -257,13 +257,13 @@ public actor Scheduler {
         }
         if workers[id] == nil {
             workers[id] = WorkerState(
-                id: id, peer: peer, name: h.workerName, ringEndpoint: h.ringEndpoint, publicKey: key.flatMap { $0.isEmpty ? nil : $0 })
+                id: id, peer: peer, name: h.workerName, ringEndpoint: h.ringEndpoint, publicKey: key)
             byPeer[peer] = id
             membership.markUp(id)
             logger.info("worker \(id) joined (\(h.workerName), \(h.host), pid \(h.pid), ring \(h.ringEndpoint))")
             events.write([
                 "event": "worker_joined", "worker": "\(id)", "name": h.workerName, "host": h.host,
-                "pid": Int(h.pid), "ring": h.ringEndpoint, "key": key.flatMap { $0.isEmpty ? nil : $0 } ?? NSNull(),
+                "pid": Int(h.pid), "ring": h.ringEndpoint, "key": key ?? NSNull(),
             ])
         }
         endpoint.post(

@@ -39,13 +39,13 @@ public final class AuthorizedKeys: Sendable, Equatable, CustomStringConvertible 
         raw.withLock { $0 = keys }
     }
 
-    public var z85Keys: Set<String> { Set(raw.withLock { $0 }.compactMap(CurveKeyPair.z85)) }
-
     func contains(raw key: [UInt8]) -> Bool { raw.withLock { $0.contains(key) } }
 
-    public static func == (a: AuthorizedKeys, b: AuthorizedKeys) -> Bool { a === b || a.z85Keys == b.z85Keys }
+    private var keys: Set<[UInt8]> { raw.withLock { $0 } }
 
-    public var description: String { "\(z85Keys.count) authorized key(s)" }
+    public static func == (a: AuthorizedKeys, b: AuthorizedKeys) -> Bool { a === b || a.keys == b.keys }
+
+    public var description: String { "\(keys.count) authorized key(s)" }
 }
 
 extension ZMQSocket {

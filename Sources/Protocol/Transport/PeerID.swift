@@ -11,13 +11,7 @@ public struct PeerID: Hashable, Sendable, CustomStringConvertible {
 public struct Inbound: Sendable {
     public let peer: PeerID?
     public let message: Wire.Message
-    /// On a CURVE listener: the Z85 public key the peer authenticated with (checked by ZAP, so
-    /// it cannot be claimed falsely). Nil on open endpoints.
+    /// For a hello on a CURVE listener: the Z85 public key the peer authenticated with (checked by
+    /// ZAP, so it cannot be claimed falsely). Nil for other messages and on open endpoints.
     public let clientKey: String?
-
-    public init(peer: PeerID?, message: Wire.Message, clientKey: String? = nil) {
-        self.peer = peer
-        self.message = message
-        self.clientKey = clientKey
-    }
 }

@@ -111,8 +111,7 @@ struct SocketLoop: @unchecked Sendable {
 
     private func receive(from s: ZMQSocket, drops: DropCounter) {
         let isRouter = s.kind == .router
-        var isCurveListener = false
-        if case .listen(_, .curve) = role { isCurveListener = true }
+        let isCurveListener = if case .listen(_, .curve) = role { true } else { false }
         var batch: [Inbound] = []
         var batchBytes = 0
         defer { if !batch.isEmpty { continuation.yield(batch) } }
@@ -130,11 +129,16 @@ struct SocketLoop: @unchecked Sendable {
             var clientKey: String?
             guard
                 let control = try? s.withReceivedPart(
-                    dontWait: !isRouter, userID: isCurveListener,
-                    { bytes, m, user in
+                    dontWait: !isRouter,
+                    { bytes, m, userID in
                         more = m
-                        clientKey = user
-                        return Result { () throws(WireError) in try Wire.decodeControl(bytes, limits: settings.limits) }
+                        let decoded = Result { () throws(WireError) in
+                            try Wire.decodeControl(bytes, limits: settings.limits)
+                        }
+                        // A connection's key never changes: it is looked up for the hello that
+                        // registers the peer, not for every message after it.
+                        if isCurveListener, case .success(let c) = decoded, case .hello = c.message { clientKey = userID() }
+                        return decoded
                     })
             else { return }
             var tensorFrames: [ZMQFrame] = []

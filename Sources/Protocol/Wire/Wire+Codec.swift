@@ -100,7 +100,7 @@ extension Wire {
             for d in t.shape { w.u64(UInt64(d)) }
         }
         // Fields added by minor versions follow the descriptors, where older readers stop.
-        if case .welcome(let m) = message { w.stringArray(m.ringKeys) }  // 2.1
+        if version.minor >= 1, case .welcome(let m) = message { w.stringArray(m.ringKeys) }
     }
 
     /// `magic` read as a little-endian u32 ("RLAF").

@@ -175,11 +175,11 @@ public final class ZMQSocket {
     }
 
     /// Receives one part into a message on the stack and lends its bytes to `body` (with whether
-    /// more parts follow, and the connection's ZAP user id when `userID` is asked for: on a CURVE
-    /// listener, the client's authenticated public key): no allocation for the part. Nil when
-    /// nothing is waiting.
+    /// more parts follow, and a reader of the connection's ZAP user id — on a CURVE listener, the
+    /// client's authenticated public key — for the caller to call only if it needs it): no
+    /// allocation for the part. Nil when nothing is waiting.
     func withReceivedPart<R>(
-        dontWait: Bool, userID: Bool = false, _ body: (UnsafeRawBufferPointer, _ more: Bool, _ userID: String?) -> R
+        dontWait: Bool, _ body: (UnsafeRawBufferPointer, _ more: Bool, _ userID: () -> String?) -> R
     ) throws(ZMQError) -> R? {
         var message = zmq_msg_t()
         let outcome: Result<R?, ZMQError> = withUnsafeMutablePointer(to: &message) { p in
@@ -189,9 +189,9 @@ public final class ZMQSocket {
                 let e = ZMQError.last("zmq_msg_recv")
                 return e.isTimeout ? .success(nil) : .failure(e)
             }
-            let user = userID ? zmq_msg_gets(p, "User-Id").map { String(cString: $0) } : nil
+            let userID = { zmq_msg_gets(p, "User-Id").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
             return .success(
-                body(UnsafeRawBufferPointer(start: zmq_msg_data(p), count: zmq_msg_size(p)), zmq_msg_more(p) != 0, user))
+                body(UnsafeRawBufferPointer(start: zmq_msg_data(p), count: zmq_msg_size(p)), zmq_msg_more(p) != 0, userID))
         }
         return try outcome.get()
     }

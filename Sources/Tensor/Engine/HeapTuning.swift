@@ -1,5 +1,4 @@
 import CMalloc
-import Synchronization
 
 /// glibc's malloc set for the kind of process it runs in. Call `apply` first thing in `main`,
 /// before other threads allocate: a thread that already has its own arena keeps it.
@@ -12,12 +11,8 @@ public enum HeapTuning {
         case messaging
     }
 
-    /// Applies the settings for `workload`; only the first call in a process has effect.
+    /// Applies the settings for `workload`, once per process.
     public static func apply(_ workload: Workload) {
-        guard chosen.withLock({ c -> Bool in
-            defer { c = true }
-            return !c
-        }) else { return }
         #if os(Linux)
             // Keep freed large buffers in the heap: otherwise glibc returns each to the kernel and
             // the next one of the same size pays page faults on fresh pages (measured: a 512²
@@ -34,6 +29,4 @@ public enum HeapTuning {
             }
         #endif
     }
-
-    private static let chosen = Mutex(false)
 }
