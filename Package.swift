@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Tensor"], exclude: ["Fixtures"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "Tensor", "CZeroMQ"]),
         .testTarget(
-            name: "WorkerTests", dependencies: ["Worker", "Protocol", "Tensor", .product(name: "Logging", package: "swift-log")]),
+            name: "WorkerTests", dependencies: ["Worker", "Protocol", "Tensor", "RLAIF", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "CLITests", dependencies: ["Models", "Tensor"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Protocol", "RLAIF", "Tensor", "TestSupport"]),
         // What several test targets start: the stand-in chat-completions server.

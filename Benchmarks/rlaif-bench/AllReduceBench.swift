@@ -6,12 +6,15 @@ import Tensor
 import Worker
 
 /// `rlaif-bench allreduce`: ring all-reduce of Float32 gradients (as exact fixed-point sums) across
-/// local ranks over tcp loopback, reported as bus bandwidth 2(n−1)/n · bytes / time, where bytes is
-/// the Float32 gradient size (as MPI_Allreduce on floats counts it). Ranks are tasks of this process.
+/// local ranks over tcp loopback (or ipc://, which same-host workers can use: `workers.ring_bind`), reported as bus bandwidth 2(n−1)/n · bytes / time, where bytes is
+/// the Float32 gradient size (as MPI_Allreduce on floats counts it).
 ///
-/// The ring's time runs from each rank's fixed-point sum (into which a worker accumulates its
-/// micro-batch gradients as they are computed) to the reduced floats on every rank. Rounding a
-/// Float32 gradient into a fresh sum is timed on its own and printed beside it.
+/// Each rank is a process of its own, as a worker is (its own ZeroMQ I/O thread, its own task
+/// pool) and as an MPI rank is. The parent starts them, tells each its successor's address, and
+/// starts every repetition at once; a repetition's time is its slowest rank's, from its
+/// fixed-point sum (into which a worker accumulates its micro-batch gradients as they are
+/// computed) to the reduced floats. Rounding a Float32 gradient into a fresh sum is timed on its
+/// own and printed beside it.
 ///
 /// Gradients: by default the small GPT-2 preset's language-model gradient on random tokens (a
 /// different batch per rank), repeated to the size asked for; `--normal-std` draws N(0, std²)
@@ -22,95 +25,124 @@ struct AllReduceBench: AsyncParsableCommand {
 
     @Option(help: "Ring sizes.") var ranks: [Int] = [2, 4]
     @Option(help: "Gradient sizes in MB (Float32).") var megabytes: [Int] = [1, 4, 16, 64]
-    @Option(help: "Timed repetitions (best is kept).") var repeats = 3
+    @Option(help: "Timed repetitions (best and median are shown).") var repeats = 9
     @Option(help: "Elements per slice.") var sliceElements = RingAllReduce.defaultSliceElements
     @Option(help: "Fixed-point resolution 2^-bits.") var fractionBits = ExactSum.defaultFractionBits
     @Option(help: "Draw gradients from N(0, std²) instead of the GPT-2 gradient.") var normalStd: Double?
+    @Option(help: "tcp (loopback) or ipc (Unix domain sockets).") var transport: RingTransport = .tcp
 
-    func run() async throws {
+    func run() throws {
         let source = normalStd.map { "N(0, \($0)²)" } ?? "small GPT-2 LM gradients"
-        emit("gradients: \(source); slices of \(sliceElements) elements; units of 2^-\(fractionBits)")
-        emit("ranks   MB    best ms   bus GB/s   quantize ms   >32-bit elements")
+        emit("gradients: \(source); slices of \(sliceElements) elements; units of 2^-\(fractionBits); one process per rank; \(transport)")
+        emit("ranks   MB    best ms   bus GB/s  median ms   bus GB/s   quantize ms   >32-bit elements")
+        let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         for n in ranks {
-            let base = try await gradients(ranks: n)
             for mb in megabytes {
-                let count = mb << 18  // floats
-                let listeners = try (0..<n).map { _ in try Endpoint.listen(on: "tcp://127.0.0.1:*") }
-                let mailboxes = (0..<n).map { _ in ChunkMailbox() }
-                let pumps = zip(mailboxes, listeners).map { $0.pump(from: $1) }
-                let senders = try (0..<n).map { r in try Endpoint.connect(to: listeners[(r + 1) % n].address) }
-                let inputs = base.map { Self.repeated($0, to: count) }
-                // Rounding into a sum, best of a few (the first pays for fresh pages).
-                var quantize = Double.infinity
-                var sums: [ExactSum] = []
-                for g in inputs {
-                    var sum = ExactSum(count: 0)
-                    for _ in 0..<3 {
-                        let start = ContinuousClock.now
-                        sum = ExactSum(count: count, fractionBits: fractionBits)
-                        try sum.add(g)
-                        quantize = min(quantize, (ContinuousClock.now - start).seconds)
-                    }
-                    sums.append(sum)
-                }
-                let wide = sums[0].units.reduce(0) { $0 + (Int64(Int32(truncatingIfNeeded: $1)) == $1 ? 0 : 1) }
-                var best = Double.infinity
+                var arguments = [
+                    "allreduce-rank", "--size", "\(n)", "--megabytes", "\(mb)", "--slice-elements", "\(sliceElements)",
+                    "--fraction-bits", "\(fractionBits)", "--transport", transport.rawValue,
+                ]
+                if let normalStd { arguments += ["--normal-std", "\(normalStd)"] }
+                let processes = try (0..<n).map { r in try RankProcess(me, arguments + ["--rank", "\(r)"]) }
+                defer { for p in processes { p.stop() } }
+                // "ready ADDRESS QUANTIZE_SECONDS WIDE_ELEMENTS" from each.
+                let ready = try processes.map { try $0.expect("ready", fields: 3) }
+                for (r, p) in processes.enumerated() { try p.send("successor \(ready[(r + 1) % n][0])") }
+                var times: [Double] = []
                 var reference: String?
                 for step in 0..<(repeats + 1) {
-                    // Each rank owns its sum, as a worker does: the ring adds into it without a copy.
-                    let owned = try sums.map { s in
-                        var copy = ExactSum(count: count, fractionBits: fractionBits)
-                        try copy.add(units: s.units, at: 0)
-                        return Handoff(copy)
-                    }
-                    let start = ContinuousClock.now
-                    let results = try await withThrowingTaskGroup(of: Tensor.self) { group in
-                        for r in 0..<n {
-                            group.addTask { [sliceElements] in
-                                let ring = RingAllReduce(
-                                    rank: r, size: n, step: UInt64(step), epoch: 1, sliceElements: sliceElements)
-                                return try await ring.run(owned[r].take(), next: senders[r], mailbox: mailboxes[r])
-                            }
-                        }
-                        return try await group.reduce(into: [Tensor]()) { $0.append($1) }
-                    }
-                    if step > 0 { best = min(best, (ContinuousClock.now - start).seconds) }  // step 0 warms up
-                    let checksums = Set(results.map(\.checksum))
+                    // Every rank starts at the same instant (a barrier without its exit skew: the
+                    // parent's messages reach the ranks milliseconds apart).
+                    let start = monotonicNanoseconds() + 20_000_000
+                    for p in processes { try p.send("go \(step) \(start)") }
+                    // "done SECONDS CHECKSUM" from each.
+                    let done = try processes.map { try $0.expect("done", fields: 2) }
+                    let checksums = Set(done.map { $0[1] })
                     // Every rank, every repetition: the same bits.
                     guard checksums.count == 1, reference == nil || reference == checksums.first else {
                         throw ValidationError("ranks disagree on the reduced gradient")
                     }
                     reference = checksums.first
+                    if step > 0 { times.append(done.map { Double($0[0])! }.max()!) }  // step 0 warms up
                 }
-                for e in senders + listeners { e.close() }
-                for p in pumps { p.cancel() }
-                let bus = 2 * Double(n - 1) / Double(n) * Double(count * 4) / best / 1e9
+                times.sort()
+                let (best, median) = (times[0], times[times.count / 2])
+                let bytes = 2 * Double(n - 1) / Double(n) * Double(mb << 20)
+                let quantize = ready.map { Double($0[1])! }.min()!
                 emit(
                     String(
-                        format: "%5d %4d %10.1f %10.2f %13.1f %17.5f%%", n, mb, best * 1000, bus, quantize * 1000,
-                        100 * Double(wide) / Double(count)))
+                        format: "%5d %4d %10.1f %10.2f %10.1f %10.2f %13.1f %17.5f%%", n, mb, best * 1000,
+                        bytes / best / 1e9, median * 1000, bytes / median / 1e9, quantize * 1000,
+                        100 * Double(ready[0][2])! / Double(mb << 18)))
             }
         }
     }
+}
 
-    /// One gradient per rank.
-    private func gradients(ranks n: Int) async throws -> [Tensor] {
-        if let std = normalStd {
-            return (0..<n).map { r in
-                var rng = RandomStream(seed: 1, purpose: .scratch, step: 0, index: UInt64(r))
-                return Tensor.randomNormal([1 << 20], std: Float(std), rng: &rng)
+/// One rank of `allreduce`, driven by the parent over stdin/stdout.
+struct AllReduceRank: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "allreduce-rank", abstract: "One rank of the all-reduce benchmark.", shouldDisplay: false)
+
+    @Option var rank: Int
+    @Option var size: Int
+    @Option var megabytes: Int
+    @Option var sliceElements: Int
+    @Option var fractionBits: Int
+    @Option var normalStd: Double?
+    @Option var transport: RingTransport
+
+    func run() async throws {
+        let count = megabytes << 18  // floats
+        let input = Self.repeated(try await gradient(), to: count)
+        // Rounding into a sum, best of a few (the first pays for fresh pages).
+        var quantize = Double.infinity
+        var sum = ExactSum(count: 0)
+        for _ in 0..<3 {
+            let start = ContinuousClock.now
+            sum = ExactSum(count: count, fractionBits: fractionBits)
+            try sum.add(input)
+            quantize = min(quantize, (ContinuousClock.now - start).seconds)
+        }
+        let wide = sum.units.reduce(0) { $0 + (Int64(Int32(truncatingIfNeeded: $1)) == $1 ? 0 : 1) }
+        // As in a worker (`RingLink`): the reduction runs on the port's thread.
+        let port = try RingPort(bind: transport == .ipc ? "ipc://*" : "tcp://127.0.0.1:*")
+        defer { port.close() }
+        emit(String(format: "ready %@ %.9f %d", port.address, quantize, wide))
+        guard let line = readLine(), line.hasPrefix("successor ") else { throw ExitCode.failure }
+        let next = String(line.dropFirst("successor ".count))
+        while true {
+            // The rank owns its sum, as a worker does; it is made before the parent starts the
+            // step, so no rank's time includes another's preparation.
+            var owned = ExactSum(count: count, fractionBits: fractionBits)
+            try owned.add(units: sum.units, at: 0)
+            guard let line = readLine(), line.hasPrefix("go ") else { break }
+            let fields = line.split(separator: " ")
+            guard fields.count == 3, let step = UInt64(fields[1]), let startAt = UInt64(fields[2]) else { break }
+            let ring = RingAllReduce(rank: rank, size: size, step: step, epoch: 1, sliceElements: sliceElements)
+            let result = try await port.run { [owned] session in
+                waitUntil(startAt)
+                return try ring.run(owned, next: try session.successor(next, security: .open), session: session)
             }
+            let seconds = Double(monotonicNanoseconds() - startAt) / 1e9
+            emit(String(format: "done %.9f %@", seconds, result.checksum))
+        }
+    }
+
+    /// This rank's gradient.
+    private func gradient() async throws -> Tensor {
+        if let std = normalStd {
+            var rng = RandomStream(seed: 1, purpose: .scratch, step: 0, index: UInt64(rank))
+            return Tensor.randomNormal([1 << 20], std: Float(std), rng: &rng)
         }
         let model = try GPT2(config: .small, seed: 1)
-        return await Engine.shared.run {
+        return await Engine.shared.run { [rank] in
             let params = ParameterSet(model.namedParameters)
-            return (0..<n).map { r in
-                var rng = RandomStream(seed: 2, purpose: .scratch, step: 0, index: UInt64(r))
-                let ids = (0..<(8 * 128)).map { _ in Int32(rng.next(below: GPT2Config.small.vocabularySize)) }
-                params.zeroGradients()
-                model.languageModelLoss(TokenTensor(shape: [8, 128], ids: ids)).backward()
-                return params.gradients.copy()
-            }
+            var rng = RandomStream(seed: 2, purpose: .scratch, step: 0, index: UInt64(rank))
+            let ids = (0..<(8 * 128)).map { _ in Int32(rng.next(below: GPT2Config.small.vocabularySize)) }
+            params.zeroGradients()
+            model.languageModelLoss(TokenTensor(shape: [8, 128], ids: ids)).backward()
+            return params.gradients.copy()
         }
     }
 
@@ -127,9 +159,69 @@ struct AllReduceBench: AsyncParsableCommand {
     }
 }
 
-/// Hands a value to one task, which takes it over (no other reference stays behind).
-private final class Handoff<Value>: @unchecked Sendable {
-    private var value: Value?
-    init(_ value: Value) { self.value = value }
-    func take() -> Value { value.take()! }
+enum RingTransport: String, ExpressibleByArgument {
+    case tcp, ipc
+}
+
+/// CLOCK_MONOTONIC, which every process on the machine shares.
+private func monotonicNanoseconds() -> UInt64 {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+}
+
+/// Sleeps until a millisecond before `instant`, then spins to it.
+private func waitUntil(_ instant: UInt64) {
+    let now = monotonicNanoseconds()
+    if instant > now + 1_000_000 { usleep(UInt32((instant - now - 1_000_000) / 1000)) }
+    while monotonicNanoseconds() < instant {}
+}
+
+/// A child process spoken to in lines: commands on its stdin, replies on its stdout.
+private final class RankProcess {
+    private let process = Process()
+    private let input = Pipe()
+    private let output = Pipe()
+    private var buffered = Data()
+
+    init(_ executable: URL, _ arguments: [String]) throws {
+        process.executableURL = executable
+        process.arguments = arguments
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+    }
+
+    func send(_ line: String) throws {
+        try input.fileHandleForWriting.write(contentsOf: Data((line + "\n").utf8))
+    }
+
+    /// The next line, which must be `word` followed by `fields` fields; returns the fields.
+    func expect(_ word: String, fields: Int) throws -> [String] {
+        while true {
+            if let newline = buffered.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: buffered[..<newline], as: UTF8.self)
+                buffered.removeSubrange(...newline)
+                let parts = line.split(separator: " ").map(String.init)
+                guard parts.first == word, parts.count == fields + 1 else {
+                    throw ValidationError("a rank said \"\(line)\", not \(word)")
+                }
+                return Array(parts.dropFirst())
+            }
+            let more = output.fileHandleForReading.availableData
+            guard !more.isEmpty else { throw ValidationError("a rank exited (status \(exitStatus()))") }
+            buffered.append(more)
+        }
+    }
+
+    private func exitStatus() -> Int32 {
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// Closes its stdin (it then exits) and waits for it.
+    func stop() {
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
 }

@@ -143,6 +143,58 @@ import Testing
         #expect(total == before)
     }
 
+    /// The ring's one-pass sums (`packedSum`, `valuesOfSum`) against adding into a copy and then
+    /// packing or converting: the same words and floats, this sum unchanged, for each kind of
+    /// received run — packed without patches (the fast pass), packed with patches, 64-bit units —
+    /// and sums that stop fitting 32 bits only after the add.
+    @Test func onePassSums_equalAddingThenPackingOrConverting() throws {
+        let mine = try Self.sum((0..<64).map { i in i == 9 ? 2 : Float(i) * 1e-3 - 0.03 })
+        let range = 8..<40
+        let smallValues = (0..<32).map { i in Float(i) * -7e-4 + 0.01 }
+        let nearEdge = (0..<32).map { i in i == 25 ? Float(0.4999) : 1e-3 }  // + mine (0.003 there): past 32 bits
+        for theirs in [smallValues, nearEdge, (0..<32).map { i in i == 2 ? 3 : 1e-2 }, (0..<32).map { _ in 5 }] {
+            let received = try Self.sum(theirs)
+            var expected = ExactSum(count: range.count)
+            try expected.add(units: Array(mine.units[range]), at: 0)
+            try expected.add(units: received.units, at: 0)
+            let floats = Tensor(zeros: [range.count])
+            let wire = received.packed(0..<32)
+            let run: (ReceivedUnits) throws -> Void = { r in
+                let packed = try mine.packedSum(range, adding: r)
+                #expect(packed?.low == expected.packed(0..<32)?.low && packed?.patches == expected.packed(0..<32)?.patches)
+                try mine.valuesOfSum(range, adding: r, into: floats.pointer)
+                #expect(floats.scalars == expected.value().scalars)
+            }
+            if let (low, patches) = wire {
+                try low.withUnsafeBufferPointer { l in try patches.withUnsafeBufferPointer { try run(.packed(low: l, patches: $0)) } }
+            }
+            try received.units.withUnsafeBufferPointer { try run(.units($0)) }
+        }
+        #expect(mine == (try Self.sum((0..<64).map { i in i == 9 ? 2 : Float(i) * 1e-3 - 0.03 })))
+    }
+
+    @Test func onePassSums_thatOverflow_nameTheElementInThisSum() throws {
+        var mine = ExactSum(count: 6)
+        try mine.add(units: [0, 0, 0, .max - 2, 0, 0], at: 0)
+        let before = mine
+        let wide: [Int64] = [1, 1_000_000_000, 1]
+        #expect(throws: ExactSum.Overflow(index: 3, value: Double(Int64.max - 2) + 1e9)) {
+            try wide.withUnsafeBufferPointer { w in _ = try mine.packedSum(2..<5, adding: .units(w)) }
+        }
+        // Packed words without patches take the one-pass loop, which sees the wrap and defers to
+        // the general path for the error.
+        let low: [Int32] = [1, 5, 1], patches: [Int64] = []
+        let out = Tensor(zeros: [3])
+        #expect(throws: ExactSum.Overflow(index: 3, value: Double(Int64.max - 2) + 5)) {
+            try low.withUnsafeBufferPointer { l in
+                try patches.withUnsafeBufferPointer { p in
+                    try mine.valuesOfSum(2..<5, adding: .packed(low: l, patches: p), into: out.pointer)
+                }
+            }
+        }
+        #expect(mine == before)
+    }
+
     @Test func patchValidity_requiresPairsWithIncreasingIndicesInRange() {
         func valid(_ p: [Int64], _ count: Int) -> Bool {
             p.withUnsafeBufferPointer { PackedUnits.patchesAreValid($0, count: count) }

@@ -1,11 +1,12 @@
 import Logging
 import Protocol
+import RLAIF
 import Tensor
 import Testing
 
 @testable import Worker
 
-/// Rings of real endpoints on loopback, one task per rank.
+/// Rings of real worker links (ports on their own threads) on loopback, one task per rank.
 @Suite(.timeLimit(.minutes(1))) struct RingAllReduceTests {
     /// Eight micro-batch gradients of 1003 elements, magnitudes 1e-6 … 10: most partial sums need
     /// 64 bits, so slices travel as plain units.
@@ -24,19 +25,14 @@ import Testing
         }
     }
 
-    /// Runs a ring of `size` ranks; micro-batch i goes to rank assignment[i]. Returns every rank's result.
+    /// Runs a ring of `size` ranks (each a worker's `RingLink`, bound to `bind`); micro-batch i
+    /// goes to rank assignment[i]. Returns every rank's result.
     static func ring(
         size: Int, assignment: [Int], gradients: [Tensor] = gradients, sliceElements: Int = 100,
-        timeout: Duration = .seconds(20)
+        timeout: Duration = .seconds(20), bind: String = "tcp://127.0.0.1:*"
     ) async throws -> [Tensor] {
-        let listeners = try (0..<size).map { _ in try Endpoint.listen(on: "tcp://127.0.0.1:*") }
-        let mailboxes = (0..<size).map { _ in ChunkMailbox() }
-        let pumps = zip(mailboxes, listeners).map { $0.pump(from: $1) }
-        let senders = try (0..<size).map { r in try Endpoint.connect(to: listeners[(r + 1) % size].address) }
-        defer {
-            for e in senders + listeners { e.close() }
-            for p in pumps { p.cancel() }
-        }
+        let links = try (0..<size).map { _ in try RingLink(bind: bind, keyPair: nil, logger: Logger(label: "test")) }
+        defer { for l in links { l.close() } }
         var partial = (0..<size).map { _ in ExactSum(count: 1003) }
         for (micro, rank) in assignment.enumerated() { try partial[rank].add(gradients[micro]) }
         let sums = partial
@@ -45,7 +41,8 @@ import Testing
                 group.addTask {
                     let ring = RingAllReduce(
                         rank: r, size: size, step: 3, epoch: 1, chunkTimeout: timeout, sliceElements: sliceElements)
-                    return (r, try await ring.run(sums[r], next: senders[r], mailbox: mailboxes[r]))
+                    let next = links[(r + 1) % size].port.address
+                    return (r, try await links[r].reduce(ring, sums[r], next: next, key: nil))
                 }
             }
             var out = [Tensor?](repeating: nil, count: size)
@@ -59,8 +56,10 @@ import Testing
         let two = try await Self.ring(size: 2, assignment: [0, 1, 1, 0, 0, 1, 1, 0])
         let four = try await Self.ring(size: 4, assignment: [3, 2, 1, 0, 0, 1, 2, 3])
         let three = try await Self.ring(size: 3, assignment: [2, 2, 2, 0, 1, 0, 1, 2])
+        // Same-host workers may use Unix sockets (workers.ring_bind: ipc://*): the same bits.
+        let overIPC = try await Self.ring(size: 3, assignment: [1, 1, 2, 0, 1, 0, 2, 2], bind: "ipc://*")
         let reference = one[0].checksum
-        for t in two + four + three { #expect(t.checksum == reference) }
+        for t in two + four + three + overIPC { #expect(t.checksum == reference) }
         // And it is the sum: check one element against Double arithmetic.
         let exact = Self.gradients.reduce(0.0) { $0 + Double($1[flat: 2]) }
         #expect(abs(Double(one[0][flat: 2]) - exact) < 1e-5)
@@ -82,37 +81,72 @@ import Testing
     }
 
     @Test func aMissingRank_failsTheStepWithinTheTimeout() async throws {
-        let listener = try Endpoint.listen(on: "tcp://127.0.0.1:*")
-        let deadPeer = try Endpoint.listen(on: "tcp://127.0.0.1:*")  // never runs its side
-        let mailbox = ChunkMailbox()
-        let pump = mailbox.pump(from: listener)
-        let sender = try Endpoint.connect(to: deadPeer.address)
+        let link = try RingLink(bind: "tcp://127.0.0.1:*", keyPair: nil, logger: Logger(label: "test"))
+        let deadPeer = try RingPort(bind: "tcp://127.0.0.1:*")  // never runs its side
         defer {
-            for e in [sender, listener, deadPeer] { e.close() }
-            pump.cancel()
+            link.close()
+            deadPeer.close()
         }
         var sum = ExactSum(count: 10)
         try sum.add(Tensor(shape: [10], repeating: 1))
         let ring = RingAllReduce(rank: 0, size: 2, step: 1, epoch: 1, chunkTimeout: .milliseconds(300))
         let start = ContinuousClock.now
-        await #expect(throws: RingError.self) { try await ring.run(sum, next: sender, mailbox: mailbox) }
+        await #expect(throws: RingError.self) { try await link.reduce(ring, sum, next: deadPeer.address, key: nil) }
         #expect(ContinuousClock.now - start < .seconds(5))
+        // The port still serves the next reduction, and a closed one fails at once.
+        let again = RingAllReduce(rank: 0, size: 2, step: 2, epoch: 1, chunkTimeout: .milliseconds(100))
+        await #expect(throws: RingError.self) { try await link.reduce(again, sum, next: deadPeer.address, key: nil) }
+        link.close()
+        await #expect(throws: RingPortError.closed) { try await link.reduce(again, sum, next: deadPeer.address, key: nil) }
+    }
+
+    @Test func malformedAndStaleInput_isDropped_andThePortKeepsServing() async throws {
+        let link = try RingLink(bind: "tcp://127.0.0.1:*", keyPair: nil, logger: Logger(label: "test"))
+        defer { link.close() }
+        let peer = try ZMQSocket(ZMQContext.shared, .dealer)
+        defer { peer.close() }
+        try peer.connect(link.port.address)
+        // Garbage, then a message that is not a slice, then a slice of an older step than one asked for.
+        try peer.send(Array("not a protocol message".utf8))
+        try peer.send(Wire.encode(.heartbeat(.init(workerID: 1, sequence: 1, activeJobs: 0))).control)
+        #expect(!(await Self.delivered(to: link)))  // asks for step 3: older steps are over
+        let stale = Wire.encode(Self.forgedSlice(5, step: 2))
+        try peer.send(stale.control, more: true)
+        try peer.send(Tensor(shape: [4], repeating: 5).scalars.withUnsafeBytes { Array($0) })
+        var staleKey = Self.forgedKey
+        staleKey.step = 2
+        await #expect(throws: RingPortError.self) {
+            try await link.port.run { [staleKey] in try $0.take(staleKey, timeout: .milliseconds(300)) }
+        }
+        #expect(link.port.drops.byReason["unexpected"] == 1)
+        #expect(link.port.drops.total >= 2)
+        // A good slice still arrives.
+        let good = Wire.encode(Self.forgedSlice(1))
+        try peer.send(good.control, more: true)
+        try peer.send(Tensor(shape: [4], repeating: 1).scalars.withUnsafeBytes { Array($0) })
+        #expect(await Self.delivered(to: link))
     }
 
     // MARK: Authenticated links (a cluster with keys)
 
-    /// One slice of chunk 0 of step 3, epoch 1, as a predecessor would send it.
-    static func forgedSlice(_ value: Float) -> Wire.Message {
+    /// One slice of chunk 0 of `step`, epoch 1, as a predecessor would send it.
+    static func forgedSlice(_ value: Float, step: UInt64 = 3) -> Wire.Message {
         .gradientChunk(
             .init(
-                step: 3, ringEpoch: 1, phase: .allGather, chunkIndex: 0, fromRank: 1,
+                step: step, ringEpoch: 1, phase: .allGather, chunkIndex: 0, fromRank: 1,
                 payload: .values(Tensor(shape: [4], repeating: value))))
     }
 
-    /// Whether `link`'s mailbox gets the slice of `forgedSlice` within half a second.
+    static let forgedKey = RingSlice(step: 3, epoch: 1, phase: .allGather, chunk: 0, slice: 0)
+
+    /// The slice of `forgedSlice` (step 3), if `link` gets it within `timeout`.
+    static func take(from link: RingLink, timeout: Duration = .milliseconds(500)) async throws -> Wire.ChunkPayload {
+        try await link.port.run { try $0.take(forgedKey, timeout: timeout) }
+    }
+
+    /// Whether `link` gets the slice of `forgedSlice` (step 3) within half a second.
     static func delivered(to link: RingLink) async -> Bool {
-        (try? await link.mailbox.take(step: 3, epoch: 1, phase: .allGather, chunk: 0, slice: 0, timeout: .milliseconds(500)))
-            != nil
+        (try? await take(from: link)) != nil
     }
 
     @Test func keyedRingListener_takesChunksFromClusterKeysOnly() async throws {
@@ -122,7 +156,7 @@ import Testing
 
         // Without keys anyone who reaches the port can feed the ring: the test's send path works.
         let open = try RingLink(bind: "tcp://127.0.0.1:*", keyPair: nil, logger: logger)
-        let anyone = try Endpoint.connect(to: open.listener.address)
+        let anyone = try Endpoint.connect(to: open.port.address)
         defer {
             anyone.close()
             open.close()
@@ -133,7 +167,7 @@ import Testing
         let keyed = try RingLink(bind: "tcp://127.0.0.1:*", keyPair: own, logger: logger)
         defer { keyed.close() }
         keyed.authorize([member.publicKey, own.publicKey])
-        let address = keyed.listener.address
+        let address = keyed.port.address
         var impatient = EndpointSettings()  // these sends never leave: give up on them soon
         impatient.sendTimeout = .milliseconds(100)
         let intruder = try Endpoint.connect(
@@ -145,14 +179,13 @@ import Testing
         defer { for e in [intruder, plain, misdirected] { e.close() } }
         for e in [intruder, plain, misdirected] { await e.send(Self.forgedSlice(666)) }
         #expect(!(await Self.delivered(to: keyed)))
-        #expect((keyed.listener.drops.byReason["unauthorized"] ?? 0) >= 1)
+        #expect((keyed.port.drops.byReason["unauthorized"] ?? 0) >= 1)
 
         // A cluster member is served, and its slice is the one the mailbox holds.
         let genuine = try Endpoint.connect(to: address, security: .curve(client: member, serverPublicKey: own.publicKey))
         defer { genuine.close() }
         await genuine.send(Self.forgedSlice(1))
-        let payload = try await keyed.mailbox.take(
-            step: 3, epoch: 1, phase: .allGather, chunk: 0, slice: 0, timeout: .seconds(10))
+        let payload = try await Self.take(from: keyed, timeout: .seconds(10))
         guard case .values(let t) = payload else {
             Issue.record("expected float values, got \(payload)")
             return
@@ -171,11 +204,11 @@ import Testing
         let sums = partial
         let results = try await withThrowingTaskGroup(of: Tensor.self) { group in
             for r in 0..<3 {
-                let next = try links[r].successor(links[(r + 1) % 3].listener.address, key: pairs[(r + 1) % 3].publicKey)
                 group.addTask {
                     let ring = RingAllReduce(
                         rank: r, size: 3, step: 3, epoch: 1, chunkTimeout: .seconds(20), sliceElements: 100)
-                    return try await ring.run(sums[r], next: next, mailbox: links[r].mailbox)
+                    let next = links[(r + 1) % 3]
+                    return try await links[r].reduce(ring, sums[r], next: next.port.address, key: pairs[(r + 1) % 3].publicKey)
                 }
             }
             return try await group.reduce(into: []) { $0.append($1) }
@@ -183,6 +216,9 @@ import Testing
         let reference = try await Self.ring(size: 3, assignment: assignment)[0].checksum
         for t in results { #expect(t.checksum == reference) }
         // Without the successor's key a keyed worker refuses to connect rather than go open.
-        #expect(throws: (any Error).self) { try links[0].successor(links[1].listener.address, key: nil) }
+        let ring = RingAllReduce(rank: 0, size: 3, step: 4, epoch: 1)
+        await #expect(throws: JobSpecError.self) {
+            try await links[0].reduce(ring, sums[0], next: links[1].port.address, key: nil)
+        }
     }
 }

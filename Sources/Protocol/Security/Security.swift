@@ -19,6 +19,12 @@ public enum ConnectorSecurity: Sendable, Equatable {
         if case .curve(let pair, _) = self { return pair }
         return nil
     }
+
+    /// The server key a CURVE client expects.
+    public var serverPublicKey: String? {
+        if case .curve(_, let key) = self { return key }
+        return nil
+    }
 }
 
 /// The public keys a CURVE listener admits. Shared with the listener's thread, so the list can be

@@ -32,7 +32,7 @@ public final class Endpoint: Sendable {
     public let address: String
 
     private let outbox: Outbox
-    private let wakeWrite: Int32
+    private let wakePipe: WakePipe
     private let stopped = Mutex(false)
     private let finished = DispatchSemaphore(value: 0)
 
@@ -51,13 +51,9 @@ public final class Endpoint: Sendable {
     }
 
     private init(role: Role, settings: EndpointSettings, logger: Logger) throws(ZMQError) {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw ZMQError(call: "pipe", errno: errno) }
-        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
-        _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
-        wakeWrite = fds[1]
+        let wakePipe = try WakePipe()
+        self.wakePipe = wakePipe
         outbox = Outbox(capacity: settings.outboxCapacity)
-        let wakeRead = fds[0]
         let (stream, continuation) = AsyncStream<[Inbound]>.makeStream()
         incoming = InboundMessages(batches: stream)
 
@@ -65,7 +61,7 @@ public final class Endpoint: Sendable {
         let ready = Mutex<Result<String, ZMQError>?>(nil)
         let readySignal = DispatchSemaphore(value: 0)
         let loop = SocketLoop(
-            role: role, settings: settings, logger: logger, wakeRead: wakeRead, continuation: continuation)
+            role: role, settings: settings, logger: logger, wakePipe: wakePipe, continuation: continuation)
         let thread = Thread { [outbox, drops, finished] in
             loop.run(
                 outbox: outbox, drops: drops,
@@ -73,7 +69,6 @@ public final class Endpoint: Sendable {
                     ready.withLock { $0 = result }
                     readySignal.signal()
                 })
-            Glibc.close(wakeRead)
             finished.signal()
         }
         thread.name = "rlaif-zmq"
@@ -82,7 +77,6 @@ public final class Endpoint: Sendable {
         switch ready.withLock({ $0 })! {
         case .success(let a): address = a
         case .failure(let e):
-            Glibc.close(fds[1])
             throw e
         }
     }
@@ -121,10 +115,7 @@ public final class Endpoint: Sendable {
         }
     }
 
-    private func wake() {
-        var b: UInt8 = 1
-        _ = Glibc.write(wakeWrite, &b, 1)
-    }
+    private func wake() { wakePipe.wake() }
 
     /// Sends what is queued, closes the socket and finishes `incoming`. Safe to call twice.
     public func close() {
@@ -136,7 +127,6 @@ public final class Endpoint: Sendable {
         outbox.markClosing()
         wake()
         finished.wait()
-        Glibc.close(wakeWrite)
     }
 
     deinit { close() }

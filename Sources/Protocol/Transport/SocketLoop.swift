@@ -11,7 +11,7 @@ struct SocketLoop: @unchecked Sendable {
     let role: Endpoint.Role
     let settings: EndpointSettings
     let logger: Logger
-    let wakeRead: Int32
+    let wakePipe: WakePipe
     let continuation: AsyncStream<[Inbound]>.Continuation
 
     func run(outbox: Outbox, drops: DropCounter, ready: (Result<String, ZMQError>) -> Void) {
@@ -56,13 +56,12 @@ struct SocketLoop: @unchecked Sendable {
             authenticator?.close()
             continuation.finish()
         }
-        var items: [ZMQPoll.Item] = [.socket(s), .fileDescriptor(wakeRead)]
+        var items: [ZMQPoll.Item] = [.socket(s), .fileDescriptor(wakePipe.readEnd)]
         if let authenticator { items.append(.socket(authenticator.socket)) }
         while true {
             guard let readable = try? ZMQPoll.readable(items, timeout: nil) else { return }
             if readable[1] {
-                var sink = [UInt8](repeating: 0, count: 256)
-                while read(wakeRead, &sink, sink.count) > 0 {}
+                wakePipe.drain()
                 let (queue, closing) = outbox.drain()
                 for (peer, message) in queue { transmit(message, to: peer, on: s, drops: drops) }
                 if closing { return }
@@ -79,23 +78,7 @@ struct SocketLoop: @unchecked Sendable {
 
     private func transmit(_ message: EncodedMessage, to peer: PeerID?, on s: ZMQSocket, drops: DropCounter) {
         do {
-            if let peer { try s.send(peer.bytes, more: true) }
-            try s.send(message.control, more: !message.tensors.isEmpty)
-            for (i, tensor) in message.tensors.enumerated() {
-                let more = i < message.tensors.count - 1
-                switch tensor {
-                case .float32(let t):
-                    // Zero-copy: libzmq holds the tensor's storage until the bytes are on the wire.
-                    try s.sendNoCopy(t.pointer, count: t.count * 4, owner: t.storage, more: more)
-                case .int32(let t):
-                    let bytes = t.ids.withUnsafeBytes { Array($0) }
-                    try s.send(bytes, more: more)
-                case .int64(let values):
-                    try send(WireWords(values), on: s, more: more)
-                case .words(let words):
-                    try send(words, on: s, more: more)
-                }
-            }
+            try s.send(message, to: peer)
         } catch {
             let reason = error.errno == EHOSTUNREACH ? "unroutable" : "sendFailed"
             drops.increment(reason)
@@ -104,54 +87,18 @@ struct SocketLoop: @unchecked Sendable {
         }
     }
 
-    /// Zero-copy: the words' owner (received frame or array) lives until libzmq is done.
-    private func send(_ words: WireWords, on s: ZMQSocket, more: Bool) throws(ZMQError) {
-        try s.sendNoCopy(words.base, count: words.byteCount, owner: words.owner, more: more)
-    }
-
     private func receive(from s: ZMQSocket, drops: DropCounter) {
-        let isRouter = s.kind == .router
-        let isCurveListener = if case .listen(_, .curve) = role { true } else { false }
+        let readsClientKey = if case .listen(_, .curve) = role { true } else { false }
         var batch: [Inbound] = []
         var batchBytes = 0
         defer { if !batch.isEmpty { continuation.yield(batch) } }
         for _ in 0..<settings.receiveBatch {
-            var peer: PeerID?
-            if isRouter {
-                // The routing id is a few bytes: copy it rather than keep a libzmq message for it.
-                guard let (id, more) = try? s.receiveSmall(dontWait: true) else { return }
-                peer = PeerID(id)
-                if !more { continue }  // an empty message: nothing to decode
-            }
-            // The control frame is decoded straight from libzmq's buffer; only tensor frames are
-            // kept (their memory becomes the tensors').
-            var more = false
-            var clientKey: String?
-            guard
-                let control = try? s.withReceivedPart(
-                    dontWait: !isRouter,
-                    { bytes, m, userID in
-                        more = m
-                        let decoded = Result { () throws(WireError) in
-                            try Wire.decodeControl(bytes, limits: settings.limits)
-                        }
-                        // A connection's key never changes: it is looked up for the hello that
-                        // registers the peer, not for every message after it.
-                        if isCurveListener, case .success(let c) = decoded, case .hello = c.message { clientKey = userID() }
-                        return decoded
-                    })
-            else { return }
-            var tensorFrames: [ZMQFrame] = []
-            while more {
-                // The rest of a message is already here: libzmq delivers messages whole.
-                guard let frame = try? s.receiveFrame() else { break }
-                tensorFrames.append(frame)
-                more = frame.hasMore
-            }
-            do {
-                let message = try Wire.complete(control.get(), tensorFrames: tensorFrames)
-                batch.append(Inbound(peer: peer, message: message, clientKey: clientKey))
-                batchBytes += tensorFrames.reduce(0) { $0 + $1.count }
+            switch s.receiveMessage(limits: settings.limits, readsClientKey: readsClientKey, dontWait: true) {
+            case nil: return
+            case .empty: continue
+            case .message(let inbound, let tensorBytes):
+                batch.append(inbound)
+                batchBytes += tensorBytes
                 // Batch small messages only: holding large payloads back would keep their
                 // buffers alive and make libzmq fault in fresh pages for the next ones.
                 if batchBytes >= 64 << 10 {
@@ -159,7 +106,7 @@ struct SocketLoop: @unchecked Sendable {
                     batch.removeAll(keepingCapacity: true)
                     batchBytes = 0
                 }
-            } catch {
+            case .refused(let error, let peer):
                 drops.increment(error.code.rawValue)
                 logger.warning("Dropped message from [\(peer.map { "\($0)" } ?? "peer")]: \(error)")
                 if error.code == .unsupportedVersion, let peer {

@@ -231,6 +231,7 @@ extension RunSettings {
         }
         func loopback(_ endpoint: String) -> Bool {
             endpoint.contains("://127.") || endpoint.contains("://localhost") || endpoint.contains("://[::1]")
+                || endpoint.hasPrefix("ipc://")
         }
         if coordinator.advertise.isEmpty && loopback(coordinator.bind) {
             return (

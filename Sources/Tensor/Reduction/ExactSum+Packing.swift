@@ -91,3 +91,99 @@ extension ExactSum {
         }
     }
 }
+
+/// A partial sum of a run of elements as it arrived from another rank: 64-bit units, or packed by
+/// `PackedUnits.pack` (valid patches, checked by the receiver).
+public enum ReceivedUnits {
+    case units(UnsafeBufferPointer<Int64>)
+    case packed(low: UnsafeBufferPointer<Int32>, patches: UnsafeBufferPointer<Int64>)
+
+    public var count: Int {
+        switch self {
+        case .units(let u): u.count
+        case .packed(let low, _): low.count
+        }
+    }
+}
+
+extension ExactSum {
+    /// Adds a received partial sum at `offset`. On overflow nothing is added.
+    public mutating func add(_ received: ReceivedUnits, at offset: Int) throws(Overflow) {
+        switch received {
+        case .units(let u): try add(units: u, at: offset)
+        case .packed(let low, let patches): try add(low: low, patches: patches, at: offset)
+        }
+    }
+
+    // A ring rank that receives a partial sum of a chunk either passes the new sum on (packed) or,
+    // at its last step, turns it into floats; it never reads that chunk's units again. So these
+    // make the sum in the same pass that packs or converts it and leave this sum as it is: one read
+    // of each operand instead of an add that writes 64-bit units back and a second pass over them.
+
+    /// The units of `range` plus `received`, packed for the wire (nil when packing would not pay);
+    /// this sum is unchanged.
+    public func packedSum(_ range: Range<Int>, adding received: ReceivedUnits) throws(Overflow) -> (
+        low: [Int32], patches: [Int64]
+    )? {
+        precondition(received.count == range.count, "ExactSum: \(received.count) received units for \(range.count)")
+        if case .packed(let low, let patches) = received, patches.isEmpty {
+            var fits = false
+            let out = units.withUnsafeBufferPointer { u in
+                [Int32](unsafeUninitializedCapacity: range.count) { out, initialized in
+                    let mine = u.baseAddress! + range.lowerBound
+                    // Branch-free so it vectorizes: flags a wrapped add or a sum wider than 32 bits.
+                    var signs: Int64 = 0
+                    var misfit: UInt64 = 0
+                    for i in 0..<range.count {
+                        let x = Int64(low[i])
+                        let s = mine[i] &+ x
+                        signs |= (mine[i] ^ s) & (x ^ s)
+                        let w = Int32(truncatingIfNeeded: s)
+                        out[i] = w
+                        misfit |= UInt64(bitPattern: Int64(w) ^ s)
+                    }
+                    fits = signs >= 0 && misfit == 0
+                    initialized = range.count
+                }
+            }
+            if fits { return (out, []) }
+        }
+        return try sum(range, received).packed(0..<range.count)
+    }
+
+    /// Writes the values of `range` plus `received` (units × 2^−fractionBits, rounded to Float) to
+    /// `out`; this sum is unchanged.
+    public func valuesOfSum(
+        _ range: Range<Int>, adding received: ReceivedUnits, into out: UnsafeMutablePointer<Float>
+    ) throws(Overflow) {
+        precondition(received.count == range.count, "ExactSum: \(received.count) received units for \(range.count)")
+        if case .packed(let low, let patches) = received, patches.isEmpty {
+            let unit = Double(sign: .plus, exponent: -fractionBits, significand: 1)
+            let wrapped = units.withUnsafeBufferPointer { u in
+                let mine = u.baseAddress! + range.lowerBound
+                var signs: Int64 = 0
+                for i in 0..<range.count {
+                    let x = Int64(low[i])
+                    let s = mine[i] &+ x
+                    signs |= (mine[i] ^ s) & (x ^ s)
+                    out[i] = Float(Double(s) * unit)
+                }
+                return signs < 0
+            }
+            if !wrapped { return }
+        }
+        try sum(range, received).values(0..<range.count, into: out)
+    }
+
+    /// `range` of this sum plus `received`, as a sum of its own (the general path: 64-bit units,
+    /// patches, overflow named at its index in this sum).
+    private func sum(_ range: Range<Int>, _ received: ReceivedUnits) throws(Overflow) -> ExactSum {
+        var part = ExactSum(units: Array(units[range]), fractionBits: fractionBits)
+        do {
+            try part.add(received, at: 0)
+        } catch {
+            throw Overflow(index: range.lowerBound + error.index, value: error.value)
+        }
+        return part
+    }
+}

@@ -27,6 +27,11 @@ public struct ExactSum: Sendable, Equatable {
         units = Array(repeating: 0, count: count)
     }
 
+    init(units: [Int64], fractionBits: Int) {
+        self.fractionBits = fractionBits
+        self.units = units
+    }
+
     public struct Overflow: Error, CustomStringConvertible, Equatable, Sendable {
         public let index: Int
         public let value: Double

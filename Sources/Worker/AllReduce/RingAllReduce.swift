@@ -4,7 +4,7 @@ import Tensor
 
 /// Ring all-reduce of fixed-point gradient sums over ZeroMQ: reduce-scatter, then all-gather,
 /// each in n − 1 steps in which every rank sends one chunk to its successor and receives one from
-/// its predecessor.
+/// its predecessor. It runs on its `RingPort`'s thread (`RingLink.reduce`), which owns the sockets.
 ///
 /// Chunks travel in slices, pipelined: a rank adds a received slice and passes it on at once, so
 /// adding overlaps the transfer of the next slice. While reducing, partial sums travel as exact
@@ -54,35 +54,58 @@ public struct RingAllReduce: Sendable {
         }
     }
 
-    /// Reduces `sum` with the other ranks: `next` sends to the successor, `mailbox` holds what the
-    /// predecessor sent. Returns the total as floats (`ExactSum.value()`), identical on every rank.
-    public func run(_ sum: consuming ExactSum, next: Endpoint, mailbox: ChunkMailbox) async throws -> Tensor {
+    /// Reduces `sum` with the other ranks, on the port's thread: `next` is the successor, and
+    /// `session` takes what the predecessor sent. Returns the total as floats (`ExactSum.value()`),
+    /// identical on every rank.
+    public func run(_ sum: consuming ExactSum, next: RingSession.Successor, session: RingSession) throws -> Tensor {
+        do {
+            return try reduce(sum, next: next, session: session)
+        } catch let error as RingPortError {
+            throw RingError(message: error.description)
+        }
+    }
+
+    private func reduce(_ sum: consuming ExactSum, next: RingSession.Successor, session: RingSession) throws -> Tensor {
         var total = consume sum  // owned: adding into it must not copy the caller's buffer
         guard size > 1 else { return total.value() }
         let n = total.units.count
         // Every element is written below (its chunk's floats), so no zero-fill.
         let result = Tensor(storage: TensorStorage(count: n, zeroed: false), offset: 0, shape: [n])
         func mod(_ x: Int) -> Int { ((x % size) + size) % size }
+        func take(_ phase: Wire.RingPhase, _ c: Int, _ k: Int) throws -> Wire.ChunkPayload {
+            try session.take(
+                RingSlice(step: step, epoch: epoch, phase: phase, chunk: UInt32(c), slice: UInt32(k)),
+                timeout: chunkTimeout)
+        }
 
         // Reduce-scatter. Step s sends chunk rank − s and receives chunk rank − s − 1, which is
         // the one step s + 1 sends: each received slice goes on as soon as it is added.
         for (k, slice) in slices(rank, of: n).enumerated() {
-            await next.send(partial(total, slice, chunk: rank, slice: k))
+            session.send(partial(total, slice, chunk: rank, slice: k), to: next)
         }
         for s in 0..<(size - 1) {
             let c = mod(rank - s - 1)
             for (k, slice) in slices(c, of: n).enumerated() {
-                let payload = try await mailbox.take(
-                    step: step, epoch: epoch, phase: .reduceScatter, chunk: c, slice: k, timeout: chunkTimeout)
-                try Self.add(payload, into: &total, at: slice.lowerBound, count: slice.count)
+                let payload = try take(.reduceScatter, c, k)
+                // This rank never reads chunk c's units again: the new partial sum is made in the
+                // pass that packs it for the successor or, at the last step, turns it into floats.
                 if s < size - 2 {
-                    await next.send(partial(total, slice, chunk: c, slice: k))
+                    let packed = try Self.withReceived(payload, count: slice.count) { try total.packedSum(slice, adding: $0) }
+                    if let (low, patches) = packed {
+                        let wire = Wire.ChunkPayload.packedUnits(low: WireWords(low), patches: WireWords(patches))
+                        session.send(message(.reduceScatter, chunk: c, slice: k, wire), to: next)
+                    } else {
+                        try Self.add(payload, into: &total, at: slice.lowerBound, count: slice.count)
+                        session.send(partial(total, slice, chunk: c, slice: k), to: next)
+                    }
                 } else {
                     // Chunk rank + 1 is complete here: its floats, written into the result, start the
                     // all-gather as a view of it (nothing writes that range again).
-                    total.values(slice, into: result.pointer + slice.lowerBound)
+                    try Self.withReceived(payload, count: slice.count) {
+                        try total.valuesOfSum(slice, adding: $0, into: result.pointer + slice.lowerBound)
+                    }
                     let values = Tensor(storage: result.storage, offset: slice.lowerBound, shape: [slice.count])
-                    await next.send(gathered(values, chunk: c, slice: k))
+                    session.send(gathered(values, chunk: c, slice: k), to: next)
                 }
             }
         }
@@ -91,29 +114,33 @@ public struct RingAllReduce: Sendable {
         for s in 0..<(size - 1) {
             let c = mod(rank - s)
             for (k, slice) in slices(c, of: n).enumerated() {
-                let payload = try await mailbox.take(
-                    step: step, epoch: epoch, phase: .allGather, chunk: c, slice: k, timeout: chunkTimeout)
+                let payload = try take(.allGather, c, k)
                 guard case .values(let values) = payload, values.count == slice.count else {
                     throw RingError(message: "all-gather slice \(k) of chunk \(c) has the wrong size")
                 }
                 (result.pointer + slice.lowerBound).update(from: values.pointer, count: slice.count)
-                if s < size - 2 { await next.send(gathered(values, chunk: c, slice: k)) }
+                if s < size - 2 { session.send(gathered(values, chunk: c, slice: k), to: next) }
             }
         }
+        // The successor needs the last slices: the step is not done until libzmq has them.
+        try session.finishSending(timeout: chunkTimeout)
         return result
     }
 
     /// Adds a received partial sum of `count` elements at `offset`.
     static func add(_ payload: Wire.ChunkPayload, into total: inout ExactSum, at offset: Int, count: Int) throws {
+        try withReceived(payload, count: count) { try total.add($0, at: offset) }
+    }
+
+    /// Calls `body` with a reduce-scatter payload's units, in place in the received frames.
+    static func withReceived<R>(_ payload: Wire.ChunkPayload, count: Int, _ body: (ReceivedUnits) throws -> R) throws -> R {
         switch payload {
         case .units(let units) where units.count == count:
-            try units.withInt64s { (u) throws(ExactSum.Overflow) in try total.add(units: u, at: offset) }
+            return try units.withInt64s { try body(.units($0)) }
         case .packedUnits(let low, let patches) where low.count == count:
-            try low.withInt32s { (l) throws(ExactSum.Overflow) in
-                try patches.withInt64s { (p) throws(ExactSum.Overflow) in try total.add(low: l, patches: p, at: offset) }
-            }
+            return try low.withInt32s { l in try patches.withInt64s { try body(.packed(low: l, patches: $0)) } }
         default:
-            throw RingError(message: "a reduce-scatter slice at \(offset) is not \(count) partial sums")
+            throw RingError(message: "a reduce-scatter slice of \(count) elements does not hold \(count) partial sums")
         }
     }
 
@@ -143,65 +170,4 @@ public struct RingAllReduce: Sendable {
 public struct RingError: Error, CustomStringConvertible, Equatable, Sendable {
     public let message: String
     public var description: String { message }
-}
-
-/// Slices received from the predecessor, waiting to be taken by the reduction that expects them.
-/// Slices of older steps or epochs are dropped when a newer reduction asks.
-public actor ChunkMailbox {
-    struct Key: Hashable {
-        let step: UInt64, epoch: UInt32, phase: Wire.RingPhase, chunk: UInt32, slice: UInt32
-    }
-
-    private var arrived: [Key: Wire.ChunkPayload] = [:]
-    private var waiting: [Key: CheckedContinuation<Wire.ChunkPayload, any Error>] = [:]
-    /// The newest (step, epoch) asked for: anything older is over.
-    private var current: (step: UInt64, epoch: UInt32) = (0, 0)
-
-    public init() {}
-
-    /// Feeds every gradient chunk that `endpoint` receives into the mailbox, until it closes.
-    public nonisolated func pump(from endpoint: Endpoint) -> Task<Void, Never> {
-        Task {
-            for await inbound in endpoint.incoming {
-                guard case .gradientChunk(let c) = inbound.message else { continue }
-                let key = Key(step: c.step, epoch: c.ringEpoch, phase: c.phase, chunk: c.chunkIndex, slice: c.sliceIndex)
-                await self.deliver(key, c.payload)
-            }
-        }
-    }
-
-    func deliver(_ key: Key, _ payload: Wire.ChunkPayload) {
-        if let waiter = waiting.removeValue(forKey: key) {
-            waiter.resume(returning: payload)
-        } else if (key.step, key.epoch) >= current {
-            arrived[key] = payload
-        }
-    }
-
-    /// The slice for (step, epoch, phase, chunk, slice), waiting at most `timeout` for it.
-    public func take(
-        step: UInt64, epoch: UInt32, phase: Wire.RingPhase, chunk: Int, slice: Int, timeout: Duration
-    ) async throws -> Wire.ChunkPayload {
-        let key = Key(step: step, epoch: epoch, phase: phase, chunk: UInt32(chunk), slice: UInt32(slice))
-        if (step, epoch) > current {
-            // Older reductions are over: their leftovers can go.
-            current = (step, epoch)
-            arrived = arrived.filter { ($0.key.step, $0.key.epoch) >= current }
-        }
-        if let payload = arrived.removeValue(forKey: key) { return payload }
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            await self?.expire(key, after: timeout)
-        }
-        defer { timer.cancel() }
-        return try await withCheckedThrowingContinuation { waiting[key] = $0 }
-    }
-
-    private func expire(_ key: Key, after timeout: Duration) {
-        waiting.removeValue(forKey: key)?.resume(
-            throwing: RingError(
-                message:
-                    "no \(key.phase) slice \(key.slice) of chunk \(key.chunk), step \(key.step) (epoch \(key.epoch)), within \(timeout)"
-            ))
-    }
 }

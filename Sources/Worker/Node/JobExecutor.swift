@@ -117,13 +117,12 @@ actor JobExecutor {
         let reduction = RingAllReduce(
             rank: ringSpec.rank, size: ringSpec.size, step: a.step, epoch: ringSpec.epoch,
             chunkTimeout: .milliseconds(ringSpec.timeoutMs))
-        let next = ringSpec.size > 1 ? try ring.successor(ringSpec.next, key: ringSpec.nextKey) : nil
-        let reduced: Tensor
-        if let next {
-            reduced = try await reduction.run(consume sum, next: next, mailbox: ring.mailbox)
-        } else {
-            reduced = sum.value()
-        }
+        let reduced =
+            if ringSpec.size > 1 {
+                try await ring.reduce(reduction, consume sum, next: ringSpec.next, key: ringSpec.nextKey)
+            } else {
+                sum.value()
+            }
         let (norm, metrics) = await Engine.shared.run {
             replica.apply(
                 reduced, objective: objective, learningRate: Float(spec.learningRate), clipNorm: Float(spec.clipNorm))

@@ -2,38 +2,35 @@ import Foundation
 import Logging
 import Protocol
 import RLAIF
+import Tensor
 
-/// This worker's side of the all-reduce ring: a listener its predecessor sends chunks to, and
-/// connections to successors (kept across steps; the ring changes only when membership does).
+/// This worker's side of the all-reduce ring: a port its predecessor sends slices to, and
+/// connections to successors (kept across steps; the ring changes only when membership does),
+/// all on the port's own thread, where reductions run.
 ///
-/// In a cluster with keys both ends are CURVE: the listener proves this worker's key and admits
+/// In a cluster with keys both ends are CURVE: the port proves this worker's key and admits
 /// only the cluster's worker keys (`authorize`), and a successor is connected to only under the
 /// key the coordinator saw it authenticate with.
-final class RingLink: @unchecked Sendable {
-    let listener: Endpoint
-    let mailbox = ChunkMailbox()
-    private let pump: Task<Void, Never>
-    private let lock = NSLock()
-    private var successors: [String: Endpoint] = [:]
+final class RingLink: Sendable {
+    let port: RingPort
     /// Our own pair in a cluster with keys.
     private let keyPair: CurveKeyPair?
     private let admitted: AuthorizedKeys?
     private let logger: Logger
 
     /// `keyPair`: this worker's key (the one it registers with); nil in an open cluster. The
-    /// listener admits nobody until `authorize` names the cluster's keys.
+    /// port admits nobody until `authorize` names the cluster's keys.
     init(bind: String, keyPair: CurveKeyPair?, logger: Logger) throws {
         self.keyPair = keyPair
         let admitted = keyPair.map { _ in AuthorizedKeys([]) }
         self.admitted = admitted
         var security = ListenerSecurity.open
         if let keyPair, let admitted { security = .curve(server: keyPair, authorized: admitted) }
-        listener = try Endpoint.listen(on: bind, security: security, logger: logger)
-        pump = mailbox.pump(from: listener)
+        port = try RingPort(bind: bind, security: security, logger: logger)
         self.logger = logger
     }
 
-    /// The peers whose chunks this worker accepts (the cluster's worker keys, from the welcome).
+    /// The peers whose slices this worker accepts (the cluster's worker keys, from the welcome).
     func authorize(_ keys: [String]) {
         guard let admitted else { return }
         if keys.isEmpty {
@@ -45,34 +42,33 @@ final class RingLink: @unchecked Sendable {
     /// The address peers connect to: the bound one, with a wildcard host replaced by this
     /// machine's `host` name (bind an explicit address with `--ring-bind` where names do not resolve).
     func advertised(host: String) -> String {
-        listener.address.replacingOccurrences(of: "0.0.0.0", with: host)
+        port.address.replacingOccurrences(of: "0.0.0.0", with: host)
     }
 
-    /// The connection to a successor's listener; `key` is its public key (required with keys).
-    func successor(_ address: String, key: String?) throws -> Endpoint {
+    /// Runs `reduction` of `sum` with the successor at `next` (whose public key is `key`, required
+    /// in a cluster with keys).
+    func reduce(_ reduction: RingAllReduce, _ sum: consuming ExactSum, next: String, key: String?) async throws -> Tensor {
         let security: ConnectorSecurity
         switch (keyPair, key) {
         case (nil, _): security = .open
         case (let pair?, let key?): security = .curve(client: pair, serverPublicKey: key)
         case (_?, nil):
-            throw JobSpecError(message: "the ring spec has no key for \(address), and this cluster uses keys")
+            throw JobSpecError(message: "the ring spec has no key for \(next), and this cluster uses keys")
         }
-        let id = address + "|" + (key ?? "")
-        lock.lock()
-        defer { lock.unlock() }
-        if let e = successors[id] { return e }
-        let e = try Endpoint.connect(to: address, security: security, logger: logger)
-        successors[id] = e
-        return e
+        let handoff = Handoff(sum)
+        return try await port.run { session in
+            let successor = try session.successor(next, security: security)
+            return try reduction.run(handoff.take(), next: successor, session: session)
+        }
     }
 
-    func close() {
-        pump.cancel()
-        lock.lock()
-        let all = successors.values
-        successors = [:]
-        lock.unlock()
-        for e in all { e.close() }
-        listener.close()
-    }
+    func close() { port.close() }
+}
+
+/// Hands a value to the port's thread, which takes it over: no other reference stays behind, so
+/// the reduction owns the sum's buffer (adding into it never copies).
+private final class Handoff<Value>: @unchecked Sendable {
+    private var value: Value?
+    init(_ value: consuming Value) { self.value = value }
+    func take() -> Value { value.take()! }
 }
