@@ -34,6 +34,26 @@ import Testing
         }
     }
 
+    /// A few rows (a decode step) go through BLAS in column blocks: the product is still right,
+    /// with and without Bᵀ, and a row's bits do not depend on how many rows share the call.
+    @Test(arguments: [false, true])
+    func skinnyProducts_inColumnBlocks_equalNaive_andEachRowIsIndependentOfTheBatch(transposeB: Bool) throws {
+        let (n, k) = (700, 768)
+        let block = try #require(Kernels.skinnyColumnBlock(m: 16, n: n, k: k, transposeA: false, transposeB: transposeB))
+        #expect(block < n && n % block != 0)  // several blocks and a ragged last one
+        let b = Inputs.uniform(transposeB ? [n, k] : [k, n], seed: 9)
+        let a = Inputs.uniform([16, k])
+        let all = a.matmul(b, transposeOther: transposeB)
+        let naive = Kernels.gemmNaive(transposeA: false, transposeB: transposeB, m: 16, n: n, k: k, a.scalars, b.scalars)
+        #expect(Self.close(all.scalars, naive))
+        for (lo, count) in [(0, 1), (3, 5), (8, 8), (13, 3)] {
+            let some = a.rows(lo..<(lo + count)).matmul(b, transposeOther: transposeB)
+            #expect(some.scalars == all.rows(lo..<(lo + count)).scalars, "rows \(lo)..<\(lo + count)")
+        }
+        // Many rows take one call.
+        #expect(Kernels.skinnyColumnBlock(m: 17, n: n, k: k, transposeA: false, transposeB: transposeB) == nil)
+    }
+
     @Test func matmul_knownSmallProduct() {
         // [[1, 2], [3, 4]] · [[5, 6], [7, 8]] = [[19, 22], [43, 50]]
         let a = Tensor(shape: [2, 2], scalars: [1, 2, 3, 4]), b = Tensor(shape: [2, 2], scalars: [5, 6, 7, 8])
