@@ -337,9 +337,20 @@ public final class RunDriver: @unchecked Sendable {
     private func pairSequences(_ prompts: [String], _ pairs: [(String, String)]) -> [[(
         prompt: [Int32], response: [Int32]
     )]] {
+        Self.pairSequences(prompts, pairs, tokenizer: tokenizer, contextLength: settings.model.contextLength)
+    }
+
+    /// Pairs are kept as the text the labeler judged. A sampled response that is not valid UTF-8
+    /// reads back with U+FFFD (three bytes) for each bad byte, so its tokens can outgrow the
+    /// context it was sampled in; such a response is cut to fit (a run failed on "a sequence of
+    /// 33 tokens exceeds the context length 32" without this).
+    static func pairSequences(
+        _ prompts: [String], _ pairs: [(String, String)], tokenizer: ByteTokenizer, contextLength: Int
+    ) -> [[(prompt: [Int32], response: [Int32])]] {
         zip(prompts, pairs).map { prompt, pair in
             let p = tokenizer.encode(prompt)
-            return [(p, tokenizer.encode(pair.0)), (p, tokenizer.encode(pair.1))]
+            let room = max(0, contextLength - p.count)
+            return [(p, Array(tokenizer.encode(pair.0).prefix(room))), (p, Array(tokenizer.encode(pair.1).prefix(room)))]
         }
     }
 

@@ -101,6 +101,8 @@ public actor Scheduler {
     private var stepParticipants: [WorkerID] = []
     private var stepReports: [WorkerID: GradientResult?] = [:]
     private var stepFailures = 0
+    /// What the last rank that failed the step said (for the error that ends the run).
+    private var lastStepFailure = ""
     private var stepRunning = false
 
     // Snapshot for syncing stale workers.
@@ -364,6 +366,7 @@ public actor Scheduler {
                 workers[id]?.version = result.version
             } else {
                 logger.warning("step \(version) failed on \(id): \(r.message)")
+                lastStepFailure = "\(id): \(r.message)"
                 stepReports[id] = .some(nil)
             }
             finishStepIfReported()
@@ -404,7 +407,8 @@ public actor Scheduler {
                 stepWaiter = nil
                 step = nil
                 waiter?.resume(
-                    throwing: RunError(message: "step \(version) failed on every rank \(Self.maxFailures) times"))
+                    throwing: RunError(
+                        message: "step \(version) failed on every rank \(Self.maxFailures) times; last: \(lastStepFailure)"))
             }
             return
         }
