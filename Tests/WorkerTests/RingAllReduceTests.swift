@@ -127,6 +127,38 @@ import Testing
         #expect(await Self.delivered(to: link))
     }
 
+    @Test func slicesNobodyAsksFor_waitWithinABoundedBacklog() async throws {
+        let port = try RingPort(bind: "tcp://127.0.0.1:*", backlogLimit: 40)  // two slices of 4 floats
+        defer { port.close() }
+        let peer = try ZMQSocket(ZMQContext.shared, .dealer)
+        defer { peer.close() }
+        try peer.connect(port.address)
+        func send(chunk: UInt32, _ value: Float) throws {
+            let slice = Wire.encode(
+                .gradientChunk(
+                    .init(
+                        step: 9, ringEpoch: 1, phase: .allGather, chunkIndex: chunk, fromRank: 1,
+                        payload: .values(Tensor(shape: [4], repeating: value)))))
+            try peer.send(slice.control, more: true)
+            try peer.send(Tensor(shape: [4], repeating: value).scalars.withUnsafeBytes { Array($0) })
+        }
+        func take(_ chunk: UInt32) async throws -> [Float] {
+            let key = RingSlice(step: 9, epoch: 1, phase: .allGather, chunk: chunk, slice: 0)
+            let payload = try await port.run { try $0.take(key, timeout: .milliseconds(500)) }
+            guard case .values(let t) = payload else { return [] }
+            return t.scalars
+        }
+        for chunk in 0..<3 { try send(chunk: UInt32(chunk), Float(chunk)) }
+        // The third is waited for in vain (while all three arrive): it came when two were held.
+        await #expect(throws: RingPortError.self) { _ = try await take(2) }
+        #expect(port.drops.byReason["backlogFull"] == 1)
+        #expect(try await take(0) == [0, 0, 0, 0])
+        // Taking made room again.
+        try send(chunk: 3, 3)
+        #expect(try await take(3) == [3, 3, 3, 3])
+        #expect(try await take(1) == [1, 1, 1, 1])
+    }
+
     // MARK: Authenticated links (a cluster with keys)
 
     /// One slice of chunk 0 of `step`, epoch 1, as a predecessor would send it.

@@ -33,10 +33,14 @@ public final class RingPort: Sendable {
     private let finished = DispatchSemaphore(value: 0)
     private let stopped = Mutex(false)
 
+    /// Most bytes of slices held before they are asked for (see `RingSession`): a predecessor is
+    /// at most a reduction ahead, so a legitimate backlog stays far below this.
+    public static let defaultBacklogLimit = 2 << 30
+
     /// Binds `endpoint` (a CURVE server with `security`, admitting only its authorized keys).
     public init(
         bind endpoint: String, security: ListenerSecurity = .open, settings: EndpointSettings = .init(),
-        logger: Logger = Logger(label: "rlaif.ring")
+        backlogLimit: Int = defaultBacklogLimit, logger: Logger = Logger(label: "rlaif.ring")
     ) throws(ZMQError) {
         let wakePipe = try WakePipe()
         self.wakePipe = wakePipe
@@ -45,8 +49,8 @@ public final class RingPort: Sendable {
         let thread = Thread { [jobs, drops, finished] in
             do throws(ZMQError) {
                 let session = try RingSession(
-                    bind: endpoint, security: security, settings: settings, logger: logger, drops: drops,
-                    jobs: jobs, wakePipe: wakePipe)
+                    bind: endpoint, security: security, settings: settings, backlogLimit: backlogLimit, logger: logger,
+                    drops: drops, jobs: jobs, wakePipe: wakePipe)
                 ready.withLock { $0 = .success(session.address) }
                 readySignal.signal()
                 session.serve()
@@ -114,6 +118,17 @@ public enum RingPortError: Error, CustomStringConvertible, Equatable, Sendable {
     }
 }
 
+extension Wire.ChunkPayload {
+    /// The bytes its frames hold.
+    var byteCount: Int {
+        switch self {
+        case .units(let u): u.byteCount
+        case .packedUnits(let low, let patches): low.byteCount + patches.byteCount
+        case .values(let t): t.count * MemoryLayout<Float>.size
+        }
+    }
+}
+
 /// Names one slice of one reduction.
 public struct RingSlice: Hashable, Sendable {
     public var step: UInt64
@@ -175,18 +190,22 @@ public final class RingSession {
     private let jobs: RingJobs
     private let wakePipe: WakePipe
     private var successors: [String: ZMQSocket] = [:]
-    /// Slices that arrived before they were asked for.
+    /// Slices that arrived before they were asked for, and their bytes (bounded: a peer that
+    /// floods the port with slices nobody asks for loses them, not the worker its memory).
     private var arrived: [RingSlice: Wire.ChunkPayload] = [:]
+    private var arrivedBytes = 0
+    private let backlogLimit: Int
     /// The newest reduction asked for: slices of older ones are dropped.
     private var current: (UInt64, UInt32) = (0, 0)
     /// Messages for successors that libzmq could not take yet (their queue was full).
     private var unsent: [(ZMQSocket, EncodedMessage)] = []
 
     fileprivate init(
-        bind endpoint: String, security: ListenerSecurity, settings: EndpointSettings, logger: Logger,
-        drops: DropCounter, jobs: RingJobs, wakePipe: WakePipe
+        bind endpoint: String, security: ListenerSecurity, settings: EndpointSettings, backlogLimit: Int,
+        logger: Logger, drops: DropCounter, jobs: RingJobs, wakePipe: WakePipe
     ) throws(ZMQError) {
         self.settings = settings
+        self.backlogLimit = backlogLimit
         self.logger = logger
         self.drops = drops
         self.jobs = jobs
@@ -258,10 +277,14 @@ public final class RingSession {
         if key.reduction > current {
             current = key.reduction
             arrived = arrived.filter { $0.key.reduction >= current }
+            arrivedBytes = arrived.values.reduce(0) { $0 + $1.byteCount }
         }
         let deadline = ContinuousClock.now + timeout
         while true {
-            if let payload = arrived.removeValue(forKey: key) { return payload }
+            if let payload = arrived.removeValue(forKey: key) {
+                arrivedBytes -= payload.byteCount
+                return payload
+            }
             if jobs.closing { throw .closed }
             let left = deadline - .now
             if left <= .zero { throw .timedOut(key, timeout) }
@@ -308,8 +331,15 @@ public final class RingSession {
                     continue
                 }
                 let key = RingSlice(c)
-                // Slices of a finished reduction are dropped.
-                if key.reduction >= current { arrived[key] = c.payload }
+                // Slices of a finished reduction are dropped; so is a backlog past its limit.
+                guard key.reduction >= current else { continue }
+                guard arrivedBytes + c.payload.byteCount <= backlogLimit else {
+                    drops.increment("backlogFull")
+                    logger.warning("Dropped a ring slice: \(arrivedBytes) bytes already wait to be asked for")
+                    continue
+                }
+                if let replaced = arrived.updateValue(c.payload, forKey: key) { arrivedBytes -= replaced.byteCount }
+                arrivedBytes += c.payload.byteCount
             case .refused(let error, let peer):
                 drops.increment(error.code.rawValue)
                 logger.warning("Dropped message from [\(peer.map { "\($0)" } ?? "peer")]: \(error)")
