@@ -33,8 +33,7 @@ public final class Endpoint: Sendable {
 
     private let outbox: Outbox
     private let wakePipe: WakePipe
-    private let stopped = Mutex(false)
-    private let finished = DispatchSemaphore(value: 0)
+    private let exit = SocketThreadExit()
 
     public static func listen(
         on endpoint: String, security: ListenerSecurity = .open, settings: EndpointSettings = .init(),
@@ -62,14 +61,14 @@ public final class Endpoint: Sendable {
         let readySignal = DispatchSemaphore(value: 0)
         let loop = SocketLoop(
             role: role, settings: settings, logger: logger, wakePipe: wakePipe, continuation: continuation)
-        let thread = Thread { [outbox, drops, finished] in
+        let thread = Thread { [outbox, drops, exit] in
             loop.run(
                 outbox: outbox, drops: drops,
                 ready: { result in
                     ready.withLock { $0 = result }
                     readySignal.signal()
                 })
-            finished.signal()
+            exit.threadFinished()
         }
         thread.name = "rlaif-zmq"
         thread.start()
@@ -119,14 +118,7 @@ public final class Endpoint: Sendable {
 
     /// Sends what is queued, closes the socket and finishes `incoming`. Safe to call twice.
     public func close() {
-        let first = stopped.withLock { s -> Bool in
-            defer { s = true }
-            return !s
-        }
-        guard first else { return }
-        outbox.markClosing()
-        wake()
-        finished.wait()
+        exit.stop(wake: wakePipe) { outbox.markClosing() }
     }
 
     deinit { close() }

@@ -30,8 +30,7 @@ public final class RingPort: Sendable {
 
     private let jobs = RingJobs()
     private let wakePipe: WakePipe
-    private let finished = DispatchSemaphore(value: 0)
-    private let stopped = Mutex(false)
+    private let exit = SocketThreadExit()
 
     /// Most bytes of slices held before they are asked for (see `RingSession`): a predecessor is
     /// at most a reduction ahead, so a legitimate backlog stays far below this.
@@ -46,7 +45,7 @@ public final class RingPort: Sendable {
         self.wakePipe = wakePipe
         let ready = Mutex<Result<String, ZMQError>?>(nil)
         let readySignal = DispatchSemaphore(value: 0)
-        let thread = Thread { [jobs, drops, finished] in
+        let thread = Thread { [jobs, drops, exit] in
             do throws(ZMQError) {
                 let session = try RingSession(
                     bind: endpoint, security: security, settings: settings, backlogLimit: backlogLimit, logger: logger,
@@ -59,7 +58,7 @@ public final class RingPort: Sendable {
                 ready.withLock { $0 = .failure(error) }
                 readySignal.signal()
             }
-            finished.signal()
+            exit.threadFinished()
         }
         thread.name = "rlaif-ring"
         thread.start()
@@ -67,7 +66,7 @@ public final class RingPort: Sendable {
         switch ready.withLock({ $0 })! {
         case .success(let a): address = a
         case .failure(let e):
-            finished.wait()
+            exit.waitForThread()
             throw e
         }
     }
@@ -86,14 +85,7 @@ public final class RingPort: Sendable {
     /// Stops the thread (a reduction under way fails with `RingPortError.closed`) and closes the
     /// sockets. Safe to call twice.
     public func close() {
-        let first = stopped.withLock { s -> Bool in
-            defer { s = true }
-            return !s
-        }
-        guard first else { return }
-        jobs.close()
-        wake()
-        finished.wait()
+        exit.stop(wake: wakePipe) { jobs.close() }
     }
 
     deinit { close() }

@@ -1,3 +1,6 @@
+import Foundation
+import Synchronization
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -31,4 +34,29 @@ final class WakePipe: Sendable {
         Glibc.close(readEnd)
         Glibc.close(writeEnd)
     }
+}
+
+/// The end of a socket thread: its owner stops it once, however often the owner is closed.
+final class SocketThreadExit: Sendable {
+    private let finished = DispatchSemaphore(value: 0)
+    private let requested = Mutex(false)
+
+    /// The thread's last act.
+    func threadFinished() { finished.signal() }
+
+    /// The first call runs `request` (which tells the thread to stop), wakes the thread through
+    /// `wake` and waits for it to finish; later calls return at once.
+    func stop(wake: WakePipe, _ request: () -> Void) {
+        let first = requested.withLock { r -> Bool in
+            defer { r = true }
+            return !r
+        }
+        guard first else { return }
+        request()
+        wake.wake()
+        finished.wait()
+    }
+
+    /// Waits for a thread that ends by itself (its setup failed).
+    func waitForThread() { finished.wait() }
 }
