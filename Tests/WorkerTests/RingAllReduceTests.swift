@@ -213,7 +213,7 @@ import Testing
         #expect(!(await Self.delivered(to: keyed)))
         #expect((keyed.port.drops.byReason["unauthorized"] ?? 0) >= 1)
 
-        // A cluster member is served, and its slice is the one the mailbox holds.
+        // A cluster member is served, and its slice is the one the port holds.
         let genuine = try Endpoint.connect(to: address, security: .curve(client: member, serverPublicKey: own.publicKey))
         defer { genuine.close() }
         await genuine.send(Self.forgedSlice(1))

@@ -350,7 +350,7 @@ public final class RunDriver: @unchecked Sendable {
         zip(prompts, pairs).map { prompt, pair in
             let p = tokenizer.encode(prompt)
             let room = max(0, contextLength - p.count)
-            return [(p, Array(tokenizer.encode(pair.0).prefix(room))), (p, Array(tokenizer.encode(pair.1).prefix(room)))]
+            return [pair.0, pair.1].map { (p, Array(tokenizer.encode($0).prefix(room))) }
         }
     }
 

@@ -201,6 +201,7 @@ public actor Scheduler {
         precondition(batchWaiter == nil && stepWaiter == nil, "Scheduler: one step at a time")
         step = request
         stepFailures = 0
+        lastStepFailure = ""
         return try await withCheckedThrowingContinuation { continuation in
             stepWaiter = continuation
             dispatch()

@@ -32,8 +32,7 @@ public final class Endpoint: Sendable {
     public let address: String
 
     private let outbox: Outbox
-    private let wakePipe: WakePipe
-    private let exit = SocketThreadExit()
+    private let thread: SocketThread
 
     public static func listen(
         on endpoint: String, security: ListenerSecurity = .open, settings: EndpointSettings = .init(),
@@ -50,34 +49,16 @@ public final class Endpoint: Sendable {
     }
 
     private init(role: Role, settings: EndpointSettings, logger: Logger) throws(ZMQError) {
-        let wakePipe = try WakePipe()
-        self.wakePipe = wakePipe
-        outbox = Outbox(capacity: settings.outboxCapacity)
+        let outbox = Outbox(capacity: settings.outboxCapacity)
+        self.outbox = outbox
         let (stream, continuation) = AsyncStream<[Inbound]>.makeStream()
         incoming = InboundMessages(batches: stream)
-
         // The socket is created, configured and bound on its own thread; the address comes back here.
-        let ready = Mutex<Result<String, ZMQError>?>(nil)
-        let readySignal = DispatchSemaphore(value: 0)
-        let loop = SocketLoop(
-            role: role, settings: settings, logger: logger, wakePipe: wakePipe, continuation: continuation)
-        let thread = Thread { [outbox, drops, exit] in
-            loop.run(
-                outbox: outbox, drops: drops,
-                ready: { result in
-                    ready.withLock { $0 = result }
-                    readySignal.signal()
-                })
-            exit.threadFinished()
+        thread = try SocketThread(name: "rlaif-zmq") { [drops] wake, ready in
+            SocketLoop(role: role, settings: settings, logger: logger, wakePipe: wake, continuation: continuation)
+                .run(outbox: outbox, drops: drops, ready: ready)
         }
-        thread.name = "rlaif-zmq"
-        thread.start()
-        readySignal.wait()
-        switch ready.withLock({ $0 })! {
-        case .success(let a): address = a
-        case .failure(let e):
-            throw e
-        }
+        address = thread.address
     }
 
     /// Queues `message` for `peer` (nil on a connecting endpoint). Waits only when the outbox
@@ -114,11 +95,11 @@ public final class Endpoint: Sendable {
         }
     }
 
-    private func wake() { wakePipe.wake() }
+    private func wake() { thread.wake.wake() }
 
     /// Sends what is queued, closes the socket and finishes `incoming`. Safe to call twice.
     public func close() {
-        exit.stop(wake: wakePipe) { outbox.markClosing() }
+        thread.stop { outbox.markClosing() }
     }
 
     deinit { close() }

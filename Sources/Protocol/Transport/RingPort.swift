@@ -10,8 +10,8 @@ import Synchronization
 ///
 /// The predecessor's slices are read, and the successor written to, by the thread that adds
 /// them, as an MPI rank does: no slice crosses between threads inside a rank. (Through an
-/// `Endpoint` each crossed three — socket thread, stream consumer, mailbox actor — and the
-/// wake-ups put 2 ranks × 16 MB at 0.6× MPI over TCP.) Between reductions the thread keeps
+/// `Endpoint` each crossed three — socket thread, stream consumer, mailbox actor — and a trace of
+/// one step showed slices arriving in bursts between those wake-ups.) Between reductions the thread keeps
 /// reading, so a fast predecessor's slices of the next step wait here rather than in libzmq's
 /// queues, and CURVE handshakes are answered at any time.
 ///
@@ -29,8 +29,7 @@ public final class RingPort: Sendable {
     public let drops = DropCounter()
 
     private let jobs = RingJobs()
-    private let wakePipe: WakePipe
-    private let exit = SocketThreadExit()
+    private let thread: SocketThread
 
     /// Most bytes of slices held before they are asked for (see `RingSession`): a predecessor is
     /// at most a reduction ahead, so a legitimate backlog stays far below this.
@@ -41,34 +40,19 @@ public final class RingPort: Sendable {
         bind endpoint: String, security: ListenerSecurity = .open, settings: EndpointSettings = .init(),
         backlogLimit: Int = defaultBacklogLimit, logger: Logger = Logger(label: "rlaif.ring")
     ) throws(ZMQError) {
-        let wakePipe = try WakePipe()
-        self.wakePipe = wakePipe
-        let ready = Mutex<Result<String, ZMQError>?>(nil)
-        let readySignal = DispatchSemaphore(value: 0)
-        let thread = Thread { [jobs, drops, exit] in
+        thread = try SocketThread(name: "rlaif-ring") { [jobs, drops] wake, ready in
             do throws(ZMQError) {
                 let session = try RingSession(
                     bind: endpoint, security: security, settings: settings, backlogLimit: backlogLimit, logger: logger,
-                    drops: drops, jobs: jobs, wakePipe: wakePipe)
-                ready.withLock { $0 = .success(session.address) }
-                readySignal.signal()
+                    drops: drops, jobs: jobs, wakePipe: wake)
+                ready(.success(session.address))
                 session.serve()
                 session.close()
             } catch {
-                ready.withLock { $0 = .failure(error) }
-                readySignal.signal()
+                ready(.failure(error))
             }
-            exit.threadFinished()
         }
-        thread.name = "rlaif-ring"
-        thread.start()
-        readySignal.wait()
-        switch ready.withLock({ $0 })! {
-        case .success(let a): address = a
-        case .failure(let e):
-            exit.waitForThread()
-            throw e
-        }
+        address = thread.address
     }
 
     /// Runs `body` on the port's thread (one body at a time, in the order asked) and returns what
@@ -76,16 +60,14 @@ public final class RingPort: Sendable {
     public func run<R: Sendable>(_ body: @escaping @Sendable (RingSession) throws -> R) async throws -> R {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<R, any Error>) in
             let queued = jobs.push { session in c.resume(with: Result { try body(session) }) }
-            if queued { wake() } else { c.resume(throwing: RingPortError.closed) }
+            if queued { thread.wake.wake() } else { c.resume(throwing: RingPortError.closed) }
         }
     }
-
-    private func wake() { wakePipe.wake() }
 
     /// Stops the thread (a reduction under way fails with `RingPortError.closed`) and closes the
     /// sockets. Safe to call twice.
     public func close() {
-        exit.stop(wake: wakePipe) { jobs.close() }
+        thread.stop { jobs.close() }
     }
 
     deinit { close() }
@@ -212,15 +194,10 @@ public final class RingSession {
         }
         let listener = try ZMQSocket(context, .router)
         try listener.apply(security)
-        try Self.configure(listener, settings)
+        try listener.apply(settings)
         try listener.bind(endpoint)
         self.listener = listener
         address = listener.lastEndpoint
-    }
-
-    private static func configure(_ s: ZMQSocket, _ settings: EndpointSettings) throws(ZMQError) {
-        try s.setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)
-        try s.setMaximumMessageSize(Int64(settings.limits.maxTensorBytes) + 1)
     }
 
     /// The thread's loop: runs queued reductions; in between, reads slices and answers handshakes.
@@ -251,7 +228,7 @@ public final class RingSession {
         if let s = successors[id] { return Successor(socket: s) }
         let s = try ZMQSocket(context, .dealer)
         try s.apply(security)
-        try Self.configure(s, settings)
+        try s.apply(settings)
         try s.connect(address)
         successors[id] = s
         return Successor(socket: s)

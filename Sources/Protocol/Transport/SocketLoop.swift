@@ -32,12 +32,12 @@ struct SocketLoop: @unchecked Sendable {
                 s = try ZMQSocket(context, .router)
                 try s.setOption(ZMQ_ROUTER_MANDATORY, Int32(1))
                 try s.apply(security)
-                try configure(s)
+                try s.apply(settings)
                 try s.bind(endpoint)
             case .connect(let endpoint, let security):
                 s = try ZMQSocket(context, .dealer)
                 try s.apply(security)
-                try configure(s)
+                try s.apply(settings)
                 try s.setTimeouts(send: settings.sendTimeout, receive: nil)
                 try s.connect(endpoint)
             }
@@ -69,11 +69,6 @@ struct SocketLoop: @unchecked Sendable {
             if readable[0] { receive(from: s, drops: drops) }
             if readable.count > 2, readable[2] { authenticator?.handle(drops: drops, logger: logger) }
         }
-    }
-
-    private func configure(_ s: ZMQSocket) throws(ZMQError) {
-        try s.setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)
-        try s.setMaximumMessageSize(Int64(settings.limits.maxTensorBytes) + 1)
     }
 
     private func transmit(_ message: EncodedMessage, to peer: PeerID?, on s: ZMQSocket, drops: DropCounter) {

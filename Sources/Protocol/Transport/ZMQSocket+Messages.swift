@@ -6,6 +6,12 @@ import CZeroMQ
 
 /// Whole protocol messages on a socket: what `SocketLoop` and `RingPort` both send and read.
 extension ZMQSocket {
+    /// Queue bounds and the largest message libzmq accepts, from `settings`.
+    func apply(_ settings: EndpointSettings) throws(ZMQError) {
+        try setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)
+        try setMaximumMessageSize(Int64(settings.limits.maxTensorBytes) + 1)
+    }
+
     /// Sends `message` (after `peer`'s routing id on a ROUTER) as one multipart message, tensors
     /// without a copy. With `dontWait`, throws EAGAIN before any part is queued when the peer's
     /// queue is full (libzmq takes a multipart message whole or not at all).

@@ -23,6 +23,8 @@ extension Kernels {
                 let bPart = transposeB ? b + lo * ldb : b + lo
                 blasGemm(transposeA, transposeB, m, hi - lo, k, alpha, a, lda, bPart, ldb, beta, c + lo, ldc)
             }
+            // Split only products the size the general split below starts at (2²¹ multiply-adds):
+            // smaller ones lose more to waking the pool than they gain (1<<19 measured no faster).
             if ThreadFlags.isEngineThread && Engine.shared.threads > 1 && m * n * k >= 1 << 21 {
                 let threads = min(Engine.shared.threads, blocks)
                 Engine.parallelFor(threads) { t in
@@ -64,13 +66,14 @@ extension Kernels {
     /// The column block for a product of a few rows, or nil to make one call.
     ///
     /// OpenBLAS packs both operands into panels before multiplying, and with a few rows packing
-    /// the weights costs as much as the product (measured: 8×256 · 256×768 in 54 µs, half of it
-    /// in `sgemm_itcopy`). Products of at most 10⁶ multiply-adds (and, with Bᵀ, at most 1200
-    /// outputs) take its unpacked small-matrix kernel instead; so a few rows go through in column
-    /// blocks that fit those limits at 16 rows: 27 µs for the same product, 2–3× on GPT-2's decode
-    /// shapes. Blocks are sized for 16 rows whatever `m`, so a row's bits do not depend on how many
-    /// rows share the call (checked: rows of 1…16 agree bit for bit; one call at 768×768 did not),
-    /// and a sample does not depend on its batch. Other BLAS builds just make a few more calls.
+    /// the weights costs about as much as the product (`sgemm_itcopy` was 20% of small-preset
+    /// generation). Products of at most 10⁶ multiply-adds (and, with Bᵀ, at most 1200 outputs)
+    /// take its unpacked small-matrix kernel instead; so a few rows go through in column blocks
+    /// that fit those limits at 16 rows (measured in C: 8×256 · 256×768 53.7 → 27.3 µs; 1.2–3× on
+    /// the GPT-2 decode shapes tried). Blocks are sized for 16 rows whatever `m`, so a row's bits
+    /// do not depend on how many rows share the call (checked: rows of 1…16 agree bit for bit; one
+    /// call at 768×768 did not), and a sample does not depend on its batch. Other BLAS builds just
+    /// make a few more calls.
     static func skinnyColumnBlock(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool) -> Int? {
         guard m <= skinnyRows, !transposeA, k > 0 else { return nil }
         let limit = 1_000_000
