@@ -25,9 +25,12 @@ let package = Package(
             providers: [.apt(["libzmq3-dev", "pkg-config"])]),
 
         .systemLibrary(name: "CMalloc"),
+        // C for what Swift cannot say portably: AVX-512/AVX2 kernels chosen at run time (a few rows
+        // times a matrix packed once, for decode steps) and the spin-wait hint.
+        .target(name: "CKernels"),
 
         // Tensor imports nothing of ours.
-        .target(name: "Tensor", dependencies: ["COpenBLAS", "CMalloc"]),
+        .target(name: "Tensor", dependencies: ["COpenBLAS", "CMalloc", "CKernels"]),
         // Models: the transformers rlaif trains and samples (GPT-2), their checkpoints and tokenizers.
         .target(name: "Models", dependencies: ["Tensor"]),
         // Protocol imports at most Tensor.
@@ -66,7 +69,7 @@ let package = Package(
             ],
             path: "Benchmarks/rlaif-bench"),
 
-        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Tensor"], exclude: ["Fixtures"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "Tensor", "CZeroMQ"]),
         .testTarget(

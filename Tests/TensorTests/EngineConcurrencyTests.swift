@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import Tensor
@@ -97,5 +98,26 @@ actor Computer {
         }
         // The engine keeps serving after a failed job.
         #expect(await Engine.shared.run { 41 + 1 } == 42)
+    }
+}
+
+/// The pool's hand-off: loops back to back (helpers polling) and loops after a pause long enough
+/// for the helpers to sleep each run every chunk exactly once.
+@Suite struct ComputePoolTests {
+    @Test func everyChunkRunsOnce_backToBack_andAfterTheHelpersSlept() async {
+        let counts = await Engine.shared.run { () -> [Int] in
+            var failures = 0
+            for round in 0..<2000 {
+                if round % 500 == 499 { usleep(20_000) }  // far past the spin window: helpers sleep
+                let chunks = 2 + round % 7
+                let hits = UnsafeMutablePointer<Int>.allocate(capacity: chunks)
+                hits.initialize(repeating: 0, count: chunks)
+                Engine.parallelFor(chunks) { hits[$0] += 1 }
+                if (0..<chunks).contains(where: { hits[$0] != 1 }) { failures += 1 }
+                hits.deallocate()
+            }
+            return [failures]
+        }
+        #expect(counts == [0])
     }
 }

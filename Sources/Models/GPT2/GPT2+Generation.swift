@@ -21,10 +21,12 @@ extension GPT2 {
                 SequenceState(prompt: prompt, id: id, options: options, config: config)
             }
             prefill(&states, valueHead: valueHead)
+            guard states.contains(where: { !$0.finished }) else { return states.map(\.result) }
+            let weights = DecodeWeights(self)
             while true {
                 let active = states.indices.filter { !states[$0].finished }
                 if active.isEmpty { break }
-                step(&states, active: active, valueHead: valueHead)
+                step(&states, active: active, weights: weights, valueHead: valueHead)
             }
             return states.map(\.result)
         }
@@ -84,44 +86,79 @@ extension GPT2 {
         }
         let logits = last.matmul(tokenEmbedding.value, transposeOther: true)
         let values = valueHead.map { $0(Variable(last)).value }
-        for (r, i) in pending.enumerated() {
-            states[i].accept(
-                logits.pointer + r * config.vocabularySize, value: values.map { $0[flat: r] }, config: config)
-        }
+        Self.accept(logits, values: values, into: &states, rows: pending, config: config)
     }
 
-    /// Advances every active sequence by one token.
-    private func step(_ states: inout [SequenceState], active: [Int], valueHead: ScalarHead?) {
+    /// Advances every active sequence by one token: the block of `GPT2.Block` with each
+    /// projection a product with packed weights (bias and residual added in the same pass).
+    private func step(
+        _ states: inout [SequenceState], active: [Int], weights: DecodeWeights, valueHead: ScalarHead?
+    ) {
         let a = active.count, c = config.width
         let tokens = TokenTensor(shape: [a], ids: active.map { states[$0].lastToken })
         let positions = TokenTensor(shape: [a], ids: active.map { Int32(states[$0].position) })
-        var x = tokenEmbedding.embedding(tokens) + positionEmbedding.embedding(positions)  // (A, C)
+        var x = (tokenEmbedding.embedding(tokens) + positionEmbedding.embedding(positions)).value  // (A, C)
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: states.map(\.cache.capacity).max() ?? 1)
         defer { scratch.deallocate() }
         for (l, block) in blocks.enumerated() {
-            x = block(x) { qkvVariable in
-                // Each sequence appends its new key and value, then attends over its own cache.
-                let qkv = qkvVariable.value  // (A, 3C)
-                let attended = Tensor(zeros: [a, c])
-                for (r, i) in active.enumerated() {
-                    let row = qkv.pointer + r * 3 * c, p = states[i].position
-                    states[i].cache.keys[l].pointer.advanced(by: p * c).update(from: row + c, count: c)
-                    states[i].cache.values[l].pointer.advanced(by: p * c).update(from: row + 2 * c, count: c)
-                    Kernels.cachedAttention(
-                        query: row, keys: states[i].cache.keys[l].pointer, values: states[i].cache.values[l].pointer,
-                        length: p + 1, width: c, heads: config.heads, out: attended.pointer + r * c,
-                        scratch: scratch)
-                }
-                return Variable(attended)
+            let packed = weights.blocks[l]
+            let qkv = packed.attention.product(block.norm1(Variable(x)).value, bias: block.attention.bias.value)
+            // Each sequence appends its new key and value, then attends over its own cache.
+            let attended = Tensor(zeros: [a, c])
+            for (r, i) in active.enumerated() {
+                let row = qkv.pointer + r * 3 * c, p = states[i].position
+                states[i].cache.keys[l].pointer.advanced(by: p * c).update(from: row + c, count: c)
+                states[i].cache.values[l].pointer.advanced(by: p * c).update(from: row + 2 * c, count: c)
+                Kernels.cachedAttention(
+                    query: row, keys: states[i].cache.keys[l].pointer, values: states[i].cache.values[l].pointer,
+                    length: p + 1, width: c, heads: config.heads, out: attended.pointer + r * c,
+                    scratch: scratch)
+            }
+            x = packed.attentionProjection.product(attended, bias: block.attentionProjection.bias.value, residual: x)
+            let expanded = packed.expand.product(block.norm2(Variable(x)).value, bias: block.expand.bias.value)
+            x = packed.contract.product(
+                Variable(expanded).gelu().value, bias: block.contract.bias.value, residual: x)
+        }
+        let hidden = finalNorm(Variable(x))
+        let logits = weights.head.product(hidden.value)  // (A, V)
+        let values = valueHead.map { $0(hidden).value }
+        Self.accept(logits, values: values, into: &states, rows: active, config: config)
+    }
+
+    /// Each sequence of `rows` draws its next token from its row of `logits`, in parallel: a
+    /// sequence touches only its own state and random stream.
+    private static func accept(
+        _ logits: Tensor, values: Tensor?, into states: inout [SequenceState], rows: [Int], config: GPT2Config
+    ) {
+        states.withUnsafeMutableBufferPointer { buffer in
+            let states = buffer
+            Engine.parallelFor(rows.count) { r in
+                states[rows[r]].accept(
+                    logits.pointer + r * config.vocabularySize, value: values.map { $0[flat: r] }, config: config)
             }
         }
-        let hidden = finalNorm(x)
-        let logits = hidden.value.matmul(tokenEmbedding.value, transposeOther: true)  // (A, V)
-        let values = valueHead.map { $0(hidden).value }
-        for (r, i) in active.enumerated() {
-            states[i].accept(
-                logits.pointer + r * config.vocabularySize, value: values.map { $0[flat: r] }, config: config)
+    }
+}
+
+/// The model's projection weights packed for decode steps (see `PanelMatrix`), once per
+/// `generate` call: a copy taken then, so a later weight update never meets a stale pack.
+/// (Packing reads and writes every weight once; a 64-token generation reads them 64 times.)
+struct DecodeWeights {
+    struct Block {
+        let attention: PanelMatrix, attentionProjection: PanelMatrix, expand: PanelMatrix, contract: PanelMatrix
+    }
+    let blocks: [Block]
+    /// The LM head: the token embedding, transposed.
+    let head: PanelMatrix
+
+    init(_ model: GPT2) {
+        blocks = model.blocks.map { b in
+            Block(
+                attention: PanelMatrix(b.attention.weight.value),
+                attentionProjection: PanelMatrix(b.attentionProjection.weight.value),
+                expand: PanelMatrix(b.expand.weight.value), contract: PanelMatrix(b.contract.weight.value))
         }
+        head = PanelMatrix(model.tokenEmbedding.value, transposed: true)
     }
 }
 

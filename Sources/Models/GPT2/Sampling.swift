@@ -55,18 +55,23 @@ enum TokenSampler {
             return (Int32(best), logits[best] - lse)
         }
         let t = Float(options.temperature)
-        let top = (0..<v).reduce(-Float.infinity) { max($0, logits[$1]) }
+        let top = Kernels.maximum(logits, v)
         if options.topK == nil && options.topP == nil {
-            // The whole vocabulary: walk the unnormalized CDF, no sorting, no allocation.
-            var total = 0.0
-            for i in 0..<v { total += Double(fastExp((logits[i] - top) / t)) }
-            let u = Double(rng.nextUInt64() >> 11) * 0x1p-53 * total
-            var acc = 0.0
-            for i in 0..<v {
-                acc += Double(fastExp((logits[i] - top) / t))
-                if u < acc { return (Int32(i), logits[i] - lse) }
+            // The whole vocabulary: the weights in one pass (a plain loop, which vectorizes), then
+            // their unnormalized CDF walked; no sorting.
+            return withUnsafeTemporaryAllocation(of: Float.self, capacity: v) { buffer in
+                let w = buffer.baseAddress!
+                for i in 0..<v { w[i] = fastExp((logits[i] - top) / t) }
+                var total = 0.0
+                for i in 0..<v { total += Double(w[i]) }
+                let u = Double(rng.nextUInt64() >> 11) * 0x1p-53 * total
+                var acc = 0.0
+                for i in 0..<v {
+                    acc += Double(w[i])
+                    if u < acc { return (Int32(i), logits[i] - lse) }
+                }
+                return (Int32(v - 1), logits[v - 1] - lse)
             }
-            return (Int32(v - 1), logits[v - 1] - lse)
         }
         // Candidates in descending logit order, cut by top-k, then by top-p.
         var order = Array(0..<v)

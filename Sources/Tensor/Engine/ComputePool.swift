@@ -1,3 +1,4 @@
+import CKernels
 import Dispatch
 import Foundation
 import Synchronization
@@ -7,24 +8,41 @@ import Synchronization
 /// Only the engine thread submits work, one loop at a time, so a pool of width `n` never runs
 /// more than `n` threads at once. Its threads are not Swift's cooperative threads: a kernel that
 /// runs for seconds never starves a heartbeat task.
+///
+/// A decode step is a few dozen loops of tens of microseconds each, so waking a sleeping thread
+/// per loop (a futex round trip, ~20 µs here) cost more than the loops gained. After a loop a
+/// helper therefore polls for the next one for a short while (`spinWindow`) before it sleeps,
+/// and the submitter polls for the helpers to finish.
 final class ComputePool: @unchecked Sendable {
     /// Threads that take part in a loop, the submitting thread included.
     let width: Int
-    private let wake: [DispatchSemaphore]
-    private let finished = DispatchSemaphore(value: 0)
+    private let helpers: [Helper]
+    /// Counts submitted loops; a helper runs each one exactly once (the submitter waits for all
+    /// of them before it submits the next).
+    private let epoch = Atomic<Int>(0)
+    private let unfinishedHelpers = Atomic<Int>(0)
     private let nextChunk = Atomic<Int>(0)
-    // Written by the submitter before the semaphores signal, read by helpers after: the
-    // semaphores order these accesses.
+    // Written by the submitter before it advances `epoch` (releasing), read by helpers after they
+    // see the new epoch (acquiring).
     private var body: ((Int) -> Void)?
     private var chunkCount = 0
     private var busy = false
 
+    /// How long an idle helper polls before it sleeps.
+    static let spinWindow = Duration.microseconds(200)
+
+    private final class Helper: Sendable {
+        static let polling = 0, sleeping = 1
+        let state = Atomic<Int>(polling)
+        let wake = DispatchSemaphore(value: 0)
+    }
+
     init(width: Int) {
         self.width = max(1, width)
-        self.wake = (0..<max(0, width - 1)).map { _ in DispatchSemaphore(value: 0) }
-        for helper in wake.indices {
+        self.helpers = (0..<max(0, width - 1)).map { _ in Helper() }
+        for (index, helper) in helpers.enumerated() {
             let thread = Thread { [unowned self] in self.helperLoop(helper) }
-            thread.name = "rlaif-compute-\(helper + 1)"
+            thread.name = "rlaif-compute-\(index + 1)"
             thread.stackSize = 1 << 22
             thread.start()
         }
@@ -42,10 +60,23 @@ final class ComputePool: @unchecked Sendable {
             self.body = escaping
             chunkCount = chunks
             nextChunk.store(0, ordering: .relaxed)
-            let helpers = min(wake.count, chunks - 1)
-            for h in 0..<helpers { wake[h].signal() }
+            unfinishedHelpers.store(helpers.count, ordering: .relaxed)
+            epoch.add(1, ordering: .sequentiallyConsistent)
+            for helper in helpers
+            where helper.state.compareExchange(
+                expected: Helper.sleeping, desired: Helper.polling, ordering: .sequentiallyConsistent
+            ).exchanged {
+                helper.wake.signal()
+            }
             drain()
-            for _ in 0..<helpers { finished.wait() }
+            // The helpers are running their last chunks: poll, and yield the core now and then in
+            // case one of them waits for it.
+            var polls = 0
+            while unfinishedHelpers.load(ordering: .acquiring) > 0 {
+                rlaif_spin_pause()
+                polls += 1
+                if polls % 1024 == 0 { sched_yield() }
+            }
             self.body = nil
             busy = false
         }
@@ -60,11 +91,39 @@ final class ComputePool: @unchecked Sendable {
         }
     }
 
-    private func helperLoop(_ index: Int) {
+    private func helperLoop(_ helper: Helper) {
+        var seen = 0
+        let clock = ContinuousClock()
         while true {
-            wake[index].wait()
+            var current = epoch.load(ordering: .acquiring)
+            if current == seen {
+                let deadline = clock.now + Self.spinWindow
+                var polls = 0
+                while current == seen {
+                    rlaif_spin_pause()
+                    polls += 1
+                    if polls % 256 == 0 && clock.now > deadline { break }
+                    current = epoch.load(ordering: .acquiring)
+                }
+            }
+            if current == seen {
+                // Announce the sleep, then look once more (the submitter advances the epoch, then
+                // looks at the state: one of the two sees the other's write).
+                helper.state.store(Helper.sleeping, ordering: .sequentiallyConsistent)
+                current = epoch.load(ordering: .sequentiallyConsistent)
+                if current == seen
+                    || !helper.state.compareExchange(
+                        expected: Helper.sleeping, desired: Helper.polling, ordering: .sequentiallyConsistent
+                    ).exchanged
+                {
+                    // Asleep, or the submitter saw the sleep and signals: take that signal.
+                    helper.wake.wait()
+                    current = epoch.load(ordering: .acquiring)
+                }
+            }
+            seen = current
             drain()
-            finished.signal()
+            unfinishedHelpers.subtract(1, ordering: .releasing)
         }
     }
 }

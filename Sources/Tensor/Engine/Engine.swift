@@ -67,8 +67,9 @@ public final class Engine: Sendable {
     }
 
     /// Runs `body(i)` for `i` in `0..<chunks` on the engine's pool when called from an engine job,
-    /// serially otherwise (a caller outside the engine holds no share of the budget).
-    static func parallelFor(_ chunks: Int, _ body: (Int) -> Void) {
+    /// serially otherwise (a caller outside the engine holds no share of the budget). Calls made
+    /// from inside `body` run inline on its thread.
+    public static func parallelFor(_ chunks: Int, _ body: (Int) -> Void) {
         if ThreadFlags.isEngineThread {
             shared.pool.parallelFor(chunks, body)
         } else {

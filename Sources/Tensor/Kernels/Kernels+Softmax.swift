@@ -82,20 +82,25 @@ extension Kernels {
     public static func logSumExp(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
         let m = simdMax(x, n)
         if m == -.infinity { return -.infinity }
-        // Sixteen partial sums, so the loop vectorizes and the order is fixed.
-        var partial = Vec(repeating: 0)
-        var i = 0
-        while i + Vec.scalarCount <= n {
-            var e = Vec()
-            for j in 0..<Vec.scalarCount { e[j] = fastExp(x[i + j] - m) }
-            partial += e
-            i += Vec.scalarCount
+        // Sixteen partial sums, so the order is fixed. The exponentials go through a small buffer
+        // in a plain loop, which vectorizes; filled lane by lane, a SIMD16 made a round trip
+        // through the stack per element (6% of GPT-2 124M generation, all in this loop).
+        let whole = n / Vec.scalarCount * Vec.scalarCount
+        var s: Float = withUnsafeTemporaryAllocation(of: Float.self, capacity: 256) { buffer in
+            let e = buffer.baseAddress!
+            var partial = Vec(repeating: 0)
+            var i = 0
+            while i < whole {
+                let count = min(256, whole - i)
+                for j in 0..<count { e[j] = fastExp(x[i + j] - m) }
+                for j in stride(from: 0, to: count, by: Vec.scalarCount) {
+                    partial += UnsafeRawPointer(e + j).loadUnaligned(as: Vec.self)
+                }
+                i += count
+            }
+            return partial.sum()
         }
-        var s = partial.sum()
-        while i < n {
-            s += fastExp(x[i] - m)
-            i += 1
-        }
+        for i in whole..<n { s += fastExp(x[i] - m) }
         return m + logf(s)
     }
 

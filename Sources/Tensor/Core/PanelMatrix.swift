@@ -1,0 +1,66 @@
+import CKernels
+
+/// A weight matrix packed once for products with a few rows: the projections of a decode step.
+///
+/// A decode step multiplies a handful of rows (one per sequence) by every weight matrix, so it
+/// reads each weight once per token and does little arithmetic per weight read. Through
+/// `cblas_sgemm` each such product packs the weights again (or, cut into OpenBLAS's small-matrix
+/// calls, reads them in short strided runs); packed here once into column panels of 16 floats that
+/// a kernel streams front to back, they are read at memory speed (measured in C, GPT-2 124M's
+/// block weights for 8 rows, one thread: 35 ms blocked sgemm → 15 ms from panels).
+///
+/// Each output element is one multiply-add chain over the inner index in order, then + bias, then
+/// + residual: a row's bits do not depend on how many rows share the call or how the panels are
+/// split between threads. A `PanelMatrix` is a copy: pack again after the weights change.
+public final class PanelMatrix: @unchecked Sendable {
+    /// The inner dimension (rows of W).
+    public let inner: Int
+    /// Output columns (columns of W).
+    public let columns: Int
+    private let panels: TensorStorage
+    private var panelCount: Int { (columns + Self.panelWidth - 1) / Self.panelWidth }
+
+    static let panelWidth = Int(RLAIF_PANEL_WIDTH)
+
+    /// Packs `weight` (K, N), or, when `transposed`, a (N, K) weight used as its transpose
+    /// (a tied LM head: logits = h · Eᵀ).
+    public init(_ weight: Tensor, transposed: Bool = false) {
+        precondition(weight.rank == 2, "PanelMatrix: weight must be a matrix, got \(weight.shape)")
+        (inner, columns) = transposed ? (weight.shape[1], weight.shape[0]) : (weight.shape[0], weight.shape[1])
+        panels = TensorStorage(count: rlaif_panel_packed_count(inner, columns), zeroed: false)
+        let (k, n, ld, count) = (inner, columns, weight.shape[1], (columns + Self.panelWidth - 1) / Self.panelWidth)
+        let (source, destination) = (weight.pointer, panels.base)
+        Engine.parallelRanges(count, grain: max(1, (1 << 16) / max(k * Self.panelWidth, 1))) { r in
+            rlaif_panel_pack(source, k, n, ld, transposed ? 1 : 0, destination, r.lowerBound, r.upperBound)
+        }
+    }
+
+    /// x·W + bias + residual for x (M, K): (M, N). `bias` is (N); `residual` is (M, N).
+    public func product(_ x: Tensor, bias: Tensor? = nil, residual: Tensor? = nil) -> Tensor {
+        product(x, bias: bias, residual: residual, kernel: rlaif_panel_isa_best)
+    }
+
+    /// The same product on a named kernel (tests compare them); one the CPU lacks falls back.
+    func product(_ x: Tensor, bias: Tensor?, residual: Tensor?, kernel: rlaif_panel_isa) -> Tensor {
+        precondition(
+            x.rank == 2 && x.shape[1] == inner,
+            "shape mismatch in PanelMatrix.product, x: \(x.shape), weight: [\(inner), \(columns)]")
+        let m = x.shape[0]
+        if let bias { precondition(bias.count == columns, "PanelMatrix.product: bias \(bias.shape) for \(columns) columns") }
+        if let residual {
+            precondition(residual.shape == [m, columns], "PanelMatrix.product: residual \(residual.shape) for [\(m), \(columns)]")
+        }
+        let out = Tensor(uninitialized: [m, columns])
+        let (k, n) = (inner, columns)
+        let (xp, pp, bp, rp, op) = (x.pointer, panels.base, bias?.pointer, residual?.pointer, out.pointer)
+        // Three panels at a time are the kernel's unit; split finer only for products big enough
+        // to pay for waking the pool (measured like the skinny sgemm split in Kernels.gemm).
+        let groups = (panelCount + 2) / 3
+        let work = m * n * k >= 1 << 20 ? groups : 1
+        Engine.parallelRanges(work, grain: 1) { r in
+            let lo = r.lowerBound * 3, hi = work == 1 ? panelCount : min(panelCount, r.upperBound * 3)
+            rlaif_panel_gemm(kernel, m, k, xp, k, pp, n, bp, rp, n, op, n, lo, hi)
+        }
+        return out
+    }
+}
