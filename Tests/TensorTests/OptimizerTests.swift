@@ -46,6 +46,31 @@ import Testing
         #expect(abs(Double(p.values[flat: 0]) - x) < 1e-6)
     }
 
+    /// The C loop (AVX-512, AVX2 or baseline, as this CPU takes) gives the Swift statement's bits,
+    /// element for element, over three steps of a set with decaying and non-decaying entries.
+    @Test func adamW_cLoop_givesTheSwiftReferenceBits() {
+        let w = Variable(Inputs.uniform([37, 29]), requiresGrad: true)
+        let b = Variable(Inputs.uniform([29], seed: 3), requiresGrad: true)
+        let p = ParameterSet([("w", w), ("b", b)])
+        var opt = AdamW(weightDecay: 0.05)
+        var values = p.values.scalars, m = [Float](repeating: 0, count: p.count), v = m
+        var mismatches = 0
+        for step in 1...3 {
+            let g = Inputs.uniform([p.count], -2, 2, seed: UInt64(10 + step))
+            p.gradients.assign(g)
+            opt.update(p, learningRate: 0.01)
+            let c1 = 1 - Float(Double(opt.beta1).power(step)), c2 = 1 - Float(Double(opt.beta2).power(step))
+            for i in 0..<p.count {
+                let decay: Float = i < w.value.count ? 0.05 : 0
+                AdamW.reference(
+                    p: &values[i], g: g[flat: i], m: &m[i], v: &v[i], lr: 0.01, beta1: opt.beta1, beta2: opt.beta2,
+                    epsilon: opt.epsilon, decay: decay, c1: c1, c2: c2)
+            }
+            mismatches += zip(values, p.values.scalars).filter { $0 != $1 }.count
+        }
+        #expect(mismatches == 0)
+    }
+
     // MARK: SGD
 
     @Test func sgd_withMomentum_equalsHandComputation() {

@@ -32,3 +32,24 @@ import Testing
         #expect(fastTanh(50) == 1 && fastTanh(-50) == -1)
     }
 }
+
+/// GELU's C loops (AVX-512, AVX2 or baseline, whichever this CPU takes) against the Swift statement
+/// they follow: the same bits, across the range where tanh saturates and beyond.
+@Suite struct GeluKernelTests {
+    @Test func cLoops_giveTheSwiftReferenceBits() {
+        // Odd count: vector bodies and a scalar tail.
+        let x = Inputs.uniform([4099], -12, 12)
+        for i in stride(from: 0, to: 40, by: 4) { x[flat: i] = Float(i - 20) * 0.5 }  // ±10 and zero
+        let y = Kernels.geluForward(x)
+        let dy = Inputs.uniform([4099], seed: 7)
+        let dx = Inputs.uniform([4099], seed: 8), dx0 = dx.copy()
+        Kernels.geluBackward(dOut: dy, x: x, dx: dx)
+        var mismatches = 0
+        for i in 0..<x.count {
+            let v = x[flat: i]
+            if y[flat: i] != Kernels.geluReference(v) { mismatches += 1 }
+            if dx[flat: i] != dx0[flat: i] + Kernels.geluGradientReference(dy[flat: i], v) { mismatches += 1 }
+        }
+        #expect(mismatches == 0)
+    }
+}

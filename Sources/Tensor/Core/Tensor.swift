@@ -20,9 +20,12 @@ public struct Tensor: Sendable {
     /// A zero-filled tensor.
     public init(zeros shape: [Int]) {
         Shape.validate(shape, op: "zeros")
+        let count = shape.reduce(1, *)
         self.shape = shape
-        self.storage = TensorStorage(count: shape.reduce(1, *))
+        // Big buffers are zeroed by the pool (see `fill`); small ones by one memset.
+        self.storage = TensorStorage(count: count, zeroed: count < Self.parallelFillCount)
         self.offset = 0
+        if count >= Self.parallelFillCount { fill(0) }
     }
 
     /// A tensor whose elements are unspecified: for kernels that overwrite every one of them.
@@ -105,8 +108,17 @@ public struct Tensor: Sendable {
         return out
     }
 
-    /// Sets every element to `value`, in place.
-    public func fill(_ value: Float) { buffer.update(repeating: value) }
+    /// Sets every element to `value`, in place; inside an engine job, big tensors in parallel
+    /// (zeroing gradient buffers on the engine thread alone was 4% of a small-preset training step).
+    public func fill(_ value: Float) {
+        let base = pointer
+        Engine.parallelRanges(count, grain: Self.parallelFillCount / 2) { r in
+            (base + r.lowerBound).update(repeating: value, count: r.count)
+        }
+    }
+
+    /// From this many elements on, `fill` and `init(zeros:)` split the work over the pool.
+    static let parallelFillCount = 1 << 17
 
     /// Copies `other`'s elements into this view, in place. Shapes must hold the same count.
     public func assign(_ other: Tensor) {

@@ -1,3 +1,5 @@
+import CKernels
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -8,14 +10,13 @@
 extension Kernels {
     static let geluScale = Float((2.0 / Double.pi).squareRoot())
 
+    /// The loops run in C (`CKernels`), compiled for AVX-512 and AVX2 as well as the baseline
+    /// (measured: GELU forward and backward were 7% of a small-preset training step, four lanes wide).
     static func geluForward(_ x: Tensor) -> Tensor {
         let out = Tensor(uninitialized: x.shape)
         let src = x.pointer, dst = out.pointer
         parallelRanges(x.count, grain: parallelGrain / 4) { r in
-            for i in r {
-                let v = src[i]
-                dst[i] = 0.5 * v * (1 + fastTanh(geluScale * (v + 0.044715 * v * v * v)))
-            }
+            rlaif_gelu_forward(src + r.lowerBound, dst + r.lowerBound, r.count)
         }
         return out
     }
@@ -23,12 +24,19 @@ extension Kernels {
     static func geluBackward(dOut: Tensor, x: Tensor, dx: Tensor) {
         let src = x.pointer, dy = dOut.pointer, d = dx.pointer
         parallelRanges(x.count, grain: parallelGrain / 4) { r in
-            for i in r {
-                let v = src[i]
-                let t = fastTanh(geluScale * (v + 0.044715 * v * v * v))
-                let du = geluScale * (1 + 3 * 0.044715 * v * v)
-                d[i] += dy[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * du)
-            }
+            rlaif_gelu_backward(dy + r.lowerBound, src + r.lowerBound, d + r.lowerBound, r.count)
         }
+    }
+
+    /// The Swift statement of GELU and its derivative that the C loops follow operation for
+    /// operation (tests hold them to the same bits).
+    static func geluReference(_ v: Float) -> Float {
+        0.5 * v * (1 + fastTanh(geluScale * (v + 0.044715 * v * v * v)))
+    }
+
+    static func geluGradientReference(_ dy: Float, _ v: Float) -> Float {
+        let t = fastTanh(geluScale * (v + 0.044715 * v * v * v))
+        let du = geluScale * (1 + 3 * 0.044715 * v * v)
+        return dy * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * du)
     }
 }

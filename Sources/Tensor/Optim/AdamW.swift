@@ -1,3 +1,5 @@
+import CKernels
+
 /// Adam with decoupled weight decay (Loshchilov & Hutter), as `torch.optim.AdamW`:
 ///
 ///     m ← β₁m + (1−β₁)g        v ← β₂v + (1−β₂)g²
@@ -35,17 +37,26 @@ public struct AdamW: Optimizer {
         let mp = m.pointer, vp = v.pointer
         for entry in parameters.entries {
             let decay = entry.decays ? weightDecay : 0
+            let offset = entry.range.lowerBound
             Kernels.parallelRanges(entry.range.count) { local in
-                for i in (local.lowerBound + entry.range.lowerBound)..<(local.upperBound + entry.range.lowerBound) {
-                    let gi = g[i]
-                    mp[i] = b1 * mp[i] + (1 - b1) * gi
-                    vp[i] = b2 * vp[i] + (1 - b2) * gi * gi
-                    let mHat = mp[i] / c1
-                    let vHat = vp[i] / c2
-                    p[i] -= lr * (mHat / (vHat.squareRoot() + eps) + decay * p[i])
-                }
+                let i = offset + local.lowerBound
+                // The loop of `Self.reference`, in C for AVX-512/AVX2 (4.7% of a small-preset
+                // training step four lanes wide).
+                rlaif_adamw_update(p + i, g + i, mp + i, vp + i, local.count, lr, b1, b2, eps, decay, c1, c2)
             }
         }
+    }
+
+    /// One element's update as the C loop computes it (tests hold the two to the same bits).
+    static func reference(
+        p: inout Float, g: Float, m: inout Float, v: inout Float, lr: Float, beta1 b1: Float, beta2 b2: Float,
+        epsilon eps: Float, decay: Float, c1: Float, c2: Float
+    ) {
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        let mHat = m / c1
+        let vHat = v / c2
+        p -= lr * (mHat / (vHat.squareRoot() + eps) + decay * p)
     }
 
     /// Restores state saved from `step`, `firstMoment` and `secondMoment`.

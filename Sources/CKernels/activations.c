@@ -1,0 +1,97 @@
+#include "activations.h"
+
+#include <stdint.h>
+#include <string.h>
+
+// Every a·b + c stays a multiply then an add, as in the Swift reference and on every path.
+#pragma STDC FP_CONTRACT OFF
+
+// Cephes' expf as `fastExp` in Kernels+VectorMath.swift, operation for operation.
+static inline __attribute__((always_inline)) float fast_exp(float x) {
+    float clamped = x > 88.7f ? 88.7f : x;
+    clamped = clamped < -87.3f ? -87.3f : clamped;
+    const float magic = 12582912.0f;
+    float shifted = clamped * 1.44269504f + magic;
+    float n = shifted - magic;
+    float r = clamped - n * 0.693359375f;
+    r = r + n * 2.1219444e-4f;
+    float p = 1.98756915e-4f;
+    p = p * r + 1.39819995e-3f;
+    p = p * r + 8.3334519e-3f;
+    p = p * r + 4.16657959e-2f;
+    p = p * r + 1.66666655e-1f;
+    p = p * r + 5.00000012e-1f;
+    float y = p * r * r + r + 1;
+    int32_t shifted_bits, magic_bits;
+    memcpy(&shifted_bits, &shifted, sizeof shifted_bits);
+    memcpy(&magic_bits, &magic, sizeof magic_bits);
+    uint32_t scale_bits = (uint32_t)(shifted_bits - magic_bits + 127) << 23;
+    float scale;
+    memcpy(&scale, &scale_bits, sizeof scale);
+    return y * scale;
+}
+
+static inline __attribute__((always_inline)) float fast_tanh(float x) {
+    float c = x > 9.0f ? 9.0f : x;
+    c = c < -9.0f ? -9.0f : c;
+    float e = fast_exp(2 * c);
+    return (e - 1) / (e + 1);
+}
+
+static const float gelu_scale = 0.7978845608028654f;  // √(2/π)
+
+static inline __attribute__((always_inline)) float gelu(float v) {
+    return 0.5f * v * (1 + fast_tanh(gelu_scale * (v + 0.044715f * v * v * v)));
+}
+
+static inline __attribute__((always_inline)) float gelu_grad(float dy, float v) {
+    float t = fast_tanh(gelu_scale * (v + 0.044715f * v * v * v));
+    float du = gelu_scale * (1 + 3 * 0.044715f * v * v);
+    return dy * (0.5f * (1 + t) + 0.5f * v * (1 - t * t) * du);
+}
+
+#define DEFINE_LOOPS(suffix, target)                                                                        \
+    static target void forward_##suffix(const float *restrict x, float *restrict y, long n) {                                  \
+        for (long i = 0; i < n; i++) y[i] = gelu(x[i]);                                                      \
+    }                                                                                                        \
+    static target void backward_##suffix(const float *restrict dy, const float *restrict x, float *restrict dx, long n) {               \
+        for (long i = 0; i < n; i++) dx[i] += gelu_grad(dy[i], x[i]);                                        \
+    }
+
+DEFINE_LOOPS(baseline, )
+
+#if defined(__x86_64__)
+DEFINE_LOOPS(avx2, __attribute__((target("avx2"))))
+DEFINE_LOOPS(avx512, __attribute__((target("avx512f"))))
+
+static int level(void) {
+    static int cached = -1;  // every thread that sets it sets the same value
+    int l = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (l < 0) {
+        __builtin_cpu_init();
+        l = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+        __atomic_store_n(&cached, l, __ATOMIC_RELAXED);
+    }
+    return l;
+}
+#endif
+
+void rlaif_gelu_forward(const float *x, float *y, long n) {
+#if defined(__x86_64__)
+    switch (level()) {
+    case 2: forward_avx512(x, y, n); return;
+    case 1: forward_avx2(x, y, n); return;
+    }
+#endif
+    forward_baseline(x, y, n);
+}
+
+void rlaif_gelu_backward(const float *dy, const float *x, float *dx, long n) {
+#if defined(__x86_64__)
+    switch (level()) {
+    case 2: backward_avx512(dy, x, dx, n); return;
+    case 1: backward_avx2(dy, x, dx, n); return;
+    }
+#endif
+    backward_baseline(dy, x, dx, n);
+}

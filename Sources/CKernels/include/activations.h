@@ -1,0 +1,14 @@
+// GELU (GPT-2's tanh form) over float arrays, compiled for AVX-512, AVX2 and the baseline from one
+// scalar definition and chosen at run time. Swift code is built for the baseline (SSE2), which ran
+// these loops four lanes wide; the arithmetic is the same on every path (no fused multiply-adds),
+// so every path gives the same bits as the others and as `Kernels.geluForward`'s Swift reference.
+#ifndef RLAIF_ACTIVATIONS_H
+#define RLAIF_ACTIVATIONS_H
+
+/// y[i] = ½x(1 + tanh(√(2/π)(x + 0.044715x³))) for i < n; x and y must not overlap.
+void rlaif_gelu_forward(const float *x, float *y, long n);
+
+/// dx[i] += dy[i] · GELU'(x[i]) for i < n. No two of the arrays may overlap.
+void rlaif_gelu_backward(const float *dy, const float *x, float *dx, long n);
+
+#endif

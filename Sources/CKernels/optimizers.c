@@ -1,0 +1,53 @@
+#include "optimizers.h"
+
+#include <math.h>
+
+#pragma STDC FP_CONTRACT OFF
+
+// A square root that cannot set errno, so the loop vectorizes (IEEE square roots: the same bits
+// on every path).
+#if __has_builtin(__builtin_elementwise_sqrt)
+#define SQRT(x) __builtin_elementwise_sqrt(x)
+#else
+#define SQRT(x) sqrtf(x)
+#endif
+
+#define DEFINE_ADAMW(suffix, target)                                                                         \
+    static target void adamw_##suffix(                                                                       \
+        float *restrict p, const float *restrict g, float *restrict m, float *restrict v, long n, float lr,   \
+        float b1, float b2, float eps, float decay, float c1, float c2) {                                    \
+        const float a1 = 1 - b1, a2 = 1 - b2;                                                                \
+        for (long i = 0; i < n; i++) {                                                                       \
+            float gi = g[i];                                                                                 \
+            float mi = b1 * m[i] + a1 * gi;                                                                  \
+            float vi = b2 * v[i] + a2 * gi * gi;                                                             \
+            m[i] = mi;                                                                                       \
+            v[i] = vi;                                                                                       \
+            float m_hat = mi / c1, v_hat = vi / c2;                                                          \
+            p[i] -= lr * (m_hat / (SQRT(v_hat) + eps) + decay * p[i]);                            \
+        }                                                                                                    \
+    }
+
+DEFINE_ADAMW(baseline, )
+
+#if defined(__x86_64__)
+DEFINE_ADAMW(avx2, __attribute__((target("avx2"))))
+DEFINE_ADAMW(avx512, __attribute__((target("avx512f"))))
+#endif
+
+void rlaif_adamw_update(
+    float *p, const float *g, float *m, float *v, long n, float lr, float beta1, float beta2, float epsilon,
+    float decay, float c1, float c2) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) {
+        adamw_avx512(p, g, m, v, n, lr, beta1, beta2, epsilon, decay, c1, c2);
+        return;
+    }
+    if (__builtin_cpu_supports("avx2")) {
+        adamw_avx2(p, g, m, v, n, lr, beta1, beta2, epsilon, decay, c1, c2);
+        return;
+    }
+#endif
+    adamw_baseline(p, g, m, v, n, lr, beta1, beta2, epsilon, decay, c1, c2);
+}
