@@ -6,7 +6,10 @@ Shapes (issue 3): training step (forward, backward, AdamW) for the small preset 
 KV-cache generation of 64 new tokens from 32-token prompts at batch 8 for both.
 
     swift build -c release --product rlaif-bench
-    python3 bench/gpt_vs_pytorch.py [--repeats 3]
+    python3 bench/gpt_vs_pytorch.py [--repeats 3] [--rounds 3]
+
+The two sides take turns, round after round (each round: rlaif's repeats, then PyTorch's), so a
+slow minute of a shared machine falls on both; best and median are over every timed run.
 """
 import argparse
 import json
@@ -62,8 +65,7 @@ def torch_case(preset, task, batch, tokens, repeats, new_tokens=64):
                 )
             assert out.shape[1] == tokens + new_tokens
             times.append(time.perf_counter() - t0)
-    times = times[1:]
-    return min(times) * 1000, statistics.median(times) * 1000
+    return [t * 1000 for t in times[1:]]
 
 
 def rlaif_case(preset, task, batch, tokens, repeats):
@@ -73,21 +75,25 @@ def rlaif_case(preset, task, batch, tokens, repeats):
          "--repeats", str(repeats)],
         check=True, capture_output=True, text=True, env=env,
     ).stdout
-    r = json.loads(out.strip().splitlines()[-1])
-    return r["best_ms"], r["median_ms"]
+    return json.loads(out.strip().splitlines()[-1])["times_ms"]
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=["small", "gpt2-124M"])
     args = parser.parse_args()
-    print(f"{'case':42} {'rlaif ms':>10} {'torch ms':>10} {'torch/rlaif':>12}   (best of {args.repeats}; median in brackets)")
+    print(f"{'case':42} {'rlaif ms':>10} {'torch ms':>10} {'torch/rlaif':>12}   (best of {args.rounds}x{args.repeats}; median in brackets)")
     for preset, task, batch, tokens in CASES:
         if args.only and preset != args.only:
             continue
-        ours = rlaif_case(preset, task, batch, tokens, args.repeats)
-        theirs = torch_case(preset, task, batch, tokens, args.repeats)
+        ours, theirs = [], []
+        for _ in range(args.rounds):
+            ours += rlaif_case(preset, task, batch, tokens, args.repeats)
+            theirs += torch_case(preset, task, batch, tokens, args.repeats)
+        ours = (min(ours), statistics.median(ours))
+        theirs = (min(theirs), statistics.median(theirs))
         shape = f"{batch}x{tokens}" + (" +64 new" if task == "generate" else "")
         label = f"{preset} {task} {shape}"
         print(f"{label:42} {ours[0]:10.1f} {theirs[0]:10.1f} {theirs[0] / ours[0]:11.2f}x   "

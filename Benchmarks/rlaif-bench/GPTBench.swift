@@ -52,9 +52,10 @@ struct GPTBench: AsyncParsableCommand {
         }
         let best = seconds.min()!
         let median = seconds.sorted()[seconds.count / 2]
+        let all = seconds.map { String(format: "%.2f", $0 * 1000) }.joined(separator: ", ")
         emit(
             String(
-                format: "{\"preset\": \"%@\", \"task\": \"%@\", \"best_ms\": %.1f, \"median_ms\": %.1f}", preset, task,
-                best * 1000, median * 1000))
+                format: "{\"preset\": \"%@\", \"task\": \"%@\", \"best_ms\": %.1f, \"median_ms\": %.1f, \"times_ms\": [%@]}",
+                preset, task, best * 1000, median * 1000, all))
     }
 }

@@ -54,8 +54,12 @@ static inline __attribute__((always_inline)) float gelu_grad(float dy, float v) 
     static target void forward_##suffix(const float *restrict x, float *restrict y, long n) {                                  \
         for (long i = 0; i < n; i++) y[i] = gelu(x[i]);                                                      \
     }                                                                                                        \
-    static target void backward_##suffix(const float *restrict dy, const float *restrict x, float *restrict dx, long n) {               \
-        for (long i = 0; i < n; i++) dx[i] += gelu_grad(dy[i], x[i]);                                        \
+    static target void backward_##suffix(                                                                   \
+        const float *restrict dy, const float *restrict x, float *restrict dx, long n, int accumulate) {     \
+        if (accumulate)                                                                                      \
+            for (long i = 0; i < n; i++) dx[i] += gelu_grad(dy[i], x[i]);                                    \
+        else                                                                                                 \
+            for (long i = 0; i < n; i++) dx[i] = gelu_grad(dy[i], x[i]);                                     \
     }
 
 DEFINE_LOOPS(baseline, )
@@ -86,12 +90,12 @@ void rlaif_gelu_forward(const float *x, float *y, long n) {
     forward_baseline(x, y, n);
 }
 
-void rlaif_gelu_backward(const float *dy, const float *x, float *dx, long n) {
+void rlaif_gelu_backward(const float *dy, const float *x, float *dx, long n, int accumulate) {
 #if defined(__x86_64__)
     switch (level()) {
-    case 2: backward_avx512(dy, x, dx, n); return;
-    case 1: backward_avx2(dy, x, dx, n); return;
+    case 2: backward_avx512(dy, x, dx, n, accumulate); return;
+    case 1: backward_avx2(dy, x, dx, n, accumulate); return;
     }
 #endif
-    backward_baseline(dy, x, dx, n);
+    backward_baseline(dy, x, dx, n, accumulate);
 }

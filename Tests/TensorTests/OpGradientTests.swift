@@ -112,6 +112,22 @@ import Testing
         GradientCheck.expectMatches([Inputs.uniform([2, 4, 18], -1.5, 1.5)]) { $0[0].causalSelfAttention(heads: 2) }
     }
 
+    /// Gradients of intermediates start unzeroed: the first op to reach one writes it whole
+    /// (matmul, gelu, same-shape add, attention), later ones add. Intermediates reached by
+    /// several ops, in several orders, and as both operands of one op, all still match.
+    @Test func intermediatesReachedByManyOps_matchFiniteDifferences() {
+        GradientCheck.expectMatches([Inputs.uniform([4, 6]), Inputs.uniform([6, 6], seed: 5)]) { v in
+            let h = v[0] * 1.5
+            let a = h.matmul(v[1])
+            let s = a.gelu() + a
+            return s.matmul(s, transposeOther: true) + (h + h).matmul(a, transposeOther: true)
+        }
+        GradientCheck.expectMatches([Inputs.uniform([2, 4, 18], -1.5, 1.5)]) { v in
+            let qkv = v[0] * 0.8
+            return qkv.causalSelfAttention(heads: 2) + qkv.slice(axis: 2, 0..<6)
+        }
+    }
+
     @Test func crossEntropy_skipsIgnoredTargets_andMatchesFiniteDifferences() {
         let targets = TokenTensor(shape: [2, 3], ids: [2, TokenTensor.ignored, 0, 4, 1, TokenTensor.ignored])
         GradientCheck.expectMatches([Inputs.uniform([2, 3, 5], -2, 2)]) { $0[0].crossEntropy(targets: targets) }

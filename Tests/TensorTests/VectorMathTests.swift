@@ -44,11 +44,14 @@ import Testing
         let dy = Inputs.uniform([4099], seed: 7)
         let dx = Inputs.uniform([4099], seed: 8), dx0 = dx.copy()
         Kernels.geluBackward(dOut: dy, x: x, dx: dx)
+        let written = Inputs.uniform([4099], seed: 9)
+        Kernels.geluBackward(dOut: dy, x: x, dx: written, overwrite: true)
         var mismatches = 0
         for i in 0..<x.count {
             let v = x[flat: i]
             if y[flat: i] != Kernels.geluReference(v) { mismatches += 1 }
             if dx[flat: i] != dx0[flat: i] + Kernels.geluGradientReference(dy[flat: i], v) { mismatches += 1 }
+            if written[flat: i] != Kernels.geluGradientReference(dy[flat: i], v) { mismatches += 1 }
         }
         #expect(mismatches == 0)
     }

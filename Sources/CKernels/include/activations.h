@@ -8,7 +8,8 @@
 /// y[i] = ½x(1 + tanh(√(2/π)(x + 0.044715x³))) for i < n; x and y must not overlap.
 void rlaif_gelu_forward(const float *x, float *y, long n);
 
-/// dx[i] += dy[i] · GELU'(x[i]) for i < n. No two of the arrays may overlap.
-void rlaif_gelu_backward(const float *dy, const float *x, float *dx, long n);
+/// dx[i] += dy[i] · GELU'(x[i]) for i < n, or dx[i] = … when `accumulate` is 0. No two of the
+/// arrays may overlap.
+void rlaif_gelu_backward(const float *dy, const float *x, float *dx, long n, int accumulate);
 
 #endif

@@ -49,8 +49,15 @@ enum Op {
             // Rules per element, then summed over broadcast axes back to each operand's shape.
             switch kind {
             case .add:
-                if let da = g(a) { Kernels.accumulateReduced(dOut, to: a.shape, into: da) }
-                if let db = g(b) { Kernels.accumulateReduced(dOut, to: b.shape, into: db) }
+                // An operand of the output's shape (the residual stream) takes dOut as it is.
+                for operand in [a, b] where operand.requiresGrad {
+                    if operand.value.count == dOut.count {
+                        let (d, overwrite) = operand.gradBufferForOverwrite()
+                        if overwrite { d.assign(dOut) } else { Kernels.addInPlace(d, dOut) }
+                    } else {
+                        Kernels.accumulateReduced(dOut, to: operand.shape, into: operand.gradBuffer())
+                    }
+                }
             case .subtract:
                 if let da = g(a) { Kernels.accumulateReduced(dOut, to: a.shape, into: da) }
                 if let db = g(b) { Kernels.accumulateReduced(Kernels.map(dOut) { -$0 }, to: b.shape, into: db) }
@@ -88,10 +95,17 @@ enum Op {
         case .relu(let x):
             if let dx = g(x) { Kernels.accumulateMap(dx, x.value, dOut) { $0 > 0 ? $1 : 0 } }
         case .gelu(let x):
-            if let dx = g(x) { Kernels.geluBackward(dOut: dOut, x: x.value, dx: dx) }
+            if x.requiresGrad {
+                let (dx, overwrite) = x.gradBufferForOverwrite()
+                Kernels.geluBackward(dOut: dOut, x: x.value, dx: dx, overwrite: overwrite)
+            }
         case .matmul(let a, let b, let ta, let tb):
+            // dA is written before dB, so when a and b are one variable only dA may overwrite.
+            let da = a.requiresGrad ? a.gradBufferForOverwrite() : nil
+            let db = b.requiresGrad ? b.gradBufferForOverwrite() : nil
             Kernels.matmulBackward(
-                dOut: dOut, a: a.value, b: b.value, transposeA: ta, transposeB: tb, da: g(a), db: g(b))
+                dOut: dOut, a: a.value, b: b.value, transposeA: ta, transposeB: tb, da: da?.buffer, db: db?.buffer,
+                overwriteA: da?.overwrite ?? false, overwriteB: db?.overwrite ?? false)
         case .sum(let x, let axis):
             if let dx = g(x) { Kernels.sumBackward(dOut: dOut, xShape: x.shape, axis: axis, scale: 1, dx: dx) }
         case .mean(let x, let axis):
@@ -112,8 +126,10 @@ enum Op {
         case .embedding(let table, let ids):
             if let dt = g(table) { Kernels.embeddingBackward(dOut: dOut, ids: ids, dtable: dt) }
         case .causalSelfAttention(let qkv, let heads, let probs):
-            if let dq = g(qkv) {
-                Kernels.attentionBackward(dOut: dOut, qkv: qkv.value, probs: probs, heads: heads, dqkv: dq)
+            if qkv.requiresGrad {
+                let (dq, overwrite) = qkv.gradBufferForOverwrite()
+                Kernels.attentionBackward(
+                    dOut: dOut, qkv: qkv.value, probs: probs, heads: heads, dqkv: dq, overwrite: overwrite)
             }
         case .crossEntropy(let logits, let targets, let probs, let counted):
             if let dl = g(logits) {

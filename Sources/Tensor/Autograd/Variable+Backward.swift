@@ -25,14 +25,23 @@ extension Variable {
                 continue
             }
             // Non-leaf inputs receive gradients in scratch buffers; leaves accumulate in place.
+            // A new buffer is left unzeroed until an op either overwrites it or asks for zeros.
             var scratch: [(Variable, Tensor)] = []
             for input in op.inputs where input.op != nil && input.requiresGrad && input.grad == nil {
-                let buffer = grads[ObjectIdentifier(input)] ?? Tensor(zeros: input.shape)
-                input.grad = buffer
-                scratch.append((input, buffer))
+                if let buffer = grads[ObjectIdentifier(input)] {
+                    input.grad = buffer
+                } else {
+                    input.grad = Tensor(uninitialized: input.shape)
+                    input.gradIsUnwritten = true
+                }
+                scratch.append((input, input.grad!))
             }
             op.backward(dOut: dOut, out: node.value)
             for (input, buffer) in scratch {
+                if input.gradIsUnwritten {  // the op added nothing: its contribution is zero
+                    buffer.fill(0)
+                    input.gradIsUnwritten = false
+                }
                 grads[ObjectIdentifier(input)] = buffer
                 input.grad = nil
             }

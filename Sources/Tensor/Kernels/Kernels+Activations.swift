@@ -21,10 +21,11 @@ extension Kernels {
         return out
     }
 
-    static func geluBackward(dOut: Tensor, x: Tensor, dx: Tensor) {
+    /// Adds dOut · GELU'(x) into dx, or writes it there when `overwrite`.
+    static func geluBackward(dOut: Tensor, x: Tensor, dx: Tensor, overwrite: Bool = false) {
         let src = x.pointer, dy = dOut.pointer, d = dx.pointer
         parallelRanges(x.count, grain: parallelGrain / 4) { r in
-            rlaif_gelu_backward(dy + r.lowerBound, src + r.lowerBound, d + r.lowerBound, r.count)
+            rlaif_gelu_backward(dy + r.lowerBound, src + r.lowerBound, d + r.lowerBound, r.count, overwrite ? 0 : 1)
         }
     }
 

@@ -28,8 +28,9 @@ extension Kernels {
     /// Returns the output (B, T, C) and the attention probabilities (B, H, T, T) for backward.
     static func attentionForward(qkv: Tensor, heads: Int) -> (out: Tensor, probs: Tensor) {
         let g = attentionGeometry(qkv.shape, heads: heads)
-        let out = Tensor(zeros: [g.b, g.t, g.c])
-        let probs = Tensor(zeros: [g.b, g.h, g.t, g.t])
+        // Both are written whole below (BLAS with beta 0; every probability row, masked part too).
+        let out = Tensor(uninitialized: [g.b, g.t, g.c])
+        let probs = Tensor(uninitialized: [g.b, g.h, g.t, g.t])
         let ld = 3 * g.c
         // (batch, head) pairs are independent: one per pool task, each with single-threaded BLAS.
         Engine.parallelFor(g.b * g.h) { pair in
@@ -54,9 +55,13 @@ extension Kernels {
         return (out, probs)
     }
 
-    /// Adds the gradient with respect to qkv into `dqkv`.
-    static func attentionBackward(dOut: Tensor, qkv: Tensor, probs: Tensor, heads: Int, dqkv: Tensor) {
+    /// Adds the gradient with respect to qkv into `dqkv`, or writes it there when `overwrite`
+    /// (every element of dqkv belongs to exactly one of the products below).
+    static func attentionBackward(
+        dOut: Tensor, qkv: Tensor, probs: Tensor, heads: Int, dqkv: Tensor, overwrite: Bool = false
+    ) {
         let g = attentionGeometry(qkv.shape, heads: heads)
+        let beta: Float = overwrite ? 0 : 1
         let ld = 3 * g.c
         // Each (batch, head) pair touches its own columns of dqkv: one pair per pool task.
         Engine.parallelFor(g.b * g.h) { pair in
@@ -72,7 +77,7 @@ extension Kernels {
                 // dV += Pᵀ·dO ; dP = dO·Vᵀ
                 gemm(
                     transposeA: true, transposeB: false, m: g.t, n: g.d, k: g.t,
-                    p, lda: g.t, dOh, ldb: g.c, beta: 1, dv, ldc: ld)
+                    p, lda: g.t, dOh, ldb: g.c, beta: beta, dv, ldc: ld)
                 gemm(
                     transposeA: false, transposeB: true, m: g.t, n: g.t, k: g.d,
                     dOh, lda: g.c, v, ldb: ld, beta: 0, dp.pointer, ldc: g.t)
@@ -86,10 +91,10 @@ extension Kernels {
                 // dQ += scale·dS·K ; dK += scale·dSᵀ·Q
                 gemm(
                     transposeA: false, transposeB: false, m: g.t, n: g.d, k: g.t, alpha: g.scale,
-                    dp.pointer, lda: g.t, k, ldb: ld, beta: 1, dq, ldc: ld)
+                    dp.pointer, lda: g.t, k, ldb: ld, beta: beta, dq, ldc: ld)
                 gemm(
                     transposeA: true, transposeB: false, m: g.t, n: g.d, k: g.t, alpha: g.scale,
-                    dp.pointer, lda: g.t, q, ldb: ld, beta: 1, dk, ldc: ld)
+                    dp.pointer, lda: g.t, q, ldb: ld, beta: beta, dk, ldc: ld)
             }
         }
     }

@@ -164,28 +164,32 @@ extension Kernels {
         return out
     }
 
-    /// Adds the gradients of out = op(a)·op(b) into `da` and `db` (either may be nil).
+    /// Adds the gradients of out = op(a)·op(b) into `da` and `db` (either may be nil), or writes
+    /// them there, over whatever it held, where `overwriteA` / `overwriteB` say so.
     static func matmulBackward(
         dOut: Tensor, a: Tensor, b: Tensor, transposeA: Bool, transposeB: Bool,
-        da: Tensor?, db: Tensor?
+        da: Tensor?, db: Tensor?, overwriteA: Bool = false, overwriteB: Bool = false
     ) {
         let g = matmulGeometry(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB)
         let lda = a.shape[a.rank - 1], ldb = b.shape[b.rank - 1], ldc = g.n
         for i in 0..<g.batch {
             let dc = dOut.pointer + i * g.m * g.n
             let ap = a.pointer + i * g.aStride, bp = b.pointer + i * g.bStride
+            // An operand shared by the whole batch (stride 0) is overwritten by the first product only.
+            let betaA: Float = overwriteA && (i == 0 || g.aStride != 0) ? 0 : 1
+            let betaB: Float = overwriteB && (i == 0 || g.bStride != 0) ? 0 : 1
             if let da {
                 let dap = da.pointer + i * g.aStride
                 if transposeA {
                     // A is (K, M): dA = op(B) · dCᵀ.
                     gemm(
                         transposeA: transposeB, transposeB: true, m: g.k, n: g.m, k: g.n,
-                        bp, lda: ldb, dc, ldb: ldc, beta: 1, dap, ldc: lda)
+                        bp, lda: ldb, dc, ldb: ldc, beta: betaA, dap, ldc: lda)
                 } else {
                     // A is (M, K): dA = dC · op(B)ᵀ.
                     gemm(
                         transposeA: false, transposeB: !transposeB, m: g.m, n: g.k, k: g.n,
-                        dc, lda: ldc, bp, ldb: ldb, beta: 1, dap, ldc: lda)
+                        dc, lda: ldc, bp, ldb: ldb, beta: betaA, dap, ldc: lda)
                 }
             }
             if let db {
@@ -194,12 +198,12 @@ extension Kernels {
                     // B is (N, K): dB = dCᵀ · op(A).
                     gemm(
                         transposeA: true, transposeB: transposeA, m: g.n, n: g.k, k: g.m,
-                        dc, lda: ldc, ap, ldb: lda, beta: 1, dbp, ldc: ldb)
+                        dc, lda: ldc, ap, ldb: lda, beta: betaB, dbp, ldc: ldb)
                 } else {
                     // B is (K, N): dB = op(A)ᵀ · dC.
                     gemm(
                         transposeA: !transposeA, transposeB: false, m: g.k, n: g.n, k: g.m,
-                        ap, lda: lda, dc, ldb: ldc, beta: 1, dbp, ldc: ldb)
+                        ap, lda: lda, dc, ldb: ldc, beta: betaB, dbp, ldc: ldb)
                 }
             }
         }
