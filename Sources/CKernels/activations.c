@@ -1,4 +1,5 @@
 #include "activations.h"
+#include "cpu_level.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -51,7 +52,7 @@ static inline __attribute__((always_inline)) float gelu_grad(float dy, float v) 
 }
 
 #define DEFINE_LOOPS(suffix, target)                                                                        \
-    static target void forward_##suffix(const float *restrict x, float *restrict y, long n) {                                  \
+    static target void forward_##suffix(const float *restrict x, float *restrict y, long n) {             \
         for (long i = 0; i < n; i++) y[i] = gelu(x[i]);                                                      \
     }                                                                                                        \
     static target void backward_##suffix(                                                                   \
@@ -68,23 +69,13 @@ DEFINE_LOOPS(baseline, )
 DEFINE_LOOPS(avx2, __attribute__((target("avx2"))))
 DEFINE_LOOPS(avx512, __attribute__((target("avx512f"))))
 
-static int level(void) {
-    static int cached = -1;  // every thread that sets it sets the same value
-    int l = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (l < 0) {
-        __builtin_cpu_init();
-        l = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
-        __atomic_store_n(&cached, l, __ATOMIC_RELAXED);
-    }
-    return l;
-}
 #endif
 
 void rlaif_gelu_forward(const float *x, float *y, long n) {
 #if defined(__x86_64__)
-    switch (level()) {
-    case 2: forward_avx512(x, y, n); return;
-    case 1: forward_avx2(x, y, n); return;
+    switch (rlaif_cpu_level()) {
+    case rlaif_cpu_avx512: forward_avx512(x, y, n); return;
+    case rlaif_cpu_avx2: forward_avx2(x, y, n); return;
     }
 #endif
     forward_baseline(x, y, n);
@@ -92,9 +83,9 @@ void rlaif_gelu_forward(const float *x, float *y, long n) {
 
 void rlaif_gelu_backward(const float *dy, const float *x, float *dx, long n, int accumulate) {
 #if defined(__x86_64__)
-    switch (level()) {
-    case 2: backward_avx512(dy, x, dx, n, accumulate); return;
-    case 1: backward_avx2(dy, x, dx, n, accumulate); return;
+    switch (rlaif_cpu_level()) {
+    case rlaif_cpu_avx512: backward_avx512(dy, x, dx, n, accumulate); return;
+    case rlaif_cpu_avx2: backward_avx2(dy, x, dx, n, accumulate); return;
     }
 #endif
     backward_baseline(dy, x, dx, n, accumulate);

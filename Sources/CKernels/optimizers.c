@@ -1,4 +1,5 @@
 #include "optimizers.h"
+#include "cpu_level.h"
 
 #include <math.h>
 
@@ -24,7 +25,7 @@
             m[i] = mi;                                                                                       \
             v[i] = vi;                                                                                       \
             float m_hat = mi / c1, v_hat = vi / c2;                                                          \
-            p[i] -= lr * (m_hat / (SQRT(v_hat) + eps) + decay * p[i]);                            \
+            p[i] -= lr * (m_hat / (SQRT(v_hat) + eps) + decay * p[i]);                                       \
         }                                                                                                    \
     }
 
@@ -39,14 +40,9 @@ void rlaif_adamw_update(
     float *p, const float *g, float *m, float *v, long n, float lr, float beta1, float beta2, float epsilon,
     float decay, float c1, float c2) {
 #if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) {
-        adamw_avx512(p, g, m, v, n, lr, beta1, beta2, epsilon, decay, c1, c2);
-        return;
-    }
-    if (__builtin_cpu_supports("avx2")) {
-        adamw_avx2(p, g, m, v, n, lr, beta1, beta2, epsilon, decay, c1, c2);
-        return;
+    switch (rlaif_cpu_level()) {
+    case rlaif_cpu_avx512: adamw_avx512(p, g, m, v, n, lr, beta1, beta2, epsilon, decay, c1, c2); return;
+    case rlaif_cpu_avx2: adamw_avx2(p, g, m, v, n, lr, beta1, beta2, epsilon, decay, c1, c2); return;
     }
 #endif
     adamw_baseline(p, g, m, v, n, lr, beta1, beta2, epsilon, decay, c1, c2);

@@ -1,7 +1,7 @@
 #include "panel_gemm.h"
+#include "cpu_level.h"
 
 #include <math.h>
-#include <stdatomic.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -195,25 +195,19 @@ static AVX2 void gemm_avx2(
 #endif
 
 rlaif_panel_isa rlaif_panel_best_isa(void) {
-#ifdef RLAIF_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return rlaif_panel_isa_avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return rlaif_panel_isa_avx2;
-#endif
-    return rlaif_panel_isa_scalar;
+    switch (rlaif_cpu_level()) {
+    case rlaif_cpu_avx512: return rlaif_panel_isa_avx512;
+    case rlaif_cpu_avx2: return rlaif_panel_isa_avx2;
+    default: return rlaif_panel_isa_scalar;
+    }
 }
 
 void rlaif_panel_gemm(
     rlaif_panel_isa isa, long m, long k, const float *x, long ldx, const float *panels, long n,
     const float *bias, const float *residual, long ldr, float *out, long ldo, long panel_lo, long panel_hi) {
-    static atomic_int best = rlaif_panel_isa_best;  // every thread that sets it sets the same value
-    int supported = atomic_load_explicit(&best, memory_order_relaxed);
-    if (supported == rlaif_panel_isa_best) {
-        supported = rlaif_panel_best_isa();
-        atomic_store_explicit(&best, supported, memory_order_relaxed);
-    }
+    rlaif_panel_isa supported = rlaif_panel_best_isa();
     // The best kernel, or the one asked for where the CPU has it.
-    if (isa == rlaif_panel_isa_best || (int)isa > supported) isa = (rlaif_panel_isa)supported;
+    if (isa == rlaif_panel_isa_best || isa > supported) isa = supported;
     switch (isa) {
 #ifdef RLAIF_X86
     case rlaif_panel_isa_avx512:

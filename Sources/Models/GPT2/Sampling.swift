@@ -48,14 +48,14 @@ enum TokenSampler {
     static func draw(_ logits: UnsafePointer<Float>, count v: Int, options: SamplingOptions, rng: inout RandomStream)
         -> (token: Int32, logProb: Float)
     {
-        let lse = Kernels.logSumExp(logits, v)
+        let top = Kernels.maximum(logits, v)
+        let lse = Kernels.logSumExp(logits, v, maximum: top)
         if options.temperature == 0 {
             var best = 0
             for i in 1..<v where logits[i] > logits[best] { best = i }
             return (Int32(best), logits[best] - lse)
         }
         let t = Float(options.temperature)
-        let top = Kernels.maximum(logits, v)
         if options.topK == nil && options.topP == nil {
             // The whole vocabulary: the weights in one pass (a plain loop, which vectorizes), then
             // their unnormalized CDF walked; no sorting.

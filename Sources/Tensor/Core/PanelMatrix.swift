@@ -18,19 +18,25 @@ public final class PanelMatrix: @unchecked Sendable {
     /// Output columns (columns of W).
     public let columns: Int
     private let panels: TensorStorage
-    private var panelCount: Int { (columns + Self.panelWidth - 1) / Self.panelWidth }
+    private let panelCount: Int
 
     static let panelWidth = Int(RLAIF_PANEL_WIDTH)
+    /// Products from this many multiply-adds on are split over the pool. Measured with
+    /// `rlaif-bench gpt --preset small --task generate --tokens 32`, three alternating runs each:
+    /// 2²⁰ (which splits the 8×256·256×768 attention projection) 45.9 ms best every time, 2²¹ (which
+    /// does not) 49.3–51.8 ms; 2¹⁹ measured no different from 2²⁰.
+    static let parallelWork = 1 << 20
 
     /// Packs `weight` (K, N), or, when `transposed`, a (N, K) weight used as its transpose
     /// (a tied LM head: logits = h · Eᵀ).
     public init(_ weight: Tensor, transposed: Bool = false) {
         precondition(weight.rank == 2, "PanelMatrix: weight must be a matrix, got \(weight.shape)")
         (inner, columns) = transposed ? (weight.shape[1], weight.shape[0]) : (weight.shape[0], weight.shape[1])
+        panelCount = (columns + Self.panelWidth - 1) / Self.panelWidth
         panels = TensorStorage(count: rlaif_panel_packed_count(inner, columns), zeroed: false)
-        let (k, n, ld, count) = (inner, columns, weight.shape[1], (columns + Self.panelWidth - 1) / Self.panelWidth)
+        let (k, n, ld) = (inner, columns, weight.shape[1])
         let (source, destination) = (weight.pointer, panels.base)
-        Engine.parallelRanges(count, grain: max(1, (1 << 16) / max(k * Self.panelWidth, 1))) { r in
+        Engine.parallelRanges(panelCount, grain: max(1, (1 << 16) / max(k * Self.panelWidth, 1))) { r in
             rlaif_panel_pack(source, k, n, ld, transposed ? 1 : 0, destination, r.lowerBound, r.upperBound)
         }
     }
@@ -53,13 +59,11 @@ public final class PanelMatrix: @unchecked Sendable {
         let out = Tensor(uninitialized: [m, columns])
         let (k, n) = (inner, columns)
         let (xp, pp, bp, rp, op) = (x.pointer, panels.base, bias?.pointer, residual?.pointer, out.pointer)
-        // Three panels at a time are the kernel's unit; split finer only for products big enough
-        // to pay for waking the pool (measured like the skinny sgemm split in Kernels.gemm).
+        // Threads take whole groups of three panels (the kernel's unit), and only in products of
+        // at least `parallelWork` multiply-adds; smaller ones run on one thread.
         let groups = (panelCount + 2) / 3
-        let work = m * n * k >= 1 << 20 ? groups : 1
-        Engine.parallelRanges(work, grain: 1) { r in
-            let lo = r.lowerBound * 3, hi = work == 1 ? panelCount : min(panelCount, r.upperBound * 3)
-            rlaif_panel_gemm(kernel, m, k, xp, k, pp, n, bp, rp, n, op, n, lo, hi)
+        Engine.parallelRanges(groups, grain: m * n * k >= Self.parallelWork ? 1 : groups) { r in
+            rlaif_panel_gemm(kernel, m, k, xp, k, pp, n, bp, rp, n, op, n, r.lowerBound * 3, min(panelCount, r.upperBound * 3))
         }
         return out
     }

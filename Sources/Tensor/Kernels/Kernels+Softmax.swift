@@ -80,7 +80,11 @@ extension Kernels {
 
     @inline(__always)
     public static func logSumExp(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        let m = simdMax(x, n)
+        logSumExp(x, n, maximum: simdMax(x, n))
+    }
+
+    /// log Σ exp(x) for a caller that already has the largest element `m` (`Kernels.maximum`).
+    public static func logSumExp(_ x: UnsafePointer<Float>, _ n: Int, maximum m: Float) -> Float {
         if m == -.infinity { return -.infinity }
         // Sixteen partial sums, so the order is fixed. The exponentials go through a small buffer
         // in a plain loop, which vectorizes; filled lane by lane, a SIMD16 made a round trip
