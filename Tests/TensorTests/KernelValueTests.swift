@@ -88,9 +88,23 @@ import Testing
         #expect(y.scalars == [20, 21, 0, 1, 20, 21])
     }
 
-    @Test func causalSelfAttention_firstPositionSeesOnlyItself_andMatchesReference() {
+    @Test func affine_equalsMatmulPlusBiasPlusResidual() {
+        let (x, w, b, r) = (Inputs.uniform([2, 3, 5]), Inputs.uniform([5, 4], seed: 2), Inputs.uniform([4], seed: 3), Inputs.uniform([2, 3, 4], seed: 4))
+        let fused = value { Variable(x).affine(Variable(w), bias: Variable(b), residual: Variable(r)) }
+        let plain = value { Variable(x).matmul(Variable(w)) + Variable(b) + Variable(r) }
+        let noResidual = value { Variable(x).affine(Variable(w), bias: Variable(b)) }
+        #expect(fused.shape == [2, 3, 4] && noResidual.shape == [2, 3, 4])
+        for i in 0..<fused.count {
+            #expect(abs(fused[flat: i] - plain[flat: i]) < 1e-5)
+            #expect(abs(noResidual[flat: i] + r[flat: i] - plain[flat: i]) < 1e-5)
+        }
+    }
+
+    /// T = 70 spans three row blocks (32, 32, 6) of the blocked kernel.
+    @Test(arguments: [(2, 5, 8, 2), (1, 70, 8, 2)])
+    func causalSelfAttention_firstPositionSeesOnlyItself_andMatchesReference(shape: (Int, Int, Int, Int)) {
         // Reference: per head, explicit scores, mask, softmax, weighted sum — no BLAS, no fusion.
-        let (b, t, c, h) = (2, 5, 8, 2)
+        let (b, t, c, h) = shape
         let d = c / h
         let qkv = Inputs.uniform([b, t, 3 * c], -2, 2)
         let y = value { Variable(qkv).causalSelfAttention(heads: h) }

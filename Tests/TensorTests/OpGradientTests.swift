@@ -112,6 +112,25 @@ import Testing
         GradientCheck.expectMatches([Inputs.uniform([2, 4, 18], -1.5, 1.5)]) { $0[0].causalSelfAttention(heads: 2) }
     }
 
+    @Test func causalSelfAttention_acrossRowBlocks_matchesFiniteDifferences() {
+        // T = 40: row blocks of 32 and 8, so the products that skip masked blocks are exercised.
+        GradientCheck.expectMatches([Inputs.uniform([1, 40, 12], -1.5, 1.5)]) { $0[0].causalSelfAttention(heads: 2) }
+    }
+
+    @Test func affine_matchesFiniteDifferences() {
+        let inputs = [Inputs.uniform([2, 3, 5]), Inputs.uniform([5, 4], seed: 2), Inputs.uniform([4], seed: 3)]
+        GradientCheck.expectMatches(inputs) { $0[0].affine($0[1], bias: $0[2]) }
+        GradientCheck.expectMatches(inputs + [Inputs.uniform([2, 3, 4], seed: 4)]) {
+            $0[0].affine($0[1], bias: $0[2], residual: $0[3])
+        }
+        // The input is also the residual (a residual block), and an intermediate whose gradient
+        // the matmul overwrites before the residual adds into it.
+        GradientCheck.expectMatches([Inputs.uniform([2, 3, 4]), Inputs.uniform([4, 4], seed: 2), Inputs.uniform([4], seed: 3)]) { v in
+            let h = v[0] * 1.5
+            return h.affine(v[1], bias: v[2], residual: h).gelu()
+        }
+    }
+
     /// Gradients of intermediates start unzeroed: the first op to reach one writes it whole
     /// (matmul, gelu, same-shape add, attention), later ones add. Intermediates reached by
     /// several ops, in several orders, and as both operands of one op, all still match.

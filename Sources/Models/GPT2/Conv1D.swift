@@ -13,7 +13,12 @@ public struct Conv1D: Module, Sendable {
         bias = Variable(Tensor(zeros: [weight.shape[1]]), requiresGrad: true)
     }
 
-    public func callAsFunction(_ x: Variable) -> Variable { x.matmul(weight) + bias }
+    public func callAsFunction(_ x: Variable) -> Variable { x.affine(weight, bias: bias) }
+
+    /// The layer's output added to `residual` (a residual stream), in the same pass.
+    public func callAsFunction(_ x: Variable, adding residual: Variable) -> Variable {
+        x.affine(weight, bias: bias, residual: residual)
+    }
 
     public var namedParameters: [(String, Variable)] { [("weight", weight), ("bias", bias)] }
 }

@@ -23,8 +23,8 @@ public final class GPT2: Module, @unchecked Sendable {
         /// x + proj(attend(c_attn(ln_1(x)))), then + the MLP. `attend` maps the packed (…, 3C)
         /// projection to (…, C): full causal attention in training, the KV cache in generation.
         func callAsFunction(_ x: Variable, attend: (Variable) -> Variable) -> Variable {
-            let h = x + attentionProjection(attend(attention(norm1(x))))
-            return h + contract(expand(norm2(h)).gelu())
+            let h = attentionProjection(attend(attention(norm1(x))), adding: x)
+            return contract(expand(norm2(h)).gelu(), adding: h)
         }
     }
 

@@ -10,6 +10,7 @@ enum Op {
     case relu(Variable)
     case gelu(Variable)
     case matmul(Variable, Variable, transposeA: Bool, transposeB: Bool)
+    case affine(Variable, weight: Variable, bias: Variable, residual: Variable?)
     case sum(Variable, axis: Int?)
     case mean(Variable, axis: Int?)
     case max(Variable, winners: [Int])
@@ -29,6 +30,7 @@ enum Op {
         switch self {
         case .binary(let a, let b, _), .matmul(let a, let b, _, _): [a, b]
         case .layerNorm(let x, let gamma, let beta, _, _): [x, gamma, beta]
+        case .affine(let x, let w, let b, let residual): [x, w, b] + (residual.map { [$0] } ?? [])
         case .scale(let x, _), .shift(let x, _), .exp(let x, _), .log(let x), .tanh(let x, _), .relu(let x),
             .gelu(let x), .sum(let x, _), .mean(let x, _), .max(let x, _), .softmax(let x, _),
             .logSoftmax(let x, _), .embedding(let x, _), .causalSelfAttention(let x, _, _),
@@ -106,6 +108,18 @@ enum Op {
             Kernels.matmulBackward(
                 dOut: dOut, a: a.value, b: b.value, transposeA: ta, transposeB: tb, da: da?.buffer, db: db?.buffer,
                 overwriteA: da?.overwrite ?? false, overwriteB: db?.overwrite ?? false)
+        case .affine(let x, let w, let bias, let residual):
+            // x·w as a matmul; the bias sums dOut over rows; the residual takes dOut as it is.
+            let dx = x.requiresGrad ? x.gradBufferForOverwrite() : nil
+            let dw = w.requiresGrad ? w.gradBufferForOverwrite() : nil
+            Kernels.matmulBackward(
+                dOut: dOut, a: x.value, b: w.value, transposeA: false, transposeB: false, da: dx?.buffer, db: dw?.buffer,
+                overwriteA: dx?.overwrite ?? false, overwriteB: dw?.overwrite ?? false)
+            if let db = g(bias) { Kernels.accumulateReduced(dOut, to: bias.shape, into: db) }
+            if let residual, residual.requiresGrad {
+                let (d, overwrite) = residual.gradBufferForOverwrite()
+                if overwrite { d.assign(dOut) } else { Kernels.addInPlace(d, dOut) }
+            }
         case .sum(let x, let axis):
             if let dx = g(x) { Kernels.sumBackward(dOut: dOut, xShape: x.shape, axis: axis, scale: 1, dx: dx) }
         case .mean(let x, let axis):

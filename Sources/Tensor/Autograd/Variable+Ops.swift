@@ -54,6 +54,15 @@ extension Variable {
             op: .matmul(self, other, transposeA: transposeSelf, transposeB: transposeOther))
     }
 
+    /// self · weight + bias (+ residual), one op: self (…, K), weight (K, N), bias (N), residual
+    /// shaped like the result. A linear layer (and the residual stream it feeds) without the
+    /// intermediate tensors of `matmul(weight) + bias + residual`; equal to it up to rounding.
+    public func affine(_ weight: Variable, bias: Variable, residual: Variable? = nil) -> Variable {
+        Variable(
+            Kernels.affineForward(value, weight: weight.value, bias: bias.value, residual: residual?.value),
+            op: .affine(self, weight: weight, bias: bias, residual: residual))
+    }
+
     // MARK: Reductions
 
     /// Sum along `axis` (dropping it), or of everything when `axis` is nil.

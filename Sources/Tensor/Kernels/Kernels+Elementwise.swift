@@ -118,19 +118,25 @@ extension Kernels {
         }
         let width = shape.reduce(1, *)
         if isTrailingBroadcast(shape, of: grad.shape) {
-            // Sum rows of width `width`; a column-sum in row order stays vectorized.
+            // Sum rows of width `width`; a column-sum in row order stays vectorized. Threads take
+            // column blocks, so every column is still summed in row order (same bits).
             let rows = n / width
             let dst = into.pointer, src = grad.pointer
-            for r in 0..<rows {
-                var i = 0
-                let row = src + r * width
-                while i + Vec.scalarCount <= width {
-                    storeVec(loadVec(dst + i) + loadVec(row + i), dst + i)
-                    i += Vec.scalarCount
-                }
-                while i < width {
-                    dst[i] += row[i]
-                    i += 1
+            let blocks = (width + Vec.scalarCount - 1) / Vec.scalarCount
+            parallelRanges(blocks, grain: max(1, parallelGrain / max(rows * Vec.scalarCount, 1))) { columnBlocks in
+                let lo = columnBlocks.lowerBound * Vec.scalarCount
+                let hi = min(width, columnBlocks.upperBound * Vec.scalarCount)
+                for r in 0..<rows {
+                    var i = lo
+                    let row = src + r * width
+                    while i + Vec.scalarCount <= hi {
+                        storeVec(loadVec(dst + i) + loadVec(row + i), dst + i)
+                        i += Vec.scalarCount
+                    }
+                    while i < hi {
+                        dst[i] += row[i]
+                        i += 1
+                    }
                 }
             }
             return

@@ -164,6 +164,48 @@ extension Kernels {
         return out
     }
 
+    /// x · w + bias (+ residual): x (…, K), w (K, N), bias (N), residual shaped like the output.
+    ///
+    /// Each output row starts as bias (+ residual) and BLAS adds the product into it (beta 1):
+    /// one pass over the output where a product, a bias add and a residual add took three (BLAS
+    /// zeroes its output for beta 0 before accumulating into it, and each add read and wrote a
+    /// fresh tensor). Output = fl(init + x·w) with init = fl(residual + bias).
+    static func affineForward(_ x: Tensor, weight w: Tensor, bias: Tensor, residual: Tensor?) -> Tensor {
+        precondition(
+            w.rank == 2 && x.rank >= 1 && x.shape[x.rank - 1] == w.shape[0] && bias.shape == [w.shape[1]],
+            "shape mismatch in affine, x: \(x.shape), weight: \(w.shape), bias: \(bias.shape)")
+        let (k, n) = (w.shape[0], w.shape[1])
+        let m = x.count / max(k, 1)
+        let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [n])  // every row initialized below
+        if let residual {
+            precondition(residual.shape == out.shape, "shape mismatch in affine, residual: \(residual.shape), output: \(out.shape)")
+        }
+        let (o, b, r) = (out.pointer, bias.pointer, residual?.pointer)
+        parallelRanges(m, grain: max(1, parallelGrain / max(n, 1))) { rows in
+            for row in rows {
+                let dst = o + row * n
+                if let r { addRow(r + row * n, b, dst, n) } else { dst.update(from: b, count: n) }
+            }
+        }
+        gemm(transposeA: false, transposeB: false, m: m, n: n, k: k, x.pointer, lda: k, w.pointer, ldb: n, beta: 1, o, ldc: n)
+        return out
+    }
+
+    /// out = a + b over `n` elements.
+    @inline(__always) private static func addRow(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int
+    ) {
+        var i = 0
+        while i + Vec.scalarCount <= n {
+            storeVec(loadVec(a + i) + loadVec(b + i), out + i)
+            i += Vec.scalarCount
+        }
+        while i < n {
+            out[i] = a[i] + b[i]
+            i += 1
+        }
+    }
+
     /// Adds the gradients of out = op(a)·op(b) into `da` and `db` (either may be nil), or writes
     /// them there, over whatever it held, where `overwriteA` / `overwriteB` say so.
     static func matmulBackward(
