@@ -1,6 +1,7 @@
 #include "activations.h"
 #include "cpu_level.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -89,4 +90,87 @@ void rlaif_gelu_backward(const float *dy, const float *x, float *dx, long n, int
     }
 #endif
     backward_baseline(dy, x, dx, n, accumulate);
+}
+
+// Softmax of one row, as `Kernels.softmaxRowReference` states it: the maximum (16 running lane
+// maxima, then across lanes), y = exp(x − max), their sum (16 lane sums added in lane order, then
+// the tail), y ·= 1/sum. Lane loops vectorize without reordering any addition, so every path gives
+// the same bits. `y` may be `x` (the in-place variant keeps the loops free of aliasing checks).
+#define SOFTMAX_LANES 16
+
+#define SOFTMAX_BODY                                                                                         \
+        float m = -INFINITY;                                                                                 \
+        long i = 0;                                                                                          \
+        if (n >= SOFTMAX_LANES) {                                                                            \
+            float top[SOFTMAX_LANES];                                                                        \
+            for (int l = 0; l < SOFTMAX_LANES; l++) top[l] = x[l];                                           \
+            for (i = SOFTMAX_LANES; i + SOFTMAX_LANES <= n; i += SOFTMAX_LANES)                              \
+                for (int l = 0; l < SOFTMAX_LANES; l++) top[l] = x[i + l] > top[l] ? x[i + l] : top[l];      \
+            for (int l = 0; l < SOFTMAX_LANES; l++) m = top[l] > m ? top[l] : m;                             \
+        }                                                                                                    \
+        for (; i < n; i++) m = x[i] > m ? x[i] : m;                                                          \
+        if (m == -INFINITY) {                                                                                \
+            for (i = 0; i < n; i++) y[i] = 0;                                                                \
+            return -INFINITY;                                                                                \
+        }                                                                                                    \
+        for (i = 0; i < n; i++) y[i] = fast_exp(x[i] - m);                                                   \
+        float lanes[SOFTMAX_LANES] = {0};                                                                    \
+        for (i = 0; i + SOFTMAX_LANES <= n; i += SOFTMAX_LANES)                                              \
+            for (int l = 0; l < SOFTMAX_LANES; l++) lanes[l] += y[i + l];                                    \
+        float s = 0;                                                                                         \
+        for (int l = 0; l < SOFTMAX_LANES; l++) s += lanes[l];                                               \
+        for (; i < n; i++) s += y[i];                                                                        \
+        float inv = 1 / s;                                                                                   \
+        for (i = 0; i < n; i++) y[i] *= inv;                                                                 \
+        return m + logf(s);
+
+#define DEFINE_SOFTMAX(name, target)                                                                        \
+    static target float name(const float *restrict x, float *restrict y, long n) { SOFTMAX_BODY }           \
+    static target float name##_in_place(float *restrict y, long n) {                                        \
+        const float *x = y;                                                                                  \
+        SOFTMAX_BODY                                                                                         \
+    }
+
+// d ← p ⊙ (d − Σ p⊙d) over one row: softmax's backward in place (dot in 16 lanes, as above).
+#define DEFINE_SOFTMAX_BACKWARD(name, target)                                                               \
+    static target void name(const float *restrict p, float *restrict d, long n) {                          \
+        float lanes[SOFTMAX_LANES] = {0};                                                                    \
+        long i = 0;                                                                                          \
+        for (; i + SOFTMAX_LANES <= n; i += SOFTMAX_LANES)                                                   \
+            for (int l = 0; l < SOFTMAX_LANES; l++) lanes[l] += p[i + l] * d[i + l];                         \
+        float dot = 0;                                                                                       \
+        for (int l = 0; l < SOFTMAX_LANES; l++) dot += lanes[l];                                             \
+        for (; i < n; i++) dot += p[i] * d[i];                                                               \
+        for (i = 0; i < n; i++) d[i] = p[i] * (d[i] - dot);                                                  \
+    }
+
+#define DEFINE_SOFTMAX_LOOPS(suffix, target)                                                                \
+    DEFINE_SOFTMAX(softmax_##suffix, target)                                                                \
+    DEFINE_SOFTMAX_BACKWARD(softmax_backward_##suffix, target)
+
+DEFINE_SOFTMAX_LOOPS(baseline, )
+
+#if defined(__x86_64__)
+DEFINE_SOFTMAX_LOOPS(avx2, __attribute__((target("avx2"))))
+DEFINE_SOFTMAX_LOOPS(avx512, __attribute__((target("avx512f"))))
+#endif
+
+float rlaif_softmax_row(const float *x, float *y, long n) {
+#if defined(__x86_64__)
+    switch (rlaif_cpu_level()) {
+    case rlaif_cpu_avx512: return x == y ? softmax_avx512_in_place(y, n) : softmax_avx512(x, y, n);
+    case rlaif_cpu_avx2: return x == y ? softmax_avx2_in_place(y, n) : softmax_avx2(x, y, n);
+    }
+#endif
+    return x == y ? softmax_baseline_in_place(y, n) : softmax_baseline(x, y, n);
+}
+
+void rlaif_softmax_row_backward(const float *p, float *d, long n) {
+#if defined(__x86_64__)
+    switch (rlaif_cpu_level()) {
+    case rlaif_cpu_avx512: softmax_backward_avx512(p, d, n); return;
+    case rlaif_cpu_avx2: softmax_backward_avx2(p, d, n); return;
+    }
+#endif
+    softmax_backward_baseline(p, d, n);
 }

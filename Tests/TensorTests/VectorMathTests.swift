@@ -3,6 +3,7 @@
 #endif
 import Testing
 
+import CKernels
 @testable import Tensor
 
 /// The libm-free exp and tanh against glibc's, over a dense sweep of their useful ranges.
@@ -54,5 +55,42 @@ import Testing
             if written[flat: i] != Kernels.geluGradientReference(dy[flat: i], v) { mismatches += 1 }
         }
         #expect(mismatches == 0)
+    }
+}
+
+/// Softmax's C loops (AVX-512, AVX2 or baseline, whichever this CPU takes) against the Swift
+/// statement they follow, bit for bit, and against a Double softmax.
+@Suite struct SoftmaxKernelTests {
+    @Test(arguments: [1, 15, 16, 17, 100, 513])
+    func cLoops_giveTheSwiftReferenceBits(count: Int) {
+        let x = Inputs.uniform([count], -30, 30, seed: UInt64(count)).scalars
+        var y = [Float](repeating: .nan, count: count)
+        let lse = Kernels.softmaxRow(x, &y, count)
+        let reference = Kernels.softmaxRowReference(x)
+        #expect(y == reference.y && lse == reference.logSumExp)
+        // In place, as attention calls it.
+        var z = x
+        let lseInPlace = z.withUnsafeMutableBufferPointer { Kernels.softmaxRow($0.baseAddress!, $0.baseAddress!, count) }
+        #expect(z == reference.y && lseInPlace == lse)
+        // Against Double.
+        let top = x.map(Double.init).max()!
+        let total = x.reduce(0.0) { $0 + exp(Double($1) - top) }
+        for i in 0..<count { #expect(abs(Double(y[i]) - exp(Double(x[i]) - top) / total) < 1e-6) }
+        #expect(abs(Double(lse) - (top + log(total))) < 1e-5)
+    }
+
+    @Test func rowOfMinusInfinity_givesZeros() {
+        var y = [Float](repeating: 1, count: 20)
+        let lse = Kernels.softmaxRow([Float](repeating: -.infinity, count: 20), &y, 20)
+        #expect(lse == -.infinity && y.allSatisfy { $0 == 0 })
+    }
+
+    @Test func backward_equalsTheRowRule() {
+        let p = Kernels.softmaxRowReference(Inputs.uniform([37], -3, 3).scalars).y
+        let d0 = Inputs.uniform([37], seed: 4).scalars
+        var d = d0
+        rlaif_softmax_row_backward(p, &d, 37)
+        let dot = zip(p, d0).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        for i in 0..<37 { #expect(abs(Double(d[i]) - Double(p[i]) * (Double(d0[i]) - dot)) < 1e-6) }
     }
 }

@@ -1,3 +1,4 @@
+import CKernels
 import COpenBLAS
 #if canImport(Glibc)
     import Glibc
@@ -98,9 +99,8 @@ extension Kernels {
                     transposeA: false, transposeB: true, m: rows.count, n: seen, k: g.d,
                     dO + r0 * g.c, lda: g.c, v, ldb: ld, beta: 0, ds + r0 * g.t, ldc: g.t)
                 for i in rows {
-                    let pr = p + i * g.t, dr = ds + i * g.t
-                    let dot = simdDot(pr, dr, i + 1)
-                    for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) }
+                    let dr = ds + i * g.t
+                    rlaif_softmax_row_backward(p + i * g.t, dr, i + 1)
                     (dr + i + 1).update(repeating: 0, count: seen - i - 1)
                 }
                 // dQ = scale · dS K for these rows.

@@ -14,11 +14,7 @@ extension Kernels {
             for row in r {
                 let xp = x.pointer + row * c, yp = y.pointer + row * c
                 let mu = simdSum(xp, c) / Float(c)
-                var v: Float = 0
-                for i in 0..<c {
-                    let d = xp[i] - mu
-                    v += d * d
-                }
+                let v = sumOfSquaredDeviations(xp, mu, c)
                 let rs = 1 / (v / Float(c) + epsilon).squareRoot()
                 for i in 0..<c { yp[i] = (xp[i] - mu) * rs * gamma.pointer[i] + beta.pointer[i] }
                 mean.pointer[row] = mu
@@ -35,24 +31,27 @@ extension Kernels {
     ) {
         let c = x.shape.last ?? 1
         let rows = x.count / max(c, 1)
-        // γ and β gradients sum over rows: done serially so the order (and the result) is fixed.
-        for row in 0..<rows {
-            let xp = x.pointer + row * c, dy = dOut.pointer + row * c
-            let mu = mean.pointer[row], rs = rstd.pointer[row]
-            if let dgamma { for i in 0..<c { dgamma.pointer[i] += dy[i] * (xp[i] - mu) * rs } }
-            if let dbeta { for i in 0..<c { dbeta.pointer[i] += dy[i] } }
+        // γ and β gradients sum over rows, each column in row order (so the result is fixed);
+        // threads take column blocks.
+        if dgamma != nil || dbeta != nil {
+            let blocks = (c + Vec.scalarCount - 1) / Vec.scalarCount
+            parallelRanges(blocks, grain: max(1, parallelGrain / max(rows * Vec.scalarCount, 1))) { columnBlocks in
+                let lo = columnBlocks.lowerBound * Vec.scalarCount
+                let hi = min(c, columnBlocks.upperBound * Vec.scalarCount)
+                for row in 0..<rows {
+                    let xp = x.pointer + row * c, dy = dOut.pointer + row * c
+                    let mu = mean.pointer[row], rs = rstd.pointer[row]
+                    if let dgamma { for i in lo..<hi { dgamma.pointer[i] += dy[i] * (xp[i] - mu) * rs } }
+                    if let dbeta { for i in lo..<hi { dbeta.pointer[i] += dy[i] } }
+                }
+            }
         }
         guard let dx else { return }
         parallelRanges(rows, grain: max(1, parallelGrain / max(c, 1))) { r in
             for row in r {
                 let xp = x.pointer + row * c, dy = dOut.pointer + row * c, d = dx.pointer + row * c
                 let mu = mean.pointer[row], rs = rstd.pointer[row]
-                var meanDn: Float = 0, meanDnX: Float = 0
-                for i in 0..<c {
-                    let dn = gamma.pointer[i] * dy[i]
-                    meanDn += dn
-                    meanDnX += dn * (xp[i] - mu) * rs
-                }
+                var (meanDn, meanDnX) = normalizedGradientSums(xp, dy, gamma.pointer, mu, rs, c)
                 meanDn /= Float(c)
                 meanDnX /= Float(c)
                 for i in 0..<c {
@@ -61,5 +60,49 @@ extension Kernels {
                 }
             }
         }
+    }
+
+    /// Σ (x − μ)², accumulated in 16 lanes: a single running sum was a chain of dependent adds
+    /// (one per element), the slowest part of the forward pass.
+    @inline(__always) private static func sumOfSquaredDeviations(_ x: UnsafePointer<Float>, _ mu: Float, _ n: Int) -> Float {
+        var acc = Vec()
+        let m = Vec(repeating: mu)
+        var i = 0
+        while i + Vec.scalarCount <= n {
+            let d = loadVec(x + i) - m
+            acc += d * d
+            i += Vec.scalarCount
+        }
+        var s = acc.sum()
+        while i < n {
+            let d = x[i] - mu
+            s += d * d
+            i += 1
+        }
+        return s
+    }
+
+    /// (Σ γ·dy, Σ γ·dy·x̂) over a row, in 16 lanes, with x̂ = (x − μ)·rstd.
+    @inline(__always) private static func normalizedGradientSums(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ gamma: UnsafePointer<Float>, _ mu: Float, _ rs: Float,
+        _ n: Int
+    ) -> (Float, Float) {
+        var accDn = Vec(), accDnX = Vec()
+        let m = Vec(repeating: mu), r = Vec(repeating: rs)
+        var i = 0
+        while i + Vec.scalarCount <= n {
+            let dn = loadVec(gamma + i) * loadVec(dy + i)
+            accDn += dn
+            accDnX += dn * ((loadVec(x + i) - m) * r)
+            i += Vec.scalarCount
+        }
+        var (sDn, sDnX) = (accDn.sum(), accDnX.sum())
+        while i < n {
+            let dn = gamma[i] * dy[i]
+            sDn += dn
+            sDnX += dn * ((x[i] - mu) * rs)
+            i += 1
+        }
+        return (sDn, sDnX)
     }
 }

@@ -1,3 +1,5 @@
+import CKernels
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -17,21 +19,51 @@ extension Kernels {
         return out
     }
 
-    @inline(__always)
-    /// Also returns log Σ exp(x), which the same exponentials give for free.
-    @discardableResult
+    /// y = softmax(x) over `n` floats (y may be x); returns log Σ exp(x), which the same
+    /// exponentials give for free. The loop runs in C (`CKernels`), compiled for AVX-512 and AVX2 as
+    /// well as the baseline (measured: 2.5% of a small-preset training step, four lanes wide).
+    @inline(__always) @discardableResult
     static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
-        let m = simdMax(x, n)
-        if m == -.infinity {
-            y.update(repeating: 0, count: n)
-            return -.infinity
+        rlaif_softmax_row(x, y, n)
+    }
+
+    /// The Swift statement of `softmaxRow` that the C loops follow operation for operation (tests
+    /// hold them to the same bits): 16 running lane maxima, the exponentials, 16 lane sums added
+    /// in lane order and then the tail, the scaling.
+    static func softmaxRowReference(_ x: [Float]) -> (y: [Float], logSumExp: Float) {
+        let lanes = 16, n = x.count
+        var m = -Float.infinity
+        var i = 0
+        if n >= lanes {
+            var top = Array(x[0..<lanes])
+            i = lanes
+            while i + lanes <= n {
+                for l in 0..<lanes where x[i + l] > top[l] { top[l] = x[i + l] }
+                i += lanes
+            }
+            for l in 0..<lanes where top[l] > m { m = top[l] }
         }
-        // y = exp(x − m) (a loop that vectorizes), then normalized.
-        for i in 0..<n { y[i] = fastExp(x[i] - m) }
-        let s = simdSum(y, n)
+        while i < n {
+            if x[i] > m { m = x[i] }
+            i += 1
+        }
+        if m == -.infinity { return ([Float](repeating: 0, count: n), -.infinity) }
+        var y = x.map { fastExp($0 - m) }
+        var sums = [Float](repeating: 0, count: lanes)
+        i = 0
+        while i + lanes <= n {
+            for l in 0..<lanes { sums[l] += y[i + l] }
+            i += lanes
+        }
+        var s: Float = 0
+        for l in 0..<lanes { s += sums[l] }
+        while i < n {
+            s += y[i]
+            i += 1
+        }
         let inv = 1 / s
-        for i in 0..<n { y[i] *= inv }
-        return m + logf(s)
+        for j in 0..<n { y[j] *= inv }
+        return (y, m + logf(s))
     }
 
     /// Softmax over rows of the last axis, and each row's log Σ exp: log-probabilities are then
