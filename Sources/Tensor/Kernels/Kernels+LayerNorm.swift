@@ -10,15 +10,17 @@ extension Kernels {
             "shape mismatch in layerNorm, x: \(x.shape), gamma: \(gamma.shape), beta: \(beta.shape)")
         let rows = x.count / max(c, 1)
         let y = Tensor(uninitialized: x.shape), mean = Tensor(zeros: [rows]), rstd = Tensor(zeros: [rows])
+        // Raw pointers, taken once: a tensor read inside the loops cost a retain per row.
+        let (xs, ys, gs, bs, means, rstds) = (x.pointer, y.pointer, gamma.pointer, beta.pointer, mean.pointer, rstd.pointer)
         parallelRanges(rows, grain: max(1, parallelGrain / max(c, 1))) { r in
             for row in r {
-                let xp = x.pointer + row * c, yp = y.pointer + row * c
+                let xp = xs + row * c, yp = ys + row * c
                 let mu = simdSum(xp, c) / Float(c)
                 let v = sumOfSquaredDeviations(xp, mu, c)
                 let rs = 1 / (v / Float(c) + epsilon).squareRoot()
-                for i in 0..<c { yp[i] = (xp[i] - mu) * rs * gamma.pointer[i] + beta.pointer[i] }
-                mean.pointer[row] = mu
-                rstd.pointer[row] = rs
+                for i in 0..<c { yp[i] = (xp[i] - mu) * rs * gs[i] + bs[i] }
+                means[row] = mu
+                rstds[row] = rs
             }
         }
         return (y, mean, rstd)
@@ -31,32 +33,35 @@ extension Kernels {
     ) {
         let c = x.shape.last ?? 1
         let rows = x.count / max(c, 1)
+        // Raw pointers, taken once: a tensor read inside the loops cost a retain per row.
+        let (xs, dys, gs, means, rstds) = (x.pointer, dOut.pointer, gamma.pointer, mean.pointer, rstd.pointer)
         // γ and β gradients sum over rows, each column in row order (so the result is fixed);
         // threads take column blocks.
-        if dgamma != nil || dbeta != nil {
+        let (dgs, dbs) = (dgamma?.pointer, dbeta?.pointer)
+        if dgs != nil || dbs != nil {
             let blocks = (c + Vec.scalarCount - 1) / Vec.scalarCount
             parallelRanges(blocks, grain: max(1, parallelGrain / max(rows * Vec.scalarCount, 1))) { columnBlocks in
                 let lo = columnBlocks.lowerBound * Vec.scalarCount
                 let hi = min(c, columnBlocks.upperBound * Vec.scalarCount)
                 for row in 0..<rows {
-                    let xp = x.pointer + row * c, dy = dOut.pointer + row * c
-                    let mu = mean.pointer[row], rs = rstd.pointer[row]
-                    if let dgamma { for i in lo..<hi { dgamma.pointer[i] += dy[i] * (xp[i] - mu) * rs } }
-                    if let dbeta { for i in lo..<hi { dbeta.pointer[i] += dy[i] } }
+                    let xp = xs + row * c, dy = dys + row * c
+                    let mu = means[row], rs = rstds[row]
+                    if let dgs { for i in lo..<hi { dgs[i] += dy[i] * (xp[i] - mu) * rs } }
+                    if let dbs { for i in lo..<hi { dbs[i] += dy[i] } }
                 }
             }
         }
-        guard let dx else { return }
+        guard let dxs = dx?.pointer else { return }
         parallelRanges(rows, grain: max(1, parallelGrain / max(c, 1))) { r in
             for row in r {
-                let xp = x.pointer + row * c, dy = dOut.pointer + row * c, d = dx.pointer + row * c
-                let mu = mean.pointer[row], rs = rstd.pointer[row]
-                var (meanDn, meanDnX) = normalizedGradientSums(xp, dy, gamma.pointer, mu, rs, c)
+                let xp = xs + row * c, dy = dys + row * c, d = dxs + row * c
+                let mu = means[row], rs = rstds[row]
+                var (meanDn, meanDnX) = normalizedGradientSums(xp, dy, gs, mu, rs, c)
                 meanDn /= Float(c)
                 meanDnX /= Float(c)
                 for i in 0..<c {
                     let xhat = (xp[i] - mu) * rs
-                    d[i] += (gamma.pointer[i] * dy[i] - meanDn - xhat * meanDnX) * rs
+                    d[i] += (gs[i] * dy[i] - meanDn - xhat * meanDnX) * rs
                 }
             }
         }
