@@ -54,8 +54,7 @@ enum Op {
                 // An operand of the output's shape (the residual stream) takes dOut as it is.
                 for operand in [a, b] where operand.requiresGrad {
                     if operand.value.count == dOut.count {
-                        let (d, overwrite) = operand.gradBufferForOverwrite()
-                        if overwrite { d.assign(dOut) } else { Kernels.addInPlace(d, dOut) }
+                        operand.takeGradient(dOut)
                     } else {
                         Kernels.accumulateReduced(dOut, to: operand.shape, into: operand.gradBuffer())
                     }
@@ -102,24 +101,12 @@ enum Op {
                 Kernels.geluBackward(dOut: dOut, x: x.value, dx: dx, overwrite: overwrite)
             }
         case .matmul(let a, let b, let ta, let tb):
-            // dA is written before dB, so when a and b are one variable only dA may overwrite.
-            let da = a.requiresGrad ? a.gradBufferForOverwrite() : nil
-            let db = b.requiresGrad ? b.gradBufferForOverwrite() : nil
-            Kernels.matmulBackward(
-                dOut: dOut, a: a.value, b: b.value, transposeA: ta, transposeB: tb, da: da?.buffer, db: db?.buffer,
-                overwriteA: da?.overwrite ?? false, overwriteB: db?.overwrite ?? false)
+            Self.matmulGradients(dOut, a, b, transposeA: ta, transposeB: tb)
         case .affine(let x, let w, let bias, let residual):
             // x·w as a matmul; the bias sums dOut over rows; the residual takes dOut as it is.
-            let dx = x.requiresGrad ? x.gradBufferForOverwrite() : nil
-            let dw = w.requiresGrad ? w.gradBufferForOverwrite() : nil
-            Kernels.matmulBackward(
-                dOut: dOut, a: x.value, b: w.value, transposeA: false, transposeB: false, da: dx?.buffer, db: dw?.buffer,
-                overwriteA: dx?.overwrite ?? false, overwriteB: dw?.overwrite ?? false)
+            Self.matmulGradients(dOut, x, w, transposeA: false, transposeB: false)
             if let db = g(bias) { Kernels.accumulateReduced(dOut, to: bias.shape, into: db) }
-            if let residual, residual.requiresGrad {
-                let (d, overwrite) = residual.gradBufferForOverwrite()
-                if overwrite { d.assign(dOut) } else { Kernels.addInPlace(d, dOut) }
-            }
+            if let residual, residual.requiresGrad { residual.takeGradient(dOut) }
         case .sum(let x, let axis):
             if let dx = g(x) { Kernels.sumBackward(dOut: dOut, xShape: x.shape, axis: axis, scale: 1, dx: dx) }
         case .mean(let x, let axis):
@@ -161,5 +148,15 @@ enum Op {
         case .slice(let x, let axis, let range):
             if let dx = g(x) { Kernels.sliceBackward(dOut: dOut, xShape: x.shape, axis: axis, range: range, dx: dx) }
         }
+    }
+
+    /// The gradients of op(a)·op(b) into a's and b's buffers, written over them where nothing was
+    /// written yet. dA is written before dB, so when a and b are one variable only dA may overwrite.
+    private static func matmulGradients(_ dOut: Tensor, _ a: Variable, _ b: Variable, transposeA: Bool, transposeB: Bool) {
+        let da = a.requiresGrad ? a.gradBufferForOverwrite() : nil
+        let db = b.requiresGrad ? b.gradBufferForOverwrite() : nil
+        Kernels.matmulBackward(
+            dOut: dOut, a: a.value, b: b.value, transposeA: transposeA, transposeB: transposeB, da: da?.buffer,
+            db: db?.buffer, overwriteA: da?.overwrite ?? false, overwriteB: db?.overwrite ?? false)
     }
 }

@@ -73,6 +73,13 @@ public final class Variable: @unchecked Sendable {
         return (gradBuffer(), false)
     }
 
+    /// Adds `dOut` (of this variable's shape) into the gradient, or copies it there when nothing
+    /// was written yet: the rule of an operand that reaches the output unchanged (a residual).
+    func takeGradient(_ dOut: Tensor) {
+        let (d, overwrite) = gradBufferForOverwrite()
+        if overwrite { d.assign(dOut) } else { Kernels.addInPlace(d, dOut) }
+    }
+
     /// Sets the gradient to zero in place (keeping a flat-buffer view if there is one).
     public func zeroGrad() { grad?.fill(0) }
 }

@@ -71,7 +71,17 @@ extension Kernels {
         Engine.parallelRanges(n, grain: grain, body)
     }
 
-    private static func binarySame(
+    /// Splits the columns `0..<width` of a sum over `rows` rows into blocks of whole vectors, one
+    /// range per thread: each column is still summed by one thread in row order (the same bits
+    /// whatever the thread count).
+    static func parallelColumnBlocks(width: Int, rows: Int, _ body: (Range<Int>) -> Void) {
+        let blocks = (width + Vec.scalarCount - 1) / Vec.scalarCount
+        parallelRanges(blocks, grain: max(1, parallelGrain / max(rows * Vec.scalarCount, 1))) { b in
+            body((b.lowerBound * Vec.scalarCount)..<min(width, b.upperBound * Vec.scalarCount))
+        }
+    }
+
+    static func binarySame(
         _ op: BinaryOp, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
         _ n: Int
     ) {
@@ -118,22 +128,18 @@ extension Kernels {
         }
         let width = shape.reduce(1, *)
         if isTrailingBroadcast(shape, of: grad.shape) {
-            // Sum rows of width `width`; a column-sum in row order stays vectorized. Threads take
-            // column blocks, so every column is still summed in row order (same bits).
+            // Sum rows of width `width`; a column-sum in row order stays vectorized.
             let rows = n / width
             let dst = into.pointer, src = grad.pointer
-            let blocks = (width + Vec.scalarCount - 1) / Vec.scalarCount
-            parallelRanges(blocks, grain: max(1, parallelGrain / max(rows * Vec.scalarCount, 1))) { columnBlocks in
-                let lo = columnBlocks.lowerBound * Vec.scalarCount
-                let hi = min(width, columnBlocks.upperBound * Vec.scalarCount)
+            parallelColumnBlocks(width: width, rows: rows) { columns in
                 for r in 0..<rows {
-                    var i = lo
+                    var i = columns.lowerBound
                     let row = src + r * width
-                    while i + Vec.scalarCount <= hi {
+                    while i + Vec.scalarCount <= columns.upperBound {
                         storeVec(loadVec(dst + i) + loadVec(row + i), dst + i)
                         i += Vec.scalarCount
                     }
-                    while i < hi {
+                    while i < columns.upperBound {
                         dst[i] += row[i]
                         i += 1
                     }

@@ -35,19 +35,15 @@ extension Kernels {
         let rows = x.count / max(c, 1)
         // Raw pointers, taken once: a tensor read inside the loops cost a retain per row.
         let (xs, dys, gs, means, rstds) = (x.pointer, dOut.pointer, gamma.pointer, mean.pointer, rstd.pointer)
-        // γ and β gradients sum over rows, each column in row order (so the result is fixed);
-        // threads take column blocks.
+        // γ and β gradients sum over rows, each column in row order (so the result is fixed).
         let (dgs, dbs) = (dgamma?.pointer, dbeta?.pointer)
         if dgs != nil || dbs != nil {
-            let blocks = (c + Vec.scalarCount - 1) / Vec.scalarCount
-            parallelRanges(blocks, grain: max(1, parallelGrain / max(rows * Vec.scalarCount, 1))) { columnBlocks in
-                let lo = columnBlocks.lowerBound * Vec.scalarCount
-                let hi = min(c, columnBlocks.upperBound * Vec.scalarCount)
+            parallelColumnBlocks(width: c, rows: rows) { columns in
                 for row in 0..<rows {
                     let xp = xs + row * c, dy = dys + row * c
                     let mu = means[row], rs = rstds[row]
-                    if let dgs { for i in lo..<hi { dgs[i] += dy[i] * (xp[i] - mu) * rs } }
-                    if let dbs { for i in lo..<hi { dbs[i] += dy[i] } }
+                    if let dgs { for i in columns { dgs[i] += dy[i] * (xp[i] - mu) * rs } }
+                    if let dbs { for i in columns { dbs[i] += dy[i] } }
                 }
             }
         }

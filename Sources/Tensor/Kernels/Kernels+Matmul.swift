@@ -184,26 +184,11 @@ extension Kernels {
         parallelRanges(m, grain: max(1, parallelGrain / max(n, 1))) { rows in
             for row in rows {
                 let dst = o + row * n
-                if let r { addRow(r + row * n, b, dst, n) } else { dst.update(from: b, count: n) }
+                if let r { binarySame(.add, r + row * n, b, dst, n) } else { dst.update(from: b, count: n) }
             }
         }
         gemm(transposeA: false, transposeB: false, m: m, n: n, k: k, x.pointer, lda: k, w.pointer, ldb: n, beta: 1, o, ldc: n)
         return out
-    }
-
-    /// out = a + b over `n` elements.
-    @inline(__always) private static func addRow(
-        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int
-    ) {
-        var i = 0
-        while i + Vec.scalarCount <= n {
-            storeVec(loadVec(a + i) + loadVec(b + i), out + i)
-            i += Vec.scalarCount
-        }
-        while i < n {
-            out[i] = a[i] + b[i]
-            i += 1
-        }
     }
 
     /// Adds the gradients of out = op(a)·op(b) into `da` and `db` (either may be nil), or writes
