@@ -26,7 +26,7 @@ let package = Package(
 
         .systemLibrary(name: "CMalloc"),
         // C for what Swift cannot say portably: AVX-512/AVX2 kernels chosen at run time (a few rows
-        // times a matrix packed once, for decode steps) and the spin-wait hint.
+        // times a matrix packed once, for decode steps; activations; AdamW; fixed-point sums) and the spin-wait hint.
         .target(name: "CKernels"),
 
         // Tensor imports nothing of ours.
@@ -69,7 +69,7 @@ let package = Package(
             ],
             path: "Benchmarks/rlaif-bench"),
 
-        .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Tensor"], exclude: ["Fixtures"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "Tensor", "CZeroMQ"]),
         .testTarget(

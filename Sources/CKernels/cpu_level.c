@@ -6,7 +6,10 @@ int rlaif_cpu_level(void) {
     int level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (level < 0) {
         __builtin_cpu_init();
-        level = __builtin_cpu_supports("avx512f")                                       ? rlaif_cpu_avx512
+        // AVX-512 as Skylake-SP and every later x86 core has it (DQ for 64-bit conversions).
+        int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+        level = avx512                                                                      ? rlaif_cpu_avx512
                 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? rlaif_cpu_avx2
                                                                                     : rlaif_cpu_baseline;
         __atomic_store_n(&cached, level, __ATOMIC_RELAXED);

@@ -5,7 +5,7 @@
 
 enum { rlaif_cpu_baseline = 0, rlaif_cpu_avx2 = 1, rlaif_cpu_avx512 = 2 };
 
-/// rlaif_cpu_avx512 (AVX-512F), rlaif_cpu_avx2 (AVX2 with FMA) or rlaif_cpu_baseline.
+/// rlaif_cpu_avx512 (AVX-512 F, DQ, VL and BW), rlaif_cpu_avx2 (AVX2 with FMA) or rlaif_cpu_baseline.
 int rlaif_cpu_level(void);
 
 #endif

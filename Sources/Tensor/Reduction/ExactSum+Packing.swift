@@ -1,3 +1,5 @@
+import CKernels
+
 /// A lossless, smaller form of fixed-point units for the wire.
 ///
 /// Gradient units are 64-bit, but almost all of them fit in 32 (|value| < 2^31 units = 0.5 at the
@@ -15,14 +17,7 @@ public enum PackedUnits {
         let n = units.count
         var fits = true
         let low = [Int32](unsafeUninitializedCapacity: n) { out, initialized in
-            // Branch-free so it vectorizes; the rare misfit is looked for only when flagged.
-            var misfit: UInt64 = 0
-            for i in 0..<n {
-                let w = Int32(truncatingIfNeeded: units[i])
-                out[i] = w
-                misfit |= UInt64(bitPattern: Int64(w) ^ units[i])
-            }
-            fits = misfit == 0
+            fits = rlaif_units_pack(units.baseAddress, out.baseAddress, n) != 0
             initialized = n
         }
         if fits { return (low, []) }
@@ -86,8 +81,7 @@ extension ExactSum {
     public func values(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         let unit = Double(sign: .plus, exponent: -fractionBits, significand: 1)
         units.withUnsafeBufferPointer { u in
-            let src = u.baseAddress! + range.lowerBound
-            for j in 0..<range.count { out[j] = Float(Double(src[j]) * unit) }
+            _ = rlaif_units_add_values(u.baseAddress! + range.lowerBound, nil, out, range.count, unit)
         }
     }
 }
@@ -130,19 +124,8 @@ extension ExactSum {
             var fits = false
             let out = units.withUnsafeBufferPointer { u in
                 [Int32](unsafeUninitializedCapacity: range.count) { out, initialized in
-                    let mine = u.baseAddress! + range.lowerBound
-                    // Branch-free so it vectorizes: flags a wrapped add or a sum wider than 32 bits.
-                    var signs: Int64 = 0
-                    var misfit: UInt64 = 0
-                    for i in 0..<range.count {
-                        let x = Int64(low[i])
-                        let s = mine[i] &+ x
-                        signs |= (mine[i] ^ s) & (x ^ s)
-                        let w = Int32(truncatingIfNeeded: s)
-                        out[i] = w
-                        misfit |= UInt64(bitPattern: Int64(w) ^ s)
-                    }
-                    fits = signs >= 0 && misfit == 0
+                    // Flags a wrapped add or a sum wider than 32 bits; those take the general path.
+                    fits = rlaif_units_add_pack(u.baseAddress! + range.lowerBound, low.baseAddress, out.baseAddress, range.count) != 0
                     initialized = range.count
                 }
             }
@@ -160,15 +143,7 @@ extension ExactSum {
         if case .packed(let low, let patches) = received, patches.isEmpty {
             let unit = Double(sign: .plus, exponent: -fractionBits, significand: 1)
             let wrapped = units.withUnsafeBufferPointer { u in
-                let mine = u.baseAddress! + range.lowerBound
-                var signs: Int64 = 0
-                for i in 0..<range.count {
-                    let x = Int64(low[i])
-                    let s = mine[i] &+ x
-                    signs |= (mine[i] ^ s) & (x ^ s)
-                    out[i] = Float(Double(s) * unit)
-                }
-                return signs < 0
+                rlaif_units_add_values(u.baseAddress! + range.lowerBound, low.baseAddress, out, range.count, unit) == 0
             }
             if !wrapped { return }
         }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Sums of gradients that do not depend on the order of addition: each value is rounded once to
 /// a fixed-point integer (a multiple of 2^−fractionBits), and integers add exactly.
 ///
@@ -63,31 +65,12 @@ public struct ExactSum: Sendable, Equatable {
             "ExactSum: \(t.count) values at \(offset) into a sum of \(units.count)")
         let src = t.pointer
         let scale = Double(sign: .plus, exponent: fractionBits, significand: 1)
-        let magic = (0x1.8p52 as Double).bitPattern
         let failure: Overflow? = units.withUnsafeMutableBufferPointer { all in
             let u = UnsafeMutableBufferPointer(rebasing: all[offset..<(offset + t.count)])
-            // Branch-free, so it vectorizes. Adding 1.5·2^52 rounds a product below 2^51 to an
-            // integer (ties to even, as `quantize`) and leaves that integer in the low bits, so no
-            // checked conversion is needed. Larger or non-finite values add 0 and are flagged; a
-            // wrapping add overflowed iff both operands have the sign the result lacks. The rare
-            // failure is redone the slow way below.
-            @inline(__always) func fast(_ x: Float) -> (Int64, Bool) {
-                let scaled = Double(x) * scale
-                let inRange = abs(scaled) < 0x1p51
-                let shifted = (inRange ? scaled : 0) + 0x1.8p52
-                return (Int64(bitPattern: shifted.bitPattern &- magic), inRange)
-            }
-            var outOfRange: UInt8 = 0
-            var signs: Int64 = 0
-            for i in 0..<u.count {
-                let (q, inRange) = fast(src[i])
-                outOfRange |= inRange ? 0 : 1
-                let sum = u[i] &+ q
-                signs |= (u[i] ^ sum) & (q ^ sum)
-                u[i] = sum
-            }
-            guard outOfRange != 0 || signs < 0 else { return nil }
-            for j in 0..<u.count { u[j] &-= fast(src[j]).0 }
+            // The fast way (C, vectorized; `rlaif_units_add_floats`): rounds each product below
+            // 2^51 as `quantize` does and adds, or adds nothing when a value is out of that range
+            // or a sum wraps. The rare failure is redone here.
+            if rlaif_units_add_floats(u.baseAddress, src, u.count, scale) != 0 { return nil }
             // The slow way: exact for units up to 2^62, and precise about what failed.
             for i in 0..<u.count {
                 let q = Self.quantize(src[i], scale: scale)

@@ -1,0 +1,132 @@
+#include "fixed_point.h"
+#include "cpu_level.h"
+
+#include <math.h>
+#include <string.h>
+
+#pragma STDC FP_CONTRACT OFF
+
+// Integer sums wrap (unsigned arithmetic, no undefined behaviour); a wrapping add overflowed iff
+// both operands have the sign the result lacks.
+static inline __attribute__((always_inline)) int64_t wrapping_add(int64_t a, int64_t b) {
+    return (int64_t)((uint64_t)a + (uint64_t)b);
+}
+
+// Adding 1.5·2^52 rounds a product below 2^51 to an integer (ties to even) and leaves that integer
+// in the low bits of the double, so no checked conversion is needed.
+static inline __attribute__((always_inline)) int64_t round_units(float x, double scale, int *in_range) {
+    const double magic = 0x1.8p52;
+    double scaled = (double)x * scale;
+    *in_range = fabs(scaled) < 0x1p51;
+    double shifted = (*in_range ? scaled : 0) + magic;
+    int64_t bits, magic_bits;
+    memcpy(&bits, &shifted, sizeof bits);
+    memcpy(&magic_bits, &magic, sizeof magic_bits);
+    return bits - magic_bits;
+}
+
+#define DEFINE_LOOPS(suffix, target)                                                                        \
+    static target int add_floats_##suffix(int64_t *restrict u, const float *restrict x, long n, double scale) { \
+        int out_of_range = 0;                                                                                \
+        int64_t signs = 0;                                                                                   \
+        for (long i = 0; i < n; i++) {                                                                       \
+            int in_range;                                                                                    \
+            int64_t q = round_units(x[i], scale, &in_range);                                                 \
+            out_of_range |= !in_range;                                                                       \
+            int64_t s = wrapping_add(u[i], q);                                                               \
+            signs |= (u[i] ^ s) & (q ^ s);                                                                   \
+            u[i] = s;                                                                                        \
+        }                                                                                                    \
+        if (!out_of_range && signs >= 0) return 1;                                                           \
+        for (long i = 0; i < n; i++) {                                                                       \
+            int in_range;                                                                                    \
+            u[i] = wrapping_add(u[i], -round_units(x[i], scale, &in_range));                                 \
+        }                                                                                                    \
+        return 0;                                                                                            \
+    }                                                                                                        \
+    static target int pack_##suffix(const int64_t *restrict u, int32_t *restrict low, long n) {             \
+        uint64_t misfit = 0;                                                                                 \
+        for (long i = 0; i < n; i++) {                                                                       \
+            int32_t w = (int32_t)u[i];                                                                       \
+            low[i] = w;                                                                                      \
+            misfit |= (uint64_t)((int64_t)w ^ u[i]);                                                         \
+        }                                                                                                    \
+        return misfit == 0;                                                                                  \
+    }                                                                                                        \
+    static target int add_pack_##suffix(                                                                    \
+        const int64_t *restrict mine, const int32_t *restrict r, int32_t *restrict low, long n) {           \
+        int64_t signs = 0;                                                                                   \
+        uint64_t misfit = 0;                                                                                 \
+        for (long i = 0; i < n; i++) {                                                                       \
+            int64_t x = r[i];                                                                                \
+            int64_t s = wrapping_add(mine[i], x);                                                            \
+            signs |= (mine[i] ^ s) & (x ^ s);                                                                \
+            int32_t w = (int32_t)s;                                                                          \
+            low[i] = w;                                                                                      \
+            misfit |= (uint64_t)((int64_t)w ^ s);                                                            \
+        }                                                                                                    \
+        return signs >= 0 && misfit == 0;                                                                    \
+    }                                                                                                        \
+    static target int add_values_##suffix(                                                                  \
+        const int64_t *restrict mine, const int32_t *restrict r, float *restrict out, long n, double unit) { \
+        int64_t signs = 0;                                                                                   \
+        for (long i = 0; i < n; i++) {                                                                       \
+            int64_t x = r[i];                                                                                \
+            int64_t s = wrapping_add(mine[i], x);                                                            \
+            signs |= (mine[i] ^ s) & (x ^ s);                                                                \
+            out[i] = (float)((double)s * unit);                                                              \
+        }                                                                                                    \
+        return signs >= 0;                                                                                   \
+    }                                                                                                        \
+    static target void values_##suffix(const int64_t *restrict u, float *restrict out, long n, double unit) { \
+        for (long i = 0; i < n; i++) out[i] = (float)((double)u[i] * unit);                                  \
+    }
+
+DEFINE_LOOPS(baseline, )
+
+#if defined(__x86_64__)
+DEFINE_LOOPS(avx2, __attribute__((target("avx2"))))
+// DQ converts 64-bit integers to doubles eight at a time (AVX2 has no such instruction).
+DEFINE_LOOPS(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))))
+#endif
+
+#if defined(__x86_64__)
+#define DISPATCH(call)                                                                                      \
+    switch (rlaif_cpu_level()) {                                                                             \
+    case rlaif_cpu_avx512: return call##_avx512;                                                             \
+    case rlaif_cpu_avx2: return call##_avx2;                                                                 \
+    }                                                                                                        \
+    return call##_baseline;
+#else
+#define DISPATCH(call) return call##_baseline;
+#endif
+
+typedef int (*add_floats_fn)(int64_t *, const float *, long, double);
+typedef int (*pack_fn)(const int64_t *, int32_t *, long);
+typedef int (*add_pack_fn)(const int64_t *, const int32_t *, int32_t *, long);
+typedef int (*add_values_fn)(const int64_t *, const int32_t *, float *, long, double);
+typedef void (*values_fn)(const int64_t *, float *, long, double);
+
+static add_floats_fn add_floats_for_cpu(void) { DISPATCH(add_floats) }
+static pack_fn pack_for_cpu(void) { DISPATCH(pack) }
+static add_pack_fn add_pack_for_cpu(void) { DISPATCH(add_pack) }
+static add_values_fn add_values_for_cpu(void) { DISPATCH(add_values) }
+static values_fn values_for_cpu(void) { DISPATCH(values) }
+
+int rlaif_units_add_floats(int64_t *units, const float *x, long n, double scale) {
+    return add_floats_for_cpu()(units, x, n, scale);
+}
+
+int rlaif_units_pack(const int64_t *units, int32_t *low, long n) { return pack_for_cpu()(units, low, n); }
+
+int rlaif_units_add_pack(const int64_t *mine, const int32_t *received, int32_t *low, long n) {
+    return add_pack_for_cpu()(mine, received, low, n);
+}
+
+int rlaif_units_add_values(const int64_t *mine, const int32_t *received, float *out, long n, double unit) {
+    if (received == NULL) {
+        values_for_cpu()(mine, out, n, unit);
+        return 1;
+    }
+    return add_values_for_cpu()(mine, received, out, n, unit);
+}
