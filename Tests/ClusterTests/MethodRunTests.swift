@@ -29,7 +29,10 @@ import Testing
         // The final policy is exported for transformers; these methods train no reward model.
         let models = run.dir.appendingPathComponent("models")
         #expect(FileManager.default.fileExists(atPath: models.appendingPathComponent("policy/model.safetensors").path))
-        #expect(FileManager.default.fileExists(atPath: models.appendingPathComponent("policy/config.json").path))
+        let config = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: models.appendingPathComponent("policy/config.json"))) as? [String: Any]
+        // The byte tokenizer's end-of-text (256), not GPT-2's 50256, which its vocabulary lacks.
+        #expect(config?["eos_token_id"] as? Int == 256 && config?["bos_token_id"] as? Int == 256)
         #expect(!FileManager.default.fileExists(atPath: models.appendingPathComponent("reward").path))
         if method == "direct" {
             // No preference dataset and no reward model: the rewards came from rating jobs.
@@ -57,6 +60,7 @@ import Testing
         let reward = run.dir.appendingPathComponent("models/reward/config.json")
         let config = try JSONSerialization.jsonObject(with: Data(contentsOf: reward)) as? [String: Any]
         #expect((config?["architectures"] as? [String]) == ["GPT2ForSequenceClassification"])
+        #expect(config?["eos_token_id"] as? Int == 256 && config?["pad_token_id"] as? Int == 256)
 
         // Every pair asked in both orders, with soft labels from logprobs (not 0/1 from text).
         let lines = try String(contentsOf: run.dir.appendingPathComponent("preferences.jsonl"), encoding: .utf8)

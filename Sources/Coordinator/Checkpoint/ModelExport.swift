@@ -23,13 +23,15 @@ public enum ModelExport {
         } catch {
             throw ExportError(message: "cannot rebuild the final models: \(error)")
         }
+        let tokenizer = ModelReplica.tokenizer
         let policy = models.appendingPathComponent("policy")
-        do { try replica.policy.save(to: policy) } catch { throw ExportError(message: error.message) }
+        do { try replica.policy.save(to: policy, endOfText: tokenizer.endOfText) } catch {
+            throw ExportError(message: error.message)
+        }
         try writeTokenizer(to: policy)
         guard let reward = replica.reward else { return }  // DPO and direct RLAIF train none
         let directory = models.appendingPathComponent("reward")
-        let tokenizer = ModelReplica.tokenizer
-        var config = settings.gpt2Config.jsonObject()
+        var config = settings.gpt2Config.jsonObject(endOfText: tokenizer.endOfText)
         config["architectures"] = ["GPT2ForSequenceClassification"]
         config["num_labels"] = 1
         config["id2label"] = ["0": "LABEL_0"]

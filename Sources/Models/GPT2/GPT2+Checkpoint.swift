@@ -36,12 +36,13 @@ extension GPT2 {
         return model
     }
 
-    /// Writes `config.json` and `model.safetensors` that `GPT2LMHeadModel.from_pretrained` loads.
-    public func save(to directory: URL) throws(ModelError) {
+    /// Writes `config.json` and `model.safetensors` that `GPT2LMHeadModel.from_pretrained` loads
+    /// (`endOfText`: the tokenizer's end-of-text id, see `GPT2Config.jsonObject`).
+    public func save(to directory: URL, endOfText: Int32? = nil) throws(ModelError) {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let json = try JSONSerialization.data(
-                withJSONObject: config.jsonObject(), options: [.prettyPrinted, .sortedKeys])
+                withJSONObject: config.jsonObject(endOfText: endOfText), options: [.prettyPrinted, .sortedKeys])
             try json.write(to: directory.appendingPathComponent("config.json"), options: .atomic)
         } catch {
             throw ModelError(message: "cannot write \(directory.path)/config.json: \(error.localizedDescription)")

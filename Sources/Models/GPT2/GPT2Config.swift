@@ -63,15 +63,22 @@ public struct GPT2Config: Sendable, Equatable, Codable {
         return config
     }
 
-    /// The `config.json` that transformers' `GPT2LMHeadModel.from_pretrained` expects.
-    public func jsonObject() -> [String: Any] {
-        [
+    /// The `config.json` that transformers' `GPT2LMHeadModel.from_pretrained` expects. With
+    /// `endOfText`, the tokenizer's end-of-text id is its begin- and end-of-sequence token (without
+    /// one, transformers assumes GPT-2's 50256, which a smaller vocabulary does not have).
+    public func jsonObject(endOfText: Int32? = nil) -> [String: Any] {
+        var object: [String: Any] = [
             "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": vocabularySize,
             "n_positions": contextLength, "n_ctx": contextLength, "n_embd": width, "n_layer": layers, "n_head": heads,
             "layer_norm_epsilon": Double(layerNormEpsilon), "activation_function": "gelu_new",
             "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "tie_word_embeddings": true,
             "scale_attn_weights": true, "torch_dtype": "float32",
         ]
+        if let endOfText {
+            object["bos_token_id"] = Int(endOfText)
+            object["eos_token_id"] = Int(endOfText)
+        }
+        return object
     }
 }
 
