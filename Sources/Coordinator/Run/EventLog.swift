@@ -14,7 +14,7 @@ public final class EventLog: @unchecked Sendable {
     public init(url: URL?, truncatingTo length: UInt64? = nil) throws {
         if let url {
             if !FileManager.default.fileExists(atPath: url.path) {
-                FileManager.default.createFile(atPath: url.path, contents: nil)
+                _ = FileManager.default.createFile(atPath: url.path, contents: nil)  // FileHandle below reports failure
             }
             let h = try FileHandle(forWritingTo: url)
             if let length, length <= (try h.seekToEnd()) { try h.truncate(atOffset: length) }

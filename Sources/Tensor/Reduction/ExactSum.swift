@@ -75,9 +75,9 @@ public struct ExactSum: Sendable, Equatable {
             for i in 0..<u.count {
                 let q = Self.quantize(src[i], scale: scale)
                 let (s, overflow) = u[i].addingReportingOverflow(q ?? 0)
-                guard let q, !overflow else {
+                guard q != nil, !overflow else {
                     for j in 0..<i { u[j] &-= Self.quantize(src[j], scale: scale)! }
-                    return Overflow(index: offset + i, value: q == nil ? Double(src[i]) : Double(u[i]) + Double(q!))
+                    return Overflow(index: offset + i, value: q.map { Double(u[i]) + Double($0) } ?? Double(src[i]))
                 }
                 u[i] = s
             }
