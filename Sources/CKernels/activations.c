@@ -69,27 +69,12 @@ DEFINE_LOOPS(baseline, )
 #if defined(__x86_64__)
 DEFINE_LOOPS(avx2, __attribute__((target("avx2"))))
 DEFINE_LOOPS(avx512, __attribute__((target("avx512f"))))
-
 #endif
 
-void rlaif_gelu_forward(const float *x, float *y, long n) {
-#if defined(__x86_64__)
-    switch (rlaif_cpu_level()) {
-    case rlaif_cpu_avx512: forward_avx512(x, y, n); return;
-    case rlaif_cpu_avx2: forward_avx2(x, y, n); return;
-    }
-#endif
-    forward_baseline(x, y, n);
-}
+void rlaif_gelu_forward(const float *x, float *y, long n) { RLAIF_CALL_FOR_CPU(forward, x, y, n); }
 
 void rlaif_gelu_backward(const float *dy, const float *x, float *dx, long n, int accumulate) {
-#if defined(__x86_64__)
-    switch (rlaif_cpu_level()) {
-    case rlaif_cpu_avx512: backward_avx512(dy, x, dx, n, accumulate); return;
-    case rlaif_cpu_avx2: backward_avx2(dy, x, dx, n, accumulate); return;
-    }
-#endif
-    backward_baseline(dy, x, dx, n, accumulate);
+    RLAIF_CALL_FOR_CPU(backward, dy, x, dx, n, accumulate);
 }
 
 // Softmax of one row, as `Kernels.softmaxRowReference` states it: the maximum (16 running lane
@@ -124,16 +109,16 @@ void rlaif_gelu_backward(const float *dy, const float *x, float *dx, long n, int
         for (i = 0; i < n; i++) y[i] *= inv;                                                                 \
         return m + logf(s);
 
-#define DEFINE_SOFTMAX(name, target)                                                                        \
-    static target float name(const float *restrict x, float *restrict y, long n) { SOFTMAX_BODY }           \
-    static target float name##_in_place(float *restrict y, long n) {                                        \
+#define DEFINE_SOFTMAX(suffix, target)                                                                      \
+    static target float softmax_##suffix(const float *restrict x, float *restrict y, long n) { SOFTMAX_BODY } \
+    static target float softmax_in_place_##suffix(float *restrict y, long n) {                              \
         const float *x = y;                                                                                  \
         SOFTMAX_BODY                                                                                         \
     }
 
 // d ← p ⊙ (d − Σ p⊙d) over one row: softmax's backward in place (dot in 16 lanes, as above).
-#define DEFINE_SOFTMAX_BACKWARD(name, target)                                                               \
-    static target void name(const float *restrict p, float *restrict d, long n) {                          \
+#define DEFINE_SOFTMAX_BACKWARD(suffix, target)                                                             \
+    static target void softmax_backward_##suffix(const float *restrict p, float *restrict d, long n) {     \
         float lanes[SOFTMAX_LANES] = {0};                                                                    \
         long i = 0;                                                                                          \
         for (; i + SOFTMAX_LANES <= n; i += SOFTMAX_LANES)                                                   \
@@ -145,8 +130,8 @@ void rlaif_gelu_backward(const float *dy, const float *x, float *dx, long n, int
     }
 
 #define DEFINE_SOFTMAX_LOOPS(suffix, target)                                                                \
-    DEFINE_SOFTMAX(softmax_##suffix, target)                                                                \
-    DEFINE_SOFTMAX_BACKWARD(softmax_backward_##suffix, target)
+    DEFINE_SOFTMAX(suffix, target)                                                                          \
+    DEFINE_SOFTMAX_BACKWARD(suffix, target)
 
 DEFINE_SOFTMAX_LOOPS(baseline, )
 
@@ -156,21 +141,7 @@ DEFINE_SOFTMAX_LOOPS(avx512, __attribute__((target("avx512f"))))
 #endif
 
 float rlaif_softmax_row(const float *x, float *y, long n) {
-#if defined(__x86_64__)
-    switch (rlaif_cpu_level()) {
-    case rlaif_cpu_avx512: return x == y ? softmax_avx512_in_place(y, n) : softmax_avx512(x, y, n);
-    case rlaif_cpu_avx2: return x == y ? softmax_avx2_in_place(y, n) : softmax_avx2(x, y, n);
-    }
-#endif
-    return x == y ? softmax_baseline_in_place(y, n) : softmax_baseline(x, y, n);
+    return x == y ? RLAIF_CALL_FOR_CPU(softmax_in_place, y, n) : RLAIF_CALL_FOR_CPU(softmax, x, y, n);
 }
 
-void rlaif_softmax_row_backward(const float *p, float *d, long n) {
-#if defined(__x86_64__)
-    switch (rlaif_cpu_level()) {
-    case rlaif_cpu_avx512: softmax_backward_avx512(p, d, n); return;
-    case rlaif_cpu_avx2: softmax_backward_avx2(p, d, n); return;
-    }
-#endif
-    softmax_backward_baseline(p, d, n);
-}
+void rlaif_softmax_row_backward(const float *p, float *d, long n) { RLAIF_CALL_FOR_CPU(softmax_backward, p, d, n); }

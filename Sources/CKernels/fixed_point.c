@@ -90,43 +90,20 @@ DEFINE_LOOPS(avx2, __attribute__((target("avx2"))))
 DEFINE_LOOPS(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))))
 #endif
 
-#if defined(__x86_64__)
-#define DISPATCH(call)                                                                                      \
-    switch (rlaif_cpu_level()) {                                                                             \
-    case rlaif_cpu_avx512: return call##_avx512;                                                             \
-    case rlaif_cpu_avx2: return call##_avx2;                                                                 \
-    }                                                                                                        \
-    return call##_baseline;
-#else
-#define DISPATCH(call) return call##_baseline;
-#endif
-
-typedef int (*add_floats_fn)(int64_t *, const float *, long, double);
-typedef int (*pack_fn)(const int64_t *, int32_t *, long);
-typedef int (*add_pack_fn)(const int64_t *, const int32_t *, int32_t *, long);
-typedef int (*add_values_fn)(const int64_t *, const int32_t *, float *, long, double);
-typedef void (*values_fn)(const int64_t *, float *, long, double);
-
-static add_floats_fn add_floats_for_cpu(void) { DISPATCH(add_floats) }
-static pack_fn pack_for_cpu(void) { DISPATCH(pack) }
-static add_pack_fn add_pack_for_cpu(void) { DISPATCH(add_pack) }
-static add_values_fn add_values_for_cpu(void) { DISPATCH(add_values) }
-static values_fn values_for_cpu(void) { DISPATCH(values) }
-
 int rlaif_units_add_floats(int64_t *units, const float *x, long n, double scale) {
-    return add_floats_for_cpu()(units, x, n, scale);
+    return RLAIF_CALL_FOR_CPU(add_floats, units, x, n, scale);
 }
 
-int rlaif_units_pack(const int64_t *units, int32_t *low, long n) { return pack_for_cpu()(units, low, n); }
+int rlaif_units_pack(const int64_t *units, int32_t *low, long n) { return RLAIF_CALL_FOR_CPU(pack, units, low, n); }
 
 int rlaif_units_add_pack(const int64_t *mine, const int32_t *received, int32_t *low, long n) {
-    return add_pack_for_cpu()(mine, received, low, n);
+    return RLAIF_CALL_FOR_CPU(add_pack, mine, received, low, n);
 }
 
 int rlaif_units_add_values(const int64_t *mine, const int32_t *received, float *out, long n, double unit) {
     if (received == NULL) {
-        values_for_cpu()(mine, out, n, unit);
+        RLAIF_CALL_FOR_CPU(values, mine, out, n, unit);
         return 1;
     }
-    return add_values_for_cpu()(mine, received, out, n, unit);
+    return RLAIF_CALL_FOR_CPU(add_values, mine, received, out, n, unit);
 }

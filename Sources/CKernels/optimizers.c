@@ -39,11 +39,5 @@ DEFINE_ADAMW(avx512, __attribute__((target("avx512f"))))
 void rlaif_adamw_update(
     float *p, const float *g, float *m, float *v, long n, float lr, float beta1, float beta2, float epsilon,
     float decay, float c1, float c2) {
-#if defined(__x86_64__)
-    switch (rlaif_cpu_level()) {
-    case rlaif_cpu_avx512: adamw_avx512(p, g, m, v, n, lr, beta1, beta2, epsilon, decay, c1, c2); return;
-    case rlaif_cpu_avx2: adamw_avx2(p, g, m, v, n, lr, beta1, beta2, epsilon, decay, c1, c2); return;
-    }
-#endif
-    adamw_baseline(p, g, m, v, n, lr, beta1, beta2, epsilon, decay, c1, c2);
+    RLAIF_CALL_FOR_CPU(adamw, p, g, m, v, n, lr, beta1, beta2, epsilon, decay, c1, c2);
 }

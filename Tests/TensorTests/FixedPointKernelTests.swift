@@ -50,6 +50,8 @@ import Testing
                 if o { expected = nil; break }
                 expected![i] = s
             }
+            // The full run meets every case: seed 1 adds, seed 2 has out-of-range values, seed 3 wraps.
+            if count == 1000 { #expect((expected != nil) == (seed == 1)) }
             var u = start
             let added = rlaif_units_add_floats(&u, x, count, scale)
             #expect((added != 0) == (expected != nil))
@@ -78,6 +80,9 @@ import Testing
             let received = Self.units(count, seed: seed + 20, extremes: false).map { Int32(truncatingIfNeeded: $0) >> 2 }
             let sums = (0..<count).map { mine[$0].addingReportingOverflow(Int64(received[$0])) }
             let wrapped = sums.contains { $0.overflow }
+            let wide = sums.contains { Int64(Int32(truncatingIfNeeded: $0.partialValue)) != $0.partialValue }
+            // The full run meets the case each seed is for.
+            if count == 1000 { #expect(wrapped == (seed == 8) && wide == (seed != 6)) }
 
             var low = [Int32](repeating: 0, count: count)
             let fits = rlaif_units_add_pack(mine, received, &low, count)

@@ -81,7 +81,9 @@ extension Kernels {
         }
     }
 
-    static func binarySame(
+    /// out = a op b over `n` floats, vectorized; `out` may be `a` (each element is read before it
+    /// is written). Inlined, so a caller's constant `op` leaves no switch in the loop.
+    @inline(__always) static func binarySame(
         _ op: BinaryOp, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
         _ n: Int
     ) {
@@ -132,18 +134,8 @@ extension Kernels {
             let rows = n / width
             let dst = into.pointer, src = grad.pointer
             parallelColumnBlocks(width: width, rows: rows) { columns in
-                for r in 0..<rows {
-                    var i = columns.lowerBound
-                    let row = src + r * width
-                    while i + Vec.scalarCount <= columns.upperBound {
-                        storeVec(loadVec(dst + i) + loadVec(row + i), dst + i)
-                        i += Vec.scalarCount
-                    }
-                    while i < columns.upperBound {
-                        dst[i] += row[i]
-                        i += 1
-                    }
-                }
+                let (lo, count) = (columns.lowerBound, columns.count)
+                for r in 0..<rows { binarySame(.add, dst + lo, src + r * width + lo, dst + lo, count) }
             }
             return
         }
@@ -155,17 +147,7 @@ extension Kernels {
     static func addInPlace(_ into: Tensor, _ x: Tensor) {
         precondition(into.count == x.count, "shape mismatch in accumulate, into: \(into.shape), x: \(x.shape)")
         let dst = into.pointer, src = x.pointer
-        parallelRanges(x.count) { r in
-            var i = r.lowerBound
-            while i + Vec.scalarCount <= r.upperBound {
-                storeVec(loadVec(dst + i) + loadVec(src + i), dst + i)
-                i += Vec.scalarCount
-            }
-            while i < r.upperBound {
-                dst[i] += src[i]
-                i += 1
-            }
-        }
+        parallelRanges(x.count) { r in binarySame(.add, dst + r.lowerBound, src + r.lowerBound, dst + r.lowerBound, r.count) }
     }
 
     /// into += alpha · x, elementwise.
