@@ -14,7 +14,9 @@ import Worker
 /// starts every repetition at once; a repetition's time is its slowest rank's, from its
 /// fixed-point sum (into which a worker accumulates its micro-batch gradients as they are
 /// computed) to the reduced floats. Rounding a Float32 gradient into a fresh sum is timed on its
-/// own and printed beside it.
+/// own and printed beside it. "cpu ms" is the median over repetitions of the CPU time that all
+/// ranks' processes spent in the reduction (user and kernel): where ranks outnumber cores it, not
+/// the wire, sets the time.
 ///
 /// Gradients: by default the small GPT-2 preset's language-model gradient on random tokens (a
 /// different batch per rank), repeated to the size asked for; `--normal-std` draws N(0, std²)
@@ -34,7 +36,7 @@ struct AllReduceBench: AsyncParsableCommand {
     func run() throws {
         let source = normalStd.map { "N(0, \($0)²)" } ?? "small GPT-2 LM gradients"
         emit("gradients: \(source); slices of \(sliceElements) elements; units of 2^-\(fractionBits); one process per rank; \(transport)")
-        emit("ranks   MB    best ms   bus GB/s  median ms   bus GB/s   quantize ms   >32-bit elements")
+        emit("ranks   MB    best ms   bus GB/s  median ms   bus GB/s   cpu ms   quantize ms   >32-bit elements")
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         for n in ranks {
             for mb in megabytes {
@@ -49,30 +51,35 @@ struct AllReduceBench: AsyncParsableCommand {
                 let ready = try processes.map { try $0.expect("ready", fields: 3) }
                 for (r, p) in processes.enumerated() { try p.send("successor \(ready[(r + 1) % n][0])") }
                 var times: [Double] = []
+                var cpu: [Double] = []
                 var reference: String?
                 for step in 0..<(repeats + 1) {
                     // Every rank starts at the same instant (a barrier without its exit skew: the
                     // parent's messages reach the ranks milliseconds apart).
                     let start = monotonicNanoseconds() + 20_000_000
                     for p in processes { try p.send("go \(step) \(start)") }
-                    // "done SECONDS CHECKSUM" from each.
-                    let done = try processes.map { try $0.expect("done", fields: 2) }
+                    // "done SECONDS CHECKSUM CPU_SECONDS" from each.
+                    let done = try processes.map { try $0.expect("done", fields: 3) }
                     let checksums = Set(done.map { $0[1] })
                     // Every rank, every repetition: the same bits.
                     guard checksums.count == 1, reference == nil || reference == checksums.first else {
                         throw ValidationError("ranks disagree on the reduced gradient")
                     }
                     reference = checksums.first
-                    if step > 0 { times.append(done.map { Double($0[0])! }.max()!) }  // step 0 warms up
+                    if step > 0 {  // step 0 warms up
+                        times.append(done.map { Double($0[0])! }.max()!)
+                        cpu.append(done.map { Double($0[2])! }.reduce(0, +))
+                    }
                 }
                 times.sort()
+                cpu.sort()
                 let (best, median) = (times[0], times[times.count / 2])
                 let bytes = 2 * Double(n - 1) / Double(n) * Double(mb << 20)
                 let quantize = ready.map { Double($0[1])! }.min()!
                 emit(
                     String(
-                        format: "%5d %4d %10.1f %10.2f %10.1f %10.2f %13.1f %17.5f%%", n, mb, best * 1000,
-                        bytes / best / 1e9, median * 1000, bytes / median / 1e9, quantize * 1000,
+                        format: "%5d %4d %10.1f %10.2f %10.1f %10.2f %8.1f %13.1f %17.5f%%", n, mb, best * 1000,
+                        bytes / best / 1e9, median * 1000, bytes / median / 1e9, cpu[cpu.count / 2] * 1000, quantize * 1000,
                         100 * Double(ready[0][2])! / Double(mb << 18)))
             }
         }
@@ -120,12 +127,14 @@ struct AllReduceRank: AsyncParsableCommand {
             let fields = line.split(separator: " ")
             guard fields.count == 3, let step = UInt64(fields[1]), let startAt = UInt64(fields[2]) else { break }
             let ring = RingAllReduce(rank: rank, size: size, step: step, epoch: 1, sliceElements: sliceElements)
+            let cpuAtStart = processCPUSeconds()
             let result = try await port.run { [owned] session in
                 waitUntil(startAt)
                 return try ring.run(owned, next: try session.successor(next, security: .open), session: session)
             }
             let seconds = Double(monotonicNanoseconds() - startAt) / 1e9
-            emit(String(format: "done %.9f %@", seconds, result.checksum))
+            let cpuSeconds = processCPUSeconds() - cpuAtStart
+            emit(String(format: "done %.9f %@ %.9f", seconds, result.checksum, cpuSeconds))
         }
     }
 
@@ -168,6 +177,14 @@ private func monotonicNanoseconds() -> UInt64 {
     var t = timespec()
     clock_gettime(CLOCK_MONOTONIC, &t)
     return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+}
+
+/// CPU time of every thread of this process (the ring's and libzmq's I/O thread included), kernel
+/// time included.
+private func processCPUSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
 }
 
 /// Sleeps until a millisecond before `instant`, then spins to it.
