@@ -127,10 +127,10 @@ struct AllReduceRank: AsyncParsableCommand {
             let fields = line.split(separator: " ")
             guard fields.count == 3, let step = UInt64(fields[1]), let startAt = UInt64(fields[2]) else { break }
             let ring = RingAllReduce(rank: rank, size: size, step: step, epoch: 1, sliceElements: sliceElements)
-            let cpuAtStart = processCPUSeconds()
-            let result = try await port.run { [owned] session in
+            let (result, cpuAtStart) = try await port.run { [owned] session in
                 waitUntil(startAt)
-                return try ring.run(owned, next: try session.successor(next, security: .open), session: session)
+                let cpuAtStart = processCPUSeconds()  // after the spin to the start
+                return (try ring.run(owned, next: try session.successor(next, security: .open), session: session), cpuAtStart)
             }
             let seconds = Double(monotonicNanoseconds() - startAt) / 1e9
             let cpuSeconds = processCPUSeconds() - cpuAtStart
