@@ -119,10 +119,11 @@ struct AllReduceRank: AsyncParsableCommand {
         guard let line = readLine(), line.hasPrefix("successor ") else { throw ExitCode.failure }
         let next = String(line.dropFirst("successor ".count))
         while true {
-            // The rank owns its sum, as a worker does; it is made before the parent starts the
-            // step, so no rank's time includes another's preparation.
+            // The rank owns its sum, made as a worker makes it (rounding its gradient into a fresh
+            // sum) before the parent starts the step, so no rank's time includes another's
+            // preparation.
             var owned = ExactSum(count: count, fractionBits: fractionBits)
-            try owned.add(units: sum.units, at: 0)
+            try owned.add(input)
             guard let line = readLine(), line.hasPrefix("go ") else { break }
             let fields = line.split(separator: " ")
             guard fields.count == 3, let step = UInt64(fields[1]), let startAt = UInt64(fields[2]) else { break }

@@ -80,6 +80,44 @@ static inline __attribute__((always_inline)) int64_t round_units(float x, double
     }                                                                                                        \
     static target void values_##suffix(const int64_t *restrict u, float *restrict out, long n, double unit) { \
         for (long i = 0; i < n; i++) out[i] = (float)((double)u[i] * unit);                                  \
+    }                                                                                                        \
+    static target int add_floats32_##suffix(int32_t *restrict u, const float *restrict x, long n, double scale) { \
+        int out_of_range = 0;                                                                                \
+        uint64_t misfit = 0;                                                                                 \
+        for (long i = 0; i < n; i++) {                                                                       \
+            int in_range;                                                                                    \
+            int64_t s = (int64_t)u[i] + round_units(x[i], scale, &in_range);                                 \
+            out_of_range |= !in_range;                                                                       \
+            int32_t w = (int32_t)s;                                                                          \
+            misfit |= (uint64_t)((int64_t)w ^ s);                                                            \
+            u[i] = w;                                                                                        \
+        }                                                                                                    \
+        if (!out_of_range && misfit == 0) return 1;                                                          \
+        /* Arithmetic modulo 2^32 undoes the truncated adds exactly. */                                      \
+        for (long i = 0; i < n; i++) {                                                                       \
+            int in_range;                                                                                    \
+            u[i] = (int32_t)((uint32_t)u[i] - (uint32_t)round_units(x[i], scale, &in_range));                \
+        }                                                                                                    \
+        return 0;                                                                                            \
+    }                                                                                                        \
+    static target int add_pack32_##suffix(                                                                  \
+        const int32_t *restrict mine, const int32_t *restrict r, int32_t *restrict low, long n) {           \
+        uint64_t misfit = 0;                                                                                 \
+        for (long i = 0; i < n; i++) {                                                                       \
+            int64_t s = (int64_t)mine[i] + r[i];                                                             \
+            int32_t w = (int32_t)s;                                                                          \
+            low[i] = w;                                                                                      \
+            misfit |= (uint64_t)((int64_t)w ^ s);                                                            \
+        }                                                                                                    \
+        return misfit == 0;                                                                                  \
+    }                                                                                                        \
+    /* Two 32-bit integers and their sum are exact in a double, so the sum is formed there. */              \
+    static target void add_values32_##suffix(                                                               \
+        const int32_t *restrict mine, const int32_t *restrict r, float *restrict out, long n, double unit) { \
+        for (long i = 0; i < n; i++) out[i] = (float)(((double)mine[i] + (double)r[i]) * unit);             \
+    }                                                                                                        \
+    static target void values32_##suffix(const int32_t *restrict u, float *restrict out, long n, double unit) { \
+        for (long i = 0; i < n; i++) out[i] = (float)((double)u[i] * unit);                                  \
     }
 
 DEFINE_LOOPS(baseline, )
@@ -106,4 +144,19 @@ int rlaif_units_add_values(const int64_t *mine, const int32_t *received, float *
         return 1;
     }
     return RLAIF_CALL_FOR_CPU(add_values, mine, received, out, n, unit);
+}
+
+int rlaif_units32_add_floats(int32_t *units, const float *x, long n, double scale) {
+    return RLAIF_CALL_FOR_CPU(add_floats32, units, x, n, scale);
+}
+
+int rlaif_units32_add_pack(const int32_t *mine, const int32_t *received, int32_t *low, long n) {
+    return RLAIF_CALL_FOR_CPU(add_pack32, mine, received, low, n);
+}
+
+void rlaif_units32_add_values(const int32_t *mine, const int32_t *received, float *out, long n, double unit) {
+    if (received == NULL)
+        RLAIF_CALL_FOR_CPU(values32, mine, out, n, unit);
+    else
+        RLAIF_CALL_FOR_CPU(add_values32, mine, received, out, n, unit);
 }

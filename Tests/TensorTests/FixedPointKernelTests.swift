@@ -100,6 +100,60 @@ import Testing
         }
     }
 
+    // The 32-bit loops: a narrow block's words.
+
+    @Test(arguments: lengths)
+    func addFloats32_addsWhenEverySumFits_orAddsNothing(count: Int) {
+        let scale = 0x1p20  // values up to 8: units up to 2^23
+        // Seed 11 fits; 12 has out-of-range values; 13 has sums past 32 bits (words near the edge).
+        for seed in [UInt64(11), 12, 13] {
+            // Words within 2^23, or for seed 13 within 100 of the 32-bit limits.
+            let start = Self.units(count, seed: seed, extremes: false).enumerated().map { i, w -> Int32 in
+                seed == 13 ? (i % 2 == 0 ? .max - Int32(abs(w % 100)) : .min + Int32(abs(w % 100))) : Int32(truncatingIfNeeded: w) >> 8
+            }
+            let x = Self.floats(count, seed: seed + 10, scale: scale, outOfRange: seed == 12)
+            var expected: [Int32]? = start
+            for i in 0..<count {
+                let scaled = Double(x[i]) * scale
+                guard abs(scaled) < 0x1p51, let w = Int32(exactly: Int64(start[i]) + Int64(scaled.rounded(.toNearestOrEven))) else {
+                    expected = nil
+                    break
+                }
+                expected![i] = w
+            }
+            if count == 1000 { #expect((expected != nil) == (seed == 11)) }
+            var u = start
+            let added = rlaif_units32_add_floats(&u, x, count, scale)
+            #expect((added != 0) == (expected != nil))
+            #expect(u == (expected ?? start))  // nothing added on failure
+        }
+    }
+
+    @Test(arguments: lengths)
+    func addPack32_andAddValues32_equalTheCheckedSum(count: Int) {
+        let unit = 0x1p-32
+        // Seed 14: every sum fits in 32 bits; 15: some are wider.
+        for seed in [UInt64(14), 15] {
+            let mine = Self.units(count, seed: seed, extremes: false).map { Int32(truncatingIfNeeded: $0) >> (seed == 14 ? 2 : 0) }
+            let received = Self.units(count, seed: seed + 20, extremes: false).map { Int32(truncatingIfNeeded: $0) >> 2 }
+            let sums = (0..<count).map { Int64(mine[$0]) + Int64(received[$0]) }
+            let wide = sums.contains { Int32(exactly: $0) == nil }
+            if count == 1000 { #expect(wide == (seed == 15)) }
+
+            var low = [Int32](repeating: 0, count: count)
+            let fits = rlaif_units32_add_pack(mine, received, &low, count)
+            #expect(low == sums.map { Int32(truncatingIfNeeded: $0) })
+            #expect((fits != 0) == !wide)
+
+            var out = [Float](repeating: .nan, count: count)
+            rlaif_units32_add_values(mine, received, &out, count, unit)
+            #expect(out == sums.map { Float(Double($0) * unit) })
+            var plain = [Float](repeating: .nan, count: count)
+            rlaif_units32_add_values(mine, nil, &plain, count, unit)
+            #expect(plain == mine.map { Float(Double($0) * unit) })
+        }
+    }
+
     @Test func exactSum_usesTheKernels_withTheSameResultAsTheReference() throws {
         // Through the public API: quantize, pack, one-pass sums.
         let x = Self.floats(1000, seed: 30, scale: 0x1p32, outOfRange: false)

@@ -15,11 +15,14 @@ import Testing
     /// Gradient-like magnitudes (≤ 1e-2) with an outlier of 10 every 50 elements: slices travel
     /// packed, with patches for the outliers.
     static let gradientLike = micro { j in j % 50 == 7 ? 10 : 1e-2 }
+    /// Longer than three blocks of a sum (4096 elements each), with outliers in the second only:
+    /// narrow and wide blocks meet in the same slices.
+    static let blockSpanning = micro(count: 3 * 4096 + 77) { j in (4096..<8192).contains(j) && j % 50 == 7 ? 10 : 1e-2 }
 
-    static func micro(scale: (Int) -> Float) -> [Tensor] {
+    static func micro(count: Int = 1003, scale: (Int) -> Float) -> [Tensor] {
         (0..<8).map { i in
             var rng = RandomStream(seed: 5, purpose: .scratch, step: 0, index: UInt64(i))
-            let t = Tensor.randomNormal([1003], rng: &rng)
+            let t = Tensor.randomNormal([count], rng: &rng)
             for j in 0..<t.count { t[flat: j] *= scale(j) }
             return t
         }
@@ -33,7 +36,7 @@ import Testing
     ) async throws -> [Tensor] {
         let links = try (0..<size).map { _ in try RingLink(bind: bind, keyPair: nil, logger: Logger(label: "test")) }
         defer { for l in links { l.close() } }
-        var partial = (0..<size).map { _ in ExactSum(count: 1003) }
+        var partial = (0..<size).map { _ in ExactSum(count: gradients[0].count) }
         for (micro, rank) in assignment.enumerated() { try partial[rank].add(gradients[micro]) }
         let sums = partial
         return try await withThrowingTaskGroup(of: (Int, Tensor).self) { group in
@@ -71,11 +74,28 @@ import Testing
         for g in Self.gradientLike { try direct.add(g) }
         // Packing pays here: outliers are 1 in 50, below the 1-in-8 limit, and (almost all) need patches.
         let wide = direct.units.filter { Int64(Int32(truncatingIfNeeded: $0)) != $0 }.count
-        #expect(wide > 15 && direct.packed(0..<1003).map { $0.patches.count / 2 } == wide)
+        guard case .packed(_, let patches) = direct.partial(0..<1003) else {
+            Issue.record("packing did not pay")
+            return
+        }
+        #expect(wide > 15 && patches.count / 2 == wide)
+        try await Self.expectRingsEqualOneProcess(direct, Self.gradientLike, sliceElements: sliceElements)
+    }
+
+    @Test(arguments: [1000, 1 << 18])
+    func sumsWithNarrowAndWideBlocks_reduceToTheSameBitsAsOneProcess(sliceElements: Int) async throws {
+        var direct = ExactSum(count: 3 * 4096 + 77)
+        for g in Self.blockSpanning { try direct.add(g) }
+        let units = direct.units
+        let wide = units.indices.filter { Int64(Int32(truncatingIfNeeded: units[$0])) != units[$0] }
+        #expect(!wide.isEmpty && wide.allSatisfy { (4096..<8192).contains($0) })
+        try await Self.expectRingsEqualOneProcess(direct, Self.blockSpanning, sliceElements: sliceElements)
+    }
+
+    static func expectRingsEqualOneProcess(_ direct: ExactSum, _ gradients: [Tensor], sliceElements: Int) async throws {
         let reference = direct.value().checksum
         for (size, assignment) in [(2, [0, 1, 1, 0, 0, 1, 1, 0]), (3, [2, 2, 2, 0, 1, 0, 1, 2]), (4, [3, 2, 1, 0, 0, 1, 2, 3])] {
-            let results = try await Self.ring(
-                size: size, assignment: assignment, gradients: Self.gradientLike, sliceElements: sliceElements)
+            let results = try await Self.ring(size: size, assignment: assignment, gradients: gradients, sliceElements: sliceElements)
             for t in results { #expect(t.checksum == reference, "ring of \(size), slices of \(sliceElements)") }
         }
     }

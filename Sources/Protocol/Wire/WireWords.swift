@@ -1,3 +1,4 @@
+import Tensor
 import Foundation
 
 /// A flat run of little-endian integers (int32 or int64) that is read where it lies: in the
@@ -12,6 +13,10 @@ public struct WireWords: @unchecked Sendable {
 
     public init(_ values: [Int32]) { self.init(array: values, dtype: .int32) }
     public init(_ values: [Int64]) { self.init(array: values, dtype: .int64) }
+    /// Words in place in their owner's memory (a sum's own words: sent without a copy).
+    public init(_ words: LowWords) {
+        self.init(dtype: .int32, count: words.count, owner: words.owner, base: UnsafeRawPointer(words.base))
+    }
 
     private init<T>(array values: [T], dtype: WireTensor.DType) {
         let box = ArrayBox(values)

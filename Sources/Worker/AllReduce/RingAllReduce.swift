@@ -66,9 +66,9 @@ public struct RingAllReduce: Sendable {
     }
 
     private func reduce(_ sum: consuming ExactSum, next: RingSession.Successor, session: RingSession) throws -> Tensor {
-        var total = consume sum  // owned: adding into it must not copy the caller's buffer
+        let total = consume sum  // owned: the words of its own chunk go out as they lie
         guard size > 1 else { return total.value() }
-        let n = total.units.count
+        let n = total.count
         // Every element is written below (its chunk's floats), so no zero-fill.
         let result = Tensor(storage: TensorStorage(count: n, zeroed: false), offset: 0, shape: [n])
         func mod(_ x: Int) -> Int { ((x % size) + size) % size }
@@ -81,7 +81,7 @@ public struct RingAllReduce: Sendable {
         // Reduce-scatter. Step s sends chunk rank − s and receives chunk rank − s − 1, which is
         // the one step s + 1 sends: each received slice goes on as soon as it is added.
         for (k, slice) in slices(rank, of: n).enumerated() {
-            session.send(partial(total, slice, chunk: rank, slice: k), to: next)
+            session.send(partial(total.partial(slice), chunk: rank, slice: k), to: next)
         }
         for s in 0..<(size - 1) {
             let c = mod(rank - s - 1)
@@ -90,14 +90,8 @@ public struct RingAllReduce: Sendable {
                 // This rank never reads chunk c's units again: the new partial sum is made in the
                 // pass that packs it for the successor or, at the last step, turns it into floats.
                 if s < size - 2 {
-                    let packed = try Self.withReceived(payload, count: slice.count) { try total.packedSum(slice, adding: $0) }
-                    if let (low, patches) = packed {
-                        let wire = Wire.ChunkPayload.packedUnits(low: WireWords(low), patches: WireWords(patches))
-                        session.send(message(.reduceScatter, chunk: c, slice: k, wire), to: next)
-                    } else {
-                        try Self.add(payload, into: &total, at: slice.lowerBound, count: slice.count)
-                        session.send(partial(total, slice, chunk: c, slice: k), to: next)
-                    }
+                    let sum = try Self.withReceived(payload, count: slice.count) { try total.partialSum(slice, adding: $0) }
+                    session.send(partial(sum, chunk: c, slice: k), to: next)
                 } else {
                     // Chunk rank + 1 is complete here: its floats, written into the result, start the
                     // all-gather as a view of it (nothing writes that range again).
@@ -127,11 +121,6 @@ public struct RingAllReduce: Sendable {
         return result
     }
 
-    /// Adds a received partial sum of `count` elements at `offset`.
-    static func add(_ payload: Wire.ChunkPayload, into total: inout ExactSum, at offset: Int, count: Int) throws {
-        try withReceived(payload, count: count) { try total.add($0, at: offset) }
-    }
-
     /// Calls `body` with a reduce-scatter payload's units, in place in the received frames.
     static func withReceived<R>(_ payload: Wire.ChunkPayload, count: Int, _ body: (ReceivedUnits) throws -> R) throws -> R {
         switch payload {
@@ -144,12 +133,11 @@ public struct RingAllReduce: Sendable {
         }
     }
 
-    private func partial(_ total: ExactSum, _ slice: Range<Int>, chunk: Int, slice k: Int) -> Wire.Message {
+    private func partial(_ sum: PartialSum, chunk: Int, slice k: Int) -> Wire.Message {
         let payload: Wire.ChunkPayload =
-            if let (low, patches) = total.packed(slice) {
-                .packedUnits(low: WireWords(low), patches: WireWords(patches))
-            } else {
-                .units(WireWords(Array(total.units[slice])))
+            switch sum {
+            case .packed(let low, let patches): .packedUnits(low: WireWords(low), patches: WireWords(patches))
+            case .units(let units): .units(WireWords(units))
             }
         return message(.reduceScatter, chunk: chunk, slice: k, payload)
     }
