@@ -128,13 +128,15 @@ struct AllReduceRank: AsyncParsableCommand {
             let fields = line.split(separator: " ")
             guard fields.count == 3, let step = UInt64(fields[1]), let startAt = UInt64(fields[2]) else { break }
             let ring = RingAllReduce(rank: rank, size: size, step: step, epoch: 1, sliceElements: sliceElements)
-            let (result, cpuAtStart) = try await port.run { [owned] session in
+            // Timed on the ring's thread, from the start instant to the reduced floats, as MPI's
+            // side times MPI_Allreduce in its caller (handing the result back to this task is
+            // a thread switch a worker pays after, not in, the reduction).
+            let (result, seconds, cpuSeconds) = try await port.run { [owned] session in
                 waitUntil(startAt)
                 let cpuAtStart = processCPUSeconds()  // after the spin to the start
-                return (try ring.run(owned, next: try session.successor(next, security: .open), session: session), cpuAtStart)
+                let result = try ring.run(owned, next: try session.successor(next, security: .open), session: session)
+                return (result, Double(monotonicNanoseconds() - startAt) / 1e9, processCPUSeconds() - cpuAtStart)
             }
-            let seconds = Double(monotonicNanoseconds() - startAt) / 1e9
-            let cpuSeconds = processCPUSeconds() - cpuAtStart
             emit(String(format: "done %.9f %@ %.9f", seconds, result.checksum, cpuSeconds))
         }
     }
