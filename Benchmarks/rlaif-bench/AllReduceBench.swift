@@ -50,6 +50,7 @@ struct AllReduceBench: AsyncParsableCommand {
                 // "ready ADDRESS QUANTIZE_SECONDS WIDE_ELEMENTS" from each.
                 let ready = try processes.map { try $0.expect("ready", fields: 3) }
                 for (r, p) in processes.enumerated() { try p.send("successor \(ready[(r + 1) % n][0])") }
+                for p in processes { _ = try p.expect("armed", fields: 0) }
                 var times: [Double] = []
                 var cpu: [Double] = []
                 var reference: String?
@@ -58,9 +59,13 @@ struct AllReduceBench: AsyncParsableCommand {
                     // parent's messages reach the ranks milliseconds apart).
                     let start = monotonicNanoseconds() + 20_000_000
                     for p in processes { try p.send("go \(step) \(start)") }
-                    // "done SECONDS CHECKSUM CPU_SECONDS" from each.
-                    let done = try processes.map { try $0.expect("done", fields: 3) }
-                    let checksums = Set(done.map { $0[1] })
+                    // "done SECONDS CPU_SECONDS" from each. Only then does any rank check its
+                    // result and make its next sum: work after a rank's reduction would take CPU
+                    // from the ranks still reducing (MPI's ranks do nothing in between either).
+                    let done = try processes.map { try $0.expect("done", fields: 2) }
+                    for p in processes { try p.send("check") }
+                    let checksums = Set(try processes.map { try $0.expect("checksum", fields: 1)[0] })
+                    for p in processes { _ = try p.expect("armed", fields: 0) }
                     // Every rank, every repetition: the same bits.
                     guard checksums.count == 1, reference == nil || reference == checksums.first else {
                         throw ValidationError("ranks disagree on the reduced gradient")
@@ -68,7 +73,7 @@ struct AllReduceBench: AsyncParsableCommand {
                     reference = checksums.first
                     if step > 0 {  // step 0 warms up
                         times.append(done.map { Double($0[0])! }.max()!)
-                        cpu.append(done.map { Double($0[2])! }.reduce(0, +))
+                        cpu.append(done.map { Double($0[1])! }.reduce(0, +))
                     }
                 }
                 times.sort()
@@ -124,6 +129,7 @@ struct AllReduceRank: AsyncParsableCommand {
             // preparation.
             var owned = ExactSum(count: count, fractionBits: fractionBits)
             try owned.add(input)
+            emit("armed")
             guard let line = readLine(), line.hasPrefix("go ") else { break }
             let fields = line.split(separator: " ")
             guard fields.count == 3, let step = UInt64(fields[1]), let startAt = UInt64(fields[2]) else { break }
@@ -137,7 +143,9 @@ struct AllReduceRank: AsyncParsableCommand {
                 let result = try ring.run(owned, next: try session.successor(next, security: .open), session: session)
                 return (result, Double(monotonicNanoseconds() - startAt) / 1e9, processCPUSeconds() - cpuAtStart)
             }
-            emit(String(format: "done %.9f %@ %.9f", seconds, result.checksum, cpuSeconds))
+            emit(String(format: "done %.9f %.9f", seconds, cpuSeconds))
+            guard readLine() == "check" else { break }
+            emit("checksum \(result.checksum)")
         }
     }
 
