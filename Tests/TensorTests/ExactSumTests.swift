@@ -160,7 +160,9 @@ import Testing
         let range = 8..<40
         let smallValues = (0..<32).map { i in Float(i) * -7e-4 + 0.01 }
         let nearEdge = (0..<32).map { i in i == 25 ? Float(0.4999) : 1e-3 }  // + mine (0.003 there): past 32 bits
-        for theirs in [smallValues, nearEdge, (0..<32).map { i in i == 2 ? 3 : 1e-2 }, (0..<32).map { _ in 5 }] {
+        // Packed words without patches whose sums need 64 bits in 8 of 32 elements: plain units.
+        let manyNearEdge = (0..<32).map { i in i >= 25 ? Float(0.4999) : 1e-3 }
+        for theirs in [smallValues, nearEdge, manyNearEdge, (0..<32).map { i in i == 2 ? 3 : 1e-2 }, (0..<32).map { _ in 5 }] {
             let received = try Self.sum(theirs)
             var expected = ExactSum(count: range.count)
             try expected.add(units: Array(mine.units[range]), at: 0)

@@ -1,5 +1,5 @@
-import Tensor
 import Foundation
+import Tensor
 
 /// A flat run of little-endian integers (int32 or int64) that is read where it lies: in the
 /// libzmq frame it arrived in, or in the array it was built from. The all-reduce ring adds

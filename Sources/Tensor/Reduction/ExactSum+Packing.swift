@@ -92,8 +92,9 @@ public enum ReceivedUnits {
         }
     }
 
-    /// The units of element `k`, and whether they are a patch's (its low word sign-extended
-    /// otherwise). For the elements the vector loops leave to exact handling.
+    /// The units of element `k`: its patch's, or else its low word sign-extended. `patch` is a
+    /// cursor into the patches for ascending `k`. For the elements the vector loops leave to exact
+    /// handling.
     func unit(_ k: Int, patch: inout Int) -> Int64 {
         switch self {
         case .units(let u): return u[k]
@@ -136,8 +137,9 @@ extension ExactSum {
     public func partial(_ range: Range<Int>) -> PartialSum {
         precondition(range.lowerBound >= 0 && range.upperBound <= count, "ExactSum: \(range) outside a sum of \(count)")
         var patches: [Int64] = []
-        for (b, r) in segments(range) where storage.wide[b] != nil {
-            for i in r where Int64(storage.low[i]) != unit(i) { patches += [Int64(i - range.lowerBound), unit(i)] }
+        for (_, r) in segments(range) {
+            guard let wide = storage.wideUnits(from: r.lowerBound) else { continue }
+            for (k, i) in r.enumerated() where Int64(storage.low[i]) != wide[k] { patches += [Int64(i - range.lowerBound), wide[k]] }
         }
         guard PackedUnits.pays(patchPairs: patches.count / 2, count: range.count) else { return .units(units(range)) }
         return .packed(low: LowWords(base: storage.low + range.lowerBound, count: range.count, owner: storage), patches: patches)
@@ -160,12 +162,11 @@ extension ExactSum {
         var patches: [Int64] = []
         let low = try LowWords(count: range.count) { (out) throws(Overflow) in
             var left: [Int] = []  // elements the loops did not settle, relative to the range
-            for (b, r) in segments(range) {
+            for (_, r) in segments(range) {
                 let k = r.lowerBound - range.lowerBound
                 let fits =
-                    if let wide = storage.wide[b] {
-                        rlaif_units_add_pack(
-                            wide + (r.lowerBound - b * SumStorage.blockElements), receivedLow.baseAddress! + k, out + k, r.count) != 0
+                    if let wide = storage.wideUnits(from: r.lowerBound) {
+                        rlaif_units_add_pack(wide, receivedLow.baseAddress! + k, out + k, r.count) != 0
                     } else {
                         rlaif_units32_add_pack(storage.low + r.lowerBound, receivedLow.baseAddress! + k, out + k, r.count) != 0
                     }
@@ -178,10 +179,8 @@ extension ExactSum {
                 if Int64(out[k]) != s { patches += [Int64(k), s] }
             }
         }
-        guard PackedUnits.pays(patchPairs: patches.count / 2, count: range.count) else {
-            return .units(try sumByElement(range, received))
-        }
-        return .packed(low: low, patches: patches)
+        let packed = PartialSum.packed(low: low, patches: patches)
+        return PackedUnits.pays(patchPairs: patches.count / 2, count: range.count) ? packed : .units(packed.units)
     }
 
     /// Writes the values of `range` plus `received` (units × 2^−fractionBits, rounded to Float) to
@@ -197,11 +196,10 @@ extension ExactSum {
             return
         }
         var left: [Int] = []
-        for (b, r) in segments(range) {
+        for (_, r) in segments(range) {
             let k = r.lowerBound - range.lowerBound
-            if let wide = storage.wide[b] {
-                let added = rlaif_units_add_values(
-                    wide + (r.lowerBound - b * SumStorage.blockElements), receivedLow.baseAddress! + k, out + k, r.count, unit)
+            if let wide = storage.wideUnits(from: r.lowerBound) {
+                let added = rlaif_units_add_values(wide, receivedLow.baseAddress! + k, out + k, r.count, unit)
                 if added == 0 { left += k..<(k + r.count) }
             } else {
                 rlaif_units32_add_values(storage.low + r.lowerBound, receivedLow.baseAddress! + k, out + k, r.count, unit)
@@ -232,13 +230,13 @@ extension ExactSum {
 
     /// 64-bit units packed for the wire, or kept as they are where patches would not pay.
     static func pack(_ units: [Int64]) -> PartialSum {
+        var fits = false
+        let low = try! LowWords(count: units.count) { out in fits = rlaif_units_pack(units, out, units.count) != 0 }
         var patches: [Int64] = []
-        for (k, u) in units.enumerated() where Int64(Int32(truncatingIfNeeded: u)) != u { patches += [Int64(k), u] }
-        guard PackedUnits.pays(patchPairs: patches.count / 2, count: units.count) else { return .units(units) }
-        let low = try! LowWords(count: units.count) { out in
-            for (k, u) in units.enumerated() { out[k] = Int32(truncatingIfNeeded: u) }
+        if !fits {
+            for (k, u) in units.enumerated() where Int64(low.base[k]) != u { patches += [Int64(k), u] }
         }
-        return .packed(low: low, patches: patches)
+        return PackedUnits.pays(patchPairs: patches.count / 2, count: units.count) ? .packed(low: low, patches: patches) : .units(units)
     }
 
     /// Two ascending index lists as one, without repeats.

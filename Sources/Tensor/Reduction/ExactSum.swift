@@ -65,9 +65,7 @@ public struct ExactSum: Sendable, Equatable {
 
     /// The units of element `i`.
     @inline(__always) func unit(_ i: Int) -> Int64 {
-        let b = i / SumStorage.blockElements
-        if let wide = storage.wide[b] { return wide[i - b * SumStorage.blockElements] }
-        return Int64(storage.low[i])
+        storage.wideUnits(from: i)?.pointee ?? Int64(storage.low[i])
     }
 
     /// Sets element `i` (its block widens when the units need more than 32 bits).
@@ -81,7 +79,7 @@ public struct ExactSum: Sendable, Equatable {
             }
             storage.widen(b)
         }
-        storage.wide[b]![i - b * SumStorage.blockElements] = value
+        storage.wideUnits(from: i)!.pointee = value
         storage.low[i] = Int32(truncatingIfNeeded: value)
     }
 
@@ -89,13 +87,12 @@ public struct ExactSum: Sendable, Equatable {
         if !isKnownUniquelyReferenced(&storage) { storage = SumStorage(copying: storage) }
     }
 
-    /// The parts of `range` that lie in one block each, with the block's index.
-    func segments(_ range: Range<Int>) -> [(block: Int, range: Range<Int>)] {
-        guard !range.isEmpty else { return [] }
+    /// The parts of `range` that lie in one block each, with the block's index (lazily: adding a
+    /// whole gradient walks tens of thousands of blocks).
+    func segments(_ range: Range<Int>) -> LazyMapSequence<Range<Int>, (block: Int, range: Range<Int>)> {
         let size = SumStorage.blockElements
-        return (range.lowerBound / size...(range.upperBound - 1) / size).map { b in
-            (b, max(range.lowerBound, b * size)..<min(range.upperBound, (b + 1) * size))
-        }
+        let blocks = range.isEmpty ? 0..<0 : (range.lowerBound / size)..<((range.upperBound - 1) / size + 1)
+        return blocks.lazy.map { b in (b, max(range.lowerBound, b * size)..<min(range.upperBound, (b + 1) * size)) }
     }
 
     // MARK: Adding
@@ -131,9 +128,9 @@ public struct ExactSum: Sendable, Equatable {
                 if rlaif_units32_add_floats(storage.low + r.lowerBound, src + r.lowerBound, r.count, scale) != 0 { continue }
                 storage.widen(b)
             }
-            let wide = storage.wide[b]! + (r.lowerBound - b * SumStorage.blockElements)
+            let wide = storage.wideUnits(from: r.lowerBound)!
             if rlaif_units_add_floats(wide, src + r.lowerBound, r.count, scale) != 0 {
-                storage.refreshLowWords(b, r)
+                _ = rlaif_units_pack(wide, storage.low + r.lowerBound, r.count)  // the words follow the units
                 continue
             }
             // The slow way, for the rare failure: exact for units up to 2^62, and precise about
@@ -197,9 +194,9 @@ public struct ExactSum: Sendable, Equatable {
     public func values(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         let unit = Double(sign: .plus, exponent: -fractionBits, significand: 1)
         let out = out - range.lowerBound  // out[i] is element i's
-        for (b, r) in segments(range) {
-            if let wide = storage.wide[b] {
-                _ = rlaif_units_add_values(wide + (r.lowerBound - b * SumStorage.blockElements), nil, out + r.lowerBound, r.count, unit)
+        for (_, r) in segments(range) {
+            if let wide = storage.wideUnits(from: r.lowerBound) {
+                _ = rlaif_units_add_values(wide, nil, out + r.lowerBound, r.count, unit)
             } else {
                 rlaif_units32_add_values(storage.low + r.lowerBound, nil, out + r.lowerBound, r.count, unit)
             }
@@ -259,10 +256,10 @@ final class SumStorage: @unchecked Sendable {
         wide[b] = units
     }
 
-    /// Sets the words of `range` (in wide block `b`) to its units' low words.
-    func refreshLowWords(_ b: Int, _ range: Range<Int>) {
-        let units = wide[b]! - b * Self.blockElements
-        for i in range { low[i] = Int32(truncatingIfNeeded: units[i]) }
+    /// The 64-bit units from element `i` to the end of its block, when the block is wide.
+    @inline(__always) func wideUnits(from i: Int) -> UnsafeMutablePointer<Int64>? {
+        let b = i / Self.blockElements
+        return wide[b].map { $0 + (i - b * Self.blockElements) }
     }
 
     deinit {
