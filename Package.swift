@@ -80,7 +80,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "RLAIFTests", dependencies: ["RLAIF", "Models", "Tensor", "TestSupport"]),
         // Starts the real `rlaif` binary as coordinator and workers.
-        .testTarget(name: "ClusterTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "ClusterTests", dependencies: ["TestSupport", "Coordinator"]),
     ],
     swiftLanguageModes: [.v6]
 )

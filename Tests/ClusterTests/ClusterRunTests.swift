@@ -1,3 +1,4 @@
+import Coordinator
 import Foundation
 import Testing
 
@@ -72,13 +73,30 @@ import Testing
         return try JSONSerialization.jsonObject(with: data) as! [String: Any]
     }
 
-    static func events(_ dir: URL) -> [[String: Any]] {
-        guard let text = try? String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8) else {
-            return []
+    static func events(_ dir: URL) -> [RunEvent] {
+        (try? RunEventLine.read(dir.appendingPathComponent("metrics.jsonl")).map(\.event)) ?? []
+    }
+
+    /// The `worker_joined` events: id, name, ring listener and key of each worker.
+    static func joined(_ events: [RunEvent]) -> [(worker: String, name: String, ring: String, key: String?)] {
+        events.compactMap {
+            guard case .workerJoined(let worker, let name, _, _, let ring, let key) = $0 else { return nil }
+            return (worker, name, ring, key)
         }
-        return text.split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+    }
+
+    /// Optimizer steps and how many had every live worker in their ring, and snapshots shipped
+    /// to workers that were behind.
+    static func ringUse(_ events: [RunEvent], workers: Int) -> (steps: Int, full: Int, synchronized: Int) {
+        var steps = 0, full = 0, synchronized = 0
+        for e in events {
+            if case .step(_, let participants, _, _) = e {
+                steps += 1
+                if participants.count == workers { full += 1 }
+            }
+            if case .synchronized = e { synchronized += 1 }
         }
+        return (steps, full, synchronized)
     }
 
     /// quick.yaml with a `keys` section, its keys made by `rlaif keygen` in `dir/keys`: the
@@ -102,7 +120,8 @@ import Testing
     /// the number of optimizer steps logged per phase, and the key each worker joined with.
     /// `keyed`: with a `keys` section (from `rlaif keygen`), so every link is CURVE.
     static func launch(workers: Int, keyed: Bool = false, extra: [String] = []) throws -> (
-        checksum: String, summary: [String: Any], steps: [String: Int], joinedWith: [String?], workerKey: String?
+        checksum: String, summary: [String: Any], steps: [String: Int], joinedWith: [String?], workerKey: String?,
+        events: [RunEvent]
     ) {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -117,12 +136,9 @@ import Testing
         #expect(p.terminationStatus == 0)
         let s = try summary(run)
         var steps: [String: Int] = [:]
-        var joinedWith: [String?] = []
-        for e in events(run) {
-            if e["event"] as? String == "metrics", let phase = e["phase"] as? String { steps[phase, default: 0] += 1 }
-            if e["event"] as? String == "worker_joined" { joinedWith.append(e["key"] as? String) }
-        }
-        return (s["weights_checksum"] as? String ?? "", s, steps, joinedWith, workerKey)
+        let events = events(run)
+        for case .metrics(let m) in events { steps[m.phase, default: 0] += 1 }
+        return (s["weights_checksum"] as? String ?? "", s, steps, joined(events).map(\.key), workerKey, events)
     }
 
     @Test func sameRun_withOneTwoAndFourWorkers_endsWithBitIdenticalWeights() throws {
@@ -135,6 +151,13 @@ import Testing
         #expect(one.checksum == two.checksum)
         #expect(one.checksum == four.checksum)
         #expect(two.joinedWith == [nil, nil])
+        // Data parallelism holds: every step of the undisturbed runs has every worker in its
+        // ring, and no snapshot is shipped (every replica starts from the seed).
+        for (run, n) in [(two, 2), (four, 4)] {
+            let use = Self.ringUse(run.events, workers: n)
+            #expect(use.steps > 0 && use.full == use.steps, "\(n) workers: \(use.full) of \(use.steps) steps on a full ring")
+            #expect(use.synchronized == 0)
+        }
         #expect(four.workerKey?.count == 40 && four.joinedWith == Array(repeating: four.workerKey, count: 4))
         // The summary has every field the pipeline promises, fractions in [0, 1].
         for key in ["win_rate_vs_sft", "labeler_alignment", "reward_model_accuracy"] {
@@ -169,7 +192,7 @@ import Testing
         var inRL = false
         for _ in 0..<2400 where !inRL {
             usleep(50_000)
-            inRL = Self.events(dir).contains { $0["event"] as? String == "phase" && $0["phase"] as? String == "rl" }
+            inRL = Self.events(dir).contains(.phase("rl"))
         }
         #expect(inRL, "the run never reached RL")
         let c = try worker("c")
@@ -178,15 +201,21 @@ import Testing
         #expect(Self.wait(coordinator, seconds: 240), "the coordinator did not finish")
         #expect(coordinator.terminationStatus == 0)
         let events = Self.events(dir)
-        let joined = events.filter { $0["event"] as? String == "worker_joined" }
-        let newcomer = try #require(joined.first { $0["name"] as? String == "c" }?["worker"] as? String)
-        let killed = try #require(joined.first { $0["name"] as? String == "b" }?["worker"] as? String)
-        #expect(events.contains { $0["event"] as? String == "worker_lost" && $0["worker"] as? String == killed })
+        let joined = Self.joined(events)
+        let newcomer = try #require(joined.first { $0.name == "c" }?.worker)
+        let killed = try #require(joined.first { $0.name == "b" }?.worker)
+        #expect(events.contains { if case .workerLost(killed, _) = $0 { true } else { false } })
         let newcomerWorked = events.contains {
-            ($0["event"] as? String == "job" && $0["worker"] as? String == newcomer)
-                || ($0["event"] as? String == "step" && ($0["participants"] as? [String] ?? []).contains(newcomer))
+            switch $0 {
+            case .job(_, _, let worker, _): worker == newcomer
+            case .step(_, let participants, _, _): participants.contains(newcomer)
+            default: false
+            }
         }
         #expect(newcomerWorked, "the worker that joined mid-run took no job")
+        // One snapshot shipped, to the newcomer (the killed worker never comes back); the rest of
+        // the run keeps both live workers in every ring.
+        #expect(Self.ringUse(events, workers: 2).synchronized <= 1)
         #expect(try Self.summary(dir)["weights_checksum"] as? String == reference)
     }
 }

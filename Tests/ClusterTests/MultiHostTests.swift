@@ -86,9 +86,9 @@ import Testing
         #expect(coordinator.terminationStatus == 0, "coordinator: \(log)")
 
         // Each worker advertised its ring listener at its own namespace's address.
-        let joined = Run.events(dir).filter { $0["event"] as? String == "worker_joined" }
+        let joined = Run.joined(Run.events(dir))
         for i in [1, 2] {
-            let ring = joined.first { $0["name"] as? String == "host\(i)" }?["ring"] as? String ?? ""
+            let ring = joined.first { $0.name == "host\(i)" }?.ring ?? ""
             #expect(ring.hasPrefix("tcp://\(network.address(i)):"), "host\(i) advertised \(ring)")
         }
         #expect(try Run.summary(dir)["weights_checksum"] as? String == reference)
@@ -111,11 +111,11 @@ import Testing
         #expect(Run.wait(launch, seconds: 300), "the launch with remote workers did not finish")
         let launchLog = (try? String(contentsOf: dir.appendingPathComponent("launch-ssh.log"), encoding: .utf8)) ?? ""
         #expect(launch.terminationStatus == 0, "launch: \(launchLog)")
-        let sshJoined = Run.events(sshDir).filter { $0["event"] as? String == "worker_joined" }
+        let sshJoined = Run.joined(Run.events(sshDir))
         #expect(sshJoined.count == 3)
         for i in [1, 2] {
-            let ring = sshJoined.first { ($0["name"] as? String ?? "").hasPrefix("ssh-\(network.namespaces[i])-0-") }?["ring"]
-            #expect((ring as? String ?? "").hasPrefix("tcp://\(network.address(i)):"), "host \(i) ring \(String(describing: ring))")
+            let ring = sshJoined.first { $0.name.hasPrefix("ssh-\(network.namespaces[i])-0-") }?.ring ?? ""
+            #expect(ring.hasPrefix("tcp://\(network.address(i)):"), "host \(i) ring \(ring)")
         }
         #expect(try Run.summary(sshDir)["weights_checksum"] as? String == reference)
     }

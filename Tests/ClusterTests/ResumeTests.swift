@@ -27,8 +27,8 @@ import Testing
         var steps: [String: Int] = [:]
         var phases = Set<String>()
         for e in Run.events(dir) {
-            if e["event"] as? String == "metrics", let p = e["phase"] as? String { steps[p, default: 0] += 1 }
-            if e["event"] as? String == "phase", let p = e["phase"] as? String { phases.insert(p) }
+            if case .metrics(let m) = e { steps[m.phase, default: 0] += 1 }
+            if case .phase(let p) = e { phases.insert(p) }
         }
         return (steps, phases)
     }
@@ -74,10 +74,10 @@ import Testing
         #expect(try Run.summary(dir)["weights_checksum"] as? String == reference.checksum)
         // Every step logged once, as in the uninterrupted run.
         #expect(Self.progress(dir).steps == reference.steps)
-        let resumed = Run.events(dir).filter { $0["event"] as? String == "resumed" }
+        let resumed = Run.events(dir).filter { if case .resumed = $0 { true } else { false } }
         #expect(!resumed.isEmpty)  // a later resume cuts the log back to its checkpoint, and earlier marks with it
         // Every worker of every resume joined with the run's key: none came in the clear.
-        let joined = Run.events(dir).filter { $0["event"] as? String == "worker_joined" }
-        #expect(!joined.isEmpty && joined.allSatisfy { $0["key"] as? String == workerKey })
+        let joined = Run.joined(Run.events(dir))
+        #expect(!joined.isEmpty && joined.allSatisfy { $0.key == workerKey })
     }
 }

@@ -29,8 +29,11 @@ public final class ClusterRun: @unchecked Sendable {
     }
 
     /// Runs to the end; `localWorkers` processes are started here and stopped when it ends. With
-    /// `resume`, the run continues from that checkpoint (its settings are `config.settings`).
-    public func run(localWorkers: Int, threadsPerWorker: Int, resume: Checkpoint? = nil) async throws -> RunSummary {
+    /// `resume`, the run continues from that checkpoint (its settings are `config.settings`). The
+    /// first step waits for the started workers, and for at least `waitFor` workers in all.
+    public func run(localWorkers: Int, threadsPerWorker: Int, resume: Checkpoint? = nil, waitFor: Int = 1) async throws
+        -> RunSummary
+    {
         let settings = config.settings
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let events = try EventLog(
@@ -52,7 +55,7 @@ public final class ClusterRun: @unchecked Sendable {
         } else {
             try? FileManager.default.removeItem(at: keysURL)
         }
-        events.write(["event": "run_started", "name": settings.run.name, "seed": "\(settings.run.seed)", "coordinator": advertised])
+        events.record(.runStarted(name: settings.run.name, seed: "\(settings.run.seed)", coordinator: advertised))
         if !quiet { print("rlaif: coordinator listening on \(advertised)") }
 
         // The data is read before any worker starts, so a bad file fails the launch at once.
@@ -65,10 +68,7 @@ public final class ClusterRun: @unchecked Sendable {
             events: events, logger: logger)
         if let resume {
             await scheduler.resume(version: resume.cursor.version, weights: resume.weights)
-            events.write([
-                "event": "resumed", "phase": resume.cursor.phase, "done": resume.cursor.done,
-                "version": Int(resume.cursor.version),
-            ])
+            events.record(.resumed(phase: resume.cursor.phase, done: resume.cursor.done, version: resume.cursor.version))
         }
         lock.withLock { active = (scheduler, events) }
         await scheduler.start()
@@ -78,7 +78,7 @@ public final class ClusterRun: @unchecked Sendable {
         for host in remote {
             for i in 0..<host.count { try startRemoteWorker(on: host.destination, index: i, coordinator: advertised) }
         }
-        let wanted = max(1, localWorkers + remote.reduce(0) { $0 + $1.count })
+        let wanted = max(waitFor, localWorkers + remote.reduce(0) { $0 + $1.count })
         guard await scheduler.waitForWorkers(wanted, timeout: .seconds(120)) else {
             await scheduler.shutdown(reason: "run aborted")
             throw RunError(message: "fewer than \(wanted) workers registered within 120 s")
@@ -94,7 +94,7 @@ public final class ClusterRun: @unchecked Sendable {
             await scheduler.shutdown(reason: "run failed: \(error)")
             throw error
         }
-        events.write(["event": "run_finished", "jobs_per_worker": await scheduler.jobCounts()])
+        events.record(.runFinished(jobsPerWorker: await scheduler.jobCounts()))
         await scheduler.shutdown(reason: "run finished")
         waitForChildren(timeout: 10)
         return summary
@@ -106,7 +106,7 @@ public final class ClusterRun: @unchecked Sendable {
         guard let (scheduler, events) = lock.withLock({ active }) else { return }
         await scheduler.shutdown(reason: "interrupted")
         stopChildren()
-        events.write(["event": "interrupted"])
+        events.record(.interrupted)
         events.close()
     }
 

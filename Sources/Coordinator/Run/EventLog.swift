@@ -25,13 +25,18 @@ public final class EventLog: @unchecked Sendable {
         }
     }
 
-    public func write(_ fields: [String: Any]) {
+    private let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }()
+
+    public func record(_ event: RunEvent) {
         guard let handle else { return }
-        var record = fields
-        record["t"] = (Date().timeIntervalSince(start) * 1000).rounded() / 1000
-        guard let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) else { return }
+        let time = (Date().timeIntervalSince(start) * 1000).rounded() / 1000
         lock.lock()
         defer { lock.unlock() }
+        guard let data = try? encoder.encode(RunEventLine(event, time: time)) else { return }
         handle.write(data + Data("\n".utf8))
     }
 

@@ -51,7 +51,7 @@ public final class RunDriver: @unchecked Sendable {
     func say(_ line: String) { if !quiet { print(line) } }
 
     private func phase(_ p: Phase) {
-        events.write(["event": "phase", "phase": p.rawValue])
+        events.record(.phase(p.rawValue))
     }
 
     // MARK: The run
@@ -172,10 +172,7 @@ public final class RunDriver: @unchecked Sendable {
         } catch {
             throw RunError(message: error.message)
         }
-        events.write([
-            "event": "checkpoint", "directory": written.lastPathComponent, "phase": next.rawValue, "done": done,
-            "version": Int(version),
-        ])
+        events.record(.checkpoint(directory: written.lastPathComponent, phase: next.rawValue, done: done, version: version))
     }
 
     /// After each step of a loop: a checkpoint every `checkpoint.every_steps` optimizer steps.
@@ -224,22 +221,18 @@ public final class RunDriver: @unchecked Sendable {
                 let result = try await scheduler.gradientStep(
                     .init(spec: spec, microBatches: microBatches(chosen.map { ($0.0, $0.1) }, size: o.microBatch)))
                 done += 1
-                logStep("sft", result, extra: ["epoch": epoch])
+                logStep("sft", result, extra: ["epoch": Double(epoch)])
                 progress.update(done, String(format: "loss %.3f", result.metrics["loss"] ?? .nan))
                 try await periodicCheckpoint(.sft, done: epoch * stepsPerEpoch + s + 1)
             }
         }
     }
 
-    private func logStep(_ phase: String, _ r: GradientResult, extra: [String: Any] = [:]) {
+    private func logStep(_ phase: String, _ r: GradientResult, extra: [String: Double] = [:]) {
         cursor.weightsChecksum = r.checksum  // the latest weights' checksum: the summary's and the next checkpoint's
-        var fields: [String: Any] = [
-            "event": "metrics", "phase": phase, "version": Int(r.version), "grad_norm": r.gradientNorm,
-            "checksum": r.checksum,
-        ]
-        for (k, v) in r.metrics { fields[k] = v }
-        for (k, v) in extra { fields[k] = v }
-        events.write(fields)
+        let values = r.metrics.merging(extra) { _, driver in driver }
+        events.record(
+            .metrics(.init(phase: phase, version: r.version, gradientNorm: r.gradientNorm, checksum: r.checksum, values: values)))
     }
 
     // MARK: Rollout and labeling
@@ -301,10 +294,10 @@ public final class RunDriver: @unchecked Sendable {
     private func label(_ pairs: [LabelingPair], phase: String) async throws -> [PreferenceLabel] {
         let labels: [PreferenceLabel] = try await runLabeling(pairs, phase: phase) { LabelingSpec(pairs: $0) }
         let counts = Dictionary(grouping: labels, by: \.status).mapValues(\.count)
-        events.write([
-            "event": "labels", "phase": phase, "valid": counts[.valid] ?? 0, "ambiguous": counts[.ambiguous] ?? 0,
-            "invalid": counts[.invalid] ?? 0, "retries": labels.reduce(0) { $0 + $1.retries },
-        ])
+        events.record(
+            .labels(
+                phase: phase, valid: counts[.valid] ?? 0, ambiguous: counts[.ambiguous] ?? 0,
+                invalid: counts[.invalid] ?? 0, retries: labels.reduce(0) { $0 + $1.retries }))
         return labels
     }
 
@@ -375,7 +368,7 @@ public final class RunDriver: @unchecked Sendable {
                 let result = try await scheduler.gradientStep(
                     .init(spec: makeSpec(chosen.count, done == 0), microBatches: micros))
                 done += 1
-                logStep(phase, result, extra: ["epoch": epoch])
+                logStep(phase, result, extra: ["epoch": Double(epoch)])
                 progress.update(
                     done,
                     String(
@@ -428,10 +421,7 @@ public final class RunDriver: @unchecked Sendable {
         let accuracy = (
             labelerCount > 0 ? labelerHits / labelerCount : nil, truthCount > 0 ? truthHits / truthCount : nil
         )
-        events.write([
-            "event": "reward_model_accuracy", "labeler": accuracy.0 ?? -1, "ground_truth": accuracy.1 ?? -1,
-            "held_out": test.count,
-        ])
+        events.record(.rewardModelAccuracy(labeler: accuracy.0, groundTruth: accuracy.1, heldOut: test.count))
         return accuracy
     }
 
@@ -463,7 +453,7 @@ public final class RunDriver: @unchecked Sendable {
         let items = responses.indices.map { RatingItem(id: 1 << 41 + ids[$0], prompt: prompts[$0], response: responses[$0]) }
         let labels: [RatingLabel] = try await runLabeling(items, phase: "rl-rating") { LabelingSpec(ratings: $0) }
         let failed = labels.filter { $0.reward == nil }.count
-        if failed > 0 { events.write(["event": "ratings", "failed": failed, "rated": labels.count]) }
+        if failed > 0 { events.record(.ratings(failed: failed, rated: labels.count)) }
         return labels.map { $0.reward ?? 0 }
     }
 
@@ -512,8 +502,8 @@ public final class RunDriver: @unchecked Sendable {
                 last = try await scheduler.gradientStep(.init(spec: spec, microBatches: micros))
             }
             let meanLength = Double(tokens) / Double(samples.count)
-            var extra: [String: Any] = [
-                "iteration": iteration, "reward": adv.meanReward, "kl": adv.meanKL, "response_length": meanLength,
+            var extra: [String: Double] = [
+                "iteration": Double(iteration), "reward": adv.meanReward, "kl": adv.meanKL, "response_length": meanLength,
             ]
             if !truth.isNaN { extra["ground_truth_quality"] = truth }
             logStep("rl", last!, extra: extra)

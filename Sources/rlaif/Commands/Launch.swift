@@ -65,9 +65,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
         commandName: "coordinator", abstract: "Run only the coordinator; start workers with `rlaif worker --connect`.")
 
     @OptionGroup var options: RunOptions
+    @Option(name: .customLong("wait-for"), help: "Workers to wait for before the run starts (default 1).")
+    var waitFor = 1
 
     func run() async throws {
-        try await runCluster(config: try options.load(), options: options, localWorkers: 0, threads: 1)
+        guard waitFor >= 1 else { throw ValidationError("--wait-for must be at least 1, got \(waitFor).") }
+        try await runCluster(config: try options.load(), options: options, localWorkers: 0, threads: 1, waitFor: waitFor)
     }
 }
 
@@ -141,7 +144,8 @@ func threadsPerWorker(_ requested: Int?, settings: RunSettings, workers: Int) ->
 }
 
 func runCluster(
-    config: ClusterConfig, options: RunOptions, localWorkers: Int, threads: Int, resume: Checkpoint? = nil
+    config: ClusterConfig, options: RunOptions, localWorkers: Int, threads: Int, resume: Checkpoint? = nil,
+    waitFor: Int = 1
 ) async throws {
     LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
     var logger = Logger(label: "rlaif.coordinator")
@@ -158,7 +162,8 @@ func runCluster(
         config: config, directory: directory, workerExecutable: executablePath(), quiet: options.quiet, logger: logger)
     let stop = installInterruptHandler(run)
     defer { stop.cancel() }
-    let summary = try await run.run(localWorkers: localWorkers, threadsPerWorker: threads, resume: resume)
+    let summary = try await run.run(
+        localWorkers: localWorkers, threadsPerWorker: threads, resume: resume, waitFor: waitFor)
     print(summary.table)
     print("rlaif: summary in \(directory.appendingPathComponent("summary.json").path)")
 }

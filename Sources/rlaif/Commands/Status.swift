@@ -12,21 +12,21 @@ struct Status: ParsableCommand {
     func run() throws {
         let dir = URL(fileURLWithPath: runDir)
         let metrics = dir.appendingPathComponent("metrics.jsonl")
-        guard let text = try? String(contentsOf: metrics, encoding: .utf8) else {
+        guard let lines = try? RunEventLine.read(metrics) else {
             throw ValidationError("\(metrics.path) cannot be read: is \(runDir) a run directory?")
         }
-        var phase = "starting", lastMetrics: [String: Any]?, joined = Set<String>(), lost = Set<String>()
+        var phase = "starting", lastMetrics: RunEvent.StepMetrics?, joined = Set<String>(), lost = Set<String>()
         var jobs: [String: Int] = [:]
-        var steps = 0
-        for line in text.split(separator: "\n") {
-            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
-            switch o["event"] as? String {
-            case "phase": phase = o["phase"] as? String ?? phase
-            case "metrics": lastMetrics = o
-            case "step": steps += 1
-            case "worker_joined": joined.insert(o["worker"] as? String ?? "?")
-            case "worker_lost": lost.insert(o["worker"] as? String ?? "?")
-            case "job": jobs[o["worker"] as? String ?? "?", default: 0] += 1
+        var steps = 0, synchronized = 0
+        for line in lines {
+            switch line.event {
+            case .phase(let p): phase = p
+            case .metrics(let m): lastMetrics = m
+            case .step: steps += 1
+            case .workerJoined(let worker, _, _, _, _, _): joined.insert(worker)
+            case .workerLost(let worker, _): lost.insert(worker)
+            case .job(_, _, let worker, _): jobs[worker, default: 0] += 1
+            case .synchronized: synchronized += 1
             default: break
             }
         }
@@ -34,10 +34,11 @@ struct Status: ParsableCommand {
         print("phase:     \(phase)")
         print("steps:     \(steps)")
         print("workers:   \(joined.subtracting(lost).sorted().joined(separator: " ")) up; \(lost.sorted().joined(separator: " ")) lost")
+        print("syncs:     \(synchronized) snapshots shipped to workers that were behind")
         print("jobs:      " + jobs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
         if let m = lastMetrics {
-            let shown = m.filter { !["event", "checksum"].contains($0.key) }.sorted { $0.key < $1.key }
-            print("last step: " + shown.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+            let shown = m.values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            print("last step: " + (["phase=\(m.phase)", "version=\(m.version)", "grad_norm=\(m.gradientNorm)"] + shown).joined(separator: " "))
         }
         let summaryURL = dir.appendingPathComponent("summary.json")
         if let summary = try? RunSummary.read(from: summaryURL) { print(summary.table) }

@@ -1,0 +1,143 @@
+import Foundation
+
+/// The field list of each event line (a codec's field list: one case per event).
+extension RunEvent {
+    static let metricsFixedKeys: Set<String> = ["event", "t", "phase", "version", "grad_norm", "checksum"]
+
+    func encodeFields(into c: inout KeyedEncodingContainer<EventKey>) throws {
+        switch self {
+        case .runStarted(let name, let seed, let coordinator):
+            try c.encode(name, forKey: "name")
+            try c.encode(seed, forKey: "seed")
+            try c.encode(coordinator, forKey: "coordinator")
+        case .resumed(let phase, let done, let version):
+            try c.encode(phase, forKey: "phase")
+            try c.encode(done, forKey: "done")
+            try c.encode(version, forKey: "version")
+        case .phase(let phase):
+            try c.encode(phase, forKey: "phase")
+        case .workerJoined(let worker, let name, let host, let pid, let ring, let key):
+            try c.encode(worker, forKey: "worker")
+            try c.encode(name, forKey: "name")
+            try c.encode(host, forKey: "host")
+            try c.encode(pid, forKey: "pid")
+            try c.encode(ring, forKey: "ring")
+            try c.encode(key, forKey: "key")
+        case .workerLost(let worker, let reason):
+            try c.encode(worker, forKey: "worker")
+            try c.encode(reason, forKey: "reason")
+        case .job(let job, let kind, let worker, let attempt):
+            try c.encode(job, forKey: "job")
+            try c.encode(kind, forKey: "kind")
+            try c.encode(worker, forKey: "worker")
+            try c.encode(attempt, forKey: "attempt")
+        case .step(let version, let participants, let epoch, let checksum):
+            try c.encode(version, forKey: "version")
+            try c.encode(participants, forKey: "participants")
+            try c.encode(epoch, forKey: "epoch")
+            try c.encode(checksum, forKey: "checksum")
+        case .stepRetry(let version, let epoch):
+            try c.encode(version, forKey: "version")
+            try c.encode(epoch, forKey: "epoch")
+        case .snapshot(let version, let from, let purpose):
+            try c.encode(version, forKey: "version")
+            try c.encode(from, forKey: "from")
+            try c.encode(purpose, forKey: "purpose")
+        case .synchronized(let worker, let version):
+            try c.encode(worker, forKey: "worker")
+            try c.encode(version, forKey: "version")
+        case .metrics(let m):
+            try c.encode(m.phase, forKey: "phase")
+            try c.encode(m.version, forKey: "version")
+            try c.encode(m.gradientNorm, forKey: "grad_norm")
+            try c.encode(m.checksum, forKey: "checksum")
+            for (name, value) in m.values where !Self.metricsFixedKeys.contains(name) {
+                try c.encode(value, forKey: EventKey(stringValue: name))
+            }
+        case .checkpoint(let directory, let phase, let done, let version):
+            try c.encode(directory, forKey: "directory")
+            try c.encode(phase, forKey: "phase")
+            try c.encode(done, forKey: "done")
+            try c.encode(version, forKey: "version")
+        case .labels(let phase, let valid, let ambiguous, let invalid, let retries):
+            try c.encode(phase, forKey: "phase")
+            try c.encode(valid, forKey: "valid")
+            try c.encode(ambiguous, forKey: "ambiguous")
+            try c.encode(invalid, forKey: "invalid")
+            try c.encode(retries, forKey: "retries")
+        case .rewardModelAccuracy(let labeler, let groundTruth, let heldOut):
+            try c.encode(labeler, forKey: "labeler")
+            try c.encode(groundTruth, forKey: "ground_truth")
+            try c.encode(heldOut, forKey: "held_out")
+        case .ratings(let failed, let rated):
+            try c.encode(failed, forKey: "failed")
+            try c.encode(rated, forKey: "rated")
+        case .runFinished(let jobsPerWorker):
+            try c.encode(jobsPerWorker, forKey: "jobs_per_worker")
+        case .interrupted:
+            break
+        }
+    }
+
+    init(from c: KeyedDecodingContainer<EventKey>) throws {
+        func string(_ key: EventKey) throws -> String { try c.decode(String.self, forKey: key) }
+        func int(_ key: EventKey) throws -> Int { try c.decode(Int.self, forKey: key) }
+        func version() throws -> UInt64 { try c.decode(UInt64.self, forKey: "version") }
+        let kind = try string("event")
+        switch kind {
+        case "run_started":
+            self = .runStarted(name: try string("name"), seed: try string("seed"), coordinator: try string("coordinator"))
+        case "resumed": self = .resumed(phase: try string("phase"), done: try int("done"), version: try version())
+        case "phase": self = .phase(try string("phase"))
+        case "worker_joined":
+            self = .workerJoined(
+                worker: try string("worker"), name: try string("name"), host: try string("host"), pid: try int("pid"),
+                ring: try string("ring"), key: try c.decodeIfPresent(String.self, forKey: "key"))
+        case "worker_lost": self = .workerLost(worker: try string("worker"), reason: try string("reason"))
+        case "job":
+            self = .job(
+                job: try c.decode(UInt64.self, forKey: "job"), kind: try string("kind"), worker: try string("worker"),
+                attempt: try int("attempt"))
+        case "step":
+            self = .step(
+                version: try version(), participants: try c.decode([String].self, forKey: "participants"),
+                epoch: try int("epoch"), checksum: try string("checksum"))
+        case "step_retry": self = .stepRetry(version: try version(), epoch: try int("epoch"))
+        case "snapshot":
+            self = .snapshot(
+                version: try version(), from: try string("from"),
+                purpose: try c.decode(SnapshotPurpose.self, forKey: "purpose"))
+        case "synchronized": self = .synchronized(worker: try string("worker"), version: try version())
+        case "metrics": self = .metrics(try Self.stepMetrics(c))
+        case "checkpoint":
+            self = .checkpoint(
+                directory: try string("directory"), phase: try string("phase"), done: try int("done"),
+                version: try version())
+        case "labels":
+            self = .labels(
+                phase: try string("phase"), valid: try int("valid"), ambiguous: try int("ambiguous"),
+                invalid: try int("invalid"), retries: try int("retries"))
+        case "reward_model_accuracy":
+            self = .rewardModelAccuracy(
+                labeler: try c.decodeIfPresent(Double.self, forKey: "labeler"),
+                groundTruth: try c.decodeIfPresent(Double.self, forKey: "ground_truth"), heldOut: try int("held_out"))
+        case "ratings": self = .ratings(failed: try int("failed"), rated: try int("rated"))
+        case "run_finished": self = .runFinished(jobsPerWorker: try c.decode([String: Int].self, forKey: "jobs_per_worker"))
+        case "interrupted": self = .interrupted
+        default:
+            throw DecodingError.dataCorruptedError(
+                forKey: "event", in: c, debugDescription: "unknown event \"\(kind)\"")
+        }
+    }
+
+    private static func stepMetrics(_ c: KeyedDecodingContainer<EventKey>) throws -> StepMetrics {
+        var values: [String: Double] = [:]
+        for key in c.allKeys where !metricsFixedKeys.contains(key.stringValue) {
+            if let v = try? c.decode(Double.self, forKey: key) { values[key.stringValue] = v }
+        }
+        return StepMetrics(
+            phase: try c.decode(String.self, forKey: "phase"), version: try c.decode(UInt64.self, forKey: "version"),
+            gradientNorm: try c.decode(Double.self, forKey: "grad_norm"),
+            checksum: try c.decode(String.self, forKey: "checksum"), values: values)
+    }
+}

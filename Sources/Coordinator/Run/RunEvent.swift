@@ -1,0 +1,112 @@
+import Foundation
+
+/// One line of `metrics.jsonl`. The writer (`EventLog`), `rlaif status` and the tests all read and
+/// write this type, so the schema lives here and nowhere else: `{"event": <kind>, …fields, "t": s}`.
+public enum RunEvent: Sendable, Equatable {
+    case runStarted(name: String, seed: String, coordinator: String)
+    case resumed(phase: String, done: Int, version: UInt64)
+    case phase(String)
+    case workerJoined(worker: String, name: String, host: String, pid: Int, ring: String, key: String?)
+    case workerLost(worker: String, reason: String)
+    /// One job's accepted result and the worker that produced it.
+    case job(job: UInt64, kind: String, worker: String, attempt: Int)
+    /// An optimizer step committed by every participant of one ring.
+    case step(version: UInt64, participants: [String], epoch: Int, checksum: String)
+    case stepRetry(version: UInt64, epoch: Int)
+    /// A worker's full state read for a checkpoint or to bring other workers up to date.
+    case snapshot(version: UInt64, from: String, purpose: SnapshotPurpose)
+    /// A snapshot shipped to a worker that was behind (a joiner, or one back after a failure).
+    case synchronized(worker: String, version: UInt64)
+    case metrics(StepMetrics)
+    case checkpoint(directory: String, phase: String, done: Int, version: UInt64)
+    case labels(phase: String, valid: Int, ambiguous: Int, invalid: Int, retries: Int)
+    case rewardModelAccuracy(labeler: Double?, groundTruth: Double?, heldOut: Int)
+    case ratings(failed: Int, rated: Int)
+    case runFinished(jobsPerWorker: [String: Int])
+    case interrupted
+
+    public enum SnapshotPurpose: String, Codable, Sendable {
+        case checkpoint, synchronize
+    }
+
+    /// A logged optimizer step: what every rank agreed on, and the phase's own figures.
+    public struct StepMetrics: Sendable, Equatable {
+        public var phase: String
+        public var version: UInt64
+        public var gradientNorm: Double
+        public var checksum: String
+        /// The objective's metrics (loss, accuracy, …) and the driver's (reward, kl, epoch, …).
+        public var values: [String: Double]
+        public init(phase: String, version: UInt64, gradientNorm: Double, checksum: String, values: [String: Double]) {
+            self.phase = phase
+            self.version = version
+            self.gradientNorm = gradientNorm
+            self.checksum = checksum
+            self.values = values
+        }
+    }
+
+    /// The `event` field.
+    public var kind: String {
+        switch self {
+        case .runStarted: "run_started"
+        case .resumed: "resumed"
+        case .phase: "phase"
+        case .workerJoined: "worker_joined"
+        case .workerLost: "worker_lost"
+        case .job: "job"
+        case .step: "step"
+        case .stepRetry: "step_retry"
+        case .snapshot: "snapshot"
+        case .synchronized: "synchronized"
+        case .metrics: "metrics"
+        case .checkpoint: "checkpoint"
+        case .labels: "labels"
+        case .rewardModelAccuracy: "reward_model_accuracy"
+        case .ratings: "ratings"
+        case .runFinished: "run_finished"
+        case .interrupted: "interrupted"
+        }
+    }
+}
+
+/// A line as written: the event and the seconds since the log was opened.
+public struct RunEventLine: Codable, Sendable, Equatable {
+    public var event: RunEvent
+    public var time: Double
+
+    public init(_ event: RunEvent, time: Double) {
+        self.event = event
+        self.time = time
+    }
+
+    /// Every line of a `metrics.jsonl`; lines that are not events (a torn last line) are skipped.
+    public static func read(_ url: URL) throws -> [RunEventLine] {
+        let decoder = JSONDecoder()
+        return try String(contentsOf: url, encoding: .utf8).split(separator: "\n").compactMap {
+            try? decoder.decode(RunEventLine.self, from: Data($0.utf8))
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: EventKey.self)
+        time = try c.decodeIfPresent(Double.self, forKey: "t") ?? 0
+        event = try RunEvent(from: c)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: EventKey.self)
+        try c.encode(event.kind, forKey: "event")
+        try c.encode(time, forKey: "t")
+        try event.encodeFields(into: &c)
+    }
+}
+
+/// Field names of event lines, open-ended because a step's metrics are named by its objective.
+struct EventKey: CodingKey, ExpressibleByStringLiteral {
+    let stringValue: String
+    init(stringValue: String) { self.stringValue = stringValue }
+    init(stringLiteral value: String) { stringValue = value }
+    var intValue: Int? { nil }
+    init?(intValue: Int) { nil }
+}

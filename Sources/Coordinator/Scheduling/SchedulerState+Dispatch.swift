@@ -1,0 +1,161 @@
+import Protocol
+import RLAIF
+
+/// Handing out work: snapshots for workers that are behind, rings for steps, jobs of a batch.
+extension SchedulerState {
+    func isIdle(_ id: WorkerID) -> Bool { isAlive(id) && workers[id]?.assignment == nil }
+
+    func isCurrent(_ id: WorkerID) -> Bool { workers[id]?.version == version }
+
+    /// Finished its share of the running step, which is not committed yet: it is ahead, not behind.
+    func isFinishingStep(_ id: WorkerID) -> Bool {
+        guard let ring = step?.ring, ring.participants.contains(id) else { return false }
+        return workers[id]?.version == version + 1
+    }
+
+    /// An idle worker whose replica is not at the committed version (and not ahead of it mid-step).
+    func needsSnapshot(_ id: WorkerID) -> Bool {
+        isIdle(id) && !isCurrent(id) && !isFinishingStep(id)
+    }
+
+    mutating func dispatch(at now: ContinuousClock.Instant, into out: inout [Directive]) {
+        synchronizeBehindWorkers(at: now, into: &out)
+        startStepIfReady(at: now, into: &out)
+        leaseJobs(at: now, into: &out)
+    }
+
+    mutating func assign(_ worker: WorkerID, _ work: Work, at now: ContinuousClock.Instant) -> UInt64 {
+        let job = nextWireJob
+        nextWireJob += 1
+        assignments[job] = Assignment(worker: worker, work: work, deadline: now + timing.lease)
+        workers[worker]?.assignment = job
+        return job
+    }
+
+    var leaseMilliseconds: UInt32 { Self.milliseconds(timing.lease) }
+
+    /// Workers that are behind take the newest snapshot; a snapshot at the committed version is
+    /// read from a current worker when one is needed and none is at hand.
+    mutating func synchronizeBehindWorkers(at now: ContinuousClock.Instant, into out: inout [Directive]) {
+        let behind = liveWorkers.filter { needsSnapshot($0) }
+        guard !behind.isEmpty || snapshotWanted else { return }
+        if let snap = snapshot, snap.version == version {
+            for id in behind { synchronize(id, from: snap.messages, at: now, into: &out) }
+            if snapshotWanted {
+                snapshotWanted = false
+                out.append(.snapshotReady(snap.messages))
+            }
+            return
+        }
+        let reading = assignments.values.contains { $0.work == .snapshotSource }
+        guard !reading, let source = liveWorkers.first(where: { isIdle($0) && isCurrent($0) }) else { return }
+        snapshotInbox = []
+        _ = assign(source, .snapshotSource, at: now)
+        out.append(
+            .send(.weightsRequest(.init(workerID: source.rawValue, model: .policy, version: version)), to: workers[source]!.peer))
+    }
+
+    mutating func synchronize(
+        _ id: WorkerID, from messages: [Wire.Weights], at now: ContinuousClock.Instant, into out: inout [Directive]
+    ) {
+        let peer = workers[id]!.peer
+        for m in messages { out.append(.send(.weights(m), to: peer)) }
+        let job = assign(id, .synchronize(version: version), at: now)
+        let assign = Wire.Assign(
+            jobID: job, kind: .synchronize, step: version, attempt: 0, leaseMilliseconds: leaseMilliseconds,
+            weightsVersion: version, items: [])
+        out.append(.send(.assign(assign), to: peer))
+    }
+
+    /// Starts the step's ring on every idle current worker, once no live worker is still syncing
+    /// or busy, or once the step has waited `timing.stepWait` for them.
+    mutating func startStepIfReady(at now: ContinuousClock.Instant, into out: inout [Directive]) {
+        guard var s = step, s.ring == nil else { return }
+        let since = s.waitingSince ?? now
+        s.waitingSince = since
+        step = s
+        let ready = liveWorkers.filter { isIdle($0) && isCurrent($0) }
+        let pending = liveWorkers.filter { !isIdle($0) || needsSnapshot($0) }
+        guard !ready.isEmpty else { return }
+        if !pending.isEmpty {
+            guard now - since >= timing.stepWait else { return }
+            out.append(.log(.warning, "step \(version + 1) starts without \(pending.map(\.description)): still busy"))
+        }
+        ringEpoch += 1
+        s.ring = Ring(epoch: ringEpoch, participants: ready)
+        step = s
+        let micros = s.request.microBatches
+        for (rank, id) in ready.enumerated() {
+            let share = Array(micros[(rank * micros.count / ready.count)..<((rank + 1) * micros.count / ready.count)])
+            var spec = s.request.spec
+            let next = workers[ready[(rank + 1) % ready.count]]!
+            spec.ring = .init(
+                rank: rank, size: ready.count, epoch: ringEpoch, next: next.ringEndpoint, nextKey: next.publicKey,
+                timeoutMs: Int(Self.milliseconds(timing.ringTimeout)))
+            let tensors = spec.pack(share)  // records the lengths in the spec, so it goes first
+            let job = assign(id, .step, at: now)
+            let assign = Wire.Assign(
+                jobID: job, kind: .gradient, step: version, attempt: 0, leaseMilliseconds: leaseMilliseconds,
+                weightsVersion: version, items: share.map { UInt64($0.id) }, spec: JobSpecs.encode(spec),
+                tensors: tensors)
+            out.append(.send(.assign(assign), to: workers[id]!.peer))
+        }
+    }
+
+    /// Commits the step once every live participant has reported; a ring on which every rank
+    /// failed is formed again (at most `maxFailures` times).
+    mutating func finishStepIfReported(into out: inout [Directive]) {
+        guard var s = step, let ring = s.ring else { return }
+        guard ring.participants.allSatisfy({ ring.reports[$0] != nil || !isAlive($0) }) else { return }
+        let successes = ring.participants.compactMap { ring.reports[$0] ?? nil }
+        guard let first = successes.first else {
+            s.failedRings += 1
+            s.ring = nil
+            s.waitingSince = nil
+            out.append(.log(.warning, "step \(version + 1) failed on every rank; re-forming the ring"))
+            out.append(.record(.stepRetry(version: version, epoch: Int(ring.epoch))))
+            if s.failedRings >= Self.maxFailures {
+                step = nil
+                let message = "step \(version) failed on every rank \(Self.maxFailures) times; last: \(s.lastFailure)"
+                out.append(.stepFinished(.failure(RunError(message: message))))
+            } else {
+                step = s
+            }
+            return
+        }
+        if successes.contains(where: { $0.checksum != first.checksum }) {
+            out.append(.log(.critical, "replicas disagree after step \(version + 1): \(successes.map(\.checksum))"))
+        }
+        // Ranks that did not finish keep the version they reported: behind, they take a snapshot.
+        out.append(
+            .record(
+                .step(
+                    version: version + 1, participants: ring.participants.map(\.description), epoch: Int(ring.epoch),
+                    checksum: first.checksum)))
+        version += 1
+        step = nil
+        out.append(.stepFinished(.success(first)))
+    }
+
+    /// Leases queued jobs of the batch to idle workers, lowest id first; jobs that need the
+    /// weights go to current workers only.
+    mutating func leaseJobs(at now: ContinuousClock.Instant, into out: inout [Directive]) {
+        guard var b = batch else { return }
+        for id in liveWorkers where isIdle(id) {
+            let current = isCurrent(id)
+            let requests = b.requests
+            guard
+                let lease = b.ledger.lease(
+                    to: id, now: now, duration: timing.lease, where: { current || !requests[$0].needsWeights })
+            else { continue }
+            let request = b.requests[lease.payload]
+            let job = assign(id, .job(lease.job, attempt: lease.attempt), at: now)
+            let assign = Wire.Assign(
+                jobID: job, kind: request.kind, step: UInt64(lease.payload), attempt: lease.attempt,
+                leaseMilliseconds: leaseMilliseconds, weightsVersion: version, items: [UInt64(lease.payload)],
+                spec: request.spec, tensors: request.tensors)
+            out.append(.send(.assign(assign), to: workers[id]!.peer))
+        }
+        batch = b
+    }
+}

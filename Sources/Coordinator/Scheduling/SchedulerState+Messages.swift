@@ -1,0 +1,191 @@
+import Protocol
+import RLAIF
+
+/// Messages from workers, deaths and expired leases.
+extension SchedulerState {
+    /// False when nothing can have changed (a heartbeat, an unknown sender): no dispatch needed.
+    mutating func receive(
+        _ message: Wire.Message, from peer: PeerID, key: String?, at now: ContinuousClock.Instant,
+        into out: inout [Directive]
+    ) -> Bool {
+        switch message {
+        case .hello(let h):
+            register(h, peer: peer, key: key, at: now, into: &out)
+        case .heartbeat(let h):
+            guard let id = byPeer[peer], id.rawValue == h.workerID else { return false }
+            if membership.heartbeat(id, at: now) {
+                // Echoed, so an idle worker knows the coordinator is still there.
+                out.append(.send(.heartbeat(.init(workerID: h.workerID, sequence: h.sequence, activeJobs: 0)), to: peer))
+            } else {
+                out.append(.send(.reject(.init(reason: "declared dead; restart the worker to rejoin")), to: peer))
+            }
+            return false
+        case .result(let r):
+            guard let id = byPeer[peer], id.rawValue == r.workerID else { return false }
+            _ = membership.heartbeat(id, at: now)
+            complete(r, from: id, into: &out)
+        case .weights(let w):
+            guard let id = byPeer[peer], case .snapshotSource? = work(of: id) else { return false }
+            receiveSnapshot(w, from: id, into: &out)
+        default:
+            out.append(.log(.debug, "ignoring \(message.kind) from a worker"))
+            return false
+        }
+        return true
+    }
+
+    mutating func register(
+        _ h: Wire.Hello, peer: PeerID, key: String?, at now: ContinuousClock.Instant, into out: inout [Directive]
+    ) {
+        let id: WorkerID
+        switch membership.register(name: h.workerName, incarnation: h.incarnation, at: now) {
+        case .alreadyMember(let existing): id = existing
+        case .joined(let new): id = new
+        case .replaced(let old, let new):
+            id = new
+            lost(old, reason: "restarted", into: &out)
+        }
+        if workers[id] == nil {
+            workers[id] = WorkerRecord(id: id, peer: peer, ringEndpoint: h.ringEndpoint, publicKey: key)
+            byPeer[peer] = id
+            membership.markUp(id)
+            out.append(.log(.info, "worker \(id) joined (\(h.workerName), \(h.host), pid \(h.pid), ring \(h.ringEndpoint))"))
+            out.append(
+                .record(
+                    .workerJoined(
+                        worker: "\(id)", name: h.workerName, host: h.host, pid: Int(h.pid), ring: h.ringEndpoint,
+                        key: key)))
+        }
+        let welcome = Wire.Welcome(
+            workerID: id.rawValue, heartbeatIntervalMilliseconds: Self.milliseconds(timing.heartbeatInterval),
+            heartbeatTimeoutMilliseconds: Self.milliseconds(timing.heartbeatTimeout), runName: identity.name,
+            setup: identity.setup, ringKeys: identity.ringKeys)
+        out.append(.send(.welcome(welcome), to: peer))
+    }
+
+    static func milliseconds(_ d: Duration) -> UInt32 {
+        UInt32(clamping: d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    /// Silent workers are declared dead; assignments past their lease are put back.
+    mutating func expire(at now: ContinuousClock.Instant, into out: inout [Directive]) {
+        for id in membership.expire(now: now, timeout: timing.heartbeatTimeout) {
+            lost(id, reason: "no heartbeat for \(Self.milliseconds(timing.heartbeatTimeout)) ms", into: &out)
+        }
+        for (job, a) in assignments.sorted(by: { $0.key < $1.key }) where a.deadline <= now {
+            out.append(.log(.warning, "job \(job) on \(a.worker) passed its lease; handing it out again"))
+            release(a.worker)
+            abandon(a.work, worker: a.worker, into: &out)
+        }
+    }
+
+    mutating func lost(_ id: WorkerID, reason: String, into out: inout [Directive]) {
+        membership.markDown(id)
+        guard workers[id] != nil else { return }
+        out.append(.log(.warning, "worker \(id) lost: \(reason)"))
+        out.append(.record(.workerLost(worker: "\(id)", reason: reason)))
+        if let job = workers[id]?.assignment, let a = assignments[job] {
+            release(id)
+            abandon(a.work, worker: id, into: &out)
+        }
+    }
+
+    /// An assignment that will not be reported: put its work back.
+    mutating func abandon(_ work: Work, worker: WorkerID, into out: inout [Directive]) {
+        switch work {
+        case .job(let job, let attempt):
+            _ = batch?.ledger.fail(job, attempt: attempt, by: worker)
+        case .step:
+            if step?.ring?.reports[worker] == nil { step?.ring?.reports[worker] = .some(nil) }
+            finishStepIfReported(into: &out)
+        case .snapshotSource:
+            snapshotInbox = []
+        case .synchronize:
+            break
+        }
+    }
+
+    func work(of worker: WorkerID) -> Work? {
+        workers[worker]?.assignment.flatMap { assignments[$0]?.work }
+    }
+
+    mutating func release(_ worker: WorkerID) {
+        if let job = workers[worker]?.assignment { assignments[job] = nil }
+        workers[worker]?.assignment = nil
+    }
+
+    mutating func complete(_ r: Wire.Result, from id: WorkerID, into out: inout [Directive]) {
+        guard let a = assignments[r.jobID], a.worker == id else {
+            out.append(.log(.debug, "dropping a stale result of job \(r.jobID) from \(id)"))
+            return
+        }
+        release(id)
+        workers[id]?.jobsDone += 1
+        if r.status == .failed, let report = try? JobSpecs.decode(ReplicaReport.self, r.spec) {
+            workers[id]?.version = report.version  // behind? it takes a snapshot before its next job
+        }
+        switch a.work {
+        case .job(let job, let attempt):
+            completeJob(r, job: job, attempt: attempt, from: id, into: &out)
+        case .step:
+            if r.status == .succeeded, let result = try? JobSpecs.decode(GradientResult.self, r.spec) {
+                step?.ring?.reports[id] = .some(result)
+                workers[id]?.version = result.version
+            } else {
+                out.append(.log(.warning, "step \(version) failed on \(id): \(r.message)"))
+                step?.lastFailure = "\(id): \(r.message)"
+                step?.ring?.reports[id] = .some(nil)
+            }
+            finishStepIfReported(into: &out)
+        case .synchronize(let v):
+            if r.status == .succeeded {
+                workers[id]?.version = v
+                out.append(.record(.synchronized(worker: "\(id)", version: v)))
+            } else {
+                out.append(.log(.warning, "worker \(id) could not take the snapshot: \(r.message)"))
+            }
+        case .snapshotSource:
+            break
+        }
+    }
+
+    mutating func completeJob(
+        _ r: Wire.Result, job: JobID, attempt: UInt32, from id: WorkerID, into out: inout [Directive]
+    ) {
+        guard var b = batch else { return }
+        let index = Int(job.rawValue)
+        guard r.status == .succeeded else {
+            out.append(.log(.warning, "job \(r.jobID) failed on \(id): \(r.message)"))
+            guard b.ledger.fail(job, attempt: attempt, by: id) else { return }
+            b.failures[index] += 1
+            batch = b
+            if b.failures[index] >= Self.maxFailures {
+                batch = nil
+                let message = "\(b.requests[index].kind) job \(index) failed \(Self.maxFailures) times; last: \(r.message)"
+                out.append(.jobsFinished(.failure(RunError(message: message))))
+            }
+            return
+        }
+        guard b.ledger.complete(job, attempt: attempt, by: id) == .accepted else { return }
+        b.results[index] = r
+        out.append(
+            .record(.job(job: r.jobID, kind: "\(b.requests[index].kind)", worker: "\(id)", attempt: Int(attempt))))
+        if b.ledger.isFinished {
+            batch = nil
+            out.append(.jobsFinished(.success(b.results.map { $0! })))
+        } else {
+            batch = b
+        }
+    }
+
+    /// A snapshot arrives model by model, the policy last.
+    mutating func receiveSnapshot(_ w: Wire.Weights, from id: WorkerID, into out: inout [Directive]) {
+        snapshotInbox.append(w)
+        guard w.model == .policy else { return }
+        snapshot = (w.version, snapshotInbox)
+        snapshotInbox = []
+        release(id)
+        let purpose: RunEvent.SnapshotPurpose = snapshotWanted ? .checkpoint : .synchronize
+        out.append(.record(.snapshot(version: w.version, from: "\(id)", purpose: purpose)))
+    }
+}

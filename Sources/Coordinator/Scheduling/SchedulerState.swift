@@ -1,0 +1,228 @@
+import Logging
+import Protocol
+import RLAIF
+
+/// Every decision of the coordinator's side of the cluster, with no I/O: it takes events (a
+/// message from a worker, a tick, a request of the run) at explicit instants and returns the
+/// directives (messages to send, results for the run, lines for metrics.jsonl) that the
+/// `Scheduler` actor carries out.
+///
+/// Gradient steps run on a ring of every live worker at the committed version. A worker that is
+/// behind (a joiner, or one whose step failed) is brought up to date from a snapshot of a current
+/// worker; a step waits, for at most `Timing.stepWait`, for workers that are syncing or busy, so
+/// the ring stays whole. A worker that has finished its share of a step that is not yet
+/// committed is ahead, not stale.
+public struct SchedulerState: Sendable {
+    /// A job the run wants done by any worker.
+    public struct JobRequest: Sendable {
+        public var kind: Wire.JobKind
+        public var spec: String
+        public var tensors: [WireTensor]
+        /// Needs the replica at the current version (rollouts, scores); labeling does not.
+        public var needsWeights: Bool
+        public init(kind: Wire.JobKind, spec: String, tensors: [WireTensor] = [], needsWeights: Bool) {
+            self.kind = kind
+            self.spec = spec
+            self.tensors = tensors
+            self.needsWeights = needsWeights
+        }
+    }
+
+    /// One optimizer step: the objective's settings and every micro-batch, in id order.
+    public struct StepRequest: Sendable {
+        public var spec: GradientSpec
+        public var microBatches: [MicroBatch]
+        public init(spec: GradientSpec, microBatches: [MicroBatch]) {
+            self.spec = spec
+            self.microBatches = microBatches
+        }
+    }
+
+    public struct Timing: Sendable {
+        public var lease: Duration
+        public var heartbeatInterval: Duration
+        public var heartbeatTimeout: Duration
+        public var ringTimeout: Duration
+        /// The longest a step waits for syncing or busy workers before it starts without them.
+        public var stepWait: Duration
+        public init(
+            lease: Duration, heartbeatInterval: Duration, heartbeatTimeout: Duration, ringTimeout: Duration,
+            stepWait: Duration
+        ) {
+            self.lease = lease
+            self.heartbeatInterval = heartbeatInterval
+            self.heartbeatTimeout = heartbeatTimeout
+            self.ringTimeout = ringTimeout
+            self.stepWait = stepWait
+        }
+
+        public init(_ c: RunSettings.CoordinatorSection) {
+            self.init(
+                lease: .milliseconds(c.leaseMs), heartbeatInterval: .milliseconds(c.heartbeatIntervalMs),
+                heartbeatTimeout: .milliseconds(c.heartbeatTimeoutMs), ringTimeout: .milliseconds(c.ringTimeoutMs),
+                stepWait: .milliseconds(c.ringTimeoutMs))
+        }
+    }
+
+    /// What a welcome tells every worker.
+    public struct RunIdentity: Sendable {
+        public var name: String
+        /// The run's settings as JSON.
+        public var setup: String
+        /// In a cluster with keys, the public keys every worker's ring listener admits.
+        public var ringKeys: [String]
+        public init(name: String, setup: String, ringKeys: [String] = []) {
+            self.name = name
+            self.setup = setup
+            self.ringKeys = ringKeys
+        }
+    }
+
+    public enum Event: Sendable {
+        case message(Wire.Message, from: PeerID, key: String?)
+        /// Time passed: heartbeats and leases are checked, bounded waits end.
+        case tick
+        case jobsRequested([JobRequest])
+        case stepRequested(StepRequest)
+        /// The run wants every model's state at the committed version (a checkpoint, the export).
+        case snapshotRequested
+    }
+
+    public enum Directive: Sendable {
+        case send(Wire.Message, to: PeerID)
+        case jobsFinished(Result<[Wire.Result], RunError>)
+        case stepFinished(Result<GradientResult, RunError>)
+        case snapshotReady([Wire.Weights])
+        case record(RunEvent)
+        case log(Logger.Level, String)
+    }
+
+    /// Reported failures of one job, or failed rings of one step, after which the run stops.
+    public static let maxFailures = 4
+
+    struct WorkerRecord: Sendable {
+        let id: WorkerID
+        let peer: PeerID
+        let ringEndpoint: String
+        /// The public key this worker authenticated with (nil in an open cluster): its ring
+        /// listener's key, which its predecessor in a ring must expect.
+        let publicKey: String?
+        /// The replica version the worker last reported (0 at registration: every replica
+        /// starts from the run seed).
+        var version: UInt64 = 0
+        /// The wire job id of the one assignment this worker holds, if any.
+        var assignment: UInt64?
+        var jobsDone = 0
+    }
+
+    /// What an assignment (by its wire job id) stands for.
+    enum Work: Sendable, Equatable {
+        case job(JobID, attempt: UInt32)
+        case step
+        case snapshotSource
+        case synchronize(version: UInt64)
+    }
+
+    struct Assignment: Sendable {
+        let worker: WorkerID
+        let work: Work
+        let deadline: ContinuousClock.Instant
+    }
+
+    struct Batch: Sendable {
+        var requests: [JobRequest]
+        var ledger = JobLedger<Int>()
+        var results: [Wire.Result?]
+        var failures: [Int]
+        init(_ requests: [JobRequest]) {
+            self.requests = requests
+            for i in requests.indices { ledger.enqueue(JobID(UInt64(i)), i) }
+            results = Array(repeating: nil, count: requests.count)
+            failures = Array(repeating: 0, count: requests.count)
+        }
+    }
+
+    struct Ring: Sendable {
+        let epoch: UInt32
+        let participants: [WorkerID]
+        /// Each participant's outcome once reported (nil inside: it failed).
+        var reports: [WorkerID: GradientResult?] = [:]
+    }
+
+    struct Step: Sendable {
+        let request: StepRequest
+        /// Since when the step has waited for its ring (nil: from the next dispatch on).
+        var waitingSince: ContinuousClock.Instant?
+        var ring: Ring?
+        var failedRings = 0
+        /// What the last rank that failed said (for the error that ends the run).
+        var lastFailure = ""
+    }
+
+    let timing: Timing
+    let identity: RunIdentity
+    var membership = Membership()
+    var workers: [WorkerID: WorkerRecord] = [:]
+    var byPeer: [PeerID: WorkerID] = [:]
+    var nextWireJob: UInt64 = 1
+    var assignments: [UInt64: Assignment] = [:]
+    var ringEpoch: UInt32 = 0
+    var batch: Batch?
+    var step: Step?
+    /// The last snapshot read from a worker, and the messages of one being received.
+    var snapshot: (version: UInt64, messages: [Wire.Weights])?
+    var snapshotInbox: [Wire.Weights] = []
+    var snapshotWanted = false
+
+    /// The committed replica version: optimizer steps applied so far.
+    public internal(set) var version: UInt64 = 0
+
+    public init(timing: Timing, identity: RunIdentity) {
+        self.timing = timing
+        self.identity = identity
+    }
+
+    /// Continues a run from a checkpoint: its version, and the state every worker is brought to
+    /// before its first job (workers register at version 0, so all are behind).
+    public mutating func resume(version: UInt64, weights: [Wire.Weights]) {
+        self.version = version
+        snapshot = (version, weights)
+    }
+
+    public var liveWorkers: [WorkerID] { workers.keys.filter { isAlive($0) }.sorted() }
+
+    /// Jobs done per worker (for the summary).
+    public var jobCounts: [String: Int] {
+        Dictionary(uniqueKeysWithValues: workers.values.map { ("\($0.id)", $0.jobsDone) })
+    }
+
+    /// The workers a shutdown goes to.
+    public var livePeers: [PeerID] { liveWorkers.compactMap { workers[$0]?.peer } }
+
+    func isAlive(_ id: WorkerID) -> Bool {
+        guard let s = membership.status(of: id) else { return false }
+        return s < .down
+    }
+
+    /// Takes one event at `now`; returns what to do, in order.
+    public mutating func handle(_ event: Event, at now: ContinuousClock.Instant) -> [Directive] {
+        var out: [Directive] = []
+        switch event {
+        case .message(let message, let peer, let key):
+            guard receive(message, from: peer, key: key, at: now, into: &out) else { return out }
+        case .tick:
+            expire(at: now, into: &out)
+        case .jobsRequested(let requests):
+            precondition(batch == nil && step == nil, "SchedulerState: one batch or step at a time")
+            guard !requests.isEmpty else { return [.jobsFinished(.success([]))] }
+            batch = Batch(requests)
+        case .stepRequested(let request):
+            precondition(batch == nil && step == nil, "SchedulerState: one batch or step at a time")
+            step = Step(request: request, waitingSince: now)
+        case .snapshotRequested:
+            snapshotWanted = true
+        }
+        dispatch(at: now, into: &out)
+        return out
+    }
+}

@@ -1,0 +1,209 @@
+import Protocol
+import RLAIF
+import Testing
+
+@testable import Coordinator
+
+/// The scheduler's decisions at explicit instants: who is in each ring, when snapshots move,
+/// what happens when a worker joins, dies, stalls or fails mid-step.
+@Suite struct SchedulerStateTests {
+    typealias H = SchedulerHarness
+
+    /// Commits one step on whoever gets it; ranks answer in `order` (default: as assigned).
+    func commitStep(_ h: inout H, reversed: Bool = false) -> [UInt32] {
+        let out = h.handle(.stepRequested(H.stepRequest()))
+        var ring = h.assignments(in: out)
+        if reversed { ring.reverse() }
+        for (i, r) in ring.enumerated() {
+            if i > 0 {  // the others finish later, with a tick in between
+                h.advance(.milliseconds(20))
+                h.heartbeat(Array(h.replicaVersion.keys))
+                h.handle(.tick)
+            }
+            h.reportStep(r.worker, r.assign)
+        }
+        return ring.map(\.worker).sorted()
+    }
+
+    @Test func undisturbedRun_keepsEveryWorkerInEveryRing_andShipsNoSnapshot() {
+        var h = H()
+        let a = h.join("a"), b = h.join("b")
+        for step in 0..<30 {
+            #expect(commitStep(&h, reversed: step % 2 == 1) == [a, b])
+            if step % 10 == 9 {  // a checkpoint between steps reads one worker's state
+                let sources = h.weightsRequests(in: h.handle(.snapshotRequested))
+                #expect(sources.count == 1)
+                h.sendSnapshot(from: sources[0])
+            }
+        }
+        #expect(h.committedSteps.count == 30)
+        #expect(h.committedSteps.allSatisfy { $0.participants == ["w1", "w2"] })
+        #expect(h.synchronizations == 0)
+        #expect(h.state.version == 30)
+        let ready = h.log.filter { if case .snapshotReady = $0 { true } else { false } }
+        #expect(ready.count == 3)
+    }
+
+    @Test func workerJoiningMidStep_isSyncedOnce_andTheNextRingWaitsForIt() {
+        var h = H()
+        let a = h.join("a"), b = h.join("b")
+        _ = commitStep(&h)
+        let ring = h.assignments(in: h.handle(.stepRequested(H.stepRequest())))
+        let c = h.join("c")  // behind (version 0 of 1), while every current worker is in the ring
+        #expect(h.assignments(in: h.log).allSatisfy { $0.worker != c })
+        for r in ring { h.reportStep(r.worker, r.assign) }
+        #expect(h.committedSteps.last?.participants == ["w1", "w2"])
+        #expect(h.weightsRequests(in: h.log) == [a])
+
+        // The next step waits for the snapshot and the sync rather than starting without them.
+        let next = h.handle(.stepRequested(H.stepRequest()))
+        #expect(h.assignments(in: next).isEmpty)
+        h.sendSnapshot(from: a)
+        let sync = h.assignments(in: h.log).last!
+        #expect(sync.worker == c && sync.assign.kind == .synchronize && sync.assign.weightsVersion == 2)
+        h.reportSynchronized(c, sync.assign)
+        let full = h.assignments(in: h.log).suffix(3)
+        #expect(full.map(\.worker).sorted() == [a, b, c])
+        #expect(full.allSatisfy { $0.assign.kind == .gradient && $0.assign.step == 2 })
+        #expect(h.synchronizations == 1)
+    }
+
+    @Test func workerDyingMidStep_ringIsFormedAgainOnTheSurvivors() {
+        var h = H()
+        let a = h.join("a"), b = h.join("b"), _ = h.join("c")
+        let first = h.assignments(in: h.handle(.stepRequested(H.stepRequest())))
+        #expect(first.count == 3)
+        h.advance(.seconds(2))
+        h.heartbeat([a, b])
+        h.advance(.milliseconds(1500))
+        h.handle(.tick)  // c silent for 3.5 s: declared dead, its share abandoned
+        #expect(h.log.contains { if case .record(.workerLost(worker: "w3", _)) = $0 { true } else { false } })
+        for r in first where r.worker != 3 { h.reportStep(r.worker, r.assign, succeeded: false) }  // ring timed out
+        #expect(h.log.contains { if case .record(.stepRetry) = $0 { true } else { false } })
+        let second = h.assignments(in: h.log).suffix(2)
+        #expect(second.map(\.worker).sorted() == [a, b])
+        for r in second { h.reportStep(r.worker, r.assign) }
+        #expect(h.committedSteps.map(\.participants) == [["w1", "w2"]])
+        #expect(h.synchronizations == 0)
+    }
+
+    @Test func expiredLease_handsTheJobOutAgain_andTheLateAnswerIsDropped() throws {
+        var timing = H.timing
+        timing.lease = .seconds(1)
+        var h = H(timing: timing)
+        let a = h.join("a"), b = h.join("b")
+        let jobs = (0..<2).map { _ in SchedulerState.JobRequest(kind: .labeling, spec: "{}", needsWeights: false) }
+        let first = h.assignments(in: h.handle(.jobsRequested(jobs)))
+        #expect(first.map(\.worker) == [a, b])
+        func answer(_ id: UInt32, _ x: Wire.Assign) {
+            h.handle(
+                .message(
+                    .result(.init(jobID: x.jobID, attempt: x.attempt, workerID: id, status: .succeeded, spec: "\(x.step)")),
+                    from: h.peers[id]!, key: nil))
+        }
+        answer(b, first[1].assign)
+        h.advance(.milliseconds(1500))
+        h.heartbeat([a, b])
+        let again = h.assignments(in: h.handle(.tick))
+        #expect(again.count == 1 && again[0].assign.step == 0 && again[0].assign.attempt == 1)
+        answer(a, first[0].assign)  // the first attempt, too late: dropped
+        #expect(!h.log.contains { if case .jobsFinished = $0 { true } else { false } })
+        answer(again[0].worker, again[0].assign)
+        guard case .jobsFinished(.success(let results))? = h.log.last else {
+            Issue.record("the batch did not finish")
+            return
+        }
+        #expect(results.map(\.spec) == ["0", "1"])
+    }
+
+    @Test func workerReportingAnOldVersion_takesASnapshotBeforeItsNextWeightedJob() {
+        var h = H()
+        let a = h.join("a"), b = h.join("b")
+        _ = commitStep(&h)
+        let jobs = (0..<3).map { _ in SchedulerState.JobRequest(kind: .rollout, spec: "{}", needsWeights: true) }
+        let first = h.assignments(in: h.handle(.jobsRequested(jobs)))
+        let batchStart = h.log.count
+        let onB = first.first { $0.worker == b }!
+        h.replicaVersion[b] = 0  // b's replica turns out to be behind: the job fails and says so
+        h.handle(
+            .message(
+                .result(
+                    .init(
+                        jobID: onB.assign.jobID, attempt: 0, workerID: b, status: .failed, message: "weights at version 0",
+                        spec: JobSpecs.encode(ReplicaReport(version: 0)))), from: h.peers[b]!, key: nil))
+        #expect(h.assignments(in: Array(h.log[batchStart...])).isEmpty)  // nothing for b until a can lend its state
+        let onA = first.first { $0.worker == a }!
+        h.handle(
+            .message(
+                .result(.init(jobID: onA.assign.jobID, attempt: 0, workerID: a, status: .succeeded, spec: "a")),
+                from: h.peers[a]!, key: nil))
+        #expect(h.weightsRequests(in: h.log) == [a])
+        h.sendSnapshot(from: a)
+        let sync = h.assignments(in: h.log).last { $0.worker == b }!
+        #expect(sync.assign.kind == .synchronize && sync.assign.weightsVersion == 1)
+        h.reportSynchronized(b, sync.assign)
+        let afterSync = h.assignments(in: h.log).last { $0.worker == b }!
+        #expect(afterSync.assign.kind == .rollout && afterSync.assign.weightsVersion == 1)
+        let retried = h.assignments(in: h.log).filter { $0.assign.kind == .rollout && $0.assign.step == onB.assign.step }
+        #expect(retried.map(\.assign.attempt) == [0, 1])
+        #expect(h.synchronizations == 1)
+    }
+
+    @Test func stepFailingOnEveryRank_endsTheRunAfterMaxFailures_withTheWorkersMessage() {
+        var h = H()
+        _ = h.join("a")
+        _ = h.join("b")
+        var rings = 0
+        var pending = h.assignments(in: h.handle(.stepRequested(H.stepRequest())))
+        while !pending.isEmpty {
+            rings += 1
+            let before = h.log.count
+            for r in pending { h.reportStep(r.worker, r.assign, succeeded: false) }
+            pending = h.assignments(in: Array(h.log[before...]))
+        }
+        #expect(rings == SchedulerState.maxFailures)
+        guard case .failure(let error)? = h.stepOutcomes.last else {
+            Issue.record("the step did not fail")
+            return
+        }
+        #expect(error.message.contains("failed on every rank 4 times"))
+        #expect(error.message.contains("ring timed out"))
+        #expect(h.state.version == 0)
+    }
+
+    @Test func checkpointAskedDuringAStep_readsTheCommittedState_andKeepsItsSourceInTheNextRing() {
+        var h = H()
+        let a = h.join("a"), b = h.join("b")
+        let ring = h.assignments(in: h.handle(.stepRequested(H.stepRequest())))
+        #expect(h.weightsRequests(in: h.handle(.snapshotRequested)).isEmpty)  // every current worker is busy
+        h.reportStep(ring[0].worker, ring[0].assign)
+        #expect(h.weightsRequests(in: h.log).isEmpty)  // a rank ahead of the commit is no source
+        h.reportStep(ring[1].worker, ring[1].assign)
+        #expect(h.weightsRequests(in: h.log) == [a])
+        let next = h.handle(.stepRequested(H.stepRequest()))
+        #expect(h.assignments(in: next).isEmpty)  // waits for the source
+        h.sendSnapshot(from: a)
+        #expect(h.log.contains { if case .snapshotReady = $0 { true } else { false } })
+        #expect(h.assignments(in: h.log).suffix(2).map(\.worker).sorted() == [a, b])
+        #expect(h.synchronizations == 0)
+    }
+
+    @Test func stepWaitsForASyncingWorker_atMostStepWait() {
+        var h = H()
+        let a = h.join("a"), b = h.join("b")
+        _ = commitStep(&h)
+        let c = h.join("c")
+        h.handle(.tick)
+        h.sendSnapshot(from: h.weightsRequests(in: h.log)[0])  // c now syncing, and never answers
+        let sync = h.assignments(in: h.log).last!
+        #expect(sync.worker == c && sync.assign.kind == .synchronize)
+        #expect(h.assignments(in: h.handle(.stepRequested(H.stepRequest()))).isEmpty)
+        h.advance(.seconds(1))
+        h.heartbeat([a, b, c])
+        #expect(h.assignments(in: h.handle(.tick)).isEmpty)
+        h.advance(.milliseconds(1100))
+        h.heartbeat([a, b, c])
+        let ring = h.assignments(in: h.handle(.tick))
+        #expect(ring.map(\.worker).sorted() == [a, b])
+    }
+}
