@@ -81,7 +81,7 @@ struct SchedulerHarness {
         var result = Wire.Result(jobID: a.jobID, attempt: a.attempt, workerID: id, status: .failed, message: "ring timed out")
         if succeeded {
             replicaVersion[id] = a.step + 1
-            let gradient = GradientResult(version: a.step + 1, checksum: "c\(a.step + 1)", metrics: [:], gradientNorm: 1)
+            let gradient = GradientResult(version: a.step + 1, fingerprint: "f\(a.step + 1)", metrics: [:], gradientNorm: 1)
             result = .init(jobID: a.jobID, attempt: a.attempt, workerID: id, status: .succeeded, spec: JobSpecs.encode(gradient))
         } else {
             result.spec = JobSpecs.encode(ReplicaReport(version: replicaVersion[id] ?? 0))

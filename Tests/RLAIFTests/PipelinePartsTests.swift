@@ -112,4 +112,23 @@ import Testing
             #expect(abs(Double(analytic[flat: index]) - numeric) <= 5e-3 + 2e-2 * abs(numeric), "parameter \(index)")
         }
     }
+
+    /// The summary's checksum computed from a snapshot is the replica's own; the per-step
+    /// fingerprint sees a one-bit change anywhere, the bytes past the last 64-byte block included.
+    @Test func snapshotChecksum_isTheReplicas_andTheFingerprintSeesOneBit() throws {
+        let replica = try ModelReplica(config: .init(vocabularySize: 12, contextLength: 8, width: 8, layers: 1, heads: 2), seed: 5)
+        replica.forkReference()
+        replica.forkReward()
+        #expect(ModelReplica.checksum(of: replica.snapshot()) == replica.checksum())
+        #expect(replica.checksum().split(separator: "-").count == 3)
+        let values = replica.policyParameters.values
+        let before = replica.fingerprint()
+        for index in [0, values.count / 2, values.count - 1] {
+            let saved = values[flat: index]
+            values[flat: index] = Float(bitPattern: saved.bitPattern ^ 1)
+            #expect(replica.fingerprint() != before, "element \(index)")
+            values[flat: index] = saved
+            #expect(replica.fingerprint() == before)
+        }
+    }
 }

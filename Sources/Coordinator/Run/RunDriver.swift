@@ -132,6 +132,7 @@ public final class RunDriver: @unchecked Sendable {
         // The final policy and reward model, for transformers.
         if await scheduler.version > 0 {
             let final = await scheduler.currentSnapshot()
+            summary.weightsChecksum = Self.checksum(final)
             do {
                 try ModelExport.write(weights: final, settings: settings, to: directory.appendingPathComponent("models"))
             } catch {
@@ -162,6 +163,7 @@ public final class RunDriver: @unchecked Sendable {
         let version = await scheduler.version
         guard version > 0 else { return }
         let weights = await scheduler.currentSnapshot()
+        cursor.weightsChecksum = Self.checksum(weights)
         cursor.phase = next.rawValue
         cursor.done = done
         cursor.version = version
@@ -173,6 +175,11 @@ public final class RunDriver: @unchecked Sendable {
             throw RunError(message: error.message)
         }
         events.record(.checkpoint(directory: written.lastPathComponent, phase: next.rawValue, done: done, version: version))
+    }
+
+    /// `ModelReplica.checksum()` of the replica a snapshot restores.
+    static func checksum(_ weights: [Wire.Weights]) -> String {
+        ModelReplica.checksum(of: weights.compactMap(ModelReplica.ModelState.init))
     }
 
     /// After each step of a loop: a checkpoint every `checkpoint.every_steps` optimizer steps.
@@ -229,10 +236,9 @@ public final class RunDriver: @unchecked Sendable {
     }
 
     private func logStep(_ phase: String, _ r: GradientResult, extra: [String: Double] = [:]) {
-        cursor.weightsChecksum = r.checksum  // the latest weights' checksum: the summary's and the next checkpoint's
         let values = r.metrics.merging(extra) { _, driver in driver }
         events.record(
-            .metrics(.init(phase: phase, version: r.version, gradientNorm: r.gradientNorm, checksum: r.checksum, values: values)))
+            .metrics(.init(phase: phase, version: r.version, gradientNorm: r.gradientNorm, fingerprint: r.fingerprint, values: values)))
     }
 
     // MARK: Rollout and labeling

@@ -2,7 +2,7 @@ import Foundation
 
 /// The field list of each event line (a codec's field list: one case per event).
 extension RunEvent {
-    static let metricsFixedKeys: Set<String> = ["event", "t", "phase", "version", "grad_norm", "checksum"]
+    static let metricsFixedKeys: Set<String> = ["event", "t", "phase", "version", "grad_norm", "fingerprint"]
 
     func encodeFields(into c: inout KeyedEncodingContainer<EventKey>) throws {
         switch self {
@@ -31,11 +31,11 @@ extension RunEvent {
             try c.encode(kind, forKey: "kind")
             try c.encode(worker, forKey: "worker")
             try c.encode(attempt, forKey: "attempt")
-        case .step(let version, let participants, let epoch, let checksum):
+        case .step(let version, let participants, let epoch, let fingerprint):
             try c.encode(version, forKey: "version")
             try c.encode(participants, forKey: "participants")
             try c.encode(epoch, forKey: "epoch")
-            try c.encode(checksum, forKey: "checksum")
+            try c.encode(fingerprint, forKey: "fingerprint")
         case .stepRetry(let version, let epoch):
             try c.encode(version, forKey: "version")
             try c.encode(epoch, forKey: "epoch")
@@ -50,7 +50,7 @@ extension RunEvent {
             try c.encode(m.phase, forKey: "phase")
             try c.encode(m.version, forKey: "version")
             try c.encode(m.gradientNorm, forKey: "grad_norm")
-            try c.encode(m.checksum, forKey: "checksum")
+            try c.encode(m.fingerprint, forKey: "fingerprint")
             for (name, value) in m.values where !Self.metricsFixedKeys.contains(name) {
                 try c.encode(value, forKey: EventKey(stringValue: name))
             }
@@ -101,7 +101,7 @@ extension RunEvent {
         case "step":
             self = .step(
                 version: try version(), participants: try c.decode([String].self, forKey: "participants"),
-                epoch: try int("epoch"), checksum: try string("checksum"))
+                epoch: try int("epoch"), fingerprint: try string("fingerprint"))
         case "step_retry": self = .stepRetry(version: try version(), epoch: try int("epoch"))
         case "snapshot":
             self = .snapshot(
@@ -138,6 +138,6 @@ extension RunEvent {
         return StepMetrics(
             phase: try c.decode(String.self, forKey: "phase"), version: try c.decode(UInt64.self, forKey: "version"),
             gradientNorm: try c.decode(Double.self, forKey: "grad_norm"),
-            checksum: try c.decode(String.self, forKey: "checksum"), values: values)
+            fingerprint: try c.decode(String.self, forKey: "fingerprint"), values: values)
     }
 }

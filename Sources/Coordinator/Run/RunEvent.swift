@@ -11,7 +11,7 @@ public enum RunEvent: Sendable, Equatable {
     /// One job's accepted result and the worker that produced it.
     case job(job: UInt64, kind: String, worker: String, attempt: Int)
     /// An optimizer step committed by every participant of one ring.
-    case step(version: UInt64, participants: [String], epoch: Int, checksum: String)
+    case step(version: UInt64, participants: [String], epoch: Int, fingerprint: String)
     case stepRetry(version: UInt64, epoch: Int)
     /// A worker's full state read for a checkpoint or to bring other workers up to date.
     case snapshot(version: UInt64, from: String, purpose: SnapshotPurpose)
@@ -34,14 +34,15 @@ public enum RunEvent: Sendable, Equatable {
         public var phase: String
         public var version: UInt64
         public var gradientNorm: Double
-        public var checksum: String
+        /// `ModelReplica.fingerprint()` of the weights after the step.
+        public var fingerprint: String
         /// The objective's metrics (loss, accuracy, …) and the driver's (reward, kl, epoch, …).
         public var values: [String: Double]
-        public init(phase: String, version: UInt64, gradientNorm: Double, checksum: String, values: [String: Double]) {
+        public init(phase: String, version: UInt64, gradientNorm: Double, fingerprint: String, values: [String: Double]) {
             self.phase = phase
             self.version = version
             self.gradientNorm = gradientNorm
-            self.checksum = checksum
+            self.fingerprint = fingerprint
             self.values = values
         }
     }

@@ -123,15 +123,15 @@ extension SchedulerState {
             }
             return
         }
-        if successes.contains(where: { $0.checksum != first.checksum }) {
-            out.append(.log(.critical, "replicas disagree after step \(version + 1): \(successes.map(\.checksum))"))
+        if successes.contains(where: { $0.fingerprint != first.fingerprint }) {
+            out.append(.log(.critical, "replicas disagree after step \(version + 1): \(successes.map(\.fingerprint))"))
         }
         // Ranks that did not finish keep the version they reported: behind, they take a snapshot.
         out.append(
             .record(
                 .step(
                     version: version + 1, participants: ring.participants.map(\.description), epoch: Int(ring.epoch),
-                    checksum: first.checksum)))
+                    fingerprint: first.fingerprint)))
         version += 1
         step = nil
         out.append(.stepFinished(.success(first)))

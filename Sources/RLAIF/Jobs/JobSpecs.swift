@@ -273,12 +273,13 @@ public struct GradientSpec: Codable, Sendable, Equatable {
 /// metric sums over all ranks (all-reduced with the gradient, so every rank reports the same).
 public struct GradientResult: Codable, Sendable, Equatable {
     public var version: UInt64
-    public var checksum: String
+    /// `ModelReplica.fingerprint()` after the step: every rank's must be the same.
+    public var fingerprint: String
     public var metrics: [String: Double]
     public var gradientNorm: Double
-    public init(version: UInt64, checksum: String, metrics: [String: Double], gradientNorm: Double) {
+    public init(version: UInt64, fingerprint: String, metrics: [String: Double], gradientNorm: Double) {
         self.version = version
-        self.checksum = checksum
+        self.fingerprint = fingerprint
         self.metrics = metrics
         self.gradientNorm = gradientNorm
     }

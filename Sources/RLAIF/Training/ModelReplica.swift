@@ -157,12 +157,27 @@ public final class ModelReplica: @unchecked Sendable {
         self.version = version
     }
 
+    /// The weights' values in checksum order: policy, then the reference and reward models if
+    /// they exist.
+    private var weightTensors: [Tensor] {
+        [policyParameters.values] + [referenceParameters?.values, rewardParameters?.values].compactMap { $0 }
+    }
+
     /// FNV-1a over the bits of every model's weights: equal replicas give equal checksums.
-    public func checksum() -> String {
-        var parts = [policyParameters.values.checksum]
-        if let referenceParameters { parts.append(referenceParameters.values.checksum) }
-        if let rewardParameters { parts.append(rewardParameters.values.checksum) }
-        return parts.joined(separator: "-")
+    public func checksum() -> String { weightTensors.map(\.checksum).joined(separator: "-") }
+
+    /// `checksum()` of the replica a snapshot restores (the run's summary and checkpoints).
+    public static func checksum(of states: [ModelState]) -> String {
+        let byRole = Dictionary(states.map { ($0.role, $0.values) }) { _, last in last }
+        return [Role.policy, .reference, .reward].compactMap { byRole[$0]?.checksum }.joined(separator: "-")
+    }
+
+    /// A fast hash of every model's weights, compared across ranks after each step.
+    public func fingerprint() -> String {
+        weightTensors.map {
+            let hex = String($0.fingerprint, radix: 16)
+            return String(repeating: "0", count: 16 - hex.count) + hex
+        }.joined(separator: "-")
     }
 }
 

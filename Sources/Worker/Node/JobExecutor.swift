@@ -91,8 +91,8 @@ actor JobExecutor {
                 throw JobSpecError(message: "synchronize without a complete snapshot")
             }
             try await Engine.shared.run { try replica.restore(states, version: a.weightsVersion) }
-            let checksum = await Engine.shared.run { replica.checksum() }
-            return (JobSpecs.encode(ReplicaReport(version: replica.version, checksum: checksum)), [], [])
+            let fingerprint = await Engine.shared.run { replica.fingerprint() }
+            return (JobSpecs.encode(ReplicaReport(version: replica.version, checksum: fingerprint)), [], [])
         }
     }
 
@@ -127,9 +127,9 @@ actor JobExecutor {
             replica.apply(
                 reduced, objective: objective, learningRate: Float(spec.learningRate), clipNorm: Float(spec.clipNorm))
         }
-        let checksum = await Engine.shared.run { replica.checksum() }
+        let fingerprint = await Engine.shared.run { replica.fingerprint() }
         let result = GradientResult(
-            version: replica.version, checksum: checksum, metrics: metrics, gradientNorm: Double(norm))
+            version: replica.version, fingerprint: fingerprint, metrics: metrics, gradientNorm: Double(norm))
         return (JobSpecs.encode(result), [], [])
     }
 
