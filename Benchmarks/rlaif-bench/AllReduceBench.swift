@@ -35,7 +35,9 @@ struct AllReduceBench: AsyncParsableCommand {
 
     func run() throws {
         let source = normalStd.map { "N(0, \($0)²)" } ?? "small GPT-2 LM gradients"
-        emit("gradients: \(source); slices of \(sliceElements) elements; units of 2^-\(fractionBits); one process per rank; \(transport)")
+        emit(
+            "gradients: \(source); slices of \(sliceElements) elements; units of 2^-\(fractionBits); one process per rank; \(transport)"
+        )
         emit("ranks   MB    best ms   bus GB/s  median ms   bus GB/s   cpu ms   quantize ms   >32-bit elements")
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         for n in ranks {
@@ -84,7 +86,8 @@ struct AllReduceBench: AsyncParsableCommand {
                 emit(
                     String(
                         format: "%5d %4d %10.1f %10.2f %10.1f %10.2f %8.1f %13.1f %17.5f%%", n, mb, best * 1000,
-                        bytes / best / 1e9, median * 1000, bytes / median / 1e9, cpu[cpu.count / 2] * 1000, quantize * 1000,
+                        bytes / best / 1e9, median * 1000, bytes / median / 1e9, cpu[cpu.count / 2] * 1000,
+                        quantize * 1000,
                         100 * Double(ready[0][2])! / Double(mb << 18)))
             }
         }

@@ -9,7 +9,8 @@ struct Bench: AsyncParsableCommand {
         commandName: "rlaif-bench",
         abstract: "Benchmarks of rlaif's components, each beside a reference measured in the same run.",
         subcommands: [
-            TensorBench.self, SgemmTable.self, ProtocolBench.self, CodecBench.self, GPTBench.self, DecodeBench.self, AllReduceBench.self, AllReduceRank.self,
+            TensorBench.self, SgemmTable.self, ProtocolBench.self, CodecBench.self, GPTBench.self, DecodeBench.self,
+            AllReduceBench.self, AllReduceRank.self,
         ])
 
     static func main() async {

@@ -55,7 +55,8 @@ struct GPTBench: AsyncParsableCommand {
         let all = seconds.map { String(format: "%.2f", $0 * 1000) }.joined(separator: ", ")
         emit(
             String(
-                format: "{\"preset\": \"%@\", \"task\": \"%@\", \"best_ms\": %.1f, \"median_ms\": %.1f, \"times_ms\": [%@]}",
+                format:
+                    "{\"preset\": \"%@\", \"task\": \"%@\", \"best_ms\": %.1f, \"median_ms\": %.1f, \"times_ms\": [%@]}",
                 preset, task, best * 1000, median * 1000, all))
     }
 }

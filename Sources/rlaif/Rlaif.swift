@@ -6,7 +6,10 @@ struct Rlaif: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rlaif",
         abstract: "Distributed training orchestrator for Reinforcement Learning from AI Feedback.",
-        subcommands: [Launch.self, Resume.self, CoordinatorCommand.self, WorkerCommand.self, Status.self, Keygen.self, Sample.self, Score.self])
+        subcommands: [
+            Launch.self, Resume.self, CoordinatorCommand.self, WorkerCommand.self, Status.self, Keygen.self,
+            Sample.self, Score.self,
+        ])
 
     static func main() async {
         // Before any other thread allocates. Workers (and the model commands) move big tensors;

@@ -54,7 +54,8 @@ import Testing
     static func coordinatorAddress(_ dir: URL) -> String? {
         for _ in 0..<200 {
             if let data = try? Data(contentsOf: dir.appendingPathComponent("coordinator.json")),
-                let o = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let address = o["address"] as? String
+                let o = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                let address = o["address"] as? String
             {
                 return address
             }
@@ -110,7 +111,8 @@ import Testing
         }
         let pub = try String(contentsOf: dir.appendingPathComponent("keys/worker.key.pub"), encoding: .utf8)
         let config = dir.appendingPathComponent("keyed.yaml").path
-        try (String(contentsOfFile: quick, encoding: .utf8)
+        try
+            (String(contentsOfFile: quick, encoding: .utf8)
             + "keys:\n  coordinator: keys/coordinator.key\n  worker: keys/worker.key\n")
             .write(toFile: config, atomically: true, encoding: .utf8)
         return (config, pub.split(separator: "\n").first.map { String($0.dropFirst("public: ".count)) })
@@ -155,7 +157,9 @@ import Testing
         // ring, and no snapshot is shipped (every replica starts from the seed).
         for (run, n) in [(two, 2), (four, 4)] {
             let use = Self.ringUse(run.events, workers: n)
-            #expect(use.steps > 0 && use.full == use.steps, "\(n) workers: \(use.full) of \(use.steps) steps on a full ring")
+            #expect(
+                use.steps > 0 && use.full == use.steps, "\(n) workers: \(use.full) of \(use.steps) steps on a full ring"
+            )
             #expect(use.synchronized == 0)
         }
         #expect(four.workerKey?.count == 40 && four.joinedWith == Array(repeating: four.workerKey, count: 4))

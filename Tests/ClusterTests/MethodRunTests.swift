@@ -21,7 +21,10 @@ import Testing
     func method_beatsSFT_onGroundTruth(_ method: String) throws {
         let run = try Self.launch(["run.method=\(method)"])
         defer { try? FileManager.default.removeItem(at: run.dir) }
-        #expect(run.ok, "\(method) run failed: \((try? String(contentsOf: run.dir.appendingPathComponent("launch.log"), encoding: .utf8)) ?? "")")
+        #expect(
+            run.ok,
+            "\(method) run failed: \((try? String(contentsOf: run.dir.appendingPathComponent("launch.log"), encoding: .utf8)) ?? "")"
+        )
         let summary = try Run.summary(run.dir)
         #expect(summary["method"] as? String == method)
         let truth = Run.winRate(summary, "ground_truth")
@@ -29,8 +32,9 @@ import Testing
         // The final policy is exported for transformers; these methods train no reward model.
         let models = run.dir.appendingPathComponent("models")
         #expect(FileManager.default.fileExists(atPath: models.appendingPathComponent("policy/model.safetensors").path))
-        let config = try JSONSerialization.jsonObject(
-            with: Data(contentsOf: models.appendingPathComponent("policy/config.json"))) as? [String: Any]
+        let config =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: models.appendingPathComponent("policy/config.json"))) as? [String: Any]
         // The byte tokenizer's end-of-text (256), not GPT-2's 50256, which its vocabulary lacks.
         #expect(config?["eos_token_id"] as? Int == 256 && config?["bos_token_id"] as? Int == 256)
         #expect(!FileManager.default.fileExists(atPath: models.appendingPathComponent("reward").path))
@@ -54,7 +58,10 @@ import Testing
                 "labeler.api_key_env=RLAIF_TEST_LABELER_KEY", "preferences.pairs=256", "rl.iterations=12",
             ], environment: ["RLAIF_TEST_LABELER_KEY": secret])
         defer { try? FileManager.default.removeItem(at: run.dir) }
-        #expect(run.ok, "openai run failed: \((try? String(contentsOf: run.dir.appendingPathComponent("launch.log"), encoding: .utf8)) ?? "")")
+        #expect(
+            run.ok,
+            "openai run failed: \((try? String(contentsOf: run.dir.appendingPathComponent("launch.log"), encoding: .utf8)) ?? "")"
+        )
         let summary = try Run.summary(run.dir)
         #expect(Run.winRate(summary, "ground_truth") > 0.6)
         let reward = run.dir.appendingPathComponent("models/reward/config.json")
@@ -73,18 +80,21 @@ import Testing
             guard let f = $0["forward"] as? Double, let b = $0["backward"] as? Double else { return false }
             return f > 0 && f < 1 && b > 0 && b < 1
         }
-        #expect(soft.count > 200, "\(soft.count) of \(labels.count) labels have soft forward and backward probabilities")
+        #expect(
+            soft.count > 200, "\(soft.count) of \(labels.count) labels have soft forward and backward probabilities")
 
         let stats = try await server.stats()
         // 256 pairs and 128 evaluation pairs, both orders; every request carried the key.
         #expect(stats.requests >= (256 + 128) * 2)
         #expect(stats.authHeadersSeen == stats.requests && stats.statuses["401"] == nil)
-        let files = FileManager.default.enumerator(at: run.dir, includingPropertiesForKeys: nil)?
+        let files =
+            FileManager.default.enumerator(at: run.dir, includingPropertiesForKeys: nil)?
             .compactMap { $0 as? URL } ?? []
         #expect(files.count > 3)
         for file in files {
             if let data = try? Data(contentsOf: file) {
-                #expect(!String(decoding: data, as: UTF8.self).contains(secret), "\(file.lastPathComponent) holds the key")
+                #expect(
+                    !String(decoding: data, as: UTF8.self).contains(secret), "\(file.lastPathComponent) holds the key")
             }
         }
     }
@@ -100,9 +110,11 @@ import Testing
         // (Seeds 1-5 gave win rates 0.66, 0.71, 0.89, 0.62, 0.74; a fresh draw per run once gave 0.48.)
         var rng = SplitMix64(seed: 1)
         func post() -> String {
-            String((0..<6).map { _ in Character(UnicodeScalar(UInt8.random(in: 97...112, using: &rng))) }.enumerated().map {
-                $0.offset % 2 == 0 ? Character($0.element.uppercased()) : $0.element
-            }) + ">"
+            String(
+                (0..<6).map { _ in Character(UnicodeScalar(UInt8.random(in: 97...112, using: &rng))) }.enumerated().map
+                {
+                    $0.offset % 2 == 0 ? Character($0.element.uppercased()) : $0.element
+                }) + ">"
         }
         let prompts = (0..<400).map { _ in post() }
         let demos = (0..<256).map { _ -> (String, String) in
@@ -123,7 +135,10 @@ import Testing
             "labeler.command=python3 '\(script)'", "preferences.pairs=256", "rl.iterations=12", "evaluation.prompts=64",
         ])
         defer { try? FileManager.default.removeItem(at: run.dir) }
-        #expect(run.ok, "jsonl run failed: \((try? String(contentsOf: run.dir.appendingPathComponent("launch.log"), encoding: .utf8)) ?? "")")
+        #expect(
+            run.ok,
+            "jsonl run failed: \((try? String(contentsOf: run.dir.appendingPathComponent("launch.log"), encoding: .utf8)) ?? "")"
+        )
         let summary = try Run.summary(run.dir)
         #expect((summary["win_rate_vs_sft"] as? [String: Any])?["ground_truth"] == nil)
         #expect((summary["labeler_alignment"] as? [String: Any])?["debiased"] == nil)

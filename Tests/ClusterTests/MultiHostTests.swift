@@ -31,7 +31,9 @@ import Testing
         /// Creates the bridge and one namespace per host, each with a veth on the bridge.
         func setUp() throws {
             var failures: [String] = []
-            func run(_ a: [String]) { if let e = MultiHostTests.ip(a) { failures.append("ip \(a.joined(separator: " ")): \(e)") } }
+            func run(_ a: [String]) {
+                if let e = MultiHostTests.ip(a) { failures.append("ip \(a.joined(separator: " ")): \(e)") }
+            }
             run(["link", "add", bridge, "type", "bridge"])
             run(["link", "set", bridge, "up"])
             for (i, ns) in namespaces.enumerated() {
@@ -66,11 +68,15 @@ import Testing
         let dir = try Run.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         func inNamespace(_ ns: String, _ arguments: [String], log: String) throws -> Process {
-            try Run.start(arguments, log: dir.appendingPathComponent(log), launcher: ["/usr/sbin/ip", "netns", "exec", ns])
+            try Run.start(
+                arguments, log: dir.appendingPathComponent(log), launcher: ["/usr/sbin/ip", "netns", "exec", ns])
         }
         let coordinator = try inNamespace(
             network.namespaces[0],
-            ["coordinator", Run.quick, "--run-dir", dir.path, "--quiet", "--set", "coordinator.bind=tcp://\(network.address(0)):0"],
+            [
+                "coordinator", Run.quick, "--run-dir", dir.path, "--quiet", "--set",
+                "coordinator.bind=tcp://\(network.address(0)):0",
+            ],
             log: "coordinator.log")
         defer { if coordinator.isRunning { kill(coordinator.processIdentifier, SIGKILL) } }
         let endpoint = try #require(Run.coordinatorAddress(dir))

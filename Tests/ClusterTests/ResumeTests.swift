@@ -43,7 +43,10 @@ import Testing
         // Each point: the state of metrics.jsonl at which everything is killed.
         typealias Progress = (steps: [String: Int], phases: Set<String>)
         let points: [(name: String, reached: (Progress) -> Bool)] = [
-            ("sft, after 2 steps (before the first checkpoint: the run starts over)", { $0.steps["sft", default: 0] >= 2 }),
+            (
+                "sft, after 2 steps (before the first checkpoint: the run starts over)",
+                { $0.steps["sft", default: 0] >= 2 }
+            ),
             ("sft, after 9 of 18 steps", { $0.steps["sft", default: 0] >= 9 }),
             ("sft, after 15 of 18 steps", { $0.steps["sft", default: 0] >= 15 }),
             ("rollout of the preference pairs", { $0.phases.contains("rollout") }),
@@ -55,7 +58,8 @@ import Testing
             ("evaluation", { $0.phases.contains("evaluation") }),
         ]
         var process = try Run.start(
-            ["launch", config, "--run-dir", dir.path, "--quiet"] + overrides, log: dir.appendingPathComponent("run-0.log"))
+            ["launch", config, "--run-dir", dir.path, "--quiet"] + overrides,
+            log: dir.appendingPathComponent("run-0.log"))
         for (i, point) in points.enumerated() {
             let deadline = Date().addingTimeInterval(240)
             var reached = false
@@ -69,7 +73,8 @@ import Testing
                 ["resume", dir.path, "--quiet"], log: dir.appendingPathComponent("run-\(i + 1).log"))
         }
         #expect(Run.wait(process, seconds: 240), "the last resume did not finish")
-        let log = (try? String(contentsOf: dir.appendingPathComponent("run-\(points.count).log"), encoding: .utf8)) ?? ""
+        let log =
+            (try? String(contentsOf: dir.appendingPathComponent("run-\(points.count).log"), encoding: .utf8)) ?? ""
         #expect(process.terminationStatus == 0, "resume failed: \(log)")
         #expect(try Run.summary(dir)["weights_checksum"] as? String == reference.checksum)
         // Every step logged once, as in the uninterrupted run.

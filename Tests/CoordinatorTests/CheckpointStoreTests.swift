@@ -98,7 +98,9 @@ import Testing
         }
         #expect(store.directories().map(\.lastPathComponent) == ["ckpt-000001"])
         #expect(
-            (try? FileManager.default.contentsOfDirectory(atPath: store.root.path))?.contains { $0.hasSuffix(".partial") }
+            (try? FileManager.default.contentsOfDirectory(atPath: store.root.path))?.contains {
+                $0.hasSuffix(".partial")
+            }
                 == false)
         #expect(Self.shell("mount", "-o", "remount,ro", mountPoint.path))
         #expect(throws: CheckpointError.self) { try store.write(Self.checkpoint(version: 3, floats: 16)) }

@@ -104,7 +104,8 @@ import Protocol
         let coordinator = try CurveKeyPair.generate(), launched = try CurveKeyPair.generate()
         try coordinator.write(to: dir.appendingPathComponent("c.key").path)
         try launched.write(to: dir.appendingPathComponent("w.key").path)
-        let config = try ClusterConfig.parse(yaml: "keys:\n  coordinator: c.key\n  worker: w.key\n", baseDirectory: dir.path)
+        let config = try ClusterConfig.parse(
+            yaml: "keys:\n  coordinator: c.key\n  worker: w.key\n", baseDirectory: dir.path)
         let keys = try #require(config.keys)
         #expect(keys.authorizedWorkers == [launched.publicKey])
         #expect(keys.launchedWorkerKeyFile == dir.appendingPathComponent("w.key").path)
@@ -152,12 +153,14 @@ import Protocol
 
     @Test func aFractionWhereAWholeNumberBelongs_namesKeyAndLine() {
         #expect(
-            throws: ConfigError(file: "cluster.yaml", line: 3, key: "sft.epochs", message: "must be a whole number, got 1.5")
+            throws: ConfigError(
+                file: "cluster.yaml", line: 3, key: "sft.epochs", message: "must be a whole number, got 1.5")
         ) { try ClusterConfig.parse(yaml: "sft:\n  batch_size: 8\n  epochs: 1.5\n") }
     }
 
     @Test func setOverrides_applyAfterTheFile_andUnknownKeysAreRefused() throws {
-        let c = try ClusterConfig.parse(yaml: "rl:\n  iterations: 3\n", overrides: ["rl.iterations=5", "labeler.both_orders=false"])
+        let c = try ClusterConfig.parse(
+            yaml: "rl:\n  iterations: 3\n", overrides: ["rl.iterations=5", "labeler.both_orders=false"])
         #expect(c.settings.rl.iterations == 5 && !c.settings.labeler.bothOrders)
         #expect(throws: ConfigError.self) { try ClusterConfig.parse(yaml: "", overrides: ["rl.iteration=5"]) }
     }
@@ -203,13 +206,15 @@ import Protocol
 
     @Test func jsonlTask_needsItsFiles_resolvedBesideTheConfig() throws {
         #expect(
-            throws: ConfigError(file: "cluster.yaml", line: 2, key: "task.prompts", message: "is required by task.kind jsonl")
+            throws: ConfigError(
+                file: "cluster.yaml", line: 2, key: "task.prompts", message: "is required by task.kind jsonl")
         ) { try ClusterConfig.parse(yaml: "task:\n  kind: jsonl\n  demonstrations: d.jsonl\n") }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlaif-config-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         try Data(#"{"prompt": "p"}"#.utf8).write(to: dir.appendingPathComponent("p.jsonl"))
-        let yaml = "task:\n  kind: jsonl\n  prompts: p.jsonl\n  demonstrations: d.jsonl\nlabeler:\n  kind: command\n  command: x\n"
+        let yaml =
+            "task:\n  kind: jsonl\n  prompts: p.jsonl\n  demonstrations: d.jsonl\nlabeler:\n  kind: command\n  command: x\n"
         #expect(
             throws: ConfigError(
                 file: "cluster.yaml", line: 4, key: "task.demonstrations",

@@ -38,8 +38,10 @@ struct SchedulerHarness {
         let peer = PeerID(Array(name.utf8))
         let out = handle(
             .message(
-                .hello(.init(workerName: name, host: "h", pid: 1, threads: 1, capabilities: .all, incarnation: 1,
-                    ringEndpoint: "tcp://\(name):1")), from: peer, key: nil))
+                .hello(
+                    .init(
+                        workerName: name, host: "h", pid: 1, threads: 1, capabilities: .all, incarnation: 1,
+                        ringEndpoint: "tcp://\(name):1")), from: peer, key: nil))
         for case .send(.welcome(let w), _) in out {
             peers[w.workerID] = peer
             replicaVersion[w.workerID] = replicaVersion[w.workerID] ?? 0
@@ -51,7 +53,9 @@ struct SchedulerHarness {
 
     /// Heartbeats from every listed worker (keeps them alive across `advance`).
     mutating func heartbeat(_ ids: [UInt32]) {
-        for id in ids { handle(.message(.heartbeat(.init(workerID: id, sequence: 1, activeJobs: 0)), from: peers[id]!, key: nil)) }
+        for id in ids {
+            handle(.message(.heartbeat(.init(workerID: id, sequence: 1, activeJobs: 0)), from: peers[id]!, key: nil))
+        }
     }
 
     /// Assignments sent in `directives`, by worker id.
@@ -72,17 +76,23 @@ struct SchedulerHarness {
     func worker(of peer: PeerID) -> UInt32? { peers.first { $0.value == peer }?.key }
 
     static func stepRequest(microBatches: Int = 4) -> SchedulerState.StepRequest {
-        let micros = (0..<microBatches).map { MicroBatch(id: $0, batch: SequenceBatch(prompts: [[1]], responses: [[2]])) }
-        return .init(spec: GradientSpec(objective: .sft, learningRate: 0.1, clipNorm: 1, normalizer: 1), microBatches: micros)
+        let micros = (0..<microBatches).map {
+            MicroBatch(id: $0, batch: SequenceBatch(prompts: [[1]], responses: [[2]]))
+        }
+        return .init(
+            spec: GradientSpec(objective: .sft, learningRate: 0.1, clipNorm: 1, normalizer: 1), microBatches: micros)
     }
 
     /// A worker's answer to its step assignment: success moves its replica one version on.
     mutating func reportStep(_ id: UInt32, _ a: Wire.Assign, succeeded: Bool = true) {
-        var result = Wire.Result(jobID: a.jobID, attempt: a.attempt, workerID: id, status: .failed, message: "ring timed out")
+        var result = Wire.Result(
+            jobID: a.jobID, attempt: a.attempt, workerID: id, status: .failed, message: "ring timed out")
         if succeeded {
             replicaVersion[id] = a.step + 1
-            let gradient = GradientResult(version: a.step + 1, fingerprint: "f\(a.step + 1)", metrics: [:], gradientNorm: 1)
-            result = .init(jobID: a.jobID, attempt: a.attempt, workerID: id, status: .succeeded, spec: JobSpecs.encode(gradient))
+            let gradient = GradientResult(
+                version: a.step + 1, fingerprint: "f\(a.step + 1)", metrics: [:], gradientNorm: 1)
+            result = .init(
+                jobID: a.jobID, attempt: a.attempt, workerID: id, status: .succeeded, spec: JobSpecs.encode(gradient))
         } else {
             result.spec = JobSpecs.encode(ReplicaReport(version: replicaVersion[id] ?? 0))
         }
@@ -103,7 +113,8 @@ struct SchedulerHarness {
         let report = ReplicaReport(version: a.weightsVersion, checksum: "s")
         handle(
             .message(
-                .result(.init(jobID: a.jobID, attempt: 0, workerID: id, status: .succeeded, spec: JobSpecs.encode(report))),
+                .result(
+                    .init(jobID: a.jobID, attempt: 0, workerID: id, status: .succeeded, spec: JobSpecs.encode(report))),
                 from: peers[id]!, key: nil))
     }
 

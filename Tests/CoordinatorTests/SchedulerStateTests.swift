@@ -98,7 +98,8 @@ import Testing
         func answer(_ id: UInt32, _ x: Wire.Assign) {
             h.handle(
                 .message(
-                    .result(.init(jobID: x.jobID, attempt: x.attempt, workerID: id, status: .succeeded, spec: "\(x.step)")),
+                    .result(
+                        .init(jobID: x.jobID, attempt: x.attempt, workerID: id, status: .succeeded, spec: "\(x.step)")),
                     from: h.peers[id]!, key: nil))
         }
         answer(b, first[1].assign)
@@ -129,7 +130,8 @@ import Testing
             .message(
                 .result(
                     .init(
-                        jobID: onB.assign.jobID, attempt: 0, workerID: b, status: .failed, message: "weights at version 0",
+                        jobID: onB.assign.jobID, attempt: 0, workerID: b, status: .failed,
+                        message: "weights at version 0",
                         spec: JobSpecs.encode(ReplicaReport(version: 0)))), from: h.peers[b]!, key: nil))
         #expect(h.assignments(in: Array(h.log[batchStart...])).isEmpty)  // nothing for b until a can lend its state
         let onA = first.first { $0.worker == a }!
@@ -144,7 +146,9 @@ import Testing
         h.reportSynchronized(b, sync.assign)
         let afterSync = h.assignments(in: h.log).last { $0.worker == b }!
         #expect(afterSync.assign.kind == .rollout && afterSync.assign.weightsVersion == 1)
-        let retried = h.assignments(in: h.log).filter { $0.assign.kind == .rollout && $0.assign.step == onB.assign.step }
+        let retried = h.assignments(in: h.log).filter {
+            $0.assign.kind == .rollout && $0.assign.step == onB.assign.step
+        }
         #expect(retried.map(\.assign.attempt) == [0, 1])
         #expect(h.synchronizations == 1)
     }

@@ -76,7 +76,8 @@ import Testing
             let parts = (0..<(1 + rng.next(below: 3))).map { _ in
                 (0..<rng.next(below: 40)).map { _ in UInt8(truncatingIfNeeded: rng.nextUInt32()) }
             }
-            try raw.sendMultipart(i % 50 == 0 ? [Wire.magic + [UInt8(ProtocolVersion.current.major), 0, 0, 0, 200]] : parts)
+            try raw.sendMultipart(
+                i % 50 == 0 ? [Wire.magic + [UInt8(ProtocolVersion.current.major), 0, 0, 0, 200]] : parts)
         }
         let good = try Endpoint.connect(to: server.address)
         await good.send(Self.hello)
@@ -128,7 +129,8 @@ import Testing
         let serverKeys = try CurveKeyPair.generate()
         let allowed = try CurveKeyPair.generate(), stranger = try CurveKeyPair.generate()
         let server = try Endpoint.listen(
-            on: "tcp://127.0.0.1:*", security: .curve(server: serverKeys, authorized: AuthorizedKeys([allowed.publicKey])))
+            on: "tcp://127.0.0.1:*",
+            security: .curve(server: serverKeys, authorized: AuthorizedKeys([allowed.publicKey])))
         let serving = Self.serveWelcomes(server)
 
         let intruder = try Endpoint.connect(

@@ -226,7 +226,8 @@ struct ByteArray: ByteSink {
     @Test func payloads_mustSuitTheirPhase() {
         let floats = Self.chunk(.reduceScatter, .values(Tensor(zeros: [3])))
         let units = Self.chunk(.allGather, .units(WireWords([1] as [Int64])))
-        let lowOnly = Self.chunk(.allGather, .packedUnits(low: WireWords([1] as [Int32]), patches: WireWords([] as [Int64])))
+        let lowOnly = Self.chunk(
+            .allGather, .packedUnits(low: WireWords([1] as [Int32]), patches: WireWords([] as [Int64])))
         for message in [floats, units, lowOnly] {
             #expect(Self.refusal(WireFixtures.frames(message))?.field == "gradientChunk.payload")
         }

@@ -17,7 +17,9 @@ enum WireFixtures {
                 ringEndpoint: "tcp://10.0.0.7:41000")
         ),
         .welcome(
-            .init(workerID: 3, heartbeatIntervalMilliseconds: 500, heartbeatTimeoutMilliseconds: 5000, runName: "exp", setup: #"{"seed":1}"#,
+            .init(
+                workerID: 3, heartbeatIntervalMilliseconds: 500, heartbeatTimeoutMilliseconds: 5000, runName: "exp",
+                setup: #"{"seed":1}"#,
                 ringKeys: ["rbRNXEXsr59S]YYeAt-gQgj4>7y7@.luris=BT&f", "ünïcode"])),
         .reject(.init(reason: "unauthorized")),
         .heartbeat(.init(workerID: 3, sequence: 99, activeJobs: 2)),
@@ -26,7 +28,8 @@ enum WireFixtures {
                 jobID: 1 << 40, kind: .rollout, step: 12, attempt: 2, leaseMilliseconds: 30_000, weightsVersion: 7,
                 items: [1, 2, .max], spec: #"{"temperature":1}"#, tensors: [ids])),
         .assign(
-            .init(jobID: 2, kind: .synchronize, step: 0, attempt: 0, leaseMilliseconds: 1, weightsVersion: 0, items: [])),
+            .init(jobID: 2, kind: .synchronize, step: 0, attempt: 0, leaseMilliseconds: 1, weightsVersion: 0, items: [])
+        ),
         .result(
             .init(
                 jobID: 5, attempt: 1, workerID: 3, status: .succeeded,
@@ -35,7 +38,9 @@ enum WireFixtures {
         .weightsRequest(.init(workerID: 9, model: .reward, version: 3)),
         .weights(.init(model: .policy, version: 11, tensors: [floats])),
         .gradientChunk(
-            .init(step: 4, ringEpoch: 2, phase: .allGather, chunkIndex: 1, sliceIndex: 7, fromRank: 3, payload: .values(reduced))),
+            .init(
+                step: 4, ringEpoch: 2, phase: .allGather, chunkIndex: 1, sliceIndex: 7, fromRank: 3,
+                payload: .values(reduced))),
         .gradientChunk(
             .init(
                 step: 5, ringEpoch: 2, phase: .reduceScatter, chunkIndex: 0, fromRank: 1,
@@ -43,7 +48,9 @@ enum WireFixtures {
         .gradientChunk(
             .init(
                 step: 5, ringEpoch: 2, phase: .reduceScatter, chunkIndex: 1, sliceIndex: 2, fromRank: 1,
-                payload: .packedUnits(low: WireWords([3, -4, 0, .min] as [Int32]), patches: WireWords([1, 1 << 40, 3, -(1 << 35)] as [Int64])))),
+                payload: .packedUnits(
+                    low: WireWords([3, -4, 0, .min] as [Int32]),
+                    patches: WireWords([1, 1 << 40, 3, -(1 << 35)] as [Int64])))),
         .cancel(.init(jobID: 5, reason: "lease expired")),
         .shutdown(.init(reason: "run finished")),
         .error(.init(code: 17, message: "bad thing")),

@@ -8,7 +8,6 @@ import Testing
 /// library only, started per test), and the `command` labeler against a small script.
 @Suite(.serialized) struct LabelerTests {
 
-
     let task = FactSummaryTask(seed: 11)
 
     func labeler(
@@ -28,7 +27,8 @@ import Testing
         (0..<n).map { i in
             let post = task.post(.training, i)
             let ideal = post.idealSummary
-            let weaker = i % 2 == 0 ? String(ideal.dropFirst()) : ideal.lowercased().replacingOccurrences(of: ".", with: "")
+            let weaker =
+                i % 2 == 0 ? String(ideal.dropFirst()) : ideal.lowercased().replacingOccurrences(of: ".", with: "")
             return LabelingPair(id: UInt64(i), prompt: post.prompt, first: ideal + mark, second: weaker)
         }
     }
@@ -43,7 +43,8 @@ import Testing
         for (pair, label) in zip(asked, labels) {
             let post = FactSummaryTask.post(fromPrompt: pair.prompt)!
             let expected = sigmoid(
-                FactSummaryTask.quality(of: pair.first, for: post) - FactSummaryTask.quality(of: pair.second, for: post))
+                FactSummaryTask.quality(of: pair.first, for: post) - FactSummaryTask.quality(of: pair.second, for: post)
+            )
             #expect(label.status == .valid)
             #expect(abs(label.forward! - expected) < 1e-9 && abs(label.backward! - expected) < 1e-9)
             #expect(abs(label.probabilityA! - expected) < 1e-9 && expected > 0.7)
@@ -53,10 +54,15 @@ import Testing
 
     @Test func rateLimits_serverErrors_andBrokenBodies_areRetried_garbageIsInvalid() async throws {
         let server = try await StandInServer.start()
-        let labeling = PreferenceLabeling(labeler: labeler(server), bothOrders: false, retries: 2, ambiguityMargin: 0.05)
+        let labeling = PreferenceLabeling(
+            labeler: labeler(server), bothOrders: false, retries: 2, ambiguityMargin: 0.05)
         let throttled = pairs(2, mark: "#429")
-        let broken = pairs(2, mark: "#broken").map { LabelingPair(id: $0.id + 10, prompt: $0.prompt, first: $0.first, second: $0.second) }
-        let junk = pairs(1, mark: "#junk").map { LabelingPair(id: 20, prompt: $0.prompt, first: $0.first, second: $0.second) }
+        let broken = pairs(2, mark: "#broken").map {
+            LabelingPair(id: $0.id + 10, prompt: $0.prompt, first: $0.first, second: $0.second)
+        }
+        let junk = pairs(1, mark: "#junk").map {
+            LabelingPair(id: 20, prompt: $0.prompt, first: $0.first, second: $0.second)
+        }
         let labels = await labeling.label(throttled + broken + junk)
         #expect(labels[0..<4].allSatisfy { $0.status == .valid && $0.probabilityA! > 0.5 })
         #expect(labels[4].status == .invalid && labels[4].retries == 2)
@@ -79,7 +85,8 @@ import Testing
         #expect(refused[0].status == .invalid && refused[0].rationales[0].contains("HTTP 401"))
         let written = String(decoding: try JSONEncoder().encode(refused), as: UTF8.self)
         #expect(!written.contains("sk-wrong") && !written.contains(secret))
-        #expect(try await server.stats().authHeadersSeen == 4)  // 2 good, 1 + 1 retry bad; 401 is not retried at HTTP level
+        // 2 good, 1 + 1 retry bad; 401 is not retried at HTTP level.
+        #expect(try await server.stats().authHeadersSeen == 4)
     }
 
     @Test func concurrency_isLimited() async throws {

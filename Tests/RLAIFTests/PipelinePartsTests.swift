@@ -40,7 +40,8 @@ import Testing
         var pairs: [LabelingPair] = []
         for i in 0..<300 {
             let post = task.post(.training, i)
-            pairs.append(LabelingPair(id: UInt64(i), prompt: post.prompt, first: post.idealSummary, second: post.idealSummary))
+            pairs.append(
+                LabelingPair(id: UInt64(i), prompt: post.prompt, first: post.idealSummary, second: post.idealSummary))
         }
         // Identical responses: a single order prefers the first; both orders average to 0.5.
         let single = await labeler.judge(pairs, attempt: 0).compactMap(\.probabilityFirst)
@@ -89,7 +90,8 @@ import Testing
 
     /// The PPO loss's gradient with respect to the policy equals finite differences of the loss.
     @Test func ppoLoss_gradientMatchesFiniteDifferences() throws {
-        let replica = try ModelReplica(config: .init(vocabularySize: 12, contextLength: 8, width: 8, layers: 1, heads: 2), seed: 5)
+        let replica = try ModelReplica(
+            config: .init(vocabularySize: 12, contextLength: 8, width: 8, layers: 1, heads: 2), seed: 5)
         var micro = MicroBatch(id: 0, batch: SequenceBatch(prompts: [[1, 2], [3]], responses: [[4, 5], [6]]))
         micro.advantages = [[0.5, -1], [2]]
         micro.returns = [[1, 0], [0.5]]
@@ -116,7 +118,8 @@ import Testing
     /// The summary's checksum computed from a snapshot is the replica's own; the per-step
     /// fingerprint sees a one-bit change anywhere, the bytes past the last 64-byte block included.
     @Test func snapshotChecksum_isTheReplicas_andTheFingerprintSeesOneBit() throws {
-        let replica = try ModelReplica(config: .init(vocabularySize: 12, contextLength: 8, width: 8, layers: 1, heads: 2), seed: 5)
+        let replica = try ModelReplica(
+            config: .init(vocabularySize: 12, contextLength: 8, width: 8, layers: 1, heads: 2), seed: 5)
         replica.forkReference()
         replica.forkReward()
         #expect(ModelReplica.checksum(of: replica.snapshot()) == replica.checksum())

@@ -53,7 +53,8 @@ import Testing
         let demos = try write([#"{"prompt": "q", "completion": "c"}"#])
         defer { for f in [prompts, held, demos] { try? FileManager.default.removeItem(atPath: f) } }
         let task = try JSONLTask(
-            settings: settings(prompts: prompts, demonstrations: demos, heldOut: held, evaluation: 5), tokenizer: tokenizer)
+            settings: settings(prompts: prompts, demonstrations: demos, heldOut: held, evaluation: 5),
+            tokenizer: tokenizer)
         #expect(Set(task.trainingPrompts(0..<2)) == ["a", "b"])
         #expect(task.heldOutPrompts(5) == ["h"])
     }
@@ -73,11 +74,15 @@ import Testing
         #expect(
             failure(settings(prompts: good, demonstrations: missingField))
                 == "task.demonstrations: \(missingField):2: missing \"completion\"")
-        #expect(failure(settings(prompts: notJSON, demonstrations: good)) == "task.prompts: \(notJSON):3: is not a JSON object")
+        #expect(
+            failure(settings(prompts: notJSON, demonstrations: good))
+                == "task.prompts: \(notJSON):3: is not a JSON object")
         #expect(
             failure(settings(prompts: wrongType, demonstrations: good))
                 == "task.prompts: \(wrongType):1: \"prompt\" has the wrong type")
-        #expect(failure(settings(prompts: good, demonstrations: "/nonexistent.jsonl")).hasPrefix("task.demonstrations: /nonexistent.jsonl: cannot be read"))
+        #expect(
+            failure(settings(prompts: good, demonstrations: "/nonexistent.jsonl")).hasPrefix(
+                "task.demonstrations: /nonexistent.jsonl: cannot be read"))
         #expect(
             failure(settings(prompts: good, demonstrations: missingField, evaluation: 4)).contains(
                 "has 4 prompts; holding out evaluation.prompts (4) leaves none to train on"))

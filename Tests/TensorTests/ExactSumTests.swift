@@ -43,7 +43,8 @@ import Testing
         var total = ExactSum(count: 1000)
         for g in Self.gradients { try total.add(g) }
         let v = total.value()
-        let resolution = Double(sign: .plus, exponent: -ExactSum.defaultFractionBits, significand: 1) * 8  // one rounding per value
+        // One rounding per value.
+        let resolution = Double(sign: .plus, exponent: -ExactSum.defaultFractionBits, significand: 1) * 8
         for j in 0..<1000 {
             let exact = Self.gradients.reduce(0.0) { $0 + Double($1[flat: j]) }
             // The Float result carries Float's own rounding on top of the fixed-point error.
@@ -162,7 +163,9 @@ import Testing
         let nearEdge = (0..<32).map { i in i == 25 ? Float(0.4999) : 1e-3 }  // + mine (0.003 there): past 32 bits
         // Packed words without patches whose sums need 64 bits in 8 of 32 elements: plain units.
         let manyNearEdge = (0..<32).map { i in i >= 25 ? Float(0.4999) : 1e-3 }
-        for theirs in [smallValues, nearEdge, manyNearEdge, (0..<32).map { i in i == 2 ? 3 : 1e-2 }, (0..<32).map { _ in 5 }] {
+        for theirs in [
+            smallValues, nearEdge, manyNearEdge, (0..<32).map { i in i == 2 ? 3 : 1e-2 }, (0..<32).map { _ in 5 },
+        ] {
             let received = try Self.sum(theirs)
             var expected = ExactSum(count: range.count)
             try expected.add(units: Array(mine.units[range]), at: 0)
@@ -178,7 +181,9 @@ import Testing
                 #expect(floats.scalars == expected.value().scalars)
             }
             if let (low, patches) = Self.packed(received.partial(0..<32)) {
-                try low.withUnsafeBufferPointer { l in try patches.withUnsafeBufferPointer { try run(.packed(low: l, patches: $0)) } }
+                try low.withUnsafeBufferPointer { l in
+                    try patches.withUnsafeBufferPointer { try run(.packed(low: l, patches: $0)) }
+                }
             }
             try received.units.withUnsafeBufferPointer { try run(.units($0)) }
         }
@@ -206,7 +211,9 @@ import Testing
         }
         #expect(throws: ExactSum.Overflow(index: 3, value: Double(Int64.max - 2) + 5)) {
             try low.withUnsafeBufferPointer { l in
-                try patches.withUnsafeBufferPointer { p in _ = try mine.partialSum(2..<5, adding: .packed(low: l, patches: p)) }
+                try patches.withUnsafeBufferPointer { p in
+                    _ = try mine.partialSum(2..<5, adding: .packed(low: l, patches: p))
+                }
             }
         }
         #expect(mine == before)
@@ -217,7 +224,9 @@ import Testing
             p.withUnsafeBufferPointer { PackedUnits.patchesAreValid($0, count: count) }
         }
         #expect(valid([], 3) && valid([0, 9, 2, -9], 3))
-        #expect(!valid([3, 1], 3) && !valid([-1, 1], 3) && !valid([1, 1, 1, 2], 3) && !valid([2, 1, 1, 2], 3) && !valid([1], 3))
+        #expect(
+            !valid([3, 1], 3) && !valid([-1, 1], 3) && !valid([1, 1, 1, 2], 3) && !valid([2, 1, 1, 2], 3)
+                && !valid([1], 3))
     }
 }
 
@@ -242,7 +251,9 @@ import Testing
         var units = [Int64](repeating: 0, count: count)
         let scale = Double(sign: .plus, exponent: fractionBits, significand: 1)
         for (values, offset) in runs {
-            for (k, x) in values.enumerated() { units[offset + k] += Int64((Double(x) * scale).rounded(.toNearestOrEven)) }
+            for (k, x) in values.enumerated() {
+                units[offset + k] += Int64((Double(x) * scale).rounded(.toNearestOrEven))
+            }
         }
         return units
     }

@@ -62,7 +62,9 @@ import Testing
     @Test(arguments: lengths)
     func pack_keepsLowWords_andFlagsWideUnits(count: Int) {
         for seed in [UInt64(4), 5] {
-            let u = seed == 4 ? Self.units(count, seed: seed, extremes: false).map { Int64(Int32(truncatingIfNeeded: $0)) }
+            let u =
+                seed == 4
+                ? Self.units(count, seed: seed, extremes: false).map { Int64(Int32(truncatingIfNeeded: $0)) }
                 : Self.units(count, seed: seed, extremes: true)
             var low = [Int32](repeating: 0, count: count)
             let fits = rlaif_units_pack(u, &low, count)
@@ -77,7 +79,9 @@ import Testing
         for seed in [UInt64(6), 7, 8] {
             // Seed 6: every sum fits in 32 bits; 7: some are wider; 8: some wrap.
             let mine = Self.units(count, seed: seed, extremes: seed == 8).map { seed == 6 ? $0 >> 34 : $0 }
-            let received = Self.units(count, seed: seed + 20, extremes: false).map { Int32(truncatingIfNeeded: $0) >> 2 }
+            let received = Self.units(count, seed: seed + 20, extremes: false).map {
+                Int32(truncatingIfNeeded: $0) >> 2
+            }
             let sums = (0..<count).map { mine[$0].addingReportingOverflow(Int64(received[$0])) }
             let wrapped = sums.contains { $0.overflow }
             let wide = sums.contains { Int64(Int32(truncatingIfNeeded: $0.partialValue)) != $0.partialValue }
@@ -87,7 +91,10 @@ import Testing
             var low = [Int32](repeating: 0, count: count)
             let fits = rlaif_units_add_pack(mine, received, &low, count)
             #expect(low == sums.map { Int32(truncatingIfNeeded: $0.partialValue) })
-            #expect((fits != 0) == (!wrapped && sums.allSatisfy { Int64(Int32(truncatingIfNeeded: $0.partialValue)) == $0.partialValue }))
+            #expect(
+                (fits != 0)
+                    == (!wrapped
+                        && sums.allSatisfy { Int64(Int32(truncatingIfNeeded: $0.partialValue)) == $0.partialValue }))
 
             var out = [Float](repeating: .nan, count: count)
             let ok = rlaif_units_add_values(mine, received, &out, count, unit)
@@ -109,13 +116,17 @@ import Testing
         for seed in [UInt64(11), 12, 13] {
             // Words within 2^23, or for seed 13 within 100 of the 32-bit limits.
             let start = Self.units(count, seed: seed, extremes: false).enumerated().map { i, w -> Int32 in
-                seed == 13 ? (i % 2 == 0 ? .max - Int32(abs(w % 100)) : .min + Int32(abs(w % 100))) : Int32(truncatingIfNeeded: w) >> 8
+                seed == 13
+                    ? (i % 2 == 0 ? .max - Int32(abs(w % 100)) : .min + Int32(abs(w % 100)))
+                    : Int32(truncatingIfNeeded: w) >> 8
             }
             let x = Self.floats(count, seed: seed + 10, scale: scale, outOfRange: seed == 12)
             var expected: [Int32]? = start
             for i in 0..<count {
                 let scaled = Double(x[i]) * scale
-                guard abs(scaled) < 0x1p51, let w = Int32(exactly: Int64(start[i]) + Int64(scaled.rounded(.toNearestOrEven))) else {
+                guard abs(scaled) < 0x1p51,
+                    let w = Int32(exactly: Int64(start[i]) + Int64(scaled.rounded(.toNearestOrEven)))
+                else {
                     expected = nil
                     break
                 }
@@ -134,8 +145,12 @@ import Testing
         let unit = 0x1p-32
         // Seed 14: every sum fits in 32 bits; 15: some are wider.
         for seed in [UInt64(14), 15] {
-            let mine = Self.units(count, seed: seed, extremes: false).map { Int32(truncatingIfNeeded: $0) >> (seed == 14 ? 2 : 0) }
-            let received = Self.units(count, seed: seed + 20, extremes: false).map { Int32(truncatingIfNeeded: $0) >> 2 }
+            let mine = Self.units(count, seed: seed, extremes: false).map {
+                Int32(truncatingIfNeeded: $0) >> (seed == 14 ? 2 : 0)
+            }
+            let received = Self.units(count, seed: seed + 20, extremes: false).map {
+                Int32(truncatingIfNeeded: $0) >> 2
+            }
             let sums = (0..<count).map { Int64(mine[$0]) + Int64(received[$0]) }
             let wide = sums.contains { Int32(exactly: $0) == nil }
             if count == 1000 { #expect(wide == (seed == 15)) }

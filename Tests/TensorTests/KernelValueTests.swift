@@ -89,7 +89,10 @@ import Testing
     }
 
     @Test func affine_equalsMatmulPlusBiasPlusResidual() {
-        let (x, w, b, r) = (Inputs.uniform([2, 3, 5]), Inputs.uniform([5, 4], seed: 2), Inputs.uniform([4], seed: 3), Inputs.uniform([2, 3, 4], seed: 4))
+        let (x, w, b, r) = (
+            Inputs.uniform([2, 3, 5]), Inputs.uniform([5, 4], seed: 2), Inputs.uniform([4], seed: 3),
+            Inputs.uniform([2, 3, 4], seed: 4)
+        )
         let fused = value { Variable(x).affine(Variable(w), bias: Variable(b), residual: Variable(r)) }
         let plain = value { Variable(x).matmul(Variable(w)) + Variable(b) + Variable(r) }
         let noResidual = value { Variable(x).affine(Variable(w), bias: Variable(b)) }

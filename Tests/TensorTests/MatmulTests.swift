@@ -39,12 +39,14 @@ import Testing
     @Test(arguments: [false, true])
     func skinnyProducts_inColumnBlocks_equalNaive_andEachRowIsIndependentOfTheBatch(transposeB: Bool) throws {
         let (n, k) = (700, 768)
-        let block = try #require(Kernels.skinnyColumnBlock(m: 16, n: n, k: k, transposeA: false, transposeB: transposeB))
+        let block = try #require(
+            Kernels.skinnyColumnBlock(m: 16, n: n, k: k, transposeA: false, transposeB: transposeB))
         #expect(block < n && n % block != 0)  // several blocks and a ragged last one
         let b = Inputs.uniform(transposeB ? [n, k] : [k, n], seed: 9)
         let a = Inputs.uniform([16, k])
         let all = a.matmul(b, transposeOther: transposeB)
-        let naive = Kernels.gemmNaive(transposeA: false, transposeB: transposeB, m: 16, n: n, k: k, a.scalars, b.scalars)
+        let naive = Kernels.gemmNaive(
+            transposeA: false, transposeB: transposeB, m: 16, n: n, k: k, a.scalars, b.scalars)
         #expect(Self.close(all.scalars, naive))
         for (lo, count) in [(0, 1), (3, 5), (8, 8), (13, 3)] {
             let some = a.rows(lo..<(lo + count)).matmul(b, transposeOther: transposeB)

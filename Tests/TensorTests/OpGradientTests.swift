@@ -125,7 +125,9 @@ import Testing
         }
         // The input is also the residual (a residual block), and an intermediate whose gradient
         // the matmul overwrites before the residual adds into it.
-        GradientCheck.expectMatches([Inputs.uniform([2, 3, 4]), Inputs.uniform([4, 4], seed: 2), Inputs.uniform([4], seed: 3)]) { v in
+        GradientCheck.expectMatches([
+            Inputs.uniform([2, 3, 4]), Inputs.uniform([4, 4], seed: 2), Inputs.uniform([4], seed: 3),
+        ]) { v in
             let h = v[0] * 1.5
             return h.affine(v[1], bias: v[2], residual: h).gelu()
         }

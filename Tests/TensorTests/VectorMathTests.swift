@@ -70,7 +70,9 @@ import CKernels
         #expect(y == reference.y && lse == reference.logSumExp)
         // In place, as attention calls it.
         var z = x
-        let lseInPlace = z.withUnsafeMutableBufferPointer { Kernels.softmaxRow($0.baseAddress!, $0.baseAddress!, count) }
+        let lseInPlace = z.withUnsafeMutableBufferPointer {
+            Kernels.softmaxRow($0.baseAddress!, $0.baseAddress!, count)
+        }
         #expect(z == reference.y && lseInPlace == lse)
         // Against Double.
         let top = x.map(Double.init).max()!

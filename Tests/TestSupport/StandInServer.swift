@@ -6,7 +6,8 @@ import Foundation
 
 /// Files the tests share: the stand-in labeler server and labeler script (Python, standard library).
 public enum Fixtures {
-    public static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    public static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent()
         .appendingPathComponent("Fixtures")
 }
 
@@ -74,4 +75,3 @@ public final class StandInServer: @unchecked Sendable {  // immutable once start
         return try decoder.decode(Stats.self, from: data)
     }
 }
-

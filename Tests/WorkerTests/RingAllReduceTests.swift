@@ -94,8 +94,11 @@ import Testing
 
     static func expectRingsEqualOneProcess(_ direct: ExactSum, _ gradients: [Tensor], sliceElements: Int) async throws {
         let reference = direct.value().checksum
-        for (size, assignment) in [(2, [0, 1, 1, 0, 0, 1, 1, 0]), (3, [2, 2, 2, 0, 1, 0, 1, 2]), (4, [3, 2, 1, 0, 0, 1, 2, 3])] {
-            let results = try await Self.ring(size: size, assignment: assignment, gradients: gradients, sliceElements: sliceElements)
+        for (size, assignment) in [
+            (2, [0, 1, 1, 0, 0, 1, 1, 0]), (3, [2, 2, 2, 0, 1, 0, 1, 2]), (4, [3, 2, 1, 0, 0, 1, 2, 3]),
+        ] {
+            let results = try await Self.ring(
+                size: size, assignment: assignment, gradients: gradients, sliceElements: sliceElements)
             for t in results { #expect(t.checksum == reference, "ring of \(size), slices of \(sliceElements)") }
         }
     }
@@ -117,7 +120,9 @@ import Testing
         let again = RingAllReduce(rank: 0, size: 2, step: 2, epoch: 1, chunkTimeout: .milliseconds(100))
         await #expect(throws: RingError.self) { try await link.reduce(again, sum, next: deadPeer.address, key: nil) }
         link.close()
-        await #expect(throws: RingPortError.closed) { try await link.reduce(again, sum, next: deadPeer.address, key: nil) }
+        await #expect(throws: RingPortError.closed) {
+            try await link.reduce(again, sum, next: deadPeer.address, key: nil)
+        }
     }
 
     @Test func malformedAndStaleInput_isDropped_andThePortKeepsServing() async throws {
@@ -234,7 +239,8 @@ import Testing
         #expect((keyed.port.drops.byReason["unauthorized"] ?? 0) >= 1)
 
         // A cluster member is served, and its slice is the one the port holds.
-        let genuine = try Endpoint.connect(to: address, security: .curve(client: member, serverPublicKey: own.publicKey))
+        let genuine = try Endpoint.connect(
+            to: address, security: .curve(client: member, serverPublicKey: own.publicKey))
         defer { genuine.close() }
         await genuine.send(Self.forgedSlice(1))
         let payload = try await Self.take(from: keyed, timeout: .seconds(10))
@@ -247,7 +253,9 @@ import Testing
 
     @Test func keyedRing_reducesToTheSameBitsAsAnOpenOne() async throws {
         let pairs = try (0..<3).map { _ in try CurveKeyPair.generate() }
-        let links = try pairs.map { try RingLink(bind: "tcp://127.0.0.1:*", keyPair: $0, logger: Logger(label: "test")) }
+        let links = try pairs.map {
+            try RingLink(bind: "tcp://127.0.0.1:*", keyPair: $0, logger: Logger(label: "test"))
+        }
         defer { for l in links { l.close() } }
         for l in links { l.authorize(pairs.map(\.publicKey)) }
         let assignment = [2, 2, 2, 0, 1, 0, 1, 2]
@@ -260,7 +268,8 @@ import Testing
                     let ring = RingAllReduce(
                         rank: r, size: 3, step: 3, epoch: 1, chunkTimeout: .seconds(20), sliceElements: 100)
                     let next = links[(r + 1) % 3]
-                    return try await links[r].reduce(ring, sums[r], next: next.port.address, key: pairs[(r + 1) % 3].publicKey)
+                    return try await links[r].reduce(
+                        ring, sums[r], next: next.port.address, key: pairs[(r + 1) % 3].publicKey)
                 }
             }
             return try await group.reduce(into: []) { $0.append($1) }

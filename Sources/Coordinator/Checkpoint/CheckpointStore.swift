@@ -124,14 +124,18 @@ public struct CheckpointStore: Sendable {
             // Each file is hashed from the bytes written, not read back.
             let contents = [
                 (Self.weightsFile, try SafeTensors.encode(tensors, metadata: ["format": "rlaif-checkpoint"])),
-                (Self.stateFile, try encoder.encode(State(cursor: checkpoint.cursor, settings: checkpoint.settings, models: models))),
+                (
+                    Self.stateFile,
+                    try encoder.encode(State(cursor: checkpoint.cursor, settings: checkpoint.settings, models: models))
+                ),
             ]
             var digests: [String: String] = [:]
             for (file, data) in contents {
                 try Self.writeSynced(data, to: temporary.appendingPathComponent(file))
                 digests[file] = Self.sha256(data)
             }
-            try Self.writeSynced(encoder.encode(Manifest(files: digests)), to: temporary.appendingPathComponent(Self.manifestFile))
+            try Self.writeSynced(
+                encoder.encode(Manifest(files: digests)), to: temporary.appendingPathComponent(Self.manifestFile))
             try Self.sync(temporary)
             try fm.moveItem(at: temporary, to: final)
             try Self.sync(root)
@@ -139,7 +143,8 @@ public struct CheckpointStore: Sendable {
             try? fm.removeItem(at: temporary)
             let why = (error as? CheckpointError)?.message ?? (error as NSError).localizedDescription
             throw CheckpointError(
-                message: "cannot write checkpoint \(name) in \(root.path): \(why); the previous checkpoints are untouched")
+                message:
+                    "cannot write checkpoint \(name) in \(root.path): \(why); the previous checkpoints are untouched")
         }
         for old in (existing + [final]).dropLast(keep) { try? fm.removeItem(at: old) }
         return final
@@ -150,7 +155,8 @@ public struct CheckpointStore: Sendable {
         guard fd >= 0 else { throw CheckpointError(message: "cannot open \(url.lastPathComponent) to sync it") }
         defer { close(fd) }
         guard fsync(fd) == 0 else {
-            throw CheckpointError(message: "fsync of \(url.lastPathComponent) failed (\(String(describing: strerror(errno))))")
+            throw CheckpointError(
+                message: "fsync of \(url.lastPathComponent) failed (\(String(describing: strerror(errno))))")
         }
     }
 
@@ -182,7 +188,8 @@ public struct CheckpointStore: Sendable {
         let decoder = JSONDecoder()
         let manifest: Manifest
         do {
-            manifest = try decoder.decode(Manifest.self, from: Data(contentsOf: dir.appendingPathComponent(manifestFile)))
+            manifest = try decoder.decode(
+                Manifest.self, from: Data(contentsOf: dir.appendingPathComponent(manifestFile)))
         } catch {
             throw CheckpointError(message: "\(manifestFile) is missing or unreadable (a partial write?)")
         }

@@ -64,7 +64,8 @@ public enum ModelExport {
             try JSONSerialization.data(withJSONObject: description, options: [.prettyPrinted, .sortedKeys])
                 .write(to: directory.appendingPathComponent("rlaif_tokenizer.json"), options: .atomic)
         } catch {
-            throw ExportError(message: "cannot write \(directory.path)/rlaif_tokenizer.json: \(error.localizedDescription)")
+            throw ExportError(
+                message: "cannot write \(directory.path)/rlaif_tokenizer.json: \(error.localizedDescription)")
         }
     }
 }

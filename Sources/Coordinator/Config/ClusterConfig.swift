@@ -60,131 +60,6 @@ public struct ClusterConfig: Sendable, Equatable {
             yaml: text, file: url.lastPathComponent, baseDirectory: url.deletingLastPathComponent().path,
             overrides: overrides)
     }
-
-    /// Parses YAML text; `file` names it in errors, and relative key paths are resolved against
-    /// `baseDirectory` (the directory of the file).
-    public static func parse(
-        yaml: String, file: String = "cluster.yaml", baseDirectory: String = ".", overrides: [String] = []
-    ) throws(ConfigError) -> ClusterConfig {
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: yaml)
-        } catch let error as YamlError {
-            throw ConfigError(file: file, line: error.line, key: "", message: "is not valid YAML: \(error)")
-        } catch {
-            throw ConfigError(file: file, line: nil, key: "", message: "is not valid YAML: \(error)")
-        }
-        var config = defaults
-        var tree = SettingsValue.defaults()
-        var lines: [String: Int] = [:]
-        guard case .object(let sections) = tree else { preconditionFailure("settings are an object") }
-        var document: [String: ConfigNode] = [:]
-        if let root {
-            document = try ConfigNode(root, path: "", file: file).mapping(allowed: Set(sections.map(\.0) + ["keys"]))
-            var fields = sections
-            for (i, (name, value)) in fields.enumerated() {
-                guard let node = document[name] else { continue }
-                if name == "run" {
-                    let run = try node.mapping(allowed: ["name", "seed", "directory", "method"])
-                    if let n = run["name"] { _ = try n.runName() }
-                    if let seed = run["seed"] { _ = try seed.unsignedInteger() }
-                }
-                fields[i].1 = try value.overlaid(with: node, lines: &lines)
-            }
-            tree = .object(fields)
-        }
-        for assignment in overrides {
-            guard let eq = assignment.firstIndex(of: "="), eq != assignment.startIndex else {
-                throw ConfigError(file: "--set", line: nil, key: assignment, message: "must be written key=value")
-            }
-            let key = String(assignment[..<eq]), value = String(assignment[assignment.index(after: eq)...])
-            let node: Node
-            do { node = try Yams.compose(yaml: value) ?? Node("") } catch {
-                throw ConfigError(file: "--set", line: nil, key: key, message: "has a value that is not YAML: \(value)")
-            }
-            if key == "run.name" { _ = try ConfigNode(node, path: key, file: "--set").runName() }
-            tree = try tree.setting(
-                key.split(separator: ".").map(String.init), to: ConfigNode(node, path: key, file: "--set"),
-                lines: &lines)
-        }
-        do {
-            config.settings = try RunSettings.fromJSON(tree.json())
-        } catch {
-            // Foundation's decoder does not say which key held a fraction where a whole number
-            // belongs: find it by trying each fractional number on its own.
-            let defaults = SettingsValue.defaults()
-            for (path, text) in tree.numbers() where Int64(text) == nil && UInt64(text) == nil {
-                let alone = defaults.replacing(path.split(separator: ".").map(String.init)[...], with: .number(text))
-                if (try? RunSettings.fromJSON(alone.json())) == nil {
-                    throw ConfigError(file: file, line: lines[path], key: path, message: "must be a whole number, got \(text)")
-                }
-            }
-            throw ConfigError(file: file, line: nil, key: "", message: "cannot be read: \(error)")
-        }
-        if let (key, message) = config.settings.violation() {
-            // A required key that is absent is located where its section chose what needs it
-            // (`labeler.kind: openai` for `labeler.url`), else at the section.
-            let section = key.split(separator: ".").dropLast().joined(separator: ".")
-            let line = lines[key] ?? lines[section + ".kind"] ?? lines[section]
-            throw ConfigError(file: file, line: line, key: key, message: message)
-        }
-        // Data files are named relative to the config file; every process gets absolute paths.
-        func dataFile(_ key: String, _ path: WritableKeyPath<RunSettings, String>) throws(ConfigError) {
-            let value = config.settings[keyPath: path]
-            guard !value.isEmpty else { return }
-            let resolved = resolve(value, in: baseDirectory)
-            guard FileManager.default.isReadableFile(atPath: resolved) else {
-                throw ConfigError(file: file, line: lines[key], key: key, message: "names \(resolved), which cannot be read")
-            }
-            config.settings[keyPath: path] = resolved
-        }
-        if config.settings.task.kind == "jsonl" {
-            try dataFile("task.prompts", \.task.prompts)
-            try dataFile("task.demonstrations", \.task.demonstrations)
-            try dataFile("task.held_out_prompts", \.task.heldOutPrompts)
-        }
-        try dataFile("labeler.few_shot", \.labeler.fewShot)
-        if let keys = document["keys"] {
-            let fields = try keys.mapping(allowed: ["coordinator", "workers", "worker"])
-            guard let coordinator = fields["coordinator"], fields["workers"] != nil || fields["worker"] != nil else {
-                throw keys.error(
-                    "needs 'coordinator' (a secret key file) and the workers' keys: 'workers' (public keys allowed "
-                        + "to join) and/or 'worker' (the secret key file of the workers rlaif launch starts)")
-            }
-            let pair: CurveKeyPair
-            let secretFile = resolve(try coordinator.string(), in: baseDirectory)
-            do { pair = try CurveKeyPair.read(from: secretFile) } catch {
-                throw coordinator.error("cannot be used: \(error.message)")
-            }
-            var authorized = Set<String>()
-            if let workers = fields["workers"] {
-                for entry in try workers.list() {
-                    let value = try entry.string()
-                    let fileOrKey = CurveKeyPair.isValidKey(value) ? value : resolve(value, in: baseDirectory)
-                    do { authorized.insert(try CurveKeyPair.publicKey(fileOrKey: fileOrKey)) } catch {
-                        // Z85 uses YAML's special characters (? & * ! # …): an unquoted key parses as
-                        // something else.
-                        throw entry.error("cannot be used: \(error.message) (write a Z85 key in double quotes)")
-                    }
-                }
-                if authorized.isEmpty && fields["worker"] == nil {
-                    throw workers.error("must list at least one worker public key")
-                }
-            }
-            var launchedWorkerKeyFile: String?
-            if let worker = fields["worker"] {
-                let file = resolve(try worker.string(), in: baseDirectory)
-                do { authorized.insert(try CurveKeyPair.read(from: file).publicKey) } catch {
-                    throw worker.error("cannot be used: \(error.message)")
-                }
-                launchedWorkerKeyFile = file
-            }
-            config.keys = Keys(
-                coordinator: pair, coordinatorKeyFile: secretFile, authorizedWorkers: authorized,
-                launchedWorkerKeyFile: launchedWorkerKeyFile)
-        }
-        return config
-    }
 }
 
 extension ClusterConfig.Keys {
@@ -204,25 +79,27 @@ extension ClusterConfig.Keys {
     /// the key file that is gone or changed.
     public init(_ saved: References, source: String) throws(ConfigError) {
         do { coordinator = try CurveKeyPair.read(from: saved.coordinator) } catch {
-            throw ConfigError(file: source, line: nil, key: "keys.coordinator", message: "cannot be used: \(error.message)")
+            throw ConfigError(
+                file: source, line: nil, key: "keys.coordinator", message: "cannot be used: \(error.message)")
         }
         coordinatorKeyFile = saved.coordinator
         authorizedWorkers = Set(saved.workers)
         launchedWorkerKeyFile = saved.worker
         if let file = saved.worker {
             do { authorizedWorkers.insert(try CurveKeyPair.read(from: file).publicKey) } catch {
-                throw ConfigError(file: source, line: nil, key: "keys.worker", message: "cannot be used: \(error.message)")
+                throw ConfigError(
+                    file: source, line: nil, key: "keys.worker", message: "cannot be used: \(error.message)")
             }
         }
     }
 }
 
-private func resolve(_ path: String, in base: String) -> String {
+func resolve(_ path: String, in base: String) -> String {
     path.hasPrefix("/") ? path : URL(fileURLWithPath: base).appendingPathComponent(path).path
 }
 
 extension YamlError {
-    fileprivate var line: Int? {
+    var line: Int? {
         switch self {
         case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _):
             return mark.line

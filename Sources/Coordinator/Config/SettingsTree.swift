@@ -69,7 +69,9 @@ enum SettingsValue {
             let given = try node.mapping(allowed: Set(fields.map(\.0)))
             var out: [(String, SettingsValue)] = []
             for (key, value) in fields {
-                if let child = given[key] { out.append((key, try value.overlaid(with: child, lines: &lines))) } else {
+                if let child = given[key] {
+                    out.append((key, try value.overlaid(with: child, lines: &lines)))
+                } else {
                     out.append((key, value))
                 }
             }
@@ -115,7 +117,8 @@ enum SettingsValue {
     }
 
     /// Replaces the value at a dotted path (for `--set`).
-    func setting(_ path: [String], to node: ConfigNode, lines: inout [String: Int]) throws(ConfigError) -> SettingsValue {
+    func setting(_ path: [String], to node: ConfigNode, lines: inout [String: Int]) throws(ConfigError) -> SettingsValue
+    {
         guard let head = path.first else { return try overlaid(with: node, lines: &lines) }
         guard case .object(var fields) = self, let i = fields.firstIndex(where: { $0.0 == head }) else {
             throw ConfigError(file: "--set", line: nil, key: node.path, message: "is not a known key")

@@ -43,18 +43,7 @@ public final class ClusterRun: @unchecked Sendable {
             on: settings.coordinator.bind, security: config.coordinatorSecurity, logger: logger)
         defer { endpoint.close() }
         let advertised = settings.coordinator.advertise.isEmpty ? endpoint.address : settings.coordinator.advertise
-        try writeCoordinatorFile(address: advertised)
-        // The resolved settings, so `rlaif resume` can start over when no checkpoint was written yet.
-        try Data(settings.json().utf8).write(to: directory.appendingPathComponent(Self.settingsFile), options: .atomic)
-        // And its keys (file names and public keys), so a resumed run is as closed as this one.
-        let keysURL = directory.appendingPathComponent(Self.keysFile)
-        if let keys = config.keys {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            try encoder.encode(keys.references).write(to: keysURL, options: .atomic)
-        } else {
-            try? FileManager.default.removeItem(at: keysURL)
-        }
+        try writeRunFiles(address: advertised)
         events.record(.runStarted(name: settings.run.name, seed: "\(settings.run.seed)", coordinator: advertised))
         if !quiet { print("rlaif: coordinator listening on \(advertised)") }
 
@@ -68,17 +57,14 @@ public final class ClusterRun: @unchecked Sendable {
             events: events, logger: logger)
         if let resume {
             await scheduler.resume(version: resume.cursor.version, weights: resume.weights)
-            events.record(.resumed(phase: resume.cursor.phase, done: resume.cursor.done, version: resume.cursor.version))
+            events.record(
+                .resumed(phase: resume.cursor.phase, done: resume.cursor.done, version: resume.cursor.version))
         }
         lock.withLock { active = (scheduler, events) }
         await scheduler.start()
-        for i in 0..<localWorkers { try startWorker(index: i, coordinator: advertised, threads: threadsPerWorker) }
         defer { stopChildren() }
-        let remote = (try? settings.workers.remoteHosts().get()) ?? []
-        for host in remote {
-            for i in 0..<host.count { try startRemoteWorker(on: host.destination, index: i, coordinator: advertised) }
-        }
-        let wanted = max(waitFor, localWorkers + remote.reduce(0) { $0 + $1.count })
+        let started = try startWorkers(local: localWorkers, threads: threadsPerWorker, coordinator: advertised)
+        let wanted = max(waitFor, started)
         guard await scheduler.waitForWorkers(wanted, timeout: .seconds(120)) else {
             await scheduler.shutdown(reason: "run aborted")
             throw RunError(message: "fewer than \(wanted) workers registered within 120 s")
@@ -110,10 +96,32 @@ public final class ClusterRun: @unchecked Sendable {
         events.close()
     }
 
-    private func writeCoordinatorFile(address: String) throws {
+    /// coordinator.json (where workers connect), the resolved settings (so `rlaif resume` can
+    /// start over before the first checkpoint) and the keys' files (so a resumed run is as closed).
+    private func writeRunFiles(address: String) throws {
         let info: [String: Any] = ["address": address, "pid": Int(ProcessInfo.processInfo.processIdentifier)]
         try JSONSerialization.data(withJSONObject: info, options: [.sortedKeys]).write(
             to: directory.appendingPathComponent("coordinator.json"), options: .atomic)
+        try Data(config.settings.json().utf8).write(
+            to: directory.appendingPathComponent(Self.settingsFile), options: .atomic)
+        let keysURL = directory.appendingPathComponent(Self.keysFile)
+        if let keys = config.keys {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            try encoder.encode(keys.references).write(to: keysURL, options: .atomic)
+        } else {
+            try? FileManager.default.removeItem(at: keysURL)
+        }
+    }
+
+    /// Starts the local workers and those `workers.ssh` names; returns how many were started.
+    private func startWorkers(local: Int, threads: Int, coordinator: String) throws -> Int {
+        for i in 0..<local { try startWorker(index: i, coordinator: coordinator, threads: threads) }
+        let remote = (try? config.settings.workers.remoteHosts().get()) ?? []
+        for host in remote {
+            for i in 0..<host.count { try startRemoteWorker(on: host.destination, index: i, coordinator: coordinator) }
+        }
+        return local + remote.reduce(0) { $0 + $1.count }
     }
 
     private func startWorker(index: Int, coordinator: String, threads: Int) throws {
@@ -158,13 +166,16 @@ public final class ClusterRun: @unchecked Sendable {
     /// shuts the run down (or stops hearing from it).
     private func startRemoteWorker(on destination: String, index: Int, coordinator: String) throws {
         let w = config.settings.workers
-        var command = [w.remoteRlaif, "worker", "--connect", coordinator, "--name", "ssh-\(destination)-\(index)-\(getpid())"]
+        var command = [
+            w.remoteRlaif, "worker", "--connect", coordinator, "--name", "ssh-\(destination)-\(index)-\(getpid())",
+        ]
         if w.threads > 0 { command += ["--threads", "\(w.threads)"] }
         command += try keyArguments()
         let safe = destination.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_" }
         // The ssh command is the user's, as written (options included); the rest is quoted.
         try startChild(
-            "/bin/sh", ["-c", w.sshCommand + " " + ([destination] + command).map(Self.shellQuoted).joined(separator: " ")],
+            "/bin/sh",
+            ["-c", w.sshCommand + " " + ([destination] + command).map(Self.shellQuoted).joined(separator: " ")],
             log: "ssh-\(String(safe))-\(index).log")
     }
 

@@ -4,6 +4,7 @@ import Foundation
 extension RunEvent {
     static let metricsFixedKeys: Set<String> = ["event", "t", "phase", "version", "grad_norm", "fingerprint"]
 
+    // size: field list
     func encodeFields(into c: inout KeyedEncodingContainer<EventKey>) throws {
         switch self {
         case .runStarted(let name, let seed, let coordinator):
@@ -79,6 +80,7 @@ extension RunEvent {
         }
     }
 
+    // size: field list
     init(from c: KeyedDecodingContainer<EventKey>) throws {
         func string(_ key: EventKey) throws -> String { try c.decode(String.self, forKey: key) }
         func int(_ key: EventKey) throws -> Int { try c.decode(Int.self, forKey: key) }
@@ -86,7 +88,8 @@ extension RunEvent {
         let kind = try string("event")
         switch kind {
         case "run_started":
-            self = .runStarted(name: try string("name"), seed: try string("seed"), coordinator: try string("coordinator"))
+            self = .runStarted(
+                name: try string("name"), seed: try string("seed"), coordinator: try string("coordinator"))
         case "resumed": self = .resumed(phase: try string("phase"), done: try int("done"), version: try version())
         case "phase": self = .phase(try string("phase"))
         case "worker_joined":
@@ -122,7 +125,8 @@ extension RunEvent {
                 labeler: try c.decodeIfPresent(Double.self, forKey: "labeler"),
                 groundTruth: try c.decodeIfPresent(Double.self, forKey: "ground_truth"), heldOut: try int("held_out"))
         case "ratings": self = .ratings(failed: try int("failed"), rated: try int("rated"))
-        case "run_finished": self = .runFinished(jobsPerWorker: try c.decode([String: Int].self, forKey: "jobs_per_worker"))
+        case "run_finished":
+            self = .runFinished(jobsPerWorker: try c.decode([String: Int].self, forKey: "jobs_per_worker"))
         case "interrupted": self = .interrupted
         default:
             throw DecodingError.dataCorruptedError(

@@ -38,7 +38,8 @@ public enum RunEvent: Sendable, Equatable {
         public var fingerprint: String
         /// The objective's metrics (loss, accuracy, …) and the driver's (reward, kl, epoch, …).
         public var values: [String: Double]
-        public init(phase: String, version: UInt64, gradientNorm: Double, fingerprint: String, values: [String: Double]) {
+        public init(phase: String, version: UInt64, gradientNorm: Double, fingerprint: String, values: [String: Double])
+        {
             self.phase = phase
             self.version = version
             self.gradientNorm = gradientNorm

@@ -52,7 +52,9 @@ extension SchedulerState {
         snapshotInbox = []
         _ = assign(source, .snapshotSource, at: now)
         out.append(
-            .send(.weightsRequest(.init(workerID: source.rawValue, model: .policy, version: version)), to: workers[source]!.peer))
+            .send(
+                .weightsRequest(.init(workerID: source.rawValue, model: .policy, version: version)),
+                to: workers[source]!.peer))
     }
 
     mutating func synchronize(

@@ -15,7 +15,8 @@ extension SchedulerState {
             guard let id = byPeer[peer], id.rawValue == h.workerID else { return false }
             if membership.heartbeat(id, at: now) {
                 // Echoed, so an idle worker knows the coordinator is still there.
-                out.append(.send(.heartbeat(.init(workerID: h.workerID, sequence: h.sequence, activeJobs: 0)), to: peer))
+                out.append(
+                    .send(.heartbeat(.init(workerID: h.workerID, sequence: h.sequence, activeJobs: 0)), to: peer))
             } else {
                 out.append(.send(.reject(.init(reason: "declared dead; restart the worker to rejoin")), to: peer))
             }
@@ -49,7 +50,8 @@ extension SchedulerState {
             workers[id] = WorkerRecord(id: id, peer: peer, ringEndpoint: h.ringEndpoint, publicKey: key)
             byPeer[peer] = id
             membership.markUp(id)
-            out.append(.log(.info, "worker \(id) joined (\(h.workerName), \(h.host), pid \(h.pid), ring \(h.ringEndpoint))"))
+            out.append(
+                .log(.info, "worker \(id) joined (\(h.workerName), \(h.host), pid \(h.pid), ring \(h.ringEndpoint))"))
             out.append(
                 .record(
                     .workerJoined(
@@ -161,7 +163,8 @@ extension SchedulerState {
             batch = b
             if b.failures[index] >= Self.maxFailures {
                 batch = nil
-                let message = "\(b.requests[index].kind) job \(index) failed \(Self.maxFailures) times; last: \(r.message)"
+                let message =
+                    "\(b.requests[index].kind) job \(index) failed \(Self.maxFailures) times; last: \(r.message)"
                 out.append(.jobsFinished(.failure(RunError(message: message))))
             }
             return

@@ -276,7 +276,9 @@ public final class RingSession {
 
     /// Waits for input, a wake-up or room to send, and deals with what came.
     private func wait(timeout: Duration?) {
-        var items: [(ZMQPoll.Item, ZMQPoll.Events)] = [(.socket(listener), .readable), (.fileDescriptor(wakePipe.readEnd), .readable)]
+        var items: [(ZMQPoll.Item, ZMQPoll.Events)] = [
+            (.socket(listener), .readable), (.fileDescriptor(wakePipe.readEnd), .readable),
+        ]
         if let authenticator { items.append((.socket(authenticator.socket), .readable)) }
         if let (blocked, _) = unsent.first { items.append((.socket(blocked), .writable)) }
         guard let events = try? ZMQPoll.wait(items, timeout: timeout) else { return }
@@ -323,7 +325,7 @@ public final class RingSession {
         for (socket, message) in unsent {
             do {
                 try socket.send(message, to: nil, dontWait: true)
-            } catch where error.isTimeout {
+            } catch  where error.isTimeout {
                 return
             } catch {
                 drops.increment("sendFailed")

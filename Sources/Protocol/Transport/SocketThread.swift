@@ -50,7 +50,8 @@ final class SocketThread: Sendable {
     /// (which it must, once, before serving) with its address; when it reports an error instead,
     /// waits for the thread to end and throws that.
     init(
-        name: String, _ body: @escaping @Sendable (_ wake: WakePipe, _ ready: (Result<String, ZMQError>) -> Void) -> Void
+        name: String,
+        _ body: @escaping @Sendable (_ wake: WakePipe, _ ready: (Result<String, ZMQError>) -> Void) -> Void
     ) throws(ZMQError) {
         let wake = try WakePipe()
         let finished = DispatchSemaphore(value: 0)

@@ -21,6 +21,7 @@ extension Wire {
         return EncodedMessage(control: control, tensors: message.tensors)
     }
 
+    // size: field list
     private static func writeControl<Sink: ByteSink>(_ message: Message, version: ProtocolVersion, into w: inout Sink) {
         w.u32(magicWord)
         w.u16(version.major)
@@ -153,6 +154,7 @@ extension Wire {
         var byteCount: Int
     }
 
+    // size: field list
     private static func decodeControl(_ r: inout ByteReader) throws(WireError) -> (Message, [TensorDescriptor]) {
         let m = try r.take(4, "magic")
         guard Array(m) == magic else { throw r.fail(.badMagic, "magic", "not an rlaif message") }
@@ -227,7 +229,8 @@ extension Wire {
                 GradientChunk(
                     step: try r.u64("gradientChunk.step"), ringEpoch: try r.u32("gradientChunk.ringEpoch"),
                     phase: try r.enumeration(RingPhase.self, "gradientChunk.phase"),
-                    chunkIndex: try r.u32("gradientChunk.chunkIndex"), sliceIndex: try r.u32("gradientChunk.sliceIndex"),
+                    chunkIndex: try r.u32("gradientChunk.chunkIndex"),
+                    sliceIndex: try r.u32("gradientChunk.sliceIndex"),
                     fromRank: try r.u16("gradientChunk.fromRank"),
                     payload: .values(Tensor(zeros: [0]))))
         case .cancel:

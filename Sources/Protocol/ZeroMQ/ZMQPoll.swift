@@ -30,7 +30,9 @@ public enum ZMQPoll {
             }
         }
         // Round up: a wait of 0.4 ms must not become a busy loop of zero-timeout polls.
-        let milliseconds = timeout.map { t in t <= .zero ? 0 : Int(t.milliseconds) + (t == .milliseconds(t.milliseconds) ? 0 : 1) }
+        let milliseconds = timeout.map { t in
+            t <= .zero ? 0 : Int(t.milliseconds) + (t == .milliseconds(t.milliseconds) ? 0 : 1)
+        }
         let rc = zmq_poll(&raw, Int32(raw.count), milliseconds ?? -1)
         if rc < 0 {
             let e = ZMQError.last("zmq_poll")

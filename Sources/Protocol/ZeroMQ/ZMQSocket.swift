@@ -191,7 +191,9 @@ public final class ZMQSocket {
             }
             let userID = { zmq_msg_gets(p, "User-Id").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
             return .success(
-                body(UnsafeRawBufferPointer(start: zmq_msg_data(p), count: zmq_msg_size(p)), zmq_msg_more(p) != 0, userID))
+                body(
+                    UnsafeRawBufferPointer(start: zmq_msg_data(p), count: zmq_msg_size(p)), zmq_msg_more(p) != 0, userID
+                ))
         }
         return try outcome.get()
     }

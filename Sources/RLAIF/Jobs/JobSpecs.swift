@@ -90,7 +90,8 @@ public struct RolloutResult: Codable, Sendable {
     public static func unpack(spec text: String, tensors: [WireTensor]) throws -> [RolloutSample] {
         let spec = try JobSpecs.decode(RolloutResult.self, text)
         let total = spec.lengths.reduce(0, +)
-        guard spec.lengths.allSatisfy({ $0 >= 0 }), case .int32(let tokens)? = tensors.first, tokens.count == total else {
+        guard spec.lengths.allSatisfy({ $0 >= 0 }), case .int32(let tokens)? = tensors.first, tokens.count == total
+        else {
             throw JobSpecError(message: "rollout result: token tensor does not match the lengths")
         }
         let floats = try tensors.dropFirst().map { t -> [Float] in

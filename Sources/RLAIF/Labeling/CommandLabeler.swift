@@ -114,7 +114,9 @@ public struct CommandLabeler: PairLabeler, ResponseRater {
     /// Runs `/bin/sh -c command` with `input` on stdin, off the cooperative pool (the waits block).
     static func run(command: String, input: Data, timeout: TimeInterval) async -> Outcome {
         await withCheckedContinuation { continuation in
-            Thread.detachNewThread { continuation.resume(returning: runBlocking(command: command, input: input, timeout: timeout)) }
+            Thread.detachNewThread {
+                continuation.resume(returning: runBlocking(command: command, input: input, timeout: timeout))
+            }
         }
     }
 

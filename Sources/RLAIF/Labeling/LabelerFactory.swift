@@ -37,7 +37,8 @@ public enum LabelerFactory {
         let l = settings.labeler
         let preamble =
             !l.preamble.isEmpty
-            ? l.preamble : (settings.task.kind == "synthetic" ? JudgePrompt.factSummaryPreamble : JudgePrompt.generalPreamble)
+            ? l.preamble
+            : (settings.task.kind == "synthetic" ? JudgePrompt.factSummaryPreamble : JudgePrompt.generalPreamble)
         var examples: [JudgePrompt.Example] = []
         if !l.fewShot.isEmpty {
             do {

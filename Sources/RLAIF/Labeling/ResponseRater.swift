@@ -83,7 +83,8 @@ public struct DirectRating: Sendable {
             await rater.rate($0, attempt: $1)
         }
         return items.indices.map {
-            RatingLabel(id: items[$0].id, reward: verdicts[$0].reward, rationale: verdicts[$0].rationale, retries: retried[$0])
+            RatingLabel(
+                id: items[$0].id, reward: verdicts[$0].reward, rationale: verdicts[$0].rationale, retries: retried[$0])
         }
     }
 }

@@ -57,7 +57,9 @@ public struct RubricLabeler: PairLabeler, ResponseRater {
             return RatingVerdict(distribution: nil, rationale: "the prompt is not a fact-summary post")
         }
         var rng = RandomStream(seed: seed, purpose: .labeler, step: 1 << 20 | UInt64(attempt), index: item.id)
-        if Double(rng.nextUniform()) < invalidRate { return RatingVerdict(distribution: nil, rationale: "Rating: great!") }
+        if Double(rng.nextUniform()) < invalidRate {
+            return RatingVerdict(distribution: nil, rationale: "Rating: great!")
+        }
         let quality =
             FactSummaryTask.quality(of: item.response, for: post) + lengthBias * Double(item.response.count)
             + noise * Double(rng.nextNormal())

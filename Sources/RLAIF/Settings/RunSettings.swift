@@ -250,8 +250,11 @@ extension RunSettings {
     }
 
     /// A constraint the values break, as (dotted key, what is wrong); nil when all hold.
+    // size: field list
     public func violation() -> (key: String, message: String)? {
-        func positive(_ key: String, _ v: Int) -> (String, String)? { v >= 1 ? nil : (key, "must be at least 1, got \(v)") }
+        func positive(_ key: String, _ v: Int) -> (String, String)? {
+            v >= 1 ? nil : (key, "must be at least 1, got \(v)")
+        }
         // A value the schema names but this build cannot run yet is refused, not silently replaced.
         func choice(_ key: String, _ v: String, built: [String], planned: [String]) -> (String, String)? {
             if built.contains(v) { return nil }
@@ -270,7 +273,10 @@ extension RunSettings {
                 ? ("task.demonstrations", "is required by task.kind jsonl") : nil,
             choice("labeler.kind", labeler.kind, built: ["rubric", "openai", "command"], planned: []),
             labeler.kind == "rubric" && task.kind != "synthetic"
-                ? ("labeler.kind", "rubric judges the synthetic task only; use openai or command for task.kind \(task.kind)")
+                ? (
+                    "labeler.kind",
+                    "rubric judges the synthetic task only; use openai or command for task.kind \(task.kind)"
+                )
                 : nil,
             labeler.kind == "openai" && labeler.url.isEmpty
                 ? ("labeler.url", "is required by labeler.kind openai (e.g. http://127.0.0.1:8000/v1)") : nil,
@@ -300,7 +306,8 @@ extension RunSettings {
             fraction("task.demo_invent_rate", task.demoInventRate),
             positive("sft.epochs", sft.epochs), positive("sft.batch_size", sft.batchSize),
             positive("sft.micro_batch", sft.microBatch),
-            positive("reward_model.epochs", rewardModel.epochs), positive("reward_model.batch_size", rewardModel.batchSize),
+            positive("reward_model.epochs", rewardModel.epochs),
+            positive("reward_model.batch_size", rewardModel.batchSize),
             positive("reward_model.micro_batch", rewardModel.microBatch),
             positive("preferences.pairs", preferences.pairs), positive("preferences.job_size", preferences.jobSize),
             fraction("labeler.ambiguity_margin", labeler.ambiguityMargin),

@@ -90,7 +90,8 @@ public struct JSONLTask: TaskData {
                 throw LoadError(
                     key: "task.prompts",
                     message:
-                        "\(t.prompts) has \(prompts.count) prompts; holding out evaluation.prompts (\(held)) leaves none to train on")
+                        "\(t.prompts) has \(prompts.count) prompts; holding out evaluation.prompts (\(held)) leaves none to train on"
+                )
             }
             training = Array(prompts.dropLast(held))
             heldOut = Array(prompts.suffix(held))
@@ -98,7 +99,9 @@ public struct JSONLTask: TaskData {
             training = prompts
             heldOut = try read(PromptLine.self, "task.held_out_prompts", t.heldOutPrompts).map(\.prompt)
         }
-        demos = try read(DemonstrationLine.self, "task.demonstrations", t.demonstrations).map { ($0.prompt, $0.completion) }
+        demos = try read(DemonstrationLine.self, "task.demonstrations", t.demonstrations).map {
+            ($0.prompt, $0.completion)
+        }
         seed = settings.run.seed
         self.tokenizer = tokenizer
     }
@@ -124,13 +127,17 @@ public struct JSONLTask: TaskData {
 
     public func heldOutPrompts(_ count: Int) -> [String] { Array(heldOut.prefix(count)) }
     public var stopTokens: [Int32] { [tokenizer.endOfText] }
-    public func completionTokens(_ completion: String) -> [Int32] { tokenizer.encode(completion) + [tokenizer.endOfText] }
+    public func completionTokens(_ completion: String) -> [Int32] {
+        tokenizer.encode(completion) + [tokenizer.endOfText]
+    }
     public func groundTruthQuality(of response: String, prompt: String) -> Double? { nil }
     public func groundTruthPreference(_ a: String, _ b: String, prompt: String) -> Double? { nil }
 }
 
 public enum TaskDataFactory {
-    public static func make(_ settings: RunSettings, tokenizer: ByteTokenizer) throws(JSONLTask.LoadError) -> any TaskData {
+    public static func make(_ settings: RunSettings, tokenizer: ByteTokenizer) throws(JSONLTask.LoadError)
+        -> any TaskData
+    {
         switch settings.task.kind {
         case "jsonl": return try JSONLTask(settings: settings, tokenizer: tokenizer)
         default:

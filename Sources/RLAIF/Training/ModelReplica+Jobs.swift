@@ -42,7 +42,8 @@ extension ModelReplica {
         guard let reward else { throw ReplicaError(message: "score job before the reward model exists") }
         let sequences = zip(spec.prompts, spec.responses).map { Self.tokenizer.encode($0 + $1) }
         guard sequences.allSatisfy({ (1...config.contextLength).contains($0.count) }) else {
-            throw ReplicaError(message: "a prompt and response to score do not fit the context length \(config.contextLength)")
+            throw ReplicaError(
+                message: "a prompt and response to score do not fit the context length \(config.contextLength)")
         }
         return Autograd.inferenceMode {
             return reward.scores(PaddedBatch(sequences)).value.scalars
@@ -60,7 +61,9 @@ extension ModelReplica {
             for (p, r) in zip(micro.batch.prompts, micro.batch.responses) {
                 guard p.count + r.count <= config.contextLength else {
                     throw ReplicaError(
-                        message: "a sequence of \(p.count + r.count) tokens exceeds the context length \(config.contextLength)")
+                        message:
+                            "a sequence of \(p.count + r.count) tokens exceeds the context length \(config.contextLength)"
+                    )
                 }
                 guard (p + r).allSatisfy({ (0..<vocabulary).contains($0) }) else {
                     throw ReplicaError(message: "a token id lies outside the vocabulary of \(vocabulary)")

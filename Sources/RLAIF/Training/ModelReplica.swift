@@ -32,7 +32,8 @@ public final class ModelReplica: @unchecked Sendable {
         self.seed = seed
         policy = try GPT2(config: config, seed: seed)
         valueHead = ScalarHead(width: config.width, bias: true, seed: seed, index: 7)
-        policyParameters = ParameterSet(policy.namedParameters + valueHead.namedParameters(prefix: Self.valueHeadPrefix))
+        policyParameters = ParameterSet(
+            policy.namedParameters + valueHead.namedParameters(prefix: Self.valueHeadPrefix))
         policyOptimizer = AdamW(weightDecay: weightDecay)
         rewardOptimizer = AdamW(weightDecay: weightDecay)
     }
@@ -103,7 +104,8 @@ public final class ModelReplica: @unchecked Sendable {
         if let rewardParameters {
             out.append(
                 ModelState(
-                    role: .reward, values: rewardParameters.values.copy(), firstMoment: rewardOptimizer.firstMoment?.copy(),
+                    role: .reward, values: rewardParameters.values.copy(),
+                    firstMoment: rewardOptimizer.firstMoment?.copy(),
                     secondMoment: rewardOptimizer.secondMoment?.copy(), optimizerStep: rewardOptimizer.step))
         }
         out.append(
@@ -126,7 +128,8 @@ public final class ModelReplica: @unchecked Sendable {
             let parameters = parameters(state.role)!
             guard state.values.count == parameters.count else {
                 throw ReplicaError(
-                    message: "snapshot of \(state.role) has \(state.values.count) values, the model \(parameters.count)")
+                    message: "snapshot of \(state.role) has \(state.values.count) values, the model \(parameters.count)"
+                )
             }
             parameters.values.assign(state.values.reshaped([parameters.count]))
             if let m = state.firstMoment, let v = state.secondMoment {

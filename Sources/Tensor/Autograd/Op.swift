@@ -42,6 +42,7 @@ enum Op {
 
     /// Adds the contribution of `dOut` (the gradient of this op's output `out`) into the
     /// gradients of its inputs that require one.
+    // size: derivative switch
     func backward(dOut: Tensor, out: Tensor) {
         // The gradient buffer of an input, or nil when the input needs none.
         func g(_ v: Variable) -> Tensor? { v.requiresGrad ? v.gradBuffer() : nil }
@@ -152,7 +153,9 @@ enum Op {
 
     /// The gradients of op(a)·op(b) into a's and b's buffers, written over them where nothing was
     /// written yet. dA is written before dB, so when a and b are one variable only dA may overwrite.
-    private static func matmulGradients(_ dOut: Tensor, _ a: Variable, _ b: Variable, transposeA: Bool, transposeB: Bool) {
+    private static func matmulGradients(
+        _ dOut: Tensor, _ a: Variable, _ b: Variable, transposeA: Bool, transposeB: Bool
+    ) {
         let da = a.requiresGrad ? a.gradBufferForOverwrite() : nil
         let db = b.requiresGrad ? b.gradBufferForOverwrite() : nil
         Kernels.matmulBackward(

@@ -64,7 +64,7 @@ public final class Variable: @unchecked Sendable {
 
     /// The gradient buffer and whether the caller must overwrite it rather than add into it: true
     /// when nothing has been written to it yet, and then the caller writes every element.
-    /// (Zeroing scratch gradients that the next op overwrote anyway was 4% of a training step.)
+    /// (Zeroing scratch gradients that the next op overwrote anyway cost a training step time.)
     func gradBufferForOverwrite() -> (buffer: Tensor, overwrite: Bool) {
         if let grad, gradIsUnwritten {
             gradIsUnwritten = false

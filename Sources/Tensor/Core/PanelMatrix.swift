@@ -6,8 +6,7 @@ import CKernels
 /// reads each weight once per token and does little arithmetic per weight read. Through
 /// `cblas_sgemm` each such product packs the weights again (or, cut into OpenBLAS's small-matrix
 /// calls, reads them in short strided runs); packed here once into column panels of 16 floats that
-/// a kernel streams front to back, they are read at memory speed (`rlaif-bench decode`, GPT-2
-/// 124M's block weights for 8 rows: one thread 36.3 → 15.7 ms, two threads 22.9 → 9.9 ms).
+/// a kernel streams front to back, they are read at memory speed (docs/PERFORMANCE.md).
 ///
 /// Each output element is one multiply-add chain over the inner index in order, then + bias, then
 /// + residual: a row's bits do not depend on how many rows share the call or how the panels are
@@ -21,10 +20,8 @@ public final class PanelMatrix: @unchecked Sendable {
     private let panelCount: Int
 
     static let panelWidth = Int(RLAIF_PANEL_WIDTH)
-    /// Products from this many multiply-adds on are split over the pool. Measured with
-    /// `rlaif-bench gpt --preset small --task generate --tokens 32`, three alternating runs each:
-    /// 2²⁰ (which splits the 8×256·256×768 attention projection) 45.9 ms best every time, 2²¹ (which
-    /// does not) 49.3–51.8 ms; 2¹⁹ measured no different from 2²⁰.
+    /// Products from this many multiply-adds on are split over the pool: 2²⁰ splits the 8×256·256×768
+    /// attention projection, which paid for the wake-up (docs/PERFORMANCE.md).
     static let parallelWork = 1 << 20
 
     /// Packs `weight` (K, N), or, when `transposed`, a (N, K) weight used as its transpose
@@ -52,9 +49,13 @@ public final class PanelMatrix: @unchecked Sendable {
             x.rank == 2 && x.shape[1] == inner,
             "shape mismatch in PanelMatrix.product, x: \(x.shape), weight: [\(inner), \(columns)]")
         let m = x.shape[0]
-        if let bias { precondition(bias.count == columns, "PanelMatrix.product: bias \(bias.shape) for \(columns) columns") }
+        if let bias {
+            precondition(bias.count == columns, "PanelMatrix.product: bias \(bias.shape) for \(columns) columns")
+        }
         if let residual {
-            precondition(residual.shape == [m, columns], "PanelMatrix.product: residual \(residual.shape) for [\(m), \(columns)]")
+            precondition(
+                residual.shape == [m, columns], "PanelMatrix.product: residual \(residual.shape) for [\(m), \(columns)]"
+            )
         }
         let out = Tensor(uninitialized: [m, columns])
         let (k, n) = (inner, columns)
@@ -63,7 +64,8 @@ public final class PanelMatrix: @unchecked Sendable {
         // at least `parallelWork` multiply-adds; smaller ones run on one thread.
         let groups = (panelCount + 2) / 3
         Engine.parallelRanges(groups, grain: m * n * k >= Self.parallelWork ? 1 : groups) { r in
-            rlaif_panel_gemm(kernel, m, k, xp, k, pp, n, bp, rp, n, op, n, r.lowerBound * 3, min(panelCount, r.upperBound * 3))
+            rlaif_panel_gemm(
+                kernel, m, k, xp, k, pp, n, bp, rp, n, op, n, r.lowerBound * 3, min(panelCount, r.upperBound * 3))
         }
         return out
     }

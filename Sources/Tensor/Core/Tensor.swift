@@ -109,7 +109,7 @@ public struct Tensor: Sendable {
     }
 
     /// Sets every element to `value`, in place; inside an engine job, big tensors in parallel
-    /// (zeroing gradient buffers on the engine thread alone was 4% of a small-preset training step).
+    /// (zeroing gradient buffers on the engine thread alone was a visible share of a training step).
     public func fill(_ value: Float) {
         let base = pointer
         Engine.parallelRanges(count, grain: Self.parallelFillCount / 2) { r in

@@ -10,8 +10,7 @@ import Synchronization
 /// runs for seconds never starves a heartbeat task.
 ///
 /// A decode step is a few dozen loops of tens of microseconds each, so waking a sleeping thread
-/// per loop cost more than the loops gained (small-preset generation ran no faster on two threads
-/// than on one; the kernel's wake-up and scheduling paths were 15% of its profile). After a loop a
+/// per loop cost more than the loops gained (docs/PERFORMANCE.md). After a loop a
 /// helper therefore polls for the next one for a short while (`spinWindow`) before it sleeps,
 /// and the submitter polls for the helpers to finish.
 final class ComputePool: @unchecked Sendable {

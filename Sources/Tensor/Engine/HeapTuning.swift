@@ -15,16 +15,14 @@ public enum HeapTuning {
     public static func apply(_ workload: Workload) {
         #if os(Linux)
             // Keep freed large buffers in the heap: otherwise glibc returns each to the kernel and
-            // the next one of the same size pays page faults on fresh pages (measured: a 512²
-            // matmul ran at 67% of direct sgemm).
+            // the next one of the same size pays page faults on fresh pages (docs/PERFORMANCE.md).
             mallopt(M_MMAP_THRESHOLD, 1 << 30)
             mallopt(M_TRIM_THRESHOLD, Int32.max)
             if workload == .compute {
                 // One arena for every thread: a thread's own arena cannot hold a buffer near its
                 // 64 MB heap size, so glibc maps such a buffer fresh and unmaps it on free, faulting
-                // in every page again each time (measured: 2 ranks × 64 MB all-reduce 76 → 41 ms).
-                // Not for messaging: there the one arena's lock is contended by every thread that
-                // sends or receives (measured: 1 KB messages at 61% of raw libzmq, 89–92% without).
+                // in every page again each time. Not for messaging: there the one arena's lock is
+                // contended by every thread that sends or receives (docs/PERFORMANCE.md).
                 mallopt(M_ARENA_MAX, 1)
             }
         #endif

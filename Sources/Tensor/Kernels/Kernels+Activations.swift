@@ -11,7 +11,7 @@ extension Kernels {
     static let geluScale = Float((2.0 / Double.pi).squareRoot())
 
     /// The loops run in C (`CKernels`), compiled for AVX-512 and AVX2 as well as the baseline
-    /// (measured: GELU forward and backward were 7% of a small-preset training step, four lanes wide).
+    /// (docs/PERFORMANCE.md).
     static func geluForward(_ x: Tensor) -> Tensor {
         let out = Tensor(uninitialized: x.shape)
         let src = x.pointer, dst = out.pointer

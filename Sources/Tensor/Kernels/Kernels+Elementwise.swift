@@ -147,7 +147,9 @@ extension Kernels {
     static func addInPlace(_ into: Tensor, _ x: Tensor) {
         precondition(into.count == x.count, "shape mismatch in accumulate, into: \(into.shape), x: \(x.shape)")
         let dst = into.pointer, src = x.pointer
-        parallelRanges(x.count) { r in binarySame(.add, dst + r.lowerBound, src + r.lowerBound, dst + r.lowerBound, r.count) }
+        parallelRanges(x.count) { r in
+            binarySame(.add, dst + r.lowerBound, src + r.lowerBound, dst + r.lowerBound, r.count)
+        }
     }
 
     /// into += alpha · x, elementwise.

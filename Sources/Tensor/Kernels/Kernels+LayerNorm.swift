@@ -11,7 +11,9 @@ extension Kernels {
         let rows = x.count / max(c, 1)
         let y = Tensor(uninitialized: x.shape), mean = Tensor(zeros: [rows]), rstd = Tensor(zeros: [rows])
         // Raw pointers, taken once: a tensor read inside the loops cost a retain per row.
-        let (xs, ys, gs, bs, means, rstds) = (x.pointer, y.pointer, gamma.pointer, beta.pointer, mean.pointer, rstd.pointer)
+        let (xs, ys, gs, bs, means, rstds) = (
+            x.pointer, y.pointer, gamma.pointer, beta.pointer, mean.pointer, rstd.pointer
+        )
         parallelRanges(rows, grain: max(1, parallelGrain / max(c, 1))) { r in
             for row in r {
                 let xp = xs + row * c, yp = ys + row * c
@@ -65,7 +67,9 @@ extension Kernels {
 
     /// Σ (x − μ)², accumulated in 16 lanes: a single running sum was a chain of dependent adds
     /// (one per element), the slowest part of the forward pass.
-    @inline(__always) private static func sumOfSquaredDeviations(_ x: UnsafePointer<Float>, _ mu: Float, _ n: Int) -> Float {
+    @inline(__always) private static func sumOfSquaredDeviations(_ x: UnsafePointer<Float>, _ mu: Float, _ n: Int)
+        -> Float
+    {
         var acc = Vec()
         let m = Vec(repeating: mu)
         var i = 0

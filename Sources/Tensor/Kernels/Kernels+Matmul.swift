@@ -24,7 +24,7 @@ extension Kernels {
                 blasGemm(transposeA, transposeB, m, hi - lo, k, alpha, a, lda, bPart, ldb, beta, c + lo, ldc)
             }
             // Split only products the size the general split below starts at (2²¹ multiply-adds):
-            // smaller ones lose more to waking the pool than they gain (1<<19 measured no faster).
+            // smaller ones lose more to waking the pool than they gain.
             if ThreadFlags.isEngineThread && Engine.shared.threads > 1 && m * n * k >= 1 << 21 {
                 let threads = min(Engine.shared.threads, blocks)
                 Engine.parallelFor(threads) { t in
@@ -66,11 +66,9 @@ extension Kernels {
     /// The column block for a product of a few rows, or nil to make one call.
     ///
     /// OpenBLAS packs both operands into panels before multiplying, and with a few rows packing
-    /// the weights costs about as much as the product (`sgemm_itcopy` was 20% of small-preset
-    /// generation). Products of at most 10⁶ multiply-adds (and, with Bᵀ, at most 1200 outputs)
-    /// take its unpacked small-matrix kernel instead; so a few rows go through in column blocks
-    /// that fit those limits at 16 rows (measured in C: 8×256 · 256×768 53.7 → 27.3 µs; 1.2–3× on
-    /// the GPT-2 decode shapes tried). Blocks are sized for 16 rows whatever `m`, so a row's bits
+    /// the weights costs about as much as the product. Products of at most 10⁶ multiply-adds (and,
+    /// with Bᵀ, at most 1200 outputs) take its unpacked small-matrix kernel instead; so a few rows
+    /// go through in column blocks that fit those limits at 16 rows (docs/PERFORMANCE.md). Blocks are sized for 16 rows whatever `m`, so a row's bits
     /// do not depend on how many rows share the call (checked: rows of 1…16 agree bit for bit; one
     /// call at 768×768 did not), and a sample does not depend on its batch. Other BLAS builds just
     /// make a few more calls.
@@ -178,7 +176,9 @@ extension Kernels {
         let m = x.count / max(k, 1)
         let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [n])  // every row initialized below
         if let residual {
-            precondition(residual.shape == out.shape, "shape mismatch in affine, residual: \(residual.shape), output: \(out.shape)")
+            precondition(
+                residual.shape == out.shape,
+                "shape mismatch in affine, residual: \(residual.shape), output: \(out.shape)")
         }
         let (o, b, r) = (out.pointer, bias.pointer, residual?.pointer)
         parallelRanges(m, grain: max(1, parallelGrain / max(n, 1))) { rows in
@@ -187,7 +187,9 @@ extension Kernels {
                 if let r { binarySame(.add, r + row * n, b, dst, n) } else { dst.update(from: b, count: n) }
             }
         }
-        gemm(transposeA: false, transposeB: false, m: m, n: n, k: k, x.pointer, lda: k, w.pointer, ldb: n, beta: 1, o, ldc: n)
+        gemm(
+            transposeA: false, transposeB: false, m: m, n: n, k: k, x.pointer, lda: k, w.pointer, ldb: n, beta: 1, o,
+            ldc: n)
         return out
     }
 

@@ -21,7 +21,7 @@ extension Kernels {
 
     /// y = softmax(x) over `n` floats (y may be x); returns log Σ exp(x), which the same
     /// exponentials give for free. The loop runs in C (`CKernels`), compiled for AVX-512 and AVX2 as
-    /// well as the baseline (measured: 2.5% of a small-preset training step, four lanes wide).
+    /// well as the baseline (docs/PERFORMANCE.md).
     @inline(__always) @discardableResult
     static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
         rlaif_softmax_row(x, y, n)

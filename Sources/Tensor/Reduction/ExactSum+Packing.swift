@@ -35,7 +35,8 @@ public struct LowWords: @unchecked Sendable {
     public let owner: AnyObject
 
     /// A run of `count` words of its own, written by `body`.
-    init(count: Int, _ body: (UnsafeMutablePointer<Int32>) throws(ExactSum.Overflow) -> Void) throws(ExactSum.Overflow) {
+    init(count: Int, _ body: (UnsafeMutablePointer<Int32>) throws(ExactSum.Overflow) -> Void) throws(ExactSum.Overflow)
+    {
         let run = WordRun(count: count)
         try body(run.words)
         self.init(base: run.words, count: count, owner: run)
@@ -46,7 +47,8 @@ public struct LowWords: @unchecked Sendable {
     }
 
     public func withWords<R, E: Error>(_ body: (UnsafeBufferPointer<Int32>) throws(E) -> R) throws(E) -> R {
-        try withExtendedLifetime(owner) { () throws(E) -> R in try body(UnsafeBufferPointer(start: base, count: count)) }
+        try withExtendedLifetime(owner) { () throws(E) -> R in try body(UnsafeBufferPointer(start: base, count: count))
+        }
     }
 
     /// The words, copied.
@@ -139,10 +141,13 @@ extension ExactSum {
         var patches: [Int64] = []
         for (_, r) in segments(range) {
             guard let wide = storage.wideUnits(from: r.lowerBound) else { continue }
-            for (k, i) in r.enumerated() where Int64(storage.low[i]) != wide[k] { patches += [Int64(i - range.lowerBound), wide[k]] }
+            for (k, i) in r.enumerated() where Int64(storage.low[i]) != wide[k] {
+                patches += [Int64(i - range.lowerBound), wide[k]]
+            }
         }
         guard PackedUnits.pays(patchPairs: patches.count / 2, count: range.count) else { return .units(units(range)) }
-        return .packed(low: LowWords(base: storage.low + range.lowerBound, count: range.count, owner: storage), patches: patches)
+        return .packed(
+            low: LowWords(base: storage.low + range.lowerBound, count: range.count, owner: storage), patches: patches)
     }
 
     /// The units of `range`.
@@ -168,7 +173,8 @@ extension ExactSum {
                     if let wide = storage.wideUnits(from: r.lowerBound) {
                         rlaif_units_add_pack(wide, receivedLow.baseAddress! + k, out + k, r.count) != 0
                     } else {
-                        rlaif_units32_add_pack(storage.low + r.lowerBound, receivedLow.baseAddress! + k, out + k, r.count) != 0
+                        rlaif_units32_add_pack(
+                            storage.low + r.lowerBound, receivedLow.baseAddress! + k, out + k, r.count) != 0
                     }
                 if !fits { left += k..<(k + r.count) }
             }
@@ -202,7 +208,8 @@ extension ExactSum {
                 let added = rlaif_units_add_values(wide, receivedLow.baseAddress! + k, out + k, r.count, unit)
                 if added == 0 { left += k..<(k + r.count) }
             } else {
-                rlaif_units32_add_values(storage.low + r.lowerBound, receivedLow.baseAddress! + k, out + k, r.count, unit)
+                rlaif_units32_add_values(
+                    storage.low + r.lowerBound, receivedLow.baseAddress! + k, out + k, r.count, unit)
             }
         }
         var patch = 0
@@ -236,7 +243,8 @@ extension ExactSum {
         if !fits {
             for (k, u) in units.enumerated() where Int64(low.base[k]) != u { patches += [Int64(k), u] }
         }
-        return PackedUnits.pays(patchPairs: patches.count / 2, count: units.count) ? .packed(low: low, patches: patches) : .units(units)
+        return PackedUnits.pays(patchPairs: patches.count / 2, count: units.count)
+            ? .packed(low: low, patches: patches) : .units(units)
     }
 
     /// Two ascending index lists as one, without repeats.

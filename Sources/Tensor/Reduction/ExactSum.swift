@@ -125,7 +125,9 @@ public struct ExactSum: Sendable, Equatable {
             // add, in 32-bit words while the block's sums fit, else in 64-bit units; or add
             // nothing when a value is out of that range or a sum wraps.
             if storage.wide[b] == nil {
-                if rlaif_units32_add_floats(storage.low + r.lowerBound, src + r.lowerBound, r.count, scale) != 0 { continue }
+                if rlaif_units32_add_floats(storage.low + r.lowerBound, src + r.lowerBound, r.count, scale) != 0 {
+                    continue
+                }
                 storage.widen(b)
             }
             let wide = storage.wideUnits(from: r.lowerBound)!
@@ -239,10 +241,10 @@ final class SumStorage: @unchecked Sendable {
     }
 
     /// Plain malloc alignment: a second 64-byte-aligned buffer the size of the result tensor left
-    /// glibc's heap unable to reuse its holes (measured: 1,800 fresh pages faulted in per rank and
-    /// reduction of 16 MB, against 65 with malloc's own alignment); the loops load unaligned.
+    /// glibc's heap unable to reuse its holes (docs/PERFORMANCE.md); the loops load unaligned.
     private static func allocateWords(_ n: Int) -> UnsafeMutablePointer<Int32> {
-        UnsafeMutableRawPointer.allocate(byteCount: max(n, 1) * 4, alignment: 16).bindMemory(to: Int32.self, capacity: max(n, 1))
+        UnsafeMutableRawPointer.allocate(byteCount: max(n, 1) * 4, alignment: 16).bindMemory(
+            to: Int32.self, capacity: max(n, 1))
     }
 
     /// Elements in block `b` (the last may be short).

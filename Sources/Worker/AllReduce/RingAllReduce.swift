@@ -90,7 +90,9 @@ public struct RingAllReduce: Sendable {
                 // This rank never reads chunk c's units again: the new partial sum is made in the
                 // pass that packs it for the successor or, at the last step, turns it into floats.
                 if s < size - 2 {
-                    let sum = try Self.withReceived(payload, count: slice.count) { try total.partialSum(slice, adding: $0) }
+                    let sum = try Self.withReceived(payload, count: slice.count) {
+                        try total.partialSum(slice, adding: $0)
+                    }
                     session.send(partial(sum, chunk: c, slice: k), to: next)
                 } else {
                     // Chunk rank + 1 is complete here: its floats, written into the result, start the
@@ -122,7 +124,9 @@ public struct RingAllReduce: Sendable {
     }
 
     /// Calls `body` with a reduce-scatter payload's units, in place in the received frames.
-    static func withReceived<R>(_ payload: Wire.ChunkPayload, count: Int, _ body: (ReceivedUnits) throws -> R) throws -> R {
+    static func withReceived<R>(_ payload: Wire.ChunkPayload, count: Int, _ body: (ReceivedUnits) throws -> R) throws
+        -> R
+    {
         switch payload {
         case .units(let units) where units.count == count:
             return try units.withInt64s { try body(.units($0)) }
@@ -146,7 +150,8 @@ public struct RingAllReduce: Sendable {
         message(.allGather, chunk: chunk, slice: k, .values(values))
     }
 
-    private func message(_ phase: Wire.RingPhase, chunk: Int, slice: Int, _ payload: Wire.ChunkPayload) -> Wire.Message {
+    private func message(_ phase: Wire.RingPhase, chunk: Int, slice: Int, _ payload: Wire.ChunkPayload) -> Wire.Message
+    {
         .gradientChunk(
             .init(
                 step: step, ringEpoch: epoch, phase: phase, chunkIndex: UInt32(chunk), sliceIndex: UInt32(slice),

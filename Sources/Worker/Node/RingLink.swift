@@ -34,7 +34,8 @@ final class RingLink: Sendable {
     func authorize(_ keys: [String]) {
         guard let admitted else { return }
         if keys.isEmpty {
-            logger.error("the coordinator sent no ring keys (protocol before 2.1?): no peer can send this worker chunks")
+            logger.error(
+                "the coordinator sent no ring keys (protocol before 2.1?): no peer can send this worker chunks")
         }
         admitted.replace(with: keys)
     }
@@ -47,7 +48,9 @@ final class RingLink: Sendable {
 
     /// Runs `reduction` of `sum` with the successor at `next` (whose public key is `key`, required
     /// in a cluster with keys).
-    func reduce(_ reduction: RingAllReduce, _ sum: consuming ExactSum, next: String, key: String?) async throws -> Tensor {
+    func reduce(_ reduction: RingAllReduce, _ sum: consuming ExactSum, next: String, key: String?) async throws
+        -> Tensor
+    {
         let security: ConnectorSecurity
         switch (keyPair, key) {
         case (nil, _): security = .open

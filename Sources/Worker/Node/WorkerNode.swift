@@ -68,20 +68,11 @@ public final class WorkerNode: Sendable {
             threads: UInt16(clamping: Engine.shared.threads), capabilities: .all, incarnation: incarnation,
             ringEndpoint: ring.advertised(host: reachableAt))
 
-        // Register: say hello until welcomed (the coordinator may not be up yet).
-        var welcome: Wire.Welcome?
-        let registrationDeadline = ContinuousClock.now + .seconds(60)
-        while welcome == nil {
-            await connection.send(.hello(hello))
-            let reply = await inbox.next(within: .seconds(1))
-            switch reply {
-            case .welcome(let w)?: welcome = w
-            case .reject(let r)?: return .rejected(r.reason)
-            default:
-                if ContinuousClock.now > registrationDeadline { return .coordinatorLost }
-            }
+        let w: Wire.Welcome
+        switch await Self.register(hello, over: connection, inbox: inbox) {
+        case .success(let welcome): w = welcome
+        case .failure(let exit): return exit.reason
         }
-        let w = welcome!
         ring.authorize(w.ringKeys)
         let settings = try RunSettings.fromJSON(w.setup)
         logger.info("worker \(w.workerID) registered in run \(w.runName)")
@@ -108,7 +99,35 @@ public final class WorkerNode: Sendable {
             jobQueue.finish()
             runner.cancel()
         }
-        let silence = Duration.milliseconds(Int(w.heartbeatTimeoutMilliseconds) * 4)
+        return await serve(inbox, jobs: jobQueue, silence: .milliseconds(Int(w.heartbeatTimeoutMilliseconds) * 4))
+    }
+
+    /// Why a registration ended without a welcome.
+    struct RegistrationEnded: Error {
+        let reason: Exit
+    }
+
+    /// Says hello until welcomed (the coordinator may not be up yet), for at most 60 s.
+    static func register(
+        _ hello: Wire.Hello, over connection: Endpoint, inbox: MessageInbox
+    ) async -> Result<Wire.Welcome, RegistrationEnded> {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while true {
+            await connection.send(.hello(hello))
+            switch await inbox.next(within: .seconds(1)) {
+            case .welcome(let w)?: return .success(w)
+            case .reject(let r)?: return .failure(RegistrationEnded(reason: .rejected(r.reason)))
+            default:
+                if ContinuousClock.now > deadline { return .failure(RegistrationEnded(reason: .coordinatorLost)) }
+            }
+        }
+    }
+
+    /// Hands jobs and weights to the job queue until the coordinator says shutdown or has been
+    /// silent for `silence`.
+    private func serve(
+        _ inbox: MessageInbox, jobs jobQueue: AsyncStream<Wire.Message>.Continuation, silence: Duration
+    ) async -> Exit {
         var lastHeard = ContinuousClock.now
         while true {
             guard let message = await inbox.next(within: .milliseconds(500)) else {

@@ -70,7 +70,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard waitFor >= 1 else { throw ValidationError("--wait-for must be at least 1, got \(waitFor).") }
-        try await runCluster(config: try options.load(), options: options, localWorkers: 0, threads: 1, waitFor: waitFor)
+        try await runCluster(
+            config: try options.load(), options: options, localWorkers: 0, threads: 1, waitFor: waitFor)
     }
 }
 
@@ -105,7 +106,8 @@ struct Resume: AsyncParsableCommand {
             if !quiet { print("rlaif: no checkpoint verifies in \(store.root.path); starting the run over") }
         } else {
             throw ValidationError(
-                "\(directory.path) holds no checkpoint and no \(ClusterRun.settingsFile): is it a run directory? Start a run with `rlaif launch`.")
+                "\(directory.path) holds no checkpoint and no \(ClusterRun.settingsFile): is it a run directory? Start a run with `rlaif launch`."
+            )
         }
         let settings: RunSettings
         do { settings = try RunSettings.fromJSON(savedSettings) } catch {
@@ -132,7 +134,8 @@ struct Resume: AsyncParsableCommand {
         }
         var options = try RunOptions.parse(quiet ? ["--quiet"] : [])
         options.runDir = runDir
-        try await runCluster(config: config, options: options, localWorkers: count, threads: perWorker, resume: checkpoint)
+        try await runCluster(
+            config: config, options: options, localWorkers: count, threads: perWorker, resume: checkpoint)
     }
 }
 

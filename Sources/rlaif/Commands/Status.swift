@@ -33,12 +33,17 @@ struct Status: ParsableCommand {
         print("run:       \(dir.path)")
         print("phase:     \(phase)")
         print("steps:     \(steps)")
-        print("workers:   \(joined.subtracting(lost).sorted().joined(separator: " ")) up; \(lost.sorted().joined(separator: " ")) lost")
+        print(
+            "workers:   \(joined.subtracting(lost).sorted().joined(separator: " ")) up; \(lost.sorted().joined(separator: " ")) lost"
+        )
         print("syncs:     \(synchronized) snapshots shipped to workers that were behind")
         print("jobs:      " + jobs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
         if let m = lastMetrics {
             let shown = m.values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-            print("last step: " + (["phase=\(m.phase)", "version=\(m.version)", "grad_norm=\(m.gradientNorm)"] + shown).joined(separator: " "))
+            print(
+                "last step: "
+                    + (["phase=\(m.phase)", "version=\(m.version)", "grad_norm=\(m.gradientNorm)"] + shown).joined(
+                        separator: " "))
         }
         let summaryURL = dir.appendingPathComponent("summary.json")
         if let summary = try? RunSummary.read(from: summaryURL) { print(summary.table) }

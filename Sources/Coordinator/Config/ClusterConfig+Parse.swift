@@ -1,0 +1,162 @@
+import Foundation
+import Protocol
+import RLAIF
+import Yams
+
+/// Reading `cluster.yaml` and `--set` overrides: YAML → a settings tree with the line of every
+/// key → `RunSettings`, checked; then data file paths and keys. Every error names file, line, key.
+extension ClusterConfig {
+    /// Parses YAML text; `file` names it in errors, and relative key paths are resolved against
+    /// `baseDirectory` (the directory of the file).
+    public static func parse(
+        yaml: String, file: String = "cluster.yaml", baseDirectory: String = ".", overrides: [String] = []
+    ) throws(ConfigError) -> ClusterConfig {
+        let document = try Self.document(yaml, file: file)
+        var lines: [String: Int] = [:]
+        var tree = try Self.settingsTree(document, file: file, lines: &lines)
+        for assignment in overrides { try Self.apply(assignment, to: &tree, lines: &lines) }
+        var config = defaults
+        config.settings = try Self.decode(tree, file: file, lines: lines)
+        if let (key, message) = config.settings.violation() {
+            // A required key that is absent is located where its section chose what needs it
+            // (`labeler.kind: openai` for `labeler.url`), else at the section.
+            let section = key.split(separator: ".").dropLast().joined(separator: ".")
+            let line = lines[key] ?? lines[section + ".kind"] ?? lines[section]
+            throw ConfigError(file: file, line: line, key: key, message: message)
+        }
+        try Self.resolveDataFiles(&config.settings, file: file, baseDirectory: baseDirectory, lines: lines)
+        if let keys = document["keys"] { config.keys = try Keys(keys, baseDirectory: baseDirectory) }
+        return config
+    }
+
+    /// The file's top-level sections ({} for an empty file).
+    static func document(_ yaml: String, file: String) throws(ConfigError) -> [String: ConfigNode] {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw ConfigError(file: file, line: error.line, key: "", message: "is not valid YAML: \(error)")
+        } catch {
+            throw ConfigError(file: file, line: nil, key: "", message: "is not valid YAML: \(error)")
+        }
+        guard let root else { return [:] }
+        guard case .object(let sections) = SettingsValue.defaults() else {
+            preconditionFailure("settings are an object")
+        }
+        return try ConfigNode(root, path: "", file: file).mapping(allowed: Set(sections.map(\.0) + ["keys"]))
+    }
+
+    /// The defaults overlaid with the file's sections; `lines` gets the line of every key.
+    static func settingsTree(
+        _ document: [String: ConfigNode], file: String, lines: inout [String: Int]
+    ) throws(ConfigError) -> SettingsValue {
+        guard case .object(var fields) = SettingsValue.defaults() else { preconditionFailure("settings are an object") }
+        for (i, (name, value)) in fields.enumerated() {
+            guard let node = document[name] else { continue }
+            if name == "run" {
+                let run = try node.mapping(allowed: ["name", "seed", "directory", "method"])
+                if let n = run["name"] { _ = try n.runName() }
+                if let seed = run["seed"] { _ = try seed.unsignedInteger() }
+            }
+            fields[i].1 = try value.overlaid(with: node, lines: &lines)
+        }
+        return .object(fields)
+    }
+
+    /// One `--set key=value`.
+    static func apply(_ assignment: String, to tree: inout SettingsValue, lines: inout [String: Int])
+        throws(ConfigError)
+    {
+        guard let eq = assignment.firstIndex(of: "="), eq != assignment.startIndex else {
+            throw ConfigError(file: "--set", line: nil, key: assignment, message: "must be written key=value")
+        }
+        let key = String(assignment[..<eq]), value = String(assignment[assignment.index(after: eq)...])
+        let node: Node
+        do { node = try Yams.compose(yaml: value) ?? Node("") } catch {
+            throw ConfigError(file: "--set", line: nil, key: key, message: "has a value that is not YAML: \(value)")
+        }
+        if key == "run.name" { _ = try ConfigNode(node, path: key, file: "--set").runName() }
+        tree = try tree.setting(
+            key.split(separator: ".").map(String.init), to: ConfigNode(node, path: key, file: "--set"), lines: &lines)
+    }
+
+    static func decode(_ tree: SettingsValue, file: String, lines: [String: Int]) throws(ConfigError) -> RunSettings {
+        do {
+            return try RunSettings.fromJSON(tree.json())
+        } catch {
+            // Foundation's decoder does not say which key held a fraction where a whole number
+            // belongs: find it by trying each fractional number on its own.
+            let defaults = SettingsValue.defaults()
+            for (path, text) in tree.numbers() where Int64(text) == nil && UInt64(text) == nil {
+                let alone = defaults.replacing(path.split(separator: ".").map(String.init)[...], with: .number(text))
+                if (try? RunSettings.fromJSON(alone.json())) == nil {
+                    throw ConfigError(
+                        file: file, line: lines[path], key: path, message: "must be a whole number, got \(text)")
+                }
+            }
+            throw ConfigError(file: file, line: nil, key: "", message: "cannot be read: \(error)")
+        }
+    }
+
+    /// Data files are named relative to the config file; every process gets absolute paths.
+    static func resolveDataFiles(
+        _ settings: inout RunSettings, file: String, baseDirectory: String, lines: [String: Int]
+    ) throws(ConfigError) {
+        func dataFile(_ key: String, _ path: WritableKeyPath<RunSettings, String>) throws(ConfigError) {
+            let value = settings[keyPath: path]
+            guard !value.isEmpty else { return }
+            let resolved = resolve(value, in: baseDirectory)
+            guard FileManager.default.isReadableFile(atPath: resolved) else {
+                throw ConfigError(
+                    file: file, line: lines[key], key: key, message: "names \(resolved), which cannot be read")
+            }
+            settings[keyPath: path] = resolved
+        }
+        if settings.task.kind == "jsonl" {
+            try dataFile("task.prompts", \.task.prompts)
+            try dataFile("task.demonstrations", \.task.demonstrations)
+            try dataFile("task.held_out_prompts", \.task.heldOutPrompts)
+        }
+        try dataFile("labeler.few_shot", \.labeler.fewShot)
+    }
+}
+
+extension ClusterConfig.Keys {
+    /// The `keys` section: the coordinator's secret key file and the workers' keys.
+    init(_ keys: ConfigNode, baseDirectory: String) throws(ConfigError) {
+        let fields = try keys.mapping(allowed: ["coordinator", "workers", "worker"])
+        guard let coordinator = fields["coordinator"], fields["workers"] != nil || fields["worker"] != nil else {
+            throw keys.error(
+                "needs 'coordinator' (a secret key file) and the workers' keys: 'workers' (public keys allowed "
+                    + "to join) and/or 'worker' (the secret key file of the workers rlaif launch starts)")
+        }
+        let secretFile = resolve(try coordinator.string(), in: baseDirectory)
+        do { self.coordinator = try CurveKeyPair.read(from: secretFile) } catch {
+            throw coordinator.error("cannot be used: \(error.message)")
+        }
+        coordinatorKeyFile = secretFile
+        authorizedWorkers = []
+        if let workers = fields["workers"] {
+            for entry in try workers.list() {
+                let value = try entry.string()
+                let fileOrKey = CurveKeyPair.isValidKey(value) ? value : resolve(value, in: baseDirectory)
+                do { authorizedWorkers.insert(try CurveKeyPair.publicKey(fileOrKey: fileOrKey)) } catch {
+                    // Z85 uses YAML's special characters (? & * ! # …): an unquoted key parses as
+                    // something else.
+                    throw entry.error("cannot be used: \(error.message) (write a Z85 key in double quotes)")
+                }
+            }
+            if authorizedWorkers.isEmpty && fields["worker"] == nil {
+                throw workers.error("must list at least one worker public key")
+            }
+        }
+        launchedWorkerKeyFile = nil
+        if let worker = fields["worker"] {
+            let file = resolve(try worker.string(), in: baseDirectory)
+            do { authorizedWorkers.insert(try CurveKeyPair.read(from: file).publicKey) } catch {
+                throw worker.error("cannot be used: \(error.message)")
+            }
+            launchedWorkerKeyFile = file
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import Models
+import Protocol
+import RLAIF
+import Tensor
+
+/// Rollouts and AI labeling through the scheduler.
+extension RunDriver {
+    // MARK: Rollout and labeling
+
+    /// Samples from `generator` for each prompt; sample ids address the random streams.
+    func rollout(
+        _ prompts: [String], sampleIDs: [UInt64], seed: UInt64, generator: ModelReplica.Role, score: Bool,
+        phase: String
+    ) async throws -> [RolloutSample] {
+        let size = settings.preferences.jobSize
+        let jobs = stride(from: 0, to: prompts.count, by: size).map { start -> Scheduler.JobRequest in
+            let range = start..<min(start + size, prompts.count)
+            let spec = RolloutSpec(
+                prompts: Array(prompts[range]), sampleIDs: Array(sampleIDs[range]), seed: seed,
+                temperature: settings.model.temperature, maxNewTokens: settings.model.maxNewTokens,
+                generator: generator, score: score, stopTokens: task.stopTokens)
+            return .init(kind: .rollout, spec: JobSpecs.encode(spec), needsWeights: true)
+        }
+        let progress = Progress(phase: phase, total: jobs.count, quiet: quiet)
+        let results = try await scheduler.runJobs(jobs)
+        progress.update(jobs.count)
+        return try results.flatMap { try RolloutResult.unpack(spec: $0.spec, tensors: $0.tensors) }
+    }
+
+    func text(_ tokens: [Int32]) -> String {
+        tokenizer.decode(tokens.filter { $0 != tokenizer.endOfText })
+    }
+
+    func samplePairs(_ prompts: [String]) async throws -> [(String, String)] {
+        let doubled = prompts.flatMap { [$0, $0] }
+        let ids = (0..<UInt64(doubled.count)).map { $0 }
+        let samples = try await rollout(
+            doubled, sampleIDs: ids, seed: settings.run.seed ^ 0x5052_4546, generator: .policy, score: false,
+            phase: "rollout")
+        return stride(from: 0, to: samples.count, by: 2).map {
+            (text(samples[$0].tokens), text(samples[$0 + 1].tokens))
+        }
+    }
+
+    /// Labeling jobs of `preferences.job_size` questions each (pairs or ratings), on any worker;
+    /// one answer per question, in order.
+    func runLabeling<Question, Answer: Decodable>(
+        _ questions: [Question], phase: String, spec: ([Question]) -> LabelingSpec
+    ) async throws -> [Answer] {
+        let size = settings.preferences.jobSize
+        let jobs = stride(from: 0, to: questions.count, by: size).map { start in
+            Scheduler.JobRequest(
+                kind: .labeling,
+                spec: JobSpecs.encode(spec(Array(questions[start..<min(start + size, questions.count)]))),
+                needsWeights: false)
+        }
+        let progress = Progress(phase: phase, total: jobs.count, quiet: quiet)
+        let results = try await scheduler.runJobs(jobs)
+        progress.update(jobs.count)
+        let answers = try results.flatMap { try JobSpecs.decode([Answer].self, $0.spec) }
+        guard answers.count == questions.count else {
+            throw RunError(message: "\(phase) jobs returned \(answers.count) answers for \(questions.count) questions")
+        }
+        return answers
+    }
+
+    func label(_ pairs: [LabelingPair], phase: String) async throws -> [PreferenceLabel] {
+        let labels: [PreferenceLabel] = try await runLabeling(pairs, phase: phase) { LabelingSpec(pairs: $0) }
+        let counts = Dictionary(grouping: labels, by: \.status).mapValues(\.count)
+        events.record(
+            .labels(
+                phase: phase, valid: counts[.valid] ?? 0, ambiguous: counts[.ambiguous] ?? 0,
+                invalid: counts[.invalid] ?? 0, retries: labels.reduce(0) { $0 + $1.retries }))
+        return labels
+    }
+
+    func writePreferences(prompts: [String], pairs: [(String, String)], labels: [PreferenceLabel]) throws {
+        var out = Data()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        struct Record: Encodable {
+            let id: UInt64, prompt: String, a: String, b: String, label: PreferenceLabel, groundTruth: Double?
+            enum CodingKeys: String, CodingKey {
+                case id, prompt, a, b, label
+                case groundTruth = "ground_truth"
+            }
+        }
+        for (i, l) in labels.enumerated() {
+            let gt = task.groundTruthPreference(pairs[i].0, pairs[i].1, prompt: prompts[i])
+            out += try encoder.encode(
+                Record(id: l.pairID, prompt: prompts[i], a: pairs[i].0, b: pairs[i].1, label: l, groundTruth: gt))
+            out += Data("\n".utf8)
+        }
+        try out.write(to: directory.appendingPathComponent("preferences.jsonl"))
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import Models
+import Protocol
+import RLAIF
+import Tensor
+
+/// RL against the reward model or the labeler's ratings.
+extension RunDriver {
+    // MARK: RL
+
+    /// Direct RLAIF's rewards: each response rated 1–10 by the labeler, the probability-weighted
+    /// score mapped to [−1, 1]; a response whose rating failed every retry gets 0 and is counted.
+    func ratingRewards(prompts: [String], responses: [String], ids: [UInt64]) async throws -> [Double] {
+        let items = responses.indices.map {
+            RatingItem(id: 1 << 41 + ids[$0], prompt: prompts[$0], response: responses[$0])
+        }
+        let labels: [RatingLabel] = try await runLabeling(items, phase: "rl-rating") { LabelingSpec(ratings: $0) }
+        let failed = labels.filter { $0.reward == nil }.count
+        if failed > 0 { events.record(.ratings(failed: failed, rated: labels.count)) }
+        return labels.map { $0.reward ?? 0 }
+    }
+
+    /// The iteration's sequences in micro-batches, each with its advantages, returns and the
+    /// log-probs it was sampled with.
+    func rlMicroBatches(prompts: [String], samples: [RolloutSample], advantages adv: Advantages.Output) -> [MicroBatch]
+    {
+        let size = settings.rl.microBatch
+        let sequences = zip(prompts, samples).map { (tokenizer.encode($0), $1.tokens) }
+        var micros = microBatches(sequences, size: size)
+        for m in micros.indices {
+            let range = (m * size)..<min((m + 1) * size, samples.count)
+            micros[m].advantages = Array(adv.advantages[range])
+            micros[m].returns = Array(adv.returns[range])
+            micros[m].oldLogProbs = range.map { samples[$0].logProbs }
+        }
+        return micros
+    }
+
+    func reinforce(direct: Bool, skip: Int) async throws {
+        let rl = settings.rl
+        let ppo = rl.algorithm == "ppo"
+        let stepsPerIteration = ppo ? rl.ppoEpochs : 1
+        let progress = Progress(phase: "rl", total: rl.iterations, quiet: quiet)
+        // Checkpoints fall between iterations: an iteration's rollout and its PPO epochs go together.
+        let checkpointIterations = max(1, settings.checkpoint.everySteps / stepsPerIteration)
+        for iteration in skip..<rl.iterations {
+            let base = settings.preferences.pairs + iteration * rl.promptsPerIteration
+            let prompts = task.trainingPrompts(base..<(base + rl.promptsPerIteration))
+            let ids = (0..<UInt64(prompts.count)).map { UInt64(base) + $0 }
+            let samples = try await rollout(
+                prompts, sampleIDs: ids, seed: settings.run.seed ^ 0x524C_0000, generator: .policy, score: true,
+                phase: "rl-rollout")
+            let responses = samples.map { text($0.tokens) }
+            let rewards =
+                direct
+                ? try await ratingRewards(prompts: prompts, responses: responses, ids: ids)
+                : samples.map { Double($0.reward ?? 0) }
+            let adv = Advantages.compute(
+                samples: samples, rewards: rewards, klBeta: rl.klBeta, normalizeRewards: rl.normalizeRewards,
+                gaeLambda: ppo ? rl.gaeLambda : nil)
+            let micros = rlMicroBatches(prompts: prompts, samples: samples, advantages: adv)
+            let tokens = samples.reduce(0) { $0 + $1.tokens.count }
+            // The ground truth's mean quality of this batch (NaN where the task has none).
+            let qualities = zip(prompts, responses).compactMap { task.groundTruthQuality(of: $1, prompt: $0) }
+            let truth = qualities.isEmpty ? Double.nan : qualities.reduce(0, +) / Double(qualities.count)
+            var last: GradientResult?
+            for step in 0..<stepsPerIteration {
+                var spec = GradientSpec(
+                    objective: ppo ? .ppo : .policyGradient, learningRate: rl.learningRate, clipNorm: rl.clipNorm,
+                    normalizer: Double(tokens))
+                spec.ppoClip = rl.ppoClip
+                spec.forkReference = direct && iteration == 0 && step == 0  // no reward phase forked it
+                spec.valueCoefficient = rl.valueCoefficient
+                last = try await scheduler.gradientStep(.init(spec: spec, microBatches: micros))
+            }
+            let meanLength = Double(tokens) / Double(samples.count)
+            var extra: [String: Double] = [
+                "iteration": Double(iteration), "reward": adv.meanReward, "kl": adv.meanKL,
+                "response_length": meanLength,
+            ]
+            if !truth.isNaN { extra["ground_truth_quality"] = truth }
+            logStep("rl", last!, extra: extra)
+            progress.update(
+                iteration + 1,
+                String(
+                    format: "reward %.3f  kl %.3f  len %.1f", adv.meanReward, adv.meanKL, meanLength)
+                    + (truth.isNaN ? "" : String(format: "  gt %.2f", truth)))
+            if settings.checkpoint.everySteps > 0, (iteration + 1) % checkpointIterations == 0,
+                iteration + 1 < rl.iterations
+            {
+                try await checkpoint(next: .rl, done: iteration + 1)
+            }
+        }
+    }
+}

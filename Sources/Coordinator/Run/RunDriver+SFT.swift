@@ -1,0 +1,62 @@
+import Foundation
+import Models
+import Protocol
+import RLAIF
+import Tensor
+
+/// Data order and supervised fine-tuning.
+extension RunDriver {
+    // MARK: Data
+
+    func demonstrations() -> [(prompt: String, completion: String)] { task.demonstrations() }
+
+    /// Deterministic order of `count` items for `epoch`.
+    func shuffled(_ count: Int, epoch: Int, salt: UInt64) -> [Int] {
+        var order = Array(0..<count)
+        var rng = RandomStream(seed: settings.run.seed, purpose: .dataShuffle, step: salt << 32 | UInt64(epoch))
+        for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, rng.next(below: i + 1)) }
+        return order
+    }
+
+    func microBatches(_ sequences: [(prompt: [Int32], response: [Int32])], size: Int) -> [MicroBatch] {
+        stride(from: 0, to: sequences.count, by: size).enumerated().map { id, start in
+            let part = sequences[start..<min(start + size, sequences.count)]
+            return MicroBatch(
+                id: id, batch: SequenceBatch(prompts: part.map(\.prompt), responses: part.map(\.response)))
+        }
+    }
+
+    // MARK: SFT
+
+    func supervisedFineTuning(_ demos: [(prompt: String, completion: String)], skip: Int) async throws {
+        let o = settings.sft
+        let stepsPerEpoch = (demos.count + o.batchSize - 1) / o.batchSize
+        let progress = Progress(phase: "sft", total: o.epochs * stepsPerEpoch, quiet: quiet)
+        let encoded = demos.map { (tokenizer.encode($0.prompt), task.completionTokens($0.completion)) }
+        var done = skip
+        for epoch in 0..<o.epochs {
+            let order = shuffled(demos.count, epoch: epoch, salt: 1)
+            for s in 0..<stepsPerEpoch where epoch * stepsPerEpoch + s >= skip {
+                let chosen = order[(s * o.batchSize)..<min((s + 1) * o.batchSize, order.count)].map { encoded[$0] }
+                let tokens = chosen.reduce(0) { $0 + $1.1.count }
+                let spec = GradientSpec(
+                    objective: .sft, learningRate: o.learningRate, clipNorm: o.clipNorm, normalizer: Double(tokens))
+                let result = try await scheduler.gradientStep(
+                    .init(spec: spec, microBatches: microBatches(chosen.map { ($0.0, $0.1) }, size: o.microBatch)))
+                done += 1
+                logStep("sft", result, extra: ["epoch": Double(epoch)])
+                progress.update(done, String(format: "loss %.3f", result.metrics["loss"] ?? .nan))
+                try await periodicCheckpoint(.sft, done: epoch * stepsPerEpoch + s + 1)
+            }
+        }
+    }
+
+    func logStep(_ phase: String, _ r: GradientResult, extra: [String: Double] = [:]) {
+        let values = r.metrics.merging(extra) { _, driver in driver }
+        events.record(
+            .metrics(
+                .init(
+                    phase: phase, version: r.version, gradientNorm: r.gradientNorm, fingerprint: r.fingerprint,
+                    values: values)))
+    }
+}

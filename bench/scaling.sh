@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Data-parallel scaling on the default model: 1 worker against 2 workers, one per core (taskset),
+# sequences per second in the SFT and reward-model phases, the two set-ups alternated round by
+# round on the same machine.
+#   bash bench/scaling.sh [ROUNDS] [RING_BIND]      e.g. bash bench/scaling.sh 3 ipc://*
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-2}
+ring=${2:-tcp://127.0.0.1:0}
+[ "$(nproc)" -ge 2 ] || { echo "scaling: needs 2 cores" >&2; exit 1; }
+command -v taskset >/dev/null || { echo "scaling: needs taskset (util-linux)" >&2; exit 1; }
+swift build -c release >/dev/null
+bin=.build/release/rlaif
+work=$(mktemp -d)
+trap 'pkill -P $$ 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# The default model and batches; fewer epochs and no RL to keep a round short.
+overrides=(--set sft.epochs=2 --set preferences.pairs=2048 --set reward_model.epochs=2 --set rl.iterations=1
+    --set evaluation.prompts=64 --set checkpoint.every_steps=0)
+
+run() {  # run N ROUND: a coordinator and N workers pinned to cores 0..N-1; prints the run directory
+    local n=$1 round=$2 port=$((21000 + RANDOM % 20000))
+    local dir="$work/w$n-r$round"
+    "$bin" coordinator cluster.yaml --run-dir "$dir" --quiet --wait-for "$n" \
+        --set "coordinator.bind=tcp://127.0.0.1:$port" "${overrides[@]}" >"$work/c-$n-$round.log" 2>&1 &
+    local coordinator=$!
+    for ((i = 0; i < n; i++)); do
+        taskset -c "$i" "$bin" worker --connect "tcp://127.0.0.1:$port" --threads 1 --name "bench-$i" \
+            --ring-bind "$ring" >"$work/w-$n-$round-$i.log" 2>&1 &
+    done
+    wait "$coordinator" || { cat "$work/c-$n-$round.log" >&2; exit 1; }
+    echo "$dir"
+}
+
+results=()
+for ((r = 1; r <= rounds; r++)); do
+    for n in 1 2; do results+=("$n $(run "$n" "$r")"); done
+done
+
+python3 - "${results[@]}" <<'PY'
+import json, sys, statistics
+# Sequences per optimizer step: SFT batch 32 demonstrations; reward model batch 32 pairs (64 sequences).
+per_step = {"sft": 32, "reward": 64}
+rates = {}
+for arg in sys.argv[1:]:
+    n, path = arg.split(" ", 1)
+    times = {}
+    for line in open(path + "/metrics.jsonl"):
+        e = json.loads(line)
+        if e["event"] == "metrics" and e["phase"] in per_step:
+            times.setdefault(e["phase"], []).append(e["t"])
+    for phase, t in times.items():
+        rate = (len(t) - 1) * per_step[phase] / (t[-1] - t[0])
+        rates.setdefault((phase, n), []).append(rate)
+print("| phase | 1 worker (seq/s) | 2 workers (seq/s) | 2 / 1 |")
+print("| --- | --- | --- | --- |")
+for phase in per_step:
+    one, two = statistics.median(rates[(phase, "1")]), statistics.median(rates[(phase, "2")])
+    print(f"| {phase} | {one:.0f} | {two:.0f} | {two / one:.2f}x |")
+print(f"(median of {len(rates[('sft', '1')])} alternated rounds each)")
+PY
