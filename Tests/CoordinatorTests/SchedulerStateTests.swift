@@ -11,7 +11,7 @@ import Testing
 
     /// Commits one step on whoever gets it; ranks answer in `order` (default: as assigned).
     func commitStep(_ h: inout H, reversed: Bool = false) -> [UInt32] {
-        let out = h.handle(.stepRequested(H.stepRequest()))
+        let out = h.handle(.stepRequested(H.stepRequest(), next: nil))
         var ring = h.assignments(in: out)
         if reversed { ring.reverse() }
         for (i, r) in ring.enumerated() {
@@ -48,7 +48,7 @@ import Testing
         var h = H()
         let a = h.join("a"), b = h.join("b")
         _ = commitStep(&h)
-        let ring = h.assignments(in: h.handle(.stepRequested(H.stepRequest())))
+        let ring = h.assignments(in: h.handle(.stepRequested(H.stepRequest(), next: nil)))
         let c = h.join("c")  // behind (version 0 of 1), while every current worker is in the ring
         #expect(h.assignments(in: h.log).allSatisfy { $0.worker != c })
         for r in ring { h.reportStep(r.worker, r.assign) }
@@ -56,7 +56,7 @@ import Testing
         #expect(h.weightsRequests(in: h.log) == [a])
 
         // The next step waits for the snapshot and the sync rather than starting without them.
-        let next = h.handle(.stepRequested(H.stepRequest()))
+        let next = h.handle(.stepRequested(H.stepRequest(), next: nil))
         #expect(h.assignments(in: next).isEmpty)
         h.sendSnapshot(from: a)
         let sync = h.assignments(in: h.log).last!
@@ -71,7 +71,7 @@ import Testing
     @Test func workerDyingMidStep_ringIsFormedAgainOnTheSurvivors() {
         var h = H()
         let a = h.join("a"), b = h.join("b"), _ = h.join("c")
-        let first = h.assignments(in: h.handle(.stepRequested(H.stepRequest())))
+        let first = h.assignments(in: h.handle(.stepRequested(H.stepRequest(), next: nil)))
         #expect(first.count == 3)
         h.advance(.seconds(2))
         h.heartbeat([a, b])
@@ -158,7 +158,7 @@ import Testing
         _ = h.join("a")
         _ = h.join("b")
         var rings = 0
-        var pending = h.assignments(in: h.handle(.stepRequested(H.stepRequest())))
+        var pending = h.assignments(in: h.handle(.stepRequested(H.stepRequest(), next: nil)))
         while !pending.isEmpty {
             rings += 1
             let before = h.log.count
@@ -178,13 +178,13 @@ import Testing
     @Test func checkpointAskedDuringAStep_readsTheCommittedState_andKeepsItsSourceInTheNextRing() {
         var h = H()
         let a = h.join("a"), b = h.join("b")
-        let ring = h.assignments(in: h.handle(.stepRequested(H.stepRequest())))
+        let ring = h.assignments(in: h.handle(.stepRequested(H.stepRequest(), next: nil)))
         #expect(h.weightsRequests(in: h.handle(.snapshotRequested)).isEmpty)  // every current worker is busy
         h.reportStep(ring[0].worker, ring[0].assign)
         #expect(h.weightsRequests(in: h.log).isEmpty)  // a rank ahead of the commit is no source
         h.reportStep(ring[1].worker, ring[1].assign)
         #expect(h.weightsRequests(in: h.log) == [a])
-        let next = h.handle(.stepRequested(H.stepRequest()))
+        let next = h.handle(.stepRequested(H.stepRequest(), next: nil))
         #expect(h.assignments(in: next).isEmpty)  // waits for the source
         h.sendSnapshot(from: a)
         #expect(h.log.contains { if case .snapshotReady = $0 { true } else { false } })
@@ -201,7 +201,7 @@ import Testing
         h.sendSnapshot(from: h.weightsRequests(in: h.log)[0])  // c now syncing, and never answers
         let sync = h.assignments(in: h.log).last!
         #expect(sync.worker == c && sync.assign.kind == .synchronize)
-        #expect(h.assignments(in: h.handle(.stepRequested(H.stepRequest()))).isEmpty)
+        #expect(h.assignments(in: h.handle(.stepRequested(H.stepRequest(), next: nil))).isEmpty)
         h.advance(.seconds(1))
         h.heartbeat([a, b, c])
         #expect(h.assignments(in: h.handle(.tick)).isEmpty)
@@ -209,5 +209,60 @@ import Testing
         h.heartbeat([a, b, c])
         let ring = h.assignments(in: h.handle(.tick))
         #expect(ring.map(\.worker).sorted() == [a, b])
+    }
+
+    // MARK: Steps sent ahead
+
+    @Test func nextStep_isSentToTheSameRing_andAdoptedWhenTheRunAsksForIt() {
+        var h = H()
+        let a = h.join("a"), b = h.join("b")
+        let sent = h.assignments(in: h.handle(.stepRequested(H.stepRequest(), next: H.stepRequest())))
+        #expect(sent.map(\.worker) == [a, b, a, b])
+        #expect(sent.map(\.assign.step) == [0, 0, 1, 1])
+        let epochs = sent.map { (try? JobSpecs.decode(GradientSpec.self, $0.assign.spec))?.ring?.epoch }
+        #expect(epochs[0] == epochs[1] && epochs[2] == epochs[3] && epochs[0] != epochs[2])
+        h.reportStep(a, sent[0].assign)
+        h.reportStep(a, sent[2].assign)  // a is two steps on before b finishes the first
+        #expect(h.weightsRequests(in: h.log).isEmpty && h.synchronizations == 0)
+        h.reportStep(b, sent[1].assign)
+        #expect(h.state.version == 1)
+        let adopted = h.handle(.stepRequested(H.stepRequest(), next: nil))
+        #expect(h.assignments(in: adopted).isEmpty)  // already running
+        h.reportStep(b, sent[3].assign)
+        #expect(h.state.version == 2)
+        #expect(h.committedSteps.map(\.participants) == [["w1", "w2"], ["w1", "w2"]])
+        #expect(h.stepOutcomes.count == 2 && h.synchronizations == 0)
+    }
+
+    @Test func stepFailingEverywhere_dropsTheStepSentAhead_andIsRedone() {
+        var h = H()
+        let a = h.join("a"), b = h.join("b")
+        let sent = h.assignments(in: h.handle(.stepRequested(H.stepRequest(), next: H.stepRequest())))
+        let before = h.log.count
+        h.reportStep(a, sent[0].assign, succeeded: false)
+        h.reportStep(b, sent[1].assign, succeeded: false)
+        #expect(h.assignments(in: Array(h.log[before...])).isEmpty)  // the ranks still hold the step sent ahead
+        h.reportStep(a, sent[2].assign, succeeded: false)  // at version 0, it cannot run at 1
+        h.reportStep(b, sent[3].assign, succeeded: false)
+        let again = h.assignments(in: Array(h.log[before...]))
+        #expect(again.map(\.worker) == [a, b] && again.allSatisfy { $0.assign.step == 0 })
+        for r in again { h.reportStep(r.worker, r.assign) }
+        #expect(h.state.version == 1 && h.synchronizations == 0)
+        // The step sent ahead was dropped: the run's next request forms a new ring.
+        #expect(h.assignments(in: h.handle(.stepRequested(H.stepRequest(), next: nil))).count == 2)
+    }
+
+    @Test func nothingIsSentAhead_whileALiveWorkerIsOutsideTheRing() {
+        var h = H()
+        let a = h.join("a"), b = h.join("b")
+        _ = commitStep(&h)
+        let c = h.join("c")
+        h.handle(.tick)
+        h.sendSnapshot(from: h.weightsRequests(in: h.log)[0])  // c syncing, and never answers
+        _ = h.handle(.stepRequested(H.stepRequest(), next: H.stepRequest()))
+        h.advance(.milliseconds(2100))
+        h.heartbeat([a, b, c])
+        let ring = h.assignments(in: h.handle(.tick))
+        #expect(ring.map(\.worker) == [a, b] && ring.allSatisfy { $0.assign.step == 1 })
     }
 }

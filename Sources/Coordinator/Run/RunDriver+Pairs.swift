@@ -40,27 +40,26 @@ extension RunDriver {
         let stepsPerEpoch = (train.count + o.batchSize - 1) / o.batchSize
         let progress = Progress(phase: phase, total: epochs * stepsPerEpoch, quiet: quiet)
         let sequences = pairSequences(prompts, pairs)
-        var done = skip
-        for epoch in 0..<epochs {
-            let order = shuffled(train.count, epoch: epoch, salt: salt).map { train[$0] }
-            for s in 0..<stepsPerEpoch where epoch * stepsPerEpoch + s >= skip {
-                let chosen = Array(order[(s * o.batchSize)..<min((s + 1) * o.batchSize, order.count)])
-                var micros = microBatches(chosen.flatMap { sequences[$0] }, size: 2 * o.microBatch)
-                for m in micros.indices {
-                    let ids = chosen[(m * o.microBatch)..<min((m + 1) * o.microBatch, chosen.count)]
-                    micros[m].labels = ids.map { Float(labels[$0].probabilityA!) }
-                }
-                let result = try await scheduler.gradientStep(
-                    .init(spec: makeSpec(chosen.count, done == 0), microBatches: micros))
-                done += 1
-                logStep(phase, result, extra: ["epoch": Double(epoch)])
-                progress.update(
-                    done,
-                    String(
-                        format: "loss %.3f  acc %.2f", result.metrics["loss"] ?? .nan,
-                        result.metrics["accuracy"] ?? .nan))
-                try await periodicCheckpoint(runPhase, done: done)
+        var orders: [Int: [Int]] = [:]
+        func request(_ i: Int) -> Scheduler.StepRequest {
+            let epoch = i / stepsPerEpoch, s = i % stepsPerEpoch
+            let order = orders[epoch] ?? shuffled(train.count, epoch: epoch, salt: salt).map { train[$0] }
+            orders[epoch] = order
+            let chosen = Array(order[(s * o.batchSize)..<min((s + 1) * o.batchSize, order.count)])
+            var micros = microBatches(chosen.flatMap { sequences[$0] }, size: 2 * o.microBatch)
+            for m in micros.indices {
+                let ids = chosen[(m * o.microBatch)..<min((m + 1) * o.microBatch, chosen.count)]
+                micros[m].labels = ids.map { Float(labels[$0].probabilityA!) }
             }
+            return .init(spec: makeSpec(chosen.count, i == 0), microBatches: micros)
+        }
+        try await runSteps(skip..<(epochs * stepsPerEpoch), make: request) { i, result in
+            logStep(phase, result, extra: ["epoch": Double(i / stepsPerEpoch)])
+            progress.update(
+                i + 1,
+                String(
+                    format: "loss %.3f  acc %.2f", result.metrics["loss"] ?? .nan, result.metrics["accuracy"] ?? .nan))
+            try await periodicCheckpoint(runPhase, done: i + 1)
         }
     }
 

@@ -63,15 +63,19 @@ extension RunDriver {
             // The ground truth's mean quality of this batch (NaN where the task has none).
             let qualities = zip(prompts, responses).compactMap { task.groundTruthQuality(of: $1, prompt: $0) }
             let truth = qualities.isEmpty ? Double.nan : qualities.reduce(0, +) / Double(qualities.count)
-            var last: GradientResult?
-            for step in 0..<stepsPerIteration {
+            let requests = (0..<stepsPerIteration).map { step -> Scheduler.StepRequest in
                 var spec = GradientSpec(
                     objective: ppo ? .ppo : .policyGradient, learningRate: rl.learningRate, clipNorm: rl.clipNorm,
                     normalizer: Double(tokens))
                 spec.ppoClip = rl.ppoClip
                 spec.forkReference = direct && iteration == 0 && step == 0  // no reward phase forked it
                 spec.valueCoefficient = rl.valueCoefficient
-                last = try await scheduler.gradientStep(.init(spec: spec, microBatches: micros))
+                return .init(spec: spec, microBatches: micros)
+            }
+            // The epochs of an iteration go to one ring back to back (no checkpoint falls between).
+            var last: GradientResult?
+            for (step, request) in requests.enumerated() {
+                last = try await scheduler.gradientStep(request, next: requests.dropFirst(step + 1).first)
             }
             let meanLength = Double(tokens) / Double(samples.count)
             var extra: [String: Double] = [

@@ -33,21 +33,40 @@ extension RunDriver {
         let stepsPerEpoch = (demos.count + o.batchSize - 1) / o.batchSize
         let progress = Progress(phase: "sft", total: o.epochs * stepsPerEpoch, quiet: quiet)
         let encoded = demos.map { (tokenizer.encode($0.prompt), task.completionTokens($0.completion)) }
-        var done = skip
-        for epoch in 0..<o.epochs {
-            let order = shuffled(demos.count, epoch: epoch, salt: 1)
-            for s in 0..<stepsPerEpoch where epoch * stepsPerEpoch + s >= skip {
-                let chosen = order[(s * o.batchSize)..<min((s + 1) * o.batchSize, order.count)].map { encoded[$0] }
-                let tokens = chosen.reduce(0) { $0 + $1.1.count }
-                let spec = GradientSpec(
-                    objective: .sft, learningRate: o.learningRate, clipNorm: o.clipNorm, normalizer: Double(tokens))
-                let result = try await scheduler.gradientStep(
-                    .init(spec: spec, microBatches: microBatches(chosen.map { ($0.0, $0.1) }, size: o.microBatch)))
-                done += 1
-                logStep("sft", result, extra: ["epoch": Double(epoch)])
-                progress.update(done, String(format: "loss %.3f", result.metrics["loss"] ?? .nan))
-                try await periodicCheckpoint(.sft, done: epoch * stepsPerEpoch + s + 1)
-            }
+        var orders: [Int: [Int]] = [:]
+        func request(_ i: Int) -> Scheduler.StepRequest {
+            let epoch = i / stepsPerEpoch, s = i % stepsPerEpoch
+            let order = orders[epoch] ?? shuffled(demos.count, epoch: epoch, salt: 1)
+            orders[epoch] = order
+            let chosen = order[(s * o.batchSize)..<min((s + 1) * o.batchSize, order.count)].map { encoded[$0] }
+            let tokens = chosen.reduce(0) { $0 + $1.1.count }
+            let spec = GradientSpec(
+                objective: .sft, learningRate: o.learningRate, clipNorm: o.clipNorm, normalizer: Double(tokens))
+            return .init(spec: spec, microBatches: microBatches(chosen.map { ($0.0, $0.1) }, size: o.microBatch))
+        }
+        try await runSteps(skip..<(o.epochs * stepsPerEpoch), make: request) { i, result in
+            logStep("sft", result, extra: ["epoch": Double(i / stepsPerEpoch)])
+            progress.update(i + 1, String(format: "loss %.3f", result.metrics["loss"] ?? .nan))
+            try await periodicCheckpoint(.sft, done: i + 1)
+        }
+    }
+
+    /// Runs steps `indices` of a phase in order: `make(i)` builds step i, `after` logs it and
+    /// writes a checkpoint when one is due. Each step's successor is sent to the ring ahead of
+    /// the step's commit, unless a checkpoint falls between them.
+    func runSteps(
+        _ indices: Range<Int>, make: (Int) -> Scheduler.StepRequest,
+        after: (Int, GradientResult) async throws -> Void
+    ) async throws {
+        var upcoming: Scheduler.StepRequest?
+        for i in indices {
+            let request = upcoming ?? make(i)
+            let following = i + 1 < indices.upperBound ? make(i + 1) : nil
+            let every = UInt64(settings.checkpoint.everySteps), committing = await scheduler.version + 1
+            let checkpointDue = every > 0 && committing % every == 0
+            let result = try await scheduler.gradientStep(request, next: checkpointDue ? nil : following)
+            upcoming = following
+            try await after(i, result)
         }
     }
 

@@ -91,11 +91,14 @@ public actor Scheduler {
         }
     }
 
-    /// Runs one optimizer step on a ring of the current workers; its result is the same on every rank.
-    public func gradientStep(_ request: StepRequest) async throws -> GradientResult {
+    /// Runs one optimizer step on a ring of the current workers; its result is the same on every
+    /// rank. `next`: the step the run will ask for right after this one, with no checkpoint
+    /// between them; it may be sent to the ring ahead (see `SchedulerState.Event.stepRequested`),
+    /// and the next call must then pass it.
+    public func gradientStep(_ request: StepRequest, next: StepRequest? = nil) async throws -> GradientResult {
         try await withCheckedThrowingContinuation { continuation in
             stepWaiter = continuation
-            handle(.stepRequested(request))
+            handle(.stepRequested(request, next: next))
         }
     }
 

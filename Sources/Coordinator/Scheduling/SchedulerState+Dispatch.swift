@@ -3,14 +3,18 @@ import RLAIF
 
 /// Handing out work: snapshots for workers that are behind, rings for steps, jobs of a batch.
 extension SchedulerState {
-    func isIdle(_ id: WorkerID) -> Bool { isAlive(id) && workers[id]?.assignment == nil }
+    func isIdle(_ id: WorkerID) -> Bool { isAlive(id) && workers[id]?.assignments.isEmpty == true }
 
     func isCurrent(_ id: WorkerID) -> Bool { workers[id]?.version == version }
 
-    /// Finished its share of the running step, which is not committed yet: it is ahead, not behind.
+    /// Finished its share of a running step (or of the one sent ahead), which is not committed
+    /// yet: it is ahead, not behind.
     func isFinishingStep(_ id: WorkerID) -> Bool {
-        guard let ring = step?.ring, ring.participants.contains(id) else { return false }
-        return workers[id]?.version == version + 1
+        guard let v = workers[id]?.version, v > version else { return false }
+        return [step, lookahead].contains { s in
+            guard let s, let ring = s.ring else { return false }
+            return ring.participants.contains(id) && v <= s.runsAt + 1
+        }
     }
 
     /// An idle worker whose replica is not at the committed version (and not ahead of it mid-step).
@@ -21,6 +25,7 @@ extension SchedulerState {
     mutating func dispatch(at now: ContinuousClock.Instant, into out: inout [Directive]) {
         synchronizeBehindWorkers(at: now, into: &out)
         startStepIfReady(at: now, into: &out)
+        sendNextStepAhead(at: now, into: &out)
         leaseJobs(at: now, into: &out)
     }
 
@@ -28,7 +33,7 @@ extension SchedulerState {
         let job = nextWireJob
         nextWireJob += 1
         assignments[job] = Assignment(worker: worker, work: work, deadline: now + timing.lease)
-        workers[worker]?.assignment = job
+        workers[worker]?.assignments.append(job)
         return job
     }
 
@@ -83,25 +88,46 @@ extension SchedulerState {
             guard now - since >= timing.stepWait else { return }
             out.append(.log(.warning, "step \(version + 1) starts without \(pending.map(\.description)): still busy"))
         }
-        ringEpoch += 1
-        s.ring = Ring(epoch: ringEpoch, participants: ready)
+        s.ring = sendRing(s.request, to: ready, runsAt: version, at: now, into: &out)
         step = s
-        let micros = s.request.microBatches
-        for (rank, id) in ready.enumerated() {
-            let share = Array(micros[(rank * micros.count / ready.count)..<((rank + 1) * micros.count / ready.count)])
-            var spec = s.request.spec
-            let next = workers[ready[(rank + 1) % ready.count]]!
+    }
+
+    /// Sends the step the run named as next to the running step's ring, to run right after it,
+    /// when that ring holds every live worker (a worker syncing or behind waits for a ring
+    /// formed after a commit instead).
+    mutating func sendNextStepAhead(at now: ContinuousClock.Instant, into out: inout [Directive]) {
+        guard lookahead == nil, let next = nextRequest, let s = step, let ring = s.ring else { return }
+        guard liveWorkers == ring.participants, !ring.reports.values.contains(where: { $0 == nil }) else { return }
+        nextRequest = nil
+        let participants = ring.participants
+        let sent = sendRing(next, to: participants, runsAt: s.runsAt + 1, at: now, into: &out)
+        lookahead = Step(runsAt: s.runsAt + 1, request: next, waitingSince: now, ring: sent)
+    }
+
+    /// Assigns each participant its share of the request's micro-batches, in one new ring.
+    mutating func sendRing(
+        _ request: StepRequest, to participants: [WorkerID], runsAt: UInt64, at now: ContinuousClock.Instant,
+        into out: inout [Directive]
+    ) -> Ring {
+        ringEpoch += 1
+        let micros = request.microBatches
+        for (rank, id) in participants.enumerated() {
+            let share = Array(
+                micros[(rank * micros.count / participants.count)..<((rank + 1) * micros.count / participants.count)])
+            var spec = request.spec
+            let next = workers[participants[(rank + 1) % participants.count]]!
             spec.ring = .init(
-                rank: rank, size: ready.count, epoch: ringEpoch, next: next.ringEndpoint, nextKey: next.publicKey,
-                timeoutMs: Int(Self.milliseconds(timing.ringTimeout)))
+                rank: rank, size: participants.count, epoch: ringEpoch, next: next.ringEndpoint,
+                nextKey: next.publicKey, timeoutMs: Int(Self.milliseconds(timing.ringTimeout)))
             let tensors = spec.pack(share)  // records the lengths in the spec, so it goes first
-            let job = assign(id, .step, at: now)
+            let job = assign(id, .step(at: runsAt), at: now)
             let assign = Wire.Assign(
-                jobID: job, kind: .gradient, step: version, attempt: 0, leaseMilliseconds: leaseMilliseconds,
-                weightsVersion: version, items: share.map { UInt64($0.id) }, spec: JobSpecs.encode(spec),
+                jobID: job, kind: .gradient, step: runsAt, attempt: 0, leaseMilliseconds: leaseMilliseconds,
+                weightsVersion: runsAt, items: share.map { UInt64($0.id) }, spec: JobSpecs.encode(spec),
                 tensors: tensors)
             out.append(.send(.assign(assign), to: workers[id]!.peer))
         }
+        return Ring(epoch: ringEpoch, participants: participants)
     }
 
     /// Commits the step once every live participant has reported; a ring on which every rank
@@ -114,6 +140,7 @@ extension SchedulerState {
             s.failedRings += 1
             s.ring = nil
             s.waitingSince = nil
+            lookahead = nil  // its ranks find their replicas at the wrong version and say so
             out.append(.log(.warning, "step \(version + 1) failed on every rank; re-forming the ring"))
             out.append(.record(.stepRetry(version: version, epoch: Int(ring.epoch))))
             if s.failedRings >= Self.maxFailures {
@@ -136,6 +163,7 @@ extension SchedulerState {
                     fingerprint: first.fingerprint)))
         version += 1
         step = nil
+        nextRequest = nil
         out.append(.stepFinished(.success(first)))
     }
 

@@ -26,7 +26,7 @@ extension SchedulerState {
             _ = membership.heartbeat(id, at: now)
             complete(r, from: id, into: &out)
         case .weights(let w):
-            guard let id = byPeer[peer], case .snapshotSource? = work(of: id) else { return false }
+            guard let id = byPeer[peer], holds(id, .snapshotSource) else { return false }
             receiveSnapshot(w, from: id, into: &out)
         default:
             out.append(.log(.debug, "ignoring \(message.kind) from a worker"))
@@ -76,7 +76,7 @@ extension SchedulerState {
         }
         for (job, a) in assignments.sorted(by: { $0.key < $1.key }) where a.deadline <= now {
             out.append(.log(.warning, "job \(job) on \(a.worker) passed its lease; handing it out again"))
-            release(a.worker)
+            release(job)
             abandon(a.work, worker: a.worker, into: &out)
         }
     }
@@ -86,8 +86,9 @@ extension SchedulerState {
         guard workers[id] != nil else { return }
         out.append(.log(.warning, "worker \(id) lost: \(reason)"))
         out.append(.record(.workerLost(worker: "\(id)", reason: reason)))
-        if let job = workers[id]?.assignment, let a = assignments[job] {
-            release(id)
+        for job in workers[id]?.assignments ?? [] {
+            guard let a = assignments[job] else { continue }
+            release(job)
             abandon(a.work, worker: id, into: &out)
         }
     }
@@ -97,8 +98,11 @@ extension SchedulerState {
         switch work {
         case .job(let job, let attempt):
             _ = batch?.ledger.fail(job, attempt: attempt, by: worker)
-        case .step:
-            if step?.ring?.reports[worker] == nil { step?.ring?.reports[worker] = .some(nil) }
+        case .step(let at):
+            if step?.runsAt == at, step?.ring?.reports[worker] == nil { step?.ring?.reports[worker] = .some(nil) }
+            if lookahead?.runsAt == at, lookahead?.ring?.reports[worker] == nil {
+                lookahead?.ring?.reports[worker] = .some(nil)
+            }
             finishStepIfReported(into: &out)
         case .snapshotSource:
             snapshotInbox = []
@@ -107,13 +111,14 @@ extension SchedulerState {
         }
     }
 
-    func work(of worker: WorkerID) -> Work? {
-        workers[worker]?.assignment.flatMap { assignments[$0]?.work }
+    func holds(_ worker: WorkerID, _ work: Work) -> Bool {
+        workers[worker]?.assignments.contains { assignments[$0]?.work == work } ?? false
     }
 
-    mutating func release(_ worker: WorkerID) {
-        if let job = workers[worker]?.assignment { assignments[job] = nil }
-        workers[worker]?.assignment = nil
+    /// The assignment is over (reported, abandoned or expired).
+    mutating func release(_ job: UInt64) {
+        guard let a = assignments.removeValue(forKey: job) else { return }
+        workers[a.worker]?.assignments.removeAll { $0 == job }
     }
 
     mutating func complete(_ r: Wire.Result, from id: WorkerID, into out: inout [Directive]) {
@@ -121,7 +126,7 @@ extension SchedulerState {
             out.append(.log(.debug, "dropping a stale result of job \(r.jobID) from \(id)"))
             return
         }
-        release(id)
+        release(r.jobID)
         workers[id]?.jobsDone += 1
         if r.status == .failed, let report = try? JobSpecs.decode(ReplicaReport.self, r.spec) {
             workers[id]?.version = report.version  // behind? it takes a snapshot before its next job
@@ -129,16 +134,8 @@ extension SchedulerState {
         switch a.work {
         case .job(let job, let attempt):
             completeJob(r, job: job, attempt: attempt, from: id, into: &out)
-        case .step:
-            if r.status == .succeeded, let result = try? JobSpecs.decode(GradientResult.self, r.spec) {
-                step?.ring?.reports[id] = .some(result)
-                workers[id]?.version = result.version
-            } else {
-                out.append(.log(.warning, "step \(version) failed on \(id): \(r.message)"))
-                step?.lastFailure = "\(id): \(r.message)"
-                step?.ring?.reports[id] = .some(nil)
-            }
-            finishStepIfReported(into: &out)
+        case .step(let at):
+            completeStep(r, at: at, from: id, into: &out)
         case .synchronize(let v):
             if r.status == .succeeded {
                 workers[id]?.version = v
@@ -187,8 +184,26 @@ extension SchedulerState {
         guard w.model == .policy else { return }
         snapshot = (w.version, snapshotInbox)
         snapshotInbox = []
-        release(id)
+        for job in workers[id]?.assignments ?? [] where assignments[job]?.work == .snapshotSource { release(job) }
         let purpose: RunEvent.SnapshotPurpose = snapshotWanted ? .checkpoint : .synchronize
         out.append(.record(.snapshot(version: w.version, from: "\(id)", purpose: purpose)))
+    }
+
+    /// A rank's report of the step running at `at`: the current step's, the one sent ahead, or
+    /// one whose ring was given up (its report only says where the worker's replica is).
+    mutating func completeStep(_ r: Wire.Result, at: UInt64, from id: WorkerID, into out: inout [Directive]) {
+        let result = r.status == .succeeded ? try? JobSpecs.decode(GradientResult.self, r.spec) : nil
+        if let result { workers[id]?.version = result.version }
+        if result == nil {
+            out.append(.log(.warning, "step \(at + 1) failed on \(id): \(r.message)"))
+        }
+        if step?.runsAt == at, step?.ring?.participants.contains(id) == true {
+            step?.ring?.reports[id] = .some(result)
+            if result == nil { step?.lastFailure = "\(id): \(r.message)" }
+            finishStepIfReported(into: &out)
+        } else if lookahead?.runsAt == at, lookahead?.ring?.participants.contains(id) == true {
+            lookahead?.ring?.reports[id] = .some(result)
+            if result == nil { lookahead?.lastFailure = "\(id): \(r.message)" }
+        }
     }
 }

@@ -83,7 +83,10 @@ public struct SchedulerState: Sendable {
         /// Time passed: heartbeats and leases are checked, bounded waits end.
         case tick
         case jobsRequested([JobRequest])
-        case stepRequested(StepRequest)
+        /// A step at the committed version; `next`, when given, is the step the run will ask for
+        /// right after this one with nothing between them (no checkpoint): it may be sent to the
+        /// same ring ahead, so no rank waits for the round trip to the coordinator.
+        case stepRequested(StepRequest, next: StepRequest?)
         /// The run wants every model's state at the committed version (a checkpoint, the export).
         case snapshotRequested
     }
@@ -110,15 +113,17 @@ public struct SchedulerState: Sendable {
         /// The replica version the worker last reported (0 at registration: every replica
         /// starts from the run seed).
         var version: UInt64 = 0
-        /// The wire job id of the one assignment this worker holds, if any.
-        var assignment: UInt64?
+        /// The wire job ids of the assignments this worker holds, in the order it runs them (a
+        /// step and the next one sent ahead; otherwise at most one).
+        var assignments: [UInt64] = []
         var jobsDone = 0
     }
 
     /// What an assignment (by its wire job id) stands for.
     enum Work: Sendable, Equatable {
         case job(JobID, attempt: UInt32)
-        case step
+        /// A rank's share of the step that runs at this version.
+        case step(at: UInt64)
         case snapshotSource
         case synchronize(version: UInt64)
     }
@@ -150,6 +155,8 @@ public struct SchedulerState: Sendable {
     }
 
     struct Step: Sendable {
+        /// The version the step runs at (it commits `runsAt + 1`).
+        let runsAt: UInt64
         let request: StepRequest
         /// Since when the step has waited for its ring (nil: from the next dispatch on).
         var waitingSince: ContinuousClock.Instant?
@@ -169,6 +176,10 @@ public struct SchedulerState: Sendable {
     var ringEpoch: UInt32 = 0
     var batch: Batch?
     var step: Step?
+    /// The step after `step`, already sent to its ring (adopted when the run asks for it).
+    var lookahead: Step?
+    /// What the run said comes after `step` (sent ahead once `step`'s ring is running).
+    var nextRequest: StepRequest?
     /// The last snapshot read from a worker, and the messages of one being received.
     var snapshot: (version: UInt64, messages: [Wire.Weights])?
     var snapshotInbox: [Wire.Weights] = []
@@ -216,9 +227,16 @@ public struct SchedulerState: Sendable {
             precondition(batch == nil && step == nil, "SchedulerState: one batch or step at a time")
             guard !requests.isEmpty else { return [.jobsFinished(.success([]))] }
             batch = Batch(requests)
-        case .stepRequested(let request):
+        case .stepRequested(let request, let next):
             precondition(batch == nil && step == nil, "SchedulerState: one batch or step at a time")
-            step = Step(request: request, waitingSince: now)
+            if let ahead = lookahead, ahead.runsAt == version {
+                step = ahead  // sent ahead: its ring is running, and may even have finished
+            } else {
+                step = Step(runsAt: version, request: request, waitingSince: now)
+            }
+            lookahead = nil
+            nextRequest = next
+            finishStepIfReported(into: &out)
         case .snapshotRequested:
             snapshotWanted = true
         }
