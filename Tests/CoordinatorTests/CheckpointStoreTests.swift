@@ -44,7 +44,7 @@ import Testing
         #expect(newest.weights == expected.weights)  // bit for bit, the policy last
     }
 
-    @Test(arguments: ["flip", "truncate", "missing manifest", "partial"])
+    @Test(arguments: ["flip", "truncate", "missing manifest", "partial", "newer format"])
     func aDamagedNewestCheckpoint_isReportedByFile_andTheOneBeforeIsUsed(_ damage: String) throws {
         let dir = try Self.directory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -64,6 +64,14 @@ import Testing
         case "missing manifest":
             try FileManager.default.removeItem(at: newest.appendingPathComponent("manifest.json"))
             expectedReport = "checkpoint ckpt-000002 skipped: manifest.json is missing"
+        case "newer format":  // as a later rlaif might write it
+            let manifest = newest.appendingPathComponent("manifest.json")
+            let text = try String(contentsOf: manifest, encoding: .utf8)
+            try text.replacingOccurrences(of: #""format":1"#, with: #""format":2"#).write(
+                to: manifest, atomically: true, encoding: .utf8)
+            expectedReport =
+                "checkpoint ckpt-000002 skipped: manifest.json has checkpoint format 2, and this rlaif reads format 1: "
+                + "resume it with the rlaif version that wrote it"
         default:  // a crash mid-write leaves only a hidden partial directory, which is never read
             try FileManager.default.moveItem(at: newest, to: store.root.appendingPathComponent(".ckpt-000002.partial"))
             expectedReport = ""

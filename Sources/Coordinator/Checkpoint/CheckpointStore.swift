@@ -61,6 +61,18 @@ public struct CheckpointStore: Sendable {
         self.keep = max(1, keep)
     }
 
+    /// The layout of checkpoint directories this build writes and reads.
+    static let format = 1
+
+    /// A checkpoint of another layout is named and skipped (an older one, if any, is used).
+    static func checkFormat(_ format: Int, of file: String) throws(CheckpointError) {
+        guard format != Self.format else { return }
+        throw CheckpointError(
+            message:
+                "\(file) has checkpoint format \(format), and this rlaif reads format \(Self.format): resume it with "
+                + "the rlaif version that wrote it, or start the run over with `rlaif launch`")
+    }
+
     static let weightsFile = "weights.safetensors"
     static let stateFile = "state.json"
     static let manifestFile = "manifest.json"
@@ -71,14 +83,14 @@ public struct CheckpointStore: Sendable {
             var optimizerStep: Int64
             var moments: Bool
         }
-        var format = 1
+        var format = CheckpointStore.format
         var cursor: RunCursor
         var settings: String
         var models: [Model]
     }
 
     struct Manifest: Codable {
-        var format = 1
+        var format = CheckpointStore.format
         var files: [String: String]
     }
 
@@ -107,17 +119,18 @@ public struct CheckpointStore: Sendable {
             var tensors: [(String, Tensor)] = []
             var models: [State.Model] = []
             for w in checkpoint.weights {
-                guard case .float32(let values)? = w.tensors.first, w.tensors.count >= 2,
-                    case .int64(let step) = w.tensors[1], step.count == 1
-                else { throw CheckpointError(message: "a snapshot of \(w.model) is not a model state") }
-                let key = "\(w.model)"
-                tensors.append(("\(key).values", values))
-                var moments = false
-                if w.tensors.count == 4, case .float32(let m) = w.tensors[2], case .float32(let v) = w.tensors[3] {
-                    tensors += [("\(key).first_moment", m), ("\(key).second_moment", v)]
-                    moments = true
+                guard let state = ModelReplica.ModelState(w) else {
+                    throw CheckpointError(message: "a snapshot of \(w.model) is not a model state")
                 }
-                models.append(.init(model: w.model.rawValue, optimizerStep: step[0], moments: moments))
+                let key = "\(w.model)"
+                tensors.append(("\(key).values", state.values))
+                if let m = state.firstMoment, let v = state.secondMoment {
+                    tensors += [("\(key).first_moment", m), ("\(key).second_moment", v)]
+                }
+                models.append(
+                    .init(
+                        model: w.model.rawValue, optimizerStep: Int64(state.optimizerStep),
+                        moments: state.firstMoment != nil))
             }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
@@ -193,6 +206,7 @@ public struct CheckpointStore: Sendable {
         } catch {
             throw CheckpointError(message: "\(manifestFile) is missing or unreadable (a partial write?)")
         }
+        try checkFormat(manifest.format, of: manifestFile)
         // Each file is read once: verified, then parsed from the same bytes.
         func verified(_ file: String) throws(CheckpointError) -> Data {
             guard let expected = manifest.files[file] else {
@@ -212,6 +226,7 @@ public struct CheckpointStore: Sendable {
         do { state = try decoder.decode(State.self, from: stateData) } catch {
             throw CheckpointError(message: "\(stateFile) cannot be read: \(error)")
         }
+        try checkFormat(state.format, of: stateFile)
         let file: SafeTensors
         do { file = try SafeTensors.parse(weightsData, file: dir.appendingPathComponent(weightsFile).path) } catch {
             throw CheckpointError(message: "\(weightsFile): \(error.description)")
@@ -221,15 +236,17 @@ public struct CheckpointStore: Sendable {
             guard let model = Wire.Model(rawValue: m.model) else {
                 throw CheckpointError(message: "\(stateFile) names an unknown model \(m.model)")
             }
+            guard let role = ModelReplica.Role(model) else {
+                throw CheckpointError(message: "\(stateFile) names \(model), which is not a model a replica holds")
+            }
             do {
-                var tensors: [WireTensor] = [.float32(try file.float32("\(model).values")), .int64([m.optimizerStep])]
-                if m.moments {
-                    tensors += [
-                        .float32(try file.float32("\(model).first_moment")),
-                        .float32(try file.float32("\(model).second_moment")),
-                    ]
-                }
-                weights.append(Wire.Weights(model: model, version: state.cursor.version, tensors: tensors))
+                let moments =
+                    m.moments
+                    ? (try file.float32("\(model).first_moment"), try file.float32("\(model).second_moment")) : nil
+                let restored = ModelReplica.ModelState(
+                    role: role, values: try file.float32("\(model).values"), firstMoment: moments?.0,
+                    secondMoment: moments?.1, optimizerStep: Int(m.optimizerStep))
+                weights.append(restored.weights(version: state.cursor.version))
             } catch {
                 throw CheckpointError(message: "\(weightsFile): \(error.description)")
             }

@@ -3,7 +3,16 @@ import Tensor
 
 /// Model states as they travel in `weights` messages and lie in checkpoints: the flat values,
 /// the optimizer step as a one-element int64 tensor, then the AdamW moments when there are any.
+/// This is the one place that layout is written and read.
 extension ModelReplica.ModelState {
+    /// The state as a `weights` message of replica version `version`.
+    public func weights(version: UInt64) -> Wire.Weights {
+        var tensors: [WireTensor] = [.float32(values), .int64([Int64(optimizerStep)])]
+        if let firstMoment, let secondMoment { tensors += [.float32(firstMoment), .float32(secondMoment)] }
+        return Wire.Weights(model: role.wireModel, version: version, tensors: tensors)
+    }
+
+    /// Reads a `weights` message; nil when it is not a model state.
     public init?(_ w: Wire.Weights) {
         guard let role = ModelReplica.Role(w.model), w.tensors.count == 2 || w.tensors.count == 4,
             case .float32(let values) = w.tensors[0], case .int64(let step) = w.tensors[1], step.count == 1

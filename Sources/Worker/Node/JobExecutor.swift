@@ -138,10 +138,6 @@ actor JobExecutor {
     private func snapshotMessages() async -> [Wire.Message] {
         let replica = self.replica
         let (states, version) = await Engine.shared.run { (replica.snapshot(), replica.version) }
-        return states.map { state in
-            var tensors: [WireTensor] = [.float32(state.values), .int64([Int64(state.optimizerStep)])]
-            if let m = state.firstMoment, let v = state.secondMoment { tensors += [.float32(m), .float32(v)] }
-            return .weights(.init(model: state.role.wireModel, version: version, tensors: tensors))
-        }
+        return states.map { .weights($0.weights(version: version)) }
     }
 }
