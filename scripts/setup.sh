@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks for rlaif, then builds.
-#   scripts/setup.sh            debug build (what the tests use)
+#   scripts/setup.sh            the tests' build: optimized, with testing enabled, in .build-tests
 #   scripts/setup.sh --release  release build (what runs and benchmarks use)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,5 +25,7 @@ command -v swift >/dev/null || { echo "setup: swift not found; install Swift 6 (
 if [ "${1:-}" = "--release" ]; then
     swift build -c release
 else
-    swift build --build-tests
+    # Optimized: the tests train real models (a debug build ran the suite in 249 s, this one in
+    # 52 s); its own folder, so it does not rebuild the plain release build's objects.
+    swift build -c release --build-tests -Xswiftc -enable-testing --scratch-path .build-tests
 fi

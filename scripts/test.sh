@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # Serial: the engine-latency tests measure gaps in a heartbeat, which parallel CPU-bound tests
 # on a 2-core machine would distort.
-swift test --no-parallel "$@"
+swift test -c release -Xswiftc -enable-testing --scratch-path .build-tests --skip-build --no-parallel "$@"

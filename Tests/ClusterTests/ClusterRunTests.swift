@@ -7,7 +7,12 @@ import Testing
 @Suite(.serialized) struct ClusterRunTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
-    static let binary = root.appendingPathComponent(".build/debug/rlaif").path
+    /// The `rlaif` built beside this test bundle (debug or release, whatever the build folder).
+    static let binary: String = {
+        let me =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("rlaif").path
+    }()
     static let quick = root.appendingPathComponent("examples/quick.yaml").path
 
     struct Failure: Error, CustomStringConvertible {

@@ -3,6 +3,7 @@ import Testing
 
 @testable import Coordinator
 import Protocol
+import RLAIF
 
 @Suite struct ClusterConfigTests {
     // MARK: Valid files
@@ -187,6 +188,30 @@ import Protocol
             try c.settings.workers.remoteHosts().get() == [
                 .init(destination: "me@gpu-1", count: 2), .init(destination: "gpu-2", count: 1),
             ])
+    }
+
+    /// A word outside a choice is an error at its file, line and key that lists the words; the
+    /// values decode as cases.
+    @Test func choices_listTheirWords_andDecodeAsCases() throws {
+        #expect(
+            throws: ConfigError(
+                file: "cluster.yaml", line: 3, key: "rl.algorithm",
+                message: #"must be ppo or policy_gradient, got "ppx""#)
+        ) { try ClusterConfig.parse(yaml: "rl:\n  iterations: 2\n  algorithm: ppx\n") }
+        #expect(
+            throws: ConfigError(
+                file: "cluster.yaml", line: 2, key: "run.method", message: #"must be rlaif or direct or dpo, got "ppo""#
+            )
+        ) { try ClusterConfig.parse(yaml: "run:\n  method: ppo\n") }
+        #expect(
+            throws: ConfigError(
+                file: "--set", line: nil, key: "labeler.kind",
+                message: #"must be rubric or openai or command, got "gpt""#)
+        ) { try ClusterConfig.parse(yaml: "", overrides: ["labeler.kind=gpt"]) }
+        let c = try ClusterConfig.parse(yaml: "rl:\n  algorithm: policy_gradient\nrun:\n  method: dpo\n")
+        #expect(c.settings.rl.algorithm == .policyGradient && c.settings.run.method == .dpo)
+        #expect(c.settings.json().contains(#""algorithm":"policy_gradient""#))
+        #expect(try RunSettings.fromJSON(c.settings.json()) == c.settings)
     }
 
     @Test func labelerKinds_needTheirKeys() {

@@ -16,7 +16,7 @@ import Testing
 
     func settings(prompts: String, demonstrations: String, heldOut: String = "", evaluation: Int = 3) -> RunSettings {
         var s = RunSettings()
-        s.task.kind = "jsonl"
+        s.task.kind = .jsonl
         s.task.prompts = prompts
         s.task.demonstrations = demonstrations
         s.task.heldOutPrompts = heldOut

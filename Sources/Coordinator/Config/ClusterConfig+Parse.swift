@@ -21,8 +21,8 @@ extension ClusterConfig {
             // A required key that is absent is located where its section chose what needs it
             // (`labeler.kind: openai` for `labeler.url`), else at the section.
             let section = key.split(separator: ".").dropLast().joined(separator: ".")
-            let line = lines[key] ?? lines[section + ".kind"] ?? lines[section]
-            throw ConfigError(file: file, line: line, key: key, message: message)
+            let located = [key, section + ".kind", section].first { lines[$0] != nil } ?? key
+            throw Self.error(at: located, key: key, message, file: file, lines: lines)
         }
         try Self.resolveDataFiles(&config.settings, file: file, baseDirectory: baseDirectory, lines: lines)
         if let keys = document["keys"] { config.keys = try Keys(keys, baseDirectory: baseDirectory) }
@@ -78,11 +78,28 @@ extension ClusterConfig {
         if key == "run.name" { _ = try ConfigNode(node, path: key, file: "--set").runName() }
         tree = try tree.setting(
             key.split(separator: ".").map(String.init), to: ConfigNode(node, path: key, file: "--set"), lines: &lines)
+        for k in lines.keys where k.hasPrefix(key + ".") { lines[k] = overrideLine }
+        lines[key] = overrideLine
+    }
+
+    /// The line recorded for a key that `--set` gave last.
+    static let overrideLine = 0
+
+    /// An error about `key`, located where `at` was written: a line of the file, or `--set`.
+    static func error(at located: String, key: String, _ message: String, file: String, lines: [String: Int])
+        -> ConfigError
+    {
+        if lines[located] == overrideLine { return ConfigError(file: "--set", line: nil, key: key, message: message) }
+        return ConfigError(file: file, line: lines[located], key: key, message: message)
     }
 
     static func decode(_ tree: SettingsValue, file: String, lines: [String: Int]) throws(ConfigError) -> RunSettings {
         do {
             return try RunSettings.fromJSON(tree.json())
+        } catch DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
+            // A word outside a choice's (`SettingChoice`): the decoder names the key and the words.
+            let key = context.codingPath.map { snakeCase($0.stringValue) }.joined(separator: ".")
+            throw Self.error(at: key, key: key, context.debugDescription, file: file, lines: lines)
         } catch {
             // Foundation's decoder does not say which key held a fraction where a whole number
             // belongs: find it by trying each fractional number on its own.
@@ -90,12 +107,17 @@ extension ClusterConfig {
             for (path, text) in tree.numbers() where Int64(text) == nil && UInt64(text) == nil {
                 let alone = defaults.replacing(path.split(separator: ".").map(String.init)[...], with: .number(text))
                 if (try? RunSettings.fromJSON(alone.json())) == nil {
-                    throw ConfigError(
-                        file: file, line: lines[path], key: path, message: "must be a whole number, got \(text)")
+                    throw Self.error(
+                        at: path, key: path, "must be a whole number, got \(text)", file: file, lines: lines)
                 }
             }
             throw ConfigError(file: file, line: nil, key: "", message: "cannot be read: \(error)")
         }
+    }
+
+    /// `heartbeatTimeoutMs` → `heartbeat_timeout_ms`, as the keys are written in cluster.yaml.
+    static func snakeCase(_ name: String) -> String {
+        name.reduce(into: "") { out, c in out += c.isUppercase ? "_" + c.lowercased() : String(c) }
     }
 
     /// Data files are named relative to the config file; every process gets absolute paths.
@@ -107,12 +129,11 @@ extension ClusterConfig {
             guard !value.isEmpty else { return }
             let resolved = resolve(value, in: baseDirectory)
             guard FileManager.default.isReadableFile(atPath: resolved) else {
-                throw ConfigError(
-                    file: file, line: lines[key], key: key, message: "names \(resolved), which cannot be read")
+                throw Self.error(at: key, key: key, "names \(resolved), which cannot be read", file: file, lines: lines)
             }
             settings[keyPath: path] = resolved
         }
-        if settings.task.kind == "jsonl" {
+        if settings.task.kind == .jsonl {
             try dataFile("task.prompts", \.task.prompts)
             try dataFile("task.demonstrations", \.task.demonstrations)
             try dataFile("task.held_out_prompts", \.task.heldOutPrompts)

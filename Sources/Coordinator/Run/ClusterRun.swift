@@ -70,7 +70,7 @@ public final class ClusterRun: @unchecked Sendable {
             throw RunError(message: "fewer than \(wanted) workers registered within 120 s")
         }
         let driver = RunDriver(
-            settings: settings, scheduler: scheduler, events: events, directory: directory, logger: logger, task: task,
+            settings: settings, cluster: scheduler, events: events, directory: directory, logger: logger, task: task,
             checkpoints: CheckpointStore(runDirectory: directory, keep: settings.checkpoint.keep),
             resumeFrom: resume?.cursor, quiet: quiet)
         let summary: RunSummary

@@ -4,7 +4,7 @@ import Protocol
 import RLAIF
 import Tensor
 
-/// Rollouts and AI labeling through the scheduler.
+/// Rollouts and AI labeling through the cluster.
 extension RunDriver {
     // MARK: Rollout and labeling
 
@@ -14,7 +14,7 @@ extension RunDriver {
         phase: String
     ) async throws -> [RolloutSample] {
         let size = settings.preferences.jobSize
-        let jobs = stride(from: 0, to: prompts.count, by: size).map { start -> Scheduler.JobRequest in
+        let jobs = stride(from: 0, to: prompts.count, by: size).map { start -> SchedulerState.JobRequest in
             let range = start..<min(start + size, prompts.count)
             let spec = RolloutSpec(
                 prompts: Array(prompts[range]), sampleIDs: Array(sampleIDs[range]), seed: seed,
@@ -23,7 +23,7 @@ extension RunDriver {
             return .init(kind: .rollout, spec: JobSpecs.encode(spec), needsWeights: true)
         }
         let progress = Progress(phase: phase, total: jobs.count, quiet: quiet)
-        let results = try await scheduler.runJobs(jobs)
+        let results = try await cluster.runJobs(jobs)
         progress.update(jobs.count)
         return try results.flatMap { try RolloutResult.unpack(spec: $0.spec, tensors: $0.tensors) }
     }
@@ -50,13 +50,13 @@ extension RunDriver {
     ) async throws -> [Answer] {
         let size = settings.preferences.jobSize
         let jobs = stride(from: 0, to: questions.count, by: size).map { start in
-            Scheduler.JobRequest(
+            SchedulerState.JobRequest(
                 kind: .labeling,
                 spec: JobSpecs.encode(spec(Array(questions[start..<min(start + size, questions.count)]))),
                 needsWeights: false)
         }
         let progress = Progress(phase: phase, total: jobs.count, quiet: quiet)
-        let results = try await scheduler.runJobs(jobs)
+        let results = try await cluster.runJobs(jobs)
         progress.update(jobs.count)
         let answers = try results.flatMap { try JobSpecs.decode([Answer].self, $0.spec) }
         guard answers.count == questions.count else {

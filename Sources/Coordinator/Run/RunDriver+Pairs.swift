@@ -41,7 +41,7 @@ extension RunDriver {
         let progress = Progress(phase: phase, total: epochs * stepsPerEpoch, quiet: quiet)
         let sequences = pairSequences(prompts, pairs)
         var orders: [Int: [Int]] = [:]
-        func request(_ i: Int) -> Scheduler.StepRequest {
+        func request(_ i: Int) -> SchedulerState.StepRequest {
             let epoch = i / stepsPerEpoch, s = i % stepsPerEpoch
             let order = orders[epoch] ?? shuffled(train.count, epoch: epoch, salt: salt).map { train[$0] }
             orders[epoch] = order
@@ -85,7 +85,7 @@ extension RunDriver {
         let scoreSpec = ScoreSpec(
             prompts: test.flatMap { [prompts[$0], prompts[$0]] },
             responses: test.flatMap { [pairs[$0].0, pairs[$0].1] })
-        let results = try await scheduler.runJobs([
+        let results = try await cluster.runJobs([
             .init(kind: .evaluation, spec: JobSpecs.encode(scoreSpec), needsWeights: true)
         ])
         let scores = try JobSpecs.decode([Float].self, results[0].spec)

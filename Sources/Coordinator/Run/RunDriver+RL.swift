@@ -38,7 +38,7 @@ extension RunDriver {
 
     func reinforce(direct: Bool, skip: Int) async throws {
         let rl = settings.rl
-        let ppo = rl.algorithm == "ppo"
+        let ppo = rl.algorithm == .ppo
         let stepsPerIteration = ppo ? rl.ppoEpochs : 1
         let progress = Progress(phase: "rl", total: rl.iterations, quiet: quiet)
         // Checkpoints fall between iterations: an iteration's rollout and its PPO epochs go together.
@@ -63,7 +63,7 @@ extension RunDriver {
             // The ground truth's mean quality of this batch (NaN where the task has none).
             let qualities = zip(prompts, responses).compactMap { task.groundTruthQuality(of: $1, prompt: $0) }
             let truth = qualities.isEmpty ? Double.nan : qualities.reduce(0, +) / Double(qualities.count)
-            let requests = (0..<stepsPerIteration).map { step -> Scheduler.StepRequest in
+            let requests = (0..<stepsPerIteration).map { step -> SchedulerState.StepRequest in
                 var spec = GradientSpec(
                     objective: ppo ? .ppo : .policyGradient, learningRate: rl.learningRate, clipNorm: rl.clipNorm,
                     normalizer: Double(tokens))
@@ -75,7 +75,7 @@ extension RunDriver {
             // The epochs of an iteration go to one ring back to back (no checkpoint falls between).
             var last: GradientResult?
             for (step, request) in requests.enumerated() {
-                last = try await scheduler.gradientStep(request, next: requests.dropFirst(step + 1).first)
+                last = try await cluster.gradientStep(request, next: requests.dropFirst(step + 1).first)
             }
             let meanLength = Double(tokens) / Double(samples.count)
             var extra: [String: Double] = [

@@ -34,7 +34,7 @@ extension RunDriver {
         let progress = Progress(phase: "sft", total: o.epochs * stepsPerEpoch, quiet: quiet)
         let encoded = demos.map { (tokenizer.encode($0.prompt), task.completionTokens($0.completion)) }
         var orders: [Int: [Int]] = [:]
-        func request(_ i: Int) -> Scheduler.StepRequest {
+        func request(_ i: Int) -> SchedulerState.StepRequest {
             let epoch = i / stepsPerEpoch, s = i % stepsPerEpoch
             let order = orders[epoch] ?? shuffled(demos.count, epoch: epoch, salt: 1)
             orders[epoch] = order
@@ -55,16 +55,16 @@ extension RunDriver {
     /// writes a checkpoint when one is due. Each step's successor is sent to the ring ahead of
     /// the step's commit, unless a checkpoint falls between them.
     func runSteps(
-        _ indices: Range<Int>, make: (Int) -> Scheduler.StepRequest,
+        _ indices: Range<Int>, make: (Int) -> SchedulerState.StepRequest,
         after: (Int, GradientResult) async throws -> Void
     ) async throws {
-        var upcoming: Scheduler.StepRequest?
+        var upcoming: SchedulerState.StepRequest?
         for i in indices {
             let request = upcoming ?? make(i)
             let following = i + 1 < indices.upperBound ? make(i + 1) : nil
-            let every = UInt64(settings.checkpoint.everySteps), committing = await scheduler.version + 1
+            let every = UInt64(settings.checkpoint.everySteps), committing = await cluster.version + 1
             let checkpointDue = every > 0 && committing % every == 0
-            let result = try await scheduler.gradientStep(request, next: checkpointDue ? nil : following)
+            let result = try await cluster.gradientStep(request, next: checkpointDue ? nil : following)
             upcoming = following
             try await after(i, result)
         }

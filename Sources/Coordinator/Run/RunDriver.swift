@@ -6,8 +6,9 @@ import RLAIF
 import Tensor
 
 /// The run's state machine: SFT → rollout → labeling → reward-model training → RL iterations →
-/// evaluation (or DPO in place of the reward model and RL). Every stage is jobs through the
-/// scheduler, the same code whatever the number of workers; every batch, shuffle and sample is
+/// evaluation (or DPO in place of the reward model and RL). Every stage is jobs and steps on a
+/// `TrainingCluster` (worker processes, or replicas in this process), the same code whatever
+/// the number of workers; every batch, shuffle and sample is
 /// addressed by the run seed, so the same config gives the same weights.
 public final class RunDriver: @unchecked Sendable {
     public enum Phase: String, Sendable, CaseIterable {
@@ -15,7 +16,8 @@ public final class RunDriver: @unchecked Sendable {
     }
 
     let settings: RunSettings
-    let scheduler: Scheduler
+    /// Where jobs and steps run: the scheduler's workers, or replicas in this process.
+    let cluster: any TrainingCluster
     let events: EventLog
     let directory: URL
     let logger: Logger
@@ -31,11 +33,11 @@ public final class RunDriver: @unchecked Sendable {
     private let started = Date()
 
     public init(
-        settings: RunSettings, scheduler: Scheduler, events: EventLog, directory: URL, logger: Logger,
+        settings: RunSettings, cluster: any TrainingCluster, events: EventLog, directory: URL, logger: Logger,
         task: any TaskData, checkpoints: CheckpointStore? = nil, resumeFrom: RunCursor? = nil, quiet: Bool = false
     ) {
         self.settings = settings
-        self.scheduler = scheduler
+        self.cluster = cluster
         self.events = events
         self.directory = directory
         self.logger = logger
@@ -90,7 +92,7 @@ public final class RunDriver: @unchecked Sendable {
         if let saved = resumeFrom?.preferences {
             return (saved.prompts, Array(zip(saved.first, saved.second)), saved.labels)
         }
-        guard settings.run.method != "direct" else { return nil }
+        guard settings.run.method != .direct else { return nil }
         phase(.rollout)
         let prompts = task.trainingPrompts(0..<settings.preferences.pairs)
         let pairs = try await samplePairs(prompts)
@@ -100,14 +102,14 @@ public final class RunDriver: @unchecked Sendable {
             phase: "labeling")
         try writePreferences(prompts: prompts, pairs: pairs, labels: labels)
         cursor.preferences = .init(prompts: prompts, first: pairs.map(\.0), second: pairs.map(\.1), labels: labels)
-        try await checkpoint(next: settings.run.method == "dpo" ? .dpo : .rewardModel, done: 0)
+        try await checkpoint(next: settings.run.method == .dpo ? .dpo : .rewardModel, done: 0)
         return (prompts, pairs, labels)
     }
 
     /// DPO on the preferences; or the reward model and RL against it; or (direct) RL on ratings.
     private func optimizePolicy(_ preferences: Preferences?, _ resume: ResumePoint) async throws {
         switch (settings.run.method, preferences) {
-        case ("dpo", let p?):
+        case (.dpo, let p?):
             guard resume.shouldRun(.dpo) else { return }
             begin(.dpo, resume)
             try await dpo(prompts: p.prompts, pairs: p.pairs, labels: p.labels, skip: resume.skip(.dpo))
@@ -144,12 +146,12 @@ public final class RunDriver: @unchecked Sendable {
                 prompts: evaluation.pairs.map(\.prompt), pairs: evaluation.pairs.map { ($0.first, $0.second) },
                 labels: evaluation.labels)
         summary.wallSeconds = Date().timeIntervalSince(started)
-        summary.method = settings.run.method
-        summary.finalVersion = await scheduler.version
+        summary.method = settings.run.method.rawValue
+        summary.finalVersion = await cluster.version
         summary.weightsChecksum = cursor.weightsChecksum
         // The final policy and reward model, for transformers.
-        if await scheduler.version > 0 {
-            let final = await scheduler.currentSnapshot()
+        if await cluster.version > 0 {
+            let final = await cluster.currentSnapshot()
             summary.weightsChecksum = Self.checksum(final)
             do {
                 try ModelExport.write(
@@ -179,9 +181,9 @@ public final class RunDriver: @unchecked Sendable {
     /// Saves the run's state with `done` units of phase `next` finished (no-op before the first step).
     func checkpoint(next: Phase, done: Int) async throws {
         guard let checkpoints else { return }
-        let version = await scheduler.version
+        let version = await cluster.version
         guard version > 0 else { return }
-        let weights = await scheduler.currentSnapshot()
+        let weights = await cluster.currentSnapshot()
         cursor.weightsChecksum = Self.checksum(weights)
         cursor.phase = next.rawValue
         cursor.done = done
@@ -205,7 +207,7 @@ public final class RunDriver: @unchecked Sendable {
     /// After each step of a loop: a checkpoint every `checkpoint.every_steps` optimizer steps.
     func periodicCheckpoint(_ p: Phase, done: Int) async throws {
         let every = settings.checkpoint.everySteps
-        guard every > 0, await scheduler.version % UInt64(every) == 0 else { return }
+        guard every > 0, await cluster.version % UInt64(every) == 0 else { return }
         try await checkpoint(next: p, done: done)
     }
 }

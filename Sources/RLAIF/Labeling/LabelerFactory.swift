@@ -12,11 +12,11 @@ public enum LabelerFactory {
     ) throws(JobSpecError) -> any AILabeler {
         let l = settings.labeler
         switch l.kind {
-        case "rubric":
+        case .rubric:
             return RubricLabeler(
                 seed: settings.run.seed, noise: l.noise, positionBias: l.positionBias, lengthBias: l.lengthBias,
                 invalidRate: l.invalidRate)
-        case "openai":
+        case .openai:
             guard let url = URL(string: l.url), url.scheme == "http" || url.scheme == "https" else {
                 throw JobSpecError(message: "labeler.url '\(l.url)' is not an http(s) URL")
             }
@@ -25,10 +25,8 @@ public enum LabelerFactory {
                 baseURL: url, model: l.model, apiKey: key, retries: l.retries,
                 timeout: Double(l.timeoutMs) / 1000, concurrency: l.concurrency)
             return OpenAILabeler(client: client, prompt: try judgePrompt(settings), chainOfThought: l.chainOfThought)
-        case "command":
+        case .command:
             return CommandLabeler(command: l.command, timeout: Double(l.timeoutMs) / 1000)
-        default:
-            throw JobSpecError(message: "labeler.kind '\(l.kind)' is not available in this build")
         }
     }
 
@@ -38,7 +36,7 @@ public enum LabelerFactory {
         let preamble =
             !l.preamble.isEmpty
             ? l.preamble
-            : (settings.task.kind == "synthetic" ? JudgePrompt.factSummaryPreamble : JudgePrompt.generalPreamble)
+            : (settings.task.kind == .synthetic ? JudgePrompt.factSummaryPreamble : JudgePrompt.generalPreamble)
         var examples: [JudgePrompt.Example] = []
         if !l.fewShot.isEmpty {
             do {

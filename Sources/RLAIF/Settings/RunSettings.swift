@@ -37,10 +37,8 @@ public struct RunSettings: Codable, Sendable, Equatable {
         public var seed: UInt64 = 1234
         /// Where the run writes metrics, preferences and the summary ("" = runs/<name>).
         public var directory = ""
-        /// What the policy is trained with after SFT: `rlaif` (reward model + RL) or `dpo`
-        /// (offline, on the AI preferences); `direct` (the labeler's 1–10 score as the reward) is
-        /// planned and refused until it is built.
-        public var method = "rlaif"
+        /// What the policy is trained with after SFT (see `Method`).
+        public var method = Method.rlaif
     }
 
     public struct CoordinatorSection: Codable, Sendable, Equatable {
@@ -110,7 +108,7 @@ public struct RunSettings: Codable, Sendable, Equatable {
 
     public struct TaskSection: Codable, Sendable, Equatable {
         /// `synthetic` (the built-in fact-summary task, with ground truth) or `jsonl`.
-        public var kind = "synthetic"
+        public var kind = TaskKind.synthetic
         /// For `jsonl`: files of {"prompt": …} and {"prompt": …, "completion": …} lines.
         public var prompts = ""
         public var demonstrations = ""
@@ -160,7 +158,7 @@ public struct RunSettings: Codable, Sendable, Equatable {
 
     public struct LabelerSection: Codable, Sendable, Equatable {
         /// `rubric` (the synthetic task's stand-in for an AI labeler), `openai` or `command`.
-        public var kind = "rubric"
+        public var kind = LabelerKind.rubric
         /// Ask each pair in both orders and average (position-bias mitigation).
         public var bothOrders = true
         /// Preferences closer to 0.5 than this are counted as ambiguous and kept out of training.
@@ -196,7 +194,7 @@ public struct RunSettings: Codable, Sendable, Equatable {
 
     public struct RL: Codable, Sendable, Equatable {
         /// `ppo` or `policy_gradient` (the paper's: one update per batch, value baseline).
-        public var algorithm = "ppo"
+        public var algorithm = Algorithm.ppo
         public var iterations = 80
         public var promptsPerIteration = 64
         public var microBatch = 16
@@ -255,37 +253,25 @@ extension RunSettings {
         func positive(_ key: String, _ v: Int) -> (String, String)? {
             v >= 1 ? nil : (key, "must be at least 1, got \(v)")
         }
-        // A value the schema names but this build cannot run yet is refused, not silently replaced.
-        func choice(_ key: String, _ v: String, built: [String], planned: [String]) -> (String, String)? {
-            if built.contains(v) { return nil }
-            let options = built.joined(separator: " or ")
-            if planned.contains(v) { return (key, "\"\(v)\" is not available in this build yet; use \(options)") }
-            return (key, "must be \(options), got \"\(v)\"")
-        }
         func fraction(_ key: String, _ v: Double) -> (String, String)? {
             (0...1).contains(v) ? nil : (key, "must be between 0 and 1, got \(v)")
         }
         let checks: [(String, String)?] = [
-            choice("run.method", run.method, built: ["rlaif", "direct", "dpo"], planned: []),
-            choice("task.kind", task.kind, built: ["synthetic", "jsonl"], planned: []),
-            task.kind == "jsonl" && task.prompts.isEmpty ? ("task.prompts", "is required by task.kind jsonl") : nil,
-            task.kind == "jsonl" && task.demonstrations.isEmpty
+            task.kind == .jsonl && task.prompts.isEmpty ? ("task.prompts", "is required by task.kind jsonl") : nil,
+            task.kind == .jsonl && task.demonstrations.isEmpty
                 ? ("task.demonstrations", "is required by task.kind jsonl") : nil,
-            choice("labeler.kind", labeler.kind, built: ["rubric", "openai", "command"], planned: []),
-            labeler.kind == "rubric" && task.kind != "synthetic"
+            labeler.kind == .rubric && task.kind != .synthetic
                 ? (
                     "labeler.kind",
                     "rubric judges the synthetic task only; use openai or command for task.kind \(task.kind)"
                 )
                 : nil,
-            labeler.kind == "openai" && labeler.url.isEmpty
+            labeler.kind == .openai && labeler.url.isEmpty
                 ? ("labeler.url", "is required by labeler.kind openai (e.g. http://127.0.0.1:8000/v1)") : nil,
-            labeler.kind == "openai" && labeler.model.isEmpty
+            labeler.kind == .openai && labeler.model.isEmpty
                 ? ("labeler.model", "is required by labeler.kind openai") : nil,
-            labeler.kind == "command" && labeler.command.isEmpty
+            labeler.kind == .command && labeler.command.isEmpty
                 ? ("labeler.command", "is required by labeler.kind command") : nil,
-            ["ppo", "policy_gradient"].contains(rl.algorithm)
-                ? nil : ("rl.algorithm", "must be ppo or policy_gradient, got \"\(rl.algorithm)\""),
             sshViolation(),
             workers.local >= 0 ? nil : ("workers.local", "must not be negative"),
             workers.threads >= 0 ? nil : ("workers.threads", "must not be negative"),

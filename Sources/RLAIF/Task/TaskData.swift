@@ -139,8 +139,8 @@ public enum TaskDataFactory {
         -> any TaskData
     {
         switch settings.task.kind {
-        case "jsonl": return try JSONLTask(settings: settings, tokenizer: tokenizer)
-        default:
+        case .jsonl: return try JSONLTask(settings: settings, tokenizer: tokenizer)
+        case .synthetic:
             return SyntheticTask(
                 task: FactSummaryTask(
                     seed: settings.run.seed, dropRate: settings.task.demoDropRate,

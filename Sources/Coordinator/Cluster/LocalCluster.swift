@@ -1,0 +1,70 @@
+import Protocol
+import RLAIF
+import Tensor
+
+/// The cluster as replicas in this process, no sockets: jobs go round the replicas, a step's
+/// micro-batches are shared out as the scheduler shares them, and the ranks' exact sums are added
+/// in memory where a ring would all-reduce them. It runs the workers' job code (`ReplicaJobs`)
+/// on the same inputs (micro-batches through the wire's packing), so a run gives the bits a run
+/// with worker processes gives.
+public actor LocalCluster: TrainingCluster {
+    let ranks: [ReplicaJobs]
+    public private(set) var version: UInt64 = 0
+    /// Steps this cluster takes before it fails every later one (a crash, for tests); nil: none.
+    let failAfterSteps: Int?
+    private var steps = 0
+
+    public init(settings: RunSettings, replicas: Int, failAfterSteps: Int? = nil) throws {
+        precondition(replicas >= 1, "LocalCluster: at least one replica")
+        ranks = try (0..<replicas).map { _ in try ReplicaJobs(settings: settings) }
+        self.failAfterSteps = failAfterSteps
+    }
+
+    /// Continues from a checkpoint: every replica takes its state.
+    public func resume(version: UInt64, weights: [Wire.Weights]) async throws {
+        let states = weights.compactMap(ModelReplica.ModelState.init)
+        for rank in ranks { _ = try await rank.restore(states, version: version) }
+        self.version = version
+    }
+
+    public func runJobs(_ jobs: [SchedulerState.JobRequest]) async throws -> [Wire.Result] {
+        var results: [Wire.Result] = []
+        for (i, job) in jobs.enumerated() {
+            let rank = i % ranks.count
+            let (spec, tensors) = try await ranks[rank].run(job.kind, spec: job.spec, weightsVersion: version)
+            results.append(
+                .init(
+                    jobID: UInt64(i), attempt: 0, workerID: UInt32(rank + 1), status: .succeeded, spec: spec,
+                    tensors: tensors))
+        }
+        return results
+    }
+
+    public func gradientStep(_ request: SchedulerState.StepRequest, next: SchedulerState.StepRequest?) async throws
+        -> GradientResult
+    {
+        if let failAfterSteps, steps >= failAfterSteps {
+            throw RunError(message: "LocalCluster: stopped after \(failAfterSteps) steps, as asked")
+        }
+        let micros = request.microBatches
+        var total: ExactSum?
+        for (rank, jobs) in ranks.enumerated() {
+            let share = Array(micros[(rank * micros.count / ranks.count)..<((rank + 1) * micros.count / ranks.count)])
+            var spec = request.spec
+            let tensors = spec.pack(share)
+            let sum = try await jobs.gradientSum(spec, try spec.unpack(tensors), at: version)
+            if total == nil { total = sum } else { try total!.add(sum) }
+        }
+        let reduced = total!.value()
+        var results: [GradientResult] = []
+        for jobs in ranks { results.append(await jobs.apply(reduced, request.spec)) }
+        guard results.allSatisfy({ $0.fingerprint == results[0].fingerprint }) else {
+            throw RunError(message: "replicas disagree after step \(version + 1): \(results.map(\.fingerprint))")
+        }
+        version += 1
+        steps += 1
+        return results[0]
+    }
+
+    public func currentSnapshot() async -> [Wire.Weights] { await ranks[0].snapshot() }
+}

@@ -1,0 +1,20 @@
+import Protocol
+import RLAIF
+
+/// What the run asks of a cluster, and all it asks: run these jobs, take a gradient step, give me
+/// a snapshot. The `Scheduler` does it over sockets with worker processes; `LocalCluster` does it
+/// with replicas in this process, so the pipeline runs (and is tested) without either.
+public protocol TrainingCluster: Sendable {
+    /// The committed replica version: optimizer steps applied so far.
+    var version: UInt64 { get async }
+    /// Runs every job and returns their results in request order.
+    func runJobs(_ jobs: [SchedulerState.JobRequest]) async throws -> [Wire.Result]
+    /// One optimizer step; `next` is the step the run asks for right after it, if nothing falls
+    /// between them (it may be started early).
+    func gradientStep(_ request: SchedulerState.StepRequest, next: SchedulerState.StepRequest?) async throws
+        -> GradientResult
+    /// Every model's weights and optimizer state at the committed version.
+    func currentSnapshot() async -> [Wire.Weights]
+}
+
+extension Scheduler: TrainingCluster {}

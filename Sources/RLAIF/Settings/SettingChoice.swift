@@ -1,0 +1,50 @@
+/// A setting that takes one of a fixed set of words: decoded in one place, with an error that
+/// lists the words (`must be ppo or policy_gradient, got "ppx"`), and compared as cases after.
+public protocol SettingChoice: RawRepresentable<String>, CaseIterable, Codable, Sendable, CustomStringConvertible {}
+
+extension SettingChoice {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let word = try container.decode(String.self)
+        guard let value = Self(rawValue: word) else {
+            let words = Self.allCases.map(\.rawValue).joined(separator: " or ")
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "must be \(words), got \"\(word)\"")
+        }
+        self = value
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+
+    public var description: String { rawValue }
+}
+
+extension RunSettings {
+    /// `run.method`: how the policy is trained after SFT.
+    public enum Method: String, SettingChoice {
+        /// A reward model on the AI preferences, then RL against it.
+        case rlaif
+        /// RL with the labeler's 1–10 rating of each response as the reward.
+        case direct
+        /// Offline, on the AI preference pairs.
+        case dpo
+    }
+
+    /// `task.kind`: where prompts and demonstrations come from.
+    public enum TaskKind: String, SettingChoice {
+        case synthetic, jsonl
+    }
+
+    /// `labeler.kind`: who judges.
+    public enum LabelerKind: String, SettingChoice {
+        case rubric, openai, command
+    }
+
+    /// `rl.algorithm`.
+    public enum Algorithm: String, SettingChoice {
+        case ppo
+        case policyGradient = "policy_gradient"
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import Logging
+import Protocol
+import RLAIF
+import Testing
+
+@testable import Coordinator
+
+/// The whole pipeline on `LocalCluster` (replicas in this process, no sockets, no processes):
+/// the same bits whatever the number of replicas, each method beating SFT, and a run that
+/// crashes and resumes from its checkpoints ending where the uninterrupted one does.
+@Suite(.serialized) struct PipelineInProcessTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let quick = root.appendingPathComponent("examples/quick.yaml").path
+
+    static func settings(_ overrides: [String] = []) throws -> RunSettings {
+        try ClusterConfig.load(path: quick, overrides: overrides).settings
+    }
+
+    static func temporaryDirectory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlaif-inprocess-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// Runs the pipeline in `directory` on `replicas` replicas, from `resume` if given; with
+    /// `failAfterSteps`, the cluster fails every step after that many (a crash).
+    static func run(
+        _ settings: RunSettings, replicas: Int, in directory: URL, resume: Checkpoint? = nil, failAfterSteps: Int? = nil
+    ) async throws -> RunSummary {
+        let events = try EventLog(
+            url: directory.appendingPathComponent("metrics.jsonl"), truncatingTo: resume?.cursor.metricsBytes)
+        defer { events.close() }
+        let cluster = try LocalCluster(settings: settings, replicas: replicas, failAfterSteps: failAfterSteps)
+        if let resume { try await cluster.resume(version: resume.cursor.version, weights: resume.weights) }
+        let driver = RunDriver(
+            settings: settings, cluster: cluster, events: events, directory: directory,
+            logger: Logger(label: "test"), task: try TaskDataFactory.make(settings, tokenizer: ModelReplica.tokenizer),
+            checkpoints: CheckpointStore(runDirectory: directory, keep: 3), resumeFrom: resume?.cursor, quiet: true)
+        return try await driver.run()
+    }
+
+    /// Optimizer steps logged per phase.
+    static func steps(_ directory: URL) throws -> [String: Int] {
+        var steps: [String: Int] = [:]
+        for line in try RunEventLine.read(directory.appendingPathComponent("metrics.jsonl")) {
+            if case .metrics(let m) = line.event { steps[m.phase, default: 0] += 1 }
+        }
+        return steps
+    }
+
+    @Test func oneAndThreeReplicas_giveTheSameWeights() async throws {
+        let settings = try Self.settings(["rl.iterations=4", "evaluation.prompts=32"])
+        var checksums: [String] = []
+        for replicas in [1, 3] {
+            let dir = try Self.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            checksums.append(try await Self.run(settings, replicas: replicas, in: dir).weightsChecksum)
+        }
+        #expect(!checksums[0].isEmpty && checksums[0] == checksums[1])
+    }
+
+    /// A crash in SFT, in the reward model and in RL (every checkpoint 6 steps apart): each
+    /// resume continues from the newest checkpoint, and the run ends with the uninterrupted
+    /// run's weights and every step logged once.
+    @Test func crashedRun_resumedFromItsCheckpoints_endsWithTheUninterruptedWeights() async throws {
+        let settings = try Self.settings(["checkpoint.every_steps=6", "rl.iterations=6", "evaluation.prompts=32"])
+        let referenceDir = try Self.temporaryDirectory(), dir = try Self.temporaryDirectory()
+        defer { for d in [referenceDir, dir] { try? FileManager.default.removeItem(at: d) } }
+        let reference = try await Self.run(settings, replicas: 2, in: referenceDir)
+        let counts = try Self.steps(referenceDir)
+        let sft = try #require(counts["sft"]), reward = try #require(counts["reward"])
+        let rl = try #require(counts["rl"]) * settings.rl.ppoEpochs  // one line per iteration
+        var resume: Checkpoint?
+        for crashAt in [sft / 2, sft + reward / 2, sft + reward + rl * 2 / 3] {
+            let taken = crashAt - Int(resume?.cursor.version ?? 0)
+            await #expect(throws: RunError.self) {
+                _ = try await Self.run(settings, replicas: 2, in: dir, resume: resume, failAfterSteps: taken)
+            }
+            resume = CheckpointStore(runDirectory: dir, keep: 3).newest { Issue.record("\($0)") }
+            #expect(resume != nil)
+        }
+        let resumed = try await Self.run(settings, replicas: 1, in: dir, resume: resume)
+        #expect(resumed.weightsChecksum == reference.weightsChecksum)
+        #expect(try Self.steps(dir) == Self.steps(referenceDir))
+    }
+
+    @Test(arguments: [RunSettings.Method.direct, .dpo])
+    func method_beatsSFT_onGroundTruth(_ method: RunSettings.Method) async throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let summary = try await Self.run(Self.settings(["run.method=\(method)"]), replicas: 1, in: dir)
+        #expect(summary.method == method.rawValue)
+        let truth = try #require(summary.winRateVsSFT.groundTruth)
+        #expect(truth > 0.6, "\(method): ground-truth win rate \(truth) against SFT")
+        // The final policy is exported for transformers; these methods train no reward model.
+        let models = dir.appendingPathComponent("models")
+        #expect(FileManager.default.fileExists(atPath: models.appendingPathComponent("policy/model.safetensors").path))
+        let config =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: models.appendingPathComponent("policy/config.json"))) as? [String: Any]
+        // The byte tokenizer's end-of-text (256), not GPT-2's 50256, which its vocabulary lacks.
+        #expect(config?["eos_token_id"] as? Int == 256 && config?["bos_token_id"] as? Int == 256)
+        #expect(!FileManager.default.fileExists(atPath: models.appendingPathComponent("reward").path))
+        let preferences = FileManager.default.fileExists(atPath: dir.appendingPathComponent("preferences.jsonl").path)
+        // Direct RLAIF: no preference dataset and no reward model; the rewards came from ratings.
+        #expect(preferences == (method != .direct))
+        if method == .direct { #expect(summary.rewardModelAccuracy.labeler == nil) }
+    }
+}
