@@ -2,7 +2,7 @@
 """An rlaif protocol client written from docs/PROTOCOL.md alone, with pyzmq and struct.
 
 Registers with a coordinator endpoint (hello -> welcome), then reports one job result carrying a
-metric and a float32 tensor. Exits 0 on success, prints what went wrong otherwise.
+result document and a float32 tensor. Exits 0 on success, prints what went wrong otherwise.
 
     python3 tools/protocol_client.py tcp://127.0.0.1:5555
 """
@@ -11,7 +11,7 @@ import sys
 
 import zmq
 
-MAGIC, MAJOR, MINOR = b"RLAF", 2, 1
+MAGIC, MAJOR, MINOR = b"RLAF", 3, 0
 HELLO, WELCOME, REJECT, RESULT = 1, 2, 3, 6
 
 
@@ -25,13 +25,12 @@ def header(kind: int) -> bytes:
 
 
 def hello() -> bytes:
-    body = string("python-client") + string("localhost") + struct.pack("<IHIQ", 1234, 1, 0b111, 99) + string("")
+    body = string("python-client") + string("localhost") + struct.pack("<IHQ", 1234, 1, 99) + string("")
     return header(HELLO) + body + bytes([0])  # no tensors
 
 
 def result(worker_id: int) -> list:
-    body = struct.pack("<QII", 42, 0, worker_id) + bytes([1]) + string("")
-    body += struct.pack("<I", 1) + string("loss") + struct.pack("<d", 0.5) + string("")
+    body = struct.pack("<QII", 42, 0, worker_id) + bytes([1]) + string("") + string('{"loss":0.5}')
     # One float32 tensor of shape [2, 2]: descriptor in the control frame, data in its own frame.
     descriptors = bytes([1, 1, 2]) + struct.pack("<QQ", 2, 2)
     data = struct.pack("<4f", 1.0, 2.0, 3.0, 4.0)
@@ -66,17 +65,16 @@ def main() -> int:
     worker_id, interval, timeout = struct.unpack_from("<III", control, 9)
     run_name, end = read_string(control, 21)
     _setup, end = read_string(control, end)
+    (count,) = struct.unpack_from("<I", control, end)
+    end += 4
+    ring_keys = []
+    for _ in range(count):
+        key, end = read_string(control, end)
+        ring_keys.append(key)
     if control[end] != 0:
         print("welcome has tensors")
         return 1
     end += 1
-    ring_keys = []
-    if minor >= 1:  # 2.1 appended the ring keys after the tensor descriptors
-        (count,) = struct.unpack_from("<I", control, end)
-        end += 4
-        for _ in range(count):
-            key, end = read_string(control, end)
-            ring_keys.append(key)
     # Bytes after the fields we know are allowed only from a newer minor version.
     if end != len(control) and minor <= MINOR:
         print("welcome has trailing bytes")

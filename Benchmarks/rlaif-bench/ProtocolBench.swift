@@ -106,7 +106,7 @@ struct ProtocolBench: AsyncParsableCommand {
     func pair() async throws -> (server: Endpoint, client: Endpoint) {
         let server = try Endpoint.listen(on: "tcp://127.0.0.1:*")
         let client = try Endpoint.connect(to: server.address)
-        await client.send(.heartbeat(.init(workerID: 0, sequence: 0, activeJobs: 0)))
+        await client.send(.heartbeat(.init(workerID: 0, sequence: 0)))
         for await _ in server.incoming { break }
         return (server, client)
     }
@@ -142,15 +142,15 @@ struct ProtocolBench: AsyncParsableCommand {
     }
 
     func controlThroughput(count: Int) async throws -> Double {
-        // An assignment of 122 item ids: a 1 KB control frame, encoded per message as in real use.
-        let items = (0..<122).map { UInt64($0) }
+        // An assignment with a 976-byte spec: a 1 KB control frame, encoded per message as in real use.
+        let spec = String(repeating: "x", count: 976)
         let seconds = try await timeOneWay(count: count) { client in
             for i in 0..<count {
                 await client.send(
                     .assign(
                         .init(
                             jobID: UInt64(i), kind: .rollout, step: 1, attempt: 0, leaseMilliseconds: 1000,
-                            weightsVersion: 1, items: items)))
+                            weightsVersion: 1, spec: spec)))
             }
         }
         return Double(count) / seconds
@@ -166,7 +166,7 @@ struct ProtocolBench: AsyncParsableCommand {
         var start = ContinuousClock.now
         for i in -100..<count {
             if i == 0 { start = .now }
-            await client.send(.heartbeat(.init(workerID: 1, sequence: UInt64(max(i, 0)), activeJobs: 0)))
+            await client.send(.heartbeat(.init(workerID: 1, sequence: UInt64(max(i, 0)))))
             _ = await replies.next()
         }
         let elapsed = ContinuousClock.now - start

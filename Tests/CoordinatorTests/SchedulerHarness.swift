@@ -40,7 +40,7 @@ struct SchedulerHarness {
             .message(
                 .hello(
                     .init(
-                        workerName: name, host: "h", pid: 1, threads: 1, capabilities: .all, incarnation: 1,
+                        workerName: name, host: "h", pid: 1, threads: 1, incarnation: 1,
                         ringEndpoint: "tcp://\(name):1")), from: peer, key: nil))
         for case .send(.welcome(let w), _) in out {
             peers[w.workerID] = peer
@@ -54,7 +54,7 @@ struct SchedulerHarness {
     /// Heartbeats from every listed worker (keeps them alive across `advance`).
     mutating func heartbeat(_ ids: [UInt32]) {
         for id in ids {
-            handle(.message(.heartbeat(.init(workerID: id, sequence: 1, activeJobs: 0)), from: peers[id]!, key: nil))
+            handle(.message(.heartbeat(.init(workerID: id, sequence: 1)), from: peers[id]!, key: nil))
         }
     }
 

@@ -9,7 +9,7 @@ import Testing
 /// peers that misbehave.
 @Suite(.timeLimit(.minutes(1))) struct EndpointTests {
     static let hello = Wire.Message.hello(
-        .init(workerName: "w", host: "h", pid: 1, threads: 1, capabilities: .all, incarnation: 1))
+        .init(workerName: "w", host: "h", pid: 1, threads: 1, incarnation: 1))
 
     /// Answers every hello with a welcome, as the coordinator's registration will.
     static func serveWelcomes(_ server: Endpoint) -> Task<Int, Never> {
@@ -192,7 +192,7 @@ enum Inputs {
             }
             return sequences
         }
-        for i in 0..<count { await client.send(.heartbeat(.init(workerID: 1, sequence: UInt64(i), activeJobs: 0))) }
+        for i in 0..<count { await client.send(.heartbeat(.init(workerID: 1, sequence: UInt64(i)))) }
         #expect(await receiver.value == (0..<count).map(UInt64.init))
         // One sender: the queue never holds more than the capacity plus the message that filled it.
         #expect(client.outboxPeak <= settings.outboxCapacity + 1)

@@ -31,7 +31,7 @@ import Testing
         for await inbound in server.incoming {
             switch inbound.message {
             case .hello(let h):
-                #expect(h.workerName == "python-client" && h.capabilities == .all && h.incarnation == 99)
+                #expect(h.workerName == "python-client" && h.threads == 1 && h.incarnation == 99)
                 await server.send(
                     .welcome(
                         .init(
@@ -47,7 +47,7 @@ import Testing
         client.waitUntilExit()
         server.close()
         #expect(client.terminationStatus == 0)
-        #expect(reported?.jobID == 42 && reported?.workerID == 7 && reported?.metrics == [.init("loss", 0.5)])
+        #expect(reported?.jobID == 42 && reported?.workerID == 7 && reported?.spec == #"{"loss":0.5}"#)
         #expect(reported?.tensors == [.float32(Tensor(shape: [2, 2], scalars: [1, 2, 3, 4]))])
     }
 }

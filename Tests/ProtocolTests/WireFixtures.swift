@@ -13,7 +13,7 @@ enum WireFixtures {
     static let all: [Wire.Message] = [
         .hello(
             .init(
-                workerName: "w-1 ünïcode", host: "node-7", pid: 4242, threads: 2, capabilities: .all, incarnation: .max,
+                workerName: "w-1 ünïcode", host: "node-7", pid: 4242, threads: 2, incarnation: .max,
                 ringEndpoint: "tcp://10.0.0.7:41000")
         ),
         .welcome(
@@ -22,18 +22,16 @@ enum WireFixtures {
                 setup: #"{"seed":1}"#,
                 ringKeys: ["rbRNXEXsr59S]YYeAt-gQgj4>7y7@.luris=BT&f", "ünïcode"])),
         .reject(.init(reason: "unauthorized")),
-        .heartbeat(.init(workerID: 3, sequence: 99, activeJobs: 2)),
+        .heartbeat(.init(workerID: 3, sequence: 99)),
         .assign(
             .init(
                 jobID: 1 << 40, kind: .rollout, step: 12, attempt: 2, leaseMilliseconds: 30_000, weightsVersion: 7,
-                items: [1, 2, .max], spec: #"{"temperature":1}"#, tensors: [ids])),
+                spec: #"{"temperature":1}"#, tensors: [ids])),
         .assign(
-            .init(jobID: 2, kind: .synchronize, step: 0, attempt: 0, leaseMilliseconds: 1, weightsVersion: 0, items: [])
-        ),
+            .init(jobID: 2, kind: .synchronize, step: 0, attempt: 0, leaseMilliseconds: 1, weightsVersion: 0)),
         .result(
             .init(
-                jobID: 5, attempt: 1, workerID: 3, status: .succeeded,
-                metrics: [.init("loss", 0.25), .init("kl", -1e-300)], spec: "{}", tensors: [floats, ids, empty])),
+                jobID: 5, attempt: 1, workerID: 3, status: .succeeded, spec: "{}", tensors: [floats, ids, empty])),
         .result(.init(jobID: 6, attempt: 0, workerID: 4, status: .failed, message: "out of memory")),
         .weightsRequest(.init(workerID: 9, model: .reward, version: 3)),
         .weights(.init(model: .policy, version: 11, tensors: [floats])),
@@ -51,9 +49,7 @@ enum WireFixtures {
                 payload: .packedUnits(
                     low: WireWords([3, -4, 0, .min] as [Int32]),
                     patches: WireWords([1, 1 << 40, 3, -(1 << 35)] as [Int64])))),
-        .cancel(.init(jobID: 5, reason: "lease expired")),
         .shutdown(.init(reason: "run finished")),
-        .error(.init(code: 17, message: "bad thing")),
     ]
 
     /// The frames a socket would carry for `message`.

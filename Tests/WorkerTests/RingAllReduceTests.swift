@@ -133,7 +133,7 @@ import Testing
         try peer.connect(link.port.address)
         // Garbage, then a message that is not a slice, then a slice of an older step than one asked for.
         try peer.send(Array("not a protocol message".utf8))
-        try peer.send(Wire.encode(.heartbeat(.init(workerID: 1, sequence: 1, activeJobs: 0))).control)
+        try peer.send(Wire.encode(.heartbeat(.init(workerID: 1, sequence: 1))).control)
         #expect(!(await Self.delivered(to: link)))  // asks for step 3: older steps are over
         let stale = Wire.encode(Self.forgedSlice(5, step: 2))
         try peer.send(stale.control, more: true)

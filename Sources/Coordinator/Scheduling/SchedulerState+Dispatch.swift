@@ -70,7 +70,7 @@ extension SchedulerState {
         let job = assign(id, .synchronize(version: version), at: now)
         let assign = Wire.Assign(
             jobID: job, kind: .synchronize, step: version, attempt: 0, leaseMilliseconds: leaseMilliseconds,
-            weightsVersion: version, items: [])
+            weightsVersion: version)
         out.append(.send(.assign(assign), to: peer))
     }
 
@@ -123,7 +123,7 @@ extension SchedulerState {
             let job = assign(id, .step(at: runsAt), at: now)
             let assign = Wire.Assign(
                 jobID: job, kind: .gradient, step: runsAt, attempt: 0, leaseMilliseconds: leaseMilliseconds,
-                weightsVersion: runsAt, items: share.map { UInt64($0.id) }, spec: JobSpecs.encode(spec),
+                weightsVersion: runsAt, spec: JobSpecs.encode(spec),
                 tensors: tensors)
             out.append(.send(.assign(assign), to: workers[id]!.peer))
         }
@@ -182,8 +182,8 @@ extension SchedulerState {
             let job = assign(id, .job(lease.job, attempt: lease.attempt), at: now)
             let assign = Wire.Assign(
                 jobID: job, kind: request.kind, step: UInt64(lease.payload), attempt: lease.attempt,
-                leaseMilliseconds: leaseMilliseconds, weightsVersion: version, items: [UInt64(lease.payload)],
-                spec: request.spec, tensors: request.tensors)
+                leaseMilliseconds: leaseMilliseconds, weightsVersion: version, spec: request.spec,
+                tensors: request.tensors)
             out.append(.send(.assign(assign), to: workers[id]!.peer))
         }
         batch = b

@@ -16,7 +16,7 @@ extension SchedulerState {
             if membership.heartbeat(id, at: now) {
                 // Echoed, so an idle worker knows the coordinator is still there.
                 out.append(
-                    .send(.heartbeat(.init(workerID: h.workerID, sequence: h.sequence, activeJobs: 0)), to: peer))
+                    .send(.heartbeat(.init(workerID: h.workerID, sequence: h.sequence)), to: peer))
             } else {
                 out.append(.send(.reject(.init(reason: "declared dead; restart the worker to rejoin")), to: peer))
             }

@@ -33,7 +33,6 @@ extension Wire {
             w.string(m.host)
             w.u32(m.pid)
             w.u16(m.threads)
-            w.u32(m.capabilities.rawValue)
             w.u64(m.incarnation)
             w.string(m.ringEndpoint)
         case .welcome(let m):
@@ -42,12 +41,12 @@ extension Wire {
             w.u32(m.heartbeatTimeoutMilliseconds)
             w.string(m.runName)
             w.string(m.setup)
+            w.stringArray(m.ringKeys)
         case .reject(let m):
             w.string(m.reason)
         case .heartbeat(let m):
             w.u32(m.workerID)
             w.u64(m.sequence)
-            w.u16(m.activeJobs)
         case .assign(let m):
             w.u64(m.jobID)
             w.u8(m.kind.rawValue)
@@ -55,7 +54,6 @@ extension Wire {
             w.u32(m.attempt)
             w.u32(m.leaseMilliseconds)
             w.u64(m.weightsVersion)
-            w.u64Array(m.items)
             w.string(m.spec)
         case .result(let m):
             w.u64(m.jobID)
@@ -63,11 +61,6 @@ extension Wire {
             w.u32(m.workerID)
             w.u8(m.status.rawValue)
             w.string(m.message)
-            w.u32(UInt32(m.metrics.count))
-            for metric in m.metrics {
-                w.string(metric.name)
-                w.f64(metric.value)
-            }
             w.string(m.spec)
         case .weightsRequest(let m):
             w.u32(m.workerID)
@@ -83,14 +76,8 @@ extension Wire {
             w.u32(m.chunkIndex)
             w.u32(m.sliceIndex)
             w.u16(m.fromRank)
-        case .cancel(let m):
-            w.u64(m.jobID)
-            w.string(m.reason)
         case .shutdown(let m):
             w.string(m.reason)
-        case .error(let m):
-            w.u16(m.code)
-            w.string(m.message)
         }
         // Tensor descriptors close every control frame (a count of 0 for most kinds).
         let tensors = message.tensors
@@ -100,8 +87,7 @@ extension Wire {
             w.u8(UInt8(t.shape.count))
             for d in t.shape { w.u64(UInt64(d)) }
         }
-        // Fields added by minor versions follow the descriptors, where older readers stop.
-        if version.minor >= 1, case .welcome(let m) = message { w.stringArray(m.ringKeys) }
+        // Fields added by later minor versions will follow the descriptors, where older readers stop.
     }
 
     /// `magic` read as a little-endian u32 ("RLAF").
@@ -165,14 +151,13 @@ extension Wire {
         }
         let rawKind = try r.u8("kind")
         guard let kind = Kind(rawValue: rawKind) else { throw r.fail(.unknownKind, "kind", "unknown kind \(rawKind)") }
-        var message: Message
+        let message: Message
         switch kind {
         case .hello:
             message = .hello(
                 Hello(
                     workerName: try r.string("hello.workerName"), host: try r.string("hello.host"),
                     pid: try r.u32("hello.pid"), threads: try r.u16("hello.threads"),
-                    capabilities: Capabilities(rawValue: try r.u32("hello.capabilities")),
                     incarnation: try r.u64("hello.incarnation"), ringEndpoint: try r.string("hello.ringEndpoint")))
         case .welcome:
             message = .welcome(
@@ -180,38 +165,29 @@ extension Wire {
                     workerID: try r.u32("welcome.workerID"),
                     heartbeatIntervalMilliseconds: try r.u32("welcome.heartbeatInterval"),
                     heartbeatTimeoutMilliseconds: try r.u32("welcome.heartbeatTimeout"),
-                    runName: try r.string("welcome.runName"), setup: try r.string("welcome.setup")))
+                    runName: try r.string("welcome.runName"), setup: try r.string("welcome.setup"),
+                    ringKeys: try r.stringArray("welcome.ringKeys")))
         case .reject:
             message = .reject(Reject(reason: try r.string("reject.reason")))
         case .heartbeat:
             message = .heartbeat(
                 Heartbeat(
-                    workerID: try r.u32("heartbeat.workerID"), sequence: try r.u64("heartbeat.sequence"),
-                    activeJobs: try r.u16("heartbeat.activeJobs")))
+                    workerID: try r.u32("heartbeat.workerID"), sequence: try r.u64("heartbeat.sequence")))
         case .assign:
             message = .assign(
                 Assign(
                     jobID: try r.u64("assign.jobID"), kind: try r.enumeration(JobKind.self, "assign.kind"),
                     step: try r.u64("assign.step"), attempt: try r.u32("assign.attempt"),
                     leaseMilliseconds: try r.u32("assign.lease"), weightsVersion: try r.u64("assign.weightsVersion"),
-                    items: try r.u64Array("assign.items"), spec: try r.string("assign.spec")))
+                    spec: try r.string("assign.spec")))
         case .result:
             let jobID = try r.u64("result.jobID"), attempt = try r.u32("result.attempt")
             let workerID = try r.u32("result.workerID")
             let status = try r.enumeration(JobStatus.self, "result.status")
             let text = try r.string("result.message")
-            let n = Int(try r.u32("result.metrics"))
-            guard n <= r.limits.maxArrayCount else {
-                throw r.fail(.tooLarge, "result.metrics", "\(n) metrics exceed \(r.limits.maxArrayCount)")
-            }
-            var metrics: [Metric] = []
-            for _ in 0..<n {
-                guard r.remaining >= 12 else { throw r.fail(.truncated, "result.metrics", "metric list ends early") }
-                metrics.append(Metric(try r.string("result.metrics.name"), try r.f64("result.metrics.value")))
-            }
             message = .result(
                 Result(
-                    jobID: jobID, attempt: attempt, workerID: workerID, status: status, message: text, metrics: metrics,
+                    jobID: jobID, attempt: attempt, workerID: workerID, status: status, message: text,
                     spec: try r.string("result.spec")))
         case .weightsRequest:
             message = .weightsRequest(
@@ -233,12 +209,8 @@ extension Wire {
                     sliceIndex: try r.u32("gradientChunk.sliceIndex"),
                     fromRank: try r.u16("gradientChunk.fromRank"),
                     payload: .values(Tensor(zeros: [0]))))
-        case .cancel:
-            message = .cancel(Cancel(jobID: try r.u64("cancel.jobID"), reason: try r.string("cancel.reason")))
         case .shutdown:
             message = .shutdown(Shutdown(reason: try r.string("shutdown.reason")))
-        case .error:
-            message = .error(ErrorReport(code: try r.u16("error.code"), message: try r.string("error.message")))
         }
         let count = Int(try r.u8("tensors.count"))
         guard count <= r.limits.maxTensors else {
@@ -264,11 +236,6 @@ extension Wire {
                 shape.append(Int(d))
             }
             descriptors.append(TensorDescriptor(dtype: dtype, shape: shape, byteCount: elements * dtype.size))
-        }
-        // Fields of later minor versions, each read only from a sender that has them.
-        if case .welcome(var m) = message, version.minor >= 1 {
-            m.ringKeys = try r.stringArray("welcome.ringKeys")
-            message = .welcome(m)
         }
         // A newer minor may append fields this build does not know: they are skipped, as the
         // versioning rules promise. From our own or an older minor, every byte must be accounted for.
@@ -377,7 +344,7 @@ extension Wire {
         case .gradientChunk(var m):
             m.payload = try chunkPayload(tensors, phase: m.phase)
             return .gradientChunk(m)
-        case .hello, .welcome, .reject, .heartbeat, .weightsRequest, .cancel, .shutdown, .error:
+        case .hello, .welcome, .reject, .heartbeat, .weightsRequest, .shutdown:
             try none("\(message.kind)")
             return message
         }

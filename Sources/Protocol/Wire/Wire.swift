@@ -6,18 +6,11 @@ public enum Wire {
     /// First four bytes of every control frame.
     public static let magic: [UInt8] = Array("RLAF".utf8)
 
+    /// Kinds 10 and 12 (`cancel` and `error` of protocol 2, which nothing sent) are retired:
+    /// a frame of either is refused as an unknown kind.
     public enum Kind: UInt8, Sendable, CaseIterable {
         case hello = 1, welcome, reject, heartbeat, assign, result, weightsRequest, weights, gradientChunk
-        case cancel, shutdown, error
-    }
-
-    public struct Capabilities: OptionSet, Sendable, Hashable {
-        public let rawValue: UInt32
-        public init(rawValue: UInt32) { self.rawValue = rawValue }
-        public static let rollout = Capabilities(rawValue: 1 << 0)
-        public static let labeling = Capabilities(rawValue: 1 << 1)
-        public static let training = Capabilities(rawValue: 1 << 2)
-        public static let all: Capabilities = [.rollout, .labeling, .training]
+        case shutdown = 11
     }
 
     /// Worker → coordinator, first message on a connection.
@@ -26,21 +19,19 @@ public enum Wire {
         public var host: String
         public var pid: UInt32
         public var threads: UInt16
-        public var capabilities: Capabilities
         /// Random per process start: tells a restarted worker from a reconnecting one.
         public var incarnation: UInt64
         /// Where this worker's all-reduce ring listener accepts its predecessor ("" when it has none).
         public var ringEndpoint: String
         public init(
-            workerName: String, host: String, pid: UInt32, threads: UInt16, capabilities: Capabilities,
-            incarnation: UInt64, ringEndpoint: String = ""
+            workerName: String, host: String, pid: UInt32, threads: UInt16, incarnation: UInt64,
+            ringEndpoint: String = ""
         ) {
             self.ringEndpoint = ringEndpoint
             self.workerName = workerName
             self.host = host
             self.pid = pid
             self.threads = threads
-            self.capabilities = capabilities
             self.incarnation = incarnation
         }
     }
@@ -54,7 +45,7 @@ public enum Wire {
         /// The run's settings as JSON: what the worker builds its models and labeler from.
         public var setup: String
         /// In a cluster with keys: the Z85 public keys the worker's ring listener admits (the
-        /// cluster's workers). Empty in an open cluster. (Since 2.1.)
+        /// cluster's workers). Empty in an open cluster.
         public var ringKeys: [String]
         public init(
             workerID: UInt32, heartbeatIntervalMilliseconds: UInt32, heartbeatTimeoutMilliseconds: UInt32,
@@ -78,11 +69,9 @@ public enum Wire {
     public struct Heartbeat: Sendable, Equatable {
         public var workerID: UInt32
         public var sequence: UInt64
-        public var activeJobs: UInt16
-        public init(workerID: UInt32, sequence: UInt64, activeJobs: UInt16) {
+        public init(workerID: UInt32, sequence: UInt64) {
             self.workerID = workerID
             self.sequence = sequence
-            self.activeJobs = activeJobs
         }
     }
 
@@ -102,14 +91,12 @@ public enum Wire {
         public var leaseMilliseconds: UInt32
         /// The weights the job must run with.
         public var weightsVersion: UInt64
-        /// What to work on: prompt, pair or micro-batch ids.
-        public var items: [UInt64]
         /// The job's parameters as one JSON document, defined by the pipeline (docs/PROTOCOL.md).
         public var spec: String
         public var tensors: [WireTensor]
         public init(
             jobID: UInt64, kind: JobKind, step: UInt64, attempt: UInt32, leaseMilliseconds: UInt32,
-            weightsVersion: UInt64, items: [UInt64], spec: String = "", tensors: [WireTensor] = []
+            weightsVersion: UInt64, spec: String = "", tensors: [WireTensor] = []
         ) {
             self.spec = spec
             self.jobID = jobID
@@ -118,22 +105,12 @@ public enum Wire {
             self.attempt = attempt
             self.leaseMilliseconds = leaseMilliseconds
             self.weightsVersion = weightsVersion
-            self.items = items
             self.tensors = tensors
         }
     }
 
     public enum JobStatus: UInt8, Sendable, CaseIterable {
         case succeeded = 1, failed
-    }
-
-    public struct Metric: Sendable, Equatable {
-        public var name: String
-        public var value: Double
-        public init(_ name: String, _ value: Double) {
-            self.name = name
-            self.value = value
-        }
     }
 
     /// Worker → coordinator: the outcome of one attempt of one job.
@@ -144,13 +121,12 @@ public enum Wire {
         public var status: JobStatus
         /// Empty on success; on failure, a sentence for the log.
         public var message: String
-        public var metrics: [Metric]
         /// The job's structured output as one JSON document ("" when it has none).
         public var spec: String
         public var tensors: [WireTensor]
         public init(
             jobID: UInt64, attempt: UInt32, workerID: UInt32, status: JobStatus, message: String = "",
-            metrics: [Metric] = [], spec: String = "", tensors: [WireTensor] = []
+            spec: String = "", tensors: [WireTensor] = []
         ) {
             self.spec = spec
             self.jobID = jobID
@@ -158,7 +134,6 @@ public enum Wire {
             self.workerID = workerID
             self.status = status
             self.message = message
-            self.metrics = metrics
             self.tensors = tensors
         }
     }
@@ -249,27 +224,9 @@ public enum Wire {
         }
     }
 
-    public struct Cancel: Sendable, Equatable {
-        public var jobID: UInt64
-        public var reason: String
-        public init(jobID: UInt64, reason: String) {
-            self.jobID = jobID
-            self.reason = reason
-        }
-    }
-
     public struct Shutdown: Sendable, Equatable {
         public var reason: String
         public init(reason: String) { self.reason = reason }
-    }
-
-    public struct ErrorReport: Sendable, Equatable {
-        public var code: UInt16
-        public var message: String
-        public init(code: UInt16, message: String) {
-            self.code = code
-            self.message = message
-        }
     }
 
     public enum Message: Sendable, Equatable {
@@ -282,9 +239,7 @@ public enum Wire {
         case weightsRequest(WeightsRequest)
         case weights(Weights)
         case gradientChunk(GradientChunk)
-        case cancel(Cancel)
         case shutdown(Shutdown)
-        case error(ErrorReport)
 
         /// The tensors that travel in frames after the control frame.
         public var tensors: [WireTensor] {
@@ -293,7 +248,7 @@ public enum Wire {
             case .result(let m): m.tensors
             case .weights(let m): m.tensors
             case .gradientChunk(let m): m.payload.tensors
-            case .hello, .welcome, .reject, .heartbeat, .weightsRequest, .cancel, .shutdown, .error: []
+            case .hello, .welcome, .reject, .heartbeat, .weightsRequest, .shutdown: []
             }
         }
 
@@ -308,9 +263,7 @@ public enum Wire {
             case .weightsRequest: .weightsRequest
             case .weights: .weights
             case .gradientChunk: .gradientChunk
-            case .cancel: .cancel
             case .shutdown: .shutdown
-            case .error: .error
             }
         }
     }

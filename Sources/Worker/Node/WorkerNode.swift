@@ -65,7 +65,7 @@ public final class WorkerNode: Sendable {
             RouteAddress.towards(host: Self.host(of: options.coordinator)) ?? ProcessInfo.processInfo.hostName
         let hello = Wire.Hello(
             workerName: options.name, host: ProcessInfo.processInfo.hostName, pid: UInt32(getpid()),
-            threads: UInt16(clamping: Engine.shared.threads), capabilities: .all, incarnation: incarnation,
+            threads: UInt16(clamping: Engine.shared.threads), incarnation: incarnation,
             ringEndpoint: ring.advertised(host: reachableAt))
 
         let w: Wire.Welcome
@@ -82,7 +82,7 @@ public final class WorkerNode: Sendable {
             var sequence: UInt64 = 0
             while !Task.isCancelled {
                 sequence += 1
-                connection.post(.heartbeat(.init(workerID: w.workerID, sequence: sequence, activeJobs: 0)))
+                connection.post(.heartbeat(.init(workerID: w.workerID, sequence: sequence)))
                 try? await Task.sleep(for: .milliseconds(Int(w.heartbeatIntervalMilliseconds)))
             }
         }
