@@ -265,4 +265,31 @@ import Testing
         let ring = h.assignments(in: h.handle(.tick))
         #expect(ring.map(\.worker) == [a, b] && ring.allSatisfy { $0.assign.step == 1 })
     }
+
+    /// The only worker that held the committed weights dies while the other is behind: the run
+    /// is told so, with what to do, instead of waiting for ever.
+    @Test func losingTheLastWorkerWithTheCommittedWeights_endsTheStepWithWhatToDo() {
+        var h = H()
+        let a = h.join("a"), b = h.join("b")
+        let ring = h.assignments(in: h.handle(.stepRequested(H.stepRequest(), next: nil)))
+        h.reportStep(a, ring[0].assign)
+        h.reportStep(b, ring[1].assign, succeeded: false)  // committed on a alone; b stays at 0
+        #expect(h.state.version == 1)
+        h.advance(.seconds(2))
+        h.heartbeat([b])
+        _ = h.handle(.stepRequested(H.stepRequest(), next: nil))  // waits: a is lending its state to b
+        h.advance(.milliseconds(1500))
+        h.heartbeat([b])
+        h.handle(.tick)  // a silent for 3.5 s: lost with the only copy of version 1
+        guard case .failure(let error)? = h.stepOutcomes.last else {
+            Issue.record("the step did not end")
+            return
+        }
+        #expect(error.message.contains("no live worker holds the weights of version 1"))
+        #expect(error.message.contains("rlaif resume"))
+        // A fresh run (version 0) never counts as lost: every replica starts from the seed.
+        var fresh = H()
+        _ = fresh.join("a")
+        #expect(!fresh.state.committedStateIsLost)
+    }
 }

@@ -14,7 +14,7 @@ public protocol TrainingCluster: Sendable {
     func gradientStep(_ request: SchedulerState.StepRequest, next: SchedulerState.StepRequest?) async throws
         -> GradientResult
     /// Every model's weights and optimizer state at the committed version.
-    func currentSnapshot() async -> [Wire.Weights]
+    func currentSnapshot() async throws -> [Wire.Weights]
 }
 
 extension Scheduler: TrainingCluster {}

@@ -151,7 +151,7 @@ public final class RunDriver: @unchecked Sendable {
         summary.weightsChecksum = cursor.weightsChecksum
         // The final policy and reward model, for transformers.
         if await cluster.version > 0 {
-            let final = await cluster.currentSnapshot()
+            let final = try await cluster.currentSnapshot()
             summary.weightsChecksum = Self.checksum(final)
             do {
                 try ModelExport.write(
@@ -183,7 +183,7 @@ public final class RunDriver: @unchecked Sendable {
         guard let checkpoints else { return }
         let version = await cluster.version
         guard version > 0 else { return }
-        let weights = await cluster.currentSnapshot()
+        let weights = try await cluster.currentSnapshot()
         cursor.weightsChecksum = Self.checksum(weights)
         cursor.phase = next.rawValue
         cursor.done = done

@@ -22,7 +22,7 @@ public actor Scheduler {
     private var state: SchedulerState
     private var jobsWaiter: CheckedContinuation<[Wire.Result], any Error>?
     private var stepWaiter: CheckedContinuation<GradientResult, any Error>?
-    private var snapshotWaiters: [CheckedContinuation<[Wire.Weights], Never>] = []
+    private var snapshotWaiters: [CheckedContinuation<[Wire.Weights], any Error>] = []
     private var ticker: Task<Void, Never>?
     private var reader: Task<Void, Never>?
 
@@ -104,8 +104,8 @@ public actor Scheduler {
 
     /// Every model's weights and optimizer state at the current version, read from an up-to-date
     /// worker (for a checkpoint or the export). Call between steps.
-    public func currentSnapshot() async -> [Wire.Weights] {
-        await withCheckedContinuation { continuation in
+    public func currentSnapshot() async throws -> [Wire.Weights] {
+        try await withCheckedThrowingContinuation { continuation in
             snapshotWaiters.append(continuation)
             handle(.snapshotRequested)
         }
@@ -131,10 +131,10 @@ public actor Scheduler {
             let waiter = stepWaiter
             stepWaiter = nil
             waiter?.resume(with: result.mapError { $0 as any Error })
-        case .snapshotReady(let messages):
+        case .snapshotReady(let result):
             let waiters = snapshotWaiters
             snapshotWaiters = []
-            for w in waiters { w.resume(returning: messages) }
+            for w in waiters { w.resume(with: result.mapError { $0 as any Error }) }
         }
     }
 }

@@ -27,6 +27,37 @@ extension SchedulerState {
         startStepIfReady(at: now, into: &out)
         sendNextStepAhead(at: now, into: &out)
         leaseJobs(at: now, into: &out)
+        failIfCommittedStateIsLost(into: &out)
+    }
+
+    /// No live worker holds the committed weights (or is a step past them) and no snapshot of
+    /// them is kept: the workers that had them were lost. Nothing can bring a worker up to date.
+    var committedStateIsLost: Bool {
+        guard version > 0, snapshot?.version != version else { return false }
+        return !liveWorkers.contains { (workers[$0]?.version ?? 0) >= version }
+    }
+
+    /// Ends what the run waits for that needs the committed weights, with what to do, rather
+    /// than waiting for ever.
+    mutating func failIfCommittedStateIsLost(into out: inout [Directive]) {
+        guard committedStateIsLost else { return }
+        let error = RunError(
+            message: "no live worker holds the weights of version \(version), and no snapshot of them is kept "
+                + "(the workers that had them were lost): the run cannot go on. `rlaif resume RUN_DIR` "
+                + "continues it from its newest checkpoint")
+        if step != nil {
+            step = nil
+            lookahead = nil
+            out.append(.stepFinished(.failure(error)))
+        }
+        if snapshotWanted {
+            snapshotWanted = false
+            out.append(.snapshotReady(.failure(error)))
+        }
+        if let b = batch, b.requests.contains(where: \.needsWeights) {
+            batch = nil
+            out.append(.jobsFinished(.failure(error)))
+        }
     }
 
     mutating func assign(_ worker: WorkerID, _ work: Work, at now: ContinuousClock.Instant) -> UInt64 {
@@ -48,7 +79,7 @@ extension SchedulerState {
             for id in behind { synchronize(id, from: snap.messages, at: now, into: &out) }
             if snapshotWanted {
                 snapshotWanted = false
-                out.append(.snapshotReady(snap.messages))
+                out.append(.snapshotReady(.success(snap.messages)))
             }
             return
         }

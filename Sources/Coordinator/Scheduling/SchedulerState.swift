@@ -95,7 +95,7 @@ public struct SchedulerState: Sendable {
         case send(Wire.Message, to: PeerID)
         case jobsFinished(Result<[Wire.Result], RunError>)
         case stepFinished(Result<GradientResult, RunError>)
-        case snapshotReady([Wire.Weights])
+        case snapshotReady(Result<[Wire.Weights], RunError>)
         case record(RunEvent)
         case log(Logger.Level, String)
     }
