@@ -185,7 +185,7 @@ import RLAIF
         ) { try ClusterConfig.parse(yaml: open + "workers:\n  ssh: [a]\n  ring_bind: tcp://127.0.0.1:0\n") }
         let c = try ClusterConfig.parse(yaml: open + "workers:\n  local: 0\n  ssh: [\"me@gpu-1:2\", gpu-2]\n")
         #expect(
-            try c.settings.workers.remoteHosts().get() == [
+            try c.deployment.workers.remoteHosts().get() == [
                 .init(destination: "me@gpu-1", count: 2), .init(destination: "gpu-2", count: 1),
             ])
     }
@@ -212,6 +212,25 @@ import RLAIF
         #expect(c.settings.rl.algorithm == .policyGradient && c.settings.run.method == .dpo)
         #expect(c.settings.json().contains(#""algorithm":"policy_gradient""#))
         #expect(try RunSettings.fromJSON(c.settings.json()) == c.settings)
+    }
+
+    /// The coordinator and workers sections are the deployment's, not the method's: workers are
+    /// told the method's settings only; a run directory records both and reads them back.
+    @Test func deploymentSections_areKeptApart_andRecordedWithTheSettings() throws {
+        let c = try ClusterConfig.parse(
+            yaml:
+                "coordinator:\n  lease_ms: 1500\n  heartbeat_timeout_ms: 900\nworkers:\n  local: 3\nrl:\n  iterations: 2\n"
+        )
+        #expect(c.deployment.coordinator.lease == .milliseconds(1500))
+        #expect(c.deployment.coordinator.heartbeatTimeout == .milliseconds(900) && c.deployment.workers.local == 3)
+        #expect(!c.settings.json().contains("lease_ms") && !c.settings.json().contains("ring_bind"))
+        let back = try ClusterConfig(json: c.sectionsJSON())
+        #expect(back.settings == c.settings && back.deployment == c.deployment)
+        #expect(
+            throws: ConfigError(
+                file: "cluster.yaml", line: 2, key: "coordinator.heartbeat_timeout_ms",
+                message: "must exceed heartbeat_interval_ms")
+        ) { try ClusterConfig.parse(yaml: "coordinator:\n  heartbeat_timeout_ms: 100\n") }
     }
 
     @Test func labelerKinds_needTheirKeys() {

@@ -16,8 +16,8 @@ extension ClusterConfig {
         var tree = try Self.settingsTree(document, file: file, lines: &lines)
         for assignment in overrides { try Self.apply(assignment, to: &tree, lines: &lines) }
         var config = defaults
-        config.settings = try Self.decode(tree, file: file, lines: lines)
-        if let (key, message) = config.settings.violation() {
+        (config.settings, config.deployment) = try Self.decode(tree, file: file, lines: lines)
+        if let (key, message) = config.deployment.violation() ?? config.settings.violation() {
             // A required key that is absent is located where its section chose what needs it
             // (`labeler.kind: openai` for `labeler.url`), else at the section.
             let section = key.split(separator: ".").dropLast().joined(separator: ".")
@@ -93,9 +93,12 @@ extension ClusterConfig {
         return ConfigError(file: file, line: lines[located], key: key, message: message)
     }
 
-    static func decode(_ tree: SettingsValue, file: String, lines: [String: Int]) throws(ConfigError) -> RunSettings {
+    static func decode(_ tree: SettingsValue, file: String, lines: [String: Int]) throws(ConfigError)
+        -> (RunSettings, Deployment)
+    {
         do {
-            return try RunSettings.fromJSON(tree.json())
+            let json = tree.json()
+            return (try RunSettings.fromJSON(json), try Deployment.fromJSON(json))
         } catch DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
             // A word outside a choice's (`SettingChoice`): the decoder names the key and the words.
             let key = context.codingPath.map { snakeCase($0.stringValue) }.joined(separator: ".")
@@ -106,7 +109,7 @@ extension ClusterConfig {
             let defaults = SettingsValue.defaults()
             for (path, text) in tree.numbers() where Int64(text) == nil && UInt64(text) == nil {
                 let alone = defaults.replacing(path.split(separator: ".").map(String.init)[...], with: .number(text))
-                if (try? RunSettings.fromJSON(alone.json())) == nil {
+                if (try? RunSettings.fromJSON(alone.json())) == nil || (try? Deployment.fromJSON(alone.json())) == nil {
                     throw Self.error(
                         at: path, key: path, "must be a whole number, got \(text)", file: file, lines: lines)
                 }

@@ -32,10 +32,29 @@ public struct ClusterConfig: Sendable, Equatable {
     /// The run's name and seed (read from `settings.run`).
     public var run: Run { Run(name: settings.run.name, seed: settings.run.seed) }
     public var keys: Keys?
-    /// Every section but `keys`: run, coordinator, workers and the training sections.
+    /// The method's sections: run, task, model, labeler and the training sections.
     public var settings: RunSettings
+    /// Where and how the cluster runs: the `coordinator` and `workers` sections.
+    public var deployment: Deployment
 
-    public static let defaults = ClusterConfig(keys: nil, settings: RunSettings())
+    public static let defaults = ClusterConfig(keys: nil, settings: RunSettings(), deployment: Deployment())
+
+    /// Every section but `keys` as one JSON object (what a run directory and its checkpoints
+    /// record, so `rlaif resume` runs the same way); `init(json:)` reads it back.
+    public func sectionsJSON() -> String {
+        SettingsValue.merging(settings.json(), deployment.json()).json()
+    }
+
+    /// The configuration `sectionsJSON()` recorded, without keys.
+    public init(json: String) throws {
+        self.init(keys: nil, settings: try RunSettings.fromJSON(json), deployment: try Deployment.fromJSON(json))
+    }
+
+    public init(keys: Keys?, settings: RunSettings, deployment: Deployment) {
+        self.keys = keys
+        self.settings = settings
+        self.deployment = deployment
+    }
 
     /// How the coordinator's listening socket admits workers.
     public var coordinatorSecurity: ListenerSecurity {

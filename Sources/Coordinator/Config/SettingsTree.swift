@@ -13,10 +13,20 @@ enum SettingsValue {
     case number(String)
     case bool(Bool)
 
-    /// The defaults, read from their JSON encoding.
+    /// The defaults of every section (the method's and the deployment's), read from their JSON.
     static func defaults() -> SettingsValue {
-        let data = Data(RunSettings().json().utf8)
-        return from(json: try! JSONSerialization.jsonObject(with: data), key: "", text: RunSettings().json())
+        merging(RunSettings().json(), Deployment().json())
+    }
+
+    /// The sections of several JSON objects as one tree, keys in order.
+    static func merging(_ objects: String...) -> SettingsValue {
+        var fields: [(String, SettingsValue)] = []
+        for text in objects {
+            let json = try! JSONSerialization.jsonObject(with: Data(text.utf8))
+            guard case .object(let own) = from(json: json, key: "", text: text) else { continue }
+            fields += own
+        }
+        return .object(fields.sorted { $0.0 < $1.0 })
     }
 
     private static func from(json: Any, key: String, text: String) -> SettingsValue {

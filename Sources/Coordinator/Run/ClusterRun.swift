@@ -40,9 +40,10 @@ public final class ClusterRun: @unchecked Sendable {
             url: directory.appendingPathComponent("metrics.jsonl"), truncatingTo: resume?.cursor.metricsBytes)
         defer { events.close() }
         let endpoint = try Endpoint.listen(
-            on: settings.coordinator.bind, security: config.coordinatorSecurity, logger: logger)
+            on: config.deployment.coordinator.bind, security: config.coordinatorSecurity, logger: logger)
         defer { endpoint.close() }
-        let advertised = settings.coordinator.advertise.isEmpty ? endpoint.address : settings.coordinator.advertise
+        let coordinator = config.deployment.coordinator
+        let advertised = coordinator.advertise.isEmpty ? endpoint.address : coordinator.advertise
         try writeRunFiles(address: advertised)
         events.record(.runStarted(name: settings.run.name, seed: "\(settings.run.seed)", coordinator: advertised))
         if !quiet { print("rlaif: coordinator listening on \(advertised)") }
@@ -53,8 +54,8 @@ public final class ClusterRun: @unchecked Sendable {
             throw RunError(message: error.description)
         }
         let scheduler = Scheduler(
-            endpoint: endpoint, settings: settings, ringKeys: config.keys.map { $0.authorizedWorkers.sorted() } ?? [],
-            events: events, logger: logger)
+            endpoint: endpoint, settings: settings, deployment: config.deployment,
+            ringKeys: config.keys.map { $0.authorizedWorkers.sorted() } ?? [], events: events, logger: logger)
         if let resume {
             await scheduler.resume(version: resume.cursor.version, weights: resume.weights)
             events.record(
@@ -72,7 +73,7 @@ public final class ClusterRun: @unchecked Sendable {
         let driver = RunDriver(
             settings: settings, cluster: scheduler, events: events, directory: directory, logger: logger, task: task,
             checkpoints: CheckpointStore(runDirectory: directory, keep: settings.checkpoint.keep),
-            resumeFrom: resume?.cursor, quiet: quiet)
+            resumeFrom: resume?.cursor, recordedSettings: config.sectionsJSON(), quiet: quiet)
         let summary: RunSummary
         do {
             summary = try await driver.run()
@@ -102,7 +103,7 @@ public final class ClusterRun: @unchecked Sendable {
         let info: [String: Any] = ["address": address, "pid": Int(ProcessInfo.processInfo.processIdentifier)]
         try JSONSerialization.data(withJSONObject: info, options: [.sortedKeys]).write(
             to: directory.appendingPathComponent("coordinator.json"), options: .atomic)
-        try Data(config.settings.json().utf8).write(
+        try Data(config.sectionsJSON().utf8).write(
             to: directory.appendingPathComponent(Self.settingsFile), options: .atomic)
         let keysURL = directory.appendingPathComponent(Self.keysFile)
         if let keys = config.keys {
@@ -117,7 +118,7 @@ public final class ClusterRun: @unchecked Sendable {
     /// Starts the local workers and those `workers.ssh` names; returns how many were started.
     private func startWorkers(local: Int, threads: Int, coordinator: String) throws -> Int {
         for i in 0..<local { try startWorker(index: i, coordinator: coordinator, threads: threads) }
-        let remote = (try? config.settings.workers.remoteHosts().get()) ?? []
+        let remote = (try? config.deployment.workers.remoteHosts().get()) ?? []
         for host in remote {
             for i in 0..<host.count { try startRemoteWorker(on: host.destination, index: i, coordinator: coordinator) }
         }
@@ -129,7 +130,7 @@ public final class ClusterRun: @unchecked Sendable {
             workerExecutable,
             [
                 "worker", "--connect", coordinator, "--threads", "\(threads)", "--name", "local-\(index)-\(getpid())",
-                "--ring-bind", config.settings.workers.ringBind,
+                "--ring-bind", config.deployment.workers.ringBind,
             ] + (try keyArguments()), log: "worker-\(index).log")
     }
 
@@ -165,7 +166,7 @@ public final class ClusterRun: @unchecked Sendable {
     /// its output in `ssh-<destination>-<index>.log`. The remote worker leaves when the coordinator
     /// shuts the run down (or stops hearing from it).
     private func startRemoteWorker(on destination: String, index: Int, coordinator: String) throws {
-        let w = config.settings.workers
+        let w = config.deployment.workers
         var command = [
             w.remoteRlaif, "worker", "--connect", coordinator, "--name", "ssh-\(destination)-\(index)-\(getpid())",
         ]

@@ -27,6 +27,8 @@ public final class RunDriver: @unchecked Sendable {
     let checkpoints: CheckpointStore?
     /// The checkpoint this run continues from, if any.
     let resumeFrom: RunCursor?
+    /// The configuration each checkpoint records, for `rlaif resume` (`ClusterConfig.sectionsJSON`).
+    let recordedSettings: String
     /// What the next checkpoint will record.
     var cursor: RunCursor
     let tokenizer = ModelReplica.tokenizer
@@ -34,7 +36,8 @@ public final class RunDriver: @unchecked Sendable {
 
     public init(
         settings: RunSettings, cluster: any TrainingCluster, events: EventLog, directory: URL, logger: Logger,
-        task: any TaskData, checkpoints: CheckpointStore? = nil, resumeFrom: RunCursor? = nil, quiet: Bool = false
+        task: any TaskData, checkpoints: CheckpointStore? = nil, resumeFrom: RunCursor? = nil,
+        recordedSettings: String? = nil, quiet: Bool = false
     ) {
         self.settings = settings
         self.cluster = cluster
@@ -45,6 +48,7 @@ public final class RunDriver: @unchecked Sendable {
         self.task = task
         self.checkpoints = checkpoints
         self.resumeFrom = resumeFrom
+        self.recordedSettings = recordedSettings ?? settings.json()
         cursor =
             resumeFrom
             ?? RunCursor(phase: Phase.sft.rawValue, done: 0, version: 0, metricsBytes: 0, weightsChecksum: "")
@@ -191,7 +195,7 @@ public final class RunDriver: @unchecked Sendable {
         cursor.metricsBytes = events.offset
         let written: URL
         do {
-            written = try checkpoints.write(Checkpoint(cursor: cursor, settings: settings.json(), weights: weights))
+            written = try checkpoints.write(Checkpoint(cursor: cursor, settings: recordedSettings, weights: weights))
         } catch {
             throw RunError(message: error.message)
         }

@@ -27,12 +27,15 @@ public actor Scheduler {
     private var reader: Task<Void, Never>?
 
     /// `ringKeys`: in a cluster with keys, the public keys every worker's ring listener admits.
-    public init(endpoint: Endpoint, settings: RunSettings, ringKeys: [String] = [], events: EventLog, logger: Logger) {
+    public init(
+        endpoint: Endpoint, settings: RunSettings, deployment: Deployment, ringKeys: [String] = [], events: EventLog,
+        logger: Logger
+    ) {
         self.endpoint = endpoint
         self.events = events
         self.logger = logger
         state = SchedulerState(
-            timing: .init(settings.coordinator),
+            timing: .init(deployment.coordinator),
             identity: .init(name: settings.run.name, setup: settings.json(), ringKeys: ringKeys))
     }
 

@@ -56,11 +56,10 @@ public struct SchedulerState: Sendable {
             self.stepWait = stepWait
         }
 
-        public init(_ c: RunSettings.CoordinatorSection) {
+        public init(_ c: Deployment.CoordinatorSection) {
             self.init(
-                lease: .milliseconds(c.leaseMs), heartbeatInterval: .milliseconds(c.heartbeatIntervalMs),
-                heartbeatTimeout: .milliseconds(c.heartbeatTimeoutMs), ringTimeout: .milliseconds(c.ringTimeoutMs),
-                stepWait: .milliseconds(c.ringTimeoutMs))
+                lease: c.lease, heartbeatInterval: c.heartbeatInterval, heartbeatTimeout: c.heartbeatTimeout,
+                ringTimeout: c.ringTimeout, stepWait: c.ringTimeout)
         }
     }
 

@@ -1,15 +1,14 @@
 import Foundation
 import Models
 
-/// Everything a run needs besides its keys: the `run`, `coordinator`, `workers` and training
-/// sections of `cluster.yaml`. Every field has a default, so an empty file is a complete small run.
+/// The method's settings: the `run`, task, model, labeler and training sections of `cluster.yaml`
+/// (where and how the cluster runs is the coordinator's `Deployment`). Every field has a
+/// default, so an empty file is a complete small run.
 ///
 /// The coordinator reads it from YAML (`Coordinator.ClusterConfig`) and hands it, as JSON, to each
 /// worker in its welcome: workers build their models and labelers from the same values.
 public struct RunSettings: Codable, Sendable, Equatable {
     public var run = Run()
-    public var coordinator = CoordinatorSection()
-    public var workers = Workers()
     public var task = TaskSection()
     public var model = ModelSection()
     public var sft = Optimization(epochs: 6, batchSize: 32, microBatch: 8, learningRate: 1e-3)
@@ -39,71 +38,6 @@ public struct RunSettings: Codable, Sendable, Equatable {
         public var directory = ""
         /// What the policy is trained with after SFT (see `Method`).
         public var method = Method.rlaif
-    }
-
-    public struct CoordinatorSection: Codable, Sendable, Equatable {
-        /// Where the coordinator listens (port 0 picks a free port).
-        public var bind = "tcp://127.0.0.1:0"
-        /// The address workers are told to connect to ("" = the bound address).
-        public var advertise = ""
-        public var heartbeatIntervalMs = 250
-        /// A worker silent this long is declared dead and its jobs are redone.
-        public var heartbeatTimeoutMs = 3000
-        /// Longest wait for one all-reduce chunk before the step is redone without the silent peer.
-        public var ringTimeoutMs = 4000
-        /// A job not reported within this long is handed to another worker.
-        public var leaseMs = 120_000
-    }
-
-    public struct Workers: Codable, Sendable, Equatable {
-        /// Worker processes `rlaif launch` starts on this host.
-        public var local = 2
-        /// Engine threads of each worker (0 = cores divided among the local workers).
-        public var threads = 0
-        /// The address a worker's all-reduce listener binds ("tcp://HOST:0"); peers connect to it.
-        public var ringBind = "tcp://127.0.0.1:0"
-        /// Remote hosts `rlaif launch` starts workers on over ssh: "host", "user@host" or
-        /// "user@host:count" (workers on that host, default 1).
-        public var ssh: [String] = []
-        /// The command that runs a command on a host: `<ssh_command> <host> <command…>`.
-        public var sshCommand = "ssh -o BatchMode=yes"
-        /// The rlaif executable on the remote hosts.
-        public var remoteRlaif = "rlaif"
-
-        /// One `ssh` entry: where, and how many workers.
-        public struct RemoteHost: Sendable, Equatable {
-            public var destination: String
-            public var count: Int
-            public init(destination: String, count: Int) {
-                self.destination = destination
-                self.count = count
-            }
-        }
-
-        /// The `ssh` entries, or the first one that cannot be read.
-        public func remoteHosts() -> Result<[RemoteHost], RemoteHostError> {
-            var hosts: [RemoteHost] = []
-            for entry in ssh {
-                var destination = Substring(entry), count = 1
-                if let colon = entry.lastIndex(of: ":") {
-                    guard let n = Int(entry[entry.index(after: colon)...]), n >= 1 else {
-                        return .failure(RemoteHostError(entry: entry))
-                    }
-                    destination = entry[..<colon]
-                    count = n
-                }
-                let host = destination.split(separator: "@", omittingEmptySubsequences: false).last ?? ""
-                guard !host.isEmpty, !destination.contains(where: \.isWhitespace),
-                    destination.filter({ $0 == "@" }).count <= 1
-                else { return .failure(RemoteHostError(entry: entry)) }
-                hosts.append(RemoteHost(destination: String(destination), count: count))
-            }
-            return .success(hosts)
-        }
-
-        public struct RemoteHostError: Error, Sendable {
-            public let entry: String
-        }
     }
 
     public struct TaskSection: Codable, Sendable, Equatable {
@@ -221,32 +155,6 @@ public struct RunSettings: Codable, Sendable, Equatable {
 }
 
 extension RunSettings {
-    /// Remote workers need readable entries and addresses they can reach.
-    func sshViolation() -> (String, String)? {
-        guard !workers.ssh.isEmpty else { return nil }
-        if case .failure(let e) = workers.remoteHosts() {
-            return ("workers.ssh", "has \"\(e.entry)\"; write host, user@host or user@host:count")
-        }
-        func loopback(_ endpoint: String) -> Bool {
-            endpoint.contains("://127.") || endpoint.contains("://localhost") || endpoint.contains("://[::1]")
-                || endpoint.hasPrefix("ipc://")
-        }
-        if coordinator.advertise.isEmpty && loopback(coordinator.bind) {
-            return (
-                "coordinator.bind",
-                "is \(coordinator.bind), which workers on other hosts cannot reach; bind tcp://0.0.0.0:PORT "
-                    + "(or this host's address) and set coordinator.advertise to an address they can reach"
-            )
-        }
-        if workers.local > 0 && loopback(workers.ringBind) {
-            return (
-                "workers.ring_bind",
-                "is \(workers.ringBind), which remote workers cannot reach; use tcp://0.0.0.0:0 when local and remote workers share a run"
-            )
-        }
-        return nil
-    }
-
     /// A constraint the values break, as (dotted key, what is wrong); nil when all hold.
     // size: field list
     public func violation() -> (key: String, message: String)? {
@@ -272,14 +180,6 @@ extension RunSettings {
                 ? ("labeler.model", "is required by labeler.kind openai") : nil,
             labeler.kind == .command && labeler.command.isEmpty
                 ? ("labeler.command", "is required by labeler.kind command") : nil,
-            sshViolation(),
-            workers.local >= 0 ? nil : ("workers.local", "must not be negative"),
-            workers.threads >= 0 ? nil : ("workers.threads", "must not be negative"),
-            positive("coordinator.heartbeat_interval_ms", coordinator.heartbeatIntervalMs),
-            coordinator.heartbeatTimeoutMs > coordinator.heartbeatIntervalMs
-                ? nil : ("coordinator.heartbeat_timeout_ms", "must exceed heartbeat_interval_ms"),
-            positive("coordinator.ring_timeout_ms", coordinator.ringTimeoutMs),
-            positive("coordinator.lease_ms", coordinator.leaseMs),
             positive("model.width", model.width), positive("model.layers", model.layers),
             positive("model.heads", model.heads),
             model.width % max(model.heads, 1) == 0

@@ -52,10 +52,10 @@ struct Launch: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let count = workers ?? config.settings.workers.local
+        let count = workers ?? config.deployment.workers.local
         try await runCluster(
             config: config, options: options, localWorkers: count,
-            threads: threadsPerWorker(threads, settings: config.settings, workers: count))
+            threads: threadsPerWorker(threads, deployment: config.deployment, workers: count))
     }
 }
 
@@ -109,12 +109,11 @@ struct Resume: AsyncParsableCommand {
                 "\(directory.path) holds no checkpoint and no \(ClusterRun.settingsFile): is it a run directory? Start a run with `rlaif launch`."
             )
         }
-        let settings: RunSettings
-        do { settings = try RunSettings.fromJSON(savedSettings) } catch {
+        var config: ClusterConfig
+        do { config = try ClusterConfig(json: savedSettings) } catch {
             throw ValidationError("the saved settings cannot be read: \(error)")
         }
-        var config = ClusterConfig.defaults
-        config.settings = settings
+        let settings = config.settings
         // A run with keys resumes with the same keys, read again from the files it named.
         let keysURL = directory.appendingPathComponent(ClusterRun.keysFile)
         if let saved = try? Data(contentsOf: keysURL) {
@@ -125,8 +124,8 @@ struct Resume: AsyncParsableCommand {
                 throw ValidationError("this run used keys, and they cannot be used again: \(error)")
             }
         }
-        let count = workers ?? settings.workers.local
-        let perWorker = threadsPerWorker(threads, settings: settings, workers: count)
+        let count = workers ?? config.deployment.workers.local
+        let perWorker = threadsPerWorker(threads, deployment: config.deployment, workers: count)
         if !quiet, let checkpoint {
             print(
                 "rlaif: resuming \(settings.run.name) at \(checkpoint.cursor.phase) (\(checkpoint.cursor.done) done, "
@@ -140,9 +139,9 @@ struct Resume: AsyncParsableCommand {
 }
 
 /// Engine threads of each local worker: as asked, else `workers.threads`, else the cores shared out.
-func threadsPerWorker(_ requested: Int?, settings: RunSettings, workers: Int) -> Int {
+func threadsPerWorker(_ requested: Int?, deployment: Deployment, workers: Int) -> Int {
     if let requested { return requested }
-    if settings.workers.threads > 0 { return settings.workers.threads }
+    if deployment.workers.threads > 0 { return deployment.workers.threads }
     return max(1, ProcessInfo.processInfo.activeProcessorCount / max(workers, 1))
 }
 
