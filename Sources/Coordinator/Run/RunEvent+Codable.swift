@@ -2,7 +2,9 @@ import Foundation
 
 /// The field list of each event line (a codec's field list: one case per event).
 extension RunEvent {
-    static let metricsFixedKeys: Set<String> = ["event", "t", "phase", "version", "grad_norm", "fingerprint"]
+    static let metricsFixedKeys: Set<String> = [
+        "event", "t", "phase", "version", "grad_norm", "fingerprint", "checksum",
+    ]
 
     // size: field list
     func encodeFields(into c: inout KeyedEncodingContainer<EventKey>) throws {
@@ -85,6 +87,10 @@ extension RunEvent {
         func string(_ key: EventKey) throws -> String { try c.decode(String.self, forKey: key) }
         func int(_ key: EventKey) throws -> Int { try c.decode(Int.self, forKey: key) }
         func version() throws -> UInt64 { try c.decode(UInt64.self, forKey: "version") }
+        // Logs written before steps carried a fingerprint name the FNV checksum instead.
+        func fingerprint() throws -> String {
+            try c.decodeIfPresent(String.self, forKey: "fingerprint") ?? string("checksum")
+        }
         let kind = try string("event")
         switch kind {
         case "run_started":
@@ -104,7 +110,7 @@ extension RunEvent {
         case "step":
             self = .step(
                 version: try version(), participants: try c.decode([String].self, forKey: "participants"),
-                epoch: try int("epoch"), fingerprint: try string("fingerprint"))
+                epoch: try int("epoch"), fingerprint: try fingerprint())
         case "step_retry": self = .stepRetry(version: try version(), epoch: try int("epoch"))
         case "snapshot":
             self = .snapshot(
@@ -142,6 +148,7 @@ extension RunEvent {
         return StepMetrics(
             phase: try c.decode(String.self, forKey: "phase"), version: try c.decode(UInt64.self, forKey: "version"),
             gradientNorm: try c.decode(Double.self, forKey: "grad_norm"),
-            fingerprint: try c.decode(String.self, forKey: "fingerprint"), values: values)
+            fingerprint: try c.decodeIfPresent(String.self, forKey: "fingerprint")
+                ?? c.decode(String.self, forKey: "checksum"), values: values)
     }
 }

@@ -17,14 +17,21 @@ struct Status: ParsableCommand {
         }
         var phase = "starting", lastMetrics: RunEvent.StepMetrics?, joined = Set<String>(), lost = Set<String>()
         var jobs: [String: Int] = [:]
-        var steps = 0, synchronized = 0
+        var steps = 0, synchronized = 0, fullRings = 0
+        var live = Set<String>()
         for line in lines {
             switch line.event {
             case .phase(let p): phase = p
             case .metrics(let m): lastMetrics = m
-            case .step: steps += 1
-            case .workerJoined(let worker, _, _, _, _, _): joined.insert(worker)
-            case .workerLost(let worker, _): lost.insert(worker)
+            case .step(_, let participants, _, _):
+                steps += 1
+                if Set(participants) == live { fullRings += 1 }
+            case .workerJoined(let worker, _, _, _, _, _):
+                joined.insert(worker)
+                live.insert(worker)
+            case .workerLost(let worker, _):
+                lost.insert(worker)
+                live.remove(worker)
             case .job(_, _, let worker, _): jobs[worker, default: 0] += 1
             case .synchronized: synchronized += 1
             default: break
@@ -32,7 +39,7 @@ struct Status: ParsableCommand {
         }
         print("run:       \(dir.path)")
         print("phase:     \(phase)")
-        print("steps:     \(steps)")
+        print("steps:     \(steps), \(fullRings) with every live worker in the ring")
         print(
             "workers:   \(joined.subtracting(lost).sorted().joined(separator: " ")) up; \(lost.sorted().joined(separator: " ")) lost"
         )

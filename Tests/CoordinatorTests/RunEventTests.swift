@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+
+@testable import Coordinator
+
+/// metrics.jsonl's schema: every event encodes to one JSON line and reads back as itself.
+@Suite struct RunEventTests {
+    static let all: [RunEvent] = [
+        .runStarted(name: "r", seed: "18446744073709551615", coordinator: "tcp://127.0.0.1:5555"),
+        .resumed(phase: "rl", done: 3, version: 40),
+        .phase("sft"),
+        .workerJoined(worker: "w1", name: "local-0", host: "h", pid: 7, ring: "ipc://x", key: nil),
+        .workerJoined(worker: "w2", name: "alice", host: "h", pid: 8, ring: "tcp://10.0.0.2:4000", key: "k"),
+        .workerLost(worker: "w1", reason: "no heartbeat for 3000 ms"),
+        .job(job: 12, kind: "rollout", worker: "w2", attempt: 1),
+        .step(version: 5, participants: ["w1", "w2"], epoch: 6, fingerprint: "00ff"),
+        .stepRetry(version: 5, epoch: 7),
+        .snapshot(version: 5, from: "w1", purpose: .checkpoint),
+        .synchronized(worker: "w3", version: 5),
+        .metrics(
+            .init(phase: "rl", version: 9, gradientNorm: 0.5, fingerprint: "ab", values: ["loss": -1.25, "kl": 0])),
+        .checkpoint(directory: "ckpt-000001", phase: "sft", done: 6, version: 6),
+        .labels(phase: "labeling", valid: 10, ambiguous: 2, invalid: 1, retries: 4),
+        .rewardModelAccuracy(labeler: 0.75, groundTruth: nil, heldOut: 12),
+        .ratings(failed: 1, rated: 64),
+        .runFinished(jobsPerWorker: ["w1": 3, "w2": 4]),
+        .interrupted,
+    ]
+
+    @Test func everyEvent_roundTripsThroughOneJSONLine() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        for event in Self.all {
+            let line = try encoder.encode(RunEventLine(event, time: 1.5))
+            #expect(!line.contains(UInt8(ascii: "\n")))
+            let back = try JSONDecoder().decode(RunEventLine.self, from: line)
+            #expect(back == RunEventLine(event, time: 1.5), "\(String(decoding: line, as: UTF8.self))")
+        }
+    }
+
+    @Test func stepLinesOfEarlierRuns_readWithTheirChecksum_andUnknownKindsAreRefused() throws {
+        let old = #"{"checksum":"71ab","epoch":198,"event":"step","participants":["w1","w2"],"t":4.3,"version":198}"#
+        let line = try JSONDecoder().decode(RunEventLine.self, from: Data(old.utf8))
+        #expect(line.event == .step(version: 198, participants: ["w1", "w2"], epoch: 198, fingerprint: "71ab"))
+        #expect(throws: DecodingError.self) {
+            try JSONDecoder().decode(RunEventLine.self, from: Data(#"{"event":"party","t":1}"#.utf8))
+        }
+    }
+}
