@@ -80,7 +80,9 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "RLAIFTests", dependencies: ["RLAIF", "Models", "Tensor", "TestSupport"]),
         // Starts the real `rlaif` binary as coordinator and workers.
-        .testTarget(name: "ClusterTests", dependencies: ["TestSupport", "Coordinator"]),
+        .testTarget(
+            name: "ClusterTests",
+            dependencies: ["TestSupport", "Coordinator", "RLAIF", .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )

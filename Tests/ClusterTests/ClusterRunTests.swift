@@ -1,5 +1,7 @@
 import Coordinator
 import Foundation
+import Logging
+import RLAIF
 import Testing
 
 /// Real runs: the `rlaif` binary as coordinator and as worker processes over tcp loopback,
@@ -168,6 +170,22 @@ import Testing
         var result: Launched?
     }
     static let referenceRun = ReferenceRun()
+
+    /// The pipeline on replicas in this process (`LocalCluster`) ends with the weights that worker
+    /// processes over sockets end with.
+    @Test func inProcessRun_endsWithTheWeightsOfWorkerProcesses() async throws {
+        let reference = try Self.reference().checksum
+        let settings = try ClusterConfig.load(path: Self.quick).settings
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let events = try EventLog(url: dir.appendingPathComponent("metrics.jsonl"))
+        defer { events.close() }
+        let driver = RunDriver(
+            settings: settings, cluster: try LocalCluster(settings: settings, replicas: 2), events: events,
+            directory: dir, logger: Logger(label: "test"),
+            task: try TaskDataFactory.make(settings, tokenizer: ModelReplica.tokenizer), quiet: true)
+        #expect(try await driver.run().weightsChecksum == reference)
+    }
 
     @Test func sameRun_withOneTwoAndFourWorkers_endsWithBitIdenticalWeights() throws {
         let one = try Self.reference()

@@ -134,4 +134,38 @@ import Testing
             #expect(replica.fingerprint() == before)
         }
     }
+
+    /// Every job and every kind of output reads back from its wire form as itself.
+    @Test func jobsAndOutputs_roundTripThroughTheirWireForm() throws {
+        let rollout = RolloutSpec(
+            prompts: ["a", "ü"], sampleIDs: [1, .max], seed: 7, temperature: 0.7, maxNewTokens: 5,
+            generator: .reference, score: true, stopTokens: [46])
+        let pairs = LabelingSpec(pairs: [LabelingPair(id: 3, prompt: "p", first: "x", second: "y")])
+        let ratings = LabelingSpec(ratings: [RatingItem(id: 4, prompt: "p", response: "r")])
+        let scores = ScoreSpec(prompts: ["p"], responses: ["r"])
+        for job in [Job.rollout(rollout), .labeling(pairs), .labeling(ratings), .scores(scores)] {
+            let (kind, spec, tensors) = job.wire
+            #expect(tensors.isEmpty)
+            #expect(try Job(kind: kind, spec: spec) == job)
+        }
+        var sample = RolloutSample(tokens: [1, 2, 256])
+        sample.logProbs = [-0.5, -1, -1e-30]
+        sample.referenceLogProbs = [-0.25, -2, 0]
+        sample.values = [0.1, 0.2, 0.3]
+        sample.reward = -1.5
+        let preference = PreferenceLabel(
+            pairID: 3, forward: 0.75, backward: nil, probabilityA: 0.75, status: .valid, rationales: ["r"], retries: 1)
+        let rating = RatingLabel(id: 4, reward: 1.0 / 3.0, rationale: "", retries: 0)
+        let outputs: [(Job, JobOutput)] = [
+            (.rollout(rollout), .samples([sample, sample])), (.labeling(pairs), .preferences([preference])),
+            (.labeling(ratings), .ratings([rating])),
+            (.scores(scores), .scores([0.125, -3, .greatestFiniteMagnitude])),
+        ]
+        for (job, output) in outputs {
+            let (spec, tensors) = output.wire
+            #expect(try JobOutput(of: job, spec: spec, tensors: tensors) == output)
+        }
+        #expect(throws: JobSpecError.self) { try Job(kind: .gradient, spec: "{}") }
+        #expect(throws: (any Error).self) { try JobOutput(of: .scores(scores), spec: "[\"x\"]", tensors: []) }
+    }
 }

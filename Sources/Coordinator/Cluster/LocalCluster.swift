@@ -27,17 +27,12 @@ public actor LocalCluster: TrainingCluster {
         self.version = version
     }
 
-    public func runJobs(_ jobs: [SchedulerState.JobRequest]) async throws -> [Wire.Result] {
-        var results: [Wire.Result] = []
+    public func runJobs(_ jobs: [Job]) async throws -> [JobOutput] {
+        var outputs: [JobOutput] = []
         for (i, job) in jobs.enumerated() {
-            let rank = i % ranks.count
-            let (spec, tensors) = try await ranks[rank].run(job.kind, spec: job.spec, weightsVersion: version)
-            results.append(
-                .init(
-                    jobID: UInt64(i), attempt: 0, workerID: UInt32(rank + 1), status: .succeeded, spec: spec,
-                    tensors: tensors))
+            outputs.append(try await ranks[i % ranks.count].run(job, weightsVersion: version))
         }
-        return results
+        return outputs
     }
 
     public func gradientStep(_ request: SchedulerState.StepRequest, next: SchedulerState.StepRequest?) async throws

@@ -7,8 +7,8 @@ import RLAIF
 public protocol TrainingCluster: Sendable {
     /// The committed replica version: optimizer steps applied so far.
     var version: UInt64 { get async }
-    /// Runs every job and returns their results in request order.
-    func runJobs(_ jobs: [SchedulerState.JobRequest]) async throws -> [Wire.Result]
+    /// Runs every job and returns their outputs in request order.
+    func runJobs(_ jobs: [Job]) async throws -> [JobOutput]
     /// One optimizer step; `next` is the step the run asks for right after it, if nothing falls
     /// between them (it may be started early).
     func gradientStep(_ request: SchedulerState.StepRequest, next: SchedulerState.StepRequest?) async throws

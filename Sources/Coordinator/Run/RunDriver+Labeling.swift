@@ -14,18 +14,21 @@ extension RunDriver {
         phase: String
     ) async throws -> [RolloutSample] {
         let size = settings.preferences.jobSize
-        let jobs = stride(from: 0, to: prompts.count, by: size).map { start -> SchedulerState.JobRequest in
+        let jobs = stride(from: 0, to: prompts.count, by: size).map { start -> Job in
             let range = start..<min(start + size, prompts.count)
             let spec = RolloutSpec(
                 prompts: Array(prompts[range]), sampleIDs: Array(sampleIDs[range]), seed: seed,
                 temperature: settings.model.temperature, maxNewTokens: settings.model.maxNewTokens,
                 generator: generator, score: score, stopTokens: task.stopTokens)
-            return .init(kind: .rollout, spec: JobSpecs.encode(spec), needsWeights: true)
+            return .rollout(spec)
         }
         let progress = Progress(phase: phase, total: jobs.count, quiet: quiet)
-        let results = try await cluster.runJobs(jobs)
+        let outputs = try await cluster.runJobs(jobs)
         progress.update(jobs.count)
-        return try results.flatMap { try RolloutResult.unpack(spec: $0.spec, tensors: $0.tensors) }
+        return try outputs.flatMap { output -> [RolloutSample] in
+            guard case .samples(let samples) = output else { throw JobOutput.mismatch("rollout samples", output) }
+            return samples
+        }
     }
 
     func text(_ tokens: [Int32]) -> String {
@@ -44,21 +47,19 @@ extension RunDriver {
     }
 
     /// Labeling jobs of `preferences.job_size` questions each (pairs or ratings), on any worker;
-    /// one answer per question, in order.
-    func runLabeling<Question, Answer: Decodable>(
-        _ questions: [Question], phase: String, spec: ([Question]) -> LabelingSpec
+    /// one answer per question, in order (`answers` takes each job's output apart).
+    func runLabeling<Question, Answer>(
+        _ questions: [Question], phase: String, spec: ([Question]) -> LabelingSpec,
+        answers: (JobOutput) throws -> [Answer]
     ) async throws -> [Answer] {
         let size = settings.preferences.jobSize
         let jobs = stride(from: 0, to: questions.count, by: size).map { start in
-            SchedulerState.JobRequest(
-                kind: .labeling,
-                spec: JobSpecs.encode(spec(Array(questions[start..<min(start + size, questions.count)]))),
-                needsWeights: false)
+            Job.labeling(spec(Array(questions[start..<min(start + size, questions.count)])))
         }
         let progress = Progress(phase: phase, total: jobs.count, quiet: quiet)
-        let results = try await cluster.runJobs(jobs)
+        let outputs = try await cluster.runJobs(jobs)
         progress.update(jobs.count)
-        let answers = try results.flatMap { try JobSpecs.decode([Answer].self, $0.spec) }
+        let answers = try outputs.flatMap(answers)
         guard answers.count == questions.count else {
             throw RunError(message: "\(phase) jobs returned \(answers.count) answers for \(questions.count) questions")
         }
@@ -66,7 +67,10 @@ extension RunDriver {
     }
 
     func label(_ pairs: [LabelingPair], phase: String) async throws -> [PreferenceLabel] {
-        let labels: [PreferenceLabel] = try await runLabeling(pairs, phase: phase) { LabelingSpec(pairs: $0) }
+        let labels = try await runLabeling(pairs, phase: phase, spec: LabelingSpec.init(pairs:)) { output in
+            guard case .preferences(let labels) = output else { throw JobOutput.mismatch("preference labels", output) }
+            return labels
+        }
         let counts = Dictionary(grouping: labels, by: \.status).mapValues(\.count)
         events.record(
             .labels(

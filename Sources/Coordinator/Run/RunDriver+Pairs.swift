@@ -85,10 +85,9 @@ extension RunDriver {
         let scoreSpec = ScoreSpec(
             prompts: test.flatMap { [prompts[$0], prompts[$0]] },
             responses: test.flatMap { [pairs[$0].0, pairs[$0].1] })
-        let results = try await cluster.runJobs([
-            .init(kind: .evaluation, spec: JobSpecs.encode(scoreSpec), needsWeights: true)
-        ])
-        let scores = try JobSpecs.decode([Float].self, results[0].spec)
+        guard case .scores(let scores)? = try await cluster.runJobs([.scores(scoreSpec)]).first else {
+            throw RunError(message: "the score job returned no scores")
+        }
         var labelerHits = 0.0, labelerCount = 0.0, truthHits = 0.0, truthCount = 0.0
         for (k, i) in test.enumerated() {
             let prefersA = scores[2 * k] > scores[2 * k + 1]

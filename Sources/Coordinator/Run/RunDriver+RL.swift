@@ -14,7 +14,10 @@ extension RunDriver {
         let items = responses.indices.map {
             RatingItem(id: 1 << 41 + ids[$0], prompt: prompts[$0], response: responses[$0])
         }
-        let labels: [RatingLabel] = try await runLabeling(items, phase: "rl-rating") { LabelingSpec(ratings: $0) }
+        let labels = try await runLabeling(items, phase: "rl-rating", spec: LabelingSpec.init(ratings:)) { output in
+            guard case .ratings(let labels) = output else { throw JobOutput.mismatch("ratings", output) }
+            return labels
+        }
         let failed = labels.filter { $0.reward == nil }.count
         if failed > 0 { events.record(.ratings(failed: failed, rated: labels.count)) }
         return labels.map { $0.reward ?? 0 }

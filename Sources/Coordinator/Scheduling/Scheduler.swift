@@ -86,11 +86,20 @@ public actor Scheduler {
         return true
     }
 
-    /// Runs every job on some live worker and returns their results in request order.
-    public func runJobs(_ jobs: [JobRequest]) async throws -> [Wire.Result] {
-        try await withCheckedThrowingContinuation { continuation in
+    /// Runs every job on some live worker and returns their outputs in request order.
+    public func runJobs(_ jobs: [Job]) async throws -> [JobOutput] {
+        let requests = jobs.map { job in
+            let (kind, spec, tensors) = job.wire
+            return JobRequest(kind: kind, spec: spec, tensors: tensors, needsWeights: job.needsWeights)
+        }
+        let results = try await withCheckedThrowingContinuation { continuation in
             jobsWaiter = continuation
-            handle(.jobsRequested(jobs))
+            handle(.jobsRequested(requests))
+        }
+        return try zip(jobs, results).map { job, result in
+            do { return try JobOutput(of: job, spec: result.spec, tensors: result.tensors) } catch {
+                throw RunError(message: "job \(result.jobID) from worker \(result.workerID): \(error)")
+            }
         }
     }
 

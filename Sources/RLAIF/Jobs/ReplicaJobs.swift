@@ -18,37 +18,31 @@ public final class ReplicaJobs: Sendable {
         labeler = Result { () throws(JobSpecError) in try LabelerFactory.labeler(settings) }
     }
 
-    /// A rollout, evaluation (scores) or labeling job: its result document and tensors.
-    /// `weightsVersion`: the version jobs that use the weights must run at.
-    public func run(_ kind: Wire.JobKind, spec: String, weightsVersion: UInt64) async throws -> (String, [WireTensor]) {
+    /// A rollout, scores or labeling job. `weightsVersion`: the version jobs that use the
+    /// weights must run at.
+    public func run(_ job: Job, weightsVersion: UInt64) async throws -> JobOutput {
         let replica = self.replica
-        switch kind {
-        case .rollout:
-            let spec = try JobSpecs.decode(RolloutSpec.self, spec)
+        switch job {
+        case .rollout(let spec):
             try requireVersion(weightsVersion)
-            let samples = try await Engine.shared.run { try replica.rollout(spec) }
-            return RolloutResult.pack(samples)
-        case .evaluation:
-            let spec = try JobSpecs.decode(ScoreSpec.self, spec)
+            return .samples(try await Engine.shared.run { try replica.rollout(spec) })
+        case .scores(let spec):
             try requireVersion(weightsVersion)
-            let scores = try await Engine.shared.run { try replica.scores(spec) }
-            return (JobSpecs.encode(scores), [])
-        case .labeling:
-            return (try await label(JobSpecs.decode(LabelingSpec.self, spec)), [])
-        case .gradient, .synchronize:
-            throw JobSpecError(message: "a \(kind) job is not a self-contained job")
+            return .scores(try await Engine.shared.run { try replica.scores(spec) })
+        case .labeling(let spec):
+            return try await label(spec)
         }
     }
 
-    private func label(_ spec: LabelingSpec) async throws -> String {
+    private func label(_ spec: LabelingSpec) async throws -> JobOutput {
         let labeler = try labeler.get()
         let l = settings.labeler
         if let items = spec.ratings {
-            return JobSpecs.encode(await DirectRating(rater: labeler, retries: l.retries).rate(items))
+            return .ratings(await DirectRating(rater: labeler, retries: l.retries).rate(items))
         }
         let labeling = PreferenceLabeling(
             labeler: labeler, bothOrders: l.bothOrders, retries: l.retries, ambiguityMargin: l.ambiguityMargin)
-        return JobSpecs.encode(await labeling.label(spec.pairs))
+        return .preferences(await labeling.label(spec.pairs))
     }
 
     public func requireVersion(_ version: UInt64) throws {

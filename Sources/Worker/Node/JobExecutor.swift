@@ -55,7 +55,7 @@ actor JobExecutor {
     private func run(_ a: Wire.Assign) async throws -> (String, [WireTensor]) {
         switch a.kind {
         case .rollout, .evaluation, .labeling:
-            return try await jobs.run(a.kind, spec: a.spec, weightsVersion: a.weightsVersion)
+            return try await jobs.run(Job(kind: a.kind, spec: a.spec), weightsVersion: a.weightsVersion).wire
         case .gradient:
             return (JobSpecs.encode(try await gradientStep(a)), [])
         case .synchronize:
