@@ -1,9 +1,10 @@
 import Foundation
+import RLAIF
 
 /// Where and how the cluster runs, none of the method: the coordinator's sockets and timing and
 /// the workers `rlaif launch` starts (cluster.yaml's `coordinator` and `workers` sections). The
 /// coordinator keeps it; workers are told only what they need (heartbeat timing, ring peers).
-public struct Deployment: Codable, Sendable, Equatable {
+public struct Deployment: SettingsSections, Sendable, Equatable {
     public var coordinator = CoordinatorSection()
     public var workers = Workers()
 
@@ -124,20 +125,5 @@ public struct Deployment: Codable, Sendable, Equatable {
             )
         }
         return nil
-    }
-
-    /// The sections as JSON with cluster.yaml's snake_case keys.
-    public func json() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        return String(decoding: try! encoder.encode(self), as: UTF8.self)
-    }
-
-    /// Reads `json()`'s form (other sections in the same object are ignored).
-    public static func fromJSON(_ text: String) throws -> Deployment {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(Deployment.self, from: Data(text.utf8))
     }
 }

@@ -218,7 +218,13 @@ extension RunSettings {
     /// The run directory: the configured one, else runs/<name>.
     public var runDirectory: String { run.directory.isEmpty ? "runs/\(run.name)" : run.directory }
 
-    /// The settings as JSON with cluster.yaml's snake_case keys (`reward_model.learning_rate`).
+}
+
+/// Settings sections as JSON with cluster.yaml's snake_case keys (`reward_model.learning_rate`),
+/// sorted: what workers are sent and what run directories and checkpoints record.
+public protocol SettingsSections: Codable {}
+
+extension SettingsSections {
     public func json() -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -226,12 +232,15 @@ extension RunSettings {
         return String(decoding: try! encoder.encode(self), as: UTF8.self)
     }
 
-    public static func fromJSON(_ text: String) throws -> RunSettings {
+    /// Reads `json()`'s form; sections of other types in the same object are ignored.
+    public static func fromJSON(_ text: String) throws -> Self {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(RunSettings.self, from: Data(text.utf8))
+        return try decoder.decode(Self.self, from: Data(text.utf8))
     }
 }
+
+extension RunSettings: SettingsSections {}
 
 extension RunSettings {
     /// The policy's shape: byte-level vocabulary, the configured width, depth and context.
