@@ -31,14 +31,12 @@ def functions(lines):
         depth, opened = 0, False
         for j in range(i, len(lines)):
             text = code(lines[j])
-            if not opened and j > i and text.strip() == "" and "{" not in text:
-                continue
             depth += text.count("{") - text.count("}")
             opened = opened or "{" in text
             if opened and depth <= 0:
                 yield i, j - i + 1, line.strip()
                 break
-            if not opened and (text.rstrip().endswith(")") is False and "{" not in text and j > i + 12):
+            if not opened and j > i + 12:  # a requirement or a declaration without a body
                 break
 
 

@@ -110,7 +110,7 @@ struct SchedulerHarness {
     /// A worker's answer to a synchronize assignment.
     mutating func reportSynchronized(_ id: UInt32, _ a: Wire.Assign) {
         replicaVersion[id] = a.weightsVersion
-        let report = ReplicaReport(version: a.weightsVersion, checksum: "s")
+        let report = ReplicaReport(version: a.weightsVersion, fingerprint: "s")
         handle(
             .message(
                 .result(

@@ -25,6 +25,15 @@ import Testing
         return ring.map(\.worker).sorted()
     }
 
+    /// Commits a step, then joins worker "c", which is sent a snapshot it never answers.
+    func joinAfterAStep_andStallItsSync(_ h: inout H) -> UInt32 {
+        _ = commitStep(&h)
+        let c = h.join("c")
+        h.handle(.tick)
+        h.sendSnapshot(from: h.weightsRequests(in: h.log)[0])
+        return c
+    }
+
     @Test func undisturbedRun_keepsEveryWorkerInEveryRing_andShipsNoSnapshot() {
         var h = H()
         let a = h.join("a"), b = h.join("b")
@@ -195,10 +204,7 @@ import Testing
     @Test func stepWaitsForASyncingWorker_atMostStepWait() {
         var h = H()
         let a = h.join("a"), b = h.join("b")
-        _ = commitStep(&h)
-        let c = h.join("c")
-        h.handle(.tick)
-        h.sendSnapshot(from: h.weightsRequests(in: h.log)[0])  // c now syncing, and never answers
+        let c = joinAfterAStep_andStallItsSync(&h)
         let sync = h.assignments(in: h.log).last!
         #expect(sync.worker == c && sync.assign.kind == .synchronize)
         #expect(h.assignments(in: h.handle(.stepRequested(H.stepRequest(), next: nil))).isEmpty)
@@ -255,10 +261,7 @@ import Testing
     @Test func nothingIsSentAhead_whileALiveWorkerIsOutsideTheRing() {
         var h = H()
         let a = h.join("a"), b = h.join("b")
-        _ = commitStep(&h)
-        let c = h.join("c")
-        h.handle(.tick)
-        h.sendSnapshot(from: h.weightsRequests(in: h.log)[0])  // c syncing, and never answers
+        let c = joinAfterAStep_andStallItsSync(&h)
         _ = h.handle(.stepRequested(H.stepRequest(), next: H.stepRequest()))
         h.advance(.milliseconds(2100))
         h.heartbeat([a, b, c])

@@ -41,12 +41,10 @@ public actor LocalCluster: TrainingCluster {
         if let failAfterSteps, steps >= failAfterSteps {
             throw RunError(message: "LocalCluster: stopped after \(failAfterSteps) steps, as asked")
         }
-        let micros = request.microBatches
         var total: ExactSum?
         for (rank, jobs) in ranks.enumerated() {
-            let share = Array(micros[(rank * micros.count / ranks.count)..<((rank + 1) * micros.count / ranks.count)])
             var spec = request.spec
-            let tensors = spec.pack(share)
+            let tensors = spec.pack(request.share(rank: rank, of: ranks.count))
             let sum = try await jobs.gradientSum(spec, try spec.unpack(tensors), at: version)
             if total == nil { total = sum } else { try total!.add(sum) }
         }

@@ -12,19 +12,19 @@ extension ClusterConfig {
         yaml: String, file: String = "cluster.yaml", baseDirectory: String = ".", overrides: [String] = []
     ) throws(ConfigError) -> ClusterConfig {
         let document = try Self.document(yaml, file: file)
-        var lines: [String: Int] = [:]
-        var tree = try Self.settingsTree(document, file: file, lines: &lines)
-        for assignment in overrides { try Self.apply(assignment, to: &tree, lines: &lines) }
+        var origins = KeyOrigins(file: file)
+        var tree = try Self.settingsTree(document, file: file, lines: &origins.lines)
+        for assignment in overrides { try Self.apply(assignment, to: &tree, origins: &origins) }
         var config = defaults
-        (config.settings, config.deployment) = try Self.decode(tree, file: file, lines: lines)
+        (config.settings, config.deployment) = try Self.decode(tree, origins: origins)
         if let (key, message) = config.deployment.violation() ?? config.settings.violation() {
             // A required key that is absent is located where its section chose what needs it
             // (`labeler.kind: openai` for `labeler.url`), else at the section.
             let section = key.split(separator: ".").dropLast().joined(separator: ".")
-            let located = [key, section + ".kind", section].first { lines[$0] != nil } ?? key
-            throw Self.error(at: located, key: key, message, file: file, lines: lines)
+            let located = [key, section + ".kind", section].first { origins.knows($0) } ?? key
+            throw origins.error(at: located, key: key, message)
         }
-        try Self.resolveDataFiles(&config.settings, file: file, baseDirectory: baseDirectory, lines: lines)
+        try Self.resolveDataFiles(&config.settings, baseDirectory: baseDirectory, origins: origins)
         if let keys = document["keys"] { config.keys = try Keys(keys, baseDirectory: baseDirectory) }
         return config
     }
@@ -64,7 +64,7 @@ extension ClusterConfig {
     }
 
     /// One `--set key=value`.
-    static func apply(_ assignment: String, to tree: inout SettingsValue, lines: inout [String: Int])
+    static func apply(_ assignment: String, to tree: inout SettingsValue, origins: inout KeyOrigins)
         throws(ConfigError)
     {
         guard let eq = assignment.firstIndex(of: "="), eq != assignment.startIndex else {
@@ -77,32 +77,39 @@ extension ClusterConfig {
         }
         if key == "run.name" { _ = try ConfigNode(node, path: key, file: "--set").runName() }
         tree = try tree.setting(
-            key.split(separator: ".").map(String.init), to: ConfigNode(node, path: key, file: "--set"), lines: &lines)
-        for k in lines.keys where k.hasPrefix(key + ".") { lines[k] = overrideLine }
-        lines[key] = overrideLine
+            key.split(separator: ".").map(String.init), to: ConfigNode(node, path: key, file: "--set"),
+            lines: &origins.lines)
+        origins.overridden.insert(key)
     }
 
-    /// The line recorded for a key that `--set` gave last.
-    static let overrideLine = 0
+    /// Where each key was given: a line of the file, or `--set` (which wins, as it is applied last).
+    struct KeyOrigins {
+        let file: String
+        var lines: [String: Int] = [:]
+        /// Keys `--set` gave, whole sections included.
+        var overridden: Set<String> = []
 
-    /// An error about `key`, located where `at` was written: a line of the file, or `--set`.
-    static func error(at located: String, key: String, _ message: String, file: String, lines: [String: Int])
-        -> ConfigError
-    {
-        if lines[located] == overrideLine { return ConfigError(file: "--set", line: nil, key: key, message: message) }
-        return ConfigError(file: file, line: lines[located], key: key, message: message)
+        func isOverridden(_ key: String) -> Bool {
+            overridden.contains { key == $0 || key.hasPrefix($0 + ".") }
+        }
+
+        func knows(_ key: String) -> Bool { lines[key] != nil || isOverridden(key) }
+
+        /// An error about `key`, located where `located` was given.
+        func error(at located: String, key: String, _ message: String) -> ConfigError {
+            if isOverridden(located) { return ConfigError(file: "--set", line: nil, key: key, message: message) }
+            return ConfigError(file: file, line: lines[located], key: key, message: message)
+        }
     }
 
-    static func decode(_ tree: SettingsValue, file: String, lines: [String: Int]) throws(ConfigError)
-        -> (RunSettings, Deployment)
-    {
+    static func decode(_ tree: SettingsValue, origins: KeyOrigins) throws(ConfigError) -> (RunSettings, Deployment) {
         do {
             let json = tree.json()
             return (try RunSettings.fromJSON(json), try Deployment.fromJSON(json))
         } catch DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
             // A word outside a choice's (`SettingChoice`): the decoder names the key and the words.
             let key = context.codingPath.map { snakeCase($0.stringValue) }.joined(separator: ".")
-            throw Self.error(at: key, key: key, context.debugDescription, file: file, lines: lines)
+            throw origins.error(at: key, key: key, context.debugDescription)
         } catch {
             // Foundation's decoder does not say which key held a fraction where a whole number
             // belongs: find it by trying each fractional number on its own.
@@ -110,11 +117,10 @@ extension ClusterConfig {
             for (path, text) in tree.numbers() where Int64(text) == nil && UInt64(text) == nil {
                 let alone = defaults.replacing(path.split(separator: ".").map(String.init)[...], with: .number(text))
                 if (try? RunSettings.fromJSON(alone.json())) == nil || (try? Deployment.fromJSON(alone.json())) == nil {
-                    throw Self.error(
-                        at: path, key: path, "must be a whole number, got \(text)", file: file, lines: lines)
+                    throw origins.error(at: path, key: path, "must be a whole number, got \(text)")
                 }
             }
-            throw ConfigError(file: file, line: nil, key: "", message: "cannot be read: \(error)")
+            throw ConfigError(file: origins.file, line: nil, key: "", message: "cannot be read: \(error)")
         }
     }
 
@@ -124,15 +130,15 @@ extension ClusterConfig {
     }
 
     /// Data files are named relative to the config file; every process gets absolute paths.
-    static func resolveDataFiles(
-        _ settings: inout RunSettings, file: String, baseDirectory: String, lines: [String: Int]
-    ) throws(ConfigError) {
+    static func resolveDataFiles(_ settings: inout RunSettings, baseDirectory: String, origins: KeyOrigins)
+        throws(ConfigError)
+    {
         func dataFile(_ key: String, _ path: WritableKeyPath<RunSettings, String>) throws(ConfigError) {
             let value = settings[keyPath: path]
             guard !value.isEmpty else { return }
             let resolved = resolve(value, in: baseDirectory)
             guard FileManager.default.isReadableFile(atPath: resolved) else {
-                throw Self.error(at: key, key: key, "names \(resolved), which cannot be read", file: file, lines: lines)
+                throw origins.error(at: key, key: key, "names \(resolved), which cannot be read")
             }
             settings[keyPath: path] = resolved
         }

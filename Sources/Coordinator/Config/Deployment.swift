@@ -82,23 +82,17 @@ public struct Deployment: SettingsSections, Sendable, Equatable {
 
     /// A constraint the values break, as (dotted key, what is wrong); nil when all hold.
     public func violation() -> (key: String, message: String)? {
-        let checks: [(String, String)?] = [
+        let positive = SettingCheck.positive
+        return SettingCheck.first([
             sshViolation(),
             workers.local >= 0 ? nil : ("workers.local", "must not be negative"),
             workers.threads >= 0 ? nil : ("workers.threads", "must not be negative"),
-            coordinator.heartbeatIntervalMs >= 1
-                ? nil
-                : (
-                    "coordinator.heartbeat_interval_ms",
-                    "must be at least 1, got \(coordinator.heartbeatIntervalMs)"
-                ),
+            positive("coordinator.heartbeat_interval_ms", coordinator.heartbeatIntervalMs),
             coordinator.heartbeatTimeoutMs > coordinator.heartbeatIntervalMs
                 ? nil : ("coordinator.heartbeat_timeout_ms", "must exceed heartbeat_interval_ms"),
-            coordinator.ringTimeoutMs >= 1
-                ? nil : ("coordinator.ring_timeout_ms", "must be at least 1, got \(coordinator.ringTimeoutMs)"),
-            coordinator.leaseMs >= 1 ? nil : ("coordinator.lease_ms", "must be at least 1, got \(coordinator.leaseMs)"),
-        ]
-        return checks.compactMap { $0 }.first.map { (key: $0.0, message: $0.1) }
+            positive("coordinator.ring_timeout_ms", coordinator.ringTimeoutMs),
+            positive("coordinator.lease_ms", coordinator.leaseMs),
+        ])
     }
 
     /// Remote workers need readable entries and addresses they can reach.

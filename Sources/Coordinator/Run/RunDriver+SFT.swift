@@ -59,13 +59,15 @@ extension RunDriver {
         after: (Int, GradientResult) async throws -> Void
     ) async throws {
         var upcoming: SchedulerState.StepRequest?
+        var committed = await cluster.version
         for i in indices {
             let request = upcoming ?? make(i)
             let following = i + 1 < indices.upperBound ? make(i + 1) : nil
-            let every = UInt64(settings.checkpoint.everySteps), committing = await cluster.version + 1
-            let checkpointDue = every > 0 && committing % every == 0
+            let every = UInt64(settings.checkpoint.everySteps)
+            let checkpointDue = every > 0 && (committed + 1) % every == 0
             let result = try await cluster.gradientStep(request, next: checkpointDue ? nil : following)
             upcoming = following
+            committed = result.version
             try await after(i, result)
         }
     }

@@ -68,7 +68,7 @@ extension SchedulerState {
         return job
     }
 
-    var leaseMilliseconds: UInt32 { Self.milliseconds(timing.lease) }
+    var leaseMilliseconds: UInt32 { UInt32(clamping: timing.lease.milliseconds) }
 
     /// Workers that are behind take the newest snapshot; a snapshot at the committed version is
     /// read from a current worker when one is needed and none is at hand.
@@ -108,10 +108,9 @@ extension SchedulerState {
     /// Starts the step's ring on every idle current worker, once no live worker is still syncing
     /// or busy, or once the step has waited `timing.stepWait` for them.
     mutating func startStepIfReady(at now: ContinuousClock.Instant, into out: inout [Directive]) {
-        guard var s = step, s.ring == nil else { return }
-        let since = s.waitingSince ?? now
-        s.waitingSince = since
-        step = s
+        guard let request = step?.request, step?.ring == nil else { return }
+        let since = step?.waitingSince ?? now
+        step?.waitingSince = since
         let ready = liveWorkers.filter { isIdle($0) && isCurrent($0) }
         let pending = liveWorkers.filter { !isIdle($0) || needsSnapshot($0) }
         guard !ready.isEmpty else { return }
@@ -119,8 +118,8 @@ extension SchedulerState {
             guard now - since >= timing.stepWait else { return }
             out.append(.log(.warning, "step \(version + 1) starts without \(pending.map(\.description)): still busy"))
         }
-        s.ring = sendRing(s.request, to: ready, runsAt: version, at: now, into: &out)
-        step = s
+        let ring = sendRing(request, to: ready, runsAt: version, at: now, into: &out)
+        step?.ring = ring
     }
 
     /// Sends the step the run named as next to the running step's ring, to run right after it,
@@ -141,15 +140,13 @@ extension SchedulerState {
         into out: inout [Directive]
     ) -> Ring {
         ringEpoch += 1
-        let micros = request.microBatches
         for (rank, id) in participants.enumerated() {
-            let share = Array(
-                micros[(rank * micros.count / participants.count)..<((rank + 1) * micros.count / participants.count)])
+            let share = request.share(rank: rank, of: participants.count)
             var spec = request.spec
             let next = workers[participants[(rank + 1) % participants.count]]!
             spec.ring = .init(
                 rank: rank, size: participants.count, epoch: ringEpoch, next: next.ringEndpoint,
-                nextKey: next.publicKey, timeoutMs: Int(Self.milliseconds(timing.ringTimeout)))
+                nextKey: next.publicKey, timeoutMs: Int(timing.ringTimeout.milliseconds))
             let tensors = spec.pack(share)  // records the lengths in the spec, so it goes first
             let job = assign(id, .step(at: runsAt), at: now)
             let assign = Wire.Assign(

@@ -59,20 +59,18 @@ extension SchedulerState {
                         key: key)))
         }
         let welcome = Wire.Welcome(
-            workerID: id.rawValue, heartbeatIntervalMilliseconds: Self.milliseconds(timing.heartbeatInterval),
-            heartbeatTimeoutMilliseconds: Self.milliseconds(timing.heartbeatTimeout), runName: identity.name,
+            workerID: id.rawValue,
+            heartbeatIntervalMilliseconds: UInt32(clamping: timing.heartbeatInterval.milliseconds),
+            heartbeatTimeoutMilliseconds: UInt32(clamping: timing.heartbeatTimeout.milliseconds),
+            runName: identity.name,
             setup: identity.setup, ringKeys: identity.ringKeys)
         out.append(.send(.welcome(welcome), to: peer))
-    }
-
-    static func milliseconds(_ d: Duration) -> UInt32 {
-        UInt32(clamping: d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000)
     }
 
     /// Silent workers are declared dead; assignments past their lease are put back.
     mutating func expire(at now: ContinuousClock.Instant, into out: inout [Directive]) {
         for id in membership.expire(now: now, timeout: timing.heartbeatTimeout) {
-            lost(id, reason: "no heartbeat for \(Self.milliseconds(timing.heartbeatTimeout)) ms", into: &out)
+            lost(id, reason: "no heartbeat for \(timing.heartbeatTimeout.milliseconds) ms", into: &out)
         }
         for (job, a) in assignments.sorted(by: { $0.key < $1.key }) where a.deadline <= now {
             out.append(.log(.warning, "job \(job) on \(a.worker) passed its lease; handing it out again"))

@@ -36,6 +36,11 @@ public struct SchedulerState: Sendable {
             self.spec = spec
             self.microBatches = microBatches
         }
+
+        /// Rank `rank`'s micro-batches in a ring of `size`: contiguous, as even as they divide.
+        public func share(rank: Int, of size: Int) -> [MicroBatch] {
+            Array(microBatches[(rank * microBatches.count / size)..<((rank + 1) * microBatches.count / size)])
+        }
     }
 
     public struct Timing: Sendable {

@@ -213,7 +213,8 @@ public final class ZMQSocket {
 }
 
 extension Duration {
-    var milliseconds: Int64 {
+    /// Whole milliseconds (rounded toward zero), as socket options and wire fields take them.
+    public var milliseconds: Int64 {
         let c = components
         return c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000
     }

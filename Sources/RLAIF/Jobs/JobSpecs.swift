@@ -290,9 +290,10 @@ public struct GradientResult: Codable, Sendable, Equatable {
 /// coordinator learns from it whether the worker must take a snapshot before its next job.
 public struct ReplicaReport: Codable, Sendable, Equatable {
     public var version: UInt64
-    public var checksum: String?
-    public init(version: UInt64, checksum: String? = nil) {
+    /// `ModelReplica.fingerprint()` after a synchronize (nil in a failed result).
+    public var fingerprint: String?
+    public init(version: UInt64, fingerprint: String? = nil) {
         self.version = version
-        self.checksum = checksum
+        self.fingerprint = fingerprint
     }
 }

@@ -92,6 +92,6 @@ public final class ReplicaJobs: Sendable {
         let replica = self.replica
         try await Engine.shared.run { try replica.restore(states, version: version) }
         let fingerprint = await Engine.shared.run { replica.fingerprint() }
-        return ReplicaReport(version: replica.version, checksum: fingerprint)
+        return ReplicaReport(version: replica.version, fingerprint: fingerprint)
     }
 }

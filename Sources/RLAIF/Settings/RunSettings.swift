@@ -158,12 +158,7 @@ extension RunSettings {
     /// A constraint the values break, as (dotted key, what is wrong); nil when all hold.
     // size: field list
     public func violation() -> (key: String, message: String)? {
-        func positive(_ key: String, _ v: Int) -> (String, String)? {
-            v >= 1 ? nil : (key, "must be at least 1, got \(v)")
-        }
-        func fraction(_ key: String, _ v: Double) -> (String, String)? {
-            (0...1).contains(v) ? nil : (key, "must be between 0 and 1, got \(v)")
-        }
+        let positive = SettingCheck.positive, fraction = SettingCheck.fraction
         let checks: [(String, String)?] = [
             task.kind == .jsonl && task.prompts.isEmpty ? ("task.prompts", "is required by task.kind jsonl") : nil,
             task.kind == .jsonl && task.demonstrations.isEmpty
@@ -212,7 +207,7 @@ extension RunSettings {
             rl.dpoLearningRate > 0 ? nil : ("rl.dpo_learning_rate", "must be positive"),
             positive("evaluation.prompts", evaluation.prompts),
         ]
-        return checks.compactMap { $0 }.first.map { (key: $0.0, message: $0.1) }
+        return SettingCheck.first(checks)
     }
 
     /// The run directory: the configured one, else runs/<name>.
@@ -248,5 +243,21 @@ extension RunSettings {
         GPT2Config(
             vocabularySize: ByteTokenizer().vocabularySize, contextLength: model.contextLength, width: model.width,
             layers: model.layers, heads: model.heads)
+    }
+}
+
+/// The checks every settings section makes of its values, and the one way they are reported.
+public enum SettingCheck {
+    public static func positive(_ key: String, _ v: Int) -> (String, String)? {
+        v >= 1 ? nil : (key, "must be at least 1, got \(v)")
+    }
+
+    public static func fraction(_ key: String, _ v: Double) -> (String, String)? {
+        (0...1).contains(v) ? nil : (key, "must be between 0 and 1, got \(v)")
+    }
+
+    /// The first check that failed, as (dotted key, what is wrong).
+    public static func first(_ checks: [(String, String)?]) -> (key: String, message: String)? {
+        checks.compactMap { $0 }.first.map { (key: $0.0, message: $0.1) }
     }
 }

@@ -177,10 +177,7 @@ public final class ModelReplica: @unchecked Sendable {
 
     /// A fast hash of every model's weights, compared across ranks after each step.
     public func fingerprint() -> String {
-        weightTensors.map {
-            let hex = String($0.fingerprint, radix: 16)
-            return String(repeating: "0", count: 16 - hex.count) + hex
-        }.joined(separator: "-")
+        weightTensors.map { Tensor.hex($0.fingerprint) }.joined(separator: "-")
     }
 }
 

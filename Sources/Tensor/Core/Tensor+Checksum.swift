@@ -8,8 +8,13 @@ extension Tensor {
             hash ^= UInt64(b)
             hash = hash &* 0x0000_0100_0000_01B3
         }
-        let hex = String(hash, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+        return Self.hex(hash)
+    }
+
+    /// A 64-bit hash as 16 hex digits, as checksums and fingerprints are written.
+    public static func hex(_ hash: UInt64) -> String {
+        let digits = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 }
 
