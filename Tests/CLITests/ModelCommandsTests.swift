@@ -78,5 +78,26 @@ import Testing
         let r = try Self.run(["score", "--model", dir.path, "--input", input.path])
         #expect(r.status != 0)
         #expect(r.err.contains("bad.jsonl:2"))
+        // A problem with the input is not a mistake in the arguments: no usage lines.
+        #expect(!r.err.contains("Usage:"), "\(r.err)")
+    }
+
+    /// A prompt longer than the context (64 tokens here) is refused with what to do, or cut
+    /// from the left when asked; it used to crash generation (exit 132).
+    @Test
+    func sample_promptLongerThanTheContext_isRefusedOrCutFromTheLeft() throws {
+        let dir = try Self.modelDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let prompt = String(repeating: "a", count: 4_990) + "0123456789"
+        let args = ["sample", "--model", dir.path, "--prompt", prompt, "--max-new-tokens", "4", "--seed", "1"]
+        let refused = try Self.run(args)
+        #expect(refused.status == 1, "\(refused.err)")
+        #expect(refused.err.contains("the prompt is 5000 tokens and the model's context 64"), "\(refused.err)")
+        #expect(refused.err.contains("--truncate-left") && !refused.err.contains("Usage:"))
+        let cut = try Self.run(args + ["--truncate-left"])
+        #expect(cut.status == 0, "\(cut.err)")
+        // The last 63 tokens are kept, then at most 4 new ones.
+        #expect(cut.out.hasPrefix(String(repeating: "a", count: 53) + "0123456789"), "\(cut.out)")
+        #expect(!cut.out.hasPrefix(String(repeating: "a", count: 54)))
     }
 }

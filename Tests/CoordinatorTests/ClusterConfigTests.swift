@@ -32,6 +32,62 @@ import RLAIF
         }
     }
 
+    /// `--set` errors name the override as it was typed, never the file's first line or a
+    /// decoder's dump (`--set run.seed=-4` said "quick.yaml: cannot be read: DecodingError…").
+    @Test func badOverride_namesTheOverride() throws {
+        let cases: [(String, String)] = [
+            ("run.seed=-4", #"--set run.seed must be a non-negative integer, got "-4""#),
+            ("coordinator.lease_ms=-4", "--set coordinator.lease_ms must be at least 1, got -4"),
+            ("sft.micro_batch=2.5", "--set sft.micro_batch must be a whole number, got 2.5"),
+            ("model.width=99999999999999999999", "--set model.width is out of range, got 99999999999999999999"),
+        ]
+        for (assignment, message) in cases {
+            do {
+                _ = try ClusterConfig.parse(yaml: "run:\n  seed: 1\n", file: "quick.yaml", overrides: [assignment])
+                Issue.record("\(assignment) was accepted")
+            } catch {
+                #expect(error.description == message)
+            }
+        }
+    }
+
+    /// Values that used to be accepted and killed the run later: a negative learning rate or
+    /// clip norm died at step 9 on an exact-sum range error.
+    @Test func ratesAndNorms_mustBePositive() {
+        for key in ["sft.learning_rate", "reward_model.clip_norm", "rl.learning_rate", "rl.clip_norm"] {
+            let section = key.split(separator: ".")[0], name = key.split(separator: ".")[1]
+            #expect(
+                throws: ConfigError(file: "c.yaml", line: 2, key: key, message: "must be a positive number, got -0.5")
+            ) {
+                try ClusterConfig.parse(yaml: "\(section):\n  \(name): -0.5\n", file: "c.yaml")
+            }
+        }
+    }
+
+    /// A model that cannot fit in memory is refused with an estimate (a context of 10 million
+    /// grew workers to 8 GB until they were declared lost).
+    @Test func modelThatCannotFitInMemory_isRefusedWithAnEstimate() throws {
+        do {
+            _ = try ClusterConfig.parse(yaml: "model:\n  context_length: 10000000\n", file: "c.yaml")
+            Issue.record("a model of 10 million positions was accepted")
+        } catch {
+            #expect(error.line == 2 && error.key == "model.context_length")
+            #expect(error.message.contains("GiB per worker") && error.message.contains("this machine's"))
+        }
+        #expect(RunSettings().workerMemoryEstimate < 1e9)  // the default run: a few MB
+    }
+
+    /// A run recorded before a setting existed reads back with that setting's default.
+    @Test func recordedSettings_withoutANewerKey_readWithItsDefault() throws {
+        var recorded = ClusterConfig.defaults
+        recorded.settings.run.seed = .max
+        recorded.settings.labeler.retries = 7
+        let json = recorded.sectionsJSON().replacingOccurrences(of: #""min_valid_fraction":0.2,"#, with: "")
+        #expect(!json.contains("min_valid_fraction"))
+        let back = try ClusterConfig(json: json)
+        #expect(back.settings == recorded.settings && back.deployment == recorded.deployment)
+    }
+
     @Test func unknownKey_isRejectedWithItsLine() throws {
         do {
             _ = try ClusterConfig.parse(yaml: "run:\n  nmae: typo\n")

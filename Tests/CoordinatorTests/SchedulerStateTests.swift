@@ -295,4 +295,79 @@ import Testing
         _ = fresh.join("a")
         #expect(!fresh.state.committedStateIsLost)
     }
+
+    // MARK: Found by probing (issue 26)
+
+    /// The probe's stall: one worker stepped alone while the other synchronized from it, and
+    /// was then killed. The survivor finishes its sync from the snapshot it already has and
+    /// takes the next step alone; nothing waits for the dead worker.
+    @Test func workerKilledWhileTheOtherSyncsFromIt_theSurvivorTakesTheNextStep() {
+        var h = H()
+        let a = h.join("a"), b = h.join("b")
+        let ring = h.assignments(in: h.handle(.stepRequested(H.stepRequest(), next: nil)))
+        h.reportStep(a, ring[0].assign)
+        h.reportStep(b, ring[1].assign, succeeded: false)  // committed on a alone; b is behind
+        _ = h.handle(.stepRequested(H.stepRequest(), next: nil))
+        #expect(h.weightsRequests(in: h.log) == [a])
+        h.sendSnapshot(from: a)
+        let sync = h.assignments(in: h.log).last!
+        #expect(sync.worker == b && sync.assign.kind == .synchronize)
+        h.advance(.seconds(2))
+        h.heartbeat([b])
+        h.advance(.milliseconds(1500))
+        h.heartbeat([b])
+        h.handle(.tick)  // a is lost; b holds the snapshot of version 1
+        #expect(h.log.contains { if case .record(.workerLost(worker: "w1", _)) = $0 { true } else { false } })
+        h.reportSynchronized(b, sync.assign)
+        let alone = h.assignments(in: h.log).last!
+        #expect(alone.worker == b && alone.assign.kind == .gradient && alone.assign.step == 1)
+        h.reportStep(b, alone.assign)
+        #expect(h.state.version == 2 && h.committedSteps.last?.participants == ["w2"])
+    }
+
+    /// A job that no worker answers (one that drops an assignment it cannot read) fails the
+    /// batch after `maxFailures` leases, instead of being handed out at every lease expiry.
+    @Test func jobThatNoWorkerAnswers_failsTheBatchAfterMaxFailureLeases() {
+        var timing = H.timing
+        timing.lease = .seconds(1)
+        var h = H(timing: timing)
+        let a = h.join("a")
+        let job = SchedulerState.JobRequest(kind: .rollout, spec: "{}", needsWeights: false)
+        var leases = h.assignments(in: h.handle(.jobsRequested([job]))).count
+        for _ in 0..<(SchedulerState.maxFailures + 2) {
+            h.advance(.milliseconds(1100))
+            h.heartbeat([a])
+            leases += h.assignments(in: h.handle(.tick)).count
+        }
+        #expect(leases == SchedulerState.maxFailures)
+        guard
+            case .jobsFinished(.failure(let error))? = h.log.last(where: {
+                if case .jobsFinished = $0 { true } else { false }
+            })
+        else {
+            Issue.record("the batch did not end")
+            return
+        }
+        #expect(error.message.contains("rollout job 0 failed \(SchedulerState.maxFailures) times"))
+        #expect(error.message.contains("within the lease of 1000 ms"))
+    }
+
+    /// An assignment larger than a worker's decoder accepts is never sent: the batch fails at
+    /// once with the size and the likely cause.
+    @Test func jobTooLargeForAWorkersDecoder_failsAtOnce_withItsSize() {
+        var h = H()
+        _ = h.join("a")
+        let huge = String(repeating: "x", count: WireLimits.default.maxStringBytes + 1)
+        let jobs = [
+            SchedulerState.JobRequest(kind: .labeling, spec: "{}", needsWeights: false),
+            SchedulerState.JobRequest(kind: .rollout, spec: huge, needsWeights: false),
+        ]
+        let out = h.handle(.jobsRequested(jobs))
+        #expect(h.assignments(in: out).isEmpty)
+        guard case .jobsFinished(.failure(let error))? = out.last else {
+            Issue.record("the batch was not refused")
+            return
+        }
+        #expect(error.message.hasPrefix("rollout job 1 is described in \(huge.utf8.count) bytes"))
+    }
 }

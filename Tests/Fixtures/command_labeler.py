@@ -2,7 +2,8 @@
 """A labeler program for rlaif's `command` labeler tests (standard library only). Reads one JSON
 question per line on stdin and answers on stdout. It prefers the response with more upper-case
 letters; a response containing "#junk" gets a garbled line, "#skip" no answer at all.
-With --exit N it answers nothing and exits with status N; with --sleep S it sleeps S seconds first."""
+With --exit N it answers nothing and exits with status N; with --sleep S it sleeps S seconds first;
+with --always-first it prefers whichever response it is shown first (a judge with only position bias)."""
 import json, sys, time
 
 if "--sleep" in sys.argv:
@@ -21,7 +22,10 @@ for line in sys.stdin:
     if "#junk" in text:
         print("{not json", flush=True)
         continue
-    if q["kind"] == "pair":
+    if q["kind"] == "pair" and "--always-first" in sys.argv:
+        print(json.dumps({"id": q["id"], "order": q["order"], "probability_first": 1.0,
+                          "rationale": "the first is better"}), flush=True)
+    elif q["kind"] == "pair":
         a, b = upper(q["first"]), upper(q["second"])
         p = 0.5 if a == b else (0.9 if a > b else 0.1)
         print(json.dumps({"id": q["id"], "order": q["order"], "probability_first": p,

@@ -142,7 +142,7 @@ import Testing
             generator: .reference, score: true, stopTokens: [46])
         let pairs = LabelingSpec(pairs: [LabelingPair(id: 3, prompt: "p", first: "x", second: "y")])
         let ratings = LabelingSpec(ratings: [RatingItem(id: 4, prompt: "p", response: "r")])
-        let scores = ScoreSpec(prompts: ["p"], responses: ["r"])
+        let scores = ScoreSpec(sequences: [[112, 114], [0, 256, 3]])
         for job in [Job.rollout(rollout), .labeling(pairs), .labeling(ratings), .scores(scores)] {
             let (kind, spec, tensors) = job.wire
             #expect(tensors.isEmpty)

@@ -47,6 +47,57 @@ import Testing
         #expect(task.groundTruthPreference("x", "y", prompt: "p0") == nil)
     }
 
+    // MARK: Lines that do not fit the context (32 tokens, 10 of them for the response)
+
+    /// A prompt line of megabytes used to reach the workers and be handed out again at every lease
+    /// expiry; an empty one failed a rollout job. Both are reported at load, with file and line.
+    @Test func jsonl_promptThatCannotFit_orEmpty_isReportedWithFileAndLine() throws {
+        let long = String(repeating: "x", count: 2_000_000)
+        let prompts = try write([
+            #"{"prompt": "a"}"#, #"{"prompt": "\#(long)"}"#, #"{"prompt": ""}"#, #"{"prompt": "b"}"#,
+        ])
+        let demos = try write([#"{"prompt": "q", "completion": "c"}"#])
+        defer { for f in [prompts, demos] { try? FileManager.default.removeItem(atPath: f) } }
+        var s = settings(prompts: prompts, demonstrations: demos, evaluation: 1)
+        #expect(
+            throws: JSONLTask.LoadError(
+                key: "task.prompts",
+                message: "\(prompts):2: the prompt is 2000000 tokens; with model.max_new_tokens 10, "
+                    + "model.context_length 32 leaves room for 22; shorten it, or set task.overlong to truncate "
+                    + "(cut it to fit) or skip")
+        ) { try JSONLTask(settings: s, tokenizer: tokenizer) }
+        s.task.overlong = .truncate
+        #expect(throws: JSONLTask.LoadError.self) { try JSONLTask(settings: s, tokenizer: tokenizer) }  // line 3
+        s.task.overlong = .skip
+        let task = try JSONLTask(settings: s, tokenizer: tokenizer)
+        #expect(task.trainingPrompts(0..<1) == ["a"] && task.heldOutPrompts(1) == ["b"])
+        #expect(task.notices == ["task.prompts: 2 prompts of \(prompts) skipped (lines 2, 3)"])
+    }
+
+    /// `truncate` keeps a prompt's end and a completion's beginning, in whole characters.
+    @Test func jsonl_truncate_keepsThePromptsEnd_andTheCompletionsBeginning() throws {
+        let prompt = "é" + String(repeating: "a", count: 19) + "0123"  // 25 bytes: 3 over
+        let completion = String(repeating: "c", count: 40)
+        let prompts = try write([#"{"prompt": "\#(prompt)"}"#, #"{"prompt": "b"}"#])
+        let demos = try write([
+            #"{"prompt": "\#(prompt)", "completion": "ok"}"#, #"{"prompt": "q", "completion": "\#(completion)"}"#,
+        ])
+        defer { for f in [prompts, demos] { try? FileManager.default.removeItem(atPath: f) } }
+        var s = settings(prompts: prompts, demonstrations: demos, evaluation: 1)
+        s.task.overlong = .truncate
+        let task = try JSONLTask(settings: s, tokenizer: tokenizer)
+        // 22 bytes of room: "é" (2 bytes) cannot be split, so the first 3 bytes go.
+        #expect(task.trainingPrompts(0..<1) == [String(repeating: "a", count: 18) + "0123"])
+        let d = task.demonstrations()
+        #expect(d[0].completion == "ok" && d[0].prompt == prompt)  // 25 + 3 fits 32
+        // The completion keeps 30 bytes (+ end-of-text), leaving 1 token of prompt.
+        #expect(d[1].completion == String(repeating: "c", count: 30) && d[1].prompt == "q")
+        for demo in d {
+            #expect(tokenizer.encode(demo.prompt).count + task.completionTokens(demo.completion).count <= 32)
+        }
+        #expect(task.notices.count == 2)
+    }
+
     @Test func jsonl_aSeparateHeldOutFile_leavesEveryPromptForTraining() throws {
         let prompts = try write([#"{"prompt": "a"}"#, #"{"prompt": "b"}"#])
         let held = try write([#"{"prompt": "h"}"#])
@@ -85,7 +136,7 @@ import Testing
                 "task.demonstrations: /nonexistent.jsonl: cannot be read"))
         #expect(
             failure(settings(prompts: good, demonstrations: missingField, evaluation: 4)).contains(
-                "has 4 prompts; holding out evaluation.prompts (4) leaves none to train on"))
+                "has 4 usable prompts; holding out evaluation.prompts (4) leaves none to train on"))
     }
 
     @Test func synthetic_keepsItsGroundTruth_andStopsAtThePeriod() throws {

@@ -29,6 +29,20 @@ import Testing
         #expect(opt.step == 1)
     }
 
+    /// Two optimizers restored from one saved state each step on their own moments: the saved
+    /// tensors are left as they were (they were once shared and updated twice per step).
+    @Test func adamW_restoredFromOneState_ownsItsMoments() {
+        let m = Tensor(shape: [3], scalars: [0.01, 0.02, 0.03]), v = Tensor(shape: [3], scalars: [1e-4, 2e-4, 3e-4])
+        var a = AdamW(weightDecay: 0), b = AdamW(weightDecay: 0)
+        a.restore(step: 4, firstMoment: m, secondMoment: v)
+        b.restore(step: 4, firstMoment: m, secondMoment: v)
+        let pa = fixture(), pb = fixture()
+        a.update(pa, learningRate: 0.01)
+        b.update(pb, learningRate: 0.01)
+        #expect(m.scalars == [0.01, 0.02, 0.03] && v.scalars == [1e-4, 2e-4, 3e-4])
+        #expect(pa.values.scalars == pb.values.scalars)
+    }
+
     @Test func adamW_secondStep_usesBiasCorrectedMoments() {
         // Same gradient twice: m = (1−β₁²)g·…; by hand with β₁=0.9, β₂=0.999, g=0.1, p₀=1, λ=0.
         let w = Variable(Tensor(shape: [1], scalars: [1]), requiresGrad: true)

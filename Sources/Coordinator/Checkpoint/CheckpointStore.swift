@@ -26,6 +26,9 @@ public struct RunCursor: Codable, Sendable, Equatable {
         public var first: [String]
         public var second: [String]
         public var labels: [PreferenceLabel]
+        /// The responses' tokens as sampled (absent in checkpoints from before they were kept).
+        public var firstTokens: [[Int32]]?
+        public var secondTokens: [[Int32]]?
     }
 }
 

@@ -24,6 +24,7 @@ extension ClusterConfig {
             let located = [key, section + ".kind", section].first { origins.knows($0) } ?? key
             throw origins.error(at: located, key: key, message)
         }
+        try Self.checkMemory(config.settings, origins: origins)
         try Self.resolveDataFiles(&config.settings, baseDirectory: baseDirectory, origins: origins)
         if let keys = document["keys"] { config.keys = try Keys(keys, baseDirectory: baseDirectory) }
         return config
@@ -68,16 +69,19 @@ extension ClusterConfig {
         throws(ConfigError)
     {
         guard let eq = assignment.firstIndex(of: "="), eq != assignment.startIndex else {
-            throw ConfigError(file: "--set", line: nil, key: assignment, message: "must be written key=value")
+            throw ConfigError(
+                file: ConfigError.overrides, line: nil, key: assignment, message: "must be written key=value")
         }
         let key = String(assignment[..<eq]), value = String(assignment[assignment.index(after: eq)...])
         let node: Node
         do { node = try Yams.compose(yaml: value) ?? Node("") } catch {
-            throw ConfigError(file: "--set", line: nil, key: key, message: "has a value that is not YAML: \(value)")
+            throw ConfigError(
+                file: ConfigError.overrides, line: nil, key: key, message: "has a value that is not YAML: \(value)")
         }
-        if key == "run.name" { _ = try ConfigNode(node, path: key, file: "--set").runName() }
+        if key == "run.name" { _ = try ConfigNode(node, path: key, file: ConfigError.overrides).runName() }
+        if key == "run.seed" { _ = try ConfigNode(node, path: key, file: ConfigError.overrides).unsignedInteger() }
         tree = try tree.setting(
-            key.split(separator: ".").map(String.init), to: ConfigNode(node, path: key, file: "--set"),
+            key.split(separator: ".").map(String.init), to: ConfigNode(node, path: key, file: ConfigError.overrides),
             lines: &origins.lines)
         origins.overridden.insert(key)
     }
@@ -97,7 +101,9 @@ extension ClusterConfig {
 
         /// An error about `key`, located where `located` was given.
         func error(at located: String, key: String, _ message: String) -> ConfigError {
-            if isOverridden(located) { return ConfigError(file: "--set", line: nil, key: key, message: message) }
+            if isOverridden(located) {
+                return ConfigError(file: ConfigError.overrides, line: nil, key: key, message: message)
+            }
             return ConfigError(file: file, line: lines[located], key: key, message: message)
         }
     }
@@ -111,17 +117,38 @@ extension ClusterConfig {
             let key = context.codingPath.map { snakeCase($0.stringValue) }.joined(separator: ".")
             throw origins.error(at: key, key: key, context.debugDescription)
         } catch {
-            // Foundation's decoder does not say which key held a fraction where a whole number
-            // belongs: find it by trying each fractional number on its own.
+            // Foundation's decoder does not say which number did not fit its key (a fraction
+            // where a whole number belongs, a negative seed): find it by trying each on its own.
             let defaults = SettingsValue.defaults()
-            for (path, text) in tree.numbers() where Int64(text) == nil && UInt64(text) == nil {
+            for (path, text) in tree.numbers() {
                 let alone = defaults.replacing(path.split(separator: ".").map(String.init)[...], with: .number(text))
-                if (try? RunSettings.fromJSON(alone.json())) == nil || (try? Deployment.fromJSON(alone.json())) == nil {
-                    throw origins.error(at: path, key: path, "must be a whole number, got \(text)")
-                }
+                guard
+                    (try? RunSettings.fromJSON(alone.json())) == nil || (try? Deployment.fromJSON(alone.json())) == nil
+                else { continue }
+                let integer = text.drop(while: { $0 == "-" }).allSatisfy { $0.isASCII && $0.isNumber }
+                let problem =
+                    !integer
+                    ? "must be a whole number"
+                    : (text.hasPrefix("-") && Int64(text) != nil ? "must not be negative" : "is out of range")
+                throw origins.error(at: path, key: path, "\(problem), got \(text)")
             }
             throw ConfigError(file: origins.file, line: nil, key: "", message: "cannot be read: \(error)")
         }
+    }
+
+    /// A model that cannot fit in this machine's memory is refused before any worker starts it
+    /// (a context of 10 million grew workers to 8 GB until they were declared lost).
+    static func checkMemory(_ settings: RunSettings, origins: KeyOrigins) throws(ConfigError) {
+        let needed = settings.workerMemoryEstimate, available = Double(ProcessInfo.processInfo.physicalMemory)
+        guard needed > available else { return }
+        func gib(_ bytes: Double) -> String { String(format: "%.1f GiB", bytes / Double(1 << 30)) }
+        let key = ["model.context_length", "model.width", "model.layers"].first { origins.knows($0) } ?? "model.width"
+        throw origins.error(
+            at: key, key: key,
+            "makes a model that needs at least \(gib(needed)) per worker (\(settings.gpt2Config.parameterCount) "
+                + "parameters, three models with optimizer state, one micro-batch's attention), more than this "
+                + "machine's \(gib(available)): lower model.context_length, model.width, model.layers or the micro-batches"
+        )
     }
 
     /// `heartbeatTimeoutMs` → `heartbeat_timeout_ms`, as the keys are written in cluster.yaml.

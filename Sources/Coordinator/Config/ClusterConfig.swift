@@ -45,9 +45,11 @@ public struct ClusterConfig: Sendable, Equatable {
         SettingsValue.merging(settings.json(), deployment.json()).json()
     }
 
-    /// The configuration `sectionsJSON()` recorded, without keys.
+    /// The configuration `sectionsJSON()` recorded, without keys. A key added since the run was
+    /// recorded takes its default (which keeps what the run did before the key existed).
     public init(json: String) throws {
-        self.init(keys: nil, settings: try RunSettings.fromJSON(json), deployment: try Deployment.fromJSON(json))
+        let filled = SettingsValue.defaults().filling(SettingsValue.parse(json)).json()
+        self.init(keys: nil, settings: try RunSettings.fromJSON(filled), deployment: try Deployment.fromJSON(filled))
     }
 
     public init(keys: Keys?, settings: RunSettings, deployment: Deployment) {

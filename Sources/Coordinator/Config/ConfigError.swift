@@ -9,7 +9,12 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
     public let message: String
 
     public var description: String {
+        // An override is named as the user typed it: `--set run.seed must be …`.
+        if file == Self.overrides { return key.isEmpty ? "--set: \(message)" : "--set \(key) \(message)" }
         let place = line.map { "\(file):\($0)" } ?? file
         return key.isEmpty ? "\(place): \(message)" : "\(place): \(key) \(message)"
     }
+
+    /// The `file` of an error in a `--set` override.
+    public static let overrides = "--set"
 }

@@ -14,7 +14,8 @@ struct ConfigNode {
     }
 
     func error(_ message: String) -> ConfigError {
-        ConfigError(file: file, line: node.mark?.line, key: path, message: message)
+        ConfigError(
+            file: file, line: file == ConfigError.overrides ? nil : node.mark?.line, key: path, message: message)
     }
 
     /// The entries of a mapping, keyed by name; any key outside `allowed` is an error.

@@ -29,6 +29,19 @@ enum SettingsValue {
         return .object(fields.sorted { $0.0 < $1.0 })
     }
 
+    /// A JSON object's text as a tree (an empty object when it is not one).
+    static func parse(_ text: String) -> SettingsValue {
+        guard let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)) else { return .object([]) }
+        return from(json: json, key: "", text: text)
+    }
+
+    /// `given` where it has a key, this tree's value where it has not.
+    func filling(_ given: SettingsValue) -> SettingsValue {
+        guard case .object(let fields) = self, case .object(let values) = given else { return given }
+        let byKey = Dictionary(values, uniquingKeysWith: { a, _ in a })
+        return .object(fields.map { key, value in (key, byKey[key].map { value.filling($0) } ?? value) })
+    }
+
     private static func from(json: Any, key: String, text: String) -> SettingsValue {
         switch json {
         case let d as [String: Any]:
@@ -98,6 +111,8 @@ enum SettingsValue {
             // JSON has no leading '.', no leading zeros: normalize through Double unless an integer.
             if let i = Int64(text) { return .number(String(i)) }
             if let u = UInt64(text) { return .number(String(u)) }
+            // An integer too large for any field stays as written, to be reported as it was given.
+            if text.drop(while: { $0 == "-" }).allSatisfy({ $0.isASCII && $0.isNumber }) { return .number(text) }
             return .number("\(Double(text)!)")
         case .bool:
             switch try node.string().lowercased() {
@@ -131,7 +146,7 @@ enum SettingsValue {
     {
         guard let head = path.first else { return try overlaid(with: node, lines: &lines) }
         guard case .object(var fields) = self, let i = fields.firstIndex(where: { $0.0 == head }) else {
-            throw ConfigError(file: "--set", line: nil, key: node.path, message: "is not a known key")
+            throw ConfigError(file: ConfigError.overrides, line: nil, key: node.path, message: "is not a known key")
         }
         fields[i].1 = try fields[i].1.setting(Array(path.dropFirst()), to: node, lines: &lines)
         return .object(fields)

@@ -53,6 +53,7 @@ public final class ClusterRun: @unchecked Sendable {
         do { task = try TaskDataFactory.make(settings, tokenizer: ModelReplica.tokenizer) } catch {
             throw RunError(message: error.description)
         }
+        for notice in task.notices { logger.warning("\(notice)") }
         let scheduler = Scheduler(
             endpoint: endpoint, settings: settings, deployment: config.deployment,
             ringKeys: config.keys.map { $0.authorizedWorkers.sorted() } ?? [], events: events, logger: logger)

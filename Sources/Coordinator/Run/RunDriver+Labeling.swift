@@ -35,15 +35,15 @@ extension RunDriver {
         tokenizer.decode(tokens.filter { $0 != tokenizer.endOfText })
     }
 
-    func samplePairs(_ prompts: [String]) async throws -> [(String, String)] {
+    /// Two responses to each prompt, as text (what the labeler judges) and as sampled tokens.
+    func samplePairs(_ prompts: [String]) async throws -> (text: [(String, String)], tokens: [([Int32], [Int32])]) {
         let doubled = prompts.flatMap { [$0, $0] }
         let ids = (0..<UInt64(doubled.count)).map { $0 }
         let samples = try await rollout(
             doubled, sampleIDs: ids, seed: settings.run.seed ^ 0x5052_4546, generator: .policy, score: false,
             phase: "rollout")
-        return stride(from: 0, to: samples.count, by: 2).map {
-            (text(samples[$0].tokens), text(samples[$0 + 1].tokens))
-        }
+        let tokens = stride(from: 0, to: samples.count, by: 2).map { (samples[$0].tokens, samples[$0 + 1].tokens) }
+        return (tokens.map { (text($0.0), text($0.1)) }, tokens)
     }
 
     /// Labeling jobs of `preferences.job_size` questions each (pairs or ratings), on any worker;
@@ -77,6 +77,13 @@ extension RunDriver {
                 phase: phase, valid: counts[.valid] ?? 0, ambiguous: counts[.ambiguous] ?? 0,
                 invalid: counts[.invalid] ?? 0, retries: labels.reduce(0) { $0 + $1.retries }))
         return labels
+    }
+
+    /// Stops the run when too few of a phase's labels can be used, naming the labeler's failure.
+    func requireYield(_ yield: LabelYield, phase: String) throws {
+        if let shortfall = yield.shortfall(phase: phase, floor: settings.labeler.minValidFraction) {
+            throw RunError(message: shortfall)
+        }
     }
 
     func writePreferences(prompts: [String], pairs: [(String, String)], labels: [PreferenceLabel]) throws {

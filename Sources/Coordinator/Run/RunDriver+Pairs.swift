@@ -63,9 +63,10 @@ extension RunDriver {
         }
     }
 
-    func trainRewardModel(prompts: [String], pairs: [(String, String)], labels: [PreferenceLabel], skip: Int)
-        async throws -> (labeler: Double?, groundTruth: Double?)
-    {
+    func trainRewardModel(_ preferences: Preferences, skip: Int) async throws -> (
+        labeler: Double?, groundTruth: Double?
+    ) {
+        let (prompts, pairs, labels) = (preferences.prompts, preferences.pairs, preferences.labels)
         let usable = labels.indices.filter { labels[$0].status == .valid }
         let train = usable.filter { !Self.heldOut($0) }
         let o = settings.rewardModel
@@ -82,9 +83,17 @@ extension RunDriver {
         // Held-out accuracy against the labeler's debiased decision and against ground truth.
         let test = labels.indices.filter { Self.heldOut($0) }
         guard !test.isEmpty else { return (nil, nil) }
+        // Held-out pairs are scored as sampled (older checkpoints kept text only: as trained).
         let scoreSpec = ScoreSpec(
-            prompts: test.flatMap { [prompts[$0], prompts[$0]] },
-            responses: test.flatMap { [pairs[$0].0, pairs[$0].1] })
+            sequences: test.flatMap { i -> [[Int32]] in
+                if let sampled = preferences.tokens?[i] {
+                    let p = tokenizer.encode(prompts[i])
+                    return [p + sampled.0, p + sampled.1]
+                }
+                return Self.pairSequences(
+                    [prompts[i]], [pairs[i]], tokenizer: tokenizer, contextLength: settings.model.contextLength)[0].map
+                { $0.prompt + $0.response }
+            })
         guard case .scores(let scores)? = try await cluster.runJobs([.scores(scoreSpec)]).first else {
             throw RunError(message: "the score job returned no scores")
         }

@@ -20,6 +20,7 @@ extension RunDriver {
         }
         let failed = labels.filter { $0.reward == nil }.count
         if failed > 0 { events.record(.ratings(failed: failed, rated: labels.count)) }
+        try requireYield(LabelYield(ratings: labels), phase: "rl-rating")
         return labels.map { $0.reward ?? 0 }
     }
 

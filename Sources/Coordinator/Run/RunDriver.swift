@@ -62,8 +62,11 @@ public final class RunDriver: @unchecked Sendable {
 
     // MARK: The run
 
-    /// The preference dataset: prompts, the sampled pairs and the labeler's verdicts.
-    typealias Preferences = (prompts: [String], pairs: [(String, String)], labels: [PreferenceLabel])
+    /// The preference dataset: prompts, the sampled pairs (as text, and as tokens where known)
+    /// and the labeler's verdicts.
+    typealias Preferences = (
+        prompts: [String], pairs: [(String, String)], labels: [PreferenceLabel], tokens: [([Int32], [Int32])]?
+    )
 
     /// Where a resumed run picks up: phases before the checkpoint's are skipped, and so are the
     /// steps done in that one.
@@ -94,20 +97,25 @@ public final class RunDriver: @unchecked Sendable {
     /// whose labeler rates each RL response instead.
     private func preferenceDataset() async throws -> Preferences? {
         if let saved = resumeFrom?.preferences {
-            return (saved.prompts, Array(zip(saved.first, saved.second)), saved.labels)
+            let tokens = saved.firstTokens.flatMap { a in saved.secondTokens.map { Array(zip(a, $0)) } }
+            return (saved.prompts, Array(zip(saved.first, saved.second)), saved.labels, tokens)
         }
         guard settings.run.method != .direct else { return nil }
         phase(.rollout)
         let prompts = task.trainingPrompts(0..<settings.preferences.pairs)
-        let pairs = try await samplePairs(prompts)
+        let (pairs, tokens) = try await samplePairs(prompts)
         phase(.labeling)
         let labels = try await label(
             pairs.enumerated().map { i, p in LabelingPair(id: UInt64(i), prompt: prompts[i], first: p.0, second: p.1) },
             phase: "labeling")
         try writePreferences(prompts: prompts, pairs: pairs, labels: labels)
-        cursor.preferences = .init(prompts: prompts, first: pairs.map(\.0), second: pairs.map(\.1), labels: labels)
+        // Before the checkpoint: a resumed run asks the labeler again.
+        try requireYield(LabelYield(preferences: labels), phase: "labeling")
+        cursor.preferences = .init(
+            prompts: prompts, first: pairs.map(\.0), second: pairs.map(\.1), labels: labels,
+            firstTokens: tokens.map(\.0), secondTokens: tokens.map(\.1))
         try await checkpoint(next: settings.run.method == .dpo ? .dpo : .rewardModel, done: 0)
-        return (prompts, pairs, labels)
+        return (prompts, pairs, labels, tokens)
     }
 
     /// DPO on the preferences; or the reward model and RL against it; or (direct) RL on ratings.
@@ -120,8 +128,7 @@ public final class RunDriver: @unchecked Sendable {
         case (_, let p?):
             if resume.shouldRun(.rewardModel) {
                 begin(.rewardModel, resume)
-                let accuracy = try await trainRewardModel(
-                    prompts: p.prompts, pairs: p.pairs, labels: p.labels, skip: resume.skip(.rewardModel))
+                let accuracy = try await trainRewardModel(p, skip: resume.skip(.rewardModel))
                 (cursor.rewardAccuracyLabeler, cursor.rewardAccuracyGroundTruth) = accuracy
                 try await checkpoint(next: .rl, done: 0)
             }

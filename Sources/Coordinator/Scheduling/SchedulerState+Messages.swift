@@ -73,9 +73,18 @@ extension SchedulerState {
             lost(id, reason: "no heartbeat for \(timing.heartbeatTimeout.milliseconds) ms", into: &out)
         }
         for (job, a) in assignments.sorted(by: { $0.key < $1.key }) where a.deadline <= now {
-            out.append(.log(.warning, "job \(job) on \(a.worker) passed its lease; handing it out again"))
             release(job)
-            abandon(a.work, worker: a.worker, into: &out)
+            guard case .job(let id, let attempt) = a.work else {
+                out.append(.log(.warning, "job \(job) on \(a.worker) passed its lease; handing it out again"))
+                abandon(a.work, worker: a.worker, into: &out)
+                continue
+            }
+            // Counted as a failed attempt: a job no worker can take (one that drops the
+            // assignment unread) must end the run, not be handed out forever.
+            let reason =
+                "no result from \(a.worker) within the lease of \(timing.lease.milliseconds) ms "
+                + "(a worker drops an assignment it cannot read; see its log)"
+            jobAttemptFailed(id, attempt: attempt, by: a.worker, reason: reason, into: &out)
         }
     }
 
@@ -153,15 +162,7 @@ extension SchedulerState {
         let index = Int(job.rawValue)
         guard r.status == .succeeded else {
             out.append(.log(.warning, "job \(r.jobID) failed on \(id): \(r.message)"))
-            guard b.ledger.fail(job, attempt: attempt, by: id) else { return }
-            b.failures[index] += 1
-            batch = b
-            if b.failures[index] >= Self.maxFailures {
-                batch = nil
-                let message =
-                    "\(b.requests[index].kind) job \(index) failed \(Self.maxFailures) times; last: \(r.message)"
-                out.append(.jobsFinished(.failure(RunError(message: message))))
-            }
+            jobAttemptFailed(job, attempt: attempt, by: id, reason: r.message, into: &out)
             return
         }
         guard b.ledger.complete(job, attempt: attempt, by: id) == .accepted else { return }
@@ -173,6 +174,22 @@ extension SchedulerState {
             out.append(.jobsFinished(.success(b.results.map { $0! })))
         } else {
             batch = b
+        }
+    }
+
+    /// One attempt at a batch job failed (reported, or its lease passed): the job is queued
+    /// again, or after `maxFailures` attempts the batch fails with the last reason.
+    mutating func jobAttemptFailed(
+        _ job: JobID, attempt: UInt32, by worker: WorkerID, reason: String, into out: inout [Directive]
+    ) {
+        guard var b = batch, b.ledger.fail(job, attempt: attempt, by: worker) else { return }
+        let index = Int(job.rawValue)
+        b.failures[index] += 1
+        batch = b
+        if b.failures[index] >= Self.maxFailures {
+            batch = nil
+            let message = "\(b.requests[index].kind) job \(index) failed \(Self.maxFailures) times; last: \(reason)"
+            out.append(.jobsFinished(.failure(RunError(message: message))))
         }
     }
 

@@ -230,6 +230,14 @@ public struct SchedulerState: Sendable {
         case .jobsRequested(let requests):
             precondition(batch == nil && step == nil, "SchedulerState: one batch or step at a time")
             guard !requests.isEmpty else { return [.jobsFinished(.success([]))] }
+            // A worker's decoder refuses such an assignment: fail the job now, with why.
+            let limit = WireLimits.default.maxStringBytes
+            if let i = requests.firstIndex(where: { $0.spec.utf8.count > limit }) {
+                let message =
+                    "\(requests[i].kind) job \(i) is described in \(requests[i].spec.utf8.count) bytes, more than the "
+                    + "\(limit) a worker accepts (is a prompt or a response far longer than the model's context?)"
+                return [.jobsFinished(.failure(RunError(message: message)))]
+            }
             batch = Batch(requests)
         case .stepRequested(let request, let next):
             precondition(batch == nil && step == nil, "SchedulerState: one batch or step at a time")

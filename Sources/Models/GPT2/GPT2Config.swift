@@ -9,6 +9,12 @@ public struct GPT2Config: Sendable, Equatable, Codable {
     public var heads: Int
     public var layerNormEpsilon: Float
 
+    /// Parameters of the model: embeddings, each block's attention, MLP and norms, the final norm.
+    public var parameterCount: Int {
+        let w = width
+        return vocabularySize * w + contextLength * w + layers * (12 * w * w + 13 * w) + 2 * w
+    }
+
     enum CodingKeys: String, CodingKey {
         case vocabularySize = "vocab_size"
         case contextLength = "n_positions"

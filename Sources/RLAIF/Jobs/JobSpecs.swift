@@ -132,14 +132,12 @@ public struct LabelingSpec: Codable, Sendable, Equatable {
     }
 }
 
-/// Reward-model scores of (prompt, response) texts; the result spec is `[Float]`.
+/// Reward-model scores of token sequences (a prompt's tokens, then the response's as sampled:
+/// text would not do, since a sampled byte that is not UTF-8 reads back as three); the result
+/// spec is `[Float]`.
 public struct ScoreSpec: Codable, Sendable, Equatable {
-    public var prompts: [String]
-    public var responses: [String]
-    public init(prompts: [String], responses: [String]) {
-        self.prompts = prompts
-        self.responses = responses
-    }
+    public var sequences: [[Int32]]
+    public init(sequences: [[Int32]]) { self.sequences = sequences }
 }
 
 /// One rank's share of an optimizer step: its micro-batches, and the ring it reduces in.

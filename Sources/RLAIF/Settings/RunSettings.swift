@@ -48,6 +48,8 @@ public struct RunSettings: Codable, Sendable, Equatable {
         public var demonstrations = ""
         /// For `jsonl`: evaluation prompts; "" holds out the last evaluation.prompts of `prompts`.
         public var heldOutPrompts = ""
+        /// For `jsonl`: a line that does not fit the model's context is an error, cut or skipped.
+        public var overlong = Overlong.error
         /// Synthetic task sizes.
         public var demonstrationCount = 8192
         /// Demonstration flaws: each key fact left out, each minor fact put in, an invented fact.
@@ -111,6 +113,9 @@ public struct RunSettings: Codable, Sendable, Equatable {
         public var concurrency = 4
         public var retries = 3
         public var timeoutMs = 30_000
+        /// A labeling phase with fewer valid labels than this fraction stops the run with the
+        /// labeler's commonest failure (a run with no valid label always stops).
+        public var minValidFraction = 0.2
         /// `command`: the program (run through /bin/sh) reading pairs on stdin.
         public var command = ""
         /// `openai`: the rubric shown before each question ("" = the task's own) and a JSONL file
@@ -159,6 +164,7 @@ extension RunSettings {
     // size: field list
     public func violation() -> (key: String, message: String)? {
         let positive = SettingCheck.positive, fraction = SettingCheck.fraction
+        let positiveRate = SettingCheck.positiveNumber, nonNegative = SettingCheck.nonNegative
         let checks: [(String, String)?] = [
             task.kind == .jsonl && task.prompts.isEmpty ? ("task.prompts", "is required by task.kind jsonl") : nil,
             task.kind == .jsonl && task.demonstrations.isEmpty
@@ -181,30 +187,41 @@ extension RunSettings {
                 ? nil : ("model.width", "must be a multiple of model.heads (\(model.heads))"),
             model.contextLength >= 16 ? nil : ("model.context_length", "must be at least 16"),
             positive("model.max_new_tokens", model.maxNewTokens),
-            model.temperature > 0 ? nil : ("model.temperature", "must be positive"),
+            model.maxNewTokens < model.contextLength
+                ? nil
+                : ("model.max_new_tokens", "must be less than model.context_length (\(model.contextLength))"),
+            positiveRate("model.temperature", model.temperature),
             positive("task.demonstration_count", task.demonstrationCount),
             fraction("task.demo_drop_rate", task.demoDropRate), fraction("task.demo_extra_rate", task.demoExtraRate),
             fraction("task.demo_invent_rate", task.demoInventRate),
             positive("sft.epochs", sft.epochs), positive("sft.batch_size", sft.batchSize),
             positive("sft.micro_batch", sft.microBatch),
+            positiveRate("sft.learning_rate", sft.learningRate), positiveRate("sft.clip_norm", sft.clipNorm),
+            nonNegative("sft.weight_decay", sft.weightDecay),
+            positiveRate("reward_model.learning_rate", rewardModel.learningRate),
+            positiveRate("reward_model.clip_norm", rewardModel.clipNorm),
+            nonNegative("reward_model.weight_decay", rewardModel.weightDecay),
+            positiveRate("rl.learning_rate", rl.learningRate), positiveRate("rl.clip_norm", rl.clipNorm),
+            nonNegative("rl.value_coefficient", rl.valueCoefficient), positiveRate("rl.dpo_beta", rl.dpoBeta),
             positive("reward_model.epochs", rewardModel.epochs),
             positive("reward_model.batch_size", rewardModel.batchSize),
             positive("reward_model.micro_batch", rewardModel.microBatch),
             positive("preferences.pairs", preferences.pairs), positive("preferences.job_size", preferences.jobSize),
             fraction("labeler.ambiguity_margin", labeler.ambiguityMargin),
             fraction("labeler.invalid_rate", labeler.invalidRate),
-            labeler.noise >= 0 ? nil : ("labeler.noise", "must not be negative"),
+            fraction("labeler.min_valid_fraction", labeler.minValidFraction),
+            nonNegative("labeler.noise", labeler.noise),
             positive("labeler.concurrency", labeler.concurrency),
             labeler.retries >= 0 ? nil : ("labeler.retries", "must not be negative"),
             positive("labeler.timeout_ms", labeler.timeoutMs),
             positive("rl.iterations", rl.iterations), positive("rl.prompts_per_iteration", rl.promptsPerIteration),
             positive("rl.micro_batch", rl.microBatch), positive("rl.ppo_epochs", rl.ppoEpochs),
-            rl.klBeta >= 0 ? nil : ("rl.kl_beta", "must not be negative"),
+            nonNegative("rl.kl_beta", rl.klBeta),
             fraction("rl.gae_lambda", rl.gaeLambda), fraction("rl.ppo_clip", rl.ppoClip),
             positive("rl.dpo_epochs", rl.dpoEpochs),
             checkpoint.everySteps >= 0 ? nil : ("checkpoint.every_steps", "must not be negative"),
             positive("checkpoint.keep", checkpoint.keep),
-            rl.dpoLearningRate > 0 ? nil : ("rl.dpo_learning_rate", "must be positive"),
+            positiveRate("rl.dpo_learning_rate", rl.dpoLearningRate),
             positive("evaluation.prompts", evaluation.prompts),
         ]
         return SettingCheck.first(checks)
@@ -238,6 +255,19 @@ extension SettingsSections {
 extension RunSettings: SettingsSections {}
 
 extension RunSettings {
+    /// A lower bound of the bytes one worker holds: three models (policy, SFT reference, reward
+    /// model), gradients and AdamW moments of the two that train, and one micro-batch's
+    /// attention scores and activations at full context. A Double: absurd settings overflow Int.
+    public var workerMemoryEstimate: Double {
+        let c = gpt2Config
+        let parameters = Double(c.parameterCount)
+        let batch = Double(max(sft.microBatch, 2 * rewardModel.microBatch, rl.microBatch))
+        let t = Double(c.contextLength), w = Double(c.width)
+        let attention = batch * Double(c.heads) * t * t * 2 * Double(c.layers)
+        let activations = batch * t * w * 16 * Double(c.layers)
+        return 4 * (parameters * (3 + 2 * 3) + attention + activations)
+    }
+
     /// The policy's shape: byte-level vocabulary, the configured width, depth and context.
     public var gpt2Config: GPT2Config {
         GPT2Config(
@@ -250,6 +280,14 @@ extension RunSettings {
 public enum SettingCheck {
     public static func positive(_ key: String, _ v: Int) -> (String, String)? {
         v >= 1 ? nil : (key, "must be at least 1, got \(v)")
+    }
+
+    public static func positiveNumber(_ key: String, _ v: Double) -> (String, String)? {
+        v > 0 && v.isFinite ? nil : (key, "must be a positive number, got \(v)")
+    }
+
+    public static func nonNegative(_ key: String, _ v: Double) -> (String, String)? {
+        v >= 0 && v.isFinite ? nil : (key, "must not be negative, got \(v)")
     }
 
     public static func fraction(_ key: String, _ v: Double) -> (String, String)? {

@@ -37,6 +37,17 @@ extension RunSettings {
         case synthetic, jsonl
     }
 
+    /// `task.overlong`: what happens to a prompt or demonstration of the user's data that does
+    /// not fit the model's context (see `ContextFit`).
+    public enum Overlong: String, SettingChoice {
+        /// Stop at load time, naming the file and line.
+        case error
+        /// Cut it to fit: prompts keep their end, completions their beginning.
+        case truncate
+        /// Leave the line out.
+        case skip
+    }
+
     /// `labeler.kind`: who judges.
     public enum LabelerKind: String, SettingChoice {
         case rubric, openai, command

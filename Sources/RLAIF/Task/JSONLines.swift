@@ -13,6 +13,13 @@ public enum JSONLines {
     }
 
     public static func read<T: Decodable>(_ type: T.Type, path: String) throws(ReadError) -> [T] {
+        try numbered(T.self, path: path).map(\.value)
+    }
+
+    /// Each object with its line number (from 1).
+    public static func numbered<T: Decodable>(_ type: T.Type, path: String) throws(ReadError) -> [(
+        line: Int, value: T
+    )] {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -22,7 +29,7 @@ public enum JSONLines {
         }
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
-        var out: [T] = []
+        var out: [(line: Int, value: T)] = []
         for (index, line) in String(decoding: data, as: UTF8.self).split(
             separator: "\n", omittingEmptySubsequences: false
         )
@@ -30,7 +37,7 @@ public enum JSONLines {
             let text = line.trimmingCharacters(in: .whitespacesAndNewlines)
             if text.isEmpty { continue }
             do {
-                out.append(try decoder.decode(T.self, from: Data(text.utf8)))
+                out.append((index + 1, try decoder.decode(T.self, from: Data(text.utf8))))
             } catch let DecodingError.keyNotFound(key, _) {
                 throw ReadError(path: path, line: index + 1, message: "missing \"\(key.stringValue)\"")
             } catch let DecodingError.typeMismatch(_, context) {

@@ -19,6 +19,12 @@ public protocol TaskData: Sendable {
     func groundTruthQuality(of response: String, prompt: String) -> Double?
     /// Which response the ground truth prefers: 1 (first), 0 (second), 0.5 (a tie); nil without one.
     func groundTruthPreference(_ a: String, _ b: String, prompt: String) -> Double?
+    /// What reading the data changed (lines cut or skipped to fit the context), for the user.
+    var notices: [String] { get }
+}
+
+extension TaskData {
+    public var notices: [String] { [] }
 }
 
 /// The built-in fact-summary task: generated on demand, with its ground-truth rubric.
@@ -53,7 +59,7 @@ public struct SyntheticTask: TaskData {
 /// "completion": …}`) from JSON Lines files. No ground truth: evaluation reports the labeler's
 /// judgement only. Responses end with the end-of-text token, which SFT teaches.
 public struct JSONLTask: TaskData {
-    public struct LoadError: Error, CustomStringConvertible, Sendable {
+    public struct LoadError: Error, CustomStringConvertible, Equatable, Sendable {
         public let key: String
         public let message: String
         public var description: String { "\(key): \(message)" }
@@ -70,38 +76,57 @@ public struct JSONLTask: TaskData {
     let demos: [(prompt: String, completion: String)]
     let seed: UInt64
     let tokenizer: ByteTokenizer
+    public let notices: [String]
 
     /// Reads the files the settings name. Without `held_out_prompts`, the last `heldOutCount`
     /// prompts of `prompts` are held out for evaluation and the rest are trained on.
     public init(settings: RunSettings, tokenizer: ByteTokenizer) throws(LoadError) {
         let t = settings.task
-        func read<T: Decodable>(_ type: T.Type, _ key: String, _ path: String) throws(LoadError) -> [T] {
-            let rows: [T]
-            do { rows = try JSONLines.read(T.self, path: path) } catch {
+        let fit = ContextFit(
+            contextLength: settings.model.contextLength, maxNewTokens: settings.model.maxNewTokens,
+            policy: t.overlong, tokenizer: tokenizer)
+        func read<T: Decodable>(_ type: T.Type, _ key: String, _ path: String) throws(LoadError) -> [(
+            line: Int, value: T
+        )] {
+            let rows: [(line: Int, value: T)]
+            do { rows = try JSONLines.numbered(T.self, path: path) } catch {
                 throw LoadError(key: key, message: error.description)
             }
             guard !rows.isEmpty else { throw LoadError(key: key, message: "\(path) has no lines") }
             return rows
         }
-        let prompts = try read(PromptLine.self, "task.prompts", t.prompts).map(\.prompt)
+        var notices: [String?] = []
+        func prompts(_ key: String, _ path: String) throws(LoadError) -> [String] {
+            let lines = try read(PromptLine.self, key, path).map {
+                ContextFit.Line(number: $0.line, value: $0.value.prompt)
+            }
+            let (kept, notice) = try fit.prompts(lines, key: key, path: path)
+            notices.append(notice)
+            return kept
+        }
+        let all = try prompts("task.prompts", t.prompts)
         if t.heldOutPrompts.isEmpty {
             let held = settings.evaluation.prompts
-            guard prompts.count > held else {
+            guard all.count > held else {
                 throw LoadError(
                     key: "task.prompts",
                     message:
-                        "\(t.prompts) has \(prompts.count) prompts; holding out evaluation.prompts (\(held)) leaves none to train on"
+                        "\(t.prompts) has \(all.count) usable prompts; holding out evaluation.prompts (\(held)) leaves none to train on"
                 )
             }
-            training = Array(prompts.dropLast(held))
-            heldOut = Array(prompts.suffix(held))
+            training = Array(all.dropLast(held))
+            heldOut = Array(all.suffix(held))
         } else {
-            training = prompts
-            heldOut = try read(PromptLine.self, "task.held_out_prompts", t.heldOutPrompts).map(\.prompt)
+            training = all
+            heldOut = try prompts("task.held_out_prompts", t.heldOutPrompts)
         }
-        demos = try read(DemonstrationLine.self, "task.demonstrations", t.demonstrations).map {
-            ($0.prompt, $0.completion)
+        let demoLines = try read(DemonstrationLine.self, "task.demonstrations", t.demonstrations).map {
+            ContextFit.Line(number: $0.line, value: (prompt: $0.value.prompt, completion: $0.value.completion))
         }
+        let (kept, notice) = try fit.demonstrations(demoLines, key: "task.demonstrations", path: t.demonstrations)
+        demos = kept
+        notices.append(notice)
+        self.notices = notices.compactMap { $0 }
         seed = settings.run.seed
         self.tokenizer = tokenizer
     }

@@ -37,17 +37,22 @@ extension ModelReplica {
         }
     }
 
-    /// Reward-model scores of prompt/response texts.
+    /// Reward-model scores of token sequences (prompt, then response).
     public func scores(_ spec: ScoreSpec) throws -> [Float] {
         guard let reward else { throw ReplicaError(message: "score job before the reward model exists") }
-        let sequences = zip(spec.prompts, spec.responses).map { Self.tokenizer.encode($0 + $1) }
-        guard sequences.allSatisfy({ (1...config.contextLength).contains($0.count) }) else {
-            throw ReplicaError(
-                message: "a prompt and response to score do not fit the context length \(config.contextLength)")
+        let vocabulary = Int32(config.vocabularySize)
+        for sequence in spec.sequences {
+            guard (1...config.contextLength).contains(sequence.count) else {
+                throw ReplicaError(
+                    message:
+                        "a sequence of \(sequence.count) tokens to score does not fit the context length \(config.contextLength)"
+                )
+            }
+            guard sequence.allSatisfy({ (0..<vocabulary).contains($0) }) else {
+                throw ReplicaError(message: "a token id to score lies outside the vocabulary of \(vocabulary)")
+            }
         }
-        return Autograd.inferenceMode {
-            return reward.scores(PaddedBatch(sequences)).value.scalars
-        }
+        return Autograd.inferenceMode { reward.scores(PaddedBatch(spec.sequences)).value.scalars }
     }
 
     /// The exact sum of the micro-batches' gradients of `objective`, with the metric sums appended.

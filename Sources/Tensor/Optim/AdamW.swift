@@ -62,8 +62,10 @@ public struct AdamW: Optimizer {
     /// Restores state saved from `step`, `firstMoment` and `secondMoment`.
     public mutating func restore(step: Int, firstMoment: Tensor, secondMoment: Tensor) {
         self.step = step
-        self.firstMoment = firstMoment
-        self.secondMoment = secondMoment
+        // Copies: `update` writes the moments in place, and the caller's tensors may be shared
+        // (one checkpoint restored into several replicas of one process).
+        self.firstMoment = firstMoment.copy()
+        self.secondMoment = secondMoment.copy()
     }
 }
 

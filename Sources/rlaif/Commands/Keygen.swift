@@ -25,13 +25,13 @@ struct Keygen: ParsableCommand {
         let dir = URL(fileURLWithPath: directory)
         let path = dir.appendingPathComponent("\(name).key").path
         if FileManager.default.fileExists(atPath: path) && !force {
-            throw ValidationError(
+            throw CommandFailure(
                 "\(path) exists; pass --force to replace it (workers holding the old key lose access).")
         }
         do {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         } catch {
-            throw ValidationError("cannot create \(directory): \(error.localizedDescription)")
+            throw CommandFailure("cannot create \(directory): \(error.localizedDescription)")
         }
         do {
             let pair = try CurveKeyPair.generate()
@@ -39,7 +39,7 @@ struct Keygen: ParsableCommand {
             print("wrote \(path) (secret) and \(path).pub")
             print("public key: \(pair.publicKey)")
         } catch {
-            throw ValidationError(error.message)
+            throw CommandFailure(error.message)
         }
     }
 }

@@ -23,7 +23,7 @@ struct RunOptions: ParsableArguments {
             if let config { return try ClusterConfig.load(path: config, overrides: overrides) }
             return try ClusterConfig.parse(yaml: "", file: "defaults", overrides: overrides)
         } catch {
-            throw ValidationError(error.description)
+            throw CommandFailure(error.description)
         }
     }
 
@@ -105,13 +105,13 @@ struct Resume: AsyncParsableCommand {
             try? FileManager.default.removeItem(at: directory.appendingPathComponent("metrics.jsonl"))
             if !quiet { print("rlaif: no checkpoint verifies in \(store.root.path); starting the run over") }
         } else {
-            throw ValidationError(
+            throw CommandFailure(
                 "\(directory.path) holds no checkpoint and no \(ClusterRun.settingsFile): is it a run directory? Start a run with `rlaif launch`."
             )
         }
         var config: ClusterConfig
         do { config = try ClusterConfig(json: savedSettings) } catch {
-            throw ValidationError("the saved settings cannot be read: \(error)")
+            throw CommandFailure("the saved settings cannot be read: \(error)")
         }
         let settings = config.settings
         // A run with keys resumes with the same keys, read again from the files it named.
@@ -121,7 +121,7 @@ struct Resume: AsyncParsableCommand {
                 config.keys = try ClusterConfig.Keys(
                     JSONDecoder().decode(ClusterConfig.Keys.References.self, from: saved), source: keysURL.path)
             } catch {
-                throw ValidationError("this run used keys, and they cannot be used again: \(error)")
+                throw CommandFailure("this run used keys, and they cannot be used again: \(error)")
             }
         }
         let count = workers ?? config.deployment.workers.local

@@ -14,6 +14,8 @@ struct Sample: AsyncParsableCommand {
     @Option(help: "Keep only the k most likely tokens.") var topK: Int?
     @Option(help: "Keep the most likely tokens up to this total probability.") var topP: Float?
     @Option(help: "Seed of the sampling stream.") var seed: UInt64 = 0
+    @Flag(help: "Keep the end of a prompt longer than the model's context (default: refuse it).")
+    var truncateLeft = false
 
     func validate() throws {
         guard maxNewTokens >= 0 else {
@@ -26,15 +28,28 @@ struct Sample: AsyncParsableCommand {
 
     func run() async throws {
         let directory: ModelDirectory
-        do { directory = try ModelDirectory(model) } catch { throw ValidationError(error.message) }
-        let ids = directory.tokenizer.encode(prompt)
+        do { directory = try ModelDirectory(model) } catch { throw CommandFailure(error.message) }
+        var ids = directory.tokenizer.encode(prompt)
         guard !ids.isEmpty else {
             throw ValidationError("--prompt is empty after tokenization; give at least one character.")
+        }
+        // At least one position must be left to sample into.
+        let room = directory.model.config.contextLength - 1
+        var shown = prompt
+        if ids.count > room {
+            guard truncateLeft else {
+                throw CommandFailure(
+                    "the prompt is \(ids.count) tokens and the model's context \(room + 1): shorten it, or pass "
+                        + "--truncate-left to keep its last \(room) tokens")
+            }
+            ids = Array(ids.suffix(room))
+            shown = directory.tokenizer.decode(ids)
         }
         let options = SamplingOptions(
             maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
             stopTokens: [directory.tokenizer.endOfText], seed: seed)
-        let g = await Engine.shared.run { directory.model.generate(prompts: [ids], options: options)[0] }
-        print(prompt + directory.tokenizer.decode(g.tokens.filter { $0 != directory.tokenizer.endOfText }))
+        let kept = ids
+        let g = await Engine.shared.run { directory.model.generate(prompts: [kept], options: options)[0] }
+        print(shown + directory.tokenizer.decode(g.tokens.filter { $0 != directory.tokenizer.endOfText }))
     }
 }

@@ -23,24 +23,24 @@ struct Score: AsyncParsableCommand {
 
     func run() async throws {
         let directory: ModelDirectory
-        do { directory = try ModelDirectory(model) } catch { throw ValidationError(error.message) }
+        do { directory = try ModelDirectory(model) } catch { throw CommandFailure(error.message) }
         let text: String
         do { text = try String(contentsOfFile: input, encoding: .utf8) } catch {
-            throw ValidationError("cannot read \(input): \(error.localizedDescription)")
+            throw CommandFailure("cannot read \(input): \(error.localizedDescription)")
         }
         // Every line is checked before any is scored, so a bad line costs no compute.
         var pairs: [([Int32], [Int32])] = []
         for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
         where !line.trimmingCharacters(in: .whitespaces).isEmpty {
             guard let pair = try? JSONDecoder().decode(Pair.self, from: Data(line.utf8)) else {
-                throw ValidationError("\(input):\(number + 1): expected {\"prompt\": string, \"completion\": string}")
+                throw CommandFailure("\(input):\(number + 1): expected {\"prompt\": string, \"completion\": string}")
             }
             let p = directory.tokenizer.encode(pair.prompt), c = directory.tokenizer.encode(pair.completion)
             guard !p.isEmpty, !c.isEmpty else {
-                throw ValidationError("\(input):\(number + 1): prompt and completion must both be non-empty")
+                throw CommandFailure("\(input):\(number + 1): prompt and completion must both be non-empty")
             }
             guard p.count + c.count <= directory.model.config.contextLength else {
-                throw ValidationError(
+                throw CommandFailure(
                     "\(input):\(number + 1): \(p.count + c.count) tokens exceed the model's context of \(directory.model.config.contextLength)"
                 )
             }

@@ -44,7 +44,7 @@ struct WorkerCommand: AsyncParsableCommand {
                     client: try CurveKeyPair.read(from: key),
                     serverPublicKey: try CurveKeyPair.publicKey(fileOrKey: coordinatorKey))
             } catch {
-                throw ValidationError("cannot use the keys: \(error)")
+                throw CommandFailure("cannot use the keys: \(error)")
             }
         }
         let node = WorkerNode(
@@ -53,8 +53,8 @@ struct WorkerCommand: AsyncParsableCommand {
                 security: security, ringBind: ringBind))
         switch try await node.run() {
         case .shutdown(let reason): print("rlaif worker: shut down (\(reason))")
-        case .rejected(let reason): throw ValidationError("the coordinator rejected this worker: \(reason)")
-        case .coordinatorLost: throw ValidationError("lost the coordinator at \(connect)")
+        case .rejected(let reason): throw CommandFailure("the coordinator rejected this worker: \(reason)")
+        case .coordinatorLost: throw CommandFailure("lost the coordinator at \(connect)")
         }
     }
 }

@@ -1,0 +1,141 @@
+import Models
+
+/// Fits a user's prompts and demonstrations to the model's context when the data is read, so a
+/// line that cannot fit is reported with its file and line (or cut, or skipped, as
+/// `task.overlong` says) instead of failing jobs later, far from its cause.
+///
+/// A prompt fits when a response of `model.max_new_tokens` fits after it; a demonstration fits
+/// when its prompt and its completion (with the end-of-text it is trained to end with) do.
+public struct ContextFit: Sendable {
+    /// One line of a data file, numbered from 1.
+    public struct Line<Value: Sendable>: Sendable {
+        public let number: Int
+        public var value: Value
+    }
+
+    public let contextLength: Int
+    public let maxNewTokens: Int
+    public let policy: RunSettings.Overlong
+    let tokenizer: ByteTokenizer
+
+    public init(contextLength: Int, maxNewTokens: Int, policy: RunSettings.Overlong, tokenizer: ByteTokenizer) {
+        self.contextLength = contextLength
+        self.maxNewTokens = maxNewTokens
+        self.policy = policy
+        self.tokenizer = tokenizer
+    }
+
+    /// What was cut or skipped, for the user (nil when nothing was).
+    public typealias Notice = String?
+
+    /// The prompts that fit, cut or skipped by the policy; throws for the first that does not
+    /// under `error` (and for an empty prompt, unless skipped).
+    public func prompts(_ lines: [Line<String>], key: String, path: String) throws(JSONLTask.LoadError) -> (
+        [String], Notice
+    ) {
+        let limit = contextLength - maxNewTokens
+        var kept: [String] = [], changed: [Int] = []
+        for line in lines {
+            let count = tokenizer.encode(line.value).count
+            if count > 0 && count <= limit {
+                kept.append(line.value)
+                continue
+            }
+            let problem =
+                count == 0
+                ? "the prompt is empty"
+                : "the prompt is \(count) tokens; with model.max_new_tokens \(maxNewTokens), "
+                    + "model.context_length \(contextLength) leaves room for \(limit)"
+            switch (policy, count) {
+            case (.skip, _): changed.append(line.number)
+            case (.truncate, 1...):
+                kept.append(Self.suffix(of: line.value, maxBytes: limit))
+                changed.append(line.number)
+            default: throw failure(key, path, line.number, problem)
+            }
+        }
+        guard !kept.isEmpty else {
+            throw JSONLTask.LoadError(
+                key: key, message: "\(path): no prompt fits the context (task.overlong \(policy))")
+        }
+        return (kept, notice(changed, key: key, path: path, what: "prompts"))
+    }
+
+    /// The demonstrations that fit: a long prompt is cut from the left, and a completion that
+    /// cannot fit even after a one-token prompt is cut at its end (`truncate`).
+    public func demonstrations(
+        _ lines: [Line<(prompt: String, completion: String)>], key: String, path: String
+    ) throws(JSONLTask.LoadError) -> ([(prompt: String, completion: String)], Notice) {
+        var kept: [(prompt: String, completion: String)] = [], changed: [Int] = []
+        for line in lines {
+            let (prompt, completion) = line.value
+            let p = tokenizer.encode(prompt).count, c = tokenizer.encode(completion).count + 1  // + end-of-text
+            if p > 0 && p + c <= contextLength {
+                kept.append(line.value)
+                continue
+            }
+            let problem =
+                p == 0
+                ? "the demonstration's prompt is empty"
+                : "the demonstration is \(p) prompt and \(c) completion tokens (with end-of-text), "
+                    + "more than model.context_length \(contextLength)"
+            switch (policy, p) {
+            case (.skip, _): changed.append(line.number)
+            case (.truncate, 1...):
+                let completionBytes = min(c - 1, contextLength - 2)
+                let cut = Self.prefix(of: completion, maxBytes: completionBytes)
+                let room = contextLength - (tokenizer.encode(cut).count + 1)
+                kept.append((Self.suffix(of: prompt, maxBytes: room), cut))
+                changed.append(line.number)
+            default: throw failure(key, path, line.number, problem)
+            }
+        }
+        guard !kept.isEmpty else {
+            throw JSONLTask.LoadError(
+                key: key, message: "\(path): no demonstration fits the context (task.overlong \(policy))")
+        }
+        return (kept, notice(changed, key: key, path: path, what: "demonstrations"))
+    }
+
+    func failure(_ key: String, _ path: String, _ line: Int, _ problem: String) -> JSONLTask.LoadError {
+        let advice =
+            problem.hasSuffix("empty")
+            ? "remove the line, or set task.overlong: skip"
+            : "shorten it, or set task.overlong to truncate (cut it to fit) or skip"
+        return JSONLTask.LoadError(key: key, message: "\(path):\(line): \(problem); \(advice)")
+    }
+
+    func notice(_ lines: [Int], key: String, path: String, what: String) -> Notice {
+        guard !lines.isEmpty else { return nil }
+        let shown = lines.prefix(5).map(String.init).joined(separator: ", ") + (lines.count > 5 ? ", …" : "")
+        let verb = policy == .skip ? "skipped" : "cut to fit the context"
+        return "\(key): \(lines.count) \(what) of \(path) \(verb) (lines \(shown))"
+    }
+
+    /// The longest end of `text`, in whole characters, of at most `maxBytes` UTF-8 bytes (a
+    /// byte-level tokenizer's tokens; never more tokens for a BPE).
+    static func suffix(of text: String, maxBytes: Int) -> String {
+        var start = text.endIndex, bytes = 0
+        while start > text.startIndex {
+            let before = text.index(before: start)
+            let size = text[before..<start].utf8.count
+            guard bytes + size <= maxBytes else { break }
+            bytes += size
+            start = before
+        }
+        return String(text[start...])
+    }
+
+    /// The longest beginning of `text`, in whole characters, of at most `maxBytes` UTF-8 bytes.
+    static func prefix(of text: String, maxBytes: Int) -> String {
+        var end = text.startIndex, bytes = 0
+        while end < text.endIndex {
+            let next = text.index(after: end)
+            let size = text[end..<next].utf8.count
+            guard bytes + size <= maxBytes else { break }
+            bytes += size
+            end = next
+        }
+        return String(text[..<end])
+    }
+}
