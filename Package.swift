@@ -25,6 +25,8 @@ let package = Package(
             providers: [.apt(["libzmq3-dev", "pkg-config"])]),
 
         .systemLibrary(name: "CMalloc"),
+        // stdio's buffering mode, for the CLI.
+        .systemLibrary(name: "CStdio"),
         // C for what Swift cannot say portably: AVX-512/AVX2 kernels chosen at run time (a few rows
         // times a matrix packed once, for decode steps; activations; AdamW; fixed-point sums) and the spin-wait hint.
         .target(name: "CKernels"),
@@ -53,7 +55,7 @@ let package = Package(
         .executableTarget(
             name: "rlaif",
             dependencies: [
-                "Tensor", "Models", "Protocol", "Worker", "Coordinator", "RLAIF",
+                "Tensor", "Models", "Protocol", "Worker", "Coordinator", "RLAIF", "CStdio",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

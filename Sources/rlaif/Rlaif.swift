@@ -1,4 +1,5 @@
 import ArgumentParser
+import CStdio
 import Tensor
 
 @main
@@ -16,6 +17,8 @@ struct Rlaif: AsyncParsableCommand {
         // `launch`, `resume` and `coordinator` are the coordinator, which moves many small messages.
         let command = CommandLine.arguments.dropFirst().first ?? ""
         HeapTuning.apply(["worker", "sample", "score"].contains(command) ? .compute : .messaging)
+        // Progress and summaries reach a redirected log line by line (a stopped run's log was empty).
+        rlaif_line_buffer_stdout()
         await main(nil)
     }
 }

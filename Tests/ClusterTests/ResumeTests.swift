@@ -22,6 +22,24 @@ import Testing
         p.waitUntilExit()
     }
 
+    /// A process that exists and is not a zombie waiting to be reaped.
+    static func isRunning(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        return stat[stat.index(close, offsetBy: 2)] != "Z"
+    }
+
+    /// `rlaif status` of a run killed with `kill -9`: not "up", but stopped, with what to do.
+    static func expectStatusSaysStopped(_ dir: URL) throws {
+        let log = dir.appendingPathComponent("status.log")
+        let status = try Run.start(["status", dir.path], log: log)
+        #expect(Run.wait(status, seconds: 30) && status.terminationStatus == 0)
+        let text = try String(contentsOf: log, encoding: .utf8)
+        #expect(text.contains("state:     stopped without finishing"), "\(text)")
+        #expect(text.contains("`rlaif resume \(dir.path)`") && text.contains("none running"), "\(text)")
+    }
+
     /// Counts of `metrics` lines per phase, and phase events seen.
     static func progress(_ dir: URL) -> (steps: [String: Int], phases: Set<String>) {
         var steps: [String: Int] = [:]
@@ -69,6 +87,7 @@ import Testing
             }
             #expect(reached, "never reached \(point.name)")
             Self.killCluster(process)
+            if i == 0 { try Self.expectStatusSaysStopped(dir) }
             process = try Run.start(
                 ["resume", dir.path, "--quiet"], log: dir.appendingPathComponent("run-\(i + 1).log"))
         }
@@ -84,5 +103,33 @@ import Testing
         // Every worker of every resume joined with the run's key: none came in the clear.
         let joined = Run.joined(Run.events(dir))
         #expect(!joined.isEmpty && joined.allSatisfy { $0.key == workerKey })
+    }
+
+    /// SIGTERM (Slurm's and Kubernetes' stop) stops a run as Ctrl-C does: exit 143, no local
+    /// worker left behind, a log written line by line, and a run that resumes to the same weights.
+    @Test func sigterm_stopsTheRunCleanly_andItResumes() throws {
+        let reference = try Run.reference()
+        let dir = try Run.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let log = dir.appendingPathComponent("launch.log")
+        let launch = try Run.start(["launch", Run.quick, "--run-dir", dir.path], log: log)
+        var inRL = false
+        for _ in 0..<2400 where !inRL && launch.isRunning {
+            usleep(20_000)
+            inRL = Self.progress(dir).phases.contains("rl")
+        }
+        #expect(inRL, "the run never reached RL")
+        let workers = (0..<2).compactMap { WorkerKillTests.localWorker($0, of: launch.processIdentifier) }
+        kill(launch.processIdentifier, SIGTERM)
+        #expect(Run.wait(launch, seconds: 30), "SIGTERM did not stop the run")
+        #expect(launch.terminationStatus == 143)
+        usleep(500_000)
+        #expect(workers.count == 2 && !workers.contains(where: Self.isRunning), "a local worker outlived the run")
+        let text = try String(contentsOf: log, encoding: .utf8)
+        #expect(text.hasPrefix("rlaif: run quick") && text.contains("rlaif: SIGTERM: stopping workers"), "\(text)")
+        #expect(Run.events(dir).last == .interrupted)
+        let resume = try Run.start(["resume", dir.path, "--quiet"], log: dir.appendingPathComponent("resume.log"))
+        #expect(Run.wait(resume, seconds: 240) && resume.terminationStatus == 0)
+        #expect(try Run.summary(dir)["weights_checksum"] as? String == reference.checksum)
     }
 }

@@ -46,4 +46,36 @@ import Testing
             try JSONDecoder().decode(RunEventLine.self, from: Data(#"{"event":"party","t":1}"#.utf8))
         }
     }
+
+    // MARK: rlaif status
+
+    /// A run whose coordinator was killed (no event says so) reads as stopped, with what to do;
+    /// one whose coordinator lives reads as running; the lost list is never an empty word.
+    @Test func status_tellsARunningRunFromOneWhoseCoordinatorIsGone() throws {
+        let events: [RunEvent] = [
+            .runStarted(name: "r", seed: "1", coordinator: "tcp://127.0.0.1:1"), .phase("sft"),
+            .workerJoined(worker: "w1", name: "a", host: "h", pid: 7, ring: "ipc://a", key: nil),
+            .workerJoined(worker: "w2", name: "b", host: "h", pid: 8, ring: "ipc://b", key: nil),
+            .step(version: 1, participants: ["w1", "w2"], epoch: 1, fingerprint: "f"),
+            .workerLost(worker: "w1", reason: "no heartbeat"),
+            .step(version: 2, participants: ["w2"], epoch: 2, fingerprint: "g"), .phase("rl"),
+        ]
+        let killed = RunStatus(events: events, coordinatorPID: 4242, isAlive: { _ in false })
+        #expect(killed.state == .stopped(pid: 4242) && killed.phase == "rl")
+        #expect(killed.stateLine(runDirectory: "runs/x").contains("`rlaif resume runs/x`"))
+        #expect(killed.live == ["w2"] && killed.lost == ["w1"] && killed.steps == 2 && killed.fullRings == 2)
+        let running = RunStatus(events: events, coordinatorPID: 4242, isAlive: { $0 == 4242 })
+        #expect(running.state == .running(pid: 4242))
+        #expect(
+            RunStatus(events: events + [.interrupted], coordinatorPID: 1, isAlive: { _ in true }).state == .interrupted)
+        // A resumed run is running again, whatever ended the one before.
+        let resumed = events + [.interrupted, .resumed(phase: "rl", done: 1, version: 2)]
+        #expect(RunStatus(events: resumed, coordinatorPID: 9, isAlive: { _ in true }).state == .running(pid: 9))
+        #expect(
+            RunStatus(events: events + [.runFinished(jobsPerWorker: [:])], coordinatorPID: nil, isAlive: { _ in true })
+                .state == .finished)
+        // This test's own process is not an rlaif; a pid no process has is not either.
+        #expect(!RunStatus.isRlaifProcess(Int(ProcessInfo.processInfo.processIdentifier)))
+        #expect(!RunStatus.isRlaifProcess(Int(Int32.max)))
+    }
 }

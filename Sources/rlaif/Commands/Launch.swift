@@ -163,7 +163,7 @@ func runCluster(
     let run = ClusterRun(
         config: config, directory: directory, workerExecutable: executablePath(), quiet: options.quiet, logger: logger)
     let stop = installInterruptHandler(run)
-    defer { stop.cancel() }
+    defer { for source in stop { source.cancel() } }
     let summary = try await run.run(
         localWorkers: localWorkers, threadsPerWorker: threads, resume: resume, waitFor: waitFor)
     print(summary.table)
@@ -175,21 +175,25 @@ func executablePath() -> String {
     (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
 }
 
-/// Ctrl-C: the first stops the run cleanly (workers told, local workers ended, metrics.jsonl
-/// closed) and exits; a second exits at once.
-func installInterruptHandler(_ run: ClusterRun) -> DispatchSourceSignal {
-    signal(SIGINT, SIG_IGN)
-    let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .main)
+/// Ctrl-C (SIGINT) and SIGTERM (Slurm, Kubernetes, `kill`) stop a run the same way: workers
+/// told, local workers ended, metrics.jsonl closed, then exit 130 or 143 (128 + the signal). A
+/// second signal exits at once.
+func installInterruptHandler(_ run: ClusterRun) -> [DispatchSourceSignal] {
     nonisolated(unsafe) var interrupted = false  // touched only on the main queue
-    source.setEventHandler {
-        if interrupted { exit(130) }
-        interrupted = true
-        FileHandle.standardError.write(Data("\nrlaif: interrupted; stopping workers (Ctrl-C again to exit now)\n".utf8))
-        Task {
-            await run.interrupt()
-            exit(130)
+    return [(SIGINT, "Ctrl-C"), (SIGTERM, "SIGTERM")].map { number, name in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .main)
+        source.setEventHandler {
+            if interrupted { exit(128 + number) }
+            interrupted = true
+            FileHandle.standardError.write(
+                Data("\nrlaif: \(name): stopping workers (a second signal exits now)\n".utf8))
+            Task {
+                await run.interrupt()
+                exit(128 + number)
+            }
         }
+        source.resume()
+        return source
     }
-    source.resume()
-    return source
 }

@@ -2,9 +2,10 @@ import ArgumentParser
 import Coordinator
 import Foundation
 
-/// `rlaif status RUN_DIR`: where a run is, from its files.
+/// `rlaif status RUN_DIR`: where a run is, from its files and its coordinator's process.
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show a run's phase, progress, workers and summary.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show a run's state, phase, progress, workers and summary.")
 
     @Argument(help: "The run directory.")
     var runDir: String
@@ -13,39 +14,27 @@ struct Status: ParsableCommand {
         let dir = URL(fileURLWithPath: runDir)
         let metrics = dir.appendingPathComponent("metrics.jsonl")
         guard let lines = try? RunEventLine.read(metrics) else {
-            throw ValidationError("\(metrics.path) cannot be read: is \(runDir) a run directory?")
+            throw CommandFailure("\(metrics.path) cannot be read: is \(runDir) a run directory?")
         }
-        var phase = "starting", lastMetrics: RunEvent.StepMetrics?, joined = Set<String>(), lost = Set<String>()
-        var jobs: [String: Int] = [:]
-        var steps = 0, synchronized = 0, fullRings = 0
-        var live = Set<String>()
-        for line in lines {
-            switch line.event {
-            case .phase(let p): phase = p
-            case .metrics(let m): lastMetrics = m
-            case .step(_, let participants, _, _):
-                steps += 1
-                if Set(participants) == live { fullRings += 1 }
-            case .workerJoined(let worker, _, _, _, _, _):
-                joined.insert(worker)
-                live.insert(worker)
-            case .workerLost(let worker, _):
-                lost.insert(worker)
-                live.remove(worker)
-            case .job(_, _, let worker, _): jobs[worker, default: 0] += 1
-            case .synchronized: synchronized += 1
-            default: break
-            }
-        }
+        let info = (try? Data(contentsOf: dir.appendingPathComponent("coordinator.json")))
+            .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        let s = RunStatus(
+            events: lines.map(\.event), coordinatorPID: info?["pid"] as? Int, isAlive: RunStatus.isRlaifProcess)
         print("run:       \(dir.path)")
-        print("phase:     \(phase)")
-        print("steps:     \(steps), \(fullRings) with every live worker in the ring")
-        print(
-            "workers:   \(joined.subtracting(lost).sorted().joined(separator: " ")) up; \(lost.sorted().joined(separator: " ")) lost"
-        )
-        print("syncs:     \(synchronized) snapshots shipped to workers that were behind")
-        print("jobs:      " + jobs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
-        if let m = lastMetrics {
+        print("state:     \(s.stateLine(runDirectory: runDir))")
+        print("phase:     \(s.phase)")
+        print("steps:     \(s.steps), \(s.fullRings) with every live worker in the ring")
+        let lost = s.lost.isEmpty ? "none lost" : s.lost.joined(separator: " ") + " lost"
+        if case .running = s.state {
+            print("workers:   \(s.live.isEmpty ? "none" : s.live.joined(separator: " ")) up; \(lost)")
+        } else {
+            print(
+                "workers:   none running (\(s.live.isEmpty ? "none" : s.live.joined(separator: " ")) at the end); \(lost)"
+            )
+        }
+        print("syncs:     \(s.synchronized) snapshots shipped to workers that were behind")
+        print("jobs:      " + s.jobs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        if let m = s.lastMetrics {
             let shown = m.values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
             print(
                 "last step: "

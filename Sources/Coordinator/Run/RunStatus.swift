@@ -1,0 +1,79 @@
+import Foundation
+
+/// Where a run stands, read from its `metrics.jsonl` and whether its coordinator still lives:
+/// what `rlaif status` prints. A run killed with `kill -9` leaves no event saying so, so
+/// liveness comes from the coordinator's process, not from the log.
+public struct RunStatus: Sendable, Equatable {
+    public enum State: Sendable, Equatable {
+        case running(pid: Int)
+        case finished
+        /// Stopped by Ctrl-C or SIGTERM, which log it.
+        case interrupted
+        /// The coordinator is gone without a word (killed, crashed, or failed).
+        case stopped(pid: Int?)
+    }
+
+    public var state: State
+    public var phase = "starting"
+    public var lastMetrics: RunEvent.StepMetrics?
+    /// Workers that joined and were not lost since (meaningful while running).
+    public var live: [String] = []
+    public var lost: [String] = []
+    public var jobs: [String: Int] = [:]
+    public var steps = 0
+    public var fullRings = 0
+    public var synchronized = 0
+
+    /// `coordinatorPID`: from coordinator.json; `isAlive` says whether such a process runs.
+    public init(events: [RunEvent], coordinatorPID: Int?, isAlive: (Int) -> Bool) {
+        var live = Set<String>(), lost = Set<String>(), ended: State?
+        state = .stopped(pid: coordinatorPID)
+        for event in events {
+            switch event {
+            case .runStarted, .resumed: ended = nil
+            case .phase(let p): phase = p
+            case .metrics(let m): lastMetrics = m
+            case .step(_, let participants, _, _):
+                steps += 1
+                if Set(participants) == live { fullRings += 1 }
+            case .workerJoined(let worker, _, _, _, _, _):
+                live.insert(worker)
+                lost.remove(worker)
+            case .workerLost(let worker, _):
+                lost.insert(worker)
+                live.remove(worker)
+            case .job(_, _, let worker, _): jobs[worker, default: 0] += 1
+            case .synchronized: synchronized += 1
+            case .runFinished: ended = .finished
+            case .interrupted: ended = .interrupted
+            default: break
+            }
+        }
+        self.live = live.sorted()
+        self.lost = lost.sorted()
+        if let ended {
+            state = ended
+        } else if let pid = coordinatorPID, isAlive(pid) {
+            state = .running(pid: pid)
+        }
+    }
+
+    /// The state in words, with what to do next.
+    public func stateLine(runDirectory: String) -> String {
+        switch state {
+        case .running(let pid): "running (coordinator pid \(pid))"
+        case .finished: "finished"
+        case .interrupted: "interrupted: `rlaif resume \(runDirectory)` continues it"
+        case .stopped(let pid):
+            "stopped without finishing (coordinator \(pid.map { "pid \($0) " } ?? "")gone): "
+                + "`rlaif resume \(runDirectory)` continues it"
+        }
+    }
+
+    /// True when a process `pid` is an `rlaif` (not another process that reused the number).
+    public static func isRlaifProcess(_ pid: Int) -> Bool {
+        guard pid > 0, let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        let program = cmdline.split(separator: 0).first.map { String(decoding: $0, as: UTF8.self) } ?? ""
+        return URL(fileURLWithPath: program).lastPathComponent == "rlaif"
+    }
+}
