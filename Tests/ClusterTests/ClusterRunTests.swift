@@ -270,4 +270,33 @@ import Testing
         #expect(use.full * 10 >= use.steps * 9, "\(use.full) of \(use.steps) steps on a full ring")
         #expect(try Self.summary(dir)["weights_checksum"] as? String == reference)
     }
+
+    /// A worker whose key the cluster does not list is refused in silence (CURVE tells it
+    /// nothing): after its registration wait it exits and says which keys to check.
+    @Test func workerWithAnUnlistedKey_exitsAfterItsWait_namingTheKeys() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (config, _) = try Self.keyedQuick(in: dir)
+        let stranger = try Self.start(
+            ["keygen", "stranger", "--directory", dir.appendingPathComponent("keys").path],
+            log: dir.appendingPathComponent("keygen-stranger.log"))
+        #expect(Self.wait(stranger, seconds: 30) && stranger.terminationStatus == 0)
+        let run = dir.appendingPathComponent("run")
+        let coordinator = try Self.start(
+            ["coordinator", config, "--run-dir", run.path, "--quiet"], log: dir.appendingPathComponent("c.log"))
+        defer { if coordinator.isRunning { kill(coordinator.processIdentifier, SIGKILL) } }
+        let endpoint = try #require(Self.coordinatorAddress(run))
+        let log = dir.appendingPathComponent("w.log")
+        let worker = try Self.start(
+            [
+                "worker", "--connect", endpoint, "--key", dir.appendingPathComponent("keys/stranger.key").path,
+                "--coordinator-key", dir.appendingPathComponent("keys/coordinator.key.pub").path,
+                "--registration-wait", "2",
+            ], log: log)
+        #expect(Self.wait(worker, seconds: 30), "the refused worker waited on")
+        #expect(worker.terminationStatus == 1)
+        let text = try String(contentsOf: log, encoding: .utf8)
+        #expect(text.contains("did not answer within 2 s") && text.contains("keys.workers"), "\(text)")
+        #expect(!text.contains("Usage:"))
+    }
 }

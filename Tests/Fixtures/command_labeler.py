@@ -3,7 +3,8 @@
 question per line on stdin and answers on stdout. It prefers the response with more upper-case
 letters; a response containing "#junk" gets a garbled line, "#skip" no answer at all.
 With --exit N it answers nothing and exits with status N; with --sleep S it sleeps S seconds first;
-with --always-first it prefers whichever response it is shown first (a judge with only position bias)."""
+with --always-first it prefers whichever response it is shown first (a judge with only position bias);
+a response containing "#twice" gets two different answers."""
 import json, sys, time
 
 if "--sleep" in sys.argv:
@@ -21,6 +22,10 @@ for line in sys.stdin:
         continue
     if "#junk" in text:
         print("{not json", flush=True)
+        continue
+    if "#twice" in text:
+        for p in (0.9, 0.1):
+            print(json.dumps({"id": q["id"], "order": q.get("order"), "probability_first": p, "score": 5}), flush=True)
         continue
     if q["kind"] == "pair" and "--always-first" in sys.argv:
         print(json.dumps({"id": q["id"], "order": q["order"], "probability_first": 1.0,

@@ -16,7 +16,8 @@ Behaviour, so tests can assert on it:
   * Faults, keyed by the exact question text so retries of the same question behave differently:
       - a summary containing "#429": the first ask gets 429, the second 500, the third an answer;
       - a summary containing "#junk": every ask gets the content "I cannot decide." and no logprobs;
-      - a summary containing "#broken": the first ask gets a 200 with a body that is not JSON.
+      - a summary containing "#broken": the first ask gets a 200 with a body that is not JSON;
+      - a summary containing "#always429": every ask gets 429.
   * GET /stats: {"requests", "max_in_flight", "statuses", "auth_headers_seen"}.
 """
 import json, math, signal, sys, threading, time
@@ -101,6 +102,7 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             SEEN[question] = SEEN.get(question, 0) + 1
             asked = SEEN[question]
+        if "#always429" in question: return self.reply(429, {"error": {"message": "quota exceeded"}})
         if "#429" in question and asked == 1: return self.reply(429, {"error": {"message": "slow down"}})
         if "#429" in question and asked == 2: return self.reply(500, {"error": {"message": "oops"}})
         if "#broken" in question and asked == 1: return self.reply(200, b"<html>gateway</html>", raw=True)

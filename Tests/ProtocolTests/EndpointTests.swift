@@ -1,5 +1,7 @@
 import CZeroMQ
 import Foundation
+import Logging
+import Synchronization
 import Tensor
 import Testing
 
@@ -64,8 +66,22 @@ import Testing
         server.close()
     }
 
+    /// A log handler that keeps its lines, to count what an endpoint logs.
+    final class CapturedLog: LogHandler, @unchecked Sendable {
+        let lines = Mutex<[String]>([])
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .info
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) { lines.withLock { $0.append("\(event.message)") } }
+        var logger: Logger { Logger(label: "test") { _ in self } }
+    }
+
     @Test func garbageFromARawPeer_isDroppedWhileAWellBehavedPeerIsServed() async throws {
-        let server = try Endpoint.listen(on: "tcp://127.0.0.1:*")
+        let log = CapturedLog()
+        let server = try Endpoint.listen(on: "tcp://127.0.0.1:*", logger: log.logger)
         let serving = Self.serveWelcomes(server)
         // A raw libzmq DEALER that sends random frames, bad versions and oversized claims.
         let context = ZMQContext()
@@ -90,10 +106,25 @@ import Testing
         for _ in 0..<100 where server.drops.total < 500 { try await Task.sleep(for: .milliseconds(20)) }
         #expect(server.drops.total == 500)
         #expect(server.drops.byReason["unknownKind"] == 10)
+        // Counted, not logged one by one: one line for the flood (it once wrote 500).
+        let dropped = log.lines.withLock { $0.filter { $0.hasPrefix("Dropped message from") } }
+        #expect(dropped.count == 1, "\(dropped.count) lines")
         raw.close()
         good.close()
         server.close()
         #expect(await serving.value == 1)
+    }
+
+    /// One line per source per interval, the next saying how many went unlogged.
+    @Test func dropLog_isOneLinePerSourcePerInterval() {
+        var limiter = DropLogLimiter(interval: .seconds(10))
+        let t0 = ContinuousClock.now
+        #expect(limiter.shouldLog(source: "a", at: t0) == 0)
+        #expect(limiter.shouldLog(source: "a", at: t0 + .seconds(1)) == nil)
+        #expect(limiter.shouldLog(source: "b", at: t0 + .seconds(1)) == 0)  // each source has its own line
+        #expect(limiter.shouldLog(source: "a", at: t0 + .seconds(9)) == nil)
+        #expect(limiter.shouldLog(source: "a", at: t0 + .seconds(10)) == 2)
+        #expect(limiter.shouldLog(source: "a", at: t0 + .seconds(25)) == 0)
     }
 
     @Test func peerOfAnotherMajorVersion_isToldWhy() async throws {

@@ -85,8 +85,33 @@ import Testing
         #expect(refused[0].status == .invalid && refused[0].rationales[0].contains("HTTP 401"))
         let written = String(decoding: try JSONEncoder().encode(refused), as: UTF8.self)
         #expect(!written.contains("sk-wrong") && !written.contains(secret))
-        // 2 good, 1 + 1 retry bad; 401 is not retried at HTTP level.
-        #expect(try await server.stats().authHeadersSeen == 4)
+        // 2 good, 1 bad: a refused key is asked about neither by the client nor by the labeling.
+        #expect(try await server.stats().authHeadersSeen == 3)
+    }
+
+    /// `retries` bounds the requests of a question: a server that always answers 429 is asked
+    /// 1 + retries times per question (it was 16 per pair with retries 3: the labeling's retries
+    /// times the client's).
+    @Test func alwaysThrottled_isAskedOnePlusRetriesTimesPerQuestion() async throws {
+        let server = try await StandInServer.start()
+        let labeling = PreferenceLabeling(labeler: labeler(server), bothOrders: true, retries: 3, ambiguityMargin: 0.05)
+        let labels = await labeling.label(pairs(4, mark: "#always429"))
+        #expect(labels.allSatisfy { $0.status == .invalid && $0.rationales[0].hasPrefix("HTTP 429") })
+        #expect(try await server.stats().requests == 4 * 2 * (1 + 3))
+    }
+
+    /// A refused key stops the labeler at once: no more requests once a 401 is back, and every
+    /// question says what the server said.
+    @Test func refusedKey_stopsAskingAtOnce_withTheServersAnswer() async throws {
+        let server = try await StandInServer.start(key: "sk-right")
+        let labeling = PreferenceLabeling(
+            labeler: labeler(server, key: "sk-wrong", concurrency: 1), bothOrders: true, retries: 3,
+            ambiguityMargin: 0.05)
+        let labels = await labeling.label(pairs(8))
+        #expect(labels.allSatisfy { $0.status == .invalid && $0.rationales[0].contains("invalid api key") })
+        #expect(try await server.stats().requests == 1)
+        let yield = LabelYield(preferences: labels)
+        #expect(yield.invalid == 8 && yield.commonestReason?.hasPrefix("HTTP 401") == true)
     }
 
     @Test func concurrency_isLimited() async throws {
@@ -159,6 +184,25 @@ import Testing
 
     func command(_ extra: String = "") -> String {
         "python3 '\(Fixtures.directory.appendingPathComponent("command_labeler.py").path)' \(extra)"
+    }
+
+    /// One question answered twice with different values: which was meant cannot be known, so
+    /// the batch is not used (it was first-wins, silently); the same answer twice is harmless.
+    @Test func commandLabeler_answeringAQuestionTwiceDifferently_failsItsBatch() async {
+        let labeler = CommandLabeler(command: command(), timeout: 20)
+        let pairs = [
+            LabelingPair(id: 1, prompt: "p", first: "KMA.", second: "k."),
+            LabelingPair(id: 2, prompt: "p", first: "#twice", second: "K."),
+        ]
+        let verdicts = await labeler.judge(pairs, attempt: 0)
+        #expect(verdicts.allSatisfy { $0.probabilityFirst == nil })
+        #expect(verdicts[0].rationale == "the labeler command answered pair 2 (order 0) twice, differently")
+        let ratings = await labeler.rate(
+            [RatingItem(id: 4, prompt: "p", response: "OK"), RatingItem(id: 5, prompt: "p", response: "#twice")],
+            attempt: 0)
+        #expect(ratings.allSatisfy { $0.reward == nil && $0.rationale.contains("item 5 twice, differently") })
+        let once = await labeler.judge([pairs[0]], attempt: 0)
+        #expect(once[0].probabilityFirst == 0.9)
     }
 
     @Test func commandLabeler_answersPairsAndRatings_missingOrGarbledAnswersAreInvalid() async {

@@ -297,8 +297,9 @@ public final class RingSession {
             case .empty: continue
             case .message(let inbound, _):
                 guard case .gradientChunk(let c) = inbound.message else {
-                    drops.increment("unexpected")
-                    logger.warning("Dropped a \(inbound.message.kind) message on the ring port")
+                    drops.drop(
+                        "unexpected", from: "\(inbound.peer.map { "\($0)" } ?? "peer")", logger: logger,
+                        "Dropped a \(inbound.message.kind) message on the ring port")
                     continue
                 }
                 let key = RingSlice(c)
@@ -312,8 +313,9 @@ public final class RingSession {
                 if let replaced = arrived.updateValue(c.payload, forKey: key) { arrivedBytes -= replaced.byteCount }
                 arrivedBytes += c.payload.byteCount
             case .refused(let error, let peer):
-                drops.increment(error.code.rawValue)
-                logger.warning("Dropped message from [\(peer.map { "\($0)" } ?? "peer")]: \(error)")
+                let source = peer.map { "\($0)" } ?? "peer"
+                drops.drop(
+                    error.code.rawValue, from: source, logger: logger, "Dropped message from [\(source)]: \(error)")
             }
         }
     }

@@ -76,8 +76,8 @@ struct SocketLoop: @unchecked Sendable {
             try s.send(message, to: peer)
         } catch {
             let reason = error.errno == EHOSTUNREACH ? "unroutable" : "sendFailed"
-            drops.increment(reason)
-            logger.warning(
+            drops.drop(
+                reason, from: peer.map { "\($0)" } ?? "peer", logger: logger,
                 "Dropped outgoing [\(Wire.Kind(rawValue: message.control[8]).map { "\($0)" } ?? "?")]: \(error)")
         }
     }
@@ -102,8 +102,9 @@ struct SocketLoop: @unchecked Sendable {
                     batchBytes = 0
                 }
             case .refused(let error, let peer):
-                drops.increment(error.code.rawValue)
-                logger.warning("Dropped message from [\(peer.map { "\($0)" } ?? "peer")]: \(error)")
+                let source = peer.map { "\($0)" } ?? "peer"
+                drops.drop(
+                    error.code.rawValue, from: source, logger: logger, "Dropped message from [\(source)]: \(error)")
                 if error.code == .unsupportedVersion, let peer {
                     // Tell a peer of another version why it will never be served.
                     let reject = Wire.encode(.reject(.init(reason: "protocol version mismatch: \(error.detail)")))

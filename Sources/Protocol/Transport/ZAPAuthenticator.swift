@@ -30,10 +30,10 @@ final class ZAPAuthenticator {
         let key = parts.count > 6 ? parts[6] : []
         let allowed = mechanism == "CURVE" && authorized.contains(raw: key)
         if !allowed {
-            drops.increment("unauthorized")
-            logger.warning(
-                "Refused connection from [\(String(decoding: parts[3], as: UTF8.self))]: key \(CurveKeyPair.z85(key) ?? "none") is not authorized"
-            )
+            let address = String(decoding: parts[3], as: UTF8.self)
+            drops.drop(
+                "unauthorized", from: address, logger: logger,
+                "Refused connection from [\(address)]: key \(CurveKeyPair.z85(key) ?? "none") is not authorized")
         }
         let user = allowed ? Array((CurveKeyPair.z85(key) ?? "").utf8) : []
         _ = try? socket.sendMultipart([

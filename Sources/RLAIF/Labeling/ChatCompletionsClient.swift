@@ -7,7 +7,8 @@ import Foundation
 /// A client for an OpenAI-compatible chat-completions endpoint (vLLM, llama.cpp's server,
 /// Ollama, hosted APIs): retries with exponential back-off on 429, 5xx, timeouts and dropped
 /// connections, at most `concurrency` requests in flight, and the API key only in the
-/// Authorization header — never in an error, a log line or a file.
+/// Authorization header — never in an error, a log line or a file. Once the server refuses the
+/// key (401, 403), every later request fails at once with its answer: no request is sent again.
 public final class ChatCompletionsClient: Sendable {
     public struct Message: Codable, Sendable, Equatable {
         public var role: String
@@ -67,6 +68,7 @@ public final class ChatCompletionsClient: Sendable {
     let backoff: TimeInterval
     private let limit: ConcurrencyLimit
     private let session: URLSession
+    private let refusal = RefusalLatch()
 
     /// `baseURL` is the API root (`http://host:8000/v1`); requests go to `<baseURL>/chat/completions`.
     public init(
@@ -99,6 +101,7 @@ public final class ChatCompletionsClient: Sendable {
     public func complete(_ messages: [Message], maxTokens: Int, alternatives: Int) async -> Result<Reply, Failure> {
         await limit.acquire()
         defer { Task { await limit.release() } }
+        if let refused = refusal.value { return .failure(refused) }
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         let body = Body(
@@ -136,6 +139,7 @@ public final class ChatCompletionsClient: Sendable {
                 continue
             }
             last = .status(code, Self.excerpt(data))
+            if code == 401 || code == 403 { refusal.set(last) }
             let retryable = code == 429 || code == 408 || (500..<600).contains(code)
             if !retryable { return .failure(last) }
             if let after = (response as? HTTPURLResponse)?.value(forHTTPHeaderField: "Retry-After"),
@@ -186,6 +190,15 @@ public final class ChatCompletionsClient: Sendable {
         }
         return .success(Reply(content: choice.message.content ?? "", firstTokenAlternatives: alternatives))
     }
+}
+
+/// The server's refusal of the key, once it has refused it.
+final class RefusalLatch: @unchecked Sendable {
+    private let lock = NSLock()
+    private var failure: ChatCompletionsClient.Failure?
+
+    var value: ChatCompletionsClient.Failure? { lock.withLock { failure } }
+    func set(_ f: ChatCompletionsClient.Failure) { lock.withLock { if failure == nil { failure = f } } }
 }
 
 /// At most `limit` holders at a time; waiters are served in order.

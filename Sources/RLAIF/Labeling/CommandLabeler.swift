@@ -31,7 +31,7 @@ public struct CommandLabeler: PairLabeler, ResponseRater {
         let order: Int
     }
 
-    struct Answer: Decodable {
+    struct Answer: Decodable, Equatable {
         let id: UInt64
         let order: Int?
         let probabilityFirst: Double?
@@ -48,7 +48,10 @@ public struct CommandLabeler: PairLabeler, ResponseRater {
                 second: $0.second, response: nil)
         }
         let (answers, problem) = await ask(questions)
-        // The first answer to each (id, order) counts.
+        if let twice = Self.conflict(answers, key: { Key(id: $0.id, order: $0.order ?? 0) }) {
+            let why = "the labeler command answered pair \(twice.id) (order \(twice.order)) twice, differently"
+            return pairs.map { _ in PairVerdict(probabilityFirst: nil, rationale: why) }
+        }
         let byQuestion = Dictionary(answers.map { (Key(id: $0.id, order: $0.order ?? 0), $0) }) { first, _ in first }
         return pairs.map { pair in
             guard let a = byQuestion[Key(id: pair.id, order: pair.order)] else {
@@ -73,6 +76,10 @@ public struct CommandLabeler: PairLabeler, ResponseRater {
                 response: $0.response)
         }
         let (answers, problem) = await ask(questions)
+        if let twice = Self.conflict(answers, key: \.id) {
+            let why = "the labeler command answered item \(twice) twice, differently"
+            return items.map { _ in RatingVerdict(distribution: nil, rationale: why) }
+        }
         let byID = Dictionary(answers.map { ($0.id, $0) }) { first, _ in first }
         return items.map { item in
             guard let a = byID[item.id] else {
@@ -85,6 +92,18 @@ public struct CommandLabeler: PairLabeler, ResponseRater {
             if let s = a.score, (1...10).contains(s) { return RatingVerdict(score: s, rationale: a.rationale ?? "") }
             return RatingVerdict(distribution: nil, rationale: "unusable answer for \(item.id)")
         }
+    }
+
+    /// The first question answered twice with different answers: which answer was meant cannot
+    /// be known, so the batch is not used (the same answer repeated is harmless).
+    static func conflict<K: Hashable>(_ answers: [Answer], key: (Answer) -> K) -> K? {
+        var seen: [K: Answer] = [:]
+        for answer in answers {
+            let k = key(answer)
+            if let earlier = seen[k], earlier != answer { return k }
+            seen[k] = answer
+        }
+        return nil
     }
 
     /// Runs the command on the questions; the answers it gave and, when it failed, why.

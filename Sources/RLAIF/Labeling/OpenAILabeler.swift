@@ -33,7 +33,8 @@ public struct OpenAILabeler: PairLabeler, ResponseRater {
         if chainOfThought {
             messages = [.init(role: "user", content: prompt.rationale(pair))]
             switch await client.complete(messages, maxTokens: 512, alternatives: 0) {
-            case .failure(let f): return PairVerdict(probabilityFirst: nil, rationale: "rationale: \(f)")
+            case .failure(let f):
+                return PairVerdict(probabilityFirst: nil, rationale: "rationale: \(f)", retryable: false)
             case .success(let reply):
                 rationale = reply.content.trimmingCharacters(in: .whitespacesAndNewlines)
                 messages += [
@@ -46,7 +47,8 @@ public struct OpenAILabeler: PairLabeler, ResponseRater {
         }
         switch await client.complete(messages, maxTokens: 4, alternatives: 5) {
         case .failure(let f):
-            return PairVerdict(probabilityFirst: nil, rationale: rationale.isEmpty ? "\(f)" : rationale)
+            // The client has retried what retrying can fix: the question is settled as invalid.
+            return PairVerdict(probabilityFirst: nil, rationale: "\(f)", retryable: false)
         case .success(let reply):
             let said = rationale.isEmpty ? reply.content : rationale
             if let p = Self.probabilityFirst(reply) {
@@ -79,7 +81,7 @@ public struct OpenAILabeler: PairLabeler, ResponseRater {
         let messages = [ChatCompletionsClient.Message(role: "user", content: prompt.rating(item))]
         switch await client.complete(messages, maxTokens: 4, alternatives: 20) {
         case .failure(let f):
-            return RatingVerdict(distribution: nil, rationale: "\(f)")
+            return RatingVerdict(distribution: nil, rationale: "\(f)", retryable: false)
         case .success(let reply):
             if let d = RatingVerdict.distribution(fromLogProbs: reply.logProbs(ofNumbers: 1...10)) {
                 return RatingVerdict(distribution: d, rationale: reply.content)

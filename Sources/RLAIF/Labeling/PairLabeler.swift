@@ -28,10 +28,16 @@ public struct PairVerdict: Codable, Sendable, Equatable {
     /// P(first is better), or nil when the answer could not be used (garbage, refusal, timeout).
     public var probabilityFirst: Double?
     public var rationale: String
+    /// False when asking again cannot help: the labeler already retried (a server's 429s and
+    /// 5xx, with back-off) or was refused (401, 403). Such a question is not asked again.
+    public var retryable = true
 
-    public init(probabilityFirst: Double?, rationale: String = "") {
+    enum CodingKeys: String, CodingKey { case probabilityFirst, rationale }
+
+    public init(probabilityFirst: Double?, rationale: String = "", retryable: Bool = true) {
         self.probabilityFirst = probabilityFirst
         self.rationale = rationale
+        self.retryable = retryable
     }
 }
 
@@ -99,23 +105,24 @@ public struct PreferenceLabeling: Sendable {
     }
 
     private func askWithRetries(_ pairs: [LabelingPair]) async -> (answers: [PairVerdict], retries: [Int]) {
-        await askingAgain(pairs, retries: retries, usable: { $0.probabilityFirst != nil }) {
+        await askingAgain(pairs, retries: retries, settled: { $0.probabilityFirst != nil || !$0.retryable }) {
             await labeler.judge($0, attempt: $1)
         }
     }
 }
 
-/// Asks about every question, then again about those whose answer is unusable, at most
-/// `retries` more times (attempt 1, 2, …); every answer, and how often each question was re-asked.
+/// Asks about every question, then again about those whose answer is not `settled` (unusable,
+/// and worth asking again), at most `retries` more times (attempt 1, 2, …); every answer, and
+/// how often each question was re-asked.
 func askingAgain<Question, Answer>(
-    _ questions: [Question], retries: Int, usable: (Answer) -> Bool,
+    _ questions: [Question], retries: Int, settled: (Answer) -> Bool,
     ask: ([Question], _ attempt: Int) async -> [Answer]
 ) async -> (answers: [Answer], retries: [Int]) {
     var answers = await ask(questions, 0)
     var retried = [Int](repeating: 0, count: questions.count)
     var attempt = 1
     while attempt <= retries {
-        let unusable = answers.indices.filter { !usable(answers[$0]) }
+        let unusable = answers.indices.filter { !settled(answers[$0]) }
         if unusable.isEmpty { break }
         let again = await ask(unusable.map { questions[$0] }, attempt)
         for (k, i) in unusable.enumerated() {

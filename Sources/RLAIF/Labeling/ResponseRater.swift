@@ -20,10 +20,15 @@ public struct RatingVerdict: Codable, Sendable, Equatable {
     /// P(score = k) for k = 1…10 (sums to 1), or nil when the answer could not be used.
     public var distribution: [Double]?
     public var rationale: String
+    /// False when asking again cannot help (see `PairVerdict.retryable`).
+    public var retryable = true
 
-    public init(distribution: [Double]?, rationale: String = "") {
+    enum CodingKeys: String, CodingKey { case distribution, rationale }
+
+    public init(distribution: [Double]?, rationale: String = "", retryable: Bool = true) {
         self.distribution = distribution
         self.rationale = rationale
+        self.retryable = retryable
     }
 
     /// A definite score: all the probability on `score`.
@@ -79,7 +84,9 @@ public struct DirectRating: Sendable {
     }
 
     public func rate(_ items: [RatingItem]) async -> [RatingLabel] {
-        let (verdicts, retried) = await askingAgain(items, retries: retries, usable: { $0.reward != nil }) {
+        let (verdicts, retried) = await askingAgain(
+            items, retries: retries, settled: { $0.reward != nil || !$0.retryable }
+        ) {
             await rater.rate($0, attempt: $1)
         }
         return items.indices.map {

@@ -19,17 +19,26 @@ public final class WorkerNode: Sendable {
         public var security: ConnectorSecurity
         /// Overrides the run's `workers.ring_bind` (e.g. an address in this host's namespace).
         public var ringBind: String?
-        public init(coordinator: String, name: String, security: ConnectorSecurity = .open, ringBind: String? = nil) {
+        /// How long hellos go unanswered before the worker gives up.
+        public var registrationWait: Duration
+        public init(
+            coordinator: String, name: String, security: ConnectorSecurity = .open, ringBind: String? = nil,
+            registrationWait: Duration = .seconds(60)
+        ) {
             self.coordinator = coordinator
             self.name = name
             self.security = security
             self.ringBind = ringBind
+            self.registrationWait = registrationWait
         }
     }
 
     public enum Exit: Sendable, Equatable {
         case shutdown(String)
         case rejected(String)
+        /// No answer to any hello within the registration wait (down, unreachable, or CURVE
+        /// refused this worker's key: a refusal is silent by design).
+        case noAnswer
         case coordinatorLost
     }
 
@@ -69,7 +78,7 @@ public final class WorkerNode: Sendable {
             ringEndpoint: ring.advertised(host: reachableAt))
 
         let w: Wire.Welcome
-        switch await Self.register(hello, over: connection, inbox: inbox) {
+        switch await Self.register(hello, over: connection, inbox: inbox, wait: options.registrationWait) {
         case .success(let welcome): w = welcome
         case .failure(let exit): return exit.reason
         }
@@ -107,18 +116,18 @@ public final class WorkerNode: Sendable {
         let reason: Exit
     }
 
-    /// Says hello until welcomed (the coordinator may not be up yet), for at most 60 s.
+    /// Says hello until welcomed (the coordinator may not be up yet), for at most `wait`.
     static func register(
-        _ hello: Wire.Hello, over connection: Endpoint, inbox: MessageInbox
+        _ hello: Wire.Hello, over connection: Endpoint, inbox: MessageInbox, wait: Duration
     ) async -> Result<Wire.Welcome, RegistrationEnded> {
-        let deadline = ContinuousClock.now + .seconds(60)
+        let deadline = ContinuousClock.now + wait
         while true {
             await connection.send(.hello(hello))
             switch await inbox.next(within: .seconds(1)) {
             case .welcome(let w)?: return .success(w)
             case .reject(let r)?: return .failure(RegistrationEnded(reason: .rejected(r.reason)))
             default:
-                if ContinuousClock.now > deadline { return .failure(RegistrationEnded(reason: .coordinatorLost)) }
+                if ContinuousClock.now > deadline { return .failure(RegistrationEnded(reason: .noAnswer)) }
             }
         }
     }

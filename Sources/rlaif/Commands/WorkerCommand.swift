@@ -27,8 +27,14 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Where this worker's all-reduce listener binds (default: chosen from the coordinator's address).")
     var ringBind: String?
 
+    @Option(help: "Seconds to wait for the coordinator to answer before giving up.")
+    var registrationWait = 60
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads).") }
+        if registrationWait < 1 {
+            throw ValidationError("--registration-wait must be at least 1, got \(registrationWait).")
+        }
         if (key == nil) != (coordinatorKey == nil) {
             throw ValidationError("--key and --coordinator-key go together.")
         }
@@ -50,10 +56,18 @@ struct WorkerCommand: AsyncParsableCommand {
         let node = WorkerNode(
             options: .init(
                 coordinator: connect, name: name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())",
-                security: security, ringBind: ringBind))
+                security: security, ringBind: ringBind, registrationWait: .seconds(registrationWait)))
         switch try await node.run() {
         case .shutdown(let reason): print("rlaif worker: shut down (\(reason))")
         case .rejected(let reason): throw CommandFailure("the coordinator rejected this worker: \(reason)")
+        case .noAnswer where key != nil:
+            throw CommandFailure(
+                "the coordinator at \(connect) did not answer within \(registrationWait) s: is this worker's public "
+                    + "key listed in keys.workers, and is --coordinator-key the coordinator's public key?")
+        case .noAnswer:
+            throw CommandFailure(
+                "the coordinator at \(connect) did not answer within \(registrationWait) s: is it running, reachable "
+                    + "from this host, and open (a cluster with keys needs --key and --coordinator-key)?")
         case .coordinatorLost: throw CommandFailure("lost the coordinator at \(connect)")
         }
     }
