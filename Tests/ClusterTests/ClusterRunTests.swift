@@ -299,4 +299,31 @@ import Testing
         #expect(text.contains("did not answer within 2 s") && text.contains("keys.workers"), "\(text)")
         #expect(!text.contains("Usage:"))
     }
+
+    /// Workers never outlive their coordinator: one whose coordinator was killed exits once it
+    /// has heard nothing for heartbeat_timeout_ms (1.5 s in quick.yaml).
+    @Test func workerWhoseCoordinatorIsKilled_exitsAfterTheHeartbeatTimeout() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let coordinator = try Self.start(
+            ["coordinator", Self.quick, "--run-dir", dir.path, "--quiet", "--set", "rl.iterations=500"],
+            log: dir.appendingPathComponent("c.log"))
+        defer { if coordinator.isRunning { kill(coordinator.processIdentifier, SIGKILL) } }
+        let endpoint = try #require(Self.coordinatorAddress(dir))
+        let log = dir.appendingPathComponent("w.log")
+        let worker = try Self.start(["worker", "--connect", endpoint, "--threads", "1", "--name", "orphan"], log: log)
+        defer { if worker.isRunning { kill(worker.processIdentifier, SIGKILL) } }
+        var working = false
+        for _ in 0..<600 where !working {
+            usleep(20_000)
+            working = Self.events(dir).contains { if case .step = $0 { true } else { false } }
+        }
+        #expect(working, "the worker never took a step")
+        kill(coordinator.processIdentifier, SIGKILL)
+        let killed = Date()
+        #expect(Self.wait(worker, seconds: 20), "the worker outlived its coordinator")
+        #expect(Date().timeIntervalSince(killed) < 6, "the worker waited \(Date().timeIntervalSince(killed)) s")
+        let text = try String(contentsOf: log, encoding: .utf8)
+        #expect(text.contains("lost the coordinator"), "\(text)")
+    }
 }

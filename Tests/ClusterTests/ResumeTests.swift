@@ -1,3 +1,4 @@
+import Coordinator
 import Foundation
 import Testing
 
@@ -105,18 +106,19 @@ import Testing
         #expect(!joined.isEmpty && joined.allSatisfy { $0.key == workerKey })
     }
 
-    /// SIGTERM (Slurm's and Kubernetes' stop) stops a run as Ctrl-C does: exit 143, no local
-    /// worker left behind, a log written line by line, and a run that resumes to the same weights.
-    @Test func sigterm_stopsTheRunCleanly_andItResumes() throws {
+    /// SIGTERM (Slurm's and Kubernetes' stop) mid-RL: the run finishes its iteration, writes a
+    /// checkpoint there, stops its workers and exits 143 with its log written line by line; a
+    /// requeued job's `rlaif launch` on the same directory continues it to the same weights.
+    @Test func sigterm_checkpointsAndStops_andLaunchingAgainContinues() throws {
         let reference = try Run.reference()
         let dir = try Run.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let log = dir.appendingPathComponent("launch.log")
-        let launch = try Run.start(["launch", Run.quick, "--run-dir", dir.path], log: log)
+        let arguments = ["launch", Run.quick, "--run-dir", dir.path]
+        let launch = try Run.start(arguments, log: dir.appendingPathComponent("launch.log"))
         var inRL = false
         for _ in 0..<2400 where !inRL && launch.isRunning {
             usleep(20_000)
-            inRL = Self.progress(dir).phases.contains("rl")
+            inRL = Self.progress(dir).steps["rl", default: 0] >= 3
         }
         #expect(inRL, "the run never reached RL")
         let workers = (0..<2).compactMap { WorkerKillTests.localWorker($0, of: launch.processIdentifier) }
@@ -125,11 +127,26 @@ import Testing
         #expect(launch.terminationStatus == 143)
         usleep(500_000)
         #expect(workers.count == 2 && !workers.contains(where: Self.isRunning), "a local worker outlived the run")
-        let text = try String(contentsOf: log, encoding: .utf8)
-        #expect(text.hasPrefix("rlaif: run quick") && text.contains("rlaif: SIGTERM: stopping workers"), "\(text)")
-        #expect(Run.events(dir).last == .interrupted)
-        let resume = try Run.start(["resume", dir.path, "--quiet"], log: dir.appendingPathComponent("resume.log"))
-        #expect(Run.wait(resume, seconds: 240) && resume.terminationStatus == 0)
+        let text = try String(contentsOf: dir.appendingPathComponent("launch.log"), encoding: .utf8)
+        #expect(text.hasPrefix("rlaif: run quick") && text.contains("stopped at a checkpoint"), "\(text)")
+        // The checkpoint is of the point where the run stopped: the last step logged.
+        let events = Run.events(dir)
+        #expect(events.last == .interrupted)
+        let lastStep = events.compactMap { if case .step(let v, _, _, _) = $0 { v } else { nil } }.last
+        let newest = CheckpointStore(runDirectory: dir, keep: 3).newest { Issue.record("\($0)") }
+        #expect(newest?.cursor.phase == "rl" && newest?.cursor.version == lastStep)
+        let again = try Run.start(arguments + ["--quiet"], log: dir.appendingPathComponent("again.log"))
+        #expect(Run.wait(again, seconds: 240) && again.terminationStatus == 0)
         #expect(try Run.summary(dir)["weights_checksum"] as? String == reference.checksum)
+        // Launched once more: the run has finished, nothing runs; with other settings, refused.
+        let done = try Run.start(arguments, log: dir.appendingPathComponent("done.log"))
+        #expect(Run.wait(done, seconds: 60) && done.terminationStatus == 0)
+        #expect(
+            try String(contentsOf: dir.appendingPathComponent("done.log"), encoding: .utf8).contains("has finished"))
+        let other = try Run.start(
+            arguments + ["--set", "rl.iterations=5"], log: dir.appendingPathComponent("other.log"))
+        #expect(Run.wait(other, seconds: 60) && other.terminationStatus == 1)
+        let refusal = try String(contentsOf: dir.appendingPathComponent("other.log"), encoding: .utf8)
+        #expect(refusal.contains("rl.iterations differs") && refusal.contains("--fresh"), "\(refusal)")
     }
 }

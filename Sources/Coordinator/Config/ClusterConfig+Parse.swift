@@ -11,23 +11,58 @@ extension ClusterConfig {
     public static func parse(
         yaml: String, file: String = "cluster.yaml", baseDirectory: String = ".", overrides: [String] = []
     ) throws(ConfigError) -> ClusterConfig {
-        let document = try Self.document(yaml, file: file)
-        var origins = KeyOrigins(file: file)
-        var tree = try Self.settingsTree(document, file: file, lines: &origins.lines)
-        for assignment in overrides { try Self.apply(assignment, to: &tree, origins: &origins) }
-        var config = defaults
-        (config.settings, config.deployment) = try Self.decode(tree, origins: origins)
-        if let (key, message) = config.deployment.violation() ?? config.settings.violation() {
-            // A required key that is absent is located where its section chose what needs it
-            // (`labeler.kind: openai` for `labeler.url`), else at the section.
-            let section = key.split(separator: ".").dropLast().joined(separator: ".")
-            let located = [key, section + ".kind", section].first { origins.knows($0) } ?? key
-            throw origins.error(at: located, key: key, message)
+        let reading = read(yaml: yaml, file: file, baseDirectory: baseDirectory, overrides: overrides)
+        if let first = reading.problems.first { throw first }
+        return reading.config!
+    }
+
+    /// What reading a configuration found: the configuration (nil when its values could not be
+    /// read), every problem (`parse` stops at the first; a dry run reports them all) and where
+    /// each setting's value came from.
+    public struct Reading: Sendable {
+        public var config: ClusterConfig?
+        public var problems: [ConfigError] = []
+        /// Every setting as (dotted key, value as JSON, origin: "default", "FILE:LINE" or "--set").
+        public var origins: [(key: String, value: String, origin: String)] = []
+    }
+
+    /// Reads YAML text and overrides as `parse` does, going on past the checks that do not
+    /// depend on one another (memory, data files, keys) to report every problem.
+    public static func read(
+        yaml: String, file: String = "cluster.yaml", baseDirectory: String = ".", overrides: [String] = []
+    ) -> Reading {
+        var reading = Reading()
+        do throws(ConfigError) {
+            let document = try Self.document(yaml, file: file)
+            var origins = KeyOrigins(file: file)
+            var tree = try Self.settingsTree(document, file: file, lines: &origins.lines)
+            for assignment in overrides { try Self.apply(assignment, to: &tree, origins: &origins) }
+            reading.origins = tree.leaves().map { ($0.path, $0.value, origins.origin(of: $0.path)) }
+            var config = defaults
+            (config.settings, config.deployment) = try Self.decode(tree, origins: origins)
+            if let (key, message) = config.deployment.violation() ?? config.settings.violation() {
+                // A required key that is absent is located where its section chose what needs it
+                // (`labeler.kind: openai` for `labeler.url`), else at the section.
+                let section = key.split(separator: ".").dropLast().joined(separator: ".")
+                let located = [key, section + ".kind", section].first { origins.knows($0) } ?? key
+                throw origins.error(at: located, key: key, message)
+            }
+            do throws(ConfigError) { try Self.checkMemory(config.settings, origins: origins) } catch {
+                reading.problems.append(error)
+            }
+            do throws(ConfigError) {
+                try Self.resolveDataFiles(&config.settings, baseDirectory: baseDirectory, origins: origins)
+            } catch {
+                reading.problems.append(error)
+            }
+            do throws(ConfigError) {
+                if let keys = document["keys"] { config.keys = try Keys(keys, baseDirectory: baseDirectory) }
+            } catch { reading.problems.append(error) }
+            reading.config = config
+        } catch {
+            reading.problems.append(error)
         }
-        try Self.checkMemory(config.settings, origins: origins)
-        try Self.resolveDataFiles(&config.settings, baseDirectory: baseDirectory, origins: origins)
-        if let keys = document["keys"] { config.keys = try Keys(keys, baseDirectory: baseDirectory) }
-        return config
+        return reading
     }
 
     /// The file's top-level sections ({} for an empty file).
@@ -98,6 +133,12 @@ extension ClusterConfig {
         }
 
         func knows(_ key: String) -> Bool { lines[key] != nil || isOverridden(key) }
+
+        /// Where `key`'s value came from: "--set", "FILE:LINE" or "default".
+        func origin(of key: String) -> String {
+            if isOverridden(key) { return "--set" }
+            return lines[key].map { "\(file):\($0)" } ?? "default"
+        }
 
         /// An error about `key`, located where `located` was given.
         func error(at located: String, key: String, _ message: String) -> ConfigError {

@@ -45,6 +45,13 @@ public struct ClusterConfig: Sendable, Equatable {
         SettingsValue.merging(settings.json(), deployment.json()).json()
     }
 
+    /// The first setting of the method (a dotted key) in which a recorded run's settings differ
+    /// from these; nil when they are the same. Deployment sections may differ freely.
+    public func firstSettingDifference(fromRecorded json: String) -> String? {
+        guard let recorded = try? ClusterConfig(json: json) else { return "(the recorded settings cannot be read)" }
+        return SettingsValue.parse(settings.json()).firstDifference(from: SettingsValue.parse(recorded.settings.json()))
+    }
+
     /// The configuration `sectionsJSON()` recorded, without keys. A key added since the run was
     /// recorded takes its default (which keeps what the run did before the key existed).
     public init(json: String) throws {
@@ -70,14 +77,26 @@ public struct ClusterConfig: Sendable, Equatable {
 
     /// Reads and validates the file at `path`.
     public static func load(path: String, overrides: [String] = []) throws(ConfigError) -> ClusterConfig {
+        let reading = read(path: path, overrides: overrides)
+        if let first = reading.problems.first { throw first }
+        return reading.config!
+    }
+
+    /// `read(yaml:…)` of a file, or of the embedded defaults when `path` is nil.
+    public static func read(path: String?, overrides: [String] = []) -> Reading {
+        guard let path else { return read(yaml: "", file: "defaults", overrides: overrides) }
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw ConfigError(file: path, line: nil, key: "", message: "cannot be read: \(error.localizedDescription)")
+            var reading = Reading()
+            reading.problems = [
+                ConfigError(file: path, line: nil, key: "", message: "cannot be read: \(error.localizedDescription)")
+            ]
+            return reading
         }
         let url = URL(fileURLWithPath: path)
-        return try parse(
+        return read(
             yaml: text, file: url.lastPathComponent, baseDirectory: url.deletingLastPathComponent().path,
             overrides: overrides)
     }

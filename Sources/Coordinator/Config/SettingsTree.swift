@@ -29,6 +29,22 @@ enum SettingsValue {
         return .object(fields.sorted { $0.0 < $1.0 })
     }
 
+    /// The dotted path of the first leaf where `other` differs from this tree; nil when equal.
+    func firstDifference(from other: SettingsValue, prefix: String = "") -> String? {
+        switch (self, other) {
+        case (.object(let mine), .object(let theirs)):
+            let byKey = Dictionary(theirs, uniquingKeysWith: { a, _ in a })
+            for (key, value) in mine {
+                let path = prefix.isEmpty ? key : "\(prefix).\(key)"
+                guard let given = byKey[key] else { return path }
+                if let found = value.firstDifference(from: given, prefix: path) { return found }
+            }
+            return nil
+        default:
+            return json() == other.json() ? nil : prefix
+        }
+    }
+
     /// A JSON object's text as a tree (an empty object when it is not one).
     static func parse(_ text: String) -> SettingsValue {
         guard let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)) else { return .object([]) }
@@ -121,6 +137,12 @@ enum SettingsValue {
             default: throw node.error("must be true or false")
             }
         }
+    }
+
+    /// Every leaf (not a mapping) with its dotted path and its value as JSON, in key order.
+    func leaves(prefix: String = "") -> [(path: String, value: String)] {
+        guard case .object(let fields) = self else { return [(prefix, json())] }
+        return fields.flatMap { $0.1.leaves(prefix: prefix.isEmpty ? $0.0 : "\(prefix).\($0.0)") }
     }
 
     /// Every number in the tree with its dotted path.

@@ -14,18 +14,45 @@ public final class ClusterRun: @unchecked Sendable {
     private var children: [Process] = []
     /// The running scheduler and event log, for `interrupt()`.
     private var active: (scheduler: Scheduler, events: EventLog)?
+    /// The driver, once the run has one: `stop()` asks it for a checkpoint and an end.
+    private var driver: RunDriver?
     private let lock = NSLock()
 
     public static let settingsFile = "settings.json"
     /// Where the run's key files are named (`ClusterConfig.Keys.References`), in a cluster with keys.
     public static let keysFile = "keys.json"
 
-    public init(config: ClusterConfig, directory: URL, workerExecutable: String, quiet: Bool = false, logger: Logger) {
+    /// The Slurm allocation the run is in: its workers are started with `srun`, one per task.
+    let slurm: SlurmAllocation?
+    /// Set when the run ends on its own, so the end of the workers' `srun` step is expected.
+    private var ending = false
+
+    public init(
+        config: ClusterConfig, directory: URL, workerExecutable: String, quiet: Bool = false,
+        slurm: SlurmAllocation? = nil, logger: Logger
+    ) {
         self.config = config
         self.directory = directory
         self.workerExecutable = workerExecutable
         self.quiet = quiet
+        self.slurm = slurm
         self.logger = logger
+    }
+
+    /// The coordinator's socket and the address workers are told. In a Slurm allocation a
+    /// loopback bind is widened to every interface and advertised by this node's name.
+    private func listen() throws -> (Endpoint, String) {
+        let coordinator = config.deployment.coordinator
+        var bind = coordinator.bind
+        if slurm != nil, bind.hasPrefix("tcp://127.") || bind.hasPrefix("tcp://localhost") {
+            bind = "tcp://0.0.0.0:" + (bind.split(separator: ":").last.map(String.init) ?? "0")
+        }
+        let endpoint = try Endpoint.listen(on: bind, security: config.coordinatorSecurity, logger: logger)
+        guard coordinator.advertise.isEmpty else { return (endpoint, coordinator.advertise) }
+        if let slurm, let port = endpoint.address.split(separator: ":").last {
+            return (endpoint, "tcp://\(slurm.node):\(port)")
+        }
+        return (endpoint, endpoint.address)
     }
 
     /// Runs to the end; `localWorkers` processes are started here and stopped when it ends. With
@@ -39,11 +66,8 @@ public final class ClusterRun: @unchecked Sendable {
         let events = try EventLog(
             url: directory.appendingPathComponent("metrics.jsonl"), truncatingTo: resume?.cursor.metricsBytes)
         defer { events.close() }
-        let endpoint = try Endpoint.listen(
-            on: config.deployment.coordinator.bind, security: config.coordinatorSecurity, logger: logger)
+        let (endpoint, advertised) = try listen()
         defer { endpoint.close() }
-        let coordinator = config.deployment.coordinator
-        let advertised = coordinator.advertise.isEmpty ? endpoint.address : coordinator.advertise
         try writeRunFiles(address: advertised)
         events.record(.runStarted(name: settings.run.name, seed: "\(settings.run.seed)", coordinator: advertised))
         if !quiet { print("rlaif: coordinator listening on \(advertised)") }
@@ -65,7 +89,9 @@ public final class ClusterRun: @unchecked Sendable {
         lock.withLock { active = (scheduler, events) }
         await scheduler.start()
         defer { stopChildren() }
-        let started = try startWorkers(local: localWorkers, threads: threadsPerWorker, coordinator: advertised)
+        let started =
+            try slurm.map { try startSlurmWorkers($0, coordinator: advertised, scheduler: scheduler) }
+            ?? startWorkers(local: localWorkers, threads: threadsPerWorker, coordinator: advertised)
         let wanted = max(waitFor, started)
         guard await scheduler.waitForWorkers(wanted, timeout: .seconds(120)) else {
             await scheduler.shutdown(reason: "run aborted")
@@ -75,20 +101,43 @@ public final class ClusterRun: @unchecked Sendable {
             settings: settings, cluster: scheduler, events: events, directory: directory, logger: logger, task: task,
             checkpoints: CheckpointStore(runDirectory: directory, keep: settings.checkpoint.keep),
             resumeFrom: resume?.cursor, recordedSettings: config.sectionsJSON(), quiet: quiet)
+        lock.withLock { self.driver = driver }
+        return try await drive(driver, scheduler: scheduler, events: events)
+    }
+
+    /// Runs the phases, then ends the workers' part as the run ended: finished, stopped at a
+    /// checkpoint when asked, or failed.
+    private func drive(_ driver: RunDriver, scheduler: Scheduler, events: EventLog) async throws -> RunSummary {
         let summary: RunSummary
         do {
             summary = try await driver.run()
+        } catch let stopped as RunStopped {
+            await scheduler.shutdown(reason: "stopped")
+            waitForChildren(timeout: 10)
+            stopChildren()
+            events.record(.interrupted)
+            throw stopped
         } catch {
             await scheduler.shutdown(reason: "run failed: \(error)")
             throw error
         }
+        lock.withLock { ending = true }
         events.record(.runFinished(jobsPerWorker: await scheduler.jobCounts()))
         await scheduler.shutdown(reason: "run finished")
         waitForChildren(timeout: 10)
         return summary
     }
 
-    /// Stops a running run from outside (Ctrl-C): workers are told to shut down, local worker
+    /// Asks the run to stop at its next checkpoint (it writes one there): `run` then throws
+    /// `RunStopped`. False when the run has no driver yet (nothing to checkpoint).
+    @discardableResult
+    public func requestStop() -> Bool {
+        guard let driver = lock.withLock({ driver }) else { return false }
+        driver.requestStop()
+        return true
+    }
+
+    /// Stops a running run from outside at once: workers are told to shut down, local worker
     /// processes are ended, and metrics.jsonl is closed with an `interrupted` line.
     public func interrupt() async {
         guard let (scheduler, events) = lock.withLock({ active }) else { return }
@@ -126,6 +175,23 @@ public final class ClusterRun: @unchecked Sendable {
         return local + remote.reduce(0) { $0 + $1.count }
     }
 
+    /// One `srun` step with a worker on every task of the allocation. If the step ends before
+    /// the run does (cancelled, preempted, every worker failed), the run ends: its newest
+    /// checkpoint is what a requeued job continues from.
+    private func startSlurmWorkers(_ slurm: SlurmAllocation, coordinator: String, scheduler: Scheduler) throws -> Int {
+        let srun = slurm.workerCommand(
+            executable: workerExecutable, coordinator: coordinator, extra: try keyArguments())
+        try startChild("/usr/bin/env", srun, log: "workers.log") { [weak self] process in
+            guard let self, !self.lock.withLock({ self.ending }) else { return }
+            let error = RunError(
+                message: "the workers' srun step ended with status \(process.terminationStatus) (see workers.log): "
+                    + "the job was cancelled or its workers failed; a requeued job continues from the newest checkpoint"
+            )
+            Task { await scheduler.abort(error) }
+        }
+        return slurm.tasks
+    }
+
     private func startWorker(index: Int, coordinator: String, threads: Int) throws {
         try startChild(
             workerExecutable,
@@ -149,8 +215,13 @@ public final class ClusterRun: @unchecked Sendable {
 
     /// Starts a child process of the run, its output in `log` in the run directory; it is
     /// stopped with the run.
-    private func startChild(_ executable: String, _ arguments: [String], log name: String) throws {
+    @discardableResult
+    private func startChild(
+        _ executable: String, _ arguments: [String], log name: String,
+        onExit: (@Sendable (Process) -> Void)? = nil
+    ) throws -> Process {
         let p = Process()
+        p.terminationHandler = onExit
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
         let log = directory.appendingPathComponent(name)
@@ -161,6 +232,7 @@ public final class ClusterRun: @unchecked Sendable {
         p.standardInput = FileHandle.nullDevice
         try p.run()
         lock.withLock { children.append(p) }
+        return p
     }
 
     /// A worker on another host: `<workers.ssh_command> <destination> <workers.remote_rlaif> worker …`,
@@ -200,6 +272,17 @@ public final class ClusterRun: @unchecked Sendable {
         for c in running where c.isRunning { c.terminate() }
         let deadline = Date().addingTimeInterval(5)
         for c in running { while c.isRunning && Date() < deadline { usleep(20_000) } }
+    }
+}
+
+/// A run that stopped when asked (SIGTERM, Ctrl-C) at a checkpoint it wrote, so that `rlaif
+/// launch` or `rlaif resume` on its directory continues it.
+public struct RunStopped: Error, CustomStringConvertible, Sendable {
+    /// The checkpoint written on the way out (nil: stopped before the first step).
+    public let checkpoint: String?
+    public let phase: String
+    public var description: String {
+        checkpoint.map { "stopped at a checkpoint (\($0), phase \(phase))" } ?? "stopped before the first checkpoint"
     }
 }
 

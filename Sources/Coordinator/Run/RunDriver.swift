@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Models
 import Protocol
 import RLAIF
@@ -33,6 +34,12 @@ public final class RunDriver: @unchecked Sendable {
     var cursor: RunCursor
     let tokenizer = ModelReplica.tokenizer
     private let started = Date()
+    private let stopRequested = Mutex(false)
+
+    /// Asks the run to stop at its next checkpoint, which it then writes whatever
+    /// `checkpoint.every_steps` says (SIGTERM, Ctrl-C). `run()` throws `RunStopped` after it.
+    public func requestStop() { stopRequested.withLock { $0 = true } }
+    var isStopRequested: Bool { stopRequested.withLock { $0 } }
 
     public init(
         settings: RunSettings, cluster: any TrainingCluster, events: EventLog, directory: URL, logger: Logger,
@@ -189,11 +196,14 @@ public final class RunDriver: @unchecked Sendable {
         }
     }
 
-    /// Saves the run's state with `done` units of phase `next` finished (no-op before the first step).
+    /// Saves the run's state with `done` units of phase `next` finished (no-op before the first
+    /// step); then, when a stop was asked for, ends the run with `RunStopped`.
     func checkpoint(next: Phase, done: Int) async throws {
-        guard let checkpoints else { return }
         let version = await cluster.version
-        guard version > 0 else { return }
+        guard let checkpoints, version > 0 else {
+            if isStopRequested { throw RunStopped(checkpoint: nil, phase: next.rawValue) }
+            return
+        }
         let weights = try await cluster.currentSnapshot()
         cursor.weightsChecksum = Self.checksum(weights)
         cursor.phase = next.rawValue
@@ -208,6 +218,7 @@ public final class RunDriver: @unchecked Sendable {
         }
         events.record(
             .checkpoint(directory: written.lastPathComponent, phase: next.rawValue, done: done, version: version))
+        if isStopRequested { throw RunStopped(checkpoint: written.lastPathComponent, phase: next.rawValue) }
     }
 
     /// `ModelReplica.checksum()` of the replica a snapshot restores.
@@ -218,7 +229,9 @@ public final class RunDriver: @unchecked Sendable {
     /// After each step of a loop: a checkpoint every `checkpoint.every_steps` optimizer steps.
     func periodicCheckpoint(_ p: Phase, done: Int) async throws {
         let every = settings.checkpoint.everySteps
-        guard every > 0, await cluster.version % UInt64(every) == 0 else { return }
+        let version = await cluster.version
+        let due = every > 0 && version % UInt64(every) == 0
+        guard due || isStopRequested else { return }
         try await checkpoint(next: p, done: done)
     }
 }

@@ -25,6 +25,8 @@ public actor Scheduler {
     private var snapshotWaiters: [CheckedContinuation<[Wire.Weights], any Error>] = []
     private var ticker: Task<Void, Never>?
     private var reader: Task<Void, Never>?
+    /// Set once the workers are gone for good: every wait ends with it.
+    private var aborted: RunError?
 
     /// `ringKeys`: in a cluster with keys, the public keys every worker's ring listener admits.
     public init(
@@ -53,6 +55,18 @@ public actor Scheduler {
                 await self?.handle(.tick)
             }
         }
+    }
+
+    /// Ends what the run waits for, and all it asks later, with `error` (the workers are gone
+    /// for good: their `srun` step ended).
+    public func abort(_ error: RunError) {
+        aborted = error
+        jobsWaiter?.resume(throwing: error)
+        jobsWaiter = nil
+        stepWaiter?.resume(throwing: error)
+        stepWaiter = nil
+        for waiter in snapshotWaiters { waiter.resume(throwing: error) }
+        snapshotWaiters = []
     }
 
     /// Tells every live worker to stop, then stops listening.
@@ -92,6 +106,7 @@ public actor Scheduler {
             let (kind, spec, tensors) = job.wire
             return JobRequest(kind: kind, spec: spec, tensors: tensors, needsWeights: job.needsWeights)
         }
+        if let aborted { throw aborted }
         let results = try await withCheckedThrowingContinuation { continuation in
             jobsWaiter = continuation
             handle(.jobsRequested(requests))
@@ -108,7 +123,8 @@ public actor Scheduler {
     /// between them; it may be sent to the ring ahead (see `SchedulerState.Event.stepRequested`),
     /// and the next call must then pass it.
     public func gradientStep(_ request: StepRequest, next: StepRequest? = nil) async throws -> GradientResult {
-        try await withCheckedThrowingContinuation { continuation in
+        if let aborted { throw aborted }
+        return try await withCheckedThrowingContinuation { continuation in
             stepWaiter = continuation
             handle(.stepRequested(request, next: next))
         }
@@ -117,7 +133,8 @@ public actor Scheduler {
     /// Every model's weights and optimizer state at the current version, read from an up-to-date
     /// worker (for a checkpoint or the export). Call between steps.
     public func currentSnapshot() async throws -> [Wire.Weights] {
-        try await withCheckedThrowingContinuation { continuation in
+        if let aborted { throw aborted }
+        return try await withCheckedThrowingContinuation { continuation in
             snapshotWaiters.append(continuation)
             handle(.snapshotRequested)
         }

@@ -108,7 +108,7 @@ public final class WorkerNode: Sendable {
             jobQueue.finish()
             runner.cancel()
         }
-        return await serve(inbox, jobs: jobQueue, silence: .milliseconds(Int(w.heartbeatTimeoutMilliseconds) * 4))
+        return await serve(inbox, jobs: jobQueue, silence: .milliseconds(Int(w.heartbeatTimeoutMilliseconds)))
     }
 
     /// Why a registration ended without a welcome.

@@ -3,6 +3,7 @@ import Coordinator
 import Foundation
 import Logging
 import RLAIF
+import Synchronization
 
 /// Options shared by `launch` and `coordinator`: which config, which overrides, where to write.
 struct RunOptions: ParsableArguments {
@@ -18,6 +19,9 @@ struct RunOptions: ParsableArguments {
     @Flag(help: "Print only the summary.")
     var quiet = false
 
+    @Flag(help: "Start over in a run directory that holds a run (by default its newest checkpoint is continued).")
+    var fresh = false
+
     func load() throws -> ClusterConfig {
         do {
             if let config { return try ClusterConfig.load(path: config, overrides: overrides) }
@@ -29,6 +33,18 @@ struct RunOptions: ParsableArguments {
 
     func directory(_ config: ClusterConfig) -> URL {
         URL(fileURLWithPath: runDir ?? config.settings.runDirectory)
+    }
+
+    /// The checkpoint to continue from (`.some(nil)`: the beginning); nil when the run directory
+    /// holds this run, finished (its summary is printed).
+    func plan(_ config: ClusterConfig) throws -> Checkpoint?? {
+        switch try ExistingRun.prepare(directory(config), config: config, fresh: fresh, quiet: quiet) {
+        case .run(let checkpoint): return .some(checkpoint)
+        case .finished(let summary):
+            if let s = try? RunSummary.read(from: summary) { print(s.table) }
+            print("rlaif: the run in \(directory(config).path) has finished (\(summary.path)); --fresh starts it over")
+            return nil
+        }
     }
 }
 
@@ -45,6 +61,9 @@ struct Launch: AsyncParsableCommand {
     @Option(help: "Engine threads per local worker (default: workers.threads, else cores / workers).")
     var threads: Int?
 
+    @Flag(help: "Inside a Slurm allocation, start local workers instead of one per task with srun.")
+    var noSlurm = false
+
     func validate() throws {
         if let workers, workers < 0 { throw ValidationError("--workers must not be negative, got \(workers).") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads).") }
@@ -52,10 +71,19 @@ struct Launch: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let count = workers ?? config.deployment.workers.local
+        // In an allocation (an sbatch script, salloc), workers are the allocation's tasks.
+        let slurm = noSlurm ? nil : SlurmAllocation(environment: ProcessInfo.processInfo.environment)
+        let count = slurm != nil ? 0 : workers ?? config.deployment.workers.local
+        guard let resume = try options.plan(config) else { return }
+        if let slurm, !options.quiet {
+            print(
+                "rlaif: Slurm job \(slurm.jobID): \(slurm.tasks) worker(s) × \(slurm.cpusPerTask) thread(s) by srun, "
+                    + "the coordinator on \(slurm.node)")
+        }
         try await runCluster(
             config: config, options: options, localWorkers: count,
-            threads: threadsPerWorker(threads, deployment: config.deployment, workers: count))
+            threads: threadsPerWorker(threads, deployment: config.deployment, workers: count), resume: resume,
+            slurm: slurm)
     }
 }
 
@@ -70,8 +98,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard waitFor >= 1 else { throw ValidationError("--wait-for must be at least 1, got \(waitFor).") }
+        let config = try options.load()
+        guard let resume = try options.plan(config) else { return }
         try await runCluster(
-            config: try options.load(), options: options, localWorkers: 0, threads: 1, waitFor: waitFor)
+            config: config, options: options, localWorkers: 0, threads: 1, resume: resume, waitFor: waitFor)
     }
 }
 
@@ -147,7 +177,7 @@ func threadsPerWorker(_ requested: Int?, deployment: Deployment, workers: Int) -
 
 func runCluster(
     config: ClusterConfig, options: RunOptions, localWorkers: Int, threads: Int, resume: Checkpoint? = nil,
-    waitFor: Int = 1
+    waitFor: Int = 1, slurm: SlurmAllocation? = nil
 ) async throws {
     LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
     var logger = Logger(label: "rlaif.coordinator")
@@ -161,11 +191,18 @@ func runCluster(
         if config.keys == nil { print("rlaif: \(ClusterConfig.openClusterWarning)") }
     }
     let run = ClusterRun(
-        config: config, directory: directory, workerExecutable: executablePath(), quiet: options.quiet, logger: logger)
-    let stop = installInterruptHandler(run)
-    defer { for source in stop { source.cancel() } }
-    let summary = try await run.run(
-        localWorkers: localWorkers, threadsPerWorker: threads, resume: resume, waitFor: waitFor)
+        config: config, directory: directory, workerExecutable: executablePath(), quiet: options.quiet, slurm: slurm,
+        logger: logger)
+    let signals = StopSignals(run)
+    defer { signals.cancel() }
+    let summary: RunSummary
+    do {
+        summary = try await run.run(
+            localWorkers: localWorkers, threadsPerWorker: threads, resume: resume, waitFor: waitFor)
+    } catch let stopped as RunStopped {
+        print("rlaif: \(stopped); `rlaif launch` or `rlaif resume \(directory.path)` continues the run")
+        throw ExitCode(128 + (signals.signal ?? SIGTERM))
+    }
     print(summary.table)
     print("rlaif: summary in \(directory.appendingPathComponent("summary.json").path)")
 }
@@ -175,25 +212,44 @@ func executablePath() -> String {
     (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
 }
 
-/// Ctrl-C (SIGINT) and SIGTERM (Slurm, Kubernetes, `kill`) stop a run the same way: workers
-/// told, local workers ended, metrics.jsonl closed, then exit 130 or 143 (128 + the signal). A
-/// second signal exits at once.
-func installInterruptHandler(_ run: ClusterRun) -> [DispatchSourceSignal] {
-    nonisolated(unsafe) var interrupted = false  // touched only on the main queue
-    return [(SIGINT, "Ctrl-C"), (SIGTERM, "SIGTERM")].map { number, name in
-        signal(number, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: number, queue: .main)
-        source.setEventHandler {
-            if interrupted { exit(128 + number) }
-            interrupted = true
-            FileHandle.standardError.write(
-                Data("\nrlaif: \(name): stopping workers (a second signal exits now)\n".utf8))
-            Task {
-                await run.interrupt()
-                exit(128 + number)
+/// Ctrl-C (SIGINT) and SIGTERM (Slurm, Kubernetes, `kill`) stop a run the same way: it finishes
+/// its step, writes a checkpoint there and stops its workers, and the process exits with 130 or
+/// 143 (128 + the signal), so `rlaif launch` on the directory continues it. A run that has not
+/// stopped after `grace` (a long rollout or labeling) is stopped at once; so is one given a
+/// second signal.
+final class StopSignals: @unchecked Sendable {
+    static let grace: Duration = .seconds(25)
+    private var sources: [DispatchSourceSignal] = []
+    private let received = Mutex<Int32?>(nil)
+
+    /// The signal that stopped the run, if one did.
+    var signal: Int32? { received.withLock { $0 } }
+
+    init(_ run: ClusterRun) { install(run) }
+
+    private func install(_ run: ClusterRun) {
+        sources = [(SIGINT, "Ctrl-C"), (SIGTERM, "SIGTERM")].map { number, name in
+            Foundation.signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .main)
+            source.setEventHandler { [self] in
+                let first = received.withLock { value in
+                    defer { value = value ?? number }
+                    return value == nil
+                }
+                guard first else { exit(128 + number) }
+                FileHandle.standardError.write(
+                    Data("\nrlaif: \(name): stopping at the next checkpoint (a second signal exits now)\n".utf8))
+                let asked = run.requestStop()
+                Task {
+                    if asked { try? await Task.sleep(for: Self.grace) }
+                    await run.interrupt()
+                    exit(128 + number)
+                }
             }
+            source.resume()
+            return source
         }
-        source.resume()
-        return source
     }
+
+    func cancel() { for source in sources { source.cancel() } }
 }

@@ -40,6 +40,14 @@ struct WorkerCommand: AsyncParsableCommand {
         }
     }
 
+    /// A Slurm task's worker is named by its job and task (`slurm-42-1`), any other by host and pid.
+    static func defaultName(_ environment: [String: String]) -> String {
+        if let job = environment["SLURM_JOB_ID"], let task = environment["SLURM_PROCID"] {
+            return "slurm-\(job)-\(task)"
+        }
+        return "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+    }
+
     func run() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         if let threads { WorkerSettings(threads: threads).configureEngine() }
@@ -55,7 +63,7 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         let node = WorkerNode(
             options: .init(
-                coordinator: connect, name: name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())",
+                coordinator: connect, name: name ?? Self.defaultName(ProcessInfo.processInfo.environment),
                 security: security, ringBind: ringBind, registrationWait: .seconds(registrationWait)))
         switch try await node.run() {
         case .shutdown(let reason): print("rlaif worker: shut down (\(reason))")
