@@ -326,4 +326,51 @@ import Testing
         let text = try String(contentsOf: log, encoding: .utf8)
         #expect(text.contains("lost the coordinator"), "\(text)")
     }
+
+    /// `--dry-run` reports a missing data file, an unreachable labeler, a missing key file and a
+    /// model too large for memory at once, exits non-zero, and starts nothing.
+    @Test func dryRun_reportsEveryProblemAtOnce_andStartsNothing() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = dir.appendingPathComponent("bad.yaml")
+        try """
+        task: {kind: jsonl, prompts: missing.jsonl, demonstrations: missing-demos.jsonl}
+        model: {context_length: 10000000}
+        labeler: {kind: openai, url: "http://127.0.0.1:1/v1", model: judge}
+        keys:
+          coordinator: nowhere/coordinator.key
+          workers: [nowhere/w.key.pub]
+        """.write(to: config, atomically: true, encoding: .utf8)
+        let run = dir.appendingPathComponent("run")
+        let log = dir.appendingPathComponent("dry.log")
+        let p = try Self.start(["launch", config.path, "--dry-run", "--run-dir", run.path], log: log)
+        #expect(Self.wait(p, seconds: 60) && p.terminationStatus == 1)
+        let text = try String(contentsOf: log, encoding: .utf8)
+        for expected in [
+            "model.context_length makes a model that needs", "task.prompts names", "keys.coordinator cannot be used",
+            "labeler.url: http://127.0.0.1:1/v1 cannot be reached",
+        ] {
+            #expect(text.contains(expected), "missing \(expected) in \(text)")
+        }
+        #expect(text.contains("nothing was started") && !text.contains("Usage:"))
+        #expect(!FileManager.default.fileExists(atPath: run.path), "the dry run made the run directory")
+        // A good configuration: the plan, and ready.
+        let good = try Self.start(["launch", Self.quick, "--dry-run", "--run-dir", run.path], log: log)
+        #expect(Self.wait(good, seconds: 60) && good.terminationStatus == 0)
+        let plan = try String(contentsOf: log, encoding: .utf8)
+        #expect(
+            plan.contains("sft: 18 steps (3 epochs of 192 demonstrations)") && plan.contains("rlaif: ready"), "\(plan)")
+        #expect(!FileManager.default.fileExists(atPath: run.path))
+        // `rlaif config`: each key with its value and origin.
+        let shown = try Self.start(["config", Self.quick, "--set", "rl.iterations=3"], log: log)
+        #expect(Self.wait(shown, seconds: 60) && shown.terminationStatus == 0)
+        let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+        let line = { (key: String) in
+            lines.first { $0.hasPrefix(key + " ") }.map { $0.split(separator: " ").map(String.init) }
+        }
+        #expect(line("rl.iterations") == ["rl.iterations", "3", "--set"])
+        #expect(line("model.width") == ["model.width", "64", "quick.yaml:15"])
+        #expect(line("sft.batch_size") == ["sft.batch_size", "32", "default"])
+        #expect(line("coordinator.bind") == ["coordinator.bind", "\"tcp://127.0.0.1:0\"", "default"])
+    }
 }

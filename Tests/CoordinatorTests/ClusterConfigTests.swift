@@ -88,6 +88,38 @@ import RLAIF
         #expect(back.settings == recorded.settings && back.deployment == recorded.deployment)
     }
 
+    /// A dry run's reading goes past the checks that do not depend on one another: a model too
+    /// large, a missing data file and a missing key file are reported together.
+    @Test func reading_collectsIndependentProblems_andEveryValuesOrigin() {
+        let yaml = """
+            task: {kind: jsonl, prompts: missing.jsonl, demonstrations: missing-demos.jsonl}
+            model: {context_length: 10000000}
+            labeler: {kind: command, command: judge}
+            keys:
+              coordinator: nowhere.key
+              workers: [nowhere.pub]
+            """
+        let reading = ClusterConfig.read(yaml: yaml, file: "c.yaml", overrides: ["rl.iterations=3"])
+        #expect(reading.problems.map(\.key) == ["model.context_length", "task.prompts", "keys.coordinator"])
+        #expect(reading.config != nil)
+        let origins = Dictionary(reading.origins.map { ($0.key, ($0.value, $0.origin)) }) { a, _ in a }
+        #expect(origins["model.context_length"]! == ("10000000", "c.yaml:2"))
+        #expect(origins["rl.iterations"]! == ("3", "--set"))
+        #expect(origins["sft.epochs"]! == ("6", "default"))
+        #expect(origins.count == reading.origins.count)  // one line per key
+        // A problem that stops reading (the values themselves) is the only one.
+        #expect(ClusterConfig.read(yaml: "model: {width: -1}\n").problems.count == 1)
+    }
+
+    /// The plan a dry run prints: step counts follow from the settings.
+    @Test func runPlan_countsStepsFromTheSettings() throws {
+        let plan = RunPlan(settings: RunSettings(), demonstrations: 8192)
+        #expect(plan.phases[0] == "sft: 1536 steps (6 epochs of 8192 demonstrations)")
+        #expect(plan.phases.contains("reward model: at most 693 steps (its valid labels of 7372 training pairs)"))
+        #expect(plan.phases.contains("rl: 80 iterations of 64 prompts, 160 steps"))
+        #expect(plan.checkpointBytes == Double(RunSettings().gpt2Config.parameterCount) * 28)
+    }
+
     @Test func unknownKey_isRejectedWithItsLine() throws {
         do {
             _ = try ClusterConfig.parse(yaml: "run:\n  nmae: typo\n")

@@ -64,15 +64,21 @@ struct Launch: AsyncParsableCommand {
     @Flag(help: "Inside a Slurm allocation, start local workers instead of one per task with srun.")
     var noSlurm = false
 
+    @Flag(help: "Check the configuration, data, keys, labeler, port and disk, print the plan, start nothing.")
+    var dryRun = false
+
     func validate() throws {
         if let workers, workers < 0 { throw ValidationError("--workers must not be negative, got \(workers).") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads).") }
     }
 
     func run() async throws {
-        let config = try options.load()
         // In an allocation (an sbatch script, salloc), workers are the allocation's tasks.
         let slurm = noSlurm ? nil : SlurmAllocation(environment: ProcessInfo.processInfo.environment)
+        if dryRun {
+            return try await DryRun(options: options, localWorkers: workers, threads: threads, slurm: slurm).run()
+        }
+        let config = try options.load()
         let count = slurm != nil ? 0 : workers ?? config.deployment.workers.local
         guard let resume = try options.plan(config) else { return }
         if let slurm, !options.quiet {
