@@ -34,31 +34,15 @@ public struct ContextFit: Sendable {
         [String], Notice
     ) {
         let limit = contextLength - maxNewTokens
-        var kept: [String] = [], changed: [Int] = []
-        for line in lines {
-            let count = tokenizer.encode(line.value).count
-            if count > 0 && count <= limit {
-                kept.append(line.value)
-                continue
-            }
-            let problem =
-                count == 0
-                ? "the prompt is empty"
-                : "the prompt is \(count) tokens; with model.max_new_tokens \(maxNewTokens), "
-                    + "model.context_length \(contextLength) leaves room for \(limit)"
-            switch (policy, count) {
-            case (.skip, _): changed.append(line.number)
-            case (.truncate, 1...):
-                kept.append(Self.suffix(of: line.value, maxBytes: limit))
-                changed.append(line.number)
-            default: throw failure(key, path, line.number, problem)
-            }
+        return try fit(lines, what: "prompt", key: key, path: path) { prompt in
+            let count = tokenizer.encode(prompt).count
+            if count > 0 && count <= limit { return .fits }
+            guard count > 0 else { return .doesNotFit(problem: "the prompt is empty", cut: nil) }
+            return .doesNotFit(
+                problem: "the prompt is \(count) tokens; with model.max_new_tokens \(maxNewTokens), "
+                    + "model.context_length \(contextLength) leaves room for \(limit)",
+                cut: Self.suffix(of: prompt, maxBytes: limit))
         }
-        guard !kept.isEmpty else {
-            throw JSONLTask.LoadError(
-                key: key, message: "\(path): no prompt fits the context (task.overlong \(policy))")
-        }
-        return (kept, notice(changed, key: key, path: path, what: "prompts"))
     }
 
     /// The demonstrations that fit: a long prompt is cut from the left, and a completion that
@@ -66,35 +50,49 @@ public struct ContextFit: Sendable {
     public func demonstrations(
         _ lines: [Line<(prompt: String, completion: String)>], key: String, path: String
     ) throws(JSONLTask.LoadError) -> ([(prompt: String, completion: String)], Notice) {
-        var kept: [(prompt: String, completion: String)] = [], changed: [Int] = []
+        try fit(lines, what: "demonstration", key: key, path: path) { demo in
+            // The completion is trained with the end-of-text it ends with.
+            let p = tokenizer.encode(demo.prompt).count, c = tokenizer.encode(demo.completion).count + 1
+            if p > 0 && p + c <= contextLength { return .fits }
+            guard p > 0 else { return .doesNotFit(problem: "the demonstration's prompt is empty", cut: nil) }
+            let completion = Self.prefix(of: demo.completion, maxBytes: min(c - 1, contextLength - 2))
+            let room = contextLength - (tokenizer.encode(completion).count + 1)
+            return .doesNotFit(
+                problem: "the demonstration is \(p) prompt and \(c) completion tokens (with end-of-text), "
+                    + "more than model.context_length \(contextLength)",
+                cut: (Self.suffix(of: demo.prompt, maxBytes: room), completion))
+        }
+    }
+
+    /// One line as measured: it fits, or why not and (when it can be cut) its cut form.
+    enum Verdict<Value> {
+        case fits
+        case doesNotFit(problem: String, cut: Value?)
+    }
+
+    /// The lines kept (as they are, or cut) under the policy, and what was changed.
+    func fit<Value>(
+        _ lines: [Line<Value>], what: String, key: String, path: String, _ verdict: (Value) -> Verdict<Value>
+    ) throws(JSONLTask.LoadError) -> ([Value], Notice) {
+        var kept: [Value] = [], changed: [Int] = []
         for line in lines {
-            let (prompt, completion) = line.value
-            let p = tokenizer.encode(prompt).count, c = tokenizer.encode(completion).count + 1  // + end-of-text
-            if p > 0 && p + c <= contextLength {
+            guard case .doesNotFit(let problem, let cut) = verdict(line.value) else {
                 kept.append(line.value)
                 continue
             }
-            let problem =
-                p == 0
-                ? "the demonstration's prompt is empty"
-                : "the demonstration is \(p) prompt and \(c) completion tokens (with end-of-text), "
-                    + "more than model.context_length \(contextLength)"
-            switch (policy, p) {
+            switch (policy, cut) {
             case (.skip, _): changed.append(line.number)
-            case (.truncate, 1...):
-                let completionBytes = min(c - 1, contextLength - 2)
-                let cut = Self.prefix(of: completion, maxBytes: completionBytes)
-                let room = contextLength - (tokenizer.encode(cut).count + 1)
-                kept.append((Self.suffix(of: prompt, maxBytes: room), cut))
+            case (.truncate, let cut?):
+                kept.append(cut)
                 changed.append(line.number)
             default: throw failure(key, path, line.number, problem)
             }
         }
         guard !kept.isEmpty else {
             throw JSONLTask.LoadError(
-                key: key, message: "\(path): no demonstration fits the context (task.overlong \(policy))")
+                key: key, message: "\(path): no \(what) fits the context (task.overlong \(policy))")
         }
-        return (kept, notice(changed, key: key, path: path, what: "demonstrations"))
+        return (kept, notice(changed, key: key, path: path, what: what + "s"))
     }
 
     func failure(_ key: String, _ path: String, _ line: Int, _ problem: String) -> JSONLTask.LoadError {
