@@ -284,7 +284,7 @@ import RLAIF
         #expect(
             throws: ConfigError(
                 file: "cluster.yaml", line: 3, key: "rl.algorithm",
-                message: #"must be ppo or policy_gradient, got "ppx""#)
+                message: #"must be ppo or policy_gradient or grpo or rloo, got "ppx""#)
         ) { try ClusterConfig.parse(yaml: "rl:\n  iterations: 2\n  algorithm: ppx\n") }
         #expect(
             throws: ConfigError(

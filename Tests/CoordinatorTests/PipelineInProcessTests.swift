@@ -86,6 +86,29 @@ import Testing
         #expect(try Self.steps(dir) == Self.steps(referenceDir))
     }
 
+    /// The critic-free methods on groups of 4 responses per prompt beat SFT on the ground truth,
+    /// and a group's rollout and steps give the same bits on 1 and 2 replicas.
+    @Test(arguments: [RunSettings.Algorithm.grpo, .rloo])
+    func groupMethod_beatsSFT_onGroundTruth(_ algorithm: RunSettings.Algorithm) async throws {
+        let settings = try Self.settings(["rl.algorithm=\(algorithm)", "rl.samples_per_prompt=4"])
+        var checksums: [String] = []
+        for replicas in [1, 2] {
+            let dir = try Self.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let summary = try await Self.run(settings, replicas: replicas, in: dir)
+            checksums.append(summary.weightsChecksum)
+            let truth = try #require(summary.winRateVsSFT.groundTruth)
+            #expect(truth > 0.6, "\(algorithm): ground-truth win rate \(truth) against SFT")
+            #expect(summary.rlAlgorithm == algorithm.rawValue)
+            // One line per iteration, each with the loss's own KL estimate beside the batch's.
+            let rl = try RunEventLine.read(dir.appendingPathComponent("metrics.jsonl")).compactMap { line in
+                if case .metrics(let m) = line.event, m.phase == "rl" { m } else { nil }
+            }
+            #expect(rl.count == settings.rl.iterations && rl.allSatisfy { $0.values["kl_k3"] != nil })
+        }
+        #expect(checksums[0] == checksums[1])
+    }
+
     @Test(arguments: [RunSettings.Method.direct, .dpo])
     func method_beatsSFT_onGroundTruth(_ method: RunSettings.Method) async throws {
         let dir = try Self.temporaryDirectory()

@@ -88,15 +88,50 @@ import Testing
         #expect(throws: JobSpecError.self) { try broken.unpack(tensors) }
     }
 
+    /// GRPO normalizes within each group; RLOO subtracts the mean of the others after paying
+    /// β·KL; every token of a response gets its response's advantage.
+    @Test func groupedAdvantages_matchAHandComputation() {
+        func sample(_ kl: Float, tokens: Int) -> RolloutSample {
+            var s = RolloutSample(tokens: Array(repeating: 1, count: tokens))
+            s.logProbs = Array(repeating: -1, count: tokens)
+            s.referenceLogProbs = [-1 - kl] + Array(repeating: -1, count: tokens - 1)  // KL(response) = kl
+            return s
+        }
+        let samples = [sample(0, tokens: 2), sample(1, tokens: 1), sample(0, tokens: 3), sample(2, tokens: 1)]
+        let rewards = [1.0, 3.0, -1.0, -1.0]
+        let grpo = Advantages.grouped(samples: samples, rewards: rewards, groupSize: 2, algorithm: .grpo, klBeta: 0.5)
+        // Group (1, 3): mean 2, std 1 → −1, +1; group (−1, −1): std 0 → 0, 0.
+        let unit = Float(1 / (1 + 1e-6))
+        let expected: [[Float]] = [[-unit, -unit], [unit], [0, 0, 0], [0]]
+        #expect(grpo.advantages == expected)
+        let rloo = Advantages.grouped(samples: samples, rewards: rewards, groupSize: 2, algorithm: .rloo, klBeta: 0.5)
+        // Rewards less 0.5·KL: (1, 2.5) and (−1, −2); each minus the other's.
+        #expect(rloo.advantages == [[-1.5, -1.5], [1.5], [1, 1, 1], [-1]])
+        #expect(abs(rloo.meanKL - 0.75) < 1e-9 && rloo.meanReward == 0.5)
+        #expect(rloo.returns.allSatisfy { $0.allSatisfy { $0 == 0 } })
+    }
+
+    /// The critic-free loss (clipped ratio plus β·k3 KL) has the gradient finite differences give.
+    @Test func groupPolicyLoss_gradientMatchesFiniteDifferences() throws {
+        try expectGradientMatchesFiniteDifferences(.groupPolicy(clip: 0.2, klBeta: 0.3))
+    }
+
     /// The PPO loss's gradient with respect to the policy equals finite differences of the loss.
     @Test func ppoLoss_gradientMatchesFiniteDifferences() throws {
+        try expectGradientMatchesFiniteDifferences(.ppo(clip: 0.2, valueCoefficient: 0.5))
+    }
+
+    func expectGradientMatchesFiniteDifferences(_ objective: Objective) throws {
         let replica = try ModelReplica(
             config: .init(vocabularySize: 12, contextLength: 8, width: 8, layers: 1, heads: 2), seed: 5)
         var micro = MicroBatch(id: 0, batch: SequenceBatch(prompts: [[1, 2], [3]], responses: [[4, 5], [6]]))
         micro.advantages = [[0.5, -1], [2]]
         micro.returns = [[1, 0], [0.5]]
         micro.oldLogProbs = [[-2.4, -2.6], [-2.5]]
-        let objective = Objective.ppo(clip: 0.2, valueCoefficient: 0.5)
+        replica.forkReference()
+        // A reference apart from the policy, so the KL term has a gradient.
+        let reference = try #require(replica.parameters(.reference))
+        for i in stride(from: 0, to: reference.count, by: 7) { reference.values[flat: i] += 0.05 }
         let params = replica.policyParameters
         params.zeroGradients()
         let (loss, _) = replica.loss(objective, micro, normalizer: 3)

@@ -12,6 +12,8 @@ public final class ClusterRun: @unchecked Sendable {
     let logger: Logger
     let quiet: Bool
     private var children: [Process] = []
+    /// The local worker processes among the children.
+    private var localWorkers: [Process] = []
     /// The running scheduler and event log, for `interrupt()`.
     private var active: (scheduler: Scheduler, events: EventLog)?
     /// The driver, once the run has one: `stop()` asks it for a checkpoint and an end.
@@ -92,10 +94,15 @@ public final class ClusterRun: @unchecked Sendable {
         let started =
             try slurm.map { try startSlurmWorkers($0, coordinator: advertised, scheduler: scheduler) }
             ?? startWorkers(local: localWorkers, threads: threadsPerWorker, coordinator: advertised)
-        let wanted = max(waitFor, started)
+        // A local worker that exits before the run starts (killed, crashed) is not waited for.
+        let wanted: @Sendable () -> Int = { [weak self] in
+            max(waitFor, started - (self?.exitedLocalWorkers ?? 0))
+        }
         guard await scheduler.waitForWorkers(wanted, timeout: .seconds(120)) else {
             await scheduler.shutdown(reason: "run aborted")
-            throw RunError(message: "fewer than \(wanted) workers registered within 120 s")
+            throw RunError(
+                message: "fewer than \(wanted()) workers registered within 120 s (\(exitedLocalWorkers) local "
+                    + "worker(s) exited: see worker-N.log in the run directory)")
         }
         let driver = RunDriver(
             settings: settings, cluster: scheduler, events: events, directory: directory, logger: logger, task: task,
@@ -192,13 +199,17 @@ public final class ClusterRun: @unchecked Sendable {
         return slurm.tasks
     }
 
+    /// Local worker processes this run started that have exited.
+    private var exitedLocalWorkers: Int { lock.withLock { localWorkers.filter { !$0.isRunning }.count } }
+
     private func startWorker(index: Int, coordinator: String, threads: Int) throws {
-        try startChild(
+        let worker = try startChild(
             workerExecutable,
             [
                 "worker", "--connect", coordinator, "--threads", "\(threads)", "--name", "local-\(index)-\(getpid())",
                 "--ring-bind", config.deployment.workers.ringBind,
             ] + (try keyArguments()), log: "worker-\(index).log")
+        lock.withLock { localWorkers.append(worker) }
     }
 
     /// `--key` and `--coordinator-key` for the workers this run starts, in a cluster with keys.

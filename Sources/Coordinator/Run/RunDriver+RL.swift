@@ -40,17 +40,54 @@ extension RunDriver {
         return micros
     }
 
+    /// An iteration's prompts, each repeated `rl.samples_per_prompt` times (a group), and the
+    /// sample ids that address their random streams (one sample per prompt: the prompt's index).
+    func iterationPrompts(_ iteration: Int) -> (prompts: [String], ids: [UInt64]) {
+        let rl = settings.rl, k = rl.samplesPerPrompt
+        let base = settings.preferences.pairs + iteration * rl.promptsPerIteration
+        let prompts = task.trainingPrompts(base..<(base + rl.promptsPerIteration))
+        let ids = prompts.indices.flatMap { i in (0..<k).map { UInt64(base + i) * UInt64(k) + UInt64($0) } }
+        return (prompts.flatMap { Array(repeating: $0, count: k) }, ids)
+    }
+
+    /// The iteration's advantages: PPO's GAE, the paper's G − V, or a critic-free group method's.
+    func advantages(_ samples: [RolloutSample], rewards: [Double]) -> Advantages.Output {
+        let rl = settings.rl
+        if rl.algorithm.needsGroups {
+            return Advantages.grouped(
+                samples: samples, rewards: rewards, groupSize: rl.samplesPerPrompt, algorithm: rl.algorithm,
+                klBeta: rl.klBeta)
+        }
+        return Advantages.compute(
+            samples: samples, rewards: rewards, klBeta: rl.klBeta, normalizeRewards: rl.normalizeRewards,
+            gaeLambda: rl.algorithm == .ppo ? rl.gaeLambda : nil)
+    }
+
+    /// One optimizer step's spec of the RL objective the settings name.
+    func rlStepSpec(tokens: Int) -> GradientSpec {
+        let rl = settings.rl
+        let objective: GradientSpec.ObjectiveKind =
+            switch rl.algorithm {
+            case .ppo: .ppo
+            case .policyGradient: .policyGradient
+            case .grpo, .rloo: .groupPolicy
+            }
+        var spec = GradientSpec(
+            objective: objective, learningRate: rl.learningRate, clipNorm: rl.clipNorm, normalizer: Double(tokens))
+        spec.ppoClip = rl.ppoClip
+        spec.valueCoefficient = rl.valueCoefficient
+        spec.klBeta = rl.algorithm == .grpo ? rl.klBeta : 0  // RLOO pays KL in the reward
+        return spec
+    }
+
     func reinforce(direct: Bool, skip: Int) async throws {
         let rl = settings.rl
-        let ppo = rl.algorithm == .ppo
-        let stepsPerIteration = ppo ? rl.ppoEpochs : 1
+        let stepsPerIteration = rl.algorithm == .policyGradient ? 1 : rl.ppoEpochs
         let progress = Progress(phase: "rl", total: rl.iterations, quiet: quiet)
         // Checkpoints fall between iterations: an iteration's rollout and its PPO epochs go together.
         let checkpointIterations = max(1, settings.checkpoint.everySteps / stepsPerIteration)
         for iteration in skip..<rl.iterations {
-            let base = settings.preferences.pairs + iteration * rl.promptsPerIteration
-            let prompts = task.trainingPrompts(base..<(base + rl.promptsPerIteration))
-            let ids = (0..<UInt64(prompts.count)).map { UInt64(base) + $0 }
+            let (prompts, ids) = iterationPrompts(iteration)
             let samples = try await rollout(
                 prompts, sampleIDs: ids, seed: settings.run.seed ^ 0x524C_0000, generator: .policy, score: true,
                 phase: "rl-rollout")
@@ -59,21 +96,15 @@ extension RunDriver {
                 direct
                 ? try await ratingRewards(prompts: prompts, responses: responses, ids: ids)
                 : samples.map { Double($0.reward ?? 0) }
-            let adv = Advantages.compute(
-                samples: samples, rewards: rewards, klBeta: rl.klBeta, normalizeRewards: rl.normalizeRewards,
-                gaeLambda: ppo ? rl.gaeLambda : nil)
+            let adv = advantages(samples, rewards: rewards)
             let micros = rlMicroBatches(prompts: prompts, samples: samples, advantages: adv)
             let tokens = samples.reduce(0) { $0 + $1.tokens.count }
             // The ground truth's mean quality of this batch (NaN where the task has none).
             let qualities = zip(prompts, responses).compactMap { task.groundTruthQuality(of: $1, prompt: $0) }
             let truth = qualities.isEmpty ? Double.nan : qualities.reduce(0, +) / Double(qualities.count)
             let requests = (0..<stepsPerIteration).map { step -> SchedulerState.StepRequest in
-                var spec = GradientSpec(
-                    objective: ppo ? .ppo : .policyGradient, learningRate: rl.learningRate, clipNorm: rl.clipNorm,
-                    normalizer: Double(tokens))
-                spec.ppoClip = rl.ppoClip
+                var spec = rlStepSpec(tokens: tokens)
                 spec.forkReference = direct && iteration == 0 && step == 0  // no reward phase forked it
-                spec.valueCoefficient = rl.valueCoefficient
                 return .init(spec: spec, microBatches: micros)
             }
             // The epochs of an iteration go to one ring back to back (no checkpoint falls between).

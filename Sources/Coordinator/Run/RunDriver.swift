@@ -165,6 +165,7 @@ public final class RunDriver: @unchecked Sendable {
                 labels: evaluation.labels)
         summary.wallSeconds = Date().timeIntervalSince(started)
         summary.method = settings.run.method.rawValue
+        summary.rlAlgorithm = settings.run.method == .dpo ? nil : settings.rl.algorithm.rawValue
         summary.finalVersion = await cluster.version
         summary.weightsChecksum = cursor.weightsChecksum
         // The final policy and reward model, for transformers.

@@ -25,6 +25,8 @@ public struct RunSummary: Codable, Sendable {
     }
 
     public var method = "rlaif"
+    /// The RL algorithm (`rl.algorithm`), for the methods that run RL.
+    public var rlAlgorithm: String?
     public var winRateVsSFT = WinRate()
     public var labelerAlignment = Alignment()
     public var rewardModelAccuracy = WinRate()
@@ -39,6 +41,7 @@ public struct RunSummary: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case method
+        case rlAlgorithm = "rl_algorithm"
         case winRateVsSFT = "win_rate_vs_sft"
         case labelerAlignment = "labeler_alignment"
         case rewardModelAccuracy = "reward_model_accuracy"
@@ -65,7 +68,7 @@ public struct RunSummary: Codable, Sendable {
     public var table: String {
         func f(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "—" }
         let rows: [(String, String)] = [
-            ("method", method),
+            ("method", method + (rlAlgorithm.map { " (\($0))" } ?? "")),
             ("win rate vs SFT (ground truth)", f(winRateVsSFT.groundTruth)),
             ("win rate vs SFT (labeler)", f(winRateVsSFT.labeler)),
             ("labeler alignment, both orders", f(labelerAlignment.debiased)),

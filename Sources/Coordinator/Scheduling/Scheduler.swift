@@ -91,9 +91,11 @@ public actor Scheduler {
     public func jobCounts() -> [String: Int] { state.jobCounts }
 
     /// Waits until at least `count` workers have registered.
-    public func waitForWorkers(_ count: Int, timeout: Duration) async -> Bool {
+    /// `count` is asked again at each look: workers that can no longer come (a started
+    /// process that exited) stop being waited for.
+    public func waitForWorkers(_ count: @Sendable () -> Int, timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
-        while liveWorkerCount < count {
+        while liveWorkerCount < count() {
             if ContinuousClock.now > deadline { return false }
             try? await Task.sleep(for: .milliseconds(50))
         }

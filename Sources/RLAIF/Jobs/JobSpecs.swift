@@ -144,6 +144,7 @@ public struct ScoreSpec: Codable, Sendable, Equatable {
 public struct GradientSpec: Codable, Sendable, Equatable {
     public enum ObjectiveKind: String, Codable, Sendable {
         case sft, reward, policyGradient = "policy_gradient", ppo, dpo
+        case groupPolicy = "group_policy"
     }
 
     public struct Ring: Codable, Sendable, Equatable {
@@ -174,6 +175,8 @@ public struct GradientSpec: Codable, Sendable, Equatable {
     public var ppoClip: Double = 0.2
     public var valueCoefficient: Double = 0.5
     public var dpoBeta: Double = 0.1
+    /// `group_policy`: the weight of the KL term in the loss (GRPO; 0 for RLOO).
+    public var klBeta: Double = 0
     /// Before the step: freeze the policy as the reference / start the reward model from it.
     public var forkReference = false
     public var forkReward = false
@@ -198,6 +201,7 @@ public struct GradientSpec: Codable, Sendable, Equatable {
         case .policyGradient: .policyGradient(valueCoefficient: Float(valueCoefficient))
         case .ppo: .ppo(clip: Float(ppoClip), valueCoefficient: Float(valueCoefficient))
         case .dpo: .dpo(beta: Float(dpoBeta))
+        case .groupPolicy: .groupPolicy(clip: Float(ppoClip), klBeta: Float(klBeta))
         }
     }
 

@@ -132,10 +132,13 @@ public struct RunSettings: Codable, Sendable, Equatable {
     }
 
     public struct RL: Codable, Sendable, Equatable {
-        /// `ppo` or `policy_gradient` (the paper's: one update per batch, value baseline).
+        /// `ppo`, `policy_gradient` (the paper's: one update per batch, value baseline), or the
+        /// critic-free `grpo` and `rloo`.
         public var algorithm = Algorithm.ppo
         public var iterations = 80
         public var promptsPerIteration = 64
+        /// Responses sampled per prompt in each iteration (a group; `grpo` and `rloo` need ≥ 2).
+        public var samplesPerPrompt = 1
         public var microBatch = 16
         public var learningRate = 2.5e-4
         /// KL penalty towards the SFT policy.
@@ -216,6 +219,10 @@ extension RunSettings {
             positive("labeler.timeout_ms", labeler.timeoutMs),
             positive("rl.iterations", rl.iterations), positive("rl.prompts_per_iteration", rl.promptsPerIteration),
             positive("rl.micro_batch", rl.microBatch), positive("rl.ppo_epochs", rl.ppoEpochs),
+            positive("rl.samples_per_prompt", rl.samplesPerPrompt),
+            rl.algorithm.needsGroups && rl.samplesPerPrompt < 2
+                ? ("rl.samples_per_prompt", "must be at least 2 for rl.algorithm \(rl.algorithm) (groups of responses)")
+                : nil,
             nonNegative("rl.kl_beta", rl.klBeta),
             fraction("rl.gae_lambda", rl.gaeLambda), fraction("rl.ppo_clip", rl.ppoClip),
             positive("rl.dpo_epochs", rl.dpoEpochs),

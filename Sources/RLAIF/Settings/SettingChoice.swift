@@ -57,5 +57,14 @@ extension RunSettings {
     public enum Algorithm: String, SettingChoice {
         case ppo
         case policyGradient = "policy_gradient"
+        /// Critic-free, on groups of `rl.samples_per_prompt` responses: group-normalized
+        /// advantages, the clipped ratio, KL to SFT as a loss term (the k3 estimator).
+        case grpo
+        /// Critic-free: each response's baseline is the mean reward of the others in its group;
+        /// KL to SFT in the reward; the clipped ratio.
+        case rloo
+
+        /// Needs groups of responses to one prompt (`rl.samples_per_prompt` ≥ 2).
+        public var needsGroups: Bool { self == .grpo || self == .rloo }
     }
 }

@@ -61,4 +61,34 @@ public enum Advantages {
             advantages: advantages.map { $0.map(Float.init) }, returns: returns.map { $0.map(Float.init) },
             meanKL: klTotal / Double(samples.count), meanReward: meanReward)
     }
+
+    /// Critic-free advantages on groups of `groupSize` consecutive samples (responses to one
+    /// prompt), the same for every token of a response. GRPO: (r − the group's mean) / (its
+    /// standard deviation + 1e-6), KL left to the loss. RLOO: r − β·KL(response) minus the mean
+    /// of the others' in the group. Returns are zero (no value head is trained).
+    public static func grouped(
+        samples: [RolloutSample], rewards: [Double], groupSize k: Int, algorithm: RunSettings.Algorithm,
+        klBeta: Double
+    ) -> Output {
+        precondition(samples.count == rewards.count && k >= 2 && samples.count % k == 0)
+        let kl = samples.map { s in
+            (0..<s.tokens.count).reduce(0.0) { $0 + Double(s.logProbs[$1] - s.referenceLogProbs[$1]) }
+        }
+        let r = algorithm == .rloo ? zip(rewards, kl).map { $0 - klBeta * $1 } : rewards
+        var perSample = [Double](repeating: 0, count: samples.count)
+        for start in stride(from: 0, to: samples.count, by: k) {
+            let group = r[start..<(start + k)]
+            let total = group.reduce(0, +), mean = total / Double(k)
+            let std = (group.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(k)).squareRoot()
+            for i in start..<(start + k) {
+                perSample[i] = algorithm == .rloo ? r[i] - (total - r[i]) / Double(k - 1) : (r[i] - mean) / (std + 1e-6)
+            }
+        }
+        return Output(
+            advantages: samples.indices.map {
+                [Float](repeating: Float(perSample[$0]), count: samples[$0].tokens.count)
+            },
+            returns: samples.map { [Float](repeating: 0, count: $0.tokens.count) },
+            meanKL: kl.reduce(0, +) / Double(samples.count), meanReward: rewards.reduce(0, +) / Double(rewards.count))
+    }
 }

@@ -15,11 +15,14 @@ public enum Objective: Sendable, Equatable {
     case ppo(clip: Float, valueCoefficient: Float)
     /// DPO on soft labels against the reference.
     case dpo(beta: Float)
+    /// Critic-free (GRPO, RLOO): the clipped ratio objective on per-response advantages, plus
+    /// `klBeta` times the k3 estimate of KL to the reference, exp(r − l) − (r − l) − 1 per token.
+    case groupPolicy(clip: Float, klBeta: Float)
 
     public var role: ModelReplica.Role {
         switch self {
         case .reward: .reward
-        case .sft, .policyGradient, .ppo, .dpo: .policy
+        case .sft, .policyGradient, .ppo, .dpo, .groupPolicy: .policy
         }
     }
 
@@ -29,6 +32,7 @@ public enum Objective: Sendable, Equatable {
         case .sft: ["loss"]
         case .reward, .dpo: ["loss", "accuracy"]
         case .policyGradient, .ppo: ["loss", "policy_loss", "value_loss", "clipped"]
+        case .groupPolicy: ["loss", "policy_loss", "kl_k3", "clipped"]
         }
     }
 }
@@ -94,18 +98,7 @@ extension ModelReplica {
             let policyLoss: Variable
             var clipped: Float = 0
             if case .ppo(let clip, _) = objective {
-                // ratio = π/π_old; min(ratio·A, clip(ratio)·A): where the clipped term is the
-                // smaller one its gradient is zero, so those tokens are masked out.
-                let old = batch.perToken(micro.oldLogProbs)
-                let ratio = (lp - Variable(old)).exp()
-                let keep = Tensor(zeros: advantages.shape)
-                let mask = batch.responseMask
-                for i in 0..<keep.count where mask[flat: i] != 0 {
-                    let r = ratio.value[flat: i], a = advantages[flat: i]
-                    let unclipped = r * a, bounded = min(max(r, 1 - clip), 1 + clip) * a
-                    if unclipped <= bounded { keep[flat: i] = a } else { clipped += 1 }
-                }
-                policyLoss = (ratio * Variable(keep)).sum() * (-scale)
+                (policyLoss, clipped) = clippedRatioLoss(lp, micro, advantages, clip: clip, scale: scale)
             } else {
                 policyLoss = (lp * Variable(advantages)).sum() * (-scale)
             }
@@ -113,7 +106,39 @@ extension ModelReplica {
             let valueLoss = (error * error).sum() * (0.5 * scale)
             let loss = policyLoss + valueLoss * valueCoefficient
             return (loss, [loss.value[flat: 0], policyLoss.value[flat: 0], valueLoss.value[flat: 0], clipped * scale])
+        case .groupPolicy(let clip, let klBeta):
+            let lp = policyForward(batch).logProbs
+            let advantages = batch.perToken(micro.advantages)
+            let (policyLoss, clipped) = clippedRatioLoss(lp, micro, advantages, clip: clip, scale: scale)
+            // k3 = exp(x) − x − 1 with x = log π_ref − log π: its gradient is that of exp(x) − x
+            // (the −1 is reported, not differentiated); padded positions are masked out.
+            let mask = Variable(batch.responseMask)
+            let x = (Variable(referenceLogProbs(batch)) - lp) * mask
+            let k3 = (x.exp() - x) * mask
+            let tokens = batch.responseMask.scalars.reduce(0, +)
+            let kl = (k3.sum().value[flat: 0] - tokens) * scale
+            let loss = policyLoss + k3.sum() * (klBeta * scale)
+            return (loss, [policyLoss.value[flat: 0] + klBeta * kl, policyLoss.value[flat: 0], kl, clipped * scale])
         }
+    }
+
+    /// PPO's clipped objective: ratio = π/π_old; min(ratio·A, clip(ratio)·A). Where the clipped
+    /// term is the smaller one its gradient is zero, so those tokens are masked out. The loss and
+    /// the count of clipped tokens.
+    private func clippedRatioLoss(
+        _ lp: Variable, _ micro: MicroBatch, _ advantages: Tensor, clip: Float, scale: Float
+    ) -> (Variable, Float) {
+        let old = micro.batch.perToken(micro.oldLogProbs)
+        let ratio = (lp - Variable(old)).exp()
+        let keep = Tensor(zeros: advantages.shape)
+        let mask = micro.batch.responseMask
+        var clipped: Float = 0
+        for i in 0..<keep.count where mask[flat: i] != 0 {
+            let r = ratio.value[flat: i], a = advantages[flat: i]
+            let unclipped = r * a, bounded = min(max(r, 1 - clip), 1 + clip) * a
+            if unclipped <= bounded { keep[flat: i] = a } else { clipped += 1 }
+        }
+        return ((ratio * Variable(keep)).sum() * (-scale), clipped)
     }
 
     /// Soft-label pair loss on (P, 2) logits (A, B): −Σ p·log σ(a − b) + (1 − p)·log σ(b − a).
