@@ -12,14 +12,7 @@ import Testing
     static func killCluster(_ p: Process) {
         let pid = p.processIdentifier
         kill(pid, SIGKILL)
-        let procs = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        for entry in procs {
-            guard let child = Int32(entry),
-                let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
-            else { continue }
-            let args = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            if args.contains(where: { $0.hasPrefix("local-") && $0.hasSuffix("-\(pid)") }) { kill(child, SIGKILL) }
-        }
+        for child in WorkerKillTests.localWorkers(of: pid).values { kill(child, SIGKILL) }
         p.waitUntilExit()
     }
 

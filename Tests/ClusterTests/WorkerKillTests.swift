@@ -7,17 +7,21 @@ import Testing
 @Suite(.serialized) struct WorkerKillTests {
     typealias Run = ClusterRunTests
 
-    /// The pid of the local worker `launch` (pid `launcher`) started as number `index`.
-    static func localWorker(_ index: Int, of launcher: Int32) -> Int32? {
-        let procs = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        for entry in procs {
+    /// The local workers `launch` (pid `launcher`) started, named local-INDEX-PID: their pids by index.
+    static func localWorkers(of launcher: Int32) -> [Int: Int32] {
+        var found: [Int: Int32] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
             guard let pid = Int32(entry), let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
             else { continue }
-            let args = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            if args.contains("local-\(index)-\(launcher)") { return pid }
+            for arg in cmdline.split(separator: 0).map({ String(decoding: $0, as: UTF8.self) })
+            where arg.hasPrefix("local-") && arg.hasSuffix("-\(launcher)") {
+                if let index = Int(arg.dropFirst("local-".count).prefix { $0.isNumber }) { found[index] = pid }
+            }
         }
-        return nil
+        return found
     }
+
+    static func localWorker(_ index: Int, of launcher: Int32) -> Int32? { localWorkers(of: launcher)[index] }
 
     @Test func workerKilledAtRandomMoments_neverStallsTheRun_andLeavesTheWeightsUnchanged() throws {
         let reference = try Run.reference()

@@ -37,21 +37,24 @@ extension ModelReplica {
         }
     }
 
+    /// A sequence from the wire must not reach the model's preconditions: 1 to context-length
+    /// tokens, each in the vocabulary.
+    func checkFromWire(_ sequence: [Int32]) throws {
+        guard (1...config.contextLength).contains(sequence.count) else {
+            throw ReplicaError(
+                message:
+                    "a sequence of \(sequence.count) tokens does not fit the context length \(config.contextLength)")
+        }
+        let vocabulary = Int32(config.vocabularySize)
+        guard sequence.allSatisfy({ (0..<vocabulary).contains($0) }) else {
+            throw ReplicaError(message: "a token id lies outside the vocabulary of \(vocabulary)")
+        }
+    }
+
     /// Reward-model scores of token sequences (prompt, then response).
     public func scores(_ spec: ScoreSpec) throws -> [Float] {
         guard let reward else { throw ReplicaError(message: "score job before the reward model exists") }
-        let vocabulary = Int32(config.vocabularySize)
-        for sequence in spec.sequences {
-            guard (1...config.contextLength).contains(sequence.count) else {
-                throw ReplicaError(
-                    message:
-                        "a sequence of \(sequence.count) tokens to score does not fit the context length \(config.contextLength)"
-                )
-            }
-            guard sequence.allSatisfy({ (0..<vocabulary).contains($0) }) else {
-                throw ReplicaError(message: "a token id to score lies outside the vocabulary of \(vocabulary)")
-            }
-        }
+        for sequence in spec.sequences { try checkFromWire(sequence) }
         return Autograd.inferenceMode { reward.scores(PaddedBatch(spec.sequences)).value.scalars }
     }
 
@@ -60,20 +63,8 @@ extension ModelReplica {
         guard let parameters = parameters(objective.role) else {
             throw ReplicaError(message: "gradient job for \(objective.role) before it exists")
         }
-        // A spec from the wire must not reach the model's preconditions.
-        let vocabulary = Int32(config.vocabularySize)
         for micro in micros {
-            for (p, r) in zip(micro.batch.prompts, micro.batch.responses) {
-                guard p.count + r.count <= config.contextLength else {
-                    throw ReplicaError(
-                        message:
-                            "a sequence of \(p.count + r.count) tokens exceeds the context length \(config.contextLength)"
-                    )
-                }
-                guard (p + r).allSatisfy({ (0..<vocabulary).contains($0) }) else {
-                    throw ReplicaError(message: "a token id lies outside the vocabulary of \(vocabulary)")
-                }
-            }
+            for (p, r) in zip(micro.batch.prompts, micro.batch.responses) { try checkFromWire(p + r) }
         }
         let n = parameters.count, m = objective.metricNames.count
         var total = ExactSum(count: n + m)

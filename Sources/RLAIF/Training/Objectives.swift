@@ -114,10 +114,10 @@ extension ModelReplica {
             // (the −1 is reported, not differentiated); padded positions are masked out.
             let mask = Variable(batch.responseMask)
             let x = (Variable(referenceLogProbs(batch)) - lp) * mask
-            let k3 = (x.exp() - x) * mask
+            let k3 = ((x.exp() - x) * mask).sum()
             let tokens = batch.responseMask.scalars.reduce(0, +)
-            let kl = (k3.sum().value[flat: 0] - tokens) * scale
-            let loss = policyLoss + k3.sum() * (klBeta * scale)
+            let kl = (k3.value[flat: 0] - tokens) * scale
+            let loss = policyLoss + k3 * (klBeta * scale)
             return (loss, [policyLoss.value[flat: 0] + klBeta * kl, policyLoss.value[flat: 0], kl, clipped * scale])
         }
     }
