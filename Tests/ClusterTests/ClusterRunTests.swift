@@ -255,7 +255,7 @@ import Testing
         #expect(events.contains { if case .workerLost(killed, _) = $0 { true } else { false } })
         let newcomerWorked = events.contains {
             switch $0 {
-            case .job(_, _, let worker, _): worker == newcomer
+            case .job(_, _, let worker, _, _): worker == newcomer
             case .step(_, let participants, _, _): participants.contains(newcomer)
             default: false
             }

@@ -65,7 +65,10 @@ import Testing
     /// resume continues from the newest checkpoint, and the run ends with the uninterrupted
     /// run's weights and every step logged once.
     @Test func crashedRun_resumedFromItsCheckpoints_endsWithTheUninterruptedWeights() async throws {
-        let settings = try Self.settings(["checkpoint.every_steps=6", "rl.iterations=6", "evaluation.prompts=32"])
+        let settings = try Self.settings([
+            "checkpoint.every_steps=6", "rl.iterations=6", "evaluation.prompts=32", "evaluation.every_iterations=2",
+            "evaluation.slice=16",
+        ])
         let referenceDir = try Self.temporaryDirectory(), dir = try Self.temporaryDirectory()
         defer { for d in [referenceDir, dir] { try? FileManager.default.removeItem(at: d) } }
         let reference = try await Self.run(settings, replicas: 2, in: referenceDir)
@@ -84,6 +87,18 @@ import Testing
         let resumed = try await Self.run(settings, replicas: 1, in: dir, resume: resume)
         #expect(resumed.weightsChecksum == reference.weightsChecksum)
         #expect(try Self.steps(dir) == Self.steps(referenceDir))
+        // Evaluations during RL (after iterations 2 and 4) and the final one, each logged once,
+        // with the same figures as the uninterrupted run's.
+        let evaluations = try Self.evaluations(dir)
+        #expect(evaluations.map(\.iteration) == [2, 4, 6])
+        #expect(evaluations.map(\.prompts) == [16, 16, 32])
+        #expect(evaluations == (try Self.evaluations(referenceDir)))
+    }
+
+    static func evaluations(_ directory: URL) throws -> [RunEvent.Evaluation] {
+        try RunEventLine.read(directory.appendingPathComponent("metrics.jsonl")).compactMap {
+            if case .evaluation(let e) = $0.event { e } else { nil }
+        }
     }
 
     /// The critic-free methods on groups of 4 responses per prompt beat SFT on the ground truth,

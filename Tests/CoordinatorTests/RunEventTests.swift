@@ -12,7 +12,7 @@ import Testing
         .workerJoined(worker: "w1", name: "local-0", host: "h", pid: 7, ring: "ipc://x", key: nil),
         .workerJoined(worker: "w2", name: "alice", host: "h", pid: 8, ring: "tcp://10.0.0.2:4000", key: "k"),
         .workerLost(worker: "w1", reason: "no heartbeat for 3000 ms"),
-        .job(job: 12, kind: "rollout", worker: "w2", attempt: 1),
+        .job(job: 12, kind: "rollout", worker: "w2", attempt: 1, seconds: 0.25),
         .step(version: 5, participants: ["w1", "w2"], epoch: 6, fingerprint: "00ff"),
         .stepRetry(version: 5, epoch: 7),
         .snapshot(version: 5, from: "w1", purpose: .checkpoint),
@@ -23,6 +23,14 @@ import Testing
         .labels(phase: "labeling", valid: 10, ambiguous: 2, invalid: 1, retries: 4),
         .rewardModelAccuracy(labeler: 0.75, groundTruth: nil, heldOut: 12),
         .ratings(failed: 1, rated: 64),
+        .labelerAudit(
+            phase: "labeling", audit: .init(orderAgreement: 0.75, firstPosition: 0.625),
+            alignment: .init(debiased: 0.875, singleOrder: nil)),
+        .evaluation(
+            .init(
+                iteration: 10, prompts: 2, winRate: .init(labeler: 0.5, groundTruth: 1), kl: 0.25,
+                responseLength: .init(sft: 3, policy: 4), groundTruthQuality: .init(sft: nil, policy: nil),
+                examples: [.init(prompt: "p", policy: "a\nb", sft: "c", preference: nil)])),
         .runFinished(jobsPerWorker: ["w1": 3, "w2": 4]),
         .interrupted,
     ]

@@ -4,26 +4,81 @@ import Protocol
 import RLAIF
 import Tensor
 
-/// The final evaluation against the SFT policy.
+/// The policy against the SFT policy on held-out prompts: at the end of the run, and every
+/// `evaluation.every_iterations` RL iterations on a slice of them.
 extension RunDriver {
     // MARK: Evaluation
 
-    func evaluate() async throws -> (summary: RunSummary, pairs: [LabelingPair], labels: [PreferenceLabel]) {
-        let prompts = task.heldOutPrompts(settings.evaluation.prompts)
+    /// One comparison: both responses to each prompt, the labeler's verdicts and, where the task
+    /// has it, ground truth.
+    struct Comparison {
+        let pairs: [LabelingPair]
+        let labels: [PreferenceLabel]
+        let policy: [RolloutSample]
+        let sft: [RolloutSample]
+        /// Each pair's ground-truth qualities and preference, where the task has them.
+        let truth: [(policy: Double, sft: Double, preference: Double)?]
+
+        /// The policy's win rate by the labeler (ties and failures count half) and by ground truth.
+        var winRate: RunSummary.WinRate {
+            let labeler = labels.reduce(0.0) { total, label in
+                guard let p = label.probabilityA else { return total + 0.5 }
+                return total + (p > 0.5 ? 1 : (p < 0.5 ? 0 : 0.5))
+            }
+            return .init(
+                labeler: labeler / Double(max(1, labels.count)), groundTruth: mean(truth.map { $0?.preference }))
+        }
+
+        /// Per-token log-ratio of the policy to the reference on the policy's own responses.
+        var kl: Double {
+            policy.reduce(0.0) { total, s in
+                total + zip(s.logProbs, s.referenceLogProbs).reduce(0.0) { $0 + Double($1.0 - $1.1) }
+            } / Double(max(1, policy.count))
+        }
+
+        var meanResponseLength: RunSummary.Pair {
+            func length(_ s: [RolloutSample]) -> Double {
+                Double(s.reduce(0) { $0 + $1.tokens.count }) / Double(max(1, s.count))
+            }
+            return .init(sft: length(sft), policy: length(policy))
+        }
+
+        var groundTruthQuality: RunSummary.Pair {
+            .init(sft: mean(truth.map { $0?.sft }), policy: mean(truth.map { $0?.policy }))
+        }
+
+        /// The first `count` pairs as text, for a reader of the logs.
+        func examples(_ count: Int) -> [RunEvent.Example] {
+            zip(pairs, labels).prefix(count).map {
+                .init(prompt: $0.prompt, policy: $0.first, sft: $0.second, preference: $1.probabilityA)
+            }
+        }
+
+        private func mean(_ values: [Double?]) -> Double? {
+            let known = values.compactMap { $0 }
+            return known.isEmpty ? nil : known.reduce(0, +) / Double(known.count)
+        }
+    }
+
+    /// The policy's and the SFT policy's responses to `prompts`, labeled. `sft` reuses responses
+    /// of the SFT policy to these prompts (it does not change, so periodic evaluations share them).
+    func compare(_ prompts: [String], sft cached: [RolloutSample]? = nil, phase: String) async throws -> Comparison {
         let n = prompts.count
         let ids = (0..<UInt64(n)).map { $0 }
         let seed = settings.run.seed ^ 0x4556_414C
         let policy = try await rollout(
-            prompts, sampleIDs: ids, seed: seed, generator: .policy, score: true, phase: "eval-policy")
-        let sft = try await rollout(
-            prompts, sampleIDs: ids, seed: seed, generator: .reference, score: false, phase: "eval-sft")
+            prompts, sampleIDs: ids, seed: seed, generator: .policy, score: true, phase: "\(phase)-policy")
+        var sft = cached ?? []
+        if cached == nil {
+            sft = try await rollout(
+                prompts, sampleIDs: ids, seed: seed, generator: .reference, score: false, phase: "\(phase)-sft")
+        }
         let pairs = (0..<n).map {
             LabelingPair(
                 id: 1 << 40 + UInt64($0), prompt: prompts[$0], first: text(policy[$0].tokens),
                 second: text(sft[$0].tokens))
         }
-        let labels = try await label(pairs, phase: "eval-label")
-        // Ground truth (where the task has one): each pair's qualities and preferred response.
+        let labels = try await label(pairs, phase: "\(phase)-label")
         let truth = pairs.map { pair -> (policy: Double, sft: Double, preference: Double)? in
             guard let qp = task.groundTruthQuality(of: pair.first, prompt: pair.prompt),
                 let qs = task.groundTruthQuality(of: pair.second, prompt: pair.prompt),
@@ -31,34 +86,44 @@ extension RunDriver {
             else { return nil }
             return (qp, qs, gt)
         }
-        try writeEvaluation(pairs: pairs, labels: labels, truth: truth.map { $0.map { ($0.policy, $0.sft) } })
-        var labelerWins = 0.0, truthWins = 0.0, truthPolicy = 0.0, truthSFT = 0.0, truthCount = 0.0
-        for i in 0..<n {
-            if let p = labels[i].probabilityA {
-                labelerWins += p > 0.5 ? 1 : (p < 0.5 ? 0 : 0.5)
-            } else {
-                labelerWins += 0.5
-            }
-            if let t = truth[i] {
-                truthWins += t.preference
-                truthPolicy += t.policy
-                truthSFT += t.sft
-                truthCount += 1
-            }
-        }
-        func mean(_ total: Double) -> Double? { truthCount > 0 ? total / truthCount : nil }
+        return Comparison(pairs: pairs, labels: labels, policy: policy, sft: sft, truth: truth)
+    }
+
+    /// The final evaluation on every held-out prompt; evaluation.jsonl holds its pairs.
+    func evaluate() async throws -> (summary: RunSummary, pairs: [LabelingPair], labels: [PreferenceLabel]) {
+        let prompts = task.heldOutPrompts(settings.evaluation.prompts)
+        let c = try await compare(prompts, phase: "eval")
+        try writeEvaluation(pairs: c.pairs, labels: c.labels, truth: c.truth.map { $0.map { ($0.policy, $0.sft) } })
+        record(c, iteration: settings.run.method == .dpo ? nil : settings.rl.iterations)
         var summary = RunSummary()
-        summary.winRateVsSFT = .init(labeler: labelerWins / Double(n), groundTruth: mean(truthWins))
-        summary.klToSFT =
-            policy.reduce(0.0) { total, s in
-                total + zip(s.logProbs, s.referenceLogProbs).reduce(0.0) { $0 + Double($1.0 - $1.1) }
-            } / Double(n)
-        summary.meanResponseLength = .init(
-            sft: Double(sft.reduce(0) { $0 + $1.tokens.count }) / Double(n),
-            policy: Double(policy.reduce(0) { $0 + $1.tokens.count }) / Double(n))
-        summary.groundTruthQuality = .init(sft: mean(truthSFT), policy: mean(truthPolicy))
-        summary.evaluationPrompts = n
-        return (summary, pairs, labels)
+        summary.winRateVsSFT = c.winRate
+        summary.klToSFT = c.kl
+        summary.meanResponseLength = c.meanResponseLength
+        summary.groundTruthQuality = c.groundTruthQuality
+        summary.evaluationPrompts = prompts.count
+        return (summary, c.pairs, c.labels)
+    }
+
+    /// After RL iteration `iteration` (counting from 1): the policy against SFT on the first
+    /// `evaluation.slice` held-out prompts, when `evaluation.every_iterations` says so.
+    func evaluateDuringRL(after iteration: Int) async throws {
+        let e = settings.evaluation
+        guard e.everyIterations > 0, iteration % e.everyIterations == 0, iteration < settings.rl.iterations else {
+            return
+        }
+        let prompts = task.heldOutPrompts(min(e.slice, e.prompts))
+        let c = try await compare(prompts, sft: evaluationReference, phase: "rl-eval")
+        evaluationReference = c.sft
+        record(c, iteration: iteration)
+    }
+
+    private func record(_ c: Comparison, iteration: Int?) {
+        events.record(
+            .evaluation(
+                .init(
+                    iteration: iteration, prompts: c.pairs.count, winRate: c.winRate, kl: c.kl,
+                    responseLength: c.meanResponseLength, groundTruthQuality: c.groundTruthQuality,
+                    examples: c.examples(settings.evaluation.examples))))
     }
 
     /// evaluation.jsonl: each held-out prompt with the policy's and the SFT policy's responses, the

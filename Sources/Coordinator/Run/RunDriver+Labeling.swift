@@ -76,6 +76,11 @@ extension RunDriver {
             .labels(
                 phase: phase, valid: counts[.valid] ?? 0, ambiguous: counts[.ambiguous] ?? 0,
                 invalid: counts[.invalid] ?? 0, retries: labels.reduce(0) { $0 + $1.retries }))
+        events.record(
+            .labelerAudit(
+                phase: phase, audit: LabelAudit(labels),
+                alignment: alignment(
+                    prompts: pairs.map(\.prompt), pairs: pairs.map { ($0.first, $0.second) }, labels: labels)))
         return labels
     }
 

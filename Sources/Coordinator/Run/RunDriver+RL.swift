@@ -124,6 +124,7 @@ extension RunDriver {
                 String(
                     format: "reward %.3f  kl %.3f  len %.1f", adv.meanReward, adv.meanKL, meanLength)
                     + (truth.isNaN ? "" : String(format: "  gt %.2f", truth)))
+            try await evaluateDuringRL(after: iteration + 1)
             let due = settings.checkpoint.everySteps > 0 && (iteration + 1) % checkpointIterations == 0
             if due || isStopRequested, iteration + 1 < rl.iterations {
                 try await checkpoint(next: .rl, done: iteration + 1)

@@ -32,6 +32,8 @@ public final class RunDriver: @unchecked Sendable {
     let recordedSettings: String
     /// What the next checkpoint will record.
     var cursor: RunCursor
+    /// The SFT policy's responses to the evaluation slice, made once for every evaluation during RL.
+    var evaluationReference: [RolloutSample]?
     let tokenizer = ModelReplica.tokenizer
     private let started = Date()
     private let stopRequested = Mutex(false)

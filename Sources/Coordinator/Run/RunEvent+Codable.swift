@@ -1,4 +1,5 @@
 import Foundation
+import RLAIF
 
 /// The field list of each event line (a codec's field list: one case per event).
 extension RunEvent {
@@ -29,11 +30,12 @@ extension RunEvent {
         case .workerLost(let worker, let reason):
             try c.encode(worker, forKey: "worker")
             try c.encode(reason, forKey: "reason")
-        case .job(let job, let kind, let worker, let attempt):
+        case .job(let job, let kind, let worker, let attempt, let seconds):
             try c.encode(job, forKey: "job")
             try c.encode(kind, forKey: "kind")
             try c.encode(worker, forKey: "worker")
             try c.encode(attempt, forKey: "attempt")
+            try c.encode((seconds * 1e4).rounded() / 1e4, forKey: "seconds")
         case .step(let version, let participants, let epoch, let fingerprint):
             try c.encode(version, forKey: "version")
             try c.encode(participants, forKey: "participants")
@@ -75,6 +77,20 @@ extension RunEvent {
         case .ratings(let failed, let rated):
             try c.encode(failed, forKey: "failed")
             try c.encode(rated, forKey: "rated")
+        case .labelerAudit(let phase, let audit, let alignment):
+            try c.encode(phase, forKey: "phase")
+            try c.encode(audit.orderAgreement, forKey: "order_agreement")
+            try c.encode(audit.firstPosition, forKey: "first_position")
+            try c.encode(alignment.debiased, forKey: "alignment")
+            try c.encode(alignment.singleOrder, forKey: "single_order_alignment")
+        case .evaluation(let e):
+            try c.encode(e.iteration, forKey: "iteration")
+            try c.encode(e.prompts, forKey: "prompts")
+            try c.encode(e.winRate, forKey: "win_rate")
+            try c.encode(e.kl, forKey: "kl")
+            try c.encode(e.responseLength, forKey: "response_length")
+            try c.encode(e.groundTruthQuality, forKey: "ground_truth_quality")
+            try c.encode(e.examples, forKey: "examples")
         case .runFinished(let jobsPerWorker):
             try c.encode(jobsPerWorker, forKey: "jobs_per_worker")
         case .interrupted:
@@ -106,7 +122,7 @@ extension RunEvent {
         case "job":
             self = .job(
                 job: try c.decode(UInt64.self, forKey: "job"), kind: try string("kind"), worker: try string("worker"),
-                attempt: try int("attempt"))
+                attempt: try int("attempt"), seconds: try c.decodeIfPresent(Double.self, forKey: "seconds") ?? 0)
         case "step":
             self = .step(
                 version: try version(), participants: try c.decode([String].self, forKey: "participants"),
@@ -131,6 +147,22 @@ extension RunEvent {
                 labeler: try c.decodeIfPresent(Double.self, forKey: "labeler"),
                 groundTruth: try c.decodeIfPresent(Double.self, forKey: "ground_truth"), heldOut: try int("held_out"))
         case "ratings": self = .ratings(failed: try int("failed"), rated: try int("rated"))
+        case "labeler_audit":
+            func number(_ key: EventKey) throws -> Double? { try c.decodeIfPresent(Double.self, forKey: key) }
+            self = .labelerAudit(
+                phase: try string("phase"),
+                audit: LabelAudit(
+                    orderAgreement: try number("order_agreement"), firstPosition: try number("first_position")),
+                alignment: .init(debiased: try number("alignment"), singleOrder: try number("single_order_alignment")))
+        case "evaluation":
+            self = .evaluation(
+                .init(
+                    iteration: try c.decodeIfPresent(Int.self, forKey: "iteration"), prompts: try int("prompts"),
+                    winRate: try c.decode(RunSummary.WinRate.self, forKey: "win_rate"),
+                    kl: try c.decode(Double.self, forKey: "kl"),
+                    responseLength: try c.decode(RunSummary.Pair.self, forKey: "response_length"),
+                    groundTruthQuality: try c.decode(RunSummary.Pair.self, forKey: "ground_truth_quality"),
+                    examples: try c.decode([Example].self, forKey: "examples")))
         case "run_finished":
             self = .runFinished(jobsPerWorker: try c.decode([String: Int].self, forKey: "jobs_per_worker"))
         case "interrupted": self = .interrupted

@@ -1,4 +1,5 @@
 import Foundation
+import RLAIF
 
 /// One line of `metrics.jsonl`. The writer (`EventLog`), `rlaif status` and the tests all read and
 /// write this type, so the schema lives here and nowhere else: `{"event": <kind>, …fields, "t": s}`.
@@ -8,8 +9,8 @@ public enum RunEvent: Sendable, Equatable {
     case phase(String)
     case workerJoined(worker: String, name: String, host: String, pid: Int, ring: String, key: String?)
     case workerLost(worker: String, reason: String)
-    /// One job's accepted result and the worker that produced it.
-    case job(job: UInt64, kind: String, worker: String, attempt: Int)
+    /// One job's accepted result, the worker that produced it and seconds from sending to result.
+    case job(job: UInt64, kind: String, worker: String, attempt: Int, seconds: Double)
     /// An optimizer step committed by every participant of one ring.
     case step(version: UInt64, participants: [String], epoch: Int, fingerprint: String)
     case stepRetry(version: UInt64, epoch: Int)
@@ -22,6 +23,11 @@ public enum RunEvent: Sendable, Equatable {
     case labels(phase: String, valid: Int, ambiguous: Int, invalid: Int, retries: Int)
     case rewardModelAccuracy(labeler: Double?, groundTruth: Double?, heldOut: Int)
     case ratings(failed: Int, rated: Int)
+    /// What a phase's labels say about the labeler: both orders agreeing, the first position's
+    /// pull, and (where the task has ground truth) how often it is right, debiased and single-order.
+    case labelerAudit(phase: String, audit: LabelAudit, alignment: RunSummary.Alignment)
+    /// The policy against SFT on held-out prompts, during RL and at the end.
+    case evaluation(Evaluation)
     case runFinished(jobsPerWorker: [String: Int])
     case interrupted
 
@@ -48,6 +54,33 @@ public enum RunEvent: Sendable, Equatable {
         }
     }
 
+    /// One comparison of the policy with the SFT policy.
+    public struct Evaluation: Codable, Sendable, Equatable {
+        /// The RL iterations done when it ran (nil: a method without RL iterations).
+        public var iteration: Int?
+        public var prompts: Int
+        public var winRate: RunSummary.WinRate
+        public var kl: Double
+        public var responseLength: RunSummary.Pair
+        public var groundTruthQuality: RunSummary.Pair
+        public var examples: [Example]
+
+        enum CodingKeys: String, CodingKey {
+            case iteration, prompts, kl, examples
+            case winRate = "win_rate"
+            case responseLength = "response_length"
+            case groundTruthQuality = "ground_truth_quality"
+        }
+    }
+
+    /// A held-out prompt with both responses and the labeler's P(policy's is better).
+    public struct Example: Codable, Sendable, Equatable {
+        public var prompt: String
+        public var policy: String
+        public var sft: String
+        public var preference: Double?
+    }
+
     /// The `event` field.
     public var kind: String {
         switch self {
@@ -66,6 +99,8 @@ public enum RunEvent: Sendable, Equatable {
         case .labels: "labels"
         case .rewardModelAccuracy: "reward_model_accuracy"
         case .ratings: "ratings"
+        case .labelerAudit: "labeler_audit"
+        case .evaluation: "evaluation"
         case .runFinished: "run_finished"
         case .interrupted: "interrupted"
         }

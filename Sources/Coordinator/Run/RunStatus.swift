@@ -42,7 +42,7 @@ public struct RunStatus: Sendable, Equatable {
             case .workerLost(let worker, _):
                 lost.insert(worker)
                 live.remove(worker)
-            case .job(_, _, let worker, _): jobs[worker, default: 0] += 1
+            case .job(_, _, let worker, _, _): jobs[worker, default: 0] += 1
             case .synchronized: synchronized += 1
             case .runFinished: ended = .finished
             case .interrupted: ended = .interrupted

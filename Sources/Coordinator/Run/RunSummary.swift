@@ -3,7 +3,7 @@ import Foundation
 /// What a run measured, as written to `summary.json` (fractions in [0, 1]; null where the task
 /// has no ground truth).
 public struct RunSummary: Codable, Sendable {
-    public struct WinRate: Codable, Sendable {
+    public struct WinRate: Codable, Sendable, Equatable {
         public var labeler: Double?
         public var groundTruth: Double?
         enum CodingKeys: String, CodingKey {
@@ -11,7 +11,7 @@ public struct RunSummary: Codable, Sendable {
             case groundTruth = "ground_truth"
         }
     }
-    public struct Alignment: Codable, Sendable {
+    public struct Alignment: Codable, Sendable, Equatable {
         public var debiased: Double?
         public var singleOrder: Double?
         enum CodingKeys: String, CodingKey {
@@ -19,7 +19,7 @@ public struct RunSummary: Codable, Sendable {
             case singleOrder = "single_order"
         }
     }
-    public struct Pair: Codable, Sendable {
+    public struct Pair: Codable, Sendable, Equatable {
         public var sft: Double?
         public var policy: Double?
     }

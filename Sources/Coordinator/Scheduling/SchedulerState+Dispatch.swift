@@ -63,7 +63,7 @@ extension SchedulerState {
     mutating func assign(_ worker: WorkerID, _ work: Work, at now: ContinuousClock.Instant) -> UInt64 {
         let job = nextWireJob
         nextWireJob += 1
-        assignments[job] = Assignment(worker: worker, work: work, deadline: now + timing.lease)
+        assignments[job] = Assignment(worker: worker, work: work, deadline: now + timing.lease, started: now)
         workers[worker]?.assignments.append(job)
         return job
     }

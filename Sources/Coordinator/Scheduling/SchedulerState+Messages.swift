@@ -24,7 +24,7 @@ extension SchedulerState {
         case .result(let r):
             guard let id = byPeer[peer], id.rawValue == r.workerID else { return false }
             _ = membership.heartbeat(id, at: now)
-            complete(r, from: id, into: &out)
+            complete(r, from: id, at: now, into: &out)
         case .weights(let w):
             guard let id = byPeer[peer], holds(id, .snapshotSource) else { return false }
             receiveSnapshot(w, from: id, into: &out)
@@ -128,7 +128,9 @@ extension SchedulerState {
         workers[a.worker]?.assignments.removeAll { $0 == job }
     }
 
-    mutating func complete(_ r: Wire.Result, from id: WorkerID, into out: inout [Directive]) {
+    mutating func complete(
+        _ r: Wire.Result, from id: WorkerID, at now: ContinuousClock.Instant, into out: inout [Directive]
+    ) {
         guard let a = assignments[r.jobID], a.worker == id else {
             out.append(.log(.debug, "dropping a stale result of job \(r.jobID) from \(id)"))
             return
@@ -140,7 +142,7 @@ extension SchedulerState {
         }
         switch a.work {
         case .job(let job, let attempt):
-            completeJob(r, job: job, attempt: attempt, from: id, into: &out)
+            completeJob(r, job: job, attempt: attempt, from: id, seconds: (now - a.started).seconds, into: &out)
         case .step(let at):
             completeStep(r, at: at, from: id, into: &out)
         case .synchronize(let v):
@@ -156,7 +158,8 @@ extension SchedulerState {
     }
 
     mutating func completeJob(
-        _ r: Wire.Result, job: JobID, attempt: UInt32, from id: WorkerID, into out: inout [Directive]
+        _ r: Wire.Result, job: JobID, attempt: UInt32, from id: WorkerID, seconds: Double,
+        into out: inout [Directive]
     ) {
         guard var b = batch else { return }
         let index = Int(job.rawValue)
@@ -168,7 +171,10 @@ extension SchedulerState {
         guard b.ledger.complete(job, attempt: attempt, by: id) == .accepted else { return }
         b.results[index] = r
         out.append(
-            .record(.job(job: r.jobID, kind: "\(b.requests[index].kind)", worker: "\(id)", attempt: Int(attempt))))
+            .record(
+                .job(
+                    job: r.jobID, kind: "\(b.requests[index].kind)", worker: "\(id)", attempt: Int(attempt),
+                    seconds: seconds)))
         if b.ledger.isFinished {
             batch = nil
             out.append(.jobsFinished(.success(b.results.map { $0! })))

@@ -136,6 +136,8 @@ public struct SchedulerState: Sendable {
         let worker: WorkerID
         let work: Work
         let deadline: ContinuousClock.Instant
+        /// When it was sent, for the job's duration in the log.
+        let started: ContinuousClock.Instant
     }
 
     struct Batch: Sendable {

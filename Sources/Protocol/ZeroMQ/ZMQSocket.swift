@@ -218,4 +218,10 @@ extension Duration {
         let c = components
         return c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000
     }
+
+    /// Seconds as a floating-point number, for logs and metrics.
+    public var seconds: Double {
+        let c = components
+        return Double(c.seconds) + Double(c.attoseconds) * 1e-18
+    }
 }

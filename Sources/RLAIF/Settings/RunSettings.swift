@@ -159,6 +159,11 @@ public struct RunSettings: Codable, Sendable, Equatable {
     public struct Evaluation: Codable, Sendable, Equatable {
         /// Held-out prompts on which the final policy meets the SFT policy.
         public var prompts = 512
+        /// RL iterations between evaluations on the first `slice` held-out prompts (0: none).
+        public var everyIterations = 10
+        public var slice = 64
+        /// Pairs (prompt and both responses) each evaluation logs as text.
+        public var examples = 3
     }
 }
 
@@ -230,6 +235,9 @@ extension RunSettings {
             positive("checkpoint.keep", checkpoint.keep),
             positiveRate("rl.dpo_learning_rate", rl.dpoLearningRate),
             positive("evaluation.prompts", evaluation.prompts),
+            nonNegative("evaluation.every_iterations", Double(evaluation.everyIterations)),
+            positive("evaluation.slice", evaluation.slice),
+            nonNegative("evaluation.examples", Double(evaluation.examples)),
         ]
         return SettingCheck.first(checks)
     }
