@@ -14,6 +14,10 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         // System libraries, found through pkg-config (Debian: libopenblas-dev, libzmq3-dev).
@@ -51,11 +55,20 @@ let package = Package(
                 "RLAIF", "Protocol", "Tensor", "Models", .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
             ]),
+        // Telemetry: what watches a run — TensorBoard event files, Prometheus /metrics, report.html.
+        .target(
+            name: "Telemetry",
+            dependencies: [
+                "Coordinator", "RLAIF", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "FlyingFox", package: "FlyingFox"),
+            ]),
         // The CLI imports all.
         .executableTarget(
             name: "rlaif",
             dependencies: [
-                "Tensor", "Models", "Protocol", "Worker", "Coordinator", "RLAIF", "CStdio",
+                "Tensor", "Models", "Protocol", "Worker", "Coordinator", "RLAIF", "Telemetry", "CStdio",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -78,13 +91,16 @@ let package = Package(
             name: "WorkerTests", dependencies: ["Worker", "Protocol", "Tensor", "RLAIF", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "CLITests", dependencies: ["Models", "Tensor"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Protocol", "RLAIF", "Tensor", "TestSupport"]),
+        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "Coordinator", "RLAIF"]),
         // What several test targets start: the stand-in chat-completions server.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "RLAIFTests", dependencies: ["RLAIF", "Models", "Tensor", "TestSupport"]),
         // Starts the real `rlaif` binary as coordinator and workers.
         .testTarget(
             name: "ClusterTests",
-            dependencies: ["TestSupport", "Coordinator", "RLAIF", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "TestSupport", "Coordinator", "RLAIF", "Telemetry", .product(name: "Logging", package: "swift-log"),
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -18,14 +18,7 @@ stop_pidfile() {
   kill -9 "$pid" 2>/dev/null || true
 }
 
-# Daemons must not keep the caller's descriptors open (Foundation's Process waits on a socket
-# its child inherits): close everything but stdio and the script itself before starting any.
-close_inherited() {
-  local fd
-  for fd in $(ls /proc/$$/fd); do
-    [ "$fd" -gt 2 ] && [ "$fd" -ne 255 ] && eval "exec $fd>&-" 2>/dev/null || true
-  done
-}
+source "$(dirname "$0")/close-inherited.sh"
 
 case "${1:-}" in
 start)

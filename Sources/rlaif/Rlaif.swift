@@ -9,7 +9,7 @@ struct Rlaif: AsyncParsableCommand {
         abstract: "Distributed training orchestrator for Reinforcement Learning from AI Feedback.",
         subcommands: [
             Launch.self, Resume.self, CoordinatorCommand.self, WorkerCommand.self, Status.self, Keygen.self,
-            Sample.self, Score.self, SlurmCommand.self, ConfigCommand.self,
+            Sample.self, Score.self, SlurmCommand.self, ConfigCommand.self, ReportCommand.self,
         ])
 
     static func main() async {

@@ -13,6 +13,7 @@ import Testing
         .workerJoined(worker: "w2", name: "alice", host: "h", pid: 8, ring: "tcp://10.0.0.2:4000", key: "k"),
         .workerLost(worker: "w1", reason: "no heartbeat for 3000 ms"),
         .job(job: 12, kind: "rollout", worker: "w2", attempt: 1, seconds: 0.25),
+        .jobFailed(kind: "labeling", worker: "w1", reason: "lease passed"),
         .step(version: 5, participants: ["w1", "w2"], epoch: 6, fingerprint: "00ff"),
         .stepRetry(version: 5, epoch: 7),
         .snapshot(version: 5, from: "w1", purpose: .checkpoint),
@@ -24,7 +25,7 @@ import Testing
         .rewardModelAccuracy(labeler: 0.75, groundTruth: nil, heldOut: 12),
         .ratings(failed: 1, rated: 64),
         .labelerAudit(
-            phase: "labeling", audit: .init(orderAgreement: 0.75, firstPosition: 0.625),
+            phase: "labeling", pairsPerSecond: 120, audit: .init(orderAgreement: 0.75, firstPosition: 0.625),
             alignment: .init(debiased: 0.875, singleOrder: nil)),
         .evaluation(
             .init(

@@ -22,6 +22,14 @@ public struct Deployment: SettingsSections, Sendable, Equatable {
         public var ringTimeoutMs = 4000
         /// A job not reported within this long is handed to another worker.
         public var leaseMs = 120_000
+        /// TensorBoard event files in the run directory's `tensorboard/`.
+        public var tensorboard = true
+        /// `report.html` in the run directory when the run ends.
+        public var report = true
+        /// Where Prometheus scrapes `/metrics` (`tcp://HOST:PORT`; "" = not served).
+        public var metricsBind = ""
+        /// How long `/metrics` stays up after the run, so a scraper sees the final values.
+        public var metricsLingerMs = 0
 
         public var heartbeatInterval: Duration { .milliseconds(heartbeatIntervalMs) }
         public var heartbeatTimeout: Duration { .milliseconds(heartbeatTimeoutMs) }
@@ -92,6 +100,9 @@ public struct Deployment: SettingsSections, Sendable, Equatable {
                 ? nil : ("coordinator.heartbeat_timeout_ms", "must exceed heartbeat_interval_ms"),
             positive("coordinator.ring_timeout_ms", coordinator.ringTimeoutMs),
             positive("coordinator.lease_ms", coordinator.leaseMs),
+            coordinator.metricsLingerMs >= 0 ? nil : ("coordinator.metrics_linger_ms", "must not be negative"),
+            coordinator.metricsBind.isEmpty || coordinator.metricsBind.hasPrefix("tcp://")
+                ? nil : ("coordinator.metrics_bind", "must be tcp://HOST:PORT (or \"\" for none)"),
         ])
     }
 

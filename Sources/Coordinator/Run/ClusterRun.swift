@@ -29,10 +29,14 @@ public final class ClusterRun: @unchecked Sendable {
     /// Set when the run ends on its own, so the end of the workers' `srun` step is expected.
     private var ending = false
 
+    /// What watches the run's events besides metrics.jsonl.
+    let observers: [any RunObserver]
+
     public init(
         config: ClusterConfig, directory: URL, workerExecutable: String, quiet: Bool = false,
-        slurm: SlurmAllocation? = nil, logger: Logger
+        slurm: SlurmAllocation? = nil, observers: [any RunObserver] = [], logger: Logger
     ) {
+        self.observers = observers
         self.config = config
         self.directory = directory
         self.workerExecutable = workerExecutable
@@ -66,7 +70,8 @@ public final class ClusterRun: @unchecked Sendable {
         let settings = config.settings
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let events = try EventLog(
-            url: directory.appendingPathComponent("metrics.jsonl"), truncatingTo: resume?.cursor.metricsBytes)
+            url: directory.appendingPathComponent("metrics.jsonl"), truncatingTo: resume?.cursor.metricsBytes,
+            observers: observers)
         defer { events.close() }
         let (endpoint, advertised) = try listen()
         defer { endpoint.close() }

@@ -67,6 +67,7 @@ extension RunDriver {
     }
 
     func label(_ pairs: [LabelingPair], phase: String) async throws -> [PreferenceLabel] {
+        let started = ContinuousClock.now
         let labels = try await runLabeling(pairs, phase: phase, spec: LabelingSpec.init(pairs:)) { output in
             guard case .preferences(let labels) = output else { throw JobOutput.mismatch("preference labels", output) }
             return labels
@@ -78,7 +79,8 @@ extension RunDriver {
                 invalid: counts[.invalid] ?? 0, retries: labels.reduce(0) { $0 + $1.retries }))
         events.record(
             .labelerAudit(
-                phase: phase, audit: LabelAudit(labels),
+                phase: phase, pairsPerSecond: Double(pairs.count) / (ContinuousClock.now - started).seconds,
+                audit: LabelAudit(labels),
                 alignment: alignment(
                     prompts: pairs.map(\.prompt), pairs: pairs.map { ($0.first, $0.second) }, labels: labels)))
         return labels

@@ -53,8 +53,8 @@ extension RunDriver {
             }
             return .init(spec: makeSpec(chosen.count, i == 0), microBatches: micros)
         }
-        try await runSteps(skip..<(epochs * stepsPerEpoch), make: request) { i, result in
-            logStep(phase, result, extra: ["epoch": Double(i / stepsPerEpoch)])
+        try await runSteps(skip..<(epochs * stepsPerEpoch), make: request) { i, result, pace in
+            logStep(phase, result, pace: pace, extra: ["epoch": Double(i / stepsPerEpoch)])
             progress.update(
                 i + 1,
                 String(

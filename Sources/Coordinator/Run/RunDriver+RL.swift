@@ -87,6 +87,7 @@ extension RunDriver {
         // Checkpoints fall between iterations: an iteration's rollout and its PPO epochs go together.
         let checkpointIterations = max(1, settings.checkpoint.everySteps / stepsPerIteration)
         for iteration in skip..<rl.iterations {
+            let started = ContinuousClock.now
             let (prompts, ids) = iterationPrompts(iteration)
             let samples = try await rollout(
                 prompts, sampleIDs: ids, seed: settings.run.seed ^ 0x524C_0000, generator: .policy, score: true,
@@ -118,7 +119,10 @@ extension RunDriver {
                 "response_length": meanLength,
             ]
             if !truth.isNaN { extra["ground_truth_quality"] = truth }
-            logStep("rl", last!, extra: extra)
+            // The pace of the whole iteration: rollout, rewards and every epoch's steps.
+            var pace = StepPace(requests[0], seconds: (ContinuousClock.now - started).seconds)
+            pace.tokens *= requests.count
+            logStep("rl", last!, pace: pace, extra: extra)
             progress.update(
                 iteration + 1,
                 String(

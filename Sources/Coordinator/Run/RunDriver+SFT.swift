@@ -44,8 +44,8 @@ extension RunDriver {
                 objective: .sft, learningRate: o.learningRate, clipNorm: o.clipNorm, normalizer: Double(tokens))
             return .init(spec: spec, microBatches: microBatches(chosen.map { ($0.0, $0.1) }, size: o.microBatch))
         }
-        try await runSteps(skip..<(o.epochs * stepsPerEpoch), make: request) { i, result in
-            logStep("sft", result, extra: ["epoch": Double(i / stepsPerEpoch)])
+        try await runSteps(skip..<(o.epochs * stepsPerEpoch), make: request) { i, result, pace in
+            logStep("sft", result, pace: pace, extra: ["epoch": Double(i / stepsPerEpoch)])
             progress.update(i + 1, String(format: "loss %.3f", result.metrics["loss"] ?? .nan))
             try await periodicCheckpoint(.sft, done: i + 1)
         }
@@ -56,10 +56,11 @@ extension RunDriver {
     /// the step's commit, unless a checkpoint falls between them.
     func runSteps(
         _ indices: Range<Int>, make: (Int) -> SchedulerState.StepRequest,
-        after: (Int, GradientResult) async throws -> Void
+        after: (Int, GradientResult, StepPace) async throws -> Void
     ) async throws {
         var upcoming: SchedulerState.StepRequest?
         var committed = await cluster.version
+        var last = ContinuousClock.now
         for i in indices {
             let request = upcoming ?? make(i)
             let following = i + 1 < indices.upperBound ? make(i + 1) : nil
@@ -68,12 +69,33 @@ extension RunDriver {
             let result = try await cluster.gradientStep(request, next: checkpointDue ? nil : following)
             upcoming = following
             committed = result.version
-            try await after(i, result)
+            let now = ContinuousClock.now
+            let pace = StepPace(request, seconds: (now - last).seconds)
+            try await after(i, result, pace)
+            last = ContinuousClock.now  // checkpoints and logging are not the step's time
         }
     }
 
-    func logStep(_ phase: String, _ r: GradientResult, extra: [String: Double] = [:]) {
-        let values = r.metrics.merging(extra) { _, driver in driver }
+    /// A step's learning rate, trained tokens and how fast they went, for the log.
+    struct StepPace {
+        var learningRate: Double
+        var tokens: Int
+        var seconds: Double
+
+        init(_ request: SchedulerState.StepRequest, seconds: Double) {
+            learningRate = request.spec.learningRate
+            tokens = request.microBatches.reduce(0) { total, m in
+                total + m.batch.prompts.reduce(0) { $0 + $1.count } + m.batch.responses.reduce(0) { $0 + $1.count }
+            }
+            self.seconds = seconds
+        }
+    }
+
+    func logStep(_ phase: String, _ r: GradientResult, pace: StepPace, extra: [String: Double] = [:]) {
+        var values = r.metrics.merging(extra) { _, driver in driver }
+        values["learning_rate"] = pace.learningRate
+        values["tokens"] = Double(pace.tokens)
+        if pace.seconds > 0 { values["tokens_per_second"] = (Double(pace.tokens) / pace.seconds).rounded() }
         events.record(
             .metrics(
                 .init(

@@ -36,6 +36,10 @@ extension RunEvent {
             try c.encode(worker, forKey: "worker")
             try c.encode(attempt, forKey: "attempt")
             try c.encode((seconds * 1e4).rounded() / 1e4, forKey: "seconds")
+        case .jobFailed(let kind, let worker, let reason):
+            try c.encode(kind, forKey: "kind")
+            try c.encode(worker, forKey: "worker")
+            try c.encode(reason, forKey: "reason")
         case .step(let version, let participants, let epoch, let fingerprint):
             try c.encode(version, forKey: "version")
             try c.encode(participants, forKey: "participants")
@@ -77,8 +81,9 @@ extension RunEvent {
         case .ratings(let failed, let rated):
             try c.encode(failed, forKey: "failed")
             try c.encode(rated, forKey: "rated")
-        case .labelerAudit(let phase, let audit, let alignment):
+        case .labelerAudit(let phase, let pairsPerSecond, let audit, let alignment):
             try c.encode(phase, forKey: "phase")
+            try c.encode(pairsPerSecond.rounded(), forKey: "pairs_per_second")
             try c.encode(audit.orderAgreement, forKey: "order_agreement")
             try c.encode(audit.firstPosition, forKey: "first_position")
             try c.encode(alignment.debiased, forKey: "alignment")
@@ -123,6 +128,8 @@ extension RunEvent {
             self = .job(
                 job: try c.decode(UInt64.self, forKey: "job"), kind: try string("kind"), worker: try string("worker"),
                 attempt: try int("attempt"), seconds: try c.decodeIfPresent(Double.self, forKey: "seconds") ?? 0)
+        case "job_failed":
+            self = .jobFailed(kind: try string("kind"), worker: try string("worker"), reason: try string("reason"))
         case "step":
             self = .step(
                 version: try version(), participants: try c.decode([String].self, forKey: "participants"),
@@ -150,7 +157,7 @@ extension RunEvent {
         case "labeler_audit":
             func number(_ key: EventKey) throws -> Double? { try c.decodeIfPresent(Double.self, forKey: key) }
             self = .labelerAudit(
-                phase: try string("phase"),
+                phase: try string("phase"), pairsPerSecond: try c.decode(Double.self, forKey: "pairs_per_second"),
                 audit: LabelAudit(
                     orderAgreement: try number("order_agreement"), firstPosition: try number("first_position")),
                 alignment: .init(debiased: try number("alignment"), singleOrder: try number("single_order_alignment")))

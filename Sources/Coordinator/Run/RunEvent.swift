@@ -11,6 +11,8 @@ public enum RunEvent: Sendable, Equatable {
     case workerLost(worker: String, reason: String)
     /// One job's accepted result, the worker that produced it and seconds from sending to result.
     case job(job: UInt64, kind: String, worker: String, attempt: Int, seconds: Double)
+    /// One failed attempt at a job (reported, or its lease passed); it is queued again.
+    case jobFailed(kind: String, worker: String, reason: String)
     /// An optimizer step committed by every participant of one ring.
     case step(version: UInt64, participants: [String], epoch: Int, fingerprint: String)
     case stepRetry(version: UInt64, epoch: Int)
@@ -25,7 +27,7 @@ public enum RunEvent: Sendable, Equatable {
     case ratings(failed: Int, rated: Int)
     /// What a phase's labels say about the labeler: both orders agreeing, the first position's
     /// pull, and (where the task has ground truth) how often it is right, debiased and single-order.
-    case labelerAudit(phase: String, audit: LabelAudit, alignment: RunSummary.Alignment)
+    case labelerAudit(phase: String, pairsPerSecond: Double, audit: LabelAudit, alignment: RunSummary.Alignment)
     /// The policy against SFT on held-out prompts, during RL and at the end.
     case evaluation(Evaluation)
     case runFinished(jobsPerWorker: [String: Int])
@@ -65,6 +67,19 @@ public enum RunEvent: Sendable, Equatable {
         public var groundTruthQuality: RunSummary.Pair
         public var examples: [Example]
 
+        public init(
+            iteration: Int?, prompts: Int, winRate: RunSummary.WinRate, kl: Double, responseLength: RunSummary.Pair,
+            groundTruthQuality: RunSummary.Pair, examples: [Example]
+        ) {
+            self.iteration = iteration
+            self.prompts = prompts
+            self.winRate = winRate
+            self.kl = kl
+            self.responseLength = responseLength
+            self.groundTruthQuality = groundTruthQuality
+            self.examples = examples
+        }
+
         enum CodingKeys: String, CodingKey {
             case iteration, prompts, kl, examples
             case winRate = "win_rate"
@@ -79,6 +94,13 @@ public enum RunEvent: Sendable, Equatable {
         public var policy: String
         public var sft: String
         public var preference: Double?
+
+        public init(prompt: String, policy: String, sft: String, preference: Double?) {
+            self.prompt = prompt
+            self.policy = policy
+            self.sft = sft
+            self.preference = preference
+        }
     }
 
     /// The `event` field.
@@ -90,6 +112,7 @@ public enum RunEvent: Sendable, Equatable {
         case .workerJoined: "worker_joined"
         case .workerLost: "worker_lost"
         case .job: "job"
+        case .jobFailed: "job_failed"
         case .step: "step"
         case .stepRetry: "step_retry"
         case .snapshot: "snapshot"

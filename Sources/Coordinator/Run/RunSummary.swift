@@ -6,6 +6,10 @@ public struct RunSummary: Codable, Sendable {
     public struct WinRate: Codable, Sendable, Equatable {
         public var labeler: Double?
         public var groundTruth: Double?
+        public init(labeler: Double? = nil, groundTruth: Double? = nil) {
+            self.labeler = labeler
+            self.groundTruth = groundTruth
+        }
         enum CodingKeys: String, CodingKey {
             case labeler
             case groundTruth = "ground_truth"
@@ -14,6 +18,10 @@ public struct RunSummary: Codable, Sendable {
     public struct Alignment: Codable, Sendable, Equatable {
         public var debiased: Double?
         public var singleOrder: Double?
+        public init(debiased: Double? = nil, singleOrder: Double? = nil) {
+            self.debiased = debiased
+            self.singleOrder = singleOrder
+        }
         enum CodingKeys: String, CodingKey {
             case debiased
             case singleOrder = "single_order"
@@ -22,6 +30,10 @@ public struct RunSummary: Codable, Sendable {
     public struct Pair: Codable, Sendable, Equatable {
         public var sft: Double?
         public var policy: Double?
+        public init(sft: Double? = nil, policy: Double? = nil) {
+            self.sft = sft
+            self.policy = policy
+        }
     }
 
     public var method = "rlaif"
@@ -65,9 +77,17 @@ public struct RunSummary: Codable, Sendable {
     }
 
     /// The summary as an aligned two-column table.
+    /// The summary as a table (the CLI prints it at the end of a run).
     public var table: String {
+        let width = rows.map(\.0.count).max()!
+        return rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(
+            separator: "\n")
+    }
+
+    /// (what, value) for each figure, formatted.
+    public var rows: [(String, String)] {
         func f(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "—" }
-        let rows: [(String, String)] = [
+        return [
             ("method", method + (rlAlgorithm.map { " (\($0))" } ?? "")),
             ("win rate vs SFT (ground truth)", f(winRateVsSFT.groundTruth)),
             ("win rate vs SFT (labeler)", f(winRateVsSFT.labeler)),
@@ -83,8 +103,5 @@ public struct RunSummary: Codable, Sendable {
             ("weights checksum", weightsChecksum),
             ("wall time", String(format: "%.1f s", wallSeconds)),
         ]
-        let width = rows.map(\.0.count).max()!
-        return rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(
-            separator: "\n")
     }
 }

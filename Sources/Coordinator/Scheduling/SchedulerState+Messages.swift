@@ -191,6 +191,7 @@ extension SchedulerState {
         guard var b = batch, b.ledger.fail(job, attempt: attempt, by: worker) else { return }
         let index = Int(job.rawValue)
         b.failures[index] += 1
+        out.append(.record(.jobFailed(kind: "\(b.requests[index].kind)", worker: "\(worker)", reason: reason)))
         batch = b
         if b.failures[index] >= Self.maxFailures {
             batch = nil

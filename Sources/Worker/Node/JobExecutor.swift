@@ -73,12 +73,16 @@ actor JobExecutor {
         let reduction = RingAllReduce(
             rank: ringSpec.rank, size: ringSpec.size, step: a.step, epoch: ringSpec.epoch,
             chunkTimeout: .milliseconds(ringSpec.timeoutMs))
+        let started = ContinuousClock.now
         let reduced =
             if ringSpec.size > 1 {
                 try await ring.reduce(reduction, consume sum, next: ringSpec.next, key: ringSpec.nextKey)
             } else {
                 sum.value()
             }
-        return await jobs.apply(reduced, spec)
+        let reduceTime = ContinuousClock.now - started
+        var result = await jobs.apply(reduced, spec)
+        if ringSpec.size > 1 { result.metrics["allreduce_seconds"] = reduceTime.seconds }
+        return result
     }
 }

@@ -196,9 +196,10 @@ func runCluster(
                 + "\(localWorkers) local worker(s) × \(threads) thread(s), run directory \(directory.path)")
         if config.keys == nil { print("rlaif: \(ClusterConfig.openClusterWarning)") }
     }
+    let telemetry = try await RunTelemetry(config: config, directory: directory, quiet: options.quiet)
     let run = ClusterRun(
         config: config, directory: directory, workerExecutable: executablePath(), quiet: options.quiet, slurm: slurm,
-        logger: logger)
+        observers: telemetry.observers, logger: logger)
     let signals = StopSignals(run)
     defer { signals.cancel() }
     let summary: RunSummary
@@ -206,11 +207,16 @@ func runCluster(
         summary = try await run.run(
             localWorkers: localWorkers, threadsPerWorker: threads, resume: resume, waitFor: waitFor)
     } catch let stopped as RunStopped {
+        await telemetry.finish(report: false)
         print("rlaif: \(stopped); `rlaif launch` or `rlaif resume \(directory.path)` continues the run")
         throw ExitCode(128 + (signals.signal ?? SIGTERM))
+    } catch {
+        await telemetry.finish(report: false)
+        throw error
     }
     print(summary.table)
     print("rlaif: summary in \(directory.appendingPathComponent("summary.json").path)")
+    await telemetry.finish(report: config.deployment.coordinator.report)
 }
 
 /// This program's own path, to start workers with.
