@@ -111,11 +111,15 @@ import Testing
                         .init(jobID: x.jobID, attempt: x.attempt, workerID: id, status: .succeeded, spec: "\(x.step)")),
                     from: h.peers[id]!, key: nil))
         }
+        #expect(h.state.occupancy == ["labeling": .init(queued: 0, running: 2)])
         answer(b, first[1].assign)
+        #expect(h.state.occupancy == ["labeling": .init(queued: 0, running: 1)])
         h.advance(.milliseconds(1500))
         h.heartbeat([a, b])
         let again = h.assignments(in: h.handle(.tick))
         #expect(again.count == 1 && again[0].assign.step == 0 && again[0].assign.attempt == 1)
+        // The lapsed lease is a failed attempt, in the log.
+        #expect(h.log.contains { if case .record(.jobFailed(kind: "labeling", _, _)) = $0 { true } else { false } })
         answer(a, first[0].assign)  // the first attempt, too late: dropped
         #expect(!h.log.contains { if case .jobsFinished = $0 { true } else { false } })
         answer(again[0].worker, again[0].assign)
@@ -124,6 +128,7 @@ import Testing
             return
         }
         #expect(results.map(\.spec) == ["0", "1"])
+        #expect(h.state.occupancy.isEmpty)
     }
 
     @Test func workerReportingAnOldVersion_takesASnapshotBeforeItsNextWeightedJob() {

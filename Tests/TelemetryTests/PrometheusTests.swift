@@ -28,10 +28,28 @@ import Testing
             "rlaif_workers_alive 1.0", #"rlaif_jobs_total{kind="labeling"} 2"#,
             #"rlaif_job_failures_total{kind="rollout"} 1"#, "rlaif_policy_version 7.0", "rlaif_steps_total 1",
             #"rlaif_labels_total{status="ambiguous"} 2"#, "rlaif_labeler_retries_total 3",
+            "rlaif_labeler_requests_total \((5 + 2 + 1) * 2 + 3)",
             "rlaif_labeler_latency_seconds_count 2", #"rlaif_labeler_latency_seconds_bucket{le="0.005"} 1"#,
         ] {
             #expect(text.contains(line + "\n"), "\(line) not in:\n\(text)")
         }
+    }
+
+    @Test func jobQueueGauges_areReadAtEachScrape_andAFinishedKindReadsZero() async {
+        let m = RunMetrics()
+        let batches = Batches([["labeling": .init(queued: 3, running: 2)], [:]])
+        m.readOccupancy { await batches.next() }
+        let first = String(decoding: await m.scrape(), as: UTF8.self)
+        #expect(first.contains(#"rlaif_jobs_queued{kind="labeling"} 3.0"#))
+        #expect(first.contains(#"rlaif_jobs_running{kind="labeling"} 2.0"#))
+        let second = String(decoding: await m.scrape(), as: UTF8.self)
+        #expect(second.contains(#"rlaif_jobs_queued{kind="labeling"} 0.0"#))
+    }
+
+    actor Batches {
+        var answers: [[String: JobOccupancy]]
+        init(_ answers: [[String: JobOccupancy]]) { self.answers = answers }
+        func next() -> [String: JobOccupancy] { answers.isEmpty ? [:] : answers.removeFirst() }
     }
 
     @Test func server_answersMetrics_onTheBoundPort_andRefusesABadBind() async throws {

@@ -140,6 +140,12 @@ public final class ClusterRun: @unchecked Sendable {
         return summary
     }
 
+    /// The current batch's jobs by kind (empty before the scheduler starts and between batches).
+    public func occupancy() async -> [String: JobOccupancy] {
+        guard let scheduler = lock.withLock({ active?.scheduler }) else { return [:] }
+        return await scheduler.occupancy()
+    }
+
     /// Asks the run to stop at its next checkpoint (it writes one there): `run` then throws
     /// `RunStopped`. False when the run has no driver yet (nothing to checkpoint).
     @discardableResult

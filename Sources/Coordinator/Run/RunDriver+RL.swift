@@ -19,7 +19,7 @@ extension RunDriver {
             return labels
         }
         let failed = labels.filter { $0.reward == nil }.count
-        if failed > 0 { events.record(.ratings(failed: failed, rated: labels.count)) }
+        events.record(.ratings(failed: failed, rated: labels.count))
         try requireYield(LabelYield(ratings: labels), phase: "rl-rating")
         return labels.map { $0.reward ?? 0 }
     }

@@ -14,3 +14,13 @@ public struct JobID: Hashable, Comparable, Sendable, CustomStringConvertible {
     public static func < (a: JobID, b: JobID) -> Bool { a.rawValue < b.rawValue }
     public var description: String { "job\(rawValue)" }
 }
+
+/// Jobs of one kind in the current batch: waiting for a worker, and out with one.
+public struct JobOccupancy: Sendable, Equatable {
+    public var queued = 0
+    public var running = 0
+    public init(queued: Int = 0, running: Int = 0) {
+        self.queued = queued
+        self.running = running
+    }
+}

@@ -89,6 +89,7 @@ public actor Scheduler {
 
     /// Jobs done per worker (for the summary).
     public func jobCounts() -> [String: Int] { state.jobCounts }
+    public func occupancy() -> [String: JobOccupancy] { state.occupancy }
 
     /// Waits until at least `count` workers have registered.
     /// `count` is asked again at each look: workers that can no longer come (a started

@@ -213,6 +213,21 @@ public struct SchedulerState: Sendable {
         Dictionary(uniqueKeysWithValues: workers.values.map { ("\($0.id)", $0.jobsDone) })
     }
 
+    /// The current batch's jobs by kind: waiting for a worker, and out with one.
+    public var occupancy: [String: JobOccupancy] {
+        guard let b = batch else { return [:] }
+        var out: [String: JobOccupancy] = [:]
+        for (id, state) in b.ledger.states {
+            let kind = "\(b.requests[Int(id.rawValue)].kind)"
+            switch state {
+            case .queued: out[kind, default: .init()].queued += 1
+            case .leased: out[kind, default: .init()].running += 1
+            case .done: break
+            }
+        }
+        return out
+    }
+
     /// The workers a shutdown goes to.
     public var livePeers: [PeerID] { liveWorkers.compactMap { workers[$0]?.peer } }
 

@@ -15,7 +15,7 @@ public final class MetricsServer: Sendable {
         await server.appendRoute("GET /metrics") { _ in
             HTTPResponse(
                 statusCode: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: Data(metrics.exposition()))
+                body: Data(await metrics.scrape()))
         }
         self.server = server
         task = Task { try await server.run() }
@@ -30,8 +30,10 @@ public final class MetricsServer: Sendable {
         }
     }
 
+    /// Closes the listener and ends the server at once (a graceful stop would wait for the
+    /// keep-alive connections scrapers hold open).
     public func stop() async {
-        await server.stop(timeout: 1)
+        await server.stop(timeout: 0)
         task.cancel()
     }
 

@@ -13,18 +13,24 @@ public final class RunMetrics: RunObserver, @unchecked Sendable {
     private var alive: Set<String> = []
     private var lastCheckpoint: Date?
     private let started = Date()
+    private var occupancySource: (@Sendable () async -> [String: JobOccupancy])?
+    private var kinds: Set<String> = []
 
     private lazy var workersAlive = Gauge(label: "rlaif_workers_alive", factory: factory)
     private lazy var policyVersion = Gauge(label: "rlaif_policy_version", factory: factory)
     private lazy var steps = Counter(label: "rlaif_steps_total", factory: factory)
     private lazy var stepRetries = Counter(label: "rlaif_step_retries_total", factory: factory)
     private lazy var labelerRetries = Counter(label: "rlaif_labeler_retries_total", factory: factory)
+    private lazy var labelerRequests = Counter(label: "rlaif_labeler_requests_total", factory: factory)
+    /// Questions the labeler is asked per pair: both orders, or one.
+    private let questionsPerPair: Int
     private lazy var labelerLatency = Metrics.Timer(label: "rlaif_labeler_latency_seconds", factory: factory)
     private lazy var allReduce = Metrics.Timer(label: "rlaif_allreduce_seconds", factory: factory)
     private lazy var checkpointAge = Gauge(label: "rlaif_checkpoint_age_seconds", factory: factory)
     private lazy var uptime = Gauge(label: "rlaif_run_seconds", factory: factory)
 
-    public init() {
+    public init(questionsPerPair: Int = 2) {
+        self.questionsPerPair = questionsPerPair
         var factory = PrometheusMetricsFactory(registry: registry)
         // Labeling jobs take from milliseconds (the rubric) to minutes (a hosted model).
         factory.durationHistogramBuckets["rlaif_labeler_latency_seconds"] = [
@@ -74,11 +80,35 @@ public final class RunMetrics: RunObserver, @unchecked Sendable {
                     .increment(by: n)
             }
             labelerRetries.increment(by: retries)
+            labelerRequests.increment(by: (valid + ambiguous + invalid) * questionsPerPair + retries)
+        case .ratings(_, let rated):
+            labelerRequests.increment(by: rated)
         case .checkpoint:
             lastCheckpoint = Date()
         default:
             break
         }
+    }
+
+    /// Where `rlaif_jobs_queued` and `rlaif_jobs_running` are read at each scrape (the scheduler).
+    public func readOccupancy(from source: @escaping @Sendable () async -> [String: JobOccupancy]) {
+        lock.withLock { occupancySource = source }
+    }
+
+    /// Reads the scheduler's queue, then renders every metric: what a scrape answers.
+    public func scrape() async -> [UInt8] {
+        if let source = lock.withLock({ occupancySource }) {
+            let occupancy = await source()
+            lock.withLock {
+                kinds.formUnion(occupancy.keys)
+                for kind in kinds {  // a kind with no batch now reads 0, not its last value
+                    let o = occupancy[kind] ?? .init()
+                    Gauge(label: "rlaif_jobs_queued", dimensions: [("kind", kind)], factory: factory).record(o.queued)
+                    Gauge(label: "rlaif_jobs_running", dimensions: [("kind", kind)], factory: factory).record(o.running)
+                }
+            }
+        }
+        return exposition()
     }
 
     /// The figures that change with time alone, set just before a scrape reads them.

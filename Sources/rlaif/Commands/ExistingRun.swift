@@ -8,7 +8,7 @@ enum ExistingRun {
     /// The files a run writes, removed by `--fresh` (nothing else in the directory is touched).
     static let runFiles = [
         "checkpoints", "metrics.jsonl", "summary.json", "preferences.jsonl", "evaluation.jsonl", "models",
-        ClusterRun.settingsFile, ClusterRun.keysFile, "coordinator.json",
+        ClusterRun.settingsFile, ClusterRun.keysFile, "coordinator.json", "tensorboard", "report.html",
     ]
 
     enum Plan {

@@ -200,6 +200,7 @@ func runCluster(
     let run = ClusterRun(
         config: config, directory: directory, workerExecutable: executablePath(), quiet: options.quiet, slurm: slurm,
         observers: telemetry.observers, logger: logger)
+    telemetry.watch(run)
     let signals = StopSignals(run)
     defer { signals.cancel() }
     let summary: RunSummary

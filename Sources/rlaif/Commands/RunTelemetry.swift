@@ -7,6 +7,7 @@ import Telemetry
 struct RunTelemetry {
     let observers: [any RunObserver]
     let server: MetricsServer?
+    let metrics: RunMetrics?
     let directory: URL
     let linger: Duration
     let quiet: Bool
@@ -19,11 +20,13 @@ struct RunTelemetry {
                 observers.append(try TensorBoardLog(runDirectory: directory, settings: config.sectionsJSON()))
             }
             if !c.metricsBind.isEmpty {
-                let metrics = RunMetrics()
+                let metrics = RunMetrics(questionsPerPair: config.settings.labeler.bothOrders ? 2 : 1)
                 observers.append(metrics)
                 server = try await MetricsServer(bind: c.metricsBind, metrics: metrics)
+                self.metrics = metrics
             } else {
                 server = nil
+                metrics = nil
             }
         } catch {
             throw CommandFailure("cannot start the run's telemetry (coordinator.tensorboard, metrics_bind): \(error)")
@@ -36,6 +39,11 @@ struct RunTelemetry {
             let address = await server.address.replacingOccurrences(of: "tcp://", with: "http://")
             print("rlaif: Prometheus metrics on \(address)/metrics")
         }
+    }
+
+    /// Job queue gauges read from the run's scheduler at each scrape.
+    func watch(_ run: ClusterRun) {
+        metrics?.readOccupancy { await run.occupancy() }
     }
 
     /// Writes the report when asked, then serves `/metrics` for the linger and stops.
