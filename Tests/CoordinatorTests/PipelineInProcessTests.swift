@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Protocol
 import RLAIF
+import TestSupport
 import Testing
 
 @testable import Coordinator
@@ -67,7 +68,7 @@ import Testing
     @Test func crashedRun_resumedFromItsCheckpoints_endsWithTheUninterruptedWeights() async throws {
         let settings = try Self.settings([
             "checkpoint.every_steps=6", "rl.iterations=6", "evaluation.prompts=32", "evaluation.every_iterations=2",
-            "evaluation.slice=16",
+            "evaluation.slice=16", "rl.kl_target=0.5", "rl.kl_horizon=200",
         ])
         let referenceDir = try Self.temporaryDirectory(), dir = try Self.temporaryDirectory()
         defer { for d in [referenceDir, dir] { try? FileManager.default.removeItem(at: d) } }
@@ -93,6 +94,11 @@ import Testing
         #expect(evaluations.map(\.iteration) == [2, 4, 6])
         #expect(evaluations.map(\.prompts) == [16, 16, 32])
         #expect(evaluations == (try Self.evaluations(referenceDir)))
+        // The adaptive KL controller moved β, and the resumed run restored it from its checkpoint.
+        let betas = try RunEventLine.read(dir.appendingPathComponent("metrics.jsonl")).compactMap { line in
+            if case .metrics(let m) = line.event, m.phase == "rl" { m.values["kl_beta"] } else { nil }
+        }
+        #expect(betas.count == settings.rl.iterations && Set(betas).count > 1 && betas[0] == settings.rl.klBeta)
     }
 
     static func evaluations(_ directory: URL) throws -> [RunEvent.Evaluation] {
@@ -145,5 +151,55 @@ import Testing
         // Direct RLAIF: no preference dataset and no reward model; the rewards came from ratings.
         #expect(preferences == (method != .direct))
         if method == .direct { #expect(summary.rewardModelAccuracy.labeler == nil) }
+    }
+}
+
+/// The label journal: a run that goes back before its labeling asks the labeler nothing it has
+/// already answered, and ends with the same weights.
+@Suite(.serialized) struct LabelJournalRunTests {
+    typealias P = PipelineInProcessTests
+
+    @Test func runRedoingItsLabeling_takesEveryLabelFromTheJournal() async throws {
+        let server = try await StandInServer.start(key: "journal-key")
+        setenv("RLAIF_JOURNAL_TEST_KEY", "journal-key", 1)
+        let settings = try P.settings([
+            "labeler.kind=openai", "labeler.url=\(server.url.absoluteString)", "labeler.model=standin",
+            "labeler.api_key_env=RLAIF_JOURNAL_TEST_KEY", "preferences.pairs=128", "rl.iterations=2",
+            "evaluation.prompts=32", "evaluation.every_iterations=0", "checkpoint.every_steps=0",
+        ])
+        let dir = try P.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = CheckpointStore(runDirectory: dir, keep: 10)
+        func run(from resume: Checkpoint?) async throws -> RunSummary {
+            let events = try EventLog(
+                url: dir.appendingPathComponent("metrics.jsonl"), truncatingTo: resume?.cursor.metricsBytes)
+            defer { events.close() }
+            let cluster = try LocalCluster(settings: settings, replicas: 2)
+            if let resume { try await cluster.resume(version: resume.cursor.version, weights: resume.weights) }
+            let driver = RunDriver(
+                settings: settings, cluster: cluster, events: events, directory: dir, logger: Logger(label: "test"),
+                task: try TaskDataFactory.make(settings, tokenizer: ModelReplica.tokenizer), checkpoints: store,
+                resumeFrom: resume?.cursor, quiet: true)
+            return try await driver.run()
+        }
+        let first = try await run(from: nil)
+        let asked = try await server.stats().requests
+        #expect(asked >= (128 + 32) * 2)
+        // Back to the end of SFT, as if the run had crashed while labeling: every checkpoint after it goes.
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: store.root.path).filter {
+            $0.hasPrefix("ckpt-")
+        }.sorted()
+        for name in checkpoints.dropFirst() {
+            try FileManager.default.removeItem(at: store.root.appendingPathComponent(name))
+        }
+        let sft = try #require(store.newest { Issue.record("\($0)") })
+        #expect(sft.cursor.phase == "rollout")
+        let again = try await run(from: sft)
+        #expect(try await server.stats().requests == asked, "the labeler was asked again")
+        #expect(again.weightsChecksum == first.weightsChecksum)
+        let reused = try RunEventLine.read(dir.appendingPathComponent("metrics.jsonl")).compactMap {
+            if case .labelsFromJournal(let phase, let count) = $0.event { (phase, count) } else { nil }
+        }
+        #expect(reused.map(\.0) == ["labeling", "eval-label"] && reused.map(\.1) == [128, 32])
     }
 }

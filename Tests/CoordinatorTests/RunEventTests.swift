@@ -24,6 +24,7 @@ import Testing
         .labels(phase: "labeling", valid: 10, ambiguous: 2, invalid: 1, retries: 4),
         .rewardModelAccuracy(labeler: 0.75, groundTruth: nil, heldOut: 12),
         .ratings(failed: 1, rated: 64),
+        .labelsFromJournal(phase: "labeling", count: 448),
         .labelerAudit(
             phase: "labeling", pairsPerSecond: 120, audit: .init(orderAgreement: 0.75, firstPosition: 0.625),
             alignment: .init(debiased: 0.875, singleOrder: nil)),
@@ -86,5 +87,15 @@ import Testing
         // This test's own process is not an rlaif; a pid no process has is not either.
         #expect(!RunStatus.isRlaifProcess(Int(ProcessInfo.processInfo.processIdentifier)))
         #expect(!RunStatus.isRlaifProcess(Int(Int32.max)))
+    }
+
+    @Test func status_countsLabels_retries_andThoseFromTheJournal() {
+        let status = RunStatus(
+            events: [
+                .labelsFromJournal(phase: "labeling", count: 40),
+                .labels(phase: "labeling", valid: 50, ambiguous: 10, invalid: 4, retries: 6),
+                .labels(phase: "eval-label", valid: 8, ambiguous: 0, invalid: 0, retries: 1),
+            ], coordinatorPID: nil, isAlive: { _ in false })
+        #expect(status.labels == 72 && status.labelRetries == 7 && status.labelsFromJournal == 40)
     }
 }

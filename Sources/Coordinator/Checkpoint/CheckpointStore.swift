@@ -20,6 +20,8 @@ public struct RunCursor: Codable, Sendable, Equatable {
     /// metrics.jsonl's length when the checkpoint was taken; a resumed run cuts what came after.
     public var metricsBytes: UInt64
     public var weightsChecksum: String
+    /// The KL coefficient the next RL iteration uses (moved by an adaptive controller).
+    public var klBeta: Double?
 
     public struct PreferenceData: Codable, Sendable, Equatable {
         public var prompts: [String]

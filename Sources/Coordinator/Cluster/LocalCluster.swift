@@ -27,10 +27,11 @@ public actor LocalCluster: TrainingCluster {
         self.version = version
     }
 
-    public func runJobs(_ jobs: [Job]) async throws -> [JobOutput] {
+    public func runJobs(_ jobs: [Job], onOutput: (@Sendable (Int, JobOutput) -> Void)?) async throws -> [JobOutput] {
         var outputs: [JobOutput] = []
         for (i, job) in jobs.enumerated() {
             outputs.append(try await ranks[i % ranks.count].run(job, weightsVersion: version))
+            onOutput?(i, outputs[i])
         }
         return outputs
     }

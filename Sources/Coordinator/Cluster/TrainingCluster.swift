@@ -7,14 +7,19 @@ import RLAIF
 public protocol TrainingCluster: Sendable {
     /// The committed replica version: optimizer steps applied so far.
     var version: UInt64 { get async }
-    /// Runs every job and returns their outputs in request order.
-    func runJobs(_ jobs: [Job]) async throws -> [JobOutput]
+    /// Runs every job and returns their outputs in request order; `onOutput` is told each job's
+    /// output (by its index) as it arrives, in whatever order jobs finish.
+    func runJobs(_ jobs: [Job], onOutput: (@Sendable (Int, JobOutput) -> Void)?) async throws -> [JobOutput]
     /// One optimizer step; `next` is the step the run asks for right after it, if nothing falls
     /// between them (it may be started early).
     func gradientStep(_ request: SchedulerState.StepRequest, next: SchedulerState.StepRequest?) async throws
         -> GradientResult
     /// Every model's weights and optimizer state at the committed version.
     func currentSnapshot() async throws -> [Wire.Weights]
+}
+
+extension TrainingCluster {
+    public func runJobs(_ jobs: [Job]) async throws -> [JobOutput] { try await runJobs(jobs, onOutput: nil) }
 }
 
 extension Scheduler: TrainingCluster {}

@@ -47,23 +47,37 @@ extension RunDriver {
     }
 
     /// Labeling jobs of `preferences.job_size` questions each (pairs or ratings), on any worker;
-    /// one answer per question, in order (`answers` takes each job's output apart).
-    func runLabeling<Question, Answer>(
+    /// one answer per question, in order (`answers` takes each job's output apart). Questions
+    /// the label journal has answered are not asked again; each job's answers are journaled as
+    /// they arrive.
+    func runLabeling<Question: Encodable & Sendable, Answer: Codable & Sendable>(
         _ questions: [Question], phase: String, spec: ([Question]) -> LabelingSpec,
-        answers: (JobOutput) throws -> [Answer]
+        answers: @escaping @Sendable (JobOutput) throws -> [Answer]
     ) async throws -> [Answer] {
+        let journal = self.journal
+        let keys = questions.map { LabelJournal.key($0, phase: phase) }
+        var found: [Answer?] = keys.map { key in journal?.answer(key, as: Answer.self) }
+        let asked = found.indices.filter { found[$0] == nil }
+        if asked.count < questions.count {
+            events.record(.labelsFromJournal(phase: phase, count: questions.count - asked.count))
+        }
         let size = settings.preferences.jobSize
-        let jobs = stride(from: 0, to: questions.count, by: size).map { start in
-            Job.labeling(spec(Array(questions[start..<min(start + size, questions.count)])))
-        }
+        let chunks = stride(from: 0, to: asked.count, by: size).map { Array(asked[$0..<min($0 + size, asked.count)]) }
+        let jobs = chunks.map { chunk in Job.labeling(spec(chunk.map { questions[$0] })) }
         let progress = Progress(phase: phase, total: jobs.count, quiet: quiet)
-        let outputs = try await cluster.runJobs(jobs)
-        progress.update(jobs.count)
-        let answers = try outputs.flatMap(answers)
-        guard answers.count == questions.count else {
-            throw RunError(message: "\(phase) jobs returned \(answers.count) answers for \(questions.count) questions")
+        let outputs = try await cluster.runJobs(jobs) { index, output in
+            guard let journal, let got = try? answers(output), got.count == chunks[index].count else { return }
+            journal.record(zip(chunks[index], got).map { (keys[$0], $1) })
         }
-        return answers
+        progress.update(jobs.count)
+        for (chunk, output) in zip(chunks, outputs) {
+            let got = try answers(output)
+            guard got.count == chunk.count else {
+                throw RunError(message: "\(phase) job returned \(got.count) answers for \(chunk.count) questions")
+            }
+            for (i, answer) in zip(chunk, got) { found[i] = answer }
+        }
+        return found.map { $0! }
     }
 
     func label(_ pairs: [LabelingPair], phase: String) async throws -> [PreferenceLabel] {

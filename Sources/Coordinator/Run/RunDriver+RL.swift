@@ -51,20 +51,20 @@ extension RunDriver {
     }
 
     /// The iteration's advantages: PPO's GAE, the paper's G − V, or a critic-free group method's.
-    func advantages(_ samples: [RolloutSample], rewards: [Double]) -> Advantages.Output {
+    func advantages(_ samples: [RolloutSample], rewards: [Double], klBeta: Double) -> Advantages.Output {
         let rl = settings.rl
         if rl.algorithm.needsGroups {
             return Advantages.grouped(
                 samples: samples, rewards: rewards, groupSize: rl.samplesPerPrompt, algorithm: rl.algorithm,
-                klBeta: rl.klBeta)
+                klBeta: klBeta)
         }
         return Advantages.compute(
-            samples: samples, rewards: rewards, klBeta: rl.klBeta, normalizeRewards: rl.normalizeRewards,
+            samples: samples, rewards: rewards, klBeta: klBeta, normalizeRewards: rl.normalizeRewards,
             gaeLambda: rl.algorithm == .ppo ? rl.gaeLambda : nil)
     }
 
     /// One optimizer step's spec of the RL objective the settings name.
-    func rlStepSpec(tokens: Int) -> GradientSpec {
+    func rlStepSpec(tokens: Int, klBeta: Double) -> GradientSpec {
         let rl = settings.rl
         let objective: GradientSpec.ObjectiveKind =
             switch rl.algorithm {
@@ -76,7 +76,7 @@ extension RunDriver {
             objective: objective, learningRate: rl.learningRate, clipNorm: rl.clipNorm, normalizer: Double(tokens))
         spec.ppoClip = rl.ppoClip
         spec.valueCoefficient = rl.valueCoefficient
-        spec.klBeta = rl.algorithm == .grpo ? rl.klBeta : 0  // RLOO pays KL in the reward
+        spec.klBeta = rl.algorithm == .grpo ? klBeta : 0  // RLOO pays KL in the reward
         return spec
     }
 
@@ -86,6 +86,7 @@ extension RunDriver {
         let progress = Progress(phase: "rl", total: rl.iterations, quiet: quiet)
         // Checkpoints fall between iterations: an iteration's rollout and its PPO epochs go together.
         let checkpointIterations = max(1, settings.checkpoint.everySteps / stepsPerIteration)
+        var kl = KLController(beta: cursor.klBeta ?? rl.klBeta, target: rl.klTarget, horizon: rl.klHorizon)
         for iteration in skip..<rl.iterations {
             let started = ContinuousClock.now
             let (prompts, ids) = iterationPrompts(iteration)
@@ -97,14 +98,14 @@ extension RunDriver {
                 direct
                 ? try await ratingRewards(prompts: prompts, responses: responses, ids: ids)
                 : samples.map { Double($0.reward ?? 0) }
-            let adv = advantages(samples, rewards: rewards)
+            let adv = advantages(samples, rewards: rewards, klBeta: kl.beta)
             let micros = rlMicroBatches(prompts: prompts, samples: samples, advantages: adv)
             let tokens = samples.reduce(0) { $0 + $1.tokens.count }
             // The ground truth's mean quality of this batch (NaN where the task has none).
             let qualities = zip(prompts, responses).compactMap { task.groundTruthQuality(of: $1, prompt: $0) }
             let truth = qualities.isEmpty ? Double.nan : qualities.reduce(0, +) / Double(qualities.count)
             let requests = (0..<stepsPerIteration).map { step -> SchedulerState.StepRequest in
-                var spec = rlStepSpec(tokens: tokens)
+                var spec = rlStepSpec(tokens: tokens, klBeta: kl.beta)
                 spec.forkReference = direct && iteration == 0 && step == 0  // no reward phase forked it
                 return .init(spec: spec, microBatches: micros)
             }
@@ -116,7 +117,7 @@ extension RunDriver {
             let meanLength = Double(tokens) / Double(samples.count)
             var extra: [String: Double] = [
                 "iteration": Double(iteration), "reward": adv.meanReward, "kl": adv.meanKL,
-                "response_length": meanLength,
+                "response_length": meanLength, "kl_beta": kl.beta,
             ]
             if !truth.isNaN { extra["ground_truth_quality"] = truth }
             // The pace of the whole iteration: rollout, rewards and every epoch's steps.
@@ -128,6 +129,8 @@ extension RunDriver {
                 String(
                     format: "reward %.3f  kl %.3f  len %.1f", adv.meanReward, adv.meanKL, meanLength)
                     + (truth.isNaN ? "" : String(format: "  gt %.2f", truth)))
+            kl.update(kl: adv.meanKL, responses: samples.count)
+            cursor.klBeta = kl.beta
             try await evaluateDuringRL(after: iteration + 1)
             let due = settings.checkpoint.everySteps > 0 && (iteration + 1) % checkpointIterations == 0
             if due || isStopRequested, iteration + 1 < rl.iterations {

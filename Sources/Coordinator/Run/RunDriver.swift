@@ -32,6 +32,9 @@ public final class RunDriver: @unchecked Sendable {
     let recordedSettings: String
     /// What the next checkpoint will record.
     var cursor: RunCursor
+    /// Every label the labeler has given this run (nil: the file could not be opened; labels are
+    /// then asked for again after a crash).
+    let journal: LabelJournal?
     /// The SFT policy's responses to the evaluation slice, made once for every evaluation during RL.
     var evaluationReference: [RolloutSample]?
     let tokenizer = ModelReplica.tokenizer
@@ -58,6 +61,7 @@ public final class RunDriver: @unchecked Sendable {
         self.checkpoints = checkpoints
         self.resumeFrom = resumeFrom
         self.recordedSettings = recordedSettings ?? settings.json()
+        journal = try? LabelJournal(directory: directory)
         cursor =
             resumeFrom
             ?? RunCursor(phase: Phase.sft.rawValue, done: 0, version: 0, metricsBytes: 0, weightsChecksum: "")

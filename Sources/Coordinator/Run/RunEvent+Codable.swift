@@ -78,6 +78,9 @@ extension RunEvent {
             try c.encode(labeler, forKey: "labeler")
             try c.encode(groundTruth, forKey: "ground_truth")
             try c.encode(heldOut, forKey: "held_out")
+        case .labelsFromJournal(let phase, let count):
+            try c.encode(phase, forKey: "phase")
+            try c.encode(count, forKey: "count")
         case .ratings(let failed, let rated):
             try c.encode(failed, forKey: "failed")
             try c.encode(rated, forKey: "rated")
@@ -153,6 +156,7 @@ extension RunEvent {
             self = .rewardModelAccuracy(
                 labeler: try c.decodeIfPresent(Double.self, forKey: "labeler"),
                 groundTruth: try c.decodeIfPresent(Double.self, forKey: "ground_truth"), heldOut: try int("held_out"))
+        case "labels_from_journal": self = .labelsFromJournal(phase: try string("phase"), count: try int("count"))
         case "ratings": self = .ratings(failed: try int("failed"), rated: try int("rated"))
         case "labeler_audit":
             func number(_ key: EventKey) throws -> Double? { try c.decodeIfPresent(Double.self, forKey: key) }

@@ -25,6 +25,8 @@ public enum RunEvent: Sendable, Equatable {
     case labels(phase: String, valid: Int, ambiguous: Int, invalid: Int, retries: Int)
     case rewardModelAccuracy(labeler: Double?, groundTruth: Double?, heldOut: Int)
     case ratings(failed: Int, rated: Int)
+    /// Questions of a phase answered from the label journal, not asked again.
+    case labelsFromJournal(phase: String, count: Int)
     /// What a phase's labels say about the labeler: both orders agreeing, the first position's
     /// pull, and (where the task has ground truth) how often it is right, debiased and single-order.
     case labelerAudit(phase: String, pairsPerSecond: Double, audit: LabelAudit, alignment: RunSummary.Alignment)
@@ -122,6 +124,7 @@ public enum RunEvent: Sendable, Equatable {
         case .labels: "labels"
         case .rewardModelAccuracy: "reward_model_accuracy"
         case .ratings: "ratings"
+        case .labelsFromJournal: "labels_from_journal"
         case .labelerAudit: "labeler_audit"
         case .evaluation: "evaluation"
         case .runFinished: "run_finished"

@@ -23,6 +23,10 @@ public struct RunStatus: Sendable, Equatable {
     public var steps = 0
     public var fullRings = 0
     public var synchronized = 0
+    /// Labels received from workers, answers asked again, and labels taken from the journal.
+    public var labels = 0
+    public var labelRetries = 0
+    public var labelsFromJournal = 0
 
     /// `coordinatorPID`: from coordinator.json; `isAlive` says whether such a process runs.
     public init(events: [RunEvent], coordinatorPID: Int?, isAlive: (Int) -> Bool) {
@@ -44,6 +48,10 @@ public struct RunStatus: Sendable, Equatable {
                 live.remove(worker)
             case .job(_, _, let worker, _, _): jobs[worker, default: 0] += 1
             case .synchronized: synchronized += 1
+            case .labels(_, let valid, let ambiguous, let invalid, let retries):
+                labels += valid + ambiguous + invalid
+                labelRetries += retries
+            case .labelsFromJournal(_, let count): labelsFromJournal += count
             case .runFinished: ended = .finished
             case .interrupted: ended = .interrupted
             default: break

@@ -21,6 +21,8 @@ public actor Scheduler {
     let events: EventLog
     private var state: SchedulerState
     private var jobsWaiter: CheckedContinuation<[Wire.Result], any Error>?
+    /// Told each result of the running batch as it is accepted.
+    private var jobResultHandler: (@Sendable (Int, Wire.Result) -> Void)?
     private var stepWaiter: CheckedContinuation<GradientResult, any Error>?
     private var snapshotWaiters: [CheckedContinuation<[Wire.Weights], any Error>] = []
     private var ticker: Task<Void, Never>?
@@ -104,12 +106,21 @@ public actor Scheduler {
     }
 
     /// Runs every job on some live worker and returns their outputs in request order.
-    public func runJobs(_ jobs: [Job]) async throws -> [JobOutput] {
+    public func runJobs(_ jobs: [Job], onOutput: (@Sendable (Int, JobOutput) -> Void)?) async throws -> [JobOutput] {
         let requests = jobs.map { job in
             let (kind, spec, tensors) = job.wire
             return JobRequest(kind: kind, spec: spec, tensors: tensors, needsWeights: job.needsWeights)
         }
         if let aborted { throw aborted }
+        if let onOutput {
+            jobResultHandler = { @Sendable index, result in
+                // A result that does not decode fails the batch below, with its reason.
+                if let output = try? JobOutput(of: jobs[index], spec: result.spec, tensors: result.tensors) {
+                    onOutput(index, output)
+                }
+            }
+        }
+        defer { jobResultHandler = nil }
         let results = try await withCheckedThrowingContinuation { continuation in
             jobsWaiter = continuation
             handle(.jobsRequested(requests))
@@ -155,6 +166,8 @@ public actor Scheduler {
             events.record(event)
         case .log(let level, let message):
             logger.log(level: level, "\(message)")
+        case .jobResult(let index, let result):
+            jobResultHandler?(index, result)
         case .jobsFinished(let result):
             let waiter = jobsWaiter
             jobsWaiter = nil

@@ -170,6 +170,7 @@ extension SchedulerState {
         }
         guard b.ledger.complete(job, attempt: attempt, by: id) == .accepted else { return }
         b.results[index] = r
+        out.append(.jobResult(index: index, r))
         out.append(
             .record(
                 .job(

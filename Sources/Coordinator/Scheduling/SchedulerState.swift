@@ -98,6 +98,8 @@ public struct SchedulerState: Sendable {
     public enum Directive: Sendable {
         case send(Wire.Message, to: PeerID)
         case jobsFinished(Result<[Wire.Result], RunError>)
+        /// One job of the batch has its result (the batch may still be running).
+        case jobResult(index: Int, Wire.Result)
         case stepFinished(Result<GradientResult, RunError>)
         case snapshotReady(Result<[Wire.Weights], RunError>)
         case record(RunEvent)

@@ -143,6 +143,10 @@ public struct RunSettings: Codable, Sendable, Equatable {
         public var learningRate = 2.5e-4
         /// KL penalty towards the SFT policy.
         public var klBeta = 0.05
+        /// Adaptive KL control: the KL per response β is steered towards (0 = β stays `kl_beta`),
+        /// and the responses over which a full correction is spread.
+        public var klTarget = 0.0
+        public var klHorizon = 10_000.0
         public var ppoClip = 0.2
         public var ppoEpochs = 2
         public var gaeLambda = 0.95
@@ -229,6 +233,8 @@ extension RunSettings {
                 ? ("rl.samples_per_prompt", "must be at least 2 for rl.algorithm \(rl.algorithm) (groups of responses)")
                 : nil,
             nonNegative("rl.kl_beta", rl.klBeta),
+            nonNegative("rl.kl_target", rl.klTarget),
+            positiveRate("rl.kl_horizon", rl.klHorizon),
             fraction("rl.gae_lambda", rl.gaeLambda), fraction("rl.ppo_clip", rl.ppoClip),
             positive("rl.dpo_epochs", rl.dpoEpochs),
             checkpoint.everySteps >= 0 ? nil : ("checkpoint.every_steps", "must not be negative"),

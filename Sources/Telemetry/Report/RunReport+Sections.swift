@@ -75,7 +75,7 @@ extension RunReport {
         for line in lines {
             guard case .labelerAudit(let phase, let rate, let audit, let alignment) = line.event else { continue }
             rows.append(
-                "<tr><td>\(escape(phase))</td><td>\(f(rate))</td><td>\(f(audit.orderAgreement))</td>"
+                "<tr><td>\(escape(phase))</td><td>\(String(format: "%.0f", rate))</td><td>\(f(audit.orderAgreement))</td>"
                     + "<td>\(f(audit.firstPosition))</td><td>\(f(alignment.debiased))</td><td>\(f(alignment.singleOrder))</td></tr>"
             )
             points.append((audit.firstPosition, alignment.debiased))

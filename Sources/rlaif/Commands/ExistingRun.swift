@@ -9,6 +9,7 @@ enum ExistingRun {
     static let runFiles = [
         "checkpoints", "metrics.jsonl", "summary.json", "preferences.jsonl", "evaluation.jsonl", "models",
         ClusterRun.settingsFile, ClusterRun.keysFile, "coordinator.json", "tensorboard", "report.html",
+        LabelJournal.fileName,
     ]
 
     enum Plan {

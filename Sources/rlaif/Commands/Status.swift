@@ -33,6 +33,9 @@ struct Status: ParsableCommand {
             )
         }
         print("syncs:     \(s.synchronized) snapshots shipped to workers that were behind")
+        print(
+            "labels:    \(s.labels) done (\(s.labelsFromJournal) of them from the label journal), "
+                + "\(s.labelRetries) answers asked again")
         print("jobs:      " + s.jobs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
         if let m = s.lastMetrics {
             let shown = m.values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
