@@ -79,8 +79,9 @@ let package = Package(
         .executableTarget(
             name: "rlaif-bench",
             dependencies: [
-                "Tensor", "Models", "Protocol", "Worker", "CSgemmReference",
+                "Tensor", "Models", "Protocol", "Worker", "Coordinator", "RLAIF", "CSgemmReference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/rlaif-bench"),
 

@@ -18,6 +18,21 @@ import Testing
         #expect(m.status(of: WorkerID(1)) == .joining)
     }
 
+    @Test func aliveList_isEveryMemberNotDown_inIDOrder_asStatusesMove() {
+        var m = Membership()
+        for name in ["a", "b", "c", "d"] { _ = m.register(name: name, incarnation: 1, at: t0) }
+        m.markUp(WorkerID(2))
+        m.markLeaving(WorkerID(3))
+        m.markDown(WorkerID(1))
+        _ = m.register(name: "d", incarnation: 2, at: t0)  // d restarts: 4 goes down, 5 joins
+        _ = m.heartbeat(WorkerID(2), at: t0 + .seconds(10))
+        _ = m.heartbeat(WorkerID(5), at: t0 + .seconds(10))
+        _ = m.expire(now: t0 + .seconds(10), timeout: .seconds(3))  // 3 was silent
+        m.markDown(WorkerID(1))  // twice: no change
+        #expect(m.alive == [WorkerID(2), WorkerID(5)])
+        #expect(m.alive == m.members.values.filter { $0.status < .down }.map(\.id).sorted())
+    }
+
     @Test func restartedProcess_replacesItsFormerSelf_whichGoesDown() {
         var m = Membership()
         _ = m.register(name: "a", incarnation: 1, at: t0)
@@ -77,6 +92,25 @@ import Testing
         let second = l.lease(to: w2, now: t0, duration: .seconds(10))
         #expect(first?.job == JobID(0))
         #expect(second?.payload == "payload 1")
+    }
+
+    @Test func finished_onlyWhenEveryJobHasItsResult_andARequeuedJobGoesBeforeHigherOnes() {
+        var l = ledger(3)
+        let a = l.lease(to: w1, now: t0, duration: .seconds(10))!
+        let b = l.lease(to: w2, now: t0, duration: .seconds(10))!
+        let failed = l.fail(a.job, attempt: a.attempt, by: w1)
+        #expect(failed)
+        let again = l.lease(to: w1, now: t0, duration: .seconds(10))!
+        #expect(again.job == JobID(0) && again.attempt == 1)
+        let c = l.lease(to: w1, now: t0, duration: .seconds(10))!
+        #expect(c.job == JobID(2))
+        let results = [
+            l.complete(b.job, attempt: b.attempt, by: w2), l.complete(b.job, attempt: b.attempt, by: w2),
+            l.complete(again.job, attempt: again.attempt, by: w1),
+        ]
+        #expect(results == [.accepted, .duplicate, .accepted] && !l.isFinished)
+        let last = l.complete(c.job, attempt: c.attempt, by: w1)
+        #expect(last == .accepted && l.isFinished)
     }
 
     @Test func resultIsAcceptedExactlyOnce() {

@@ -29,12 +29,14 @@ public struct JobLedger<Payload: Sendable>: Sendable {
     private var payloads: [JobID: Payload] = [:]
     public private(set) var states: [JobID: State] = [:]
     private var attempts: [JobID: UInt32] = [:]
-    /// Queued jobs, kept sorted so leasing is lowest id first.
+    /// Queued jobs, highest id first: leasing takes the lowest from the end, without shifting.
     private var queue: [JobID] = []
+    private var done = 0
 
     public init() {}
 
-    public var isFinished: Bool { states.values.allSatisfy { $0 == .done } }
+    /// Every job has its result (a counter: a batch of thousands asks this after each result).
+    public var isFinished: Bool { done == states.count }
     public var queuedCount: Int { queue.count }
 
     public mutating func enqueue(_ id: JobID, _ payload: Payload) {
@@ -50,7 +52,7 @@ public struct JobLedger<Payload: Sendable>: Sendable {
         to worker: WorkerID, now: ContinuousClock.Instant, duration: Duration,
         where eligible: (Payload) -> Bool = { _ in true }
     ) -> Lease? {
-        guard let at = queue.firstIndex(where: { eligible(payloads[$0]!) }) else { return nil }
+        guard let at = queue.lastIndex(where: { eligible(payloads[$0]!) }) else { return nil }
         let id = queue.remove(at: at)
         let attempt = attempts[id]!
         states[id] = .leased(worker: worker, attempt: attempt, deadline: now + duration)
@@ -67,6 +69,7 @@ public struct JobLedger<Payload: Sendable>: Sendable {
             guard holder == worker && current == attempt else { return .stale }
             states[id] = .done
             payloads[id] = nil
+            done += 1
             return .accepted
         }
     }
@@ -108,7 +111,7 @@ public struct JobLedger<Payload: Sendable>: Sendable {
     }
 
     private mutating func insertQueued(_ id: JobID) {
-        let at = queue.firstIndex { $0 > id } ?? queue.count
+        let at = queue.lastIndex { $0 > id }.map { $0 + 1 } ?? 0
         queue.insert(id, at: at)
     }
 }

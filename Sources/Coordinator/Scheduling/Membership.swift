@@ -30,6 +30,9 @@ public struct Membership: Sendable {
     private var nextID: UInt32 = 1
     /// Registrations by (worker name, incarnation): tells a retry from a restart.
     private var byName: [String: WorkerID] = [:]
+    /// Members not yet down, in id order: kept as statuses move, since the scheduler walks it
+    /// after every message (a sort of a thousand ids each time showed in profiles).
+    public private(set) var alive: [WorkerID] = []
 
     public init() {}
 
@@ -40,7 +43,7 @@ public struct Membership: Sendable {
                 members[existing]?.lastHeard = now
                 return .alreadyMember(existing)
             }
-            members[existing]?.status = .down
+            moveForward(existing, to: .down)
             let id = admit(name: name, incarnation: incarnation, at: now)
             return .replaced(old: existing, new: id)
         }
@@ -51,6 +54,7 @@ public struct Membership: Sendable {
         let id = WorkerID(nextID)
         nextID += 1
         members[id] = Member(id: id, incarnation: incarnation, status: .joining, lastHeard: now)
+        alive.append(id)  // ids only grow: still sorted
         byName[name] = id
         return id
     }
@@ -87,5 +91,6 @@ public struct Membership: Sendable {
     private mutating func moveForward(_ id: WorkerID, to status: Status) {
         guard let current = members[id]?.status, current < status else { return }
         members[id]?.status = status
+        if current < .down, status >= .down, let at = alive.firstIndex(of: id) { alive.remove(at: at) }
     }
 }

@@ -19,7 +19,7 @@ extension SchedulerState {
 
     /// An idle worker whose replica is not at the committed version (and not ahead of it mid-step).
     func needsSnapshot(_ id: WorkerID) -> Bool {
-        isIdle(id) && !isCurrent(id) && !isFinishingStep(id)
+        !isCurrent(id) && isIdle(id) && !isFinishingStep(id)  // the cheapest test first: most are current
     }
 
     mutating func dispatch(at now: ContinuousClock.Instant, into out: inout [Directive]) {
@@ -198,8 +198,9 @@ extension SchedulerState {
     /// Leases queued jobs of the batch to idle workers, lowest id first; jobs that need the
     /// weights go to current workers only.
     mutating func leaseJobs(at now: ContinuousClock.Instant, into out: inout [Directive]) {
-        guard var b = batch else { return }
-        for id in liveWorkers where isIdle(id) {
+        guard var b = batch.take() else { return }  // taken out: its ledger changes in place
+        defer { batch = b }
+        for id in liveWorkers where workers[id]?.assignments.isEmpty == true {  // live already: idle
             let current = isCurrent(id)
             let requests = b.requests
             guard
@@ -214,6 +215,5 @@ extension SchedulerState {
                 tensors: request.tensors)
             out.append(.send(.assign(assign), to: workers[id]!.peer))
         }
-        batch = b
     }
 }

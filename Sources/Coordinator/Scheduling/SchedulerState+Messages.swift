@@ -161,14 +161,19 @@ extension SchedulerState {
         _ r: Wire.Result, job: JobID, attempt: UInt32, from id: WorkerID, seconds: Double,
         into out: inout [Directive]
     ) {
-        guard var b = batch else { return }
+        guard batch != nil else { return }
         let index = Int(job.rawValue)
         guard r.status == .succeeded else {
             out.append(.log(.warning, "job \(r.jobID) failed on \(id): \(r.message)"))
             jobAttemptFailed(job, attempt: attempt, by: id, reason: r.message, into: &out)
             return
         }
-        guard b.ledger.complete(job, attempt: attempt, by: id) == .accepted else { return }
+        // Taken out while it changes, so its ledger is not copied (thousands of jobs, each result).
+        var b = batch.take()!
+        guard b.ledger.complete(job, attempt: attempt, by: id) == .accepted else {
+            batch = b
+            return
+        }
         b.results[index] = r
         out.append(.jobResult(index: index, r))
         out.append(
@@ -189,7 +194,11 @@ extension SchedulerState {
     mutating func jobAttemptFailed(
         _ job: JobID, attempt: UInt32, by worker: WorkerID, reason: String, into out: inout [Directive]
     ) {
-        guard var b = batch, b.ledger.fail(job, attempt: attempt, by: worker) else { return }
+        guard var b = batch.take() else { return }
+        guard b.ledger.fail(job, attempt: attempt, by: worker) else {
+            batch = b
+            return
+        }
         let index = Int(job.rawValue)
         b.failures[index] += 1
         out.append(.record(.jobFailed(kind: "\(b.requests[index].kind)", worker: "\(worker)", reason: reason)))

@@ -208,7 +208,7 @@ public struct SchedulerState: Sendable {
         snapshot = (version, weights)
     }
 
-    public var liveWorkers: [WorkerID] { workers.keys.filter { isAlive($0) }.sorted() }
+    public var liveWorkers: [WorkerID] { membership.alive.filter { workers[$0] != nil } }
 
     /// Jobs done per worker (for the summary).
     public var jobCounts: [String: Int] {
