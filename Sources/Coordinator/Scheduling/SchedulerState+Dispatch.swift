@@ -73,6 +73,9 @@ extension SchedulerState {
     /// Workers that are behind take the newest snapshot; a snapshot at the committed version is
     /// read from a current worker when one is needed and none is at hand.
     mutating func synchronizeBehindWorkers(at now: ContinuousClock.Instant, into out: inout [Directive]) {
+        // Fast path, after most results: every worker is at the committed version (one pass over
+        // the records in place, no lookups).
+        guard snapshotWanted || workers.values.contains(where: { $0.version != version }) else { return }
         let behind = liveWorkers.filter { needsSnapshot($0) }
         guard !behind.isEmpty || snapshotWanted else { return }
         if let snap = snapshot, snap.version == version {
