@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """An rlaif protocol client written from docs/PROTOCOL.md alone, with pyzmq and struct.
 
-Registers with a coordinator endpoint (hello -> welcome), then reports one job result carrying a
-result document and a float32 tensor. Exits 0 on success, prints what went wrong otherwise.
+Registers with a coordinator endpoint (hello -> welcome), then reports one failed job result whose
+body is a replica report. Exits 0 on success, prints what went wrong otherwise.
 
     python3 tools/protocol_client.py tcp://127.0.0.1:5555
 """
@@ -11,7 +11,7 @@ import sys
 
 import zmq
 
-MAGIC, MAJOR, MINOR = b"RLAF", 3, 0
+MAGIC, MAJOR, MINOR = b"RLAF", 4, 0
 HELLO, WELCOME, REJECT, RESULT = 1, 2, 3, 6
 
 
@@ -30,11 +30,12 @@ def hello() -> bytes:
 
 
 def result(worker_id: int) -> list:
-    body = struct.pack("<QII", 42, 0, worker_id) + bytes([1]) + string("") + string('{"loss":0.5}')
-    # One float32 tensor of shape [2, 2]: descriptor in the control frame, data in its own frame.
-    descriptors = bytes([1, 1, 2]) + struct.pack("<QQ", 2, 2)
-    data = struct.pack("<4f", 1.0, 2.0, 3.0, 4.0)
-    return [header(RESULT) + body + descriptors, data]
+    # A failed result's body is a replica report: version u64, then fingerprint as a present flag
+    # and a string.
+    report = struct.pack("<Q", 3) + bytes([1]) + string("00ff")
+    fields = struct.pack("<QII", 42, 0, worker_id) + bytes([2]) + string("out of memory")
+    body = struct.pack("<I", len(report)) + report
+    return [header(RESULT) + fields + body + bytes([0])]  # no tensors
 
 
 def read_string(buf: bytes, at: int):

@@ -142,15 +142,15 @@ struct ProtocolBench: AsyncParsableCommand {
     }
 
     func controlThroughput(count: Int) async throws -> Double {
-        // An assignment with a 976-byte spec: a 1 KB control frame, encoded per message as in real use.
-        let spec = String(repeating: "x", count: 976)
+        // An assignment with a 976-byte body: a 1 KB control frame, encoded per message as in real use.
+        let body = [UInt8](repeating: 7, count: 976)
         let seconds = try await timeOneWay(count: count) { client in
             for i in 0..<count {
                 await client.send(
                     .assign(
                         .init(
                             jobID: UInt64(i), kind: .rollout, step: 1, attempt: 0, leaseMilliseconds: 1000,
-                            weightsVersion: 1, spec: spec)))
+                            weightsVersion: 1, body: body)))
             }
         }
         return Double(count) / seconds

@@ -60,15 +60,17 @@ struct SimulatedWorkers: ParsableCommand {
 
     /// A labeling job's answer: every pair judged 0.6 for the first response in both orders.
     static func answer(_ a: Wire.Assign, worker: UInt32) -> Wire.Result {
-        guard a.kind == .labeling, let spec = try? JobSpecs.decode(LabelingSpec.self, a.spec) else {
+        guard a.kind == .labeling, case .labeling(let spec)? = try? Job(kind: a.kind, body: a.body) else {
             return .init(
                 jobID: a.jobID, attempt: a.attempt, workerID: worker, status: .failed, message: "not simulated")
         }
         let labels = spec.pairs.map { pair in
-            #"{"backward":0.6,"forward":0.6,"pairID":\#(pair.id),"probabilityA":0.6,"rationales":[],"retries":0,"status":"valid"}"#
+            PreferenceLabel(
+                pairID: pair.id, forward: 0.6, backward: 0.6, probabilityA: 0.6, status: .valid, rationales: [],
+                retries: 0)
         }
         return .init(
             jobID: a.jobID, attempt: a.attempt, workerID: worker, status: .succeeded,
-            spec: "[" + labels.joined(separator: ",") + "]")
+            body: JobOutput.preferences(labels).wireBody)
     }
 }

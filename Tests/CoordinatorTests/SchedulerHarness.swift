@@ -92,9 +92,9 @@ struct SchedulerHarness {
             let gradient = GradientResult(
                 version: a.step + 1, fingerprint: "f\(a.step + 1)", metrics: [:], gradientNorm: 1)
             result = .init(
-                jobID: a.jobID, attempt: a.attempt, workerID: id, status: .succeeded, spec: JobSpecs.encode(gradient))
+                jobID: a.jobID, attempt: a.attempt, workerID: id, status: .succeeded, body: gradient.wireBody)
         } else {
-            result.spec = JobSpecs.encode(ReplicaReport(version: replicaVersion[id] ?? 0))
+            result.body = ReplicaReport(version: replicaVersion[id] ?? 0).wireBody
         }
         handle(.message(.result(result), from: peers[id]!, key: nil))
     }
@@ -114,7 +114,7 @@ struct SchedulerHarness {
         handle(
             .message(
                 .result(
-                    .init(jobID: a.jobID, attempt: 0, workerID: id, status: .succeeded, spec: JobSpecs.encode(report))),
+                    .init(jobID: a.jobID, attempt: 0, workerID: id, status: .succeeded, body: report.wireBody)),
                 from: peers[id]!, key: nil))
     }
 

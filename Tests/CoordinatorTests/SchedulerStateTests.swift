@@ -101,14 +101,16 @@ import Testing
         timing.lease = .seconds(1)
         var h = H(timing: timing)
         let a = h.join("a"), b = h.join("b")
-        let jobs = (0..<2).map { _ in SchedulerState.JobRequest(kind: .labeling, spec: "{}", needsWeights: false) }
+        let jobs = (0..<2).map { _ in SchedulerState.JobRequest(kind: .labeling, body: [], needsWeights: false) }
         let first = h.assignments(in: h.handle(.jobsRequested(jobs)))
         #expect(first.map(\.worker) == [a, b])
         func answer(_ id: UInt32, _ x: Wire.Assign) {
             h.handle(
                 .message(
                     .result(
-                        .init(jobID: x.jobID, attempt: x.attempt, workerID: id, status: .succeeded, spec: "\(x.step)")),
+                        .init(
+                            jobID: x.jobID, attempt: x.attempt, workerID: id, status: .succeeded, body: [UInt8(x.step)])
+                    ),
                     from: h.peers[id]!, key: nil))
         }
         #expect(h.state.occupancy == ["labeling": .init(queued: 0, running: 2)])
@@ -127,7 +129,7 @@ import Testing
             Issue.record("the batch did not finish")
             return
         }
-        #expect(results.map(\.spec) == ["0", "1"])
+        #expect(results.map(\.body) == [[0], [1]])
         #expect(h.state.occupancy.isEmpty)
     }
 
@@ -135,7 +137,7 @@ import Testing
         var h = H()
         let a = h.join("a"), b = h.join("b")
         _ = commitStep(&h)
-        let jobs = (0..<3).map { _ in SchedulerState.JobRequest(kind: .rollout, spec: "{}", needsWeights: true) }
+        let jobs = (0..<3).map { _ in SchedulerState.JobRequest(kind: .rollout, body: [], needsWeights: true) }
         let first = h.assignments(in: h.handle(.jobsRequested(jobs)))
         let batchStart = h.log.count
         let onB = first.first { $0.worker == b }!
@@ -146,12 +148,12 @@ import Testing
                     .init(
                         jobID: onB.assign.jobID, attempt: 0, workerID: b, status: .failed,
                         message: "weights at version 0",
-                        spec: JobSpecs.encode(ReplicaReport(version: 0)))), from: h.peers[b]!, key: nil))
+                        body: ReplicaReport(version: 0).wireBody)), from: h.peers[b]!, key: nil))
         #expect(h.assignments(in: Array(h.log[batchStart...])).isEmpty)  // nothing for b until a can lend its state
         let onA = first.first { $0.worker == a }!
         h.handle(
             .message(
-                .result(.init(jobID: onA.assign.jobID, attempt: 0, workerID: a, status: .succeeded, spec: "a")),
+                .result(.init(jobID: onA.assign.jobID, attempt: 0, workerID: a, status: .succeeded, body: [1])),
                 from: h.peers[a]!, key: nil))
         #expect(h.weightsRequests(in: h.log) == [a])
         h.sendSnapshot(from: a)
@@ -230,7 +232,7 @@ import Testing
         let sent = h.assignments(in: h.handle(.stepRequested(H.stepRequest(), next: H.stepRequest())))
         #expect(sent.map(\.worker) == [a, b, a, b])
         #expect(sent.map(\.assign.step) == [0, 0, 1, 1])
-        let epochs = sent.map { (try? JobSpecs.decode(GradientSpec.self, $0.assign.spec))?.ring?.epoch }
+        let epochs = sent.map { (try? GradientJob(wireBody: $0.assign.body, field: "gradient"))?.spec.ring?.epoch }
         #expect(epochs[0] == epochs[1] && epochs[2] == epochs[3] && epochs[0] != epochs[2])
         h.reportStep(a, sent[0].assign)
         h.reportStep(a, sent[2].assign)  // a is two steps on before b finishes the first
@@ -337,7 +339,7 @@ import Testing
         timing.lease = .seconds(1)
         var h = H(timing: timing)
         let a = h.join("a")
-        let job = SchedulerState.JobRequest(kind: .rollout, spec: "{}", needsWeights: false)
+        let job = SchedulerState.JobRequest(kind: .rollout, body: [], needsWeights: false)
         var leases = h.assignments(in: h.handle(.jobsRequested([job]))).count
         for _ in 0..<(SchedulerState.maxFailures + 2) {
             h.advance(.milliseconds(1100))
@@ -362,10 +364,10 @@ import Testing
     @Test func jobTooLargeForAWorkersDecoder_failsAtOnce_withItsSize() {
         var h = H()
         _ = h.join("a")
-        let huge = String(repeating: "x", count: WireLimits.default.maxStringBytes + 1)
+        let huge = [UInt8](repeating: 0, count: WireLimits.default.maxBodyBytes + 1)
         let jobs = [
-            SchedulerState.JobRequest(kind: .labeling, spec: "{}", needsWeights: false),
-            SchedulerState.JobRequest(kind: .rollout, spec: huge, needsWeights: false),
+            SchedulerState.JobRequest(kind: .labeling, body: [], needsWeights: false),
+            SchedulerState.JobRequest(kind: .rollout, body: huge, needsWeights: false),
         ]
         let out = h.handle(.jobsRequested(jobs))
         #expect(h.assignments(in: out).isEmpty)
@@ -373,6 +375,6 @@ import Testing
             Issue.record("the batch was not refused")
             return
         }
-        #expect(error.message.hasPrefix("rollout job 1 is described in \(huge.utf8.count) bytes"))
+        #expect(error.message.hasPrefix("rollout job 1 is described in \(huge.count) bytes"))
     }
 }

@@ -47,7 +47,11 @@ import Testing
         client.waitUntilExit()
         server.close()
         #expect(client.terminationStatus == 0)
-        #expect(reported?.jobID == 42 && reported?.workerID == 7 && reported?.spec == #"{"loss":0.5}"#)
-        #expect(reported?.tensors == [.float32(Tensor(shape: [2, 2], scalars: [1, 2, 3, 4]))])
+        #expect(reported?.jobID == 42 && reported?.workerID == 7 && reported?.status == .failed)
+        // The body the client wrote from the page: a failed result's replica report.
+        var body = BodyDecoder(reported?.body ?? [], field: "result")
+        let version = try body.u64("version"), fingerprint = try body.optionalString("fingerprint")
+        #expect(version == 3 && fingerprint == "00ff")
+        #expect(throws: Never.self) { try body.expectEnd() }
     }
 }

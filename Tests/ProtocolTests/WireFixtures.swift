@@ -26,12 +26,12 @@ enum WireFixtures {
         .assign(
             .init(
                 jobID: 1 << 40, kind: .rollout, step: 12, attempt: 2, leaseMilliseconds: 30_000, weightsVersion: 7,
-                spec: #"{"temperature":1}"#, tensors: [ids])),
+                body: [1, 2, 3, 0, 255])),
         .assign(
             .init(jobID: 2, kind: .synchronize, step: 0, attempt: 0, leaseMilliseconds: 1, weightsVersion: 0)),
         .result(
             .init(
-                jobID: 5, attempt: 1, workerID: 3, status: .succeeded, spec: "{}", tensors: [floats, ids, empty])),
+                jobID: 5, attempt: 1, workerID: 3, status: .succeeded, body: Array(repeating: 7, count: 70_000))),
         .result(.init(jobID: 6, attempt: 0, workerID: 4, status: .failed, message: "out of memory")),
         .weightsRequest(.init(workerID: 9, model: .reward, version: 3)),
         .weights(.init(model: .policy, version: 11, tensors: [floats])),

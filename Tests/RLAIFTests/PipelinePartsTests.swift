@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import Protocol
 import Tensor
 import Testing
 
@@ -71,21 +72,57 @@ import Testing
         #expect(abs(out.meanKL - (-0.5)) < 1e-9)
     }
 
-    @Test func gradientSpec_packsAndUnpacksMicroBatches() throws {
+    @Test func gradientJob_roundTripsItsSettingsAndMicroBatches() throws {
         var a = MicroBatch(id: 0, batch: SequenceBatch(prompts: [[1, 2], [3]], responses: [[4], [5, 6]]))
         a.labels = [0.75]
         var b = MicroBatch(id: 1, batch: SequenceBatch(prompts: [[7], [7]], responses: [[8, 9, 10], [8]]))
-        b.labels = [0.25]
-        var spec = GradientSpec(objective: .reward, learningRate: 1, clipNorm: 1, normalizer: 1)
-        let tensors = spec.pack([a, b])
-        let back = try JobSpecs.decode(GradientSpec.self, JobSpecs.encode(spec)).unpack(tensors)
-        #expect(back.map(\.id) == [0, 1])
-        #expect(back[0].batch.responses == [[4], [5, 6]] && back[1].batch.prompts == [[7], [7]])
-        #expect(back[0].labels == [0.75] && back[1].labels == [0.25])
-        // A length that does not match the tensors is refused.
-        var broken = spec
-        broken.responseLengths[0] = 3
-        #expect(throws: JobSpecError.self) { try broken.unpack(tensors) }
+        b.advantages = [[1, 2, 3], [-4]]
+        b.returns = [[0.5, 0, -0], [.infinity]]
+        b.oldLogProbs = [[-1, -2, -3], [-1e-30]]
+        var spec = GradientSpec(objective: .groupPolicy, learningRate: 3e-4, clipNorm: 1, normalizer: 12)
+        spec.klBeta = 0.04
+        spec.forkReward = true
+        spec.ring = .init(rank: 1, size: 3, epoch: 9, next: "tcp://10.0.0.2:4100", nextKey: "k", timeoutMs: 2500)
+        let job = GradientJob(spec: spec, microBatches: [a, b])
+        let back = try GradientJob(wireBody: job.wireBody, field: "gradient")
+        #expect(back.spec == spec)
+        #expect(back.microBatches.map(\.id) == [0, 1])
+        #expect(
+            back.microBatches[0].batch.responses == [[4], [5, 6]] && back.microBatches[1].batch.prompts == [[7], [7]])
+        #expect(back.microBatches[0].labels == [0.75] && back.microBatches[1].labels.isEmpty)
+        #expect(back.microBatches[0].advantages.isEmpty && back.microBatches[1].advantages == b.advantages)
+        #expect(back.microBatches[1].returns == b.returns && back.microBatches[1].oldLogProbs == b.oldLogProbs)
+        // Every cut of the body is refused with the field it stopped in, never read as a shorter job.
+        let bytes = job.wireBody
+        for cut in 0..<bytes.count {
+            #expect(throws: WireError.self) { try GradientJob(wireBody: Array(bytes[..<cut]), field: "gradient") }
+        }
+        #expect(throws: WireError.self) { try GradientJob(wireBody: bytes + [0], field: "gradient") }
+    }
+
+    /// Bodies that decode field by field but say something impossible are refused by name.
+    @Test func gradientJob_withInconsistentLengths_isRefusedByField() throws {
+        func refusal(_ micro: MicroBatch, edit: (inout [UInt8]) -> Void = { _ in }) -> String? {
+            var bytes = GradientJob(
+                spec: .init(objective: .ppo, learningRate: 1, clipNorm: 1, normalizer: 1), microBatches: [micro]
+            ).wireBody
+            edit(&bytes)
+            do {
+                _ = try GradientJob(wireBody: bytes, field: "gradient")
+                return nil
+            } catch { return error.field }
+        }
+        var micro = MicroBatch(id: 0, batch: SequenceBatch(prompts: [[1], [2]], responses: [[3, 4], [5]]))
+        micro.advantages = [[1, 2], [3, 4]]  // two numbers for a one-token response
+        #expect(refusal(micro) == "gradient.advantages")
+        micro.advantages = [[1, 2], []]  // some sequences only
+        #expect(refusal(micro) == "gradient.advantages")
+        micro.advantages = []
+        micro.labels = [0.5, 0.5]  // two labels for one pair
+        #expect(refusal(micro) == "gradient.labels")
+        micro.labels = []
+        // The objective is the body's first byte.
+        #expect(refusal(micro) { $0[0] = 99 } == "gradient.objective")
     }
 
     /// GRPO normalizes within each group; RLOO subtracts the mean of the others after paying
@@ -179,9 +216,11 @@ import Testing
         let ratings = LabelingSpec(ratings: [RatingItem(id: 4, prompt: "p", response: "r")])
         let scores = ScoreSpec(sequences: [[112, 114], [0, 256, 3]])
         for job in [Job.rollout(rollout), .labeling(pairs), .labeling(ratings), .scores(scores)] {
-            let (kind, spec, tensors) = job.wire
-            #expect(tensors.isEmpty)
-            #expect(try Job(kind: kind, spec: spec) == job)
+            let (kind, body) = job.wire
+            #expect(try Job(kind: kind, body: body) == job)
+            for cut in 0..<body.count {
+                #expect(throws: (any Error).self) { try Job(kind: kind, body: Array(body[..<cut])) }
+            }
         }
         var sample = RolloutSample(tokens: [1, 2, 256])
         sample.logProbs = [-0.5, -1, -1e-30]
@@ -197,10 +236,14 @@ import Testing
             (.scores(scores), .scores([0.125, -3, .greatestFiniteMagnitude])),
         ]
         for (job, output) in outputs {
-            let (spec, tensors) = output.wire
-            #expect(try JobOutput(of: job, spec: spec, tensors: tensors) == output)
+            let body = output.wireBody
+            #expect(try JobOutput(of: job, body: body) == output)
+            #expect(throws: (any Error).self) { try JobOutput(of: job, body: body + [1]) }
         }
-        #expect(throws: JobSpecError.self) { try Job(kind: .gradient, spec: "{}") }
-        #expect(throws: (any Error).self) { try JobOutput(of: .scores(scores), spec: "[\"x\"]", tensors: []) }
+        #expect(throws: JobSpecError.self) { try Job(kind: .gradient, body: []) }
+        // A body of another kind is refused, not read as this one.
+        #expect(throws: (any Error).self) {
+            try JobOutput(of: .labeling(pairs), body: JobOutput.scores([1, 2]).wireBody)
+        }
     }
 }

@@ -5,7 +5,7 @@ import Tensor
 /// The cluster as replicas in this process, no sockets: jobs go round the replicas, a step's
 /// micro-batches are shared out as the scheduler shares them, and the ranks' exact sums are added
 /// in memory where a ring would all-reduce them. It runs the workers' job code (`ReplicaJobs`)
-/// on the same inputs (micro-batches through the wire's packing), so a run gives the bits a run
+/// on the same inputs (micro-batches through the wire's codec), so a run gives the bits a run
 /// with worker processes gives.
 public actor LocalCluster: TrainingCluster {
     let ranks: [ReplicaJobs]
@@ -30,7 +30,8 @@ public actor LocalCluster: TrainingCluster {
     public func runJobs(_ jobs: [Job], onOutput: (@Sendable (Int, JobOutput) -> Void)?) async throws -> [JobOutput] {
         var outputs: [JobOutput] = []
         for (i, job) in jobs.enumerated() {
-            outputs.append(try await ranks[i % ranks.count].run(job, weightsVersion: version))
+            let output = try await ranks[i % ranks.count].run(job, weightsVersion: version)
+            outputs.append(try JobOutput(of: job, body: output.wireBody))  // as the coordinator reads it
             onOutput?(i, outputs[i])
         }
         return outputs
@@ -44,9 +45,9 @@ public actor LocalCluster: TrainingCluster {
         }
         var total: ExactSum?
         for (rank, jobs) in ranks.enumerated() {
-            var spec = request.spec
-            let tensors = spec.pack(request.share(rank: rank, of: ranks.count))
-            let sum = try await jobs.gradientSum(spec, try spec.unpack(tensors), at: version)
+            let share = GradientJob(spec: request.spec, microBatches: request.share(rank: rank, of: ranks.count))
+            let job = try GradientJob(wireBody: share.wireBody, field: "gradient")  // as a worker reads it
+            let sum = try await jobs.gradientSum(job.spec, job.microBatches, at: version)
             if total == nil { total = sum } else { try total!.add(sum) }
         }
         let reduced = total!.value()

@@ -108,14 +108,14 @@ public actor Scheduler {
     /// Runs every job on some live worker and returns their outputs in request order.
     public func runJobs(_ jobs: [Job], onOutput: (@Sendable (Int, JobOutput) -> Void)?) async throws -> [JobOutput] {
         let requests = jobs.map { job in
-            let (kind, spec, tensors) = job.wire
-            return JobRequest(kind: kind, spec: spec, tensors: tensors, needsWeights: job.needsWeights)
+            let (kind, body) = job.wire
+            return JobRequest(kind: kind, body: body, needsWeights: job.needsWeights)
         }
         if let aborted { throw aborted }
         if let onOutput {
             jobResultHandler = { @Sendable index, result in
                 // A result that does not decode fails the batch below, with its reason.
-                if let output = try? JobOutput(of: jobs[index], spec: result.spec, tensors: result.tensors) {
+                if let output = try? JobOutput(of: jobs[index], body: result.body) {
                     onOutput(index, output)
                 }
             }
@@ -126,7 +126,7 @@ public actor Scheduler {
             handle(.jobsRequested(requests))
         }
         return try zip(jobs, results).map { job, result in
-            do { return try JobOutput(of: job, spec: result.spec, tensors: result.tensors) } catch {
+            do { return try JobOutput(of: job, body: result.body) } catch {
                 throw RunError(message: "job \(result.jobID) from worker \(result.workerID): \(error)")
             }
         }

@@ -150,12 +150,10 @@ extension SchedulerState {
             spec.ring = .init(
                 rank: rank, size: participants.count, epoch: ringEpoch, next: next.ringEndpoint,
                 nextKey: next.publicKey, timeoutMs: Int(timing.ringTimeout.milliseconds))
-            let tensors = spec.pack(share)  // records the lengths in the spec, so it goes first
             let job = assign(id, .step(at: runsAt), at: now)
             let assign = Wire.Assign(
                 jobID: job, kind: .gradient, step: runsAt, attempt: 0, leaseMilliseconds: leaseMilliseconds,
-                weightsVersion: runsAt, spec: JobSpecs.encode(spec),
-                tensors: tensors)
+                weightsVersion: runsAt, body: GradientJob(spec: spec, microBatches: share).wireBody)
             out.append(.send(.assign(assign), to: workers[id]!.peer))
         }
         return Ring(epoch: ringEpoch, participants: participants)
@@ -214,8 +212,7 @@ extension SchedulerState {
             let job = assign(id, .job(lease.job, attempt: lease.attempt), at: now)
             let assign = Wire.Assign(
                 jobID: job, kind: request.kind, step: UInt64(lease.payload), attempt: lease.attempt,
-                leaseMilliseconds: leaseMilliseconds, weightsVersion: version, spec: request.spec,
-                tensors: request.tensors)
+                leaseMilliseconds: leaseMilliseconds, weightsVersion: version, body: request.body)
             out.append(.send(.assign(assign), to: workers[id]!.peer))
         }
     }

@@ -137,7 +137,7 @@ extension SchedulerState {
         }
         release(r.jobID)
         workers[id]?.jobsDone += 1
-        if r.status == .failed, let report = try? JobSpecs.decode(ReplicaReport.self, r.spec) {
+        if r.status == .failed, let report = try? ReplicaReport(wireBody: r.body, field: "result") {
             workers[id]?.version = report.version  // behind? it takes a snapshot before its next job
         }
         switch a.work {
@@ -224,7 +224,7 @@ extension SchedulerState {
     /// A rank's report of the step running at `at`: the current step's, the one sent ahead, or
     /// one whose ring was given up (its report only says where the worker's replica is).
     mutating func completeStep(_ r: Wire.Result, at: UInt64, from id: WorkerID, into out: inout [Directive]) {
-        let result = r.status == .succeeded ? try? JobSpecs.decode(GradientResult.self, r.spec) : nil
+        let result = r.status == .succeeded ? try? GradientResult(wireBody: r.body, field: "result") : nil
         if let result { workers[id]?.version = result.version }
         if result == nil {
             out.append(.log(.warning, "step \(at + 1) failed on \(id): \(r.message)"))

@@ -16,14 +16,13 @@ public struct SchedulerState: Sendable {
     /// A job the run wants done by any worker.
     public struct JobRequest: Sendable {
         public var kind: Wire.JobKind
-        public var spec: String
-        public var tensors: [WireTensor]
+        /// The job's parameters in their binary form (`Job.wire`).
+        public var body: [UInt8]
         /// Needs the replica at the current version (rollouts, scores); labeling does not.
         public var needsWeights: Bool
-        public init(kind: Wire.JobKind, spec: String, tensors: [WireTensor] = [], needsWeights: Bool) {
+        public init(kind: Wire.JobKind, body: [UInt8], needsWeights: Bool) {
             self.kind = kind
-            self.spec = spec
-            self.tensors = tensors
+            self.body = body
             self.needsWeights = needsWeights
         }
     }
@@ -250,10 +249,10 @@ public struct SchedulerState: Sendable {
             precondition(batch == nil && step == nil, "SchedulerState: one batch or step at a time")
             guard !requests.isEmpty else { return [.jobsFinished(.success([]))] }
             // A worker's decoder refuses such an assignment: fail the job now, with why.
-            let limit = WireLimits.default.maxStringBytes
-            if let i = requests.firstIndex(where: { $0.spec.utf8.count > limit }) {
+            let limit = WireLimits.default.maxBodyBytes
+            if let i = requests.firstIndex(where: { $0.body.count > limit }) {
                 let message =
-                    "\(requests[i].kind) job \(i) is described in \(requests[i].spec.utf8.count) bytes, more than the "
+                    "\(requests[i].kind) job \(i) is described in \(requests[i].body.count) bytes, more than the "
                     + "\(limit) a worker accepts (is a prompt or a response far longer than the model's context?)"
                 return [.jobsFinished(.failure(RunError(message: message)))]
             }

@@ -21,6 +21,12 @@ extension ByteSink {
         }
     }
 
+    /// u32 byte length, then the bytes.
+    mutating func bytes(_ b: [UInt8]) {
+        u32(UInt32(b.count))
+        b.withUnsafeBytes { raw($0) }
+    }
+
     /// u32 count, then each string.
     mutating func stringArray(_ a: [String]) {
         u32(UInt32(a.count))
@@ -112,6 +118,15 @@ struct ByteReader {
         return s
     }
 
+    /// A body: u32 length (bounded by the frame it lies in), then the bytes.
+    mutating func bytes(_ field: String) throws(WireError) -> [UInt8] {
+        let n = Int(try u32(field))
+        guard n <= limits.maxBodyBytes else {
+            throw fail(.tooLarge, field, "body of \(n) bytes exceeds \(limits.maxBodyBytes)")
+        }
+        return Array(try take(n, field))
+    }
+
     mutating func stringArray(_ field: String) throws(WireError) -> [String] {
         let n = Int(try u32(field))
         // Each string takes at least its 4-byte length: a count the frame cannot hold is refused
@@ -161,6 +176,8 @@ public struct WireLimits: Sendable, Equatable {
     public var maxRank = 8
     /// Largest single tensor payload.
     public var maxTensorBytes = 4 << 30
+    /// Largest job body (an assignment's parameters or a result's output).
+    public var maxBodyBytes = 128 << 20
 
     public init() {}
     public static let `default` = WireLimits()

@@ -54,14 +54,14 @@ extension Wire {
             w.u32(m.attempt)
             w.u32(m.leaseMilliseconds)
             w.u64(m.weightsVersion)
-            w.string(m.spec)
+            w.bytes(m.body)
         case .result(let m):
             w.u64(m.jobID)
             w.u32(m.attempt)
             w.u32(m.workerID)
             w.u8(m.status.rawValue)
             w.string(m.message)
-            w.string(m.spec)
+            w.bytes(m.body)
         case .weightsRequest(let m):
             w.u32(m.workerID)
             w.u8(m.model.rawValue)
@@ -179,7 +179,7 @@ extension Wire {
                     jobID: try r.u64("assign.jobID"), kind: try r.enumeration(JobKind.self, "assign.kind"),
                     step: try r.u64("assign.step"), attempt: try r.u32("assign.attempt"),
                     leaseMilliseconds: try r.u32("assign.lease"), weightsVersion: try r.u64("assign.weightsVersion"),
-                    spec: try r.string("assign.spec")))
+                    body: try r.bytes("assign.body")))
         case .result:
             let jobID = try r.u64("result.jobID"), attempt = try r.u32("result.attempt")
             let workerID = try r.u32("result.workerID")
@@ -188,7 +188,7 @@ extension Wire {
             message = .result(
                 Result(
                     jobID: jobID, attempt: attempt, workerID: workerID, status: status, message: text,
-                    spec: try r.string("result.spec")))
+                    body: try r.bytes("result.body")))
         case .weightsRequest:
             message = .weightsRequest(
                 WeightsRequest(
@@ -329,12 +329,6 @@ extension Wire {
             }
         }
         switch message {
-        case .assign(var m):
-            m.tensors = tensors
-            return .assign(m)
-        case .result(var m):
-            m.tensors = tensors
-            return .result(m)
         case .weights(var m):
             guard !tensors.isEmpty else {
                 throw WireError(code: .frameCountMismatch, frame: 0, field: "weights", detail: "carries no tensor")
@@ -344,7 +338,7 @@ extension Wire {
         case .gradientChunk(var m):
             m.payload = try chunkPayload(tensors, phase: m.phase)
             return .gradientChunk(m)
-        case .hello, .welcome, .reject, .heartbeat, .weightsRequest, .shutdown:
+        case .hello, .welcome, .reject, .heartbeat, .assign, .result, .weightsRequest, .shutdown:
             try none("\(message.kind)")
             return message
         }

@@ -91,21 +91,19 @@ public enum Wire {
         public var leaseMilliseconds: UInt32
         /// The weights the job must run with.
         public var weightsVersion: UInt64
-        /// The job's parameters as one JSON document, defined by the pipeline (docs/PROTOCOL.md).
-        public var spec: String
-        public var tensors: [WireTensor]
+        /// The job's parameters in the binary form its type defines (`WireBodyCodable`).
+        public var body: [UInt8]
         public init(
             jobID: UInt64, kind: JobKind, step: UInt64, attempt: UInt32, leaseMilliseconds: UInt32,
-            weightsVersion: UInt64, spec: String = "", tensors: [WireTensor] = []
+            weightsVersion: UInt64, body: [UInt8] = []
         ) {
-            self.spec = spec
+            self.body = body
             self.jobID = jobID
             self.kind = kind
             self.step = step
             self.attempt = attempt
             self.leaseMilliseconds = leaseMilliseconds
             self.weightsVersion = weightsVersion
-            self.tensors = tensors
         }
     }
 
@@ -121,20 +119,18 @@ public enum Wire {
         public var status: JobStatus
         /// Empty on success; on failure, a sentence for the log.
         public var message: String
-        /// The job's structured output as one JSON document ("" when it has none).
-        public var spec: String
-        public var tensors: [WireTensor]
+        /// The job's output (on failure, the worker's replica report) in its binary form.
+        public var body: [UInt8]
         public init(
             jobID: UInt64, attempt: UInt32, workerID: UInt32, status: JobStatus, message: String = "",
-            spec: String = "", tensors: [WireTensor] = []
+            body: [UInt8] = []
         ) {
-            self.spec = spec
+            self.body = body
             self.jobID = jobID
             self.attempt = attempt
             self.workerID = workerID
             self.status = status
             self.message = message
-            self.tensors = tensors
         }
     }
 
@@ -244,11 +240,9 @@ public enum Wire {
         /// The tensors that travel in frames after the control frame.
         public var tensors: [WireTensor] {
             switch self {
-            case .assign(let m): m.tensors
-            case .result(let m): m.tensors
             case .weights(let m): m.tensors
             case .gradientChunk(let m): m.payload.tensors
-            case .hello, .welcome, .reject, .heartbeat, .weightsRequest, .shutdown: []
+            case .hello, .welcome, .reject, .heartbeat, .assign, .result, .weightsRequest, .shutdown: []
             }
         }
 

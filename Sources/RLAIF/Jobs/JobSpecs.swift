@@ -1,23 +1,7 @@
-import Foundation
 import Protocol
 import Tensor
 
-/// The parameters of each job kind, as they travel in an assignment's `spec` (JSON) and tensors.
-/// Token ids and per-token numbers travel as raw tensor frames; only shapes and settings are JSON.
-public enum JobSpecs {
-    public static func encode<T: Encodable>(_ value: T) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try! encoder.encode(value), as: UTF8.self)
-    }
-
-    public static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
-        do { return try JSONDecoder().decode(type, from: Data(text.utf8)) } catch {
-            throw JobSpecError(message: "malformed \(T.self) spec: \(error)")
-        }
-    }
-}
-
+/// The parameters and outputs of each job kind; their binary form is in `Job+Wire.swift`.
 public struct JobSpecError: Error, CustomStringConvertible, Sendable {
     public let message: String
     public init(message: String) { self.message = message }
@@ -65,62 +49,7 @@ public struct RolloutSample: Sendable, Equatable {
     public init(tokens: [Int32]) { self.tokens = tokens }
 }
 
-/// Rollout results: lengths in the spec, numbers in tensors (tokens, log-probs, reference
-/// log-probs, values, rewards), all flat in sample order.
-public struct RolloutResult: Codable, Sendable {
-    public var lengths: [Int]
-    public var scored: Bool
-    public var hasReward: Bool
-
-    public static func pack(_ samples: [RolloutSample]) -> (spec: String, tensors: [WireTensor]) {
-        let scored = samples.allSatisfy { $0.logProbs.count == $0.tokens.count && !$0.tokens.isEmpty }
-        let hasReward = samples.allSatisfy { $0.reward != nil }
-        let tokens = samples.flatMap(\.tokens)
-        var tensors: [WireTensor] = [.int32(TokenTensor(shape: [tokens.count], ids: tokens))]
-        if scored {
-            for list in [samples.flatMap(\.logProbs), samples.flatMap(\.referenceLogProbs), samples.flatMap(\.values)] {
-                tensors.append(.float32(Tensor(shape: [list.count], scalars: list)))
-            }
-        }
-        if hasReward { tensors.append(.float32(Tensor(shape: [samples.count], scalars: samples.map { $0.reward! }))) }
-        let spec = RolloutResult(lengths: samples.map(\.tokens.count), scored: scored, hasReward: hasReward)
-        return (JobSpecs.encode(spec), tensors)
-    }
-
-    public static func unpack(spec text: String, tensors: [WireTensor]) throws -> [RolloutSample] {
-        let spec = try JobSpecs.decode(RolloutResult.self, text)
-        let total = spec.lengths.reduce(0, +)
-        guard spec.lengths.allSatisfy({ $0 >= 0 }), case .int32(let tokens)? = tensors.first, tokens.count == total
-        else {
-            throw JobSpecError(message: "rollout result: token tensor does not match the lengths")
-        }
-        let floats = try tensors.dropFirst().map { t -> [Float] in
-            guard case .float32(let x) = t else { throw JobSpecError(message: "rollout result: expected float32") }
-            return x.scalars
-        }
-        let expected = (spec.scored ? 3 : 0) + (spec.hasReward ? 1 : 0)
-        guard floats.count == expected, !spec.scored || floats.prefix(3).allSatisfy({ $0.count == total }),
-            !spec.hasReward || floats.last!.count == spec.lengths.count
-        else { throw JobSpecError(message: "rollout result: per-token tensors do not match the lengths") }
-        var samples: [RolloutSample] = []
-        var offset = 0
-        for (i, n) in spec.lengths.enumerated() {
-            var s = RolloutSample(tokens: Array(tokens.ids[offset..<(offset + n)]))
-            if spec.scored {
-                s.logProbs = Array(floats[0][offset..<(offset + n)])
-                s.referenceLogProbs = Array(floats[1][offset..<(offset + n)])
-                s.values = Array(floats[2][offset..<(offset + n)])
-            }
-            if spec.hasReward { s.reward = floats.last![i] }
-            samples.append(s)
-            offset += n
-        }
-        return samples
-    }
-}
-
-/// Labeling: pairs of texts for the run's labeler; the result spec is `[PreferenceLabel]`.
-/// Pairs to judge (result: `[PreferenceLabel]`), or, for direct RLAIF, single responses to rate
+/// Labeling: pairs to judge (result: `[PreferenceLabel]`), or, for direct RLAIF, single responses to rate
 /// (result: `[RatingLabel]`).
 public struct LabelingSpec: Codable, Sendable, Equatable {
     public var pairs: [LabelingPair]
@@ -133,16 +62,17 @@ public struct LabelingSpec: Codable, Sendable, Equatable {
 }
 
 /// Reward-model scores of token sequences (a prompt's tokens, then the response's as sampled:
-/// text would not do, since a sampled byte that is not UTF-8 reads back as three); the result
-/// spec is `[Float]`.
+/// text would not do, since a sampled byte that is not UTF-8 reads back as three); the output is
+/// one score per sequence.
 public struct ScoreSpec: Codable, Sendable, Equatable {
     public var sequences: [[Int32]]
     public init(sequences: [[Int32]]) { self.sequences = sequences }
 }
 
-/// One rank's share of an optimizer step: its micro-batches, and the ring it reduces in.
+/// An optimizer step's settings, and the ring a rank reduces in (its micro-batches travel beside
+/// it in a `GradientJob`).
 public struct GradientSpec: Codable, Sendable, Equatable {
-    public enum ObjectiveKind: String, Codable, Sendable {
+    public enum ObjectiveKind: String, Codable, Sendable, CaseIterable {
         case sft, reward, policyGradient = "policy_gradient", ppo, dpo
         case groupPolicy = "group_policy"
     }
@@ -181,12 +111,6 @@ public struct GradientSpec: Codable, Sendable, Equatable {
     public var forkReference = false
     public var forkReward = false
     public var ring: Ring?
-    /// This rank's micro-batches: ids and sequence counts, in order.
-    public var microBatchIDs: [Int] = []
-    public var microBatchSizes: [Int] = []
-    public var promptLengths: [Int] = []
-    public var responseLengths: [Int] = []
-
     public init(objective: ObjectiveKind, learningRate: Double, clipNorm: Double, normalizer: Double) {
         self.objective = objective
         self.learningRate = learningRate
@@ -203,72 +127,6 @@ public struct GradientSpec: Codable, Sendable, Equatable {
         case .dpo: .dpo(beta: Float(dpoBeta))
         case .groupPolicy: .groupPolicy(clip: Float(ppoClip), klBeta: Float(klBeta))
         }
-    }
-
-    /// Fills the micro-batch fields and returns the tensors: prompt tokens, response tokens,
-    /// advantages, returns, old log-probs (flat over response tokens), labels (per pair).
-    public mutating func pack(_ micros: [MicroBatch]) -> [WireTensor] {
-        microBatchIDs = micros.map(\.id)
-        microBatchSizes = micros.map(\.batch.count)
-        promptLengths = micros.flatMap { $0.batch.prompts.map(\.count) }
-        responseLengths = micros.flatMap { $0.batch.responses.map(\.count) }
-        let prompts = micros.flatMap { $0.batch.prompts.flatMap { $0 } }
-        let responses = micros.flatMap { $0.batch.responses.flatMap { $0 } }
-        func floats(_ list: [Float]) -> WireTensor { .float32(Tensor(shape: [list.count], scalars: list)) }
-        return [
-            .int32(TokenTensor(shape: [prompts.count], ids: prompts)),
-            .int32(TokenTensor(shape: [responses.count], ids: responses)),
-            floats(micros.flatMap { $0.advantages.flatMap { $0 } }),
-            floats(micros.flatMap { $0.returns.flatMap { $0 } }),
-            floats(micros.flatMap { $0.oldLogProbs.flatMap { $0 } }),
-            floats(micros.flatMap(\.labels)),
-        ]
-    }
-
-    /// The micro-batches back from the tensors, checking every length against the spec.
-    public func unpack(_ tensors: [WireTensor]) throws -> [MicroBatch] {
-        func fail(_ what: String) -> JobSpecError { JobSpecError(message: "gradient job: \(what)") }
-        guard tensors.count == 6, case .int32(let p) = tensors[0], case .int32(let r) = tensors[1] else {
-            throw fail("expected 6 tensors (prompt ids, response ids, advantages, returns, old log-probs, labels)")
-        }
-        let f = try tensors[2...].map { t -> [Float] in
-            guard case .float32(let x) = t else { throw fail("expected float32 tensors") }
-            return x.scalars
-        }
-        let sequences = microBatchSizes.reduce(0, +)
-        let tokens = responseLengths.reduce(0, +)
-        guard microBatchIDs.count == microBatchSizes.count, promptLengths.count == sequences,
-            responseLengths.count == sequences, promptLengths.allSatisfy({ $0 >= 1 }),
-            responseLengths.allSatisfy({ $0 >= 0 }), p.count == promptLengths.reduce(0, +), r.count == tokens
-        else { throw fail("lengths do not match the token tensors") }
-        let perToken = [f[0], f[1], f[2]].map { $0.count }
-        guard perToken.allSatisfy({ $0 == 0 || $0 == tokens }), f[3].isEmpty || f[3].count * 2 == sequences else {
-            throw fail("per-token or per-pair tensors do not match the lengths")
-        }
-        var micros: [MicroBatch] = []
-        var (seq, po, ro) = (0, 0, 0)
-        for (id, size) in zip(microBatchIDs, microBatchSizes) {
-            var prompts: [[Int32]] = [], responses: [[Int32]] = []
-            var adv: [[Float]] = [], ret: [[Float]] = [], old: [[Float]] = []
-            for s in seq..<(seq + size) {
-                prompts.append(Array(p.ids[po..<(po + promptLengths[s])]))
-                let range = ro..<(ro + responseLengths[s])
-                responses.append(Array(r.ids[range]))
-                if !f[0].isEmpty { adv.append(Array(f[0][range])) }
-                if !f[1].isEmpty { ret.append(Array(f[1][range])) }
-                if !f[2].isEmpty { old.append(Array(f[2][range])) }
-                po += promptLengths[s]
-                ro += responseLengths[s]
-            }
-            var micro = MicroBatch(id: id, batch: SequenceBatch(prompts: prompts, responses: responses))
-            micro.advantages = adv
-            micro.returns = ret
-            micro.oldLogProbs = old
-            if !f[3].isEmpty { micro.labels = Array(f[3][(seq / 2)..<((seq + size) / 2)]) }
-            micros.append(micro)
-            seq += size
-        }
-        return micros
     }
 }
 

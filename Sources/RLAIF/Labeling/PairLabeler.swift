@@ -53,7 +53,7 @@ public protocol PairLabeler: Sendable {
 /// A preference as the pipeline keeps it: both orders, the debiased probability, and whether it
 /// may be used for training.
 public struct PreferenceLabel: Codable, Sendable, Equatable {
-    public enum Status: String, Codable, Sendable {
+    public enum Status: String, Codable, Sendable, CaseIterable {
         case valid, ambiguous, invalid
     }
 
@@ -68,6 +68,19 @@ public struct PreferenceLabel: Codable, Sendable, Equatable {
     public var rationales: [String]
     /// Answers that had to be asked again.
     public var retries: Int
+
+    public init(
+        pairID: UInt64, forward: Double?, backward: Double?, probabilityA: Double?, status: Status,
+        rationales: [String], retries: Int
+    ) {
+        self.pairID = pairID
+        self.forward = forward
+        self.backward = backward
+        self.probabilityA = probabilityA
+        self.status = status
+        self.rationales = rationales
+        self.retries = retries
+    }
 }
 
 /// Asks a labeler about pairs in both orders (when configured), retries invalid answers, and

@@ -26,12 +26,10 @@ actor JobExecutor {
         switch message {
         case .assign(let a):
             do {
-                let (spec, tensors) = try await run(a)
+                let body = try await run(a)
                 return [
                     .result(
-                        .init(
-                            jobID: a.jobID, attempt: a.attempt, workerID: workerID, status: .succeeded, spec: spec,
-                            tensors: tensors))
+                        .init(jobID: a.jobID, attempt: a.attempt, workerID: workerID, status: .succeeded, body: body))
                 ]
             } catch {
                 logger.warning("job \(a.jobID) (\(a.kind)) failed: \(error)")
@@ -39,7 +37,7 @@ actor JobExecutor {
                     .result(
                         .init(
                             jobID: a.jobID, attempt: a.attempt, workerID: workerID, status: .failed,
-                            message: "\(error)", spec: JobSpecs.encode(ReplicaReport(version: jobs.replica.version))))
+                            message: "\(error)", body: ReplicaReport(version: jobs.replica.version).wireBody))
                 ]
             }
         case .weightsRequest:
@@ -52,24 +50,25 @@ actor JobExecutor {
         }
     }
 
-    private func run(_ a: Wire.Assign) async throws -> (String, [WireTensor]) {
+    private func run(_ a: Wire.Assign) async throws -> [UInt8] {
         switch a.kind {
         case .rollout, .evaluation, .labeling:
-            return try await jobs.run(Job(kind: a.kind, spec: a.spec), weightsVersion: a.weightsVersion).wire
+            return try await jobs.run(Job(kind: a.kind, body: a.body), weightsVersion: a.weightsVersion).wireBody
         case .gradient:
-            return (JobSpecs.encode(try await gradientStep(a)), [])
+            return try await gradientStep(a).wireBody
         case .synchronize:
             let states = staged
             staged = []
-            return (JobSpecs.encode(try await jobs.restore(states, version: a.weightsVersion)), [])
+            return try await jobs.restore(states, version: a.weightsVersion).wireBody
         }
     }
 
     /// This rank's gradient sum, the ring all-reduce, the update.
     private func gradientStep(_ a: Wire.Assign) async throws -> GradientResult {
-        let spec = try JobSpecs.decode(GradientSpec.self, a.spec)
+        let job = try GradientJob(wireBody: a.body, field: "assign.gradient")
+        let spec = job.spec
         guard let ringSpec = spec.ring else { throw JobSpecError(message: "gradient job without a ring") }
-        let sum = try await jobs.gradientSum(spec, try spec.unpack(a.tensors), at: a.step)
+        let sum = try await jobs.gradientSum(spec, job.microBatches, at: a.step)
         let reduction = RingAllReduce(
             rank: ringSpec.rank, size: ringSpec.size, step: a.step, epoch: ringSpec.epoch,
             chunkTimeout: .milliseconds(ringSpec.timeoutMs))
