@@ -3,14 +3,16 @@
 # sequences per second in the SFT and reward-model phases, the two set-ups alternated round by
 # round on the same machine.
 #   bash bench/scaling.sh [ROUNDS] [RING_BIND]      e.g. bash bench/scaling.sh 3 ipc://*
+#   RLAIF_BIN=.build-tests/release/rlaif bash bench/scaling.sh 2
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-2}
 ring=${2:-tcp://127.0.0.1:0}
 [ "$(nproc)" -ge 2 ] || { echo "scaling: needs 2 cores" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "scaling: needs taskset (util-linux)" >&2; exit 1; }
-swift build -c release >/dev/null
-bin=.build/release/rlaif
+# RLAIF_BIN: an rlaif binary already built (e.g. .build-tests/release/rlaif) instead of building one.
+bin=${RLAIF_BIN:-.build/release/rlaif}
+[ -n "${RLAIF_BIN:-}" ] || swift build -c release >/dev/null
 work=$(mktemp -d)
 trap 'pkill -P $$ 2>/dev/null || true; rm -rf "$work"' EXIT
 
