@@ -169,6 +169,28 @@ import Testing
         #expect(h.synchronizations == 1)
     }
 
+    @Test func stepReportThatDoesNotDecode_countsAsAFailedRank_namingTheField() {
+        var h = H()
+        let a = h.join("a"), b = h.join("b")
+        let first = h.assignments(in: h.handle(.stepRequested(H.stepRequest(), next: nil)))
+        let garbled = GradientResult(version: 1, fingerprint: "f1", metrics: ["loss": 1], gradientNorm: 1).wireBody
+            .dropLast(3)
+        for r in first {
+            guard r.worker == a else { continue }
+            h.handle(
+                .message(
+                    .result(
+                        .init(jobID: r.assign.jobID, attempt: 0, workerID: a, status: .succeeded, body: Array(garbled))),
+                    from: h.peers[a]!, key: nil))
+        }
+        for r in first where r.worker == b { h.reportStep(b, r.assign) }
+        // The ring reduced together, so b's report commits the step; a's word is not taken for
+        // its replica's version, and the warning says which field broke.
+        #expect(h.state.version == 1 && h.committedSteps.count == 1)
+        #expect(
+            h.log.contains { if case .log(.warning, let line) = $0 { line.contains("result.metric") } else { false } })
+    }
+
     @Test func stepFailingOnEveryRank_endsTheRunAfterMaxFailures_withTheWorkersMessage() {
         var h = H()
         _ = h.join("a")

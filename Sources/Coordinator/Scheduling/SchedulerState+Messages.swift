@@ -224,18 +224,25 @@ extension SchedulerState {
     /// A rank's report of the step running at `at`: the current step's, the one sent ahead, or
     /// one whose ring was given up (its report only says where the worker's replica is).
     mutating func completeStep(_ r: Wire.Result, at: UInt64, from id: WorkerID, into out: inout [Directive]) {
-        let result = r.status == .succeeded ? try? GradientResult(wireBody: r.body, field: "result") : nil
+        var result: GradientResult?
+        var reason = r.message
+        if r.status == .succeeded {
+            // A report that does not decode counts as a failed rank, and says why.
+            do { result = try GradientResult(wireBody: r.body, field: "result") } catch {
+                reason = "its report did not decode (\(error))"
+            }
+        }
         if let result { workers[id]?.version = result.version }
         if result == nil {
-            out.append(.log(.warning, "step \(at + 1) failed on \(id): \(r.message)"))
+            out.append(.log(.warning, "step \(at + 1) failed on \(id): \(reason)"))
         }
         if step?.runsAt == at, step?.ring?.participants.contains(id) == true {
             step?.ring?.reports[id] = .some(result)
-            if result == nil { step?.lastFailure = "\(id): \(r.message)" }
+            if result == nil { step?.lastFailure = "\(id): \(reason)" }
             finishStepIfReported(into: &out)
         } else if lookahead?.runsAt == at, lookahead?.ring?.participants.contains(id) == true {
             lookahead?.ring?.reports[id] = .some(result)
-            if result == nil { lookahead?.lastFailure = "\(id): \(r.message)" }
+            if result == nil { lookahead?.lastFailure = "\(id): \(reason)" }
         }
     }
 }
