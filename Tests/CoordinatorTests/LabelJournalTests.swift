@@ -25,12 +25,17 @@ import Testing
         try handle.seekToEnd()
         try handle.write(contentsOf: Data(#"{"answer":"{\"pairID"#.utf8))
         try handle.close()
+        // Read from outside, as `rlaif status` does: the torn line is not counted, nor cut.
+        let sizeBefore = try FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int
+        #expect(LabelJournal.recordedCount(in: dir) == 1)
+        #expect(try FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int == sizeBefore)
         let reopened = try LabelJournal(directory: dir)
         #expect(reopened.count == 1)
         #expect(reopened.answer(key, as: PreferenceLabel.self) == Self.label)
         reopened.record([(LabelJournal.key(Self.pair, phase: "eval-label"), Self.label)])
         reopened.close()
         #expect(try LabelJournal(directory: dir).count == 2, "the torn line was cut before the next write")
+        #expect(LabelJournal.recordedCount(in: dir) == 2)
     }
 
     @Test func keys_dependOnPhaseAndEveryField() {

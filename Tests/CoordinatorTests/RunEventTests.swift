@@ -25,6 +25,7 @@ import Testing
         .rewardModelAccuracy(labeler: 0.75, groundTruth: nil, heldOut: 12),
         .ratings(failed: 1, rated: 64),
         .labelsFromJournal(phase: "labeling", count: 448),
+        .labelsRequested(phase: "labeling", questions: 64, journaled: 448),
         .labelerAudit(
             phase: "labeling", pairsPerSecond: 120, audit: .init(orderAgreement: 0.75, firstPosition: 0.625),
             alignment: .init(debiased: 0.875, singleOrder: nil)),
@@ -97,5 +98,22 @@ import Testing
                 .labels(phase: "eval-label", valid: 8, ambiguous: 0, invalid: 0, retries: 1),
             ], coordinatorPID: nil, isAlive: { _ in false })
         #expect(status.labels == 72 && status.labelRetries == 7 && status.labelsFromJournal == 40)
+        #expect(status.openLabelBatch == nil)
+    }
+
+    /// Questions asked and not yet journaled are in flight until the phase's labels are logged.
+    @Test func status_countsLabelsInFlight_fromTheJournalSinceTheRequest() {
+        let asked: [RunEvent] = [
+            .labels(phase: "labeling", valid: 50, ambiguous: 0, invalid: 0, retries: 0),
+            .labelsRequested(phase: "eval-label", questions: 30, journaled: 50),
+        ]
+        let open = RunStatus(events: asked, coordinatorPID: nil, isAlive: { _ in false }).openLabelBatch
+        #expect(open == .init(phase: "eval-label", questions: 30, journaledBefore: 50))
+        #expect(open?.inFlight(journaledNow: 50) == 30 && open?.inFlight(journaledNow: 62) == 18)
+        #expect(open?.inFlight(journaledNow: 200) == 0)
+        let done = asked + [.labels(phase: "eval-label", valid: 30, ambiguous: 0, invalid: 0, retries: 0)]
+        #expect(RunStatus(events: done, coordinatorPID: nil, isAlive: { _ in false }).openLabelBatch == nil)
+        let rated = asked + [.ratings(failed: 0, rated: 30)]
+        #expect(RunStatus(events: rated, coordinatorPID: nil, isAlive: { _ in false }).openLabelBatch == nil)
     }
 }

@@ -40,6 +40,20 @@ public final class LabelJournal: @unchecked Sendable {
     /// Labels on record.
     public var count: Int { lock.withLock { answers.count } }
 
+    /// Labels on record in `directory`'s journal, read without opening it for writing (a live
+    /// run's journal is left as it is; a torn last line is not counted).
+    public static func recordedCount(in directory: URL) -> Int {
+        guard let text = try? String(contentsOf: directory.appendingPathComponent(fileName), encoding: .utf8) else {
+            return 0
+        }
+        var keys = Set<String>()
+        for line in text.split(separator: "\n") {
+            guard let entry = try? JSONDecoder().decode(Line.self, from: Data(line.utf8)) else { break }
+            keys.insert(entry.key)
+        }
+        return keys.count
+    }
+
     /// The key of a question asked in `phase`.
     public static func key<Question: Encodable>(_ question: Question, phase: String) -> String {
         let encoder = JSONEncoder()

@@ -61,6 +61,9 @@ extension RunDriver {
         if asked.count < questions.count {
             events.record(.labelsFromJournal(phase: phase, count: questions.count - asked.count))
         }
+        if !asked.isEmpty {
+            events.record(.labelsRequested(phase: phase, questions: asked.count, journaled: journal?.count ?? 0))
+        }
         let size = settings.preferences.jobSize
         let chunks = stride(from: 0, to: asked.count, by: size).map { Array(asked[$0..<min($0 + size, asked.count)]) }
         let jobs = chunks.map { chunk in Job.labeling(spec(chunk.map { questions[$0] })) }

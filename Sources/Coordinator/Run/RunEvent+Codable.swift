@@ -81,6 +81,10 @@ extension RunEvent {
         case .labelsFromJournal(let phase, let count):
             try c.encode(phase, forKey: "phase")
             try c.encode(count, forKey: "count")
+        case .labelsRequested(let phase, let questions, let journaled):
+            try c.encode(phase, forKey: "phase")
+            try c.encode(questions, forKey: "questions")
+            try c.encode(journaled, forKey: "journaled")
         case .ratings(let failed, let rated):
             try c.encode(failed, forKey: "failed")
             try c.encode(rated, forKey: "rated")
@@ -157,6 +161,9 @@ extension RunEvent {
                 labeler: try c.decodeIfPresent(Double.self, forKey: "labeler"),
                 groundTruth: try c.decodeIfPresent(Double.self, forKey: "ground_truth"), heldOut: try int("held_out"))
         case "labels_from_journal": self = .labelsFromJournal(phase: try string("phase"), count: try int("count"))
+        case "labels_requested":
+            self = .labelsRequested(
+                phase: try string("phase"), questions: try int("questions"), journaled: try int("journaled"))
         case "ratings": self = .ratings(failed: try int("failed"), rated: try int("rated"))
         case "labeler_audit":
             func number(_ key: EventKey) throws -> Double? { try c.decodeIfPresent(Double.self, forKey: key) }

@@ -27,6 +27,9 @@ public enum RunEvent: Sendable, Equatable {
     case ratings(failed: Int, rated: Int)
     /// Questions of a phase answered from the label journal, not asked again.
     case labelsFromJournal(phase: String, count: Int)
+    /// Questions sent to the labeler, and the journal's size then: what `rlaif status` counts as
+    /// in flight is the questions not yet journaled since.
+    case labelsRequested(phase: String, questions: Int, journaled: Int)
     /// What a phase's labels say about the labeler: both orders agreeing, the first position's
     /// pull, and (where the task has ground truth) how often it is right, debiased and single-order.
     case labelerAudit(phase: String, pairsPerSecond: Double, audit: LabelAudit, alignment: RunSummary.Alignment)
@@ -125,6 +128,7 @@ public enum RunEvent: Sendable, Equatable {
         case .rewardModelAccuracy: "reward_model_accuracy"
         case .ratings: "ratings"
         case .labelsFromJournal: "labels_from_journal"
+        case .labelsRequested: "labels_requested"
         case .labelerAudit: "labeler_audit"
         case .evaluation: "evaluation"
         case .runFinished: "run_finished"

@@ -27,6 +27,20 @@ public struct RunStatus: Sendable, Equatable {
     public var labels = 0
     public var labelRetries = 0
     public var labelsFromJournal = 0
+    /// The labeling batch under way when the log ends (nil when none is).
+    public var openLabelBatch: LabelBatch?
+
+    /// Questions sent to the labeler in one phase, and how many labels the journal held then.
+    public struct LabelBatch: Sendable, Equatable {
+        public var phase: String
+        public var questions: Int
+        public var journaledBefore: Int
+
+        /// Questions not yet answered, given the journal's size now (`LabelJournal.recordedCount`).
+        public func inFlight(journaledNow: Int) -> Int {
+            max(0, questions - max(0, journaledNow - journaledBefore))
+        }
+    }
 
     /// `coordinatorPID`: from coordinator.json; `isAlive` says whether such a process runs.
     public init(events: [RunEvent], coordinatorPID: Int?, isAlive: (Int) -> Bool) {
@@ -34,7 +48,9 @@ public struct RunStatus: Sendable, Equatable {
         state = .stopped(pid: coordinatorPID)
         for event in events {
             switch event {
-            case .runStarted, .resumed: ended = nil
+            case .runStarted, .resumed:
+                ended = nil
+                openLabelBatch = nil
             case .phase(let p): phase = p
             case .metrics(let m): lastMetrics = m
             case .step(_, let participants, _, _):
@@ -49,9 +65,13 @@ public struct RunStatus: Sendable, Equatable {
             case .job(_, _, let worker, _, _): jobs[worker, default: 0] += 1
             case .synchronized: synchronized += 1
             case .labels(_, let valid, let ambiguous, let invalid, let retries):
+                openLabelBatch = nil
                 labels += valid + ambiguous + invalid
                 labelRetries += retries
             case .labelsFromJournal(_, let count): labelsFromJournal += count
+            case .ratings: openLabelBatch = nil
+            case .labelsRequested(let phase, let questions, let journaled):
+                openLabelBatch = LabelBatch(phase: phase, questions: questions, journaledBefore: journaled)
             case .runFinished: ended = .finished
             case .interrupted: ended = .interrupted
             default: break

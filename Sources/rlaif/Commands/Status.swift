@@ -36,6 +36,19 @@ struct Status: ParsableCommand {
         print(
             "labels:    \(s.labels) done (\(s.labelsFromJournal) of them from the label journal), "
                 + "\(s.labelRetries) answers asked again")
+        if let batch = s.openLabelBatch {
+            let open = batch.inFlight(journaledNow: LabelJournal.recordedCount(in: dir))
+            let answered = batch.questions - open
+            if case .running = s.state {
+                print(
+                    "           \(batch.phase): \(open) in flight, \(answered) of \(batch.questions) answered and journaled"
+                )
+            } else {
+                print(
+                    "           \(batch.phase): \(answered) of \(batch.questions) answered and journaled before it stopped; "
+                        + "a resume asks only for the other \(open)")
+            }
+        }
         print("jobs:      " + s.jobs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
         if let m = s.lastMetrics {
             let shown = m.values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
