@@ -45,7 +45,7 @@ public actor LocalCluster: TrainingCluster {
         }
         var total: ExactSum?
         for (rank, jobs) in ranks.enumerated() {
-            let share = GradientJob(spec: request.spec, microBatches: request.share(rank: rank, of: ranks.count))
+            let share = request.share(rank: rank, of: ranks.count)
             let job = try GradientJob(wireBody: share.wireBody, field: "gradient")  // as a worker reads it
             let sum = try await jobs.gradientSum(job.spec, job.microBatches, at: version)
             if total == nil { total = sum } else { try total!.add(sum) }

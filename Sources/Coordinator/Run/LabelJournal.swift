@@ -26,12 +26,8 @@ public final class LabelJournal: @unchecked Sendable {
             _ = FileManager.default.createFile(atPath: url.path, contents: nil)  // FileHandle reports failure
         }
         let text = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
-        var kept = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            guard let entry = try? JSONDecoder().decode(Line.self, from: Data(line.utf8)) else { break }
-            answers[entry.key] = Data(entry.answer.utf8)
-            kept += line.utf8.count + 1
-        }
+        let (entries, kept) = Self.entries(text)
+        for entry in entries { answers[entry.key] = Data(entry.answer.utf8) }
         handle = try FileHandle(forWritingTo: url)
         try handle.truncate(atOffset: UInt64(min(kept, text.utf8.count)))  // drop a torn tail
         try handle.seekToEnd()
@@ -46,12 +42,19 @@ public final class LabelJournal: @unchecked Sendable {
         guard let text = try? String(contentsOf: directory.appendingPathComponent(fileName), encoding: .utf8) else {
             return 0
         }
-        var keys = Set<String>()
-        for line in text.split(separator: "\n") {
+        return Set(entries(text).entries.map(\.key)).count
+    }
+
+    /// The whole lines of a journal's text, up to the first that does not read (a torn tail), and
+    /// the bytes they take.
+    private static func entries(_ text: String) -> (entries: [Line], bytes: Int) {
+        var entries: [Line] = [], bytes = 0
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
             guard let entry = try? JSONDecoder().decode(Line.self, from: Data(line.utf8)) else { break }
-            keys.insert(entry.key)
+            entries.append(entry)
+            bytes += line.utf8.count + 1
         }
-        return keys.count
+        return (entries, bytes)
     }
 
     /// The key of a question asked in `phase`.

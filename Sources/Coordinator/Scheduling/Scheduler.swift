@@ -21,8 +21,14 @@ public actor Scheduler {
     let events: EventLog
     private var state: SchedulerState
     private var jobsWaiter: CheckedContinuation<[Wire.Result], any Error>?
-    /// Told each result of the running batch as it is accepted.
-    private var jobResultHandler: (@Sendable (Int, Wire.Result) -> Void)?
+    /// The running batch: its jobs, their outputs decoded as each result is accepted (once), and
+    /// who is told of each.
+    private var batchOutputs: BatchOutputs?
+    private struct BatchOutputs {
+        let jobs: [Job]
+        let onOutput: (@Sendable (Int, JobOutput) -> Void)?
+        var decoded: [Int: JobOutput] = [:]
+    }
     private var stepWaiter: CheckedContinuation<GradientResult, any Error>?
     private var snapshotWaiters: [CheckedContinuation<[Wire.Weights], any Error>] = []
     private var ticker: Task<Void, Never>?
@@ -112,22 +118,18 @@ public actor Scheduler {
             return JobRequest(kind: kind, body: body, needsWeights: job.needsWeights)
         }
         if let aborted { throw aborted }
-        if let onOutput {
-            jobResultHandler = { @Sendable index, result in
-                // A result that does not decode fails the batch below, with its reason.
-                if let output = try? JobOutput(of: jobs[index], body: result.body) {
-                    onOutput(index, output)
-                }
-            }
-        }
-        defer { jobResultHandler = nil }
+        batchOutputs = BatchOutputs(jobs: jobs, onOutput: onOutput)
+        defer { batchOutputs = nil }
         let results = try await withCheckedThrowingContinuation { continuation in
             jobsWaiter = continuation
             handle(.jobsRequested(requests))
         }
-        return try zip(jobs, results).map { job, result in
-            do { return try JobOutput(of: job, body: result.body) } catch {
-                throw RunError(message: "job \(result.jobID) from worker \(result.workerID): \(error)")
+        let decoded = batchOutputs?.decoded ?? [:]
+        return try results.indices.map { i in
+            if let output = decoded[i] { return output }
+            // Did not decode on arrival: decoding again gives the reason the batch fails with.
+            do { return try JobOutput(of: jobs[i], body: results[i].body) } catch {
+                throw RunError(message: "job \(results[i].jobID) from worker \(results[i].workerID): \(error)")
             }
         }
     }
@@ -167,7 +169,10 @@ public actor Scheduler {
         case .log(let level, let message):
             logger.log(level: level, "\(message)")
         case .jobResult(let index, let result):
-            jobResultHandler?(index, result)
+            guard let batch = batchOutputs, let output = try? JobOutput(of: batch.jobs[index], body: result.body)
+            else { break }
+            batchOutputs?.decoded[index] = output
+            batch.onOutput?(index, output)
         case .jobsFinished(let result):
             let waiter = jobsWaiter
             jobsWaiter = nil

@@ -144,16 +144,15 @@ extension SchedulerState {
     ) -> Ring {
         ringEpoch += 1
         for (rank, id) in participants.enumerated() {
-            let share = request.share(rank: rank, of: participants.count)
-            var spec = request.spec
+            var share = request.share(rank: rank, of: participants.count)
             let next = workers[participants[(rank + 1) % participants.count]]!
-            spec.ring = .init(
+            share.spec.ring = .init(
                 rank: rank, size: participants.count, epoch: ringEpoch, next: next.ringEndpoint,
                 nextKey: next.publicKey, timeoutMs: Int(timing.ringTimeout.milliseconds))
             let job = assign(id, .step(at: runsAt), at: now)
             let assign = Wire.Assign(
                 jobID: job, kind: .gradient, step: runsAt, attempt: 0, leaseMilliseconds: leaseMilliseconds,
-                weightsVersion: runsAt, body: GradientJob(spec: spec, microBatches: share).wireBody)
+                weightsVersion: runsAt, body: share.wireBody)
             out.append(.send(.assign(assign), to: workers[id]!.peer))
         }
         return Ring(epoch: ringEpoch, participants: participants)

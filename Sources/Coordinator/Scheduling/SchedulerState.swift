@@ -27,20 +27,9 @@ public struct SchedulerState: Sendable {
         }
     }
 
-    /// One optimizer step: the objective's settings and every micro-batch, in id order.
-    public struct StepRequest: Sendable {
-        public var spec: GradientSpec
-        public var microBatches: [MicroBatch]
-        public init(spec: GradientSpec, microBatches: [MicroBatch]) {
-            self.spec = spec
-            self.microBatches = microBatches
-        }
-
-        /// Rank `rank`'s micro-batches in a ring of `size`: contiguous, as even as they divide.
-        public func share(rank: Int, of size: Int) -> [MicroBatch] {
-            Array(microBatches[(rank * microBatches.count / size)..<((rank + 1) * microBatches.count / size)])
-        }
-    }
+    /// One optimizer step: the objective's settings and every micro-batch, in id order (each
+    /// rank gets its `share`).
+    public typealias StepRequest = GradientJob
 
     public struct Timing: Sendable {
         public var lease: Duration

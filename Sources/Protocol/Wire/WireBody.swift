@@ -23,6 +23,11 @@ extension WireBodyCodable {
     }
 }
 
+/// An enum that travels in a body as a one-byte code (its raw values, if any, serve other forms).
+public protocol WireCoded: CaseIterable {
+    var wireCode: UInt8 { get }
+}
+
 /// Appends fields to a body.
 public struct BodyEncoder: Sendable {
     public private(set) var bytes: [UInt8] = []
@@ -38,6 +43,7 @@ public struct BodyEncoder: Sendable {
     public mutating func u64(_ v: UInt64) { integer(v) }
     public mutating func f64(_ v: Double) { integer(v.bitPattern) }
     public mutating func bool(_ v: Bool) { bytes.append(v ? 1 : 0) }
+    public mutating func code<E: WireCoded>(_ v: E) { bytes.append(v.wireCode) }
     /// A count or size: u32 (callers' values are far below 2^32: a frame is at most 4 GiB).
     public mutating func count(_ n: Int) { integer(UInt32(n)) }
 
@@ -66,16 +72,28 @@ public struct BodyEncoder: Sendable {
     }
 
     public mutating func int32s(_ a: [Int32]) { numbers(a) }
-    public mutating func floats(_ a: [Float]) { numbers(a.map(\.bitPattern)) }
     public mutating func u64s(_ a: [UInt64]) { numbers(a) }
-
-    private mutating func numbers<T: FixedWidthInteger>(_ a: [T]) {
-        count(a.count)
+    public mutating func floats(_ a: [Float]) {
         #if _endian(little)
-            a.withUnsafeBytes { bytes.append(contentsOf: $0) }
+            asStored(a)
         #else
+            numbers(a.map(\.bitPattern))
+        #endif
+    }
+
+    private mutating func numbers<T: FixedWidthInteger & BitwiseCopyable>(_ a: [T]) {
+        #if _endian(little)
+            asStored(a)
+        #else
+            count(a.count)
             for v in a { integer(v) }
         #endif
+    }
+
+    /// Count, then the elements as memory holds them (little-endian on this machine).
+    private mutating func asStored<T: BitwiseCopyable>(_ a: [T]) {
+        count(a.count)
+        a.withUnsafeBytes { bytes.append(contentsOf: $0) }
     }
 
     /// u32 count, then each element as `write` puts it.
@@ -143,6 +161,15 @@ public struct BodyDecoder: Sendable {
         return v
     }
 
+    /// Reads a `WireCoded` enum; an unknown code is a `badValue` error.
+    public mutating func code<E: WireCoded>(_: E.Type, _ name: String) throws(WireError) -> E {
+        let raw = try u8(name)
+        guard let v = E.allCases.first(where: { $0.wireCode == raw }) else {
+            throw failure(.badValue, name, "unknown value \(raw)")
+        }
+        return v
+    }
+
     public mutating func string(_ name: String) throws(WireError) -> String {
         let n = try count(name)
         defer { offset += n }
@@ -167,10 +194,25 @@ public struct BodyDecoder: Sendable {
     public mutating func int32s(_ name: String) throws(WireError) -> [Int32] { try numbers(Int32.self, name) }
     public mutating func u64s(_ name: String) throws(WireError) -> [UInt64] { try numbers(UInt64.self, name) }
     public mutating func floats(_ name: String) throws(WireError) -> [Float] {
-        try numbers(UInt32.self, name).map(Float.init(bitPattern:))
+        #if _endian(little)
+            try asStored(Float.self, name)
+        #else
+            try numbers(UInt32.self, name).map(Float.init(bitPattern:))
+        #endif
     }
 
-    private mutating func numbers<T: FixedWidthInteger>(_: T.Type, _ name: String) throws(WireError) -> [T] {
+    private mutating func numbers<T: FixedWidthInteger & BitwiseCopyable>(_: T.Type, _ name: String) throws(WireError)
+        -> [T]
+    {
+        #if _endian(little)
+            try asStored(T.self, name)
+        #else
+            try asStored(T.self, name).map { T(littleEndian: $0) }
+        #endif
+    }
+
+    /// Count, then the elements copied as they lie (little-endian).
+    private mutating func asStored<T: BitwiseCopyable>(_: T.Type, _ name: String) throws(WireError) -> [T] {
         let size = MemoryLayout<T>.size
         let n = try count(name, elementBytes: size)
         defer { offset += n * size }
@@ -181,9 +223,6 @@ public struct BodyDecoder: Sendable {
                         from: UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + n * size)]))
                 }
             }
-            #if _endian(big)
-                for i in 0..<n { buffer[i] = T(littleEndian: buffer[i]) }
-            #endif
             initialized = n
         }
     }

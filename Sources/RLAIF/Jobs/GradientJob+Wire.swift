@@ -1,7 +1,7 @@
 import Protocol
 
-/// One rank's share of an optimizer step as it travels: the step's settings and this rank's
-/// micro-batches, each sequence with its own tokens and per-token numbers.
+/// An optimizer step's settings and micro-batches: the whole step as the run asks for it, or one
+/// rank's `share` as it travels, each sequence with its own tokens and per-token numbers.
 public struct GradientJob: Sendable {
     public var spec: GradientSpec
     public var microBatches: [MicroBatch]
@@ -9,6 +9,13 @@ public struct GradientJob: Sendable {
     public init(spec: GradientSpec, microBatches: [MicroBatch]) {
         self.spec = spec
         self.microBatches = microBatches
+    }
+
+    /// Rank `rank`'s part of the step in a ring of `size`: contiguous micro-batches, as even as
+    /// they divide.
+    public func share(rank: Int, of size: Int) -> GradientJob {
+        let n = microBatches.count
+        return GradientJob(spec: spec, microBatches: Array(microBatches[(rank * n / size)..<((rank + 1) * n / size)]))
     }
 }
 
@@ -72,7 +79,7 @@ extension GradientJob: WireBodyCodable {
 
 extension GradientSpec: WireBodyCodable {
     public func encode(to e: inout BodyEncoder) {
-        e.u8(objective.wireCode)
+        e.code(objective)
         for v in [learningRate, clipNorm, normalizer, ppoClip, valueCoefficient, dpoBeta, klBeta] { e.f64(v) }
         e.bool(forkReference)
         e.bool(forkReward)
@@ -88,12 +95,9 @@ extension GradientSpec: WireBodyCodable {
     }
 
     public init(from d: inout BodyDecoder) throws(WireError) {
-        let code = try d.u8("objective")
-        guard let objective = ObjectiveKind.allCases.first(where: { $0.wireCode == code }) else {
-            throw d.failure(.badValue, "objective", "unknown objective \(code)")
-        }
         self.init(
-            objective: objective, learningRate: try d.f64("learningRate"), clipNorm: try d.f64("clipNorm"),
+            objective: try d.code(ObjectiveKind.self, "objective"), learningRate: try d.f64("learningRate"),
+            clipNorm: try d.f64("clipNorm"),
             normalizer: try d.f64("normalizer"))
         ppoClip = try d.f64("ppoClip")
         valueCoefficient = try d.f64("valueCoefficient")
@@ -111,8 +115,8 @@ extension GradientSpec: WireBodyCodable {
     }
 }
 
-extension GradientSpec.ObjectiveKind {
-    var wireCode: UInt8 {
+extension GradientSpec.ObjectiveKind: WireCoded {
+    public var wireCode: UInt8 {
         switch self {
         case .sft: 1
         case .reward: 2

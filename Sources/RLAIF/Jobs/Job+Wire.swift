@@ -37,13 +37,16 @@ extension JobOutput {
     /// Reads the output of `job` from a result's body.
     public init(of job: Job, body: [UInt8]) throws {
         var d = BodyDecoder(body, field: "result")
+        // elementBytes: the smallest encoding of one element (a sample: token count and flags; a
+        // rating: id, reward flag, rationale length, retries; a label: id, three flags, status,
+        // rationale count, retries).
         switch job {
         case .rollout:
             self = .samples(try d.list("samples", elementBytes: 5) { (d) throws(WireError) in try .init(from: &d) })
         case .labeling(let s) where s.ratings != nil:
-            self = .ratings(try d.list("ratings", elementBytes: 14) { (d) throws(WireError) in try .init(from: &d) })
+            self = .ratings(try d.list("ratings", elementBytes: 17) { (d) throws(WireError) in try .init(from: &d) })
         case .labeling:
-            self = .preferences(try d.list("labels", elementBytes: 16) { (d) throws(WireError) in try .init(from: &d) })
+            self = .preferences(try d.list("labels", elementBytes: 20) { (d) throws(WireError) in try .init(from: &d) })
         case .scores: self = .scores(try d.floats("scores"))
         }
         try d.expectEnd()
@@ -57,7 +60,7 @@ extension RolloutSpec: WireBodyCodable {
         e.u64(seed)
         e.f64(temperature)
         e.count(maxNewTokens)
-        e.u8(generator.wireCode)
+        e.code(generator)
         e.bool(score)
         e.int32s(stopTokens)
     }
@@ -70,25 +73,18 @@ extension RolloutSpec: WireBodyCodable {
         self.init(
             prompts: prompts, sampleIDs: ids, seed: try d.u64("seed"), temperature: try d.f64("temperature"),
             maxNewTokens: Int(try d.u32("maxNewTokens")),
-            generator: try ModelReplica.Role(wireCode: try d.u8("generator"), d), score: try d.bool("score"),
+            generator: try d.code(ModelReplica.Role.self, "generator"), score: try d.bool("score"),
             stopTokens: try d.int32s("stopTokens"))
     }
 }
 
-extension ModelReplica.Role {
-    var wireCode: UInt8 {
+extension ModelReplica.Role: WireCoded {
+    public var wireCode: UInt8 {
         switch self {
         case .policy: 1
         case .reference: 2
         case .reward: 3
         }
-    }
-
-    init(wireCode: UInt8, _ d: BodyDecoder) throws(WireError) {
-        guard let role = Self.allCases.first(where: { $0.wireCode == wireCode }) else {
-            throw d.failure(.badValue, "generator", "unknown model \(wireCode)")
-        }
-        self = role
     }
 }
 
@@ -172,7 +168,7 @@ extension PreferenceLabel: WireBodyCodable {
         e.optionalF64(forward)
         e.optionalF64(backward)
         e.optionalF64(probabilityA)
-        e.u8(status.wireCode)
+        e.code(status)
         e.strings(rationales)
         e.count(retries)
     }
@@ -182,18 +178,14 @@ extension PreferenceLabel: WireBodyCodable {
         forward = try d.optionalF64("forward")
         backward = try d.optionalF64("backward")
         probabilityA = try d.optionalF64("probabilityA")
-        let code = try d.u8("status")
-        guard let status = Status.allCases.first(where: { $0.wireCode == code }) else {
-            throw d.failure(.badValue, "status", "unknown label status \(code)")
-        }
-        self.status = status
+        status = try d.code(Status.self, "status")
         rationales = try d.strings("rationales")
         retries = Int(try d.u32("retries"))
     }
 }
 
-extension PreferenceLabel.Status {
-    var wireCode: UInt8 {
+extension PreferenceLabel.Status: WireCoded {
+    public var wireCode: UInt8 {
         switch self {
         case .valid: 1
         case .ambiguous: 2
