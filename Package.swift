@@ -34,6 +34,8 @@ let package = Package(
         // C for what Swift cannot say portably: AVX-512/AVX2 kernels chosen at run time (a few rows
         // times a matrix packed once, for decode steps; activations; AdamW; fixed-point sums) and the spin-wait hint.
         .target(name: "CKernels"),
+        // The ring's same-host path: sealed memfd segments and seqlock words (C11 atomics).
+        .target(name: "CSharedMemory"),
 
         // Tensor imports nothing of ours.
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CMalloc", "CKernels"]),
@@ -42,7 +44,7 @@ let package = Package(
         // Protocol imports at most Tensor.
         .target(
             name: "Protocol",
-            dependencies: ["Tensor", "CZeroMQ", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["Tensor", "CZeroMQ", "CSharedMemory", .product(name: "Logging", package: "swift-log")]),
         // RLAIF: the method — synthetic task, labelers, objectives, replicas, job specs. No sockets.
         .target(name: "RLAIF", dependencies: ["Models", "Tensor", "Protocol"]),
         // Worker and Coordinator meet only through Protocol (and the job specs of RLAIF).

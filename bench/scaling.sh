@@ -4,6 +4,8 @@
 # round on the same machine.
 #   bash bench/scaling.sh [ROUNDS] [RING_BIND]      e.g. bash bench/scaling.sh 3 ipc://*
 #   RLAIF_BIN=.build-tests/release/rlaif bash bench/scaling.sh 2
+# RING_SHARED_MEMORY=off: ring slices in socket frames only (default on: same-host slices through
+# shared memory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-2}
@@ -28,7 +30,7 @@ run() {  # run N ROUND: a coordinator and N workers pinned to cores 0..N-1; prin
     local coordinator=$!
     for ((i = 0; i < n; i++)); do
         taskset -c "$i" "$bin" worker --connect "tcp://127.0.0.1:$port" --threads 1 --name "bench-$i" \
-            --ring-bind "$ring" >"$work/w-$n-$round-$i.log" 2>&1 &
+            --ring-bind "$ring" --ring-shared-memory "${RING_SHARED_MEMORY:-on}" >"$work/w-$n-$round-$i.log" 2>&1 &
     done
     wait "$coordinator" || { cat "$work/c-$n-$round.log" >&2; exit 1; }
     echo "$dir"
@@ -44,6 +46,7 @@ import json, sys, statistics
 # Sequences per optimizer step: SFT batch 32 demonstrations; reward model batch 32 pairs (64 sequences).
 per_step = {"sft": 32, "reward": 64}
 rates = {}
+reduce_ms = {}
 for arg in sys.argv[1:]:
     n, path = arg.split(" ", 1)
     times = {}
@@ -51,6 +54,8 @@ for arg in sys.argv[1:]:
         e = json.loads(line)
         if e["event"] == "metrics" and e["phase"] in per_step:
             times.setdefault(e["phase"], []).append(e["t"])
+            if "allreduce_seconds" in e:
+                reduce_ms.setdefault(e["phase"], []).append(1000 * e["allreduce_seconds"])
     for phase, t in times.items():
         rate = (len(t) - 1) * per_step[phase] / (t[-1] - t[0])
         rates.setdefault((phase, n), []).append(rate)
@@ -60,4 +65,6 @@ for phase in per_step:
     one, two = statistics.median(rates[(phase, "1")]), statistics.median(rates[(phase, "2")])
     print(f"| {phase} | {one:.0f} | {two:.0f} | {two / one:.2f}x |")
 print(f"(median of {len(rates[('sft', '1')])} alternated rounds each)")
+for phase, ms in reduce_ms.items():
+    print(f"{phase}: all-reduce of a 2-worker step, median {statistics.median(ms):.2f} ms over {len(ms)} steps")
 PY

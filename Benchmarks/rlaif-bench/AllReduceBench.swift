@@ -32,19 +32,33 @@ struct AllReduceBench: AsyncParsableCommand {
     @Option(help: "Fixed-point resolution 2^-bits.") var fractionBits = ExactSum.defaultFractionBits
     @Option(help: "Draw gradients from N(0, std²) instead of the GPT-2 gradient.") var normalStd: Double?
     @Option(help: "tcp (loopback) or ipc (Unix domain sockets).") var transport: RingTransport = .tcp
+    @Option(help: "on: slices through each rank's shared segment (the socket carries their location); off: in frames.")
+    var sharedMemory: [SharedMemoryMode] = [.on]
 
     func run() throws {
         let source = normalStd.map { "N(0, \($0)²)" } ?? "small GPT-2 LM gradients"
         emit(
             "gradients: \(source); slices of \(sliceElements) elements; units of 2^-\(fractionBits); one process per rank; \(transport)"
         )
-        emit("ranks   MB    best ms   bus GB/s  median ms   bus GB/s   cpu ms   quantize ms   >32-bit elements")
+        emit("shm ranks   MB    best ms   bus GB/s  median ms   bus GB/s   cpu ms   quantize ms   >32-bit elements")
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        // With several modes, each size runs them one after the other: side by side, same load.
         for n in ranks {
             for mb in megabytes {
+                for mode in sharedMemory {
+                    try measure(me, ranks: n, megabytes: mb, mode: mode)
+                }
+            }
+        }
+    }
+
+    private func measure(_ me: URL, ranks n: Int, megabytes mb: Int, mode: SharedMemoryMode) throws {
+        do {
+            do {
                 var arguments = [
                     "allreduce-rank", "--size", "\(n)", "--megabytes", "\(mb)", "--slice-elements", "\(sliceElements)",
                     "--fraction-bits", "\(fractionBits)", "--transport", transport.rawValue,
+                    "--shared-memory", mode.rawValue,
                 ]
                 if let normalStd { arguments += ["--normal-std", "\(normalStd)"] }
                 let processes = try (0..<n).map { r in try RankProcess(me, arguments + ["--rank", "\(r)"]) }
@@ -85,7 +99,8 @@ struct AllReduceBench: AsyncParsableCommand {
                 let quantize = ready.map { Double($0[1])! }.min()!
                 emit(
                     String(
-                        format: "%5d %4d %10.1f %10.2f %10.1f %10.2f %8.1f %13.1f %17.5f%%", n, mb, best * 1000,
+                        format: "%3@ %5d %4d %10.1f %10.2f %10.1f %10.2f %8.1f %13.1f %17.5f%%", mode.rawValue, n, mb,
+                        best * 1000,
                         bytes / best / 1e9, median * 1000, bytes / median / 1e9, cpu[cpu.count / 2] * 1000,
                         quantize * 1000,
                         100 * Double(ready[0][2])! / Double(mb << 18)))
@@ -106,6 +121,7 @@ struct AllReduceRank: AsyncParsableCommand {
     @Option var fractionBits: Int
     @Option var normalStd: Double?
     @Option var transport: RingTransport
+    @Option var sharedMemory: SharedMemoryMode
 
     func run() async throws {
         let count = megabytes << 18  // floats
@@ -121,7 +137,9 @@ struct AllReduceRank: AsyncParsableCommand {
         }
         let wide = sum.units.reduce(0) { $0 + (Int64(Int32(truncatingIfNeeded: $1)) == $1 ? 0 : 1) }
         // As in a worker (`RingLink`): the reduction runs on the port's thread.
-        let port = try RingPort(bind: transport == .ipc ? "ipc://*" : "tcp://127.0.0.1:*")
+        let port = try RingPort(
+            bind: transport == .ipc ? "ipc://*" : "tcp://127.0.0.1:*",
+            sharedSegmentBytes: sharedMemory == .on ? RingPort.defaultSharedSegmentBytes : 0)
         defer { port.close() }
         emit(String(format: "ready %@ %.9f %d", port.address, quantize, wide))
         guard let line = readLine(), line.hasPrefix("successor ") else { throw ExitCode.failure }
@@ -184,6 +202,10 @@ struct AllReduceRank: AsyncParsableCommand {
 
 enum RingTransport: String, ExpressibleByArgument {
     case tcp, ipc
+}
+
+enum SharedMemoryMode: String, ExpressibleByArgument {
+    case on, off
 }
 
 /// CLOCK_MONOTONIC, which every process on the machine shares.

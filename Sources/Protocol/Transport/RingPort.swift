@@ -27,6 +27,9 @@ public final class RingPort: Sendable {
     public let address: String
     /// What was refused, by reason.
     public let drops = DropCounter()
+    /// Slices this port read from a predecessor's shared segment (the rest came in frames).
+    public var slicesFromSharedMemory: Int { sharedReads.value }
+    private let sharedReads = Tally()
 
     private let jobs = RingJobs()
     private let thread: SocketThread
@@ -34,17 +37,23 @@ public final class RingPort: Sendable {
     /// Most bytes of slices held before they are asked for (see `RingSession`): a predecessor is
     /// at most a reduction ahead, so a legitimate backlog stays far below this.
     public static let defaultBacklogLimit = 2 << 30
+    /// Two halves of 32 MiB: a reduction's slices to a same-host successor up to that size go
+    /// through shared memory (the rest in frames).
+    public static let defaultSharedSegmentBytes = 64 << 20
 
     /// Binds `endpoint` (a CURVE server with `security`, admitting only its authorized keys).
+    /// `sharedSegmentBytes`: the outbound segment for successors on this host (0: sockets only).
     public init(
         bind endpoint: String, security: ListenerSecurity = .open, settings: EndpointSettings = .init(),
-        backlogLimit: Int = defaultBacklogLimit, logger: Logger = Logger(label: "rlaif.ring")
+        backlogLimit: Int = defaultBacklogLimit, sharedSegmentBytes: Int = defaultSharedSegmentBytes,
+        logger: Logger = Logger(label: "rlaif.ring")
     ) throws(ZMQError) {
-        thread = try SocketThread(name: "rlaif-ring") { [jobs, drops] wake, ready in
+        thread = try SocketThread(name: "rlaif-ring") { [jobs, drops, sharedReads] wake, ready in
             do throws(ZMQError) {
                 let session = try RingSession(
-                    bind: endpoint, security: security, settings: settings, backlogLimit: backlogLimit, logger: logger,
-                    drops: drops, jobs: jobs, wakePipe: wake)
+                    bind: endpoint, security: security, settings: settings, backlogLimit: backlogLimit,
+                    sharedSegmentBytes: sharedSegmentBytes, logger: logger, drops: drops, jobs: jobs, wakePipe: wake,
+                    sharedReads: sharedReads)
                 ready(.success(session.address))
                 session.serve()
                 session.close()
@@ -123,6 +132,13 @@ public struct RingSlice: Hashable, Sendable {
     var reduction: (UInt64, UInt32) { (step, epoch) }
 }
 
+/// A count that one thread adds to and any reads.
+final class Tally: Sendable {
+    private let count = Atomic<Int>(0)
+    func add() { count.add(1, ordering: .relaxed) }
+    var value: Int { count.load(ordering: .relaxed) }
+}
+
 /// Work queued for a port's thread, and whether the port is closing.
 final class RingJobs: Sendable {
     typealias Job = @Sendable (RingSession) -> Void
@@ -144,196 +160,4 @@ final class RingJobs: Sendable {
     var closing: Bool { state.withLock { $0.closing } }
 
     func close() { state.withLock { $0.closing = true } }
-}
-
-/// What a reduction does with its port, on the port's thread (see `RingPort.run`): connect to its
-/// successor, send it slices, take the predecessor's. Never used from another thread.
-public final class RingSession {
-    /// A connection to a successor's port.
-    public struct Successor {
-        fileprivate let socket: ZMQSocket
-    }
-
-    let address: String
-    private let context = ZMQContext()
-    private let listener: ZMQSocket
-    private let authenticator: ZAPAuthenticator?
-    private let settings: EndpointSettings
-    private let logger: Logger
-    private let drops: DropCounter
-    private let jobs: RingJobs
-    private let wakePipe: WakePipe
-    private var successors: [String: ZMQSocket] = [:]
-    /// Slices that arrived before they were asked for, and their bytes (bounded: a peer that
-    /// floods the port with slices nobody asks for loses them, not the worker its memory).
-    private var arrived: [RingSlice: Wire.ChunkPayload] = [:]
-    private var arrivedBytes = 0
-    private let backlogLimit: Int
-    /// The newest reduction asked for: slices of older ones are dropped.
-    private var current: (UInt64, UInt32) = (0, 0)
-    /// Messages for successors that libzmq could not take yet (their queue was full).
-    private var unsent: [(ZMQSocket, EncodedMessage)] = []
-
-    fileprivate init(
-        bind endpoint: String, security: ListenerSecurity, settings: EndpointSettings, backlogLimit: Int,
-        logger: Logger, drops: DropCounter, jobs: RingJobs, wakePipe: WakePipe
-    ) throws(ZMQError) {
-        self.settings = settings
-        self.backlogLimit = backlogLimit
-        self.logger = logger
-        self.drops = drops
-        self.jobs = jobs
-        self.wakePipe = wakePipe
-        // The port has a context of its own: its ZAP handler (per context) admits ring peers
-        // only, and its I/O thread carries nothing but ring traffic.
-        if case .curve(_, let authorized) = security {
-            // The ZAP handler must be bound before the socket that consults it.
-            authenticator = try ZAPAuthenticator(context: context, authorized: authorized)
-        } else {
-            authenticator = nil
-        }
-        let listener = try ZMQSocket(context, .router)
-        try listener.apply(security)
-        try listener.apply(settings)
-        try listener.bind(endpoint)
-        self.listener = listener
-        address = listener.lastEndpoint
-    }
-
-    /// The thread's loop: runs queued reductions; in between, reads slices and answers handshakes.
-    fileprivate func serve() {
-        while true {
-            if let job = jobs.next() {
-                job(self)
-                continue
-            }
-            if jobs.closing { break }
-            wait(timeout: nil)
-        }
-        // Reductions queued as the port closed fail at their first wait.
-        while let job = jobs.next() { job(self) }
-    }
-
-    fileprivate func close() {
-        for s in successors.values { s.close() }
-        listener.close()
-        authenticator?.close()
-    }
-
-    // MARK: What a reduction calls
-
-    /// The connection to the port at `address` (kept for later reductions).
-    public func successor(_ address: String, security: ConnectorSecurity) throws(ZMQError) -> Successor {
-        let id = address + "|" + (security.serverPublicKey ?? "")
-        if let s = successors[id] { return Successor(socket: s) }
-        let s = try ZMQSocket(context, .dealer)
-        try s.apply(security)
-        try s.apply(settings)
-        try s.connect(address)
-        successors[id] = s
-        return Successor(socket: s)
-    }
-
-    /// Queues `message` for `successor` and hands libzmq what it can take now, without waiting.
-    public func send(_ message: Wire.Message, to successor: Successor) {
-        unsent.append((successor.socket, Wire.encode(message)))
-        flush()
-    }
-
-    /// The slice named `key`, waiting at most `timeout` for it. Asking for a newer reduction drops
-    /// what is left of older ones.
-    public func take(_ key: RingSlice, timeout: Duration) throws(RingPortError) -> Wire.ChunkPayload {
-        if key.reduction > current {
-            current = key.reduction
-            arrived = arrived.filter { $0.key.reduction >= current }
-            arrivedBytes = arrived.values.reduce(0) { $0 + $1.byteCount }
-        }
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            if let payload = arrived.removeValue(forKey: key) {
-                arrivedBytes -= payload.byteCount
-                return payload
-            }
-            if jobs.closing { throw .closed }
-            let left = deadline - .now
-            if left <= .zero { throw .timedOut(key, timeout) }
-            wait(timeout: left)
-        }
-    }
-
-    /// Waits until libzmq has taken every queued message, at most `timeout`.
-    public func finishSending(timeout: Duration) throws(RingPortError) {
-        let deadline = ContinuousClock.now + timeout
-        while !unsent.isEmpty {
-            if jobs.closing { throw .closed }
-            let left = deadline - .now
-            if left <= .zero { throw .sendStalled(timeout) }
-            wait(timeout: left)
-        }
-    }
-
-    // MARK: The socket work
-
-    /// Waits for input, a wake-up or room to send, and deals with what came.
-    private func wait(timeout: Duration?) {
-        var items: [(ZMQPoll.Item, ZMQPoll.Events)] = [
-            (.socket(listener), .readable), (.fileDescriptor(wakePipe.readEnd), .readable),
-        ]
-        if let authenticator { items.append((.socket(authenticator.socket), .readable)) }
-        if let (blocked, _) = unsent.first { items.append((.socket(blocked), .writable)) }
-        guard let events = try? ZMQPoll.wait(items, timeout: timeout) else { return }
-        if events[1].contains(.readable) {
-            wakePipe.drain()
-        }
-        if events[0].contains(.readable) { receive() }
-        if authenticator != nil, events[2].contains(.readable) { authenticator?.handle(drops: drops, logger: logger) }
-        if !unsent.isEmpty { flush() }
-    }
-
-    private func receive() {
-        for _ in 0..<settings.receiveBatch {
-            switch listener.receiveMessage(limits: settings.limits, readsClientKey: false, dontWait: true) {
-            case nil: return
-            case .empty: continue
-            case .message(let inbound, _):
-                guard case .gradientChunk(let c) = inbound.message else {
-                    drops.drop(
-                        "unexpected", from: "\(inbound.peer.map { "\($0)" } ?? "peer")", logger: logger,
-                        "Dropped a \(inbound.message.kind) message on the ring port")
-                    continue
-                }
-                let key = RingSlice(c)
-                // Slices of a finished reduction are dropped; so is a backlog past its limit.
-                guard key.reduction >= current else { continue }
-                guard arrivedBytes + c.payload.byteCount <= backlogLimit else {
-                    drops.increment("backlogFull")
-                    logger.warning("Dropped a ring slice: \(arrivedBytes) bytes already wait to be asked for")
-                    continue
-                }
-                if let replaced = arrived.updateValue(c.payload, forKey: key) { arrivedBytes -= replaced.byteCount }
-                arrivedBytes += c.payload.byteCount
-            case .refused(let error, let peer):
-                let source = peer.map { "\($0)" } ?? "peer"
-                drops.drop(
-                    error.code.rawValue, from: source, logger: logger, "Dropped message from [\(source)]: \(error)")
-            }
-        }
-    }
-
-    /// Hands libzmq queued messages, in order, until one's queue is full.
-    private func flush() {
-        var sent = 0
-        defer { unsent.removeFirst(sent) }
-        for (socket, message) in unsent {
-            do {
-                try socket.send(message, to: nil, dontWait: true)
-            } catch  where error.isTimeout {
-                return
-            } catch {
-                drops.increment("sendFailed")
-                logger.warning("Dropped a ring slice: \(error)")
-            }
-            sent += 1
-        }
-    }
 }

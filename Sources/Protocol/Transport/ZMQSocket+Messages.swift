@@ -53,7 +53,10 @@ extension ZMQSocket {
     /// is decoded straight from libzmq's buffer; only tensor frames are kept (their memory
     /// becomes the tensors'). `readsClientKey`: on a CURVE listener, a hello carries the key its
     /// sender authenticated with.
-    func receiveMessage(limits: WireLimits, readsClientKey: Bool, dontWait: Bool) -> ReceivedMessage? {
+    /// `segments`: a ring port's predecessors' segments, where shared slices are read from.
+    func receiveMessage(
+        limits: WireLimits, readsClientKey: Bool, dontWait: Bool, segments: InboundSegments? = nil
+    ) -> ReceivedMessage? {
         var peer: PeerID?
         if kind == .router {
             // The routing id is a few bytes: copy it rather than keep a libzmq message for it.
@@ -82,8 +85,17 @@ extension ZMQSocket {
             tensorFrames.append(frame)
             more = frame.hasMore
         }
-        do {
-            let message = try Wire.complete(control.get(), tensorFrames: tensorFrames)
+        do throws(WireError) {
+            let header = try control.get()
+            if case .gradientChunk(let c) = header.message, let shared = c.shared {
+                guard let segments, tensorFrames.isEmpty else {
+                    throw WireError(
+                        code: .badValue, frame: 0, field: "gradientChunk.shared",
+                        detail: "a shared-memory slice carries no frames and is read only by a ring port")
+                }
+                tensorFrames = try segments.read(shared, byteCounts: header.descriptors.map(\.byteCount))
+            }
+            let message = try Wire.complete(header, tensorFrames: tensorFrames)
             return .message(
                 Inbound(peer: peer, message: message, clientKey: clientKey),
                 tensorBytes: tensorFrames.reduce(0) { $0 + $1.count })

@@ -18,6 +18,10 @@ extension Wire {
             writeControl(message, version: version, into: &writer)
             initialized = writer.offset
         }
+        // Shared slices describe their tensors in the control frame; the bytes are in the segment.
+        if case .gradientChunk(let m) = message, m.shared != nil {
+            return EncodedMessage(control: control, tensors: [])
+        }
         return EncodedMessage(control: control, tensors: message.tensors)
     }
 
@@ -76,6 +80,14 @@ extension Wire {
             w.u32(m.chunkIndex)
             w.u32(m.sliceIndex)
             w.u16(m.fromRank)
+            w.u8(m.shared == nil ? 0 : 1)
+            if let shared = m.shared {
+                w.u32(shared.pid)
+                w.u32(shared.descriptor)
+                for t in shared.token { w.u64(t) }
+                w.u64(shared.offset)
+                w.u64(shared.sequence)
+            }
         case .shutdown(let m):
             w.string(m.reason)
         }
@@ -208,7 +220,7 @@ extension Wire {
                     chunkIndex: try r.u32("gradientChunk.chunkIndex"),
                     sliceIndex: try r.u32("gradientChunk.sliceIndex"),
                     fromRank: try r.u16("gradientChunk.fromRank"),
-                    payload: .values(Tensor(zeros: [0]))))
+                    payload: .values(Tensor(zeros: [0])), shared: try sharedSlice(&r)))
         case .shutdown:
             message = .shutdown(Shutdown(reason: try r.string("shutdown.reason")))
         }
@@ -241,6 +253,18 @@ extension Wire {
         // versioning rules promise. From our own or an older minor, every byte must be accounted for.
         if version.minor <= ProtocolVersion.current.minor { try r.expectEnd() }
         return (message, descriptors)
+    }
+
+    private static func sharedSlice(_ r: inout ByteReader) throws(WireError) -> SharedSlice? {
+        switch try r.u8("gradientChunk.shared") {
+        case 0: return nil
+        case 1:
+            return SharedSlice(
+                pid: try r.u32("gradientChunk.shared.pid"), descriptor: try r.u32("gradientChunk.shared.descriptor"),
+                token: [try r.u64("gradientChunk.shared.token"), try r.u64("gradientChunk.shared.token")],
+                offset: try r.u64("gradientChunk.shared.offset"), sequence: try r.u64("gradientChunk.shared.sequence"))
+        case let flag: throw r.fail(.badValue, "gradientChunk.shared", "flag \(flag) is neither 0 nor 1")
+        }
     }
 
     private static func tensor(

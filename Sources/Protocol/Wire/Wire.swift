@@ -178,10 +178,14 @@ public enum Wire {
         public var sliceIndex: UInt32
         public var fromRank: UInt16
         public var payload: ChunkPayload
+        /// Set when the payload's bytes lie in the sender's shared-memory segment instead of in
+        /// frames (ranks on one host); the receiving ring port reads them from there.
+        public var shared: SharedSlice?
         public init(
             step: UInt64, ringEpoch: UInt32, phase: RingPhase, chunkIndex: UInt32, sliceIndex: UInt32 = 0,
-            fromRank: UInt16, payload: ChunkPayload
+            fromRank: UInt16, payload: ChunkPayload, shared: SharedSlice? = nil
         ) {
+            self.shared = shared
             self.step = step
             self.ringEpoch = ringEpoch
             self.phase = phase

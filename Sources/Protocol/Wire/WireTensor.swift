@@ -34,6 +34,20 @@ public enum WireTensor: Sendable {
         case .words(let w): [w.count]
         }
     }
+
+    /// The bytes its frame holds.
+    var byteCount: Int { shape.reduce(1, *) * dtype.size }
+
+    /// Calls `body` with the frame's bytes as they would be sent (little-endian hosts only: the
+    /// shared-memory path is same-host).
+    func withBytes<R>(_ body: (UnsafeRawPointer) -> R) -> R {
+        switch self {
+        case .float32(let t): withExtendedLifetime(t.storage) { body(UnsafeRawPointer(t.pointer)) }
+        case .int32(let t): t.ids.withUnsafeBytes { body($0.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!) }
+        case .int64(let v): v.withUnsafeBytes { body($0.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!) }
+        case .words(let w): withExtendedLifetime(w.owner) { body(w.base) }
+        }
+    }
 }
 
 extension WireTensor: Equatable {

@@ -20,13 +20,18 @@ final class RingLink: Sendable {
 
     /// `keyPair`: this worker's key (the one it registers with); nil in an open cluster. The
     /// port admits nobody until `authorize` names the cluster's keys.
-    init(bind: String, keyPair: CurveKeyPair?, logger: Logger) throws {
+    /// `sharedSegmentBytes`: the outbound segment for successors on this host (0: sockets only).
+    init(
+        bind: String, keyPair: CurveKeyPair?, sharedSegmentBytes: Int = RingPort.defaultSharedSegmentBytes,
+        logger: Logger
+    ) throws {
         self.keyPair = keyPair
         let admitted = keyPair.map { _ in AuthorizedKeys([]) }
         self.admitted = admitted
         var security = ListenerSecurity.open
         if let keyPair, let admitted { security = .curve(server: keyPair, authorized: admitted) }
-        port = try RingPort(bind: bind, security: security, logger: logger)
+        port = try RingPort(
+            bind: bind, security: security, sharedSegmentBytes: sharedSegmentBytes, logger: logger)
         self.logger = logger
     }
 

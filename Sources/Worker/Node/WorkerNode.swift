@@ -19,12 +19,15 @@ public final class WorkerNode: Sendable {
         public var security: ConnectorSecurity
         /// Overrides the run's `workers.ring_bind` (e.g. an address in this host's namespace).
         public var ringBind: String?
+        /// Whether ring slices to a successor on this host go through shared memory.
+        public var ringSharedMemory: Bool
         /// How long hellos go unanswered before the worker gives up.
         public var registrationWait: Duration
         public init(
             coordinator: String, name: String, security: ConnectorSecurity = .open, ringBind: String? = nil,
-            registrationWait: Duration = .seconds(60)
+            ringSharedMemory: Bool = true, registrationWait: Duration = .seconds(60)
         ) {
+            self.ringSharedMemory = ringSharedMemory
             self.coordinator = coordinator
             self.name = name
             self.security = security
@@ -62,13 +65,13 @@ public final class WorkerNode: Sendable {
         }
         defer { reader.cancel() }
 
-        // The ring listener's address goes into the hello, so it must exist before the run's
-        // settings arrive: it binds where `--ring-bind` says (`launch` passes workers.ring_bind),
-        // else on loopback for a loopback coordinator and on every interface otherwise. A listener
-        // on every interface is advertised at the address that routes to the coordinator (the
-        // network the cluster shares), else at the host name.
+        // The ring listener's address goes into the hello, so it exists before the run's settings
+        // arrive: it binds where `--ring-bind` says, else on loopback for a loopback coordinator and
+        // on every interface otherwise (advertised at the address that routes to the coordinator).
         let ringBind = options.ringBind ?? Self.defaultRingBind(coordinator: options.coordinator)
-        let ring = try RingLink(bind: ringBind, keyPair: options.security.keyPair, logger: logger)
+        let ring = try RingLink(
+            bind: ringBind, keyPair: options.security.keyPair,
+            sharedSegmentBytes: options.ringSharedMemory ? RingPort.defaultSharedSegmentBytes : 0, logger: logger)
         defer { ring.close() }
         let reachableAt =
             RouteAddress.towards(host: Self.host(of: options.coordinator)) ?? ProcessInfo.processInfo.hostName

@@ -27,6 +27,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Where this worker's all-reduce listener binds (default: chosen from the coordinator's address).")
     var ringBind: String?
 
+    @Option(
+        help:
+            "on: ring slices to a worker on this host go through shared memory (the ranks must share /proc); off: sockets only."
+    )
+    var ringSharedMemory: RingSharedMemory = .on
+
     @Option(help: "Seconds to wait for the coordinator to answer before giving up.")
     var registrationWait = 60
 
@@ -64,7 +70,8 @@ struct WorkerCommand: AsyncParsableCommand {
         let node = WorkerNode(
             options: .init(
                 coordinator: connect, name: name ?? Self.defaultName(ProcessInfo.processInfo.environment),
-                security: security, ringBind: ringBind, registrationWait: .seconds(registrationWait)))
+                security: security, ringBind: ringBind, ringSharedMemory: ringSharedMemory == .on,
+                registrationWait: .seconds(registrationWait)))
         switch try await node.run() {
         case .shutdown(let reason): print("rlaif worker: shut down (\(reason))")
         case .rejected(let reason): throw CommandFailure("the coordinator rejected this worker: \(reason)")
@@ -79,4 +86,8 @@ struct WorkerCommand: AsyncParsableCommand {
         case .coordinatorLost: throw CommandFailure("lost the coordinator at \(connect)")
         }
     }
+}
+
+enum RingSharedMemory: String, ExpressibleByArgument {
+    case on, off
 }

@@ -1,0 +1,246 @@
+import Foundation
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What a reduction does with its port, on the port's thread (see `RingPort.run`): connect to its
+/// successor, send it slices, take the predecessor's. Never used from another thread.
+public final class RingSession {
+    /// A connection to a successor's port.
+    public struct Successor {
+        fileprivate let socket: ZMQSocket
+        /// Whether slices go through this rank's shared segment (the successor is on this host).
+        public let sharesMemory: Bool
+    }
+
+    let address: String
+    private let context = ZMQContext()
+    private let listener: ZMQSocket
+    private let authenticator: ZAPAuthenticator?
+    private let settings: EndpointSettings
+    private let logger: Logger
+    private let drops: DropCounter
+    private let jobs: RingJobs
+    private let wakePipe: WakePipe
+    private var successors: [String: ZMQSocket] = [:]
+    /// Slices that arrived before they were asked for, and their bytes (bounded: a peer that
+    /// floods the port with slices nobody asks for loses them, not the worker its memory).
+    private var arrived: [RingSlice: Wire.ChunkPayload] = [:]
+    private var arrivedBytes = 0
+    private let backlogLimit: Int
+    /// The newest reduction asked for: slices of older ones are dropped.
+    private var current: (UInt64, UInt32) = (0, 0)
+    /// Messages for successors that libzmq could not take yet (their queue was full).
+    private var unsent: [(ZMQSocket, EncodedMessage)] = []
+    /// Made when a successor on this host first connects; nil without shared memory.
+    private var outbound: OutboundSegment?
+    /// Set to 0 once making the segment failed: it is not tried again.
+    private var sharedSegmentBytes: Int
+    private let inbound = InboundSegments()
+    private let sharedReads: Tally
+
+    init(
+        bind endpoint: String, security: ListenerSecurity, settings: EndpointSettings, backlogLimit: Int,
+        sharedSegmentBytes: Int, logger: Logger, drops: DropCounter, jobs: RingJobs, wakePipe: WakePipe,
+        sharedReads: Tally
+    ) throws(ZMQError) {
+        self.sharedReads = sharedReads
+        self.settings = settings
+        self.sharedSegmentBytes = sharedSegmentBytes
+        self.backlogLimit = backlogLimit
+        self.logger = logger
+        self.drops = drops
+        self.jobs = jobs
+        self.wakePipe = wakePipe
+        // The port has a context of its own: its ZAP handler (per context) admits ring peers
+        // only, and its I/O thread carries nothing but ring traffic.
+        if case .curve(_, let authorized) = security {
+            // The ZAP handler must be bound before the socket that consults it.
+            authenticator = try ZAPAuthenticator(context: context, authorized: authorized)
+        } else {
+            authenticator = nil
+        }
+        let listener = try ZMQSocket(context, .router)
+        try listener.apply(security)
+        try listener.apply(settings)
+        try listener.bind(endpoint)
+        self.listener = listener
+        address = listener.lastEndpoint
+    }
+
+    /// The thread's loop: runs queued reductions; in between, reads slices and answers handshakes.
+    func serve() {
+        while true {
+            if let job = jobs.next() {
+                job(self)
+                continue
+            }
+            if jobs.closing { break }
+            wait(timeout: nil)
+        }
+        // Reductions queued as the port closed fail at their first wait.
+        while let job = jobs.next() { job(self) }
+    }
+
+    func close() {
+        for s in successors.values { s.close() }
+        listener.close()
+        authenticator?.close()
+    }
+
+    // MARK: What a reduction calls
+
+    /// The connection to the port at `address` (kept for later reductions).
+    public func successor(_ address: String, security: ConnectorSecurity) throws(ZMQError) -> Successor {
+        let id = address + "|" + (security.serverPublicKey ?? "")
+        let sharesMemory = Self.isOnThisHost(address) && sharedSegment() != nil
+        if let s = successors[id] { return Successor(socket: s, sharesMemory: sharesMemory) }
+        let s = try ZMQSocket(context, .dealer)
+        try s.apply(security)
+        try s.apply(settings)
+        try s.connect(address)
+        successors[id] = s
+        if sharesMemory { logger.info("Ring slices to \(address) go through shared memory (same host)") }
+        return Successor(socket: s, sharesMemory: sharesMemory)
+    }
+
+    /// Queues `message` for `successor` and hands libzmq what it can take now, without waiting.
+    /// A slice for a successor on this host is written to the shared segment, and only its
+    /// location travels (in frames still when the segment's half for this reduction is full).
+    public func send(_ message: Wire.Message, to successor: Successor) {
+        var message = message
+        if successor.sharesMemory, case .gradientChunk(var c) = message,
+            let slice = outbound?.write(c.payload.tensors, reduction: (c.step, c.ringEpoch))
+        {
+            c.shared = slice
+            message = .gradientChunk(c)
+        }
+        unsent.append((successor.socket, Wire.encode(message)))
+        flush()
+    }
+
+    /// An `ipc://` path or a loopback `tcp://` address: the successor runs on this host.
+    static func isOnThisHost(_ address: String) -> Bool {
+        if address.hasPrefix("ipc://") { return true }
+        guard address.hasPrefix("tcp://") else { return false }
+        let host = address.dropFirst(6)
+        return host.hasPrefix("127.") || host.hasPrefix("localhost:") || host.hasPrefix("[::1]:")
+    }
+
+    /// This rank's outbound segment, made on first use (nil where shared memory is off or the
+    /// system has none to give: the ring then uses frames only).
+    private func sharedSegment() -> OutboundSegment? {
+        if outbound == nil, sharedSegmentBytes > 0 {
+            outbound = OutboundSegment(bytes: sharedSegmentBytes)
+            if outbound == nil {
+                logger.warning(
+                    "No shared memory for the ring (\(sharedSegmentBytes >> 20) MiB): slices to this host travel in frames"
+                )
+                sharedSegmentBytes = 0
+            }
+        }
+        return outbound
+    }
+
+    /// The slice named `key`, waiting at most `timeout` for it. Asking for a newer reduction drops
+    /// what is left of older ones.
+    public func take(_ key: RingSlice, timeout: Duration) throws(RingPortError) -> Wire.ChunkPayload {
+        if key.reduction > current {
+            current = key.reduction
+            arrived = arrived.filter { $0.key.reduction >= current }
+            arrivedBytes = arrived.values.reduce(0) { $0 + $1.byteCount }
+        }
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let payload = arrived.removeValue(forKey: key) {
+                arrivedBytes -= payload.byteCount
+                return payload
+            }
+            if jobs.closing { throw .closed }
+            let left = deadline - .now
+            if left <= .zero { throw .timedOut(key, timeout) }
+            wait(timeout: left)
+        }
+    }
+
+    /// Waits until libzmq has taken every queued message, at most `timeout`.
+    public func finishSending(timeout: Duration) throws(RingPortError) {
+        let deadline = ContinuousClock.now + timeout
+        while !unsent.isEmpty {
+            if jobs.closing { throw .closed }
+            let left = deadline - .now
+            if left <= .zero { throw .sendStalled(timeout) }
+            wait(timeout: left)
+        }
+    }
+
+    // MARK: The socket work
+
+    /// Waits for input, a wake-up or room to send, and deals with what came.
+    private func wait(timeout: Duration?) {
+        var items: [(ZMQPoll.Item, ZMQPoll.Events)] = [
+            (.socket(listener), .readable), (.fileDescriptor(wakePipe.readEnd), .readable),
+        ]
+        if let authenticator { items.append((.socket(authenticator.socket), .readable)) }
+        if let (blocked, _) = unsent.first { items.append((.socket(blocked), .writable)) }
+        guard let events = try? ZMQPoll.wait(items, timeout: timeout) else { return }
+        if events[1].contains(.readable) {
+            wakePipe.drain()
+        }
+        if events[0].contains(.readable) { receive() }
+        if authenticator != nil, events[2].contains(.readable) { authenticator?.handle(drops: drops, logger: logger) }
+        if !unsent.isEmpty { flush() }
+    }
+
+    private func receive() {
+        for _ in 0..<settings.receiveBatch {
+            switch listener.receiveMessage(
+                limits: settings.limits, readsClientKey: false, dontWait: true, segments: inbound)
+            {
+            case nil: return
+            case .empty: continue
+            case .message(let inbound, _):
+                guard case .gradientChunk(let c) = inbound.message else {
+                    drops.drop(
+                        "unexpected", from: "\(inbound.peer.map { "\($0)" } ?? "peer")", logger: logger,
+                        "Dropped a \(inbound.message.kind) message on the ring port")
+                    continue
+                }
+                if c.shared != nil { sharedReads.add() }
+                let key = RingSlice(c)
+                // Slices of a finished reduction are dropped; so is a backlog past its limit.
+                guard key.reduction >= current else { continue }
+                guard arrivedBytes + c.payload.byteCount <= backlogLimit else {
+                    drops.increment("backlogFull")
+                    logger.warning("Dropped a ring slice: \(arrivedBytes) bytes already wait to be asked for")
+                    continue
+                }
+                if let replaced = arrived.updateValue(c.payload, forKey: key) { arrivedBytes -= replaced.byteCount }
+                arrivedBytes += c.payload.byteCount
+            case .refused(let error, let peer):
+                let source = peer.map { "\($0)" } ?? "peer"
+                drops.drop(
+                    error.code.rawValue, from: source, logger: logger, "Dropped message from [\(source)]: \(error)")
+            }
+        }
+    }
+
+    /// Hands libzmq queued messages, in order, until one's queue is full.
+    private func flush() {
+        var sent = 0
+        defer { unsent.removeFirst(sent) }
+        for (socket, message) in unsent {
+            do {
+                try socket.send(message, to: nil, dontWait: true)
+            } catch  where error.isTimeout {
+                return
+            } catch {
+                drops.increment("sendFailed")
+                logger.warning("Dropped a ring slice: \(error)")
+            }
+            sent += 1
+        }
+    }
+}

@@ -1,0 +1,195 @@
+import CSharedMemory
+import Foundation
+import Tensor
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Where a ring slice's bytes lie when its sender shares memory with the receiver: a record in
+/// the sender's outbound segment, which the receiver opens through `/proc/PID/fd/FD`.
+public struct SharedSlice: Sendable, Equatable {
+    public var pid: UInt32
+    public var descriptor: UInt32
+    /// Random, written at the head of the segment: a recycled pid or descriptor names another file.
+    public var token: [UInt64]
+    /// The record's byte offset in the segment (64-byte aligned).
+    public var offset: UInt64
+    /// The record's seqlock word: the bytes are whole while the word still holds it.
+    public var sequence: UInt64
+
+    public init(pid: UInt32, descriptor: UInt32, token: [UInt64], offset: UInt64, sequence: UInt64) {
+        (self.pid, self.descriptor, self.token, self.offset, self.sequence) = (pid, descriptor, token, offset, sequence)
+    }
+}
+
+/// The layout both ends agree on: a 64-byte segment header (magic, token), then records of a
+/// 64-byte header (seqlock word) and the tensors' bytes, each starting on 64 bytes.
+enum SegmentLayout {
+    static let magic: UInt64 = 0x4D48_5346_4941_4C52  // "RLAIFSHM"
+    static let headerBytes = 64
+    static func aligned(_ n: Int) -> Int { (n + 63) & ~63 }
+    static func recordBytes(_ tensorBytes: [Int]) -> Int { headerBytes + tensorBytes.reduce(0) { $0 + aligned($1) } }
+}
+
+/// This rank's outbound segment: slices for a successor on the same host are written here and
+/// only their location travels over ZeroMQ. Two halves alternate between reductions, so the
+/// successor can still read the last reduction's records while the next one is written; before a
+/// half is reused, the words of its old records are cleared, so a reader that was too slow sees
+/// the record gone instead of reading torn bytes.
+final class OutboundSegment {
+    let descriptor: Int32
+    let token: [UInt64]
+    private let base: UnsafeMutableRawPointer
+    private let size: Int
+    private var half = 0
+    private var cursor = 0
+    private var reduction: (UInt64, UInt32)?
+    private var written: [[Int]] = [[], []]
+    private var sequence: UInt64 = 0
+
+    /// Nil where the system gives no shared memory of `bytes` (the ring then uses sockets only).
+    init?(bytes: Int) {
+        let fd = rlaif_segment_create(bytes)
+        guard fd >= 0 else { return nil }
+        guard let mapped = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), mapped != MAP_FAILED else {
+            close(fd)
+            return nil
+        }
+        descriptor = fd
+        base = mapped
+        size = bytes
+        var generator = SystemRandomNumberGenerator()
+        token = [generator.next(), generator.next()]
+        base.storeBytes(of: SegmentLayout.magic.littleEndian, as: UInt64.self)
+        (base + 8).storeBytes(of: token[0], as: UInt64.self)
+        (base + 16).storeBytes(of: token[1], as: UInt64.self)
+    }
+
+    deinit {
+        munmap(base, size)
+        close(descriptor)
+    }
+
+    private var halfBytes: Int { (size - SegmentLayout.headerBytes) / 2 & ~63 }
+
+    /// Writes `tensors` as one record of reduction `r`, or returns nil when this reduction's half
+    /// has no room left (that slice then travels in frames).
+    func write(_ tensors: [WireTensor], reduction r: (UInt64, UInt32)) -> SharedSlice? {
+        if reduction.map({ $0 != r }) ?? true { begin(r) }
+        let lengths = tensors.map(\.byteCount)
+        let bytes = SegmentLayout.recordBytes(lengths)
+        guard cursor + bytes <= halfBytes else { return nil }
+        let offset = SegmentLayout.headerBytes + half * halfBytes + cursor
+        let word = (base + offset).assumingMemoryBound(to: UInt64.self)
+        rlaif_seq_clear(word)
+        var at = offset + SegmentLayout.headerBytes
+        for (t, n) in zip(tensors, lengths) {
+            t.withBytes { (base + at).copyMemory(from: $0, byteCount: n) }
+            at += SegmentLayout.aligned(n)
+        }
+        sequence += 1
+        rlaif_seq_publish(word, sequence)
+        written[half].append(offset)
+        cursor += bytes
+        return SharedSlice(
+            pid: UInt32(getpid()), descriptor: UInt32(descriptor), token: token, offset: UInt64(offset),
+            sequence: sequence)
+    }
+
+    /// Switches to the other half for reduction `r`, clearing the records left there.
+    private func begin(_ r: (UInt64, UInt32)) {
+        reduction = r
+        half = 1 - half
+        for offset in written[half] { rlaif_seq_clear((base + offset).assumingMemoryBound(to: UInt64.self)) }
+        written[half].removeAll(keepingCapacity: true)
+        cursor = 0
+    }
+}
+
+/// The predecessors' segments this rank has opened, read-only (a few: one per predecessor the
+/// ring has had; the oldest is closed past `limit`).
+final class InboundSegments {
+    private struct Mapping {
+        let base: UnsafeRawPointer
+        let size: Int
+    }
+    private var open: [String: Mapping] = [:]
+    private var order: [String] = []
+    private let limit = 8
+    /// Larger segments are refused: a hostile peer cannot make this rank map arbitrary files.
+    static let maxBytes = 4 << 30
+
+    deinit { for m in open.values { munmap(UnsafeMutableRawPointer(mutating: m.base), m.size) } }
+
+    /// Copies the record at `slice` out of its segment, one frame per tensor of `byteCounts`,
+    /// and checks that it was not overwritten while being read.
+    func read(_ slice: SharedSlice, byteCounts: [Int]) throws(WireError) -> [ZMQFrame] {
+        let m = try mapping(slice)
+        let bytes = SegmentLayout.recordBytes(byteCounts)
+        let (end, overflow) = slice.offset.addingReportingOverflow(UInt64(bytes))
+        guard slice.offset % 64 == 0, slice.offset >= UInt64(SegmentLayout.headerBytes), !overflow,
+            end <= UInt64(m.size)
+        else { throw Self.refusal("the record at \(slice.offset) (\(bytes) bytes) lies outside the segment") }
+        let word = (m.base + Int(slice.offset)).assumingMemoryBound(to: UInt64.self)
+        guard slice.sequence != 0, rlaif_seq_load(word) == slice.sequence else {
+            throw Self.refusal("the record at \(slice.offset) was overwritten before it was read")
+        }
+        var at = Int(slice.offset) + SegmentLayout.headerBytes
+        var frames: [ZMQFrame] = []
+        for n in byteCounts {
+            let source = m.base + at
+            frames.append(
+                ZMQFrame(
+                    [UInt8](unsafeUninitializedCapacity: n) { b, count in
+                        if n > 0 { UnsafeMutableRawPointer(b.baseAddress!).copyMemory(from: source, byteCount: n) }
+                        count = n
+                    }))
+            at += SegmentLayout.aligned(n)
+        }
+        guard rlaif_seq_recheck(word) == slice.sequence else {
+            throw Self.refusal("the record at \(slice.offset) was overwritten while it was read")
+        }
+        return frames
+    }
+
+    private func mapping(_ slice: SharedSlice) throws(WireError) -> Mapping {
+        let path = "/proc/\(slice.pid)/fd/\(slice.descriptor)"
+        let key = path + slice.token.map { String($0, radix: 16) }.joined(separator: ":")
+        if let m = open[key] { return m }
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw Self.refusal(
+                "cannot open \(path) (\(String(cString: strerror(errno)))): ranks that do not share /proc need --ring-shared-memory off"
+            )
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_uid == geteuid(),
+            info.st_size >= off_t(SegmentLayout.headerBytes), info.st_size <= off_t(Self.maxBytes),
+            rlaif_segment_is_sealed(fd) != 0
+        else { throw Self.refusal("\(path) is not a sealed ring segment of this user") }
+        let size = Int(info.st_size)
+        guard let mapped = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), mapped != MAP_FAILED else {
+            throw Self.refusal("cannot map \(path)")
+        }
+        let base = UnsafeRawPointer(mapped)
+        let header = (0..<3).map { base.load(fromByteOffset: 8 * $0, as: UInt64.self) }
+        guard header[0] == SegmentLayout.magic.littleEndian, Array(header[1...]) == slice.token else {
+            munmap(mapped, size)
+            throw Self.refusal("\(path) is not the segment its token names")
+        }
+        let m = Mapping(base: base, size: size)
+        open[key] = m
+        order.append(key)
+        if order.count > limit, let oldest = order.first, let old = open.removeValue(forKey: oldest) {
+            order.removeFirst()
+            munmap(UnsafeMutableRawPointer(mutating: old.base), old.size)
+        }
+        return m
+    }
+
+    private static func refusal(_ detail: String) -> WireError {
+        WireError(code: .badValue, frame: 0, field: "gradientChunk.shared", detail: detail)
+    }
+}
