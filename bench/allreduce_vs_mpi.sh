@@ -3,7 +3,8 @@
 #   bash bench/allreduce_vs_mpi.sh [repeats] [rounds]
 # Installs openmpi-bin and libopenmpi-dev with apt when missing, builds bench/mpi_allreduce.c and
 # rlaif-bench (release), then, for 2 and 4 ranks and 1/4/16/64 MB of float32 gradients, measures
-# rlaif's ring over tcp loopback and over ipc://, MPI forced to TCP (--mca btl tcp,self) and MPI
+# rlaif's ring over tcp loopback and over ipc:// (in frames, and with slices through shared memory:
+# --shared-memory off/on), MPI forced to TCP (--mca btl tcp,self) and MPI
 # with its default shared-memory transport. Bus bandwidth = 2(n-1)/n * bytes / time, for the best
 # and the median of the repeats.
 #
@@ -27,7 +28,9 @@ fi
 build="$(mktemp -d)"
 trap 'rm -rf "$build"' EXIT
 mpicc -O2 -o "$build/mpi_allreduce" bench/mpi_allreduce.c
-swift build -c release --product rlaif-bench >/dev/null
+# RLAIF_BENCH: an rlaif-bench already built (e.g. .build-tests/release/rlaif-bench).
+bench=${RLAIF_BENCH:-.build/release/rlaif-bench}
+[ -n "${RLAIF_BENCH:-}" ] || swift build -c release --product rlaif-bench >/dev/null
 
 mpirun_flags=(--oversubscribe)
 [ "$(id -u)" -ne 0 ] || mpirun_flags+=(--allow-run-as-root)
@@ -39,17 +42,19 @@ run() {  # run LABEL COMMAND…: prints the output and keeps its table rows, lab
     shift
     echo "== $label"
     "$@" | tee "$build/out"
-    awk -v label="$label" -v round="$round" '$1 ~ /^[0-9]+$/ && NF >= 6 { print label, round, $1, $2, $3 }' \
-        "$build/out" >>"$build/rows"
+    # rlaif's rows start with its shared-memory mode (on/off), which joins the label.
+    awk -v label="$label" -v round="$round" '
+        $1 ~ /^(on|off)$/ && NF >= 7 { print label "-" $1, round, $2, $3, $4 }
+        $1 ~ /^[0-9]+$/ && NF >= 6 { print label, round, $1, $2, $3 }' "$build/out" >>"$build/rows"
 }
 for round in $(seq "$rounds"); do
     echo "######## round $round of $rounds"
-    run "rlaif-tcp" .build/release/rlaif-bench allreduce --repeats "$repeats"
+    run "rlaif-tcp" "$bench" allreduce --repeats "$repeats" --shared-memory off
     for n in 2 4; do
         run "mpi-tcp" mpirun "${mpirun_flags[@]}" -np "$n" --mca btl tcp,self --mca btl_tcp_if_include lo \
             "$build/mpi_allreduce" "$repeats"
     done
-    run "rlaif-ipc" .build/release/rlaif-bench allreduce --repeats "$repeats" --transport ipc
+    run "rlaif-ipc" "$bench" allreduce --repeats "$repeats" --transport ipc --shared-memory off --shared-memory on
     for n in 2 4; do
         run "mpi-shm" mpirun "${mpirun_flags[@]}" -np "$n" "$build/mpi_allreduce" "$repeats"
     done
@@ -77,6 +82,7 @@ summary() {  # summary RLAIF_LABEL MPI_LABEL
             }
         }' "$build/rows"
 }
-summary rlaif-tcp mpi-tcp
-summary rlaif-ipc mpi-tcp
-summary rlaif-ipc mpi-shm
+summary rlaif-tcp-off mpi-tcp
+summary rlaif-ipc-off mpi-tcp
+summary rlaif-ipc-off mpi-shm
+summary rlaif-ipc-on mpi-shm
