@@ -18,14 +18,15 @@ Behaviour, so tests can assert on it:
       - a summary containing "#junk": every ask gets the content "I cannot decide." and no logprobs;
       - a summary containing "#broken": the first ask gets a 200 with a body that is not JSON;
       - a summary containing "#always429": every ask gets 429.
-  * GET /stats: {"requests", "max_in_flight", "statuses", "auth_headers_seen"}.
+  * GET /stats: {"requests", "max_in_flight", "statuses", "auth_headers_seen", "arrivals"} (arrivals:
+    each request's monotonic arrival time in seconds, in order).
 """
 import json, math, signal, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 KEY = sys.argv[sys.argv.index("--key") + 1] if "--key" in sys.argv else None
 LOCK = threading.Lock()
-STATS = {"requests": 0, "max_in_flight": 0, "statuses": {}, "auth_headers_seen": 0}
+STATS = {"requests": 0, "max_in_flight": 0, "statuses": {}, "auth_headers_seen": 0, "arrivals": []}
 IN_FLIGHT = [0]
 SEEN = {}
 
@@ -81,6 +82,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         with LOCK:
             STATS["requests"] += 1
+            STATS["arrivals"].append(time.monotonic())
             IN_FLIGHT[0] += 1
             STATS["max_in_flight"] = max(STATS["max_in_flight"], IN_FLIGHT[0])
         try:

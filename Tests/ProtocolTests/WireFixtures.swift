@@ -50,6 +50,10 @@ enum WireFixtures {
                     low: WireWords([3, -4, 0, .min] as [Int32]),
                     patches: WireWords([1, 1 << 40, 3, -(1 << 35)] as [Int64])))),
         .shutdown(.init(reason: "run finished")),
+        .labelBudgetRequest(.init(workerID: 2, ticket: 1 << 40, tokens: 5_000)),
+        .labelBudgetGrant(.init(ticket: 9, status: .granted, grantID: 77, queuedMilliseconds: 1_500)),
+        .labelBudgetGrant(.init(ticket: 10, status: .refused, message: "larger than the budget")),
+        .labelBudgetSettle(.init(workerID: 2, grantID: 77, tokens: 812)),
     ]
 
     /// The frames a socket would carry for `message`.

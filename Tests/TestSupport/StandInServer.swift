@@ -66,6 +66,18 @@ public final class StandInServer: @unchecked Sendable {  // immutable once start
         public let maxInFlight: Int
         public let statuses: [String: Int]
         public let authHeadersSeen: Int
+        /// Each request's arrival, in seconds of the server's monotonic clock, in order.
+        public let arrivals: [Double]
+
+        /// The most requests that arrived within any `window` seconds.
+        public func mostWithin(_ window: Double) -> Int {
+            var most = 0, start = 0
+            for end in arrivals.indices {
+                while arrivals[end] - arrivals[start] >= window { start += 1 }
+                most = max(most, end - start + 1)
+            }
+            return most
+        }
     }
 
     public func stats() async throws -> Stats {

@@ -16,7 +16,9 @@ public actor LocalCluster: TrainingCluster {
 
     public init(settings: RunSettings, replicas: Int, failAfterSteps: Int? = nil) throws {
         precondition(replicas >= 1, "LocalCluster: at least one replica")
-        ranks = try (0..<replicas).map { _ in try ReplicaJobs(settings: settings) }
+        // One budget for the run, as the coordinator keeps it for its workers.
+        let desk = settings.labeler.budget.map { LabelBudgetDesk($0) }
+        ranks = try (0..<replicas).map { _ in try ReplicaJobs(settings: settings, labelerGate: desk) }
         self.failAfterSteps = failAfterSteps
     }
 

@@ -85,6 +85,11 @@ extension RunEvent {
             try c.encode(phase, forKey: "phase")
             try c.encode(questions, forKey: "questions")
             try c.encode(journaled, forKey: "journaled")
+        case .labelerBudget(let requests, let tokens, let requestLimit, let tokenLimit):
+            try c.encode(requests, forKey: "requests")
+            try c.encode(tokens, forKey: "tokens")
+            try c.encodeIfPresent(requestLimit, forKey: "requests_per_minute")
+            try c.encodeIfPresent(tokenLimit, forKey: "tokens_per_minute")
         case .ratings(let failed, let rated):
             try c.encode(failed, forKey: "failed")
             try c.encode(rated, forKey: "rated")
@@ -164,6 +169,11 @@ extension RunEvent {
         case "labels_requested":
             self = .labelsRequested(
                 phase: try string("phase"), questions: try int("questions"), journaled: try int("journaled"))
+        case "labeler_budget":
+            self = .labelerBudget(
+                requests: try int("requests"), tokens: try int("tokens"),
+                requestLimit: try c.decodeIfPresent(Int.self, forKey: "requests_per_minute"),
+                tokenLimit: try c.decodeIfPresent(Int.self, forKey: "tokens_per_minute"))
         case "ratings": self = .ratings(failed: try int("failed"), rated: try int("rated"))
         case "labeler_audit":
             func number(_ key: EventKey) throws -> Double? { try c.decodeIfPresent(Double.self, forKey: key) }

@@ -30,6 +30,8 @@ public enum RunEvent: Sendable, Equatable {
     /// Questions sent to the labeler, and the journal's size then: what `rlaif status` counts as
     /// in flight is the questions not yet journaled since.
     case labelsRequested(phase: String, questions: Int, journaled: Int)
+    /// The labeler budget's use over its last window, and its limits (nil: that one is unset).
+    case labelerBudget(requests: Int, tokens: Int, requestLimit: Int?, tokenLimit: Int?)
     /// What a phase's labels say about the labeler: both orders agreeing, the first position's
     /// pull, and (where the task has ground truth) how often it is right, debiased and single-order.
     case labelerAudit(phase: String, pairsPerSecond: Double, audit: LabelAudit, alignment: RunSummary.Alignment)
@@ -129,6 +131,7 @@ public enum RunEvent: Sendable, Equatable {
         case .ratings: "ratings"
         case .labelsFromJournal: "labels_from_journal"
         case .labelsRequested: "labels_requested"
+        case .labelerBudget: "labeler_budget"
         case .labelerAudit: "labeler_audit"
         case .evaluation: "evaluation"
         case .runFinished: "run_finished"

@@ -29,6 +29,8 @@ public struct RunStatus: Sendable, Equatable {
     public var labelsFromJournal = 0
     /// The labeling batch under way when the log ends (nil when none is).
     public var openLabelBatch: LabelBatch?
+    /// The labeler budget's last reported use (nil: the run has none, or nothing was granted yet).
+    public var labelerBudget: RunEvent?
 
     /// Questions sent to the labeler in one phase, and how many labels the journal held then.
     public struct LabelBatch: Sendable, Equatable {
@@ -72,6 +74,7 @@ public struct RunStatus: Sendable, Equatable {
             case .ratings: openLabelBatch = nil
             case .labelsRequested(let phase, let questions, let journaled):
                 openLabelBatch = LabelBatch(phase: phase, questions: questions, journaledBefore: journaled)
+            case .labelerBudget: labelerBudget = event
             case .runFinished: ended = .finished
             case .interrupted: ended = .interrupted
             default: break
@@ -96,6 +99,16 @@ public struct RunStatus: Sendable, Equatable {
             "stopped without finishing (coordinator \(pid.map { "pid \($0) " } ?? "")gone): "
                 + "`rlaif resume \(runDirectory)` continues it"
         }
+    }
+
+    /// The budget's use in words, e.g. "38 of 60 requests, 9,120 tokens in its last window".
+    public var budgetLine: String? {
+        guard case .labelerBudget(let requests, let tokens, let requestLimit, let tokenLimit)? = labelerBudget else {
+            return nil
+        }
+        let r = requestLimit.map { "\(requests) of \($0) requests" } ?? "\(requests) requests"
+        let t = tokenLimit.map { "\(tokens) of \($0) tokens" } ?? "\(tokens) tokens"
+        return "\(r), \(t) in its last window"
     }
 
     /// True when a process `pid` is an `rlaif` (not another process that reused the number).

@@ -35,6 +35,8 @@ public actor Scheduler {
     private var reader: Task<Void, Never>?
     /// Set once the workers are gone for good: every wait ends with it.
     private var aborted: RunError?
+    /// The run's labeler budget, which workers ask before each labeler request (nil: none).
+    let labelBudget: LabelBudgetDesk?
 
     /// `ringKeys`: in a cluster with keys, the public keys every worker's ring listener admits.
     public init(
@@ -42,6 +44,13 @@ public actor Scheduler {
         logger: Logger
     ) {
         self.endpoint = endpoint
+        labelBudget = settings.labeler.budget.map { limits in
+            LabelBudgetDesk(limits) { requests, tokens in
+                events.record(
+                    .labelerBudget(
+                        requests: requests, tokens: tokens, requestLimit: limits.requests, tokenLimit: limits.tokens))
+            }
+        }
         self.events = events
         self.logger = logger
         state = SchedulerState(
@@ -54,7 +63,11 @@ public actor Scheduler {
         reader = Task { [weak self] in
             for await inbound in endpoint.incoming {
                 guard let self, let peer = inbound.peer else { continue }
-                await self.handle(.message(inbound.message, from: peer, key: inbound.clientKey))
+                switch inbound.message {
+                case .labelBudgetRequest(let r): await self.admit(r, from: peer)
+                case .labelBudgetSettle(let s): await self.settle(s, from: peer)
+                default: await self.handle(.message(inbound.message, from: peer, key: inbound.clientKey))
+                }
             }
         }
         ticker = Task { [weak self] in
@@ -154,6 +167,38 @@ public actor Scheduler {
             snapshotWaiters.append(continuation)
             handle(.snapshotRequested)
         }
+    }
+
+    /// Answers a live worker's request for a labeler grant when the budget has room (requests
+    /// wait in the order they came); from anyone else it is dropped.
+    private func admit(_ request: Wire.LabelBudgetRequest, from peer: PeerID) {
+        guard state.livePeers.contains(peer) else { return }
+        let endpoint = self.endpoint
+        guard let desk = labelBudget else {
+            let refusal = "this run has no labeler budget (labeler.requests_per_minute, tokens_per_minute)"
+            endpoint.post(
+                .labelBudgetGrant(.init(ticket: request.ticket, status: .refused, message: refusal)), to: peer)
+            return
+        }
+        Task {
+            let asked = ContinuousClock.now
+            let answer: Wire.LabelBudgetGrant
+            do {
+                let grant = try await desk.admit(tokens: Int(request.tokens))
+                let queued = (ContinuousClock.now - asked).milliseconds
+                answer = .init(
+                    ticket: request.ticket, status: .granted, grantID: grant.id,
+                    queuedMilliseconds: UInt32(clamping: queued))
+            } catch {
+                answer = .init(ticket: request.ticket, status: .refused, message: "\(error)")
+            }
+            endpoint.post(.labelBudgetGrant(answer), to: peer)
+        }
+    }
+
+    private func settle(_ settle: Wire.LabelBudgetSettle, from peer: PeerID) async {
+        guard state.livePeers.contains(peer), let desk = labelBudget else { return }
+        await desk.settle(.init(id: settle.grantID, tokens: 0), tokens: Int(settle.tokens))
     }
 
     private func handle(_ event: SchedulerState.Event) {

@@ -90,6 +90,20 @@ extension Wire {
             }
         case .shutdown(let m):
             w.string(m.reason)
+        case .labelBudgetRequest(let m):
+            w.u32(m.workerID)
+            w.u64(m.ticket)
+            w.u32(m.tokens)
+        case .labelBudgetGrant(let m):
+            w.u64(m.ticket)
+            w.u8(m.status.rawValue)
+            w.u64(m.grantID)
+            w.u32(m.queuedMilliseconds)
+            w.string(m.message)
+        case .labelBudgetSettle(let m):
+            w.u32(m.workerID)
+            w.u64(m.grantID)
+            w.u32(m.tokens)
         }
         // Tensor descriptors close every control frame (a count of 0 for most kinds).
         let tensors = message.tensors
@@ -223,6 +237,24 @@ extension Wire {
                     payload: .values(Tensor(zeros: [0])), shared: try sharedSlice(&r)))
         case .shutdown:
             message = .shutdown(Shutdown(reason: try r.string("shutdown.reason")))
+        case .labelBudgetRequest:
+            message = .labelBudgetRequest(
+                LabelBudgetRequest(
+                    workerID: try r.u32("labelBudgetRequest.workerID"), ticket: try r.u64("labelBudgetRequest.ticket"),
+                    tokens: try r.u32("labelBudgetRequest.tokens")))
+        case .labelBudgetGrant:
+            message = .labelBudgetGrant(
+                LabelBudgetGrant(
+                    ticket: try r.u64("labelBudgetGrant.ticket"),
+                    status: try r.enumeration(LabelBudgetStatus.self, "labelBudgetGrant.status"),
+                    grantID: try r.u64("labelBudgetGrant.grantID"),
+                    queuedMilliseconds: try r.u32("labelBudgetGrant.queuedMilliseconds"),
+                    message: try r.string("labelBudgetGrant.message")))
+        case .labelBudgetSettle:
+            message = .labelBudgetSettle(
+                LabelBudgetSettle(
+                    workerID: try r.u32("labelBudgetSettle.workerID"), grantID: try r.u64("labelBudgetSettle.grantID"),
+                    tokens: try r.u32("labelBudgetSettle.tokens")))
         }
         let count = Int(try r.u8("tensors.count"))
         guard count <= r.limits.maxTensors else {
@@ -253,18 +285,6 @@ extension Wire {
         // versioning rules promise. From our own or an older minor, every byte must be accounted for.
         if version.minor <= ProtocolVersion.current.minor { try r.expectEnd() }
         return (message, descriptors)
-    }
-
-    private static func sharedSlice(_ r: inout ByteReader) throws(WireError) -> SharedSlice? {
-        switch try r.u8("gradientChunk.shared") {
-        case 0: return nil
-        case 1:
-            return SharedSlice(
-                pid: try r.u32("gradientChunk.shared.pid"), descriptor: try r.u32("gradientChunk.shared.descriptor"),
-                token: [try r.u64("gradientChunk.shared.token"), try r.u64("gradientChunk.shared.token")],
-                offset: try r.u64("gradientChunk.shared.offset"), sequence: try r.u64("gradientChunk.shared.sequence"))
-        case let flag: throw r.fail(.badValue, "gradientChunk.shared", "flag \(flag) is neither 0 nor 1")
-        }
     }
 
     private static func tensor(
@@ -316,33 +336,6 @@ extension Wire {
         }
     }
 
-    /// A gradient chunk's tensors as its payload: partial sums (int64 units, or int32 low words
-    /// with int64 patches) while reducing, float32 values while gathering.
-    private static func chunkPayload(_ tensors: [WireTensor], phase: RingPhase) throws(WireError) -> ChunkPayload {
-        switch (phase, tensors.count, tensors.first) {
-        case (.allGather, 1, .float32(let t)?):
-            return .values(t)
-        case (.reduceScatter, 1, .words(let units)?) where units.dtype == .int64:
-            return .units(units)
-        case (.reduceScatter, 2, .words(let low)?) where low.dtype == .int32:
-            guard case .words(let patches) = tensors[1], patches.dtype == .int64 else { break }
-            let valid = patches.withInt64s { PackedUnits.patchesAreValid($0, count: low.count) }
-            guard valid else {
-                throw WireError(
-                    code: .badValue, frame: 2, field: "gradientChunk.patches",
-                    detail: "patches must be (index, units) pairs with indices increasing below \(low.count)")
-            }
-            return .packedUnits(low: low, patches: patches)
-        default:
-            break
-        }
-        throw WireError(
-            code: .frameCountMismatch, frame: 0, field: "gradientChunk.payload",
-            detail: phase == .allGather
-                ? "an all-gather chunk carries one float32 tensor"
-                : "a reduce-scatter chunk carries one int64 tensor, or an int32 and an int64 tensor")
-    }
-
     /// Puts decoded tensors into the message, checking the count each kind expects.
     private static func attach(_ tensors: [WireTensor], to message: Message) throws(WireError) -> Message {
         func none(_ field: String) throws(WireError) {
@@ -362,7 +355,8 @@ extension Wire {
         case .gradientChunk(var m):
             m.payload = try chunkPayload(tensors, phase: m.phase)
             return .gradientChunk(m)
-        case .hello, .welcome, .reject, .heartbeat, .assign, .result, .weightsRequest, .shutdown:
+        case .hello, .welcome, .reject, .heartbeat, .assign, .result, .weightsRequest, .shutdown,
+            .labelBudgetRequest, .labelBudgetGrant, .labelBudgetSettle:
             try none("\(message.kind)")
             return message
         }

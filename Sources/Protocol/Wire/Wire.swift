@@ -11,6 +11,7 @@ public enum Wire {
     public enum Kind: UInt8, Sendable, CaseIterable {
         case hello = 1, welcome, reject, heartbeat, assign, result, weightsRequest, weights, gradientChunk
         case shutdown = 11
+        case labelBudgetRequest = 13, labelBudgetGrant, labelBudgetSettle
     }
 
     /// Worker → coordinator, first message on a connection.
@@ -240,13 +241,18 @@ public enum Wire {
         case weights(Weights)
         case gradientChunk(GradientChunk)
         case shutdown(Shutdown)
+        case labelBudgetRequest(LabelBudgetRequest)
+        case labelBudgetGrant(LabelBudgetGrant)
+        case labelBudgetSettle(LabelBudgetSettle)
 
         /// The tensors that travel in frames after the control frame.
         public var tensors: [WireTensor] {
             switch self {
             case .weights(let m): m.tensors
             case .gradientChunk(let m): m.payload.tensors
-            case .hello, .welcome, .reject, .heartbeat, .assign, .result, .weightsRequest, .shutdown: []
+            case .hello, .welcome, .reject, .heartbeat, .assign, .result, .weightsRequest, .shutdown,
+                .labelBudgetRequest, .labelBudgetGrant, .labelBudgetSettle:
+                []
             }
         }
 
@@ -262,6 +268,9 @@ public enum Wire {
             case .weights: .weights
             case .gradientChunk: .gradientChunk
             case .shutdown: .shutdown
+            case .labelBudgetRequest: .labelBudgetRequest
+            case .labelBudgetGrant: .labelBudgetGrant
+            case .labelBudgetSettle: .labelBudgetSettle
             }
         }
     }

@@ -12,10 +12,17 @@ public final class ReplicaJobs: Sendable {
     /// The run's labeler, or why it could not be built here (reported by each labeling job).
     public let labeler: Result<any AILabeler, JobSpecError>
 
-    public init(settings: RunSettings) throws {
+    /// `labelerGate`: where the labeler asks for its budget's grants (the run's desk, or the
+    /// coordinator's through this worker's connection); needed when the settings set a budget.
+    public init(settings: RunSettings, labelerGate: (any LabelerGate)? = nil) throws {
         self.settings = settings
         replica = try ModelReplica(config: settings.gpt2Config, seed: settings.run.seed)
-        labeler = Result { () throws(JobSpecError) in try LabelerFactory.labeler(settings) }
+        labeler = Result { () throws(JobSpecError) in
+            if settings.labeler.budget != nil && labelerGate == nil {
+                throw JobSpecError(message: "the run sets a labeler budget, and this replica has no line to it")
+            }
+            return try LabelerFactory.labeler(settings, gate: labelerGate)
+        }
     }
 
     /// A rollout, scores or labeling job. `weightsVersion`: the version jobs that use the

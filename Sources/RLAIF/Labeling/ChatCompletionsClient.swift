@@ -50,12 +50,15 @@ public final class ChatCompletionsClient: Sendable {
         case transport(String)
         /// A 2xx answer that is not a chat completion.
         case malformed(String)
+        /// The run's labeler budget can never grant the request.
+        case overBudget(String)
 
         public var description: String {
             switch self {
             case .status(let code, let body): "HTTP \(code): \(body)"
             case .transport(let why): "no answer: \(why)"
             case .malformed(let why): "not a chat completion: \(why)"
+            case .overBudget(let why): "over the labeler budget: \(why)"
             }
         }
     }
@@ -69,12 +72,15 @@ public final class ChatCompletionsClient: Sendable {
     private let limit: ConcurrencyLimit
     private let session: URLSession
     private let refusal = RefusalLatch()
+    /// The run's labeler budget, asked before every request (retries included); nil: unmetered.
+    private let gate: (any LabelerGate)?
 
     /// `baseURL` is the API root (`http://host:8000/v1`); requests go to `<baseURL>/chat/completions`.
     public init(
         baseURL: URL, model: String, apiKey: String?, retries: Int, timeout: TimeInterval, concurrency: Int,
-        backoff: TimeInterval = 0.25
+        backoff: TimeInterval = 0.25, gate: (any LabelerGate)? = nil
     ) {
+        self.gate = gate
         endpoint = baseURL.appendingPathComponent("chat/completions")
         self.model = model
         self.apiKey = apiKey
@@ -102,17 +108,9 @@ public final class ChatCompletionsClient: Sendable {
         await limit.acquire()
         defer { Task { await limit.release() } }
         if let refused = refusal.value { return .failure(refused) }
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        let body = Body(
-            model: model, messages: messages, maxTokens: maxTokens, temperature: 0,
-            logprobs: alternatives > 0 ? true : nil, topLogprobs: alternatives > 0 ? alternatives : nil)
-        var request = URLRequest(url: endpoint, timeoutInterval: timeout)
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        if let apiKey, !apiKey.isEmpty { request.setValue("Bearer \(apiKey)", forHTTPHeaderField: "Authorization") }
-        request.httpBody = try? encoder.encode(body)
-
+        let request = self.request(messages, maxTokens: maxTokens, alternatives: alternatives)
+        // At most this many tokens: a token covers at least a byte, plus the chat format's few per message.
+        let tokenBound = messages.reduce(maxTokens) { $0 + $1.content.utf8.count + 8 }
         var last = Failure.transport("not attempted")
         var retryAfter = 0.0  // what the last answer asked for, in seconds
         for attempt in 0...retries {
@@ -124,10 +122,11 @@ public final class ChatCompletionsClient: Sendable {
             }
             let data: Data
             let response: URLResponse
-            do {
-                (data, response) = try await session.data(for: request)
-            } catch {
-                last = .transport((error as NSError).localizedDescription)
+            switch await send(request, tokenBound: tokenBound) {
+            case .success(let answer): (data, response) = answer
+            case .failure(.overBudget(let why)): return .failure(.overBudget(why))
+            case .failure(let failure):
+                last = failure
                 continue
             }
             let code = (response as? HTTPURLResponse)?.statusCode ?? 0
@@ -149,6 +148,35 @@ public final class ChatCompletionsClient: Sendable {
             }
         }
         return .failure(last)
+    }
+
+    private func request(_ messages: [Message], maxTokens: Int, alternatives: Int) -> URLRequest {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        let body = Body(
+            model: model, messages: messages, maxTokens: maxTokens, temperature: 0,
+            logprobs: alternatives > 0 ? true : nil, topLogprobs: alternatives > 0 ? alternatives : nil)
+        var request = URLRequest(url: endpoint, timeoutInterval: timeout)
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        if let apiKey, !apiKey.isEmpty { request.setValue("Bearer \(apiKey)", forHTTPHeaderField: "Authorization") }
+        request.httpBody = try? encoder.encode(body)
+        return request
+    }
+
+    /// One attempt: the budget's grant (when the run has one), the request, and the tokens it used.
+    private func send(_ request: URLRequest, tokenBound: Int) async -> Result<(Data, URLResponse), Failure> {
+        var grant: LabelBudget.Grant?
+        if let gate {
+            do { grant = try await gate.admit(tokens: tokenBound) } catch { return .failure(.overBudget("\(error)")) }
+        }
+        do {
+            let (data, response) = try await session.data(for: request)
+            if let gate, let grant { await gate.settle(grant, tokens: Self.usedTokens(data) ?? tokenBound) }
+            return .success((data, response))
+        } catch {
+            return .failure(.transport((error as NSError).localizedDescription))
+        }
     }
 
     private static func excerpt(_ data: Data) -> String {
@@ -174,6 +202,17 @@ public final class ChatCompletionsClient: Sendable {
             let logprobs: LogProbs?
         }
         let choices: [Choice]
+    }
+
+    /// The tokens the server says the request used (`usage.total_tokens`), when it says.
+    static func usedTokens(_ data: Data) -> Int? {
+        struct Usage: Decodable {
+            struct Counts: Decodable { let totalTokens: Int? }
+            let usage: Counts?
+        }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return (try? decoder.decode(Usage.self, from: data))?.usage?.totalTokens
     }
 
     static func parse(_ data: Data) -> Result<Reply, Failure> {

@@ -7,8 +7,10 @@ public typealias AILabeler = PairLabeler & ResponseRater
 public enum LabelerFactory {
     /// `environment` supplies the API key of an `openai` labeler (by the variable the settings
     /// name); the key is used in requests only.
+    /// `gate`: the run's labeler budget, asked before each request (set when the settings name one).
     public static func labeler(
-        _ settings: RunSettings, environment: [String: String] = ProcessInfo.processInfo.environment
+        _ settings: RunSettings, environment: [String: String] = ProcessInfo.processInfo.environment,
+        gate: (any LabelerGate)? = nil
     ) throws(JobSpecError) -> any AILabeler {
         let l = settings.labeler
         switch l.kind {
@@ -23,7 +25,7 @@ public enum LabelerFactory {
             let key = l.apiKeyEnv.isEmpty ? nil : environment[l.apiKeyEnv]
             let client = ChatCompletionsClient(
                 baseURL: url, model: l.model, apiKey: key, retries: l.retries,
-                timeout: Double(l.timeoutMs) / 1000, concurrency: l.concurrency)
+                timeout: Double(l.timeoutMs) / 1000, concurrency: l.concurrency, gate: gate)
             return OpenAILabeler(client: client, prompt: try judgePrompt(settings), chainOfThought: l.chainOfThought)
         case .command:
             return CommandLabeler(command: l.command, timeout: Double(l.timeoutMs) / 1000)

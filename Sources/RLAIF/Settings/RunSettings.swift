@@ -122,6 +122,19 @@ public struct RunSettings: Codable, Sendable, Equatable {
         /// of solved examples ({"prompt", "first", "second", "preferred": 1|2, "rationale"?}).
         public var preamble = ""
         public var fewShot = ""
+        /// `openai`: the run's budget over all workers (0 = none), in requests (retries count)
+        /// and tokens (the server's count) per window, `budget_window_ms` (a minute).
+        public var requestsPerMinute = 0
+        public var tokensPerMinute = 0
+        public var budgetWindowMs = 60_000
+
+        /// The budget's limits; nil when neither is set.
+        public var budget: LabelBudget.Limits? {
+            let limits = LabelBudget.Limits(
+                requests: requestsPerMinute > 0 ? requestsPerMinute : nil,
+                tokens: tokensPerMinute > 0 ? tokensPerMinute : nil, window: .milliseconds(budgetWindowMs))
+            return limits.isUnlimited ? nil : limits
+        }
     }
 
     public struct Preferences: Codable, Sendable, Equatable {
@@ -226,6 +239,16 @@ extension RunSettings {
             positive("labeler.concurrency", labeler.concurrency),
             labeler.retries >= 0 ? nil : ("labeler.retries", "must not be negative"),
             positive("labeler.timeout_ms", labeler.timeoutMs),
+            labeler.requestsPerMinute >= 0
+                ? nil : ("labeler.requests_per_minute", "must not be negative (0: no limit)"),
+            labeler.tokensPerMinute >= 0 ? nil : ("labeler.tokens_per_minute", "must not be negative (0: no limit)"),
+            positive("labeler.budget_window_ms", labeler.budgetWindowMs),
+            labeler.budget != nil && labeler.kind != .openai
+                ? (
+                    "labeler.requests_per_minute",
+                    "a budget meters the openai labeler's requests; labeler.kind is \(labeler.kind)"
+                )
+                : nil,
             positive("rl.iterations", rl.iterations), positive("rl.prompts_per_iteration", rl.promptsPerIteration),
             positive("rl.micro_batch", rl.microBatch), positive("rl.ppo_epochs", rl.ppoEpochs),
             positive("rl.samples_per_prompt", rl.samplesPerPrompt),

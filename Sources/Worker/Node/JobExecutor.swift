@@ -15,11 +15,13 @@ actor JobExecutor {
     /// Model states received for the next `synchronize` assignment.
     private var staged: [ModelReplica.ModelState] = []
 
-    init(settings: RunSettings, workerID: UInt32, ring: RingLink, logger: Logger) throws {
+    init(
+        settings: RunSettings, workerID: UInt32, ring: RingLink, labelerGate: (any LabelerGate)?, logger: Logger
+    ) throws {
         self.workerID = workerID
         self.ring = ring
         self.logger = logger
-        jobs = try ReplicaJobs(settings: settings)
+        jobs = try ReplicaJobs(settings: settings, labelerGate: labelerGate)
     }
 
     func handle(_ message: Wire.Message) async -> [Wire.Message] {

@@ -86,9 +86,20 @@ public final class WorkerNode: Sendable {
         case .failure(let exit): return exit.reason
         }
         ring.authorize(w.ringKeys)
+        return try await work(welcome: w, connection: connection, inbox: inbox, ring: ring)
+    }
+
+    /// A registered worker's life: heartbeats, jobs in order, the labeler budget's grants, until
+    /// the coordinator says shutdown or falls silent.
+    private func work(welcome w: Wire.Welcome, connection: Endpoint, inbox: MessageInbox, ring: RingLink) async throws
+        -> Exit
+    {
         let settings = try RunSettings.fromJSON(w.setup)
         logger.info("worker \(w.workerID) registered in run \(w.runName)")
-        let executor = try JobExecutor(settings: settings, workerID: w.workerID, ring: ring, logger: logger)
+        let gate = CoordinatorLabelGate(workerID: w.workerID, connection: connection, limits: settings.labeler.budget)
+        let executor = try JobExecutor(
+            settings: settings, workerID: w.workerID, ring: ring,
+            labelerGate: settings.labeler.budget == nil ? nil : gate, logger: logger)
 
         let heartbeat = Task {
             var sequence: UInt64 = 0
@@ -111,7 +122,10 @@ public final class WorkerNode: Sendable {
             jobQueue.finish()
             runner.cancel()
         }
-        return await serve(inbox, jobs: jobQueue, silence: .milliseconds(Int(w.heartbeatTimeoutMilliseconds)))
+        let exit = await serve(
+            inbox, jobs: jobQueue, gate: gate, silence: .milliseconds(Int(w.heartbeatTimeoutMilliseconds)))
+        await gate.close()
+        return exit
     }
 
     /// Why a registration ended without a welcome.
@@ -138,7 +152,8 @@ public final class WorkerNode: Sendable {
     /// Hands jobs and weights to the job queue until the coordinator says shutdown or has been
     /// silent for `silence`.
     private func serve(
-        _ inbox: MessageInbox, jobs jobQueue: AsyncStream<Wire.Message>.Continuation, silence: Duration
+        _ inbox: MessageInbox, jobs jobQueue: AsyncStream<Wire.Message>.Continuation, gate: CoordinatorLabelGate,
+        silence: Duration
     ) async -> Exit {
         var lastHeard = ContinuousClock.now
         while true {
@@ -151,6 +166,7 @@ public final class WorkerNode: Sendable {
             case .shutdown(let s): return .shutdown(s.reason)
             case .heartbeat: continue
             case .assign, .weights, .weightsRequest: jobQueue.yield(message)
+            case .labelBudgetGrant(let grant): await gate.deliver(grant)
             default: logger.debug("ignoring \(message.kind) from the coordinator")
             }
         }
