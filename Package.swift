@@ -45,8 +45,14 @@ let package = Package(
         .target(
             name: "Protocol",
             dependencies: ["Tensor", "CZeroMQ", "CSharedMemory", .product(name: "Logging", package: "swift-log")]),
-        // RLAIF: the method — synthetic task, labelers, objectives, replicas, job specs. No sockets.
-        .target(name: "RLAIF", dependencies: ["Models", "Tensor", "Protocol"]),
+        // RLAIF: the method — synthetic task, labelers, objectives, replicas, job specs, and the
+        // pipeline that runs them on any `TrainingCluster` (checkpoints, metrics.jsonl). No sockets.
+        .target(
+            name: "RLAIF",
+            dependencies: [
+                "Models", "Tensor", "Protocol", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // Worker and Coordinator meet only through Protocol (and the job specs of RLAIF).
         .target(
             name: "Worker",

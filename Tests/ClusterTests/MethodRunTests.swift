@@ -1,5 +1,6 @@
 import Coordinator
 import Foundation
+import RLAIF
 import TestSupport
 import Testing
 

@@ -1,5 +1,6 @@
 import Coordinator
 import Foundation
+import RLAIF
 import Testing
 
 /// `kill -9` of the coordinator and all its workers at points in every phase, each time followed

@@ -1,11 +1,11 @@
 import Foundation
 import Logging
 import Protocol
-import RLAIF
 import TestSupport
 import Testing
 
 @testable import Coordinator
+@testable import RLAIF
 
 /// The whole pipeline on `LocalCluster` (replicas in this process, no sockets, no processes):
 /// the same bits whatever the number of replicas, each method beating SFT, and a run that

@@ -1,8 +1,8 @@
 import Protocol
-import RLAIF
 import Testing
 
 @testable import Coordinator
+@testable import RLAIF
 
 /// Drives a `SchedulerState` at explicit instants, playing the workers' side by hand: what each
 /// worker was told, and the messages it answers with. No sockets, no processes, no clock.

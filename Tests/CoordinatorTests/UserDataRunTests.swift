@@ -1,11 +1,11 @@
 import Foundation
 import Logging
 import Protocol
-import RLAIF
 import TestSupport
 import Testing
 
 @testable import Coordinator
+@testable import RLAIF
 
 /// Runs on a user's JSONL data with a command labeler, in process: responses that are not
 /// UTF-8, and labelers that fail in every way a real one does.

@@ -296,19 +296,3 @@ public final class ClusterRun: @unchecked Sendable {
         for c in running { while c.isRunning && Date() < deadline { usleep(20_000) } }
     }
 }
-
-/// A run that stopped when asked (SIGTERM, Ctrl-C) at a checkpoint it wrote, so that `rlaif
-/// launch` or `rlaif resume` on its directory continues it.
-public struct RunStopped: Error, CustomStringConvertible, Sendable {
-    /// The checkpoint written on the way out (nil: stopped before the first step).
-    public let checkpoint: String?
-    public let phase: String
-    public var description: String {
-        checkpoint.map { "stopped at a checkpoint (\($0), phase \(phase))" } ?? "stopped before the first checkpoint"
-    }
-}
-
-public struct RunError: Error, CustomStringConvertible, Sendable {
-    public let message: String
-    public var description: String { message }
-}

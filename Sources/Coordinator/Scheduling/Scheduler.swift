@@ -233,3 +233,5 @@ public actor Scheduler {
         }
     }
 }
+
+extension Scheduler: TrainingCluster {}

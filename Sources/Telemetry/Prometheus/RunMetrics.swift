@@ -1,4 +1,5 @@
 import Coordinator
+import RLAIF
 import CoreMetrics
 import Foundation
 import Metrics

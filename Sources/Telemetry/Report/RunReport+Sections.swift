@@ -1,4 +1,4 @@
-import Coordinator
+import RLAIF
 import Foundation
 
 /// The report's sections, each from the events it is about.

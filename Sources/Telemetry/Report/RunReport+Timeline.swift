@@ -1,4 +1,4 @@
-import Coordinator
+import RLAIF
 import Foundation
 
 /// Who did what when: one lane per worker with its jobs (by kind) and the steps it took part in,

@@ -1,4 +1,4 @@
-import Coordinator
+import RLAIF
 import Foundation
 
 /// `report.html`: one self-contained page about a run — the summary, curves of every phase, the

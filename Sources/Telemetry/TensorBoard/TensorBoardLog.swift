@@ -1,4 +1,4 @@
-import Coordinator
+import RLAIF
 import Foundation
 
 /// `RUN_DIR/tensorboard/events.out.tfevents.*`: the run's events as TensorBoard scalars and text.

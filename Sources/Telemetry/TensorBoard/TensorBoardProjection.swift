@@ -1,4 +1,4 @@
-import Coordinator
+import RLAIF
 import Foundation
 
 /// What TensorBoard shows of a run: each event of metrics.jsonl as scalars and text at a step.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Coordinator
+import RLAIF
 import Foundation
 
 /// `rlaif config [CONFIG] [--set …]`: the resolved configuration, every key with its value and

@@ -1,4 +1,5 @@
 import Coordinator
+import RLAIF
 import Foundation
 
 /// What `rlaif launch` finds in its run directory, and what it does about it: a requeued job

@@ -1,4 +1,5 @@
 import Coordinator
+import RLAIF
 import Foundation
 import Telemetry
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Coordinator
+import RLAIF
 import Foundation
 
 /// `rlaif slurm CONFIG`: writes (and with `--submit`, submits) an sbatch script that runs the

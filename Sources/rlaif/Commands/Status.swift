@@ -1,5 +1,6 @@
 import ArgumentParser
 import Coordinator
+import RLAIF
 import Foundation
 
 /// `rlaif status RUN_DIR`: where a run is, from its files and its coordinator's process.

@@ -1,7 +1,6 @@
-import RLAIF
 import Testing
 
-@testable import Coordinator
+@testable import RLAIF
 
 @Suite struct PairSequencesTests {
     /// A response sampled as bytes that are not UTF-8 reads back with U+FFFD per bad byte: its

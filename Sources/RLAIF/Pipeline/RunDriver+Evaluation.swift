@@ -1,7 +1,6 @@
 import Foundation
 import Models
 import Protocol
-import RLAIF
 import Tensor
 
 /// The policy against the SFT policy on held-out prompts: at the end of the run, and every

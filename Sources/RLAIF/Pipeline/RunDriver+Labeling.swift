@@ -1,7 +1,6 @@
 import Foundation
 import Models
 import Protocol
-import RLAIF
 import Tensor
 
 /// Rollouts and AI labeling through the cluster.

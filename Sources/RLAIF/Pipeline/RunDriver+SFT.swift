@@ -1,7 +1,6 @@
 import Foundation
 import Models
 import Protocol
-import RLAIF
 import Tensor
 
 /// Data order and supervised fine-tuning.
@@ -34,7 +33,7 @@ extension RunDriver {
         let progress = Progress(phase: "sft", total: o.epochs * stepsPerEpoch, quiet: quiet)
         let encoded = demos.map { (tokenizer.encode($0.prompt), task.completionTokens($0.completion)) }
         var orders: [Int: [Int]] = [:]
-        func request(_ i: Int) -> SchedulerState.StepRequest {
+        func request(_ i: Int) -> GradientJob {
             let epoch = i / stepsPerEpoch, s = i % stepsPerEpoch
             let order = orders[epoch] ?? shuffled(demos.count, epoch: epoch, salt: 1)
             orders[epoch] = order
@@ -55,10 +54,10 @@ extension RunDriver {
     /// writes a checkpoint when one is due. Each step's successor is sent to the ring ahead of
     /// the step's commit, unless a checkpoint falls between them.
     func runSteps(
-        _ indices: Range<Int>, make: (Int) -> SchedulerState.StepRequest,
+        _ indices: Range<Int>, make: (Int) -> GradientJob,
         after: (Int, GradientResult, StepPace) async throws -> Void
     ) async throws {
-        var upcoming: SchedulerState.StepRequest?
+        var upcoming: GradientJob?
         var committed = await cluster.version
         var last = ContinuousClock.now
         for i in indices {
@@ -82,7 +81,7 @@ extension RunDriver {
         var tokens: Int
         var seconds: Double
 
-        init(_ request: SchedulerState.StepRequest, seconds: Double) {
+        init(_ request: GradientJob, seconds: Double) {
             learningRate = request.spec.learningRate
             tokens = request.microBatches.reduce(0) { total, m in
                 total + m.batch.prompts.reduce(0) { $0 + $1.count } + m.batch.responses.reduce(0) { $0 + $1.count }

@@ -1,5 +1,4 @@
 import Protocol
-import RLAIF
 
 /// What the run asks of a cluster, and all it asks: run these jobs, take a gradient step, give me
 /// a snapshot. The `Scheduler` does it over sockets with worker processes; `LocalCluster` does it
@@ -12,7 +11,7 @@ public protocol TrainingCluster: Sendable {
     func runJobs(_ jobs: [Job], onOutput: (@Sendable (Int, JobOutput) -> Void)?) async throws -> [JobOutput]
     /// One optimizer step; `next` is the step the run asks for right after it, if nothing falls
     /// between them (it may be started early).
-    func gradientStep(_ request: SchedulerState.StepRequest, next: SchedulerState.StepRequest?) async throws
+    func gradientStep(_ request: GradientJob, next: GradientJob?) async throws
         -> GradientResult
     /// Every model's weights and optimizer state at the committed version.
     func currentSnapshot() async throws -> [Wire.Weights]
@@ -21,5 +20,3 @@ public protocol TrainingCluster: Sendable {
 extension TrainingCluster {
     public func runJobs(_ jobs: [Job]) async throws -> [JobOutput] { try await runJobs(jobs, onOutput: nil) }
 }
-
-extension Scheduler: TrainingCluster {}

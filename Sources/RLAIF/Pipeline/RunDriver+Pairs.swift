@@ -1,7 +1,6 @@
 import Foundation
 import Models
 import Protocol
-import RLAIF
 import Tensor
 
 /// Steps over preference pairs: the reward model and DPO.
@@ -41,7 +40,7 @@ extension RunDriver {
         let progress = Progress(phase: phase, total: epochs * stepsPerEpoch, quiet: quiet)
         let sequences = pairSequences(prompts, pairs)
         var orders: [Int: [Int]] = [:]
-        func request(_ i: Int) -> SchedulerState.StepRequest {
+        func request(_ i: Int) -> GradientJob {
             let epoch = i / stepsPerEpoch, s = i % stepsPerEpoch
             let order = orders[epoch] ?? shuffled(train.count, epoch: epoch, salt: salt).map { train[$0] }
             orders[epoch] = order

@@ -4,7 +4,7 @@ import Tensor
 import TestSupport
 import Testing
 
-@testable import Coordinator
+@testable import RLAIF
 
 /// Checkpoints on disk: atomic, verified by SHA-256, pruned; corrupt ones are skipped by name.
 @Suite(.serialized) struct CheckpointStoreTests {

@@ -1,8 +1,7 @@
 import Foundation
-@testable import RLAIF
 import Testing
 
-@testable import Coordinator
+@testable import RLAIF
 
 /// The label journal's file: what is written survives a reopen, a torn last line does not
 /// poison it, and a question is known by its phase and its content.

@@ -1,7 +1,6 @@
 import Foundation
 import Models
 import Protocol
-import RLAIF
 import Tensor
 
 /// RL against the reward model or the labeler's ratings.
@@ -104,7 +103,7 @@ extension RunDriver {
             // The ground truth's mean quality of this batch (NaN where the task has none).
             let qualities = zip(prompts, responses).compactMap { task.groundTruthQuality(of: $1, prompt: $0) }
             let truth = qualities.isEmpty ? Double.nan : qualities.reduce(0, +) / Double(qualities.count)
-            let requests = (0..<stepsPerIteration).map { step -> SchedulerState.StepRequest in
+            let requests = (0..<stepsPerIteration).map { step -> GradientJob in
                 var spec = rlStepSpec(tokens: tokens, klBeta: kl.beta)
                 spec.forkReference = direct && iteration == 0 && step == 0  // no reward phase forked it
                 return .init(spec: spec, microBatches: micros)

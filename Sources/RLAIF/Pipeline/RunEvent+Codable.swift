@@ -1,5 +1,4 @@
 import Foundation
-import RLAIF
 
 /// The field list of each event line (a codec's field list: one case per event).
 extension RunEvent {

@@ -1,5 +1,4 @@
 import Foundation
-import RLAIF
 
 /// One line of `metrics.jsonl`. The writer (`EventLog`), `rlaif status` and the tests all read and
 /// write this type, so the schema lives here and nowhere else: `{"event": <kind>, …fields, "t": s}`.

@@ -1,5 +1,4 @@
 import Protocol
-import RLAIF
 import Tensor
 
 /// The cluster as replicas in this process, no sockets: jobs go round the replicas, a step's
@@ -39,7 +38,7 @@ public actor LocalCluster: TrainingCluster {
         return outputs
     }
 
-    public func gradientStep(_ request: SchedulerState.StepRequest, next: SchedulerState.StepRequest?) async throws
+    public func gradientStep(_ request: GradientJob, next: GradientJob?) async throws
         -> GradientResult
     {
         if let failAfterSteps, steps >= failAfterSteps {

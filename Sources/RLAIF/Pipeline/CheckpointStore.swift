@@ -2,7 +2,6 @@ import Crypto
 import Foundation
 import Models
 import Protocol
-import RLAIF
 import Tensor
 
 /// Where a run stands at a checkpoint: what the driver needs to continue as if it had never stopped.

@@ -1,7 +1,6 @@
 import Foundation
 import Models
 import Protocol
-import RLAIF
 
 /// The run's final models in Hugging Face's layout, so `transformers` loads them as they are:
 /// `models/policy` (`GPT2LMHeadModel`) and `models/reward` (`GPT2ForSequenceClassification` with

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import Coordinator
+@testable import RLAIF
 
 /// metrics.jsonl's schema: every event encodes to one JSON line and reads back as itself.
 @Suite struct RunEventTests {

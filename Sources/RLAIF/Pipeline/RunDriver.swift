@@ -3,7 +3,6 @@ import Logging
 import Synchronization
 import Models
 import Protocol
-import RLAIF
 import Tensor
 
 /// The run's state machine: SFT → rollout → labeling → reward-model training → RL iterations →
