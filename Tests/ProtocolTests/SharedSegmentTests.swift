@@ -38,7 +38,11 @@ import Testing
         _ = try #require(segment.write([Self.floats([3])], reduction: (3, 1)))
         let error = #expect(throws: WireError.self) { try reader.read(first, byteCounts: [4]) }
         #expect(error?.field == "gradientChunk.shared" && error?.detail.contains("overwritten") == true)
-        #expect(Self.bytes(try reader.read(second, byteCounts: [4])[0]) == [2])
+        // Read in place: a record reused while its frames are still in use is seen as torn.
+        let frames = try reader.read(second, byteCounts: [4])
+        #expect(Self.bytes(frames[0]) == [2] && reader.isIntact(second))
+        _ = try #require(segment.write([Self.floats([4])], reduction: (4, 1)))
+        #expect(!reader.isIntact(second))
     }
 
     @Test func aReductionLargerThanItsHalf_leavesTheRestToFrames() throws {

@@ -90,6 +90,8 @@ public enum RingPortError: Error, CustomStringConvertible, Equatable, Sendable {
     case sendStalled(Duration)
     /// The port was closed.
     case closed
+    /// A slice read in place from the predecessor's segment was overwritten while it was used.
+    case overwritten(RingSlice)
 
     public var description: String {
         switch self {
@@ -97,6 +99,8 @@ public enum RingPortError: Error, CustomStringConvertible, Equatable, Sendable {
             "no \(s.phase) slice \(s.slice) of chunk \(s.chunk), step \(s.step) (epoch \(s.epoch)), within \(wait)"
         case .sendStalled(let wait): "the successor took no slice within \(wait)"
         case .closed: "the ring port is closed"
+        case .overwritten(let s):
+            "\(s.phase) slice \(s.slice) of chunk \(s.chunk), step \(s.step), was overwritten in shared memory while it was read"
         }
     }
 }

@@ -29,6 +29,10 @@ public final class RingSession {
     /// floods the port with slices nobody asks for loses them, not the worker its memory).
     private var arrived: [RingSlice: Wire.ChunkPayload] = [:]
     private var arrivedBytes = 0
+    /// Where arrived slices that are read in place from a predecessor's segment lie, and those
+    /// taken but not yet confirmed (see `confirm`).
+    private var sharedAt: [RingSlice: SharedSlice] = [:]
+    private var unconfirmed: [RingSlice: SharedSlice] = [:]
     private let backlogLimit: Int
     /// The newest reduction asked for: slices of older ones are dropped.
     private var current: (UInt64, UInt32) = (0, 0)
@@ -151,11 +155,14 @@ public final class RingSession {
             current = key.reduction
             arrived = arrived.filter { $0.key.reduction >= current }
             arrivedBytes = arrived.values.reduce(0) { $0 + $1.byteCount }
+            sharedAt = sharedAt.filter { $0.key.reduction >= current }
+            unconfirmed = [:]
         }
         let deadline = ContinuousClock.now + timeout
         while true {
             if let payload = arrived.removeValue(forKey: key) {
                 arrivedBytes -= payload.byteCount
+                if let shared = sharedAt.removeValue(forKey: key) { unconfirmed[key] = shared }
                 return payload
             }
             if jobs.closing { throw .closed }
@@ -163,6 +170,14 @@ public final class RingSession {
             if left <= .zero { throw .timedOut(key, timeout) }
             wait(timeout: left)
         }
+    }
+
+    /// Checks that a slice taken from a predecessor's segment was not overwritten while it was
+    /// used (it is read in place): call it after using the slice and before sending anything made
+    /// from it. A slice that came in frames needs no check.
+    public func confirm(_ key: RingSlice) throws(RingPortError) {
+        guard let shared = unconfirmed.removeValue(forKey: key) else { return }
+        guard inbound.isIntact(shared) else { throw .overwritten(key) }
     }
 
     /// Waits until libzmq has taken every queued message, at most `timeout`.
@@ -219,6 +234,7 @@ public final class RingSession {
                 }
                 if let replaced = arrived.updateValue(c.payload, forKey: key) { arrivedBytes -= replaced.byteCount }
                 arrivedBytes += c.payload.byteCount
+                sharedAt[key] = c.shared
             case .refused(let error, let peer):
                 let source = peer.map { "\($0)" } ?? "peer"
                 drops.drop(

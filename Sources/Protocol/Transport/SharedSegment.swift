@@ -107,23 +107,26 @@ final class OutboundSegment {
     }
 }
 
+/// A predecessor's segment, mapped read-only; unmapped when the last frame reading it is gone.
+final class SegmentMapping: @unchecked Sendable {  // immutable
+    let base: UnsafeRawPointer
+    let size: Int
+    init(base: UnsafeRawPointer, size: Int) { (self.base, self.size) = (base, size) }
+    deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+}
+
 /// The predecessors' segments this rank has opened, read-only (a few: one per predecessor the
-/// ring has had; the oldest is closed past `limit`).
+/// ring has had; the oldest is dropped past `limit`).
 final class InboundSegments {
-    private struct Mapping {
-        let base: UnsafeRawPointer
-        let size: Int
-    }
-    private var open: [String: Mapping] = [:]
+    private var open: [String: SegmentMapping] = [:]
     private var order: [String] = []
     private let limit = 8
     /// Larger segments are refused: a hostile peer cannot make this rank map arbitrary files.
     static let maxBytes = 4 << 30
 
-    deinit { for m in open.values { munmap(UnsafeMutableRawPointer(mutating: m.base), m.size) } }
-
-    /// Copies the record at `slice` out of its segment, one frame per tensor of `byteCounts`,
-    /// and checks that it was not overwritten while being read.
+    /// Frames over the record at `slice`, one per tensor of `byteCounts`, read in place: the
+    /// caller checks `isIntact` once it has used them (the writer may reuse the space only after
+    /// clearing the record's word, so a torn read is always seen).
     func read(_ slice: SharedSlice, byteCounts: [Int]) throws(WireError) -> [ZMQFrame] {
         let m = try mapping(slice)
         let bytes = SegmentLayout.recordBytes(byteCounts)
@@ -131,32 +134,36 @@ final class InboundSegments {
         guard slice.offset % 64 == 0, slice.offset >= UInt64(SegmentLayout.headerBytes), !overflow,
             end <= UInt64(m.size)
         else { throw Self.refusal("the record at \(slice.offset) (\(bytes) bytes) lies outside the segment") }
-        let word = (m.base + Int(slice.offset)).assumingMemoryBound(to: UInt64.self)
-        guard slice.sequence != 0, rlaif_seq_load(word) == slice.sequence else {
+        guard slice.sequence != 0, rlaif_seq_load(Self.word(m, slice)) == slice.sequence else {
             throw Self.refusal("the record at \(slice.offset) was overwritten before it was read")
         }
         var at = Int(slice.offset) + SegmentLayout.headerBytes
         var frames: [ZMQFrame] = []
         for n in byteCounts {
-            let source = m.base + at
-            frames.append(
-                ZMQFrame(
-                    [UInt8](unsafeUninitializedCapacity: n) { b, count in
-                        if n > 0 { UnsafeMutableRawPointer(b.baseAddress!).copyMemory(from: source, byteCount: n) }
-                        count = n
-                    }))
+            frames.append(ZMQFrame(borrowing: UnsafeRawBufferPointer(start: m.base + at, count: n), owner: m))
             at += SegmentLayout.aligned(n)
-        }
-        guard rlaif_seq_recheck(word) == slice.sequence else {
-            throw Self.refusal("the record at \(slice.offset) was overwritten while it was read")
         }
         return frames
     }
 
-    private func mapping(_ slice: SharedSlice) throws(WireError) -> Mapping {
-        let path = "/proc/\(slice.pid)/fd/\(slice.descriptor)"
-        let key = path + slice.token.map { String($0, radix: 16) }.joined(separator: ":")
+    /// Whether the record at `slice` still holds what was read from it.
+    func isIntact(_ slice: SharedSlice) -> Bool {
+        guard let m = open[Self.key(slice)] else { return false }
+        return rlaif_seq_recheck(Self.word(m, slice)) == slice.sequence
+    }
+
+    private static func word(_ m: SegmentMapping, _ slice: SharedSlice) -> UnsafePointer<UInt64> {
+        (m.base + Int(slice.offset)).assumingMemoryBound(to: UInt64.self)
+    }
+
+    private static func key(_ slice: SharedSlice) -> String {
+        "\(slice.pid)/\(slice.descriptor)/" + slice.token.map { String($0, radix: 16) }.joined(separator: ":")
+    }
+
+    private func mapping(_ slice: SharedSlice) throws(WireError) -> SegmentMapping {
+        let key = Self.key(slice)
         if let m = open[key] { return m }
+        let path = "/proc/\(slice.pid)/fd/\(slice.descriptor)"
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             throw Self.refusal(
@@ -173,19 +180,14 @@ final class InboundSegments {
         guard let mapped = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), mapped != MAP_FAILED else {
             throw Self.refusal("cannot map \(path)")
         }
-        let base = UnsafeRawPointer(mapped)
-        let header = (0..<3).map { base.load(fromByteOffset: 8 * $0, as: UInt64.self) }
+        let m = SegmentMapping(base: UnsafeRawPointer(mapped), size: size)
+        let header = (0..<3).map { m.base.load(fromByteOffset: 8 * $0, as: UInt64.self) }
         guard header[0] == SegmentLayout.magic.littleEndian, Array(header[1...]) == slice.token else {
-            munmap(mapped, size)
             throw Self.refusal("\(path) is not the segment its token names")
         }
-        let m = Mapping(base: base, size: size)
         open[key] = m
         order.append(key)
-        if order.count > limit, let oldest = order.first, let old = open.removeValue(forKey: oldest) {
-            order.removeFirst()
-            munmap(UnsafeMutableRawPointer(mutating: old.base), old.size)
-        }
+        if order.count > limit { open[order.removeFirst()] = nil }
         return m
     }
 

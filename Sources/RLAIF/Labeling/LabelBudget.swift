@@ -20,8 +20,8 @@ public struct LabelBudget: Sendable {
         public var isUnlimited: Bool { requests == nil && tokens == nil }
 
         /// How long a grant may take to reach its worker and be used (past it, the worker asks
-        /// again): a twelfth of the window, between 0.5 and 5 s.
-        public var grantLifetime: Duration { min(.seconds(5), max(.milliseconds(500), window / 12)) }
+        /// again): a twelfth of the window, between 1 and 5 s.
+        public var grantLifetime: Duration { min(.seconds(5), max(.seconds(1), window / 12)) }
         /// Allowance for a request's way from the worker to the server.
         var transit: Duration { grantLifetime / 5 }
     }

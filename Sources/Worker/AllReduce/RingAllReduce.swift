@@ -72,27 +72,28 @@ public struct RingAllReduce: Sendable {
         // Every element is written below (its chunk's floats), so no zero-fill.
         let result = Tensor(storage: TensorStorage(count: n, zeroed: false), offset: 0, shape: [n])
         func mod(_ x: Int) -> Int { ((x % size) + size) % size }
-        func take(_ phase: Wire.RingPhase, _ c: Int, _ k: Int) throws -> Wire.ChunkPayload {
-            try session.take(
-                RingSlice(step: step, epoch: epoch, phase: phase, chunk: UInt32(c), slice: UInt32(k)),
-                timeout: chunkTimeout)
+        func view(_ slice: Range<Int>) -> Tensor {
+            Tensor(storage: result.storage, offset: slice.lowerBound, shape: [slice.count])
         }
 
         // Reduce-scatter. Step s sends chunk rank − s and receives chunk rank − s − 1, which is
-        // the one step s + 1 sends: each received slice goes on as soon as it is added.
+        // the one step s + 1 sends: each received slice goes on as soon as it is added. A slice
+        // read in place from the predecessor's shared segment is confirmed whole after it is used
+        // and before anything made from it goes on.
         for (k, slice) in slices(rank, of: n).enumerated() {
             session.send(partial(total.partial(slice), chunk: rank, slice: k), to: next)
         }
         for s in 0..<(size - 1) {
             let c = mod(rank - s - 1)
             for (k, slice) in slices(c, of: n).enumerated() {
-                let payload = try take(.reduceScatter, c, k)
+                let payload = try session.take(key(.reduceScatter, c, k), timeout: chunkTimeout)
                 // This rank never reads chunk c's units again: the new partial sum is made in the
                 // pass that packs it for the successor or, at the last step, turns it into floats.
                 if s < size - 2 {
                     let sum = try Self.withReceived(payload, count: slice.count) {
                         try total.partialSum(slice, adding: $0)
                     }
+                    try session.confirm(key(.reduceScatter, c, k))
                     session.send(partial(sum, chunk: c, slice: k), to: next)
                 } else {
                     // Chunk rank + 1 is complete here: its floats, written into the result, start the
@@ -100,27 +101,33 @@ public struct RingAllReduce: Sendable {
                     try Self.withReceived(payload, count: slice.count) {
                         try total.valuesOfSum(slice, adding: $0, into: result.pointer + slice.lowerBound)
                     }
-                    let values = Tensor(storage: result.storage, offset: slice.lowerBound, shape: [slice.count])
-                    session.send(gathered(values, chunk: c, slice: k), to: next)
+                    try session.confirm(key(.reduceScatter, c, k))
+                    session.send(gathered(view(slice), chunk: c, slice: k), to: next)
                 }
             }
         }
         // All-gather: step s receives chunk rank − s and passes it on, unchanged, until it has
-        // gone round.
+        // gone round (from the result, where it now lies confirmed).
         for s in 0..<(size - 1) {
             let c = mod(rank - s)
             for (k, slice) in slices(c, of: n).enumerated() {
-                let payload = try take(.allGather, c, k)
+                let payload = try session.take(key(.allGather, c, k), timeout: chunkTimeout)
                 guard case .values(let values) = payload, values.count == slice.count else {
                     throw RingError(message: "all-gather slice \(k) of chunk \(c) has the wrong size")
                 }
                 (result.pointer + slice.lowerBound).update(from: values.pointer, count: slice.count)
-                if s < size - 2 { session.send(gathered(values, chunk: c, slice: k), to: next) }
+                try session.confirm(key(.allGather, c, k))
+                if s < size - 2 { session.send(gathered(view(slice), chunk: c, slice: k), to: next) }
             }
         }
         // The successor needs the last slices: the step is not done until libzmq has them.
         try session.finishSending(timeout: chunkTimeout)
         return result
+    }
+
+    /// Names slice `k` of chunk `c` of this reduction.
+    private func key(_ phase: Wire.RingPhase, _ c: Int, _ k: Int) -> RingSlice {
+        RingSlice(step: step, epoch: epoch, phase: phase, chunk: UInt32(c), slice: UInt32(k))
     }
 
     /// Calls `body` with a reduce-scatter payload's units, in place in the received frames.
