@@ -142,7 +142,9 @@ import Testing
             ["launch", config, "--workers", "\(workers)", "--run-dir", run.path, "--quiet"] + extra,
             log: dir.appendingPathComponent("launch.log"))
         #expect(wait(p, seconds: 240), "launch with \(workers) workers did not finish")
-        #expect(p.terminationStatus == 0)
+        // A failed launch says why in the test's output (its directory goes with the test).
+        let log = (try? String(contentsOf: dir.appendingPathComponent("launch.log"), encoding: .utf8)) ?? ""
+        #expect(p.terminationStatus == 0, "launch with \(workers) workers failed: \(log.suffix(3000))")
         let s = try summary(run)
         var steps: [String: Int] = [:]
         let events = events(run)

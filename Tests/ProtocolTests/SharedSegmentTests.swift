@@ -85,7 +85,7 @@ import Testing
         #expect(refusal(noFile)?.contains("cannot open") == true)
         // A file of ours that is not a sealed segment (it could shrink under the mapping).
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("rlaif-unsealed-\(getpid())").path
-        FileManager.default.createFile(atPath: path, contents: Data(count: 4096))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(count: 4096)))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let fd = open(path, O_RDONLY)
         defer { close(fd) }

@@ -11,11 +11,25 @@ public struct GradientJob: Sendable {
         self.microBatches = microBatches
     }
 
-    /// Rank `rank`'s part of the step in a ring of `size`: contiguous micro-batches, as even as
-    /// they divide.
+    /// Rank `rank`'s part of the step in a ring of `size`, dealt by cost so that ranks finish
+    /// together (`dealt`). Which rank computes a micro-batch never changes the bits: every rank's
+    /// gradients and metrics are exact sums.
     public func share(rank: Int, of size: Int) -> GradientJob {
-        let n = microBatches.count
-        return GradientJob(spec: spec, microBatches: Array(microBatches[(rank * n / size)..<((rank + 1) * n / size)]))
+        let costs = microBatches.map { $0.batch.count * $0.batch.width }
+        return GradientJob(spec: spec, microBatches: Self.dealt(costs, ranks: size)[rank].map { microBatches[$0] })
+    }
+
+    /// Micro-batch indices per rank: the costliest first, each to the rank with the least cost so
+    /// far (ties: the earlier micro-batch, the lower rank); each rank's in their original order.
+    static func dealt(_ costs: [Int], ranks: Int) -> [[Int]] {
+        var load = [Int](repeating: 0, count: ranks)
+        var out = [[Int]](repeating: [], count: ranks)
+        for i in costs.indices.sorted(by: { (costs[$0], $1) > (costs[$1], $0) }) {
+            let r = load.indices.min { (load[$0], $0) < (load[$1], $1) }!
+            load[r] += costs[i]
+            out[r].append(i)
+        }
+        return out.map { $0.sorted() }
     }
 }
 
