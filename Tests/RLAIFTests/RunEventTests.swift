@@ -26,6 +26,8 @@ import Testing
         .ratings(failed: 1, rated: 64),
         .labelsFromJournal(phase: "labeling", count: 448),
         .labelsRequested(phase: "labeling", questions: 64, journaled: 448),
+        .labelerBudget(requests: 38, tokens: 9_120, requestLimit: 60, tokenLimit: nil),
+        .labelerBudget(requests: 2, tokens: 300, requestLimit: nil, tokenLimit: 100_000),
         .labelerAudit(
             phase: "labeling", pairsPerSecond: 120, audit: .init(orderAgreement: 0.75, firstPosition: 0.625),
             alignment: .init(debiased: 0.875, singleOrder: nil)),
@@ -115,5 +117,17 @@ import Testing
         #expect(RunStatus(events: done, coordinatorPID: nil, isAlive: { _ in false }).openLabelBatch == nil)
         let rated = asked + [.ratings(failed: 0, rated: 30)]
         #expect(RunStatus(events: rated, coordinatorPID: nil, isAlive: { _ in false }).openLabelBatch == nil)
+    }
+
+    /// The budget's last reported use, in words.
+    @Test func status_showsTheLabelerBudgetsLastUse() {
+        let none = RunStatus(events: [.phase("labeling")], coordinatorPID: nil, isAlive: { _ in false })
+        #expect(none.budgetLine == nil)
+        let used = RunStatus(
+            events: [
+                .labelerBudget(requests: 10, tokens: 100, requestLimit: 60, tokenLimit: nil),
+                .labelerBudget(requests: 38, tokens: 9_120, requestLimit: 60, tokenLimit: nil),
+            ], coordinatorPID: nil, isAlive: { _ in false })
+        #expect(used.budgetLine == "38 of 60 requests, 9120 tokens in its last window")
     }
 }
