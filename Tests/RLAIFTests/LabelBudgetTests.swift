@@ -1,4 +1,5 @@
 import Foundation
+import Protocol
 import RLAIF
 import Testing
 
@@ -62,8 +63,7 @@ import Testing
         var rng = SystemRandomNumberGenerator()
         var now = t0
         var sent: [(time: ContinuousClock.Instant, tokens: Int)] = []
-        let latestDelay = limits.grantLifetime * 6 / 5
-        let latest = latestDelay.components.seconds * 1_000_000_000 + latestDelay.components.attoseconds / 1_000_000_000
+        let latest = (limits.grantLifetime * 6 / 5).milliseconds
         for _ in 0..<400 {
             now += .microseconds(Int.random(in: 0..<50_000, using: &rng))
             let tokens = Int.random(in: 50...400, using: &rng)
@@ -71,7 +71,7 @@ import Testing
                 switch budget.request(tokens: tokens, at: now) {
                 case .granted(let g):
                     // Anywhere from at once to as late as a grant allows (its lifetime and transit).
-                    sent.append((now + .nanoseconds(Int64.random(in: 0...latest, using: &rng)), tokens))
+                    sent.append((now + .milliseconds(Int64.random(in: 0...latest, using: &rng)), tokens))
                     budget.settle(grant: g.id, tokens: tokens)
                 case .wait(let until):
                     #expect(until > now)

@@ -122,12 +122,12 @@ import Testing
     /// The budget's last reported use, in words.
     @Test func status_showsTheLabelerBudgetsLastUse() {
         let none = RunStatus(events: [.phase("labeling")], coordinatorPID: nil, isAlive: { _ in false })
-        #expect(none.budgetLine == nil)
+        #expect(none.labelerBudget == nil)
         let used = RunStatus(
             events: [
                 .labelerBudget(requests: 10, tokens: 100, requestLimit: 60, tokenLimit: nil),
                 .labelerBudget(requests: 38, tokens: 9_120, requestLimit: 60, tokenLimit: nil),
             ], coordinatorPID: nil, isAlive: { _ in false })
-        #expect(used.budgetLine == "38 of 60 requests, 9120 tokens in its last window")
+        #expect(used.labelerBudget?.line == "38 of 60 requests, 9120 tokens in its last window")
     }
 }

@@ -198,7 +198,7 @@ public actor Scheduler {
 
     private func settle(_ settle: Wire.LabelBudgetSettle, from peer: PeerID) async {
         guard state.livePeers.contains(peer), let desk = labelBudget else { return }
-        await desk.settle(.init(id: settle.grantID, tokens: 0), tokens: Int(settle.tokens))
+        await desk.settle(grantID: settle.grantID, tokens: Int(settle.tokens))
     }
 
     private func handle(_ event: SchedulerState.Event) {

@@ -143,8 +143,9 @@ extension SchedulerState {
         into out: inout [Directive]
     ) -> Ring {
         ringEpoch += 1
+        let shares = request.shares(of: participants.count)
         for (rank, id) in participants.enumerated() {
-            var share = request.share(rank: rank, of: participants.count)
+            var share = shares[rank]
             let next = workers[participants[(rank + 1) % participants.count]]!
             share.spec.ring = .init(
                 rank: rank, size: participants.count, epoch: ringEpoch, next: next.ringEndpoint,

@@ -27,11 +27,9 @@ public final class RingSession {
     private var successors: [String: ZMQSocket] = [:]
     /// Slices that arrived before they were asked for, and their bytes (bounded: a peer that
     /// floods the port with slices nobody asks for loses them, not the worker its memory).
-    private var arrived: [RingSlice: Wire.ChunkPayload] = [:]
+    private var arrived: [RingSlice: Wire.GradientChunk] = [:]
     private var arrivedBytes = 0
-    /// Where arrived slices that are read in place from a predecessor's segment lie, and those
-    /// taken but not yet confirmed (see `confirm`).
-    private var sharedAt: [RingSlice: SharedSlice] = [:]
+    /// Slices read in place from a predecessor's segment, taken but not yet confirmed (`confirm`).
     private var unconfirmed: [RingSlice: SharedSlice] = [:]
     private let backlogLimit: Int
     /// The newest reduction asked for: slices of older ones are dropped.
@@ -154,16 +152,15 @@ public final class RingSession {
         if key.reduction > current {
             current = key.reduction
             arrived = arrived.filter { $0.key.reduction >= current }
-            arrivedBytes = arrived.values.reduce(0) { $0 + $1.byteCount }
-            sharedAt = sharedAt.filter { $0.key.reduction >= current }
+            arrivedBytes = arrived.values.reduce(0) { $0 + $1.payload.byteCount }
             unconfirmed = [:]
         }
         let deadline = ContinuousClock.now + timeout
         while true {
-            if let payload = arrived.removeValue(forKey: key) {
-                arrivedBytes -= payload.byteCount
-                if let shared = sharedAt.removeValue(forKey: key) { unconfirmed[key] = shared }
-                return payload
+            if let chunk = arrived.removeValue(forKey: key) {
+                arrivedBytes -= chunk.payload.byteCount
+                unconfirmed[key] = chunk.shared
+                return chunk.payload
             }
             if jobs.closing { throw .closed }
             let left = deadline - .now
@@ -232,9 +229,8 @@ public final class RingSession {
                     logger.warning("Dropped a ring slice: \(arrivedBytes) bytes already wait to be asked for")
                     continue
                 }
-                if let replaced = arrived.updateValue(c.payload, forKey: key) { arrivedBytes -= replaced.byteCount }
+                if let replaced = arrived.updateValue(c, forKey: key) { arrivedBytes -= replaced.payload.byteCount }
                 arrivedBytes += c.payload.byteCount
-                sharedAt[key] = c.shared
             case .refused(let error, let peer):
                 let source = peer.map { "\($0)" } ?? "peer"
                 drops.drop(

@@ -39,6 +39,7 @@ enum SegmentLayout {
 /// the record gone instead of reading torn bytes.
 final class OutboundSegment {
     let descriptor: Int32
+    private let pid = UInt32(getpid())
     let token: [UInt64]
     private let base: UnsafeMutableRawPointer
     private let size: Int
@@ -93,7 +94,7 @@ final class OutboundSegment {
         written[half].append(offset)
         cursor += bytes
         return SharedSlice(
-            pid: UInt32(getpid()), descriptor: UInt32(descriptor), token: token, offset: UInt64(offset),
+            pid: pid, descriptor: UInt32(descriptor), token: token, offset: UInt64(offset),
             sequence: sequence)
     }
 
@@ -118,8 +119,15 @@ final class SegmentMapping: @unchecked Sendable {  // immutable
 /// The predecessors' segments this rank has opened, read-only (a few: one per predecessor the
 /// ring has had; the oldest is dropped past `limit`).
 final class InboundSegments {
-    private var open: [String: SegmentMapping] = [:]
-    private var order: [String] = []
+    /// A segment as a shared slice names it.
+    private struct SegmentID: Hashable {
+        let pid: UInt32
+        let descriptor: UInt32
+        let token: [UInt64]
+        init(_ s: SharedSlice) { (pid, descriptor, token) = (s.pid, s.descriptor, s.token) }
+    }
+    private var open: [SegmentID: SegmentMapping] = [:]
+    private var order: [SegmentID] = []
     private let limit = 8
     /// Larger segments are refused: a hostile peer cannot make this rank map arbitrary files.
     static let maxBytes = 4 << 30
@@ -148,7 +156,7 @@ final class InboundSegments {
 
     /// Whether the record at `slice` still holds what was read from it.
     func isIntact(_ slice: SharedSlice) -> Bool {
-        guard let m = open[Self.key(slice)] else { return false }
+        guard let m = open[SegmentID(slice)] else { return false }
         return rlaif_seq_recheck(Self.word(m, slice)) == slice.sequence
     }
 
@@ -156,12 +164,8 @@ final class InboundSegments {
         (m.base + Int(slice.offset)).assumingMemoryBound(to: UInt64.self)
     }
 
-    private static func key(_ slice: SharedSlice) -> String {
-        "\(slice.pid)/\(slice.descriptor)/" + slice.token.map { String($0, radix: 16) }.joined(separator: ":")
-    }
-
     private func mapping(_ slice: SharedSlice) throws(WireError) -> SegmentMapping {
-        let key = Self.key(slice)
+        let key = SegmentID(slice)
         if let m = open[key] { return m }
         let path = "/proc/\(slice.pid)/fd/\(slice.descriptor)"
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)

@@ -11,12 +11,12 @@ public struct GradientJob: Sendable {
         self.microBatches = microBatches
     }
 
-    /// Rank `rank`'s part of the step in a ring of `size`, dealt by cost so that ranks finish
+    /// Every rank's part of the step in a ring of `size`, dealt by cost so that ranks finish
     /// together (`dealt`). Which rank computes a micro-batch never changes the bits: every rank's
     /// gradients and metrics are exact sums.
-    public func share(rank: Int, of size: Int) -> GradientJob {
+    public func shares(of size: Int) -> [GradientJob] {
         let costs = microBatches.map { $0.batch.count * $0.batch.width }
-        return GradientJob(spec: spec, microBatches: Self.dealt(costs, ranks: size)[rank].map { microBatches[$0] })
+        return Self.dealt(costs, ranks: size).map { GradientJob(spec: spec, microBatches: $0.map { microBatches[$0] }) }
     }
 
     /// Micro-batch indices per rank: the costliest first, each to the rank with the least cost so

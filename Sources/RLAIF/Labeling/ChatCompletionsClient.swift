@@ -172,7 +172,8 @@ public final class ChatCompletionsClient: Sendable {
         }
         do {
             let (data, response) = try await session.data(for: request)
-            if let gate, let grant { await gate.settle(grant, tokens: Self.usedTokens(data) ?? tokenBound) }
+            // The reservation stays at its bound unless the server says what it counted.
+            if let gate, let grant, let used = Self.usedTokens(data) { await gate.settle(grant, tokens: used) }
             return .success((data, response))
         } catch {
             return .failure(.transport((error as NSError).localizedDescription))

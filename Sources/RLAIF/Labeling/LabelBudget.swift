@@ -100,7 +100,7 @@ public struct LabelBudget: Sendable {
 public protocol LabelerGate: Sendable {
     /// Waits until a request of at most `tokens` tokens may go; throws when it never can.
     func admit(tokens: Int) async throws -> LabelBudget.Grant
-    /// Tells the budget what the request used.
+    /// Tells the budget what the request used (by the server's count).
     func settle(_ grant: LabelBudget.Grant, tokens: Int) async
 }
 
@@ -138,7 +138,12 @@ public actor LabelBudgetDesk: LabelerGate {
     }
 
     public func settle(_ grant: LabelBudget.Grant, tokens: Int) {
-        budget.settle(grant: grant.id, tokens: tokens)
+        settle(grantID: grant.id, tokens: tokens)
+    }
+
+    /// Lowers grant `grantID`'s tokens to what its request used (a worker reports it by id).
+    public func settle(grantID: UInt64, tokens: Int) {
+        budget.settle(grant: grantID, tokens: tokens)
     }
 
     /// Grants queued requests in order, sleeping when the budget is spent.

@@ -45,8 +45,7 @@ public actor LocalCluster: TrainingCluster {
             throw RunError(message: "LocalCluster: stopped after \(failAfterSteps) steps, as asked")
         }
         var total: ExactSum?
-        for (rank, jobs) in ranks.enumerated() {
-            let share = request.share(rank: rank, of: ranks.count)
+        for (jobs, share) in zip(ranks, request.shares(of: ranks.count)) {
             let job = try GradientJob(wireBody: share.wireBody, field: "gradient")  // as a worker reads it
             let sum = try await jobs.gradientSum(job.spec, job.microBatches, at: version)
             if total == nil { total = sum } else { try total!.add(sum) }

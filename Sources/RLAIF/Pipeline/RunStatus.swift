@@ -30,7 +30,22 @@ public struct RunStatus: Sendable, Equatable {
     /// The labeling batch under way when the log ends (nil when none is).
     public var openLabelBatch: LabelBatch?
     /// The labeler budget's last reported use (nil: the run has none, or nothing was granted yet).
-    public var labelerBudget: RunEvent?
+    public var labelerBudget: BudgetUse?
+
+    /// Requests and tokens granted in the budget's last window, and its limits (nil: unset).
+    public struct BudgetUse: Sendable, Equatable {
+        public var requests: Int
+        public var tokens: Int
+        public var requestLimit: Int?
+        public var tokenLimit: Int?
+
+        /// In words, e.g. "38 of 60 requests, 9120 tokens in its last window".
+        public var line: String {
+            let r = requestLimit.map { "\(requests) of \($0) requests" } ?? "\(requests) requests"
+            let t = tokenLimit.map { "\(tokens) of \($0) tokens" } ?? "\(tokens) tokens"
+            return "\(r), \(t) in its last window"
+        }
+    }
 
     /// Questions sent to the labeler in one phase, and how many labels the journal held then.
     public struct LabelBatch: Sendable, Equatable {
@@ -74,7 +89,9 @@ public struct RunStatus: Sendable, Equatable {
             case .ratings: openLabelBatch = nil
             case .labelsRequested(let phase, let questions, let journaled):
                 openLabelBatch = LabelBatch(phase: phase, questions: questions, journaledBefore: journaled)
-            case .labelerBudget: labelerBudget = event
+            case .labelerBudget(let requests, let tokens, let requestLimit, let tokenLimit):
+                labelerBudget = BudgetUse(
+                    requests: requests, tokens: tokens, requestLimit: requestLimit, tokenLimit: tokenLimit)
             case .runFinished: ended = .finished
             case .interrupted: ended = .interrupted
             default: break
@@ -99,16 +116,6 @@ public struct RunStatus: Sendable, Equatable {
             "stopped without finishing (coordinator \(pid.map { "pid \($0) " } ?? "")gone): "
                 + "`rlaif resume \(runDirectory)` continues it"
         }
-    }
-
-    /// The budget's use in words, e.g. "38 of 60 requests, 9,120 tokens in its last window".
-    public var budgetLine: String? {
-        guard case .labelerBudget(let requests, let tokens, let requestLimit, let tokenLimit)? = labelerBudget else {
-            return nil
-        }
-        let r = requestLimit.map { "\(requests) of \($0) requests" } ?? "\(requests) requests"
-        let t = tokenLimit.map { "\(tokens) of \($0) tokens" } ?? "\(tokens) tokens"
-        return "\(r), \(t) in its last window"
     }
 
     /// True when a process `pid` is an `rlaif` (not another process that reused the number).

@@ -50,7 +50,7 @@ struct Status: ParsableCommand {
                         + "a resume asks only for the other \(open)")
             }
         }
-        if let budget = s.budgetLine { print("budget:    labeler \(budget)") }
+        if let budget = s.labelerBudget?.line { print("budget:    labeler \(budget)") }
         print("jobs:      " + s.jobs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
         if let m = s.lastMetrics {
             let shown = m.values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
