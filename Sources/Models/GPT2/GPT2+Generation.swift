@@ -111,8 +111,8 @@ extension GPT2 {
                 states[i].cache.values[l].pointer.advanced(by: p * c).update(from: row + 2 * c, count: c)
                 Kernels.cachedAttention(
                     query: row, keys: states[i].cache.keys[l].pointer, values: states[i].cache.values[l].pointer,
-                    length: p + 1, width: c, heads: config.heads, out: attended.pointer + r * c,
-                    scratch: scratch)
+                    length: p + 1, heads: config.heads, kvHeads: config.heads, headDim: c / config.heads,
+                    out: attended.pointer + r * c, scratch: scratch)
             }
             x = packed.attentionProjection.product(attended, bias: block.attentionProjection.bias.value, residual: x)
             let expanded = packed.expand.product(block.norm2(Variable(x)).value, bias: block.expand.bias.value)

@@ -18,7 +18,11 @@ enum Op {
     case logSoftmax(Variable, output: Tensor)
     case layerNorm(Variable, gamma: Variable, beta: Variable, mean: Tensor, rstd: Tensor)
     case embedding(table: Variable, ids: TokenTensor)
-    case causalSelfAttention(qkv: Variable, heads: Int, probs: Tensor)
+    case causalSelfAttention(qkv: Variable, layout: AttentionLayout, probs: Tensor)
+    case attention(q: Variable, k: Variable, v: Variable, layout: AttentionLayout, probs: Tensor)
+    case rmsNorm(Variable, weight: Variable, rstd: Tensor)
+    case swiGLU(gate: Variable, up: Variable)
+    case rotary(Variable, heads: Int, table: RotaryTable, positions: TokenTensor)
     case crossEntropy(logits: Variable, targets: TokenTensor, probs: Tensor, counted: Int)
     case gatherLogProbs(logits: Variable, ids: TokenTensor, probs: Tensor)
     case maskedFill(Variable, mask: Tensor)
@@ -28,13 +32,17 @@ enum Op {
 
     var inputs: [Variable] {
         switch self {
-        case .binary(let a, let b, _), .matmul(let a, let b, _, _): [a, b]
+        case .binary(let a, let b, _), .matmul(let a, let b, _, _), .rmsNorm(let a, let b, _),
+            .swiGLU(let a, let b):
+            [a, b]
+        case .attention(let q, let k, let v, _, _): [q, k, v]
         case .layerNorm(let x, let gamma, let beta, _, _): [x, gamma, beta]
         case .affine(let x, let w, let b, let residual): [x, w, b] + (residual.map { [$0] } ?? [])
         case .scale(let x, _), .shift(let x, _), .exp(let x, _), .log(let x), .tanh(let x, _), .relu(let x),
             .gelu(let x), .sum(let x, _), .mean(let x, _), .max(let x, _), .softmax(let x, _),
             .logSoftmax(let x, _), .embedding(let x, _), .causalSelfAttention(let x, _, _),
-            .crossEntropy(let x, _, _, _), .gatherLogProbs(let x, _, _), .maskedFill(let x, _), .reshape(let x),
+            .rotary(let x, _, _, _), .crossEntropy(let x, _, _, _), .gatherLogProbs(let x, _, _), .maskedFill(let x, _),
+            .reshape(let x),
             .swapAxes(let x, _, _), .slice(let x, _, _):
             [x]
         }
@@ -127,11 +135,32 @@ enum Op {
                 dx: g(x), dgamma: g(gamma), dbeta: g(beta))
         case .embedding(let table, let ids):
             if let dt = g(table) { Kernels.embeddingBackward(dOut: dOut, ids: ids, dtable: dt) }
-        case .causalSelfAttention(let qkv, let heads, let probs):
+        case .causalSelfAttention(let qkv, let layout, let probs):
             if qkv.requiresGrad {
                 let (dq, overwrite) = qkv.gradBufferForOverwrite()
+                let (q, d, c) = (qkv.value.pointer, dq.pointer, layout.outWidth)
                 Kernels.attentionBackward(
-                    dOut: dOut, qkv: qkv.value, probs: probs, heads: heads, dqkv: dq, overwrite: overwrite)
+                    dOut: dOut, q: q, k: q + c, v: q + 2 * c, probs: probs, layout: layout, dq: d, dk: d + c,
+                    dv: d + 2 * c, overwrite: (overwrite, overwrite, overwrite))
+            }
+        case .attention(let q, let k, let v, let layout, let probs):
+            // Inputs without a gradient still receive one, in scratch that is then dropped.
+            func buffer(_ x: Variable) -> (buffer: Tensor, overwrite: Bool) {
+                x.requiresGrad ? x.gradBufferForOverwrite() : (Tensor(uninitialized: x.shape), true)
+            }
+            let (dq, dk, dv) = (buffer(q), buffer(k), buffer(v))
+            Kernels.attentionBackward(
+                dOut: dOut, q: q.value.pointer, k: k.value.pointer, v: v.value.pointer, probs: probs, layout: layout,
+                dq: dq.buffer.pointer, dk: dk.buffer.pointer, dv: dv.buffer.pointer,
+                overwrite: (dq.overwrite, dk.overwrite, dv.overwrite))
+        case .rmsNorm(let x, let weight, let rstd):
+            Kernels.rmsNormBackward(
+                dOut: dOut, x: x.value, weight: weight.value, rstd: rstd, dx: g(x), dweight: g(weight))
+        case .swiGLU(let gate, let up):
+            Kernels.swiGLUBackward(dOut: dOut, gate: gate.value, up: up.value, dgate: g(gate), dup: g(up))
+        case .rotary(let x, let heads, let table, let positions):
+            if x.requiresGrad {
+                x.takeGradient(Kernels.rotary(dOut, heads: heads, table: table, positions: positions, inverse: true))
             }
         case .crossEntropy(let logits, let targets, let probs, let counted):
             if let dl = g(logits) {

@@ -96,6 +96,12 @@ extension Variable {
         return Variable(y, op: .layerNorm(self, gamma: gamma, beta: beta, mean: mean, rstd: rstd))
     }
 
+    /// RMS norm over the last axis with scale `weight` (C).
+    public func rmsNorm(weight: Variable, epsilon: Float) -> Variable {
+        let (y, rstd) = Kernels.rmsNormForward(value, weight: weight.value, epsilon: epsilon)
+        return Variable(y, op: .rmsNorm(self, weight: weight, rstd: rstd))
+    }
+
     // MARK: Model ops
 
     /// Rows of this (V, C) table at `ids`: shape ids.shape + [C].
@@ -104,8 +110,31 @@ extension Variable {
     }
     /// Causal multi-head self-attention; self is the packed (B, T, 3C) projection of Q, K, V.
     public func causalSelfAttention(heads: Int) -> Variable {
-        let (out, probs) = Kernels.attentionForward(qkv: value, heads: heads)
-        return Variable(out, op: .causalSelfAttention(qkv: self, heads: heads, probs: probs))
+        let layout = AttentionLayout.packed(shape, heads: heads)
+        let q = value.pointer, c = layout.outWidth
+        let (out, probs) = Kernels.attentionForward(q: q, k: q + c, v: q + 2 * c, layout: layout)
+        return Variable(out, op: .causalSelfAttention(qkv: self, layout: layout, probs: probs))
+    }
+    /// Causal grouped-query attention: q (B, T, H·D), k and v (B, T, Hkv·D), query head h reading
+    /// key/value head h / (H / Hkv); with a `window`, each position sees its last `window` keys.
+    public static func attention(q: Variable, k: Variable, v: Variable, heads: Int, kvHeads: Int, window: Int? = nil)
+        -> Variable
+    {
+        let layout = AttentionLayout.separate(
+            q: q.shape, k: k.shape, v: v.shape, heads: heads, kvHeads: kvHeads, window: window)
+        let (out, probs) = Kernels.attentionForward(
+            q: q.value.pointer, k: k.value.pointer, v: v.value.pointer, layout: layout)
+        return Variable(out, op: .attention(q: q, k: k, v: v, layout: layout, probs: probs))
+    }
+    /// Each head of D floats (self: (…, heads·D)) rotated by its row's position (rotary embedding).
+    public func rotary(heads: Int, table: RotaryTable, positions: TokenTensor) -> Variable {
+        Variable(
+            Kernels.rotary(value, heads: heads, table: table, positions: positions, inverse: false),
+            op: .rotary(self, heads: heads, table: table, positions: positions))
+    }
+    /// silu(self) ⊙ up: the gated unit of Llama's MLP.
+    public func swiGLU(_ up: Variable) -> Variable {
+        Variable(Kernels.swiGLUForward(gate: value, up: up.value), op: .swiGLU(gate: self, up: up))
     }
     /// Mean cross-entropy of these logits (…, V) against `targets` (…); ignored targets (-1) skipped.
     public func crossEntropy(targets: TokenTensor) -> Variable {

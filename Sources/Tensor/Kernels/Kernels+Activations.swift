@@ -41,3 +41,30 @@ extension Kernels {
         return dy * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * du)
     }
 }
+
+/// SwiGLU's gate: y = silu(gate) ⊙ up, silu(x) = x / (1 + e⁻ˣ) (Llama's MLP, as transformers' `act_fn`).
+extension Kernels {
+    static func swiGLUForward(gate: Tensor, up: Tensor) -> Tensor {
+        precondition(gate.shape == up.shape, "swiGLU: gate \(gate.shape) and up \(up.shape) differ")
+        let out = Tensor(uninitialized: gate.shape)
+        let (g, u, y) = (gate.pointer, up.pointer, out.pointer)
+        parallelRanges(gate.count, grain: parallelGrain / 4) { r in
+            for i in r { y[i] = g[i] / (1 + expf(-g[i])) * u[i] }
+        }
+        return out
+    }
+
+    /// Adds dy·up·silu'(gate) into dgate and dy·silu(gate) into dup (each optional), with
+    /// silu'(x) = σ(x)·(1 + x·(1 − σ(x))).
+    static func swiGLUBackward(dOut: Tensor, gate: Tensor, up: Tensor, dgate: Tensor?, dup: Tensor?) {
+        let (dy, g, u) = (dOut.pointer, gate.pointer, up.pointer)
+        let (dg, du) = (dgate?.pointer, dup?.pointer)
+        parallelRanges(gate.count, grain: parallelGrain / 4) { r in
+            for i in r {
+                let sigma = 1 / (1 + expf(-g[i]))
+                if let dg { dg[i] += dy[i] * u[i] * sigma * (1 + g[i] * (1 - sigma)) }
+                if let du { du[i] += dy[i] * (g[i] * sigma) }
+            }
+        }
+    }
+}

@@ -6,26 +6,57 @@ import COpenBLAS
     import Darwin
 #endif
 
-/// Causal multi-head self-attention over packed projections, as GPT-2 lays them out.
+/// Where attention's queries, keys and values live, and which keys each query sees.
 ///
-/// qkv: (B, T, 3C) holding Q, K, V side by side; heads H divide C, D = C / H.
-/// out: (B, T, C). Per (b, h): S = QKᵀ/√D, P = softmax(S with j > i masked), O = PV.
-/// Q, K and V are read in place through BLAS leading dimensions; no head is copied out.
-extension Kernels {
-    struct AttentionGeometry {
-        var b: Int, t: Int, c: Int, h: Int, d: Int
-        var scale: Float { 1 / Float(d).squareRoot() }
-    }
+/// Q holds `heads` heads of D floats per position, K and V `kvHeads` (query head h reads key/value
+/// head h / (heads / kvHeads): grouped-query attention; equal counts are multi-head attention).
+/// Rows are `ldq`/`ldk`/`ldv` floats apart, so GPT-2's packed (B, T, 3C) projection and Llama's
+/// separate q, k, v tensors are read in place. Position i sees keys j ≤ i, and with a `window` only
+/// the last `window` of them (i − window < j), as Mistral's sliding window.
+public struct AttentionLayout: Sendable, Equatable {
+    public var batch: Int, time: Int, heads: Int, kvHeads: Int, headDim: Int
+    public var ldq: Int, ldk: Int, ldv: Int
+    public var window: Int?
 
-    static func attentionGeometry(_ qkv: [Int], heads: Int) -> AttentionGeometry {
+    var group: Int { heads / kvHeads }
+    var scale: Float { 1 / Float(headDim).squareRoot() }
+    var outWidth: Int { heads * headDim }
+
+    /// The first key position `i` sees.
+    @inline(__always) func firstKey(_ i: Int) -> Int { window.map { Swift.max(0, i - $0 + 1) } ?? 0 }
+
+    /// GPT-2's packed projection: qkv (B, T, 3C) with Q, K, V side by side.
+    static func packed(_ qkv: [Int], heads: Int) -> AttentionLayout {
         precondition(
             qkv.count == 3 && qkv[2] % 3 == 0,
             "causalSelfAttention: qkv must be (batch, time, 3·channels), got \(qkv)")
         let c = qkv[2] / 3
         precondition(heads > 0 && c % heads == 0, "causalSelfAttention: \(heads) heads do not divide \(c) channels")
-        return AttentionGeometry(b: qkv[0], t: qkv[1], c: c, h: heads, d: c / heads)
+        return AttentionLayout(
+            batch: qkv[0], time: qkv[1], heads: heads, kvHeads: heads, headDim: c / heads, ldq: 3 * c, ldk: 3 * c,
+            ldv: 3 * c, window: nil)
     }
 
+    /// Separate q (B, T, H·D), k and v (B, T, Hkv·D).
+    static func separate(q: [Int], k: [Int], v: [Int], heads: Int, kvHeads: Int, window: Int?) -> AttentionLayout {
+        precondition(
+            q.count == 3 && k == v && k.count == 3 && q[0] == k[0] && q[1] == k[1],
+            "attention: q \(q), k \(k), v \(v) must be (batch, time, heads·dim) alike")
+        precondition(
+            heads > 0 && kvHeads > 0 && heads % kvHeads == 0 && q[2] % heads == 0,
+            "attention: \(heads) query heads, \(kvHeads) key/value heads, width \(q[2])")
+        let d = q[2] / heads
+        precondition(k[2] == kvHeads * d, "attention: k width \(k[2]) is not \(kvHeads) heads of \(d)")
+        precondition(window.map { $0 > 0 } ?? true, "attention: window must be positive")
+        return AttentionLayout(
+            batch: q[0], time: q[1], heads: heads, kvHeads: kvHeads, headDim: d, ldq: q[2], ldk: k[2], ldv: k[2],
+            window: window)
+    }
+}
+
+/// Causal attention, per (b, h): S = QKᵀ/√D, P = softmax(S over the visible keys), O = PV.
+/// out: (B, T, H·D). Q, K and V are read in place through BLAS leading dimensions.
+extension Kernels {
     /// Rows of attention taken together. Row block [r0, r1) sees keys 0..<r1 only, so the products
     /// skip the masked blocks above the diagonal: at T = 128 four blocks do 5/8 of the full
     /// products' work.
@@ -36,88 +67,99 @@ extension Kernels {
         stride(from: 0, to: t, by: attentionBlock).map { $0..<min(t, $0 + attentionBlock) }
     }
 
-    /// Returns the output (B, T, C) and the attention probabilities (B, H, T, T) for backward.
-    static func attentionForward(qkv: Tensor, heads: Int) -> (out: Tensor, probs: Tensor) {
-        let g = attentionGeometry(qkv.shape, heads: heads)
+    /// Returns the output (B, T, H·D) and the attention probabilities (B, H, T, T) for backward.
+    static func attentionForward(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, layout g: AttentionLayout
+    ) -> (out: Tensor, probs: Tensor) {
+        let (t, d, w) = (g.time, g.headDim, g.outWidth)
         // Both are written whole below (every output row; every probability row, masked part too).
-        let out = Tensor(uninitialized: [g.b, g.t, g.c])
-        let probs = Tensor(uninitialized: [g.b, g.h, g.t, g.t])
-        let ld = 3 * g.c
-        let blocks = attentionBlocks(g.t)
+        let out = Tensor(uninitialized: [g.batch, t, w])
+        let probs = Tensor(uninitialized: [g.batch, g.heads, t, t])
+        let blocks = attentionBlocks(t)
         // (batch, head) pairs are independent: one per pool task, each with single-threaded BLAS.
-        Engine.parallelFor(g.b * g.h) { pair in
-            let (b, h) = (pair / g.h, pair % g.h)
-            let q = qkv.pointer + b * g.t * ld + h * g.d
-            let k = q + g.c, v = q + 2 * g.c
-            let p = probs.pointer + (b * g.h + h) * g.t * g.t
-            let o = out.pointer + b * g.t * g.c + h * g.d
+        Engine.parallelFor(g.batch * g.heads) { pair in
+            let (b, h) = (pair / g.heads, pair % g.heads)
+            let qh = q + b * t * g.ldq + h * d
+            let kh = k + b * t * g.ldk + (h / g.group) * d, vh = v + b * t * g.ldv + (h / g.group) * d
+            let p = probs.pointer + (b * g.heads + h) * t * t
+            let o = out.pointer + b * t * w + h * d
             for rows in blocks {
-                let (r0, seen) = (rows.lowerBound, rows.upperBound)  // keys 0..<seen
-                // S = scale · Q Kᵀ over the visible keys, softmax per row, P V.
+                let (r0, seen) = (rows.lowerBound, rows.upperBound)  // keys ks..<seen
+                let ks = g.firstKey(r0)
                 gemm(
-                    transposeA: false, transposeB: true, m: rows.count, n: seen, k: g.d, alpha: g.scale,
-                    q + r0 * ld, lda: ld, k, ldb: ld, beta: 0, p + r0 * g.t, ldc: g.t)
+                    transposeA: false, transposeB: true, m: rows.count, n: seen - ks, k: d, alpha: g.scale,
+                    qh + r0 * g.ldq, lda: g.ldq, kh + ks * g.ldk, ldb: g.ldk, beta: 0, p + r0 * t + ks, ldc: t)
                 for i in rows {
-                    let row = p + i * g.t
-                    softmaxRow(row, row, i + 1)  // only positions j ≤ i are visible
-                    (row + i + 1).update(repeating: 0, count: g.t - i - 1)
+                    let row = p + i * t, lo = g.firstKey(i)
+                    row.update(repeating: 0, count: lo)
+                    softmaxRow(row + lo, row + lo, i + 1 - lo)  // only positions lo...i are visible
+                    (row + i + 1).update(repeating: 0, count: t - i - 1)
                 }
                 gemm(
-                    transposeA: false, transposeB: false, m: rows.count, n: g.d, k: seen,
-                    p + r0 * g.t, lda: g.t, v, ldb: ld, beta: 0, o + r0 * g.c, ldc: g.c)
+                    transposeA: false, transposeB: false, m: rows.count, n: d, k: seen - ks,
+                    p + r0 * t + ks, lda: t, vh + ks * g.ldv, ldb: g.ldv, beta: 0, o + r0 * w, ldc: w)
             }
         }
         return (out, probs)
     }
 
-    /// Adds the gradient with respect to qkv into `dqkv`, or writes it there when `overwrite`
-    /// (every element of dqkv belongs to exactly one of the products below).
+    /// Adds the gradients with respect to q, k and v into `dq`, `dk`, `dv` (rows laid out as the
+    /// inputs), or writes them there where `overwrite` says so (q, k, v). Each key/value head's query heads run in
+    /// order inside one task, so grouped heads add into dK and dV in a fixed order.
     static func attentionBackward(
-        dOut: Tensor, qkv: Tensor, probs: Tensor, heads: Int, dqkv: Tensor, overwrite: Bool = false
+        dOut: Tensor, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, probs: Tensor,
+        layout g: AttentionLayout, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
+        dv: UnsafeMutablePointer<Float>, overwrite: (q: Bool, k: Bool, v: Bool) = (false, false, false)
     ) {
-        let g = attentionGeometry(qkv.shape, heads: heads)
-        let beta: Float = overwrite ? 0 : 1
-        let ld = 3 * g.c
-        let blocks = attentionBlocks(g.t)
-        // Each (batch, head) pair touches its own columns of dqkv: one pair per pool task.
-        Engine.parallelFor(g.b * g.h) { pair in
-            let (b, h) = (pair / g.h, pair % g.h)
-            // Written below where read: each block's rows up to the keys it sees.
-            let dp = Tensor(uninitialized: [g.t, g.t])
-            let q = qkv.pointer + b * g.t * ld + h * g.d
-            let k = q + g.c, v = q + 2 * g.c
-            let dq = dqkv.pointer + b * g.t * ld + h * g.d
-            let dk = dq + g.c, dv = dq + 2 * g.c
-            let p = probs.pointer + (b * g.h + h) * g.t * g.t
-            let dO = dOut.pointer + b * g.t * g.c + h * g.d
+        let (t, d, w) = (g.time, g.headDim, g.outWidth)
+        let blocks = attentionBlocks(t)
+        Engine.parallelFor(g.batch * g.kvHeads) { pair in
+            let (b, kvh) = (pair / g.kvHeads, pair % g.kvHeads)
+            // With a window, key blocks read cells of dS that no row block writes: they must be 0.
+            // Otherwise every cell read is written below.
+            let dp = g.window == nil ? Tensor(uninitialized: [t, t]) : Tensor(zeros: [t, t])
             let ds = dp.pointer
-            for rows in blocks {
-                let (r0, seen) = (rows.lowerBound, rows.upperBound)
-                // dP = dO Vᵀ over the visible keys, then dS = P ⊙ (dP − Σⱼ P⊙dP) on each row's
-                // visible part; the masked rest of the block stays 0.
-                gemm(
-                    transposeA: false, transposeB: true, m: rows.count, n: seen, k: g.d,
-                    dO + r0 * g.c, lda: g.c, v, ldb: ld, beta: 0, ds + r0 * g.t, ldc: g.t)
-                for i in rows {
-                    let dr = ds + i * g.t
-                    rlaif_softmax_row_backward(p + i * g.t, dr, i + 1)
-                    (dr + i + 1).update(repeating: 0, count: seen - i - 1)
+            let kh = k + b * t * g.ldk + kvh * d, vh = v + b * t * g.ldv + kvh * d
+            let dkh = dk + b * t * g.ldk + kvh * d, dvh = dv + b * t * g.ldv + kvh * d
+            for h in (kvh * g.group)..<((kvh + 1) * g.group) {
+                let qh = q + b * t * g.ldq + h * d, dqh = dq + b * t * g.ldq + h * d
+                let p = probs.pointer + (b * g.heads + h) * t * t
+                let dO = dOut.pointer + b * t * w + h * d
+                let first = h == kvh * g.group
+                let betaQ: Float = overwrite.q ? 0 : 1
+                let (betaK, betaV): (Float, Float) = (overwrite.k && first ? 0 : 1, overwrite.v && first ? 0 : 1)
+                for rows in blocks {
+                    let (r0, seen) = (rows.lowerBound, rows.upperBound)
+                    let ks = g.firstKey(r0)
+                    // dP = dO Vᵀ over the visible keys, then dS = P ⊙ (dP − Σⱼ P⊙dP) on each row's
+                    // visible part; the masked rest of the block stays 0.
+                    gemm(
+                        transposeA: false, transposeB: true, m: rows.count, n: seen - ks, k: d,
+                        dO + r0 * w, lda: w, vh + ks * g.ldv, ldb: g.ldv, beta: 0, ds + r0 * t + ks, ldc: t)
+                    for i in rows {
+                        let dr = ds + i * t, lo = g.firstKey(i)
+                        rlaif_softmax_row_backward(p + i * t + lo, dr + lo, i + 1 - lo)
+                        (dr + ks).update(repeating: 0, count: lo - ks)
+                        (dr + i + 1).update(repeating: 0, count: seen - i - 1)
+                    }
+                    // dQ = scale · dS K for these rows.
+                    gemm(
+                        transposeA: false, transposeB: false, m: rows.count, n: d, k: seen - ks, alpha: g.scale,
+                        ds + r0 * t + ks, lda: t, kh + ks * g.ldk, ldb: g.ldk, beta: betaQ, dqh + r0 * g.ldq,
+                        ldc: g.ldq)
                 }
-                // dQ = scale · dS K for these rows.
-                gemm(
-                    transposeA: false, transposeB: false, m: rows.count, n: g.d, k: seen, alpha: g.scale,
-                    ds + r0 * g.t, lda: g.t, k, ldb: ld, beta: beta, dq + r0 * ld, ldc: ld)
-            }
-            for keys in blocks {
-                // Key block [c0, c1) is seen by rows c0..<T only: dV = Pᵀ dO, dK = scale · dSᵀ Q.
-                let c0 = keys.lowerBound
-                let m = g.t - c0
-                gemm(
-                    transposeA: true, transposeB: false, m: keys.count, n: g.d, k: m,
-                    p + c0 * g.t + c0, lda: g.t, dO + c0 * g.c, ldb: g.c, beta: beta, dv + c0 * ld, ldc: ld)
-                gemm(
-                    transposeA: true, transposeB: false, m: keys.count, n: g.d, k: m, alpha: g.scale,
-                    ds + c0 * g.t + c0, lda: g.t, q + c0 * ld, ldb: ld, beta: beta, dk + c0 * ld, ldc: ld)
+                for keys in blocks {
+                    // Key block [c0, c1) is seen by rows c0..<end only: dV = Pᵀ dO, dK = scale · dSᵀ Q.
+                    let c0 = keys.lowerBound
+                    let m = (g.window.map { Swift.min(t, keys.upperBound - 1 + $0) } ?? t) - c0
+                    gemm(
+                        transposeA: true, transposeB: false, m: keys.count, n: d, k: m,
+                        p + c0 * t + c0, lda: t, dO + c0 * w, ldb: w, beta: betaV, dvh + c0 * g.ldv, ldc: g.ldv)
+                    gemm(
+                        transposeA: true, transposeB: false, m: keys.count, n: d, k: m, alpha: g.scale,
+                        ds + c0 * t + c0, lda: t, qh + c0 * g.ldq, ldb: g.ldq, beta: betaK, dkh + c0 * g.ldk,
+                        ldc: g.ldk)
+                }
             }
         }
     }
@@ -125,24 +167,28 @@ extension Kernels {
 
 /// One query against a key/value cache: the decode step of causal attention with a KV cache.
 extension Kernels {
-    /// For each head h: out[h] = softmax(q[h]·K[0..<length, h]ᵀ/√D) · V[0..<length, h].
-    /// q and out hold C = heads·D floats; keys and values are caches of rows of C floats (row
-    /// stride C), of which the first `length` are valid.
+    /// For each head h: out[h] = softmax(q[h]·K[keys, h/group]ᵀ/√D) · V[keys, h/group], over the
+    /// cache rows 0..<length (the last `window` of them with a window). q and out hold heads·D
+    /// floats; the caches hold rows of kvHeads·D floats.
     public static func cachedAttention(
         query q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
-        length: Int, width c: Int, heads: Int, out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+        length: Int, heads: Int, kvHeads: Int, headDim d: Int, window: Int? = nil,
+        out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
     ) {
-        let d = c / heads
         let scale = 1 / Float(d).squareRoot()
+        let ld = kvHeads * d, group = heads / kvHeads
+        let first = window.map { max(0, length - $0) } ?? 0
+        let (k0, v0, n) = (keys + first * ld, values + first * ld, length - first)
         for h in 0..<heads {
+            let kv = (h / group) * d
             // scores = K_h · q_h, then softmax in place.
             cblas_sgemv(
-                CblasRowMajor, CblasNoTrans, Int32(length), Int32(d), scale, keys + h * d, Int32(c), q + h * d, 1, 0,
+                CblasRowMajor, CblasNoTrans, Int32(n), Int32(d), scale, k0 + kv, Int32(ld), q + h * d, 1, 0,
                 scratch, 1)
-            softmaxRow(scratch, scratch, length)
+            softmaxRow(scratch, scratch, n)
             // out_h = V_hᵀ · p
             cblas_sgemv(
-                CblasRowMajor, CblasTrans, Int32(length), Int32(d), 1, values + h * d, Int32(c), scratch, 1, 0,
+                CblasRowMajor, CblasTrans, Int32(n), Int32(d), 1, v0 + kv, Int32(ld), scratch, 1, 0,
                 out + h * d, 1)
         }
     }

@@ -19,6 +19,14 @@ public struct Linear: Module {
         self.bias = bias ? Variable(Tensor(zeros: [outputDimensions]), requiresGrad: true) : nil
     }
 
+    /// A layer with the given (out, in) weight and optional (out) bias, as a checkpoint holds them.
+    public init(weight: Tensor, bias: Tensor? = nil) {
+        precondition(weight.rank == 2, "Linear: weight must be (out, in), got \(weight.shape)")
+        precondition(bias.map { $0.shape == [weight.shape[0]] } ?? true, "Linear: bias must be (out)")
+        self.weight = Variable(weight, requiresGrad: true)
+        self.bias = bias.map { Variable($0, requiresGrad: true) }
+    }
+
     public func callAsFunction(_ x: Variable) -> Variable {
         let y = x.matmul(weight, transposeOther: true)
         return bias.map { y + $0 } ?? y
