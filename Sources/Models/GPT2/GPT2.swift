@@ -5,7 +5,7 @@ import Tensor
 ///
 /// Parameters carry Hugging Face's names (`transformer.h.0.attn.c_attn.weight`, …) and layouts
 /// (Conv1D weights are (in, out)), so checkpoints move between rlaif and transformers unchanged.
-public final class GPT2: Module, @unchecked Sendable {
+public final class GPT2: CausalLanguageModel, @unchecked Sendable {
     public let config: GPT2Config
     public let tokenEmbedding: Variable  // wte (V, C)
     public let positionEmbedding: Variable  // wpe (T, C)
@@ -95,29 +95,14 @@ public final class GPT2: Module, @unchecked Sendable {
     public func logits(_ ids: TokenTensor) -> Variable {
         hiddenStates(ids).matmul(tokenEmbedding, transposeOther: true)
     }
-
-    /// Mean cross-entropy of predicting ids[:, t+1] from ids[:, ...t], as transformers' `labels=ids`.
-    public func languageModelLoss(_ ids: TokenTensor) -> Variable {
-        logits(ids).crossEntropy(targets: Self.nextTokenTargets(ids))
-    }
-
-    /// (B, T) targets: each position's next token, and `ignored` at the last position.
-    public static func nextTokenTargets(_ ids: TokenTensor) -> TokenTensor {
-        let (b, t) = (ids.shape[0], ids.shape[1])
-        var targets = [Int32](repeating: TokenTensor.ignored, count: b * t)
-        for i in 0..<b { for j in 0..<(t - 1) { targets[i * t + j] = ids.ids[i * t + j + 1] } }
-        return TokenTensor(shape: [b, t], ids: targets)
-    }
-
-    /// log p(ids[:, t+1] | ids[:, ...t]) for every position but the last: (B, T−1).
-    public func nextTokenLogProbs(_ ids: TokenTensor) -> Variable {
-        let t = ids.shape[1]
-        // (B, T) with a 0 in the last column, whose next token is unknown.
-        return logits(ids).gatherLogProbs(Self.nextTokenTargets(ids)).slice(axis: 1, 0..<(t - 1))
-    }
 }
 
 extension GPT2 {
+    public var vocabularySize: Int { config.vocabularySize }
+    public var contextLength: Int { config.contextLength }
+    public var width: Int { config.width }
+    public var layerCount: Int { config.layers }
+
     /// An independent model with the same weights (the frozen reference, a reward model's backbone).
     public func copy() -> GPT2 {
         let twin = try! GPT2(zeroedFor: config)  // config was validated when self was built

@@ -48,24 +48,3 @@ public struct PaddedBatch: Sendable {
         lastTokenMask = mask
     }
 }
-
-extension GPT2 {
-    /// log p of each continuation token given everything before it, for prompt/continuation pairs
-    /// batched with right padding: (B, T) with 0 outside the continuations, so `.sum(axis: 1)` is
-    /// each continuation's total. Differentiable (for KL, PPO ratios, DPO).
-    public func continuationLogProbs(prompts: [[Int32]], continuations: [[Int32]]) -> Variable {
-        precondition(
-            prompts.count == continuations.count,
-            "continuationLogProbs: \(prompts.count) prompts, \(continuations.count) continuations")
-        let batch = PaddedBatch(zip(prompts, continuations).map { $0 + $1 })
-        let (b, t) = (batch.ids.shape[0], batch.ids.shape[1])
-        // Position j predicts token j+1; only predictions of continuation tokens count.
-        var targets = [Int32](repeating: TokenTensor.ignored, count: b * t)
-        for i in 0..<b {
-            for j in prompts[i].count..<(prompts[i].count + continuations[i].count) {
-                targets[i * t + j - 1] = batch.ids.ids[i * t + j]
-            }
-        }
-        return logits(batch.ids).gatherLogProbs(TokenTensor(shape: [b, t], ids: targets))
-    }
-}

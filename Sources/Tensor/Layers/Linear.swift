@@ -1,5 +1,5 @@
 /// y = x·Wᵀ + b.  x: (…, inputDimensions)  W: (outputDimensions, inputDimensions)  y: (…, outputDimensions)
-public struct Linear: Module {
+public struct Linear: Module, Sendable {
     public let weight: Variable
     public let bias: Variable?
 

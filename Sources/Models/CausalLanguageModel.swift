@@ -1,0 +1,86 @@
+import Foundation
+import Tensor
+
+/// What rlaif needs of a decoder-only language model, whatever its architecture (GPT-2, the
+/// Llama family): hidden states and logits for token ids, cached generation, saving.
+public protocol CausalLanguageModel: Module, AnyObject, Sendable {
+    var vocabularySize: Int { get }
+    /// Positions the model reads at most.
+    var contextLength: Int { get }
+    /// Width of the hidden states (what a value or reward head reads).
+    var width: Int { get }
+    /// Transformer blocks (each with its own key/value cache in generation).
+    var layerCount: Int { get }
+    /// The final hidden states (B, T, C) for token ids (B, T).
+    func hiddenStates(_ ids: TokenTensor) -> Variable
+    /// Next-token logits (B, T, V).
+    func logits(_ ids: TokenTensor) -> Variable
+    /// A continuation of each prompt, with a key/value cache (see `GPT2.generate`).
+    func generate(prompts: [[Int32]], sampleIDs: [UInt64]?, options: SamplingOptions, valueHead: ScalarHead?)
+        -> [Generation]
+    /// Writes the model in transformers' layout (`endOfText`: the tokenizer's end-of-text id).
+    func save(to directory: URL, endOfText: Int32?) throws(ModelError)
+}
+
+extension CausalLanguageModel {
+    public func generate(prompts: [[Int32]], sampleIDs: [UInt64]? = nil, options: SamplingOptions) -> [Generation] {
+        generate(prompts: prompts, sampleIDs: sampleIDs, options: options, valueHead: nil)
+    }
+
+    /// Mean cross-entropy of predicting ids[:, t+1] from ids[:, ...t], as transformers' `labels=ids`.
+    public func languageModelLoss(_ ids: TokenTensor) -> Variable {
+        logits(ids).crossEntropy(targets: Self.nextTokenTargets(ids))
+    }
+
+    /// (B, T) targets: each position's next token, and `ignored` at the last position.
+    public static func nextTokenTargets(_ ids: TokenTensor) -> TokenTensor {
+        let (b, t) = (ids.shape[0], ids.shape[1])
+        var targets = [Int32](repeating: TokenTensor.ignored, count: b * t)
+        for i in 0..<b { for j in 0..<(t - 1) { targets[i * t + j] = ids.ids[i * t + j + 1] } }
+        return TokenTensor(shape: [b, t], ids: targets)
+    }
+
+    /// log p(ids[:, t+1] | ids[:, ...t]) for every position but the last: (B, T−1).
+    public func nextTokenLogProbs(_ ids: TokenTensor) -> Variable {
+        let t = ids.shape[1]
+        // (B, T) with a 0 in the last column, whose next token is unknown.
+        return logits(ids).gatherLogProbs(Self.nextTokenTargets(ids)).slice(axis: 1, 0..<(t - 1))
+    }
+
+    /// log p of each continuation token given everything before it, for prompt/continuation pairs
+    /// batched with right padding: (B, T) with 0 outside the continuations, so `.sum(axis: 1)` is
+    /// each continuation's total. Differentiable (for KL, PPO ratios, DPO).
+    public func continuationLogProbs(prompts: [[Int32]], continuations: [[Int32]]) -> Variable {
+        precondition(
+            prompts.count == continuations.count,
+            "continuationLogProbs: \(prompts.count) prompts, \(continuations.count) continuations")
+        let batch = PaddedBatch(zip(prompts, continuations).map { $0 + $1 })
+        let (b, t) = (batch.ids.shape[0], batch.ids.shape[1])
+        // Position j predicts token j+1; only predictions of continuation tokens count.
+        var targets = [Int32](repeating: TokenTensor.ignored, count: b * t)
+        for i in 0..<b {
+            for j in prompts[i].count..<(prompts[i].count + continuations[i].count) {
+                targets[i * t + j - 1] = batch.ids.ids[i * t + j]
+            }
+        }
+        return logits(batch.ids).gatherLogProbs(TokenTensor(shape: [b, t], ids: targets))
+    }
+
+    /// The reference path for tests: recomputes the whole sequence for every token (no cache).
+    public func generateWithoutCache(prompts: [[Int32]], sampleIDs: [UInt64]? = nil, options: SamplingOptions)
+        -> [Generation]
+    {
+        Autograd.inferenceMode {
+            let ids = sampleIDs ?? prompts.indices.map(UInt64.init)
+            return zip(prompts, ids).map { prompt, id in
+                var state = SequenceState(prompt: prompt, id: id, options: options, model: self, cacheWidth: 0)
+                while !state.finished {
+                    let tokens = state.prompt + state.result.tokens
+                    let logits = self.logits(TokenTensor(shape: [1, tokens.count], ids: tokens)).value
+                    state.accept(logits.pointer + (tokens.count - 1) * vocabularySize, value: nil)
+                }
+                return state.result
+            }
+        }
+    }
+}

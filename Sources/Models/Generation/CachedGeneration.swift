@@ -1,0 +1,129 @@
+import Tensor
+
+/// The loop of batched sampling with a key/value cache, for any architecture.
+///
+/// Each prompt is prefilled (its keys and values for every layer cached), then all unfinished
+/// sequences advance one token per step together: their new rows go through the projections and
+/// MLPs as one batch, and each attends only to its own cache. A sequence that stops leaves the
+/// batch at once and costs nothing more. Sequence `i` draws from its own stream
+/// (options.seed, .sampling, 0, sampleIDs[i]), so its tokens are the same whichever batch or worker
+/// produces it.
+enum CachedGeneration {
+    /// `prefill` fills the caches of the given sequences and returns their first logits (and values);
+    /// `step` advances the active ones by a token and returns their logits (and values), row r
+    /// for `active[r]`.
+    static func run(
+        prompts: [[Int32]], sampleIDs: [UInt64]?, options: SamplingOptions, model: some CausalLanguageModel,
+        cacheWidth: Int,
+        prefill: (_ states: inout [SequenceState], _ pending: [Int]) -> (logits: Tensor, values: Tensor?),
+        step: (_ states: inout [SequenceState], _ active: [Int]) -> (logits: Tensor, values: Tensor?)
+    ) -> [Generation] {
+        Autograd.inferenceMode {
+            let ids = sampleIDs ?? prompts.indices.map(UInt64.init)
+            precondition(ids.count == prompts.count, "generate: \(prompts.count) prompts but \(ids.count) sample ids")
+            var states = zip(prompts, ids).map { prompt, id in
+                SequenceState(prompt: prompt, id: id, options: options, model: model, cacheWidth: cacheWidth)
+            }
+            let pending = states.indices.filter { !states[$0].finished }
+            guard !pending.isEmpty else { return states.map(\.result) }
+            precondition(pending.allSatisfy { !states[$0].prompt.isEmpty }, "generate: empty prompt")
+            let first = prefill(&states, pending)
+            accept(
+                first.logits, values: first.values, into: &states, rows: pending, vocabularySize: model.vocabularySize)
+            while true {
+                let active = states.indices.filter { !states[$0].finished }
+                if active.isEmpty { break }
+                let next = step(&states, active)
+                accept(
+                    next.logits, values: next.values, into: &states, rows: active, vocabularySize: model.vocabularySize)
+            }
+            return states.map(\.result)
+        }
+    }
+
+    /// Each sequence of `rows` draws its next token from its row of `logits`, in parallel: a
+    /// sequence touches only its own state and random stream.
+    private static func accept(
+        _ logits: Tensor, values: Tensor?, into states: inout [SequenceState], rows: [Int], vocabularySize: Int
+    ) {
+        states.withUnsafeMutableBufferPointer { buffer in
+            let states = buffer
+            Engine.parallelFor(rows.count) { r in
+                states[rows[r]].accept(logits.pointer + r * vocabularySize, value: values.map { $0[flat: r] })
+            }
+        }
+    }
+
+    /// Each sequence's last real position of right-padded hidden states (B, T, C), gathered into (B, C).
+    static func lastPositions(_ hidden: Tensor, prompts: [[Int32]]) -> Tensor {
+        let (t, c) = (hidden.shape[1], hidden.shape[2])
+        let last = Tensor(zeros: [prompts.count, c])
+        for (r, p) in prompts.enumerated() {
+            (last.pointer + r * c).update(from: hidden.pointer + (r * t + p.count - 1) * c, count: c)
+        }
+        return last
+    }
+}
+
+/// One sequence's progress: its cache, its random stream, what it has produced.
+struct SequenceState {
+    let prompt: [Int32]
+    let options: SamplingOptions
+    let vocabularySize: Int, contextLength: Int
+    var rng: RandomStream
+    var cache: KeyValueCache
+    var result = Generation(tokens: [], logProbs: [], values: [], stopped: false)
+    var finished = false
+
+    /// Position of the next token to feed (the last accepted one).
+    var position: Int { prompt.count + result.tokens.count - 1 }
+    var lastToken: Int32 { result.tokens.last ?? prompt.last! }
+
+    /// `cacheWidth`: floats a layer caches per position for keys (and for values).
+    init(prompt: [Int32], id: UInt64, options: SamplingOptions, model: some CausalLanguageModel, cacheWidth: Int) {
+        precondition(
+            prompt.count <= model.contextLength,
+            "generate: prompt of \(prompt.count) tokens exceeds the context \(model.contextLength)")
+        self.prompt = prompt
+        self.options = options
+        (vocabularySize, contextLength) = (model.vocabularySize, model.contextLength)
+        rng = RandomStream(seed: options.seed, purpose: .sampling, step: 0, index: id)
+        cache = KeyValueCache(
+            layers: cacheWidth == 0 ? 0 : model.layerCount, width: cacheWidth,
+            capacity: min(model.contextLength, prompt.count + options.maxNewTokens))
+        finished = options.maxNewTokens == 0
+    }
+
+    mutating func accept(_ logits: UnsafePointer<Float>, value: Float?) {
+        let (token, logProb) = TokenSampler.draw(logits, count: vocabularySize, options: options, rng: &rng)
+        result.tokens.append(token)
+        result.logProbs.append(logProb)
+        if let value { result.values.append(value) }
+        if options.stopTokens.contains(token) {
+            result.stopped = true
+            finished = true
+        } else if result.tokens.count >= options.maxNewTokens || prompt.count + result.tokens.count >= contextLength {
+            finished = true
+        }
+    }
+
+    /// Stores the key and value rows of position `p` for `layer`.
+    mutating func store(layer: Int, position p: Int, key: UnsafePointer<Float>, value: UnsafePointer<Float>) {
+        let w = cache.width
+        cache.keys[layer].pointer.advanced(by: p * w).update(from: key, count: w)
+        cache.values[layer].pointer.advanced(by: p * w).update(from: value, count: w)
+    }
+}
+
+/// Keys and values of every layer for one sequence: (capacity, width) each, heads side by side.
+struct KeyValueCache {
+    let capacity: Int, width: Int
+    var keys: [Tensor]
+    var values: [Tensor]
+
+    init(layers: Int, width: Int, capacity: Int) {
+        (self.capacity, self.width) = (capacity, width)
+        keys = (0..<layers).map { _ in Tensor(zeros: [capacity, width]) }
+        values = (0..<layers).map { _ in Tensor(zeros: [capacity, width]) }
+    }
+}
