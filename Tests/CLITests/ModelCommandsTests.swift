@@ -100,4 +100,42 @@ import Testing
         #expect(cut.out.hasPrefix(String(repeating: "a", count: 53) + "0123456789"), "\(cut.out)")
         #expect(!cut.out.hasPrefix(String(repeating: "a", count: 54)))
     }
+
+    /// A Llama-family directory with a `tokenizer.json` (the Llama 3 pattern family's fixture):
+    /// `sample` and `score` take it as they take GPT-2, and `score` equals the library.
+    @Test
+    func llamaDirectory_withTokenizerJSON_samplesAndScores() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlaif-cli-llama-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let tokenizers = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../ModelsTests/Fixtures/tokenizers/llama3")
+        let config = LlamaConfig(
+            family: .llama, vocabularySize: 600, width: 32, intermediateSize: 48, layers: 2, heads: 4, kvHeads: 2,
+            contextLength: 128, tiedEmbeddings: true)
+        try Llama(config: config, seed: 3).save(to: dir)
+        for file in ["tokenizer.json", "tokenizer_config.json"] {
+            try FileManager.default.copyItem(
+                at: tokenizers.appendingPathComponent(file), to: dir.appendingPathComponent(file))
+        }
+        let args = ["sample", "--model", dir.path, "--prompt", "Hello world", "--max-new-tokens", "6", "--seed", "2"]
+        let a = try Self.run(args), b = try Self.run(args)
+        #expect(a.status == 0, "\(a.err)")
+        #expect(a.out == b.out && a.out.hasPrefix("Hello world"))
+        let input = dir.appendingPathComponent("pairs.jsonl")
+        try #"{"prompt": "It's 12345", "completion": " café 🙂"}"#.write(to: input, atomically: true, encoding: .utf8)
+        let r = try Self.run(["score", "--model", dir.path, "--input", input.path])
+        #expect(r.status == 0, "\(r.err)")
+        let line = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+        let model = try ModelDirectory(dir.path)
+        #expect(model.model is Llama)
+        let completion = model.tokenizer.encode(" café 🙂")
+        #expect(line["tokens"] as? Int == completion.count)
+        let expected = Autograd.inferenceMode {
+            model.model.continuationLogProbs(
+                prompts: [model.tokenizer.encode("It's 12345")], continuations: [completion]
+            )
+            .sum().value.item
+        }
+        #expect(abs(line["total_logprob"] as! Double - Double(expected)) < 1e-4)
+    }
 }

@@ -34,7 +34,7 @@ struct Sample: AsyncParsableCommand {
             throw ValidationError("--prompt is empty after tokenization; give at least one character.")
         }
         // At least one position must be left to sample into.
-        let room = directory.model.config.contextLength - 1
+        let room = directory.model.contextLength - 1
         var shown = prompt
         if ids.count > room {
             guard truncateLeft else {

@@ -39,9 +39,9 @@ struct Score: AsyncParsableCommand {
             guard !p.isEmpty, !c.isEmpty else {
                 throw CommandFailure("\(input):\(number + 1): prompt and completion must both be non-empty")
             }
-            guard p.count + c.count <= directory.model.config.contextLength else {
+            guard p.count + c.count <= directory.model.contextLength else {
                 throw CommandFailure(
-                    "\(input):\(number + 1): \(p.count + c.count) tokens exceed the model's context of \(directory.model.config.contextLength)"
+                    "\(input):\(number + 1): \(p.count + c.count) tokens exceed the model's context of \(directory.model.contextLength)"
                 )
             }
             pairs.append((p, c))
