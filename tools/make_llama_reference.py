@@ -103,7 +103,25 @@ def make():
         save_file(ref, os.path.join(out, "reference.safetensors"))
         print("wrote", out, "loss", ref["loss"].item())
         if name == "llama-tiny":
+            make_reward(model, config, input_ids, ref)
+            save_file(ref, os.path.join(out, "reference.safetensors"))
             make_sharded(model, input_ids)
+
+
+def make_reward(model, config, input_ids, ref):
+    """LlamaForSequenceClassification (one label) on the same trunk: its score at the last real
+    token of right-padded sequences (pad id 0, which no real token of these inputs uses)."""
+    from transformers import LlamaForSequenceClassification
+    torch.manual_seed(2)
+    reward = LlamaForSequenceClassification(config.__class__(**{**config.to_dict(), "num_labels": 1})).float().eval()
+    reward.model.load_state_dict(model.model.state_dict())
+    ids = input_ids.clone() % (VOCAB - 1) + 1
+    ids[1, 7:] = 0
+    with torch.no_grad():
+        scores = reward(input_ids=ids).logits[:, 0]
+    ref["reward.input_ids"] = ids.to(torch.int32).contiguous()
+    ref["reward.score.weight"] = reward.score.weight.detach().contiguous()
+    ref["reward.scores"] = scores.contiguous()
 
 
 def make_sharded(model, input_ids):

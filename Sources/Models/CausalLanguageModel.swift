@@ -18,6 +18,10 @@ public protocol CausalLanguageModel: Module, AnyObject, Sendable {
     /// A continuation of each prompt, with a key/value cache (see `GPT2.generate`).
     func generate(prompts: [[Int32]], sampleIDs: [UInt64]?, options: SamplingOptions, valueHead: ScalarHead?)
         -> [Generation]
+    /// The parameters without an untied LM head: what a reward model's trunk trains.
+    var trunkParameters: [(String, Variable)] { get }
+    /// An independent model with the same weights (the frozen reference, a reward model's trunk).
+    func copy() -> Self
     /// Writes the model in transformers' layout (`endOfText`: the tokenizer's end-of-text id).
     func save(to directory: URL, endOfText: Int32?) throws(ModelError)
 }

@@ -103,4 +103,31 @@ import Testing
                 to: dir.appendingPathComponent("rlaif_logprobs.safetensors"))
         }
     }
+
+    /// LlamaForSequenceClassification with one label on the same trunk: the score at each
+    /// sequence's last real token, right padding ignored.
+    @Test func rewardModelScores_matchSequenceClassification() throws {
+        let ref = try Self.reference("llama-tiny")
+        let reward = RewardModel(backbone: try Llama.load(from: Self.fixture("llama-tiny")), seed: 1)
+        reward.head.weight.value.assign(try ref.float32("reward.score.weight"))
+        let ids = try ref.int32("reward.input_ids")
+        let t = ids.shape[1]
+        let sequences = (0..<ids.shape[0]).map { r in Array(ids.ids[(r * t)..<((r + 1) * t)].prefix { $0 != 0 }) }
+        #expect(sequences.map(\.count) == [12, 7])
+        let scores = Autograd.inferenceMode { reward.scores(PaddedBatch(sequences)).value }
+        #expect(GPT2ReferenceTests.maxAbsDifference(scores, try ref.float32("reward.scores")) < 1e-4)
+        #expect(!reward.namedParameters.contains { $0.0 == "lm_head.weight" })
+    }
+
+    @Test func valueHead_onTheLlamaTrunk_givesTheHiddenStatesValues() throws {
+        let model = try Llama.load(from: Self.fixture("qwen2-tiny"))
+        let head = ScalarHead(width: model.width, bias: true, seed: 2, index: 0)
+        let g = model.generate(prompts: [[1, 2], [3]], options: .greedy(maxNewTokens: 4), valueHead: head)
+        #expect(g.allSatisfy { $0.values.count == $0.tokens.count })
+        let full: [Int32] = [1, 2] + g[0].tokens
+        let hidden = Autograd.inferenceMode {
+            head(model.hiddenStates(TokenTensor(shape: [1, full.count], ids: full))).value.scalars
+        }
+        for (k, v) in g[0].values.enumerated() { #expect(abs(v - hidden[1 + k]) < 1e-4) }
+    }
 }

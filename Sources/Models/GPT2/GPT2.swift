@@ -102,6 +102,8 @@ extension GPT2 {
     public var contextLength: Int { config.contextLength }
     public var width: Int { config.width }
     public var layerCount: Int { config.layers }
+    /// The LM head is the embedding: every parameter.
+    public var trunkParameters: [(String, Variable)] { namedParameters }
 
     /// An independent model with the same weights (the frozen reference, a reward model's backbone).
     public func copy() -> GPT2 {

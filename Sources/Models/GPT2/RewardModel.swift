@@ -1,18 +1,19 @@
 import Tensor
 
-/// A GPT-2 backbone with a scalar score read at each sequence's last real token (the layout of
-/// transformers' GPT2ForSequenceClassification with one label: `score.weight`, no bias).
+/// A language model's trunk with a scalar score read at each sequence's last real token (the
+/// layout of transformers' …ForSequenceClassification with one label: the trunk's names,
+/// `score.weight`, no bias, no LM head).
 public final class RewardModel: Module, @unchecked Sendable {
-    public let backbone: GPT2
+    public let backbone: any CausalLanguageModel
     public let head: ScalarHead
 
-    public init(backbone: GPT2, seed: UInt64) {
+    public init(backbone: any CausalLanguageModel, seed: UInt64) {
         self.backbone = backbone
-        head = ScalarHead(width: backbone.config.width, bias: false, seed: seed, index: 1)
+        head = ScalarHead(width: backbone.width, bias: false, seed: seed, index: 1)
     }
 
     public var namedParameters: [(String, Variable)] {
-        backbone.namedParameters + head.namedParameters(prefix: "score")
+        backbone.trunkParameters + head.namedParameters(prefix: "score")
     }
 
     /// One score per sequence. `batch` holds right-padded sequences; each is scored at its last

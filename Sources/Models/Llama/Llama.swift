@@ -115,6 +115,7 @@ public final class Llama: CausalLanguageModel, @unchecked Sendable {
     public var contextLength: Int { config.contextLength }
     public var width: Int { config.width }
     public var layerCount: Int { config.layers }
+    public var trunkParameters: [(String, Variable)] { namedParameters.filter { $0.0 != "lm_head.weight" } }
 
     /// An independent model with the same weights (the frozen reference, a reward model's trunk).
     public func copy() -> Llama {
