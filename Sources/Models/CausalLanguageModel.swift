@@ -18,6 +18,8 @@ public protocol CausalLanguageModel: Module, AnyObject, Sendable {
     /// A continuation of each prompt, with a key/value cache (see `GPT2.generate`).
     func generate(prompts: [[Int32]], sampleIDs: [UInt64]?, options: SamplingOptions, valueHead: ScalarHead?)
         -> [Generation]
+    /// Mean cross-entropy of predicting ids[:, t+1] from ids[:, ...t], as transformers' `labels=ids`.
+    func languageModelLoss(_ ids: TokenTensor) -> Variable
     /// The parameters without an untied LM head: what a reward model's trunk trains.
     var trunkParameters: [(String, Variable)] { get }
     /// An independent model with the same weights (the frozen reference, a reward model's trunk).

@@ -130,4 +130,33 @@ import Testing
         }
         for (k, v) in g[0].values.enumerated() { #expect(abs(v - hidden[1 + k]) < 1e-4) }
     }
+
+    /// Gradient checkpointing (blocks and loss chunks computed again in backward) changes no
+    /// gradient beyond the rounding of the loss's sum, and still matches transformers.
+    @Test(arguments: families)
+    func gradientCheckpointing_givesTheSameGradients(name: String) throws {
+        let ref = try Self.reference(name)
+        let ids = try ref.int32("input_ids")
+        func gradients(checkpointing: Bool) throws -> (Float, [String: Tensor]) {
+            let model = try Llama.load(from: Self.fixture(name))
+            model.gradientCheckpointing = checkpointing
+            model.lossChunkRows = 5  // 24 rows: four full chunks and a partial one
+            let params = ParameterSet(model.namedParameters)
+            let loss = model.languageModelLoss(ids)
+            loss.backward()
+            return (
+                loss.value.item,
+                Dictionary(uniqueKeysWithValues: zip(params.entries.map(\.name), params.variables.map { $0.grad! }))
+            )
+        }
+        let (plainLoss, plain) = try gradients(checkpointing: false)
+        let (savedLoss, saved) = try gradients(checkpointing: true)
+        #expect(abs(plainLoss - savedLoss) < 1e-5)
+        for (param, g) in saved {
+            let scale = max(g.scalars.map(abs).max() ?? 1, 1e-12)
+            #expect(GPT2ReferenceTests.maxAbsDifference(g, plain[param]!) / scale < 1e-5, "\(param)")
+            let expected = try ref.float32("grad." + param)
+            #expect(GPT2ReferenceTests.maxAbsDifference(g, expected) / scale < 1e-3, "\(param)")
+        }
+    }
 }

@@ -15,12 +15,26 @@ public final class Llama: CausalLanguageModel, @unchecked Sendable {
     public let head: Variable?
     let rotary: RotaryTable
 
-    public struct Block: Sendable {
+    /// Trade compute for memory in training: each block's activations, and the LM head's logits
+    /// (in chunks of `lossChunkRows` rows), are computed again in backward instead of kept.
+    public var gradientCheckpointing = false
+    public var lossChunkRows = 256
+
+    public struct Block: Module, Sendable {
         public let inputNorm: RMSNormLayer
         public let query: Linear, key: Linear, value: Linear, output: Linear
         public let postAttentionNorm: RMSNormLayer
         public let gate: Linear, up: Linear, down: Linear
         public let window: Int?
+
+        public var namedParameters: [(String, Variable)] {
+            inputNorm.namedParameters(prefix: "input_layernorm") + query.namedParameters(prefix: "self_attn.q_proj")
+                + key.namedParameters(prefix: "self_attn.k_proj") + value.namedParameters(prefix: "self_attn.v_proj")
+                + output.namedParameters(prefix: "self_attn.o_proj")
+                + postAttentionNorm.namedParameters(prefix: "post_attention_layernorm")
+                + gate.namedParameters(prefix: "mlp.gate_proj") + up.namedParameters(prefix: "mlp.up_proj")
+                + down.namedParameters(prefix: "mlp.down_proj")
+        }
     }
 
     /// A freshly initialized model (N(0, 0.02) weights, as transformers' `initializer_range`;
@@ -62,18 +76,7 @@ public final class Llama: CausalLanguageModel, @unchecked Sendable {
 
     public var namedParameters: [(String, Variable)] {
         var out: [(String, Variable)] = [("model.embed_tokens.weight", tokenEmbedding)]
-        for (i, b) in blocks.enumerated() {
-            let p = "model.layers.\(i)"
-            out += b.inputNorm.namedParameters(prefix: "\(p).input_layernorm")
-            out += b.query.namedParameters(prefix: "\(p).self_attn.q_proj")
-            out += b.key.namedParameters(prefix: "\(p).self_attn.k_proj")
-            out += b.value.namedParameters(prefix: "\(p).self_attn.v_proj")
-            out += b.output.namedParameters(prefix: "\(p).self_attn.o_proj")
-            out += b.postAttentionNorm.namedParameters(prefix: "\(p).post_attention_layernorm")
-            out += b.gate.namedParameters(prefix: "\(p).mlp.gate_proj")
-            out += b.up.namedParameters(prefix: "\(p).mlp.up_proj")
-            out += b.down.namedParameters(prefix: "\(p).mlp.down_proj")
-        }
+        for (i, b) in blocks.enumerated() { out += b.namedParameters(prefix: "model.layers.\(i)") }
         out += finalNorm.namedParameters(prefix: "model.norm")
         return out + (head.map { [("lm_head.weight", $0)] } ?? [])
     }
@@ -89,18 +92,57 @@ public final class Llama: CausalLanguageModel, @unchecked Sendable {
         let positions = TokenTensor(shape: [t], ids: (0..<Int32(t)).map { $0 })
         var x = tokenEmbedding.embedding(ids)
         for (l, block) in blocks.enumerated() {
-            let h = block.inputNorm(x)
-            let q = block.query(h).rotary(heads: config.heads, table: rotary, positions: positions)
-            let k = block.key(h).rotary(heads: config.kvHeads, table: rotary, positions: positions)
-            let v = block.value(h)
-            observe(l, k.value, v.value)
-            let attended = Variable.attention(
-                q: q, k: k, v: v, heads: config.heads, kvHeads: config.kvHeads, window: block.window)
-            x = x + block.output(attended)
-            let m = block.postAttentionNorm(x)
-            x = x + block.down(block.gate(m).swiGLU(block.up(m)))
+            if gradientCheckpointing && Autograd.isRecording {
+                x = Variable.recomputed([x], parameters: block.namedParameters.map(\.1)) { [self] v in
+                    forward(block, v[0], positions: positions) { _, _ in }
+                }
+            } else {
+                x = forward(block, x, positions: positions) { observe(l, $0, $1) }
+            }
         }
         return finalNorm(x)
+    }
+
+    /// One block: x + attention(norm(x)), then + the SwiGLU MLP. `observe` sees the rotated keys
+    /// and the values.
+    private func forward(
+        _ block: Block, _ x: Variable, positions: TokenTensor, observe: (Tensor, Tensor) -> Void
+    ) -> Variable {
+        let h = block.inputNorm(x)
+        let q = block.query(h).rotary(heads: config.heads, table: rotary, positions: positions)
+        let k = block.key(h).rotary(heads: config.kvHeads, table: rotary, positions: positions)
+        let v = block.value(h)
+        observe(k.value, v.value)
+        let attended = Variable.attention(
+            q: q, k: k, v: v, heads: config.heads, kvHeads: config.kvHeads, window: block.window)
+        let mid = x + block.output(attended)
+        let m = block.postAttentionNorm(mid)
+        return mid + block.down(block.gate(m).swiGLU(block.up(m)))
+    }
+
+    /// Mean cross-entropy of each next token, as transformers' `labels=ids`. With gradient
+    /// checkpointing the logits exist one chunk of rows at a time, in backward too.
+    public func languageModelLoss(_ ids: TokenTensor) -> Variable {
+        let targets = Self.nextTokenTargets(ids)
+        let counted = targets.ids.filter { $0 != TokenTensor.ignored }.count
+        guard gradientCheckpointing, Autograd.isRecording, counted > 0 else {
+            return logits(ids).crossEntropy(targets: targets)
+        }
+        let rows = ids.count
+        let hidden = hiddenStates(ids).reshaped([rows, config.width])
+        let head = headWeight
+        var total: Variable?
+        for start in stride(from: 0, to: rows, by: lossChunkRows) {
+            let range = start..<min(rows, start + lossChunkRows)
+            let chunk = TokenTensor(shape: [range.count], ids: Array(targets.ids[range]))
+            let n = chunk.ids.filter { $0 != TokenTensor.ignored }.count
+            guard n > 0 else { continue }
+            let part = Variable.recomputed([hidden.slice(axis: 0, range)], parameters: [head]) { v in
+                v[0].matmul(head, transposeOther: true).crossEntropy(targets: chunk) * Float(n)
+            }
+            total = total.map { $0 + part } ?? part
+        }
+        return total! * (1 / Float(counted))
     }
 
     /// The LM head's weight (V, C): the embedding when tied.

@@ -23,6 +23,7 @@ enum Op {
     case rmsNorm(Variable, weight: Variable, rstd: Tensor)
     case swiGLU(gate: Variable, up: Variable)
     case rotary(Variable, heads: Int, table: RotaryTable, positions: TokenTensor)
+    case recomputed([Variable], parameters: [Variable], body: ([Variable]) -> Variable)
     case crossEntropy(logits: Variable, targets: TokenTensor, probs: Tensor, counted: Int)
     case gatherLogProbs(logits: Variable, ids: TokenTensor, probs: Tensor)
     case maskedFill(Variable, mask: Tensor)
@@ -36,6 +37,7 @@ enum Op {
             .swiGLU(let a, let b):
             [a, b]
         case .attention(let q, let k, let v, _, _): [q, k, v]
+        case .recomputed(let inputs, let parameters, _): inputs + parameters
         case .layerNorm(let x, let gamma, let beta, _, _): [x, gamma, beta]
         case .affine(let x, let w, let b, let residual): [x, w, b] + (residual.map { [$0] } ?? [])
         case .scale(let x, _), .shift(let x, _), .exp(let x, _), .log(let x), .tanh(let x, _), .relu(let x),
@@ -158,6 +160,14 @@ enum Op {
                 dOut: dOut, x: x.value, weight: weight.value, rstd: rstd, dx: g(x), dweight: g(weight))
         case .swiGLU(let gate, let up):
             Kernels.swiGLUBackward(dOut: dOut, gate: gate.value, up: up.value, dgate: g(gate), dup: g(up))
+        case .recomputed(let inputs, _, let body):
+            // Runs the body again, recording this time, and differentiates that graph: parameters
+            // inside it accumulate as usual, the inputs' gradients come back through fresh leaves.
+            let leaves = inputs.map { Variable($0.value, requiresGrad: $0.requiresGrad) }
+            body(leaves).backward(seed: dOut)
+            for (input, leaf) in zip(inputs, leaves) where input.requiresGrad {
+                if let grad = leaf.grad { input.takeGradient(grad) }
+            }
         case .rotary(let x, let heads, let table, let positions):
             if x.requiresGrad {
                 x.takeGradient(Kernels.rotary(dOut, heads: heads, table: table, positions: positions, inverse: true))

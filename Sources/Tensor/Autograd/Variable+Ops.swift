@@ -151,6 +151,20 @@ extension Variable {
         Variable(Kernels.maskedFillForward(value, mask: mask, value: fill), op: .maskedFill(self, mask: mask))
     }
 
+    // MARK: Memory
+
+    /// `body(inputs)`, keeping none of its intermediates: backward runs it again (gradient
+    /// checkpointing). `parameters` are the trained leaves `body` uses; they accumulate their
+    /// gradients when it is run again. `body` must compute the same values each time, as every
+    /// op here does.
+    public static func recomputed(
+        _ inputs: [Variable], parameters: [Variable], _ body: @escaping ([Variable]) -> Variable
+    ) -> Variable {
+        guard Autograd.isRecording else { return body(inputs) }
+        let out = Autograd.inferenceMode { body(inputs.map { Variable($0.value) }) }
+        return Variable(out.value, op: .recomputed(inputs, parameters: parameters, body: body))
+    }
+
     // MARK: Layout
 
     /// Same elements, new shape (one -1 allowed). No copy.

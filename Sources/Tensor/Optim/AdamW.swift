@@ -23,6 +23,13 @@ public struct AdamW: Optimizer {
         self.weightDecay = weightDecay
     }
 
+    /// Allocates the moments now rather than on the first update: a replica then holds its whole
+    /// steady state before any step's temporaries are laid out around it in the heap.
+    public mutating func reserveState(for parameters: ParameterSet) {
+        if firstMoment == nil { firstMoment = Tensor(zeros: [parameters.count]) }
+        if secondMoment == nil { secondMoment = Tensor(zeros: [parameters.count]) }
+    }
+
     public mutating func update(_ parameters: ParameterSet, learningRate lr: Float) {
         let m = firstMoment ?? Tensor(zeros: [parameters.count])
         let v = secondMoment ?? Tensor(zeros: [parameters.count])
