@@ -48,6 +48,12 @@ public struct TokenizerSettings: Sendable {
         chatTemplate = Self.template(config["chat_template"], directory: directory)
     }
 
+    /// The chat template, read; nil when the checkpoint has none.
+    public func parsedChatTemplate() throws(TemplateError) -> ChatTemplate? {
+        guard let chatTemplate else { return nil }
+        return try ChatTemplate(chatTemplate)
+    }
+
     /// The template string, a list's `default` entry, or `chat_template.jinja` beside the config.
     private static func template(_ value: Any?, directory: URL?) -> String? {
         if let s = value as? String { return s }

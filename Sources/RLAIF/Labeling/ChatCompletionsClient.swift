@@ -1,4 +1,5 @@
 import Foundation
+import Models
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking
@@ -10,14 +11,8 @@ import Foundation
 /// Authorization header — never in an error, a log line or a file. Once the server refuses the
 /// key (401, 403), every later request fails at once with its answer: no request is sent again.
 public final class ChatCompletionsClient: Sendable {
-    public struct Message: Codable, Sendable, Equatable {
-        public var role: String
-        public var content: String
-        public init(role: String, content: String) {
-            self.role = role
-            self.content = content
-        }
-    }
+    /// A turn as the API takes it: the same concept as a chat template's.
+    public typealias Message = ChatMessage
 
     /// The first generated token's alternatives with their log-probs (when the server sends them).
     public struct Reply: Sendable, Equatable {
