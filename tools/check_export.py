@@ -4,17 +4,19 @@ torch and transformers, which CI does not install).
 
     python3 tools/check_export.py RUN_DIR [RLAIF_BINARY]
 
-* models/policy loads as GPT2LMHeadModel with no missing or unexpected weights, and the per-token
-  log-probs of held-out responses (from RUN_DIR/evaluation.jsonl) equal `rlaif score`'s within 1e-4.
-* models/reward (when the run trained one) loads as GPT2ForSequenceClassification with no missing
-  or unexpected weights and gives finite scores; printed is how often it scores the ground truth's
-  better response higher on those pairs.
-Token ids are UTF-8 bytes (rlaif's byte tokenizer, see rlaif_tokenizer.json).
+* models/policy loads with AutoModelForCausalLM (GPT2LMHeadModel, LlamaForCausalLM, …) with no
+  missing or unexpected weights, and the per-token log-probs of held-out responses (from
+  RUN_DIR/evaluation.jsonl) equal `rlaif score`'s within 1e-4.
+* models/reward (when the run trained one) loads with AutoModelForSequenceClassification with no
+  missing or unexpected weights and gives finite scores; printed is how often it scores the
+  ground truth's better response higher on those pairs.
+Token ids are the exported tokenizer's (AutoTokenizer, for a run started from model.init) or UTF-8
+bytes (rlaif's byte tokenizer, see rlaif_tokenizer.json).
 """
 import json, os, subprocess, sys, tempfile
 
 import torch
-from transformers import GPT2ForSequenceClassification, GPT2LMHeadModel
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 run = sys.argv[1]
 binary = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(__file__), "..", ".build", "release", "rlaif")
@@ -22,7 +24,13 @@ models = os.path.join(run, "models")
 rows = [json.loads(l) for l in open(os.path.join(run, "evaluation.jsonl"))][:32]
 pairs = [(r["prompt"], r["policy"]) for r in rows if r["policy"] and "\ufffd" not in r["policy"]]
 
-policy, info = GPT2LMHeadModel.from_pretrained(os.path.join(models, "policy"), output_loading_info=True)
+if os.path.exists(os.path.join(models, "policy", "tokenizer.json")):
+    tokenizer = AutoTokenizer.from_pretrained(os.path.join(models, "policy"))
+    encode = lambda text: tokenizer.encode(text, add_special_tokens=False)
+    print(f"tokenizer: AutoTokenizer loads it ({type(tokenizer).__name__}, {len(tokenizer)} tokens)")
+else:
+    encode = lambda text: list(text.encode())
+policy, info = AutoModelForCausalLM.from_pretrained(os.path.join(models, "policy"), output_loading_info=True)
 assert not info["missing_keys"] and not info["unexpected_keys"], info
 policy.eval()
 with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
@@ -33,18 +41,18 @@ out = subprocess.run([binary, "score", "--model", os.path.join(models, "policy")
 worst = 0.0
 for (p, c), line in zip(pairs, out):
     ours = json.loads(line)["token_logprobs"]
-    ids = torch.tensor([list(p.encode()) + list(c.encode())])
+    ids = torch.tensor([encode(p) + encode(c)])
     with torch.no_grad():
         lp = torch.log_softmax(policy(ids).logits.double(), -1)
-    n = len(p.encode())
-    theirs = [lp[0, n - 1 + i, ids[0, n + i]].item() for i in range(len(c.encode()))]
+    n = len(encode(p))
+    theirs = [lp[0, n - 1 + i, ids[0, n + i]].item() for i in range(len(encode(c)))]
     worst = max(worst, max(abs(a - b) for a, b in zip(ours, theirs)))
 print(f"policy: {len(pairs)} responses, largest log-prob difference vs rlaif score {worst:.2e}")
 assert worst < 1e-4
 
 reward_dir = os.path.join(models, "reward")
 if os.path.isdir(reward_dir):
-    reward, info = GPT2ForSequenceClassification.from_pretrained(reward_dir, output_loading_info=True)
+    reward, info = AutoModelForSequenceClassification.from_pretrained(reward_dir, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"], info
     reward.eval()
     agree = total = 0
@@ -53,7 +61,7 @@ if os.path.isdir(reward_dir):
         if not q or q["policy"] == q["sft"]:
             continue
         with torch.no_grad():
-            s = [reward(torch.tensor([list((r["prompt"] + r[k]).encode())])).logits.item() for k in ("policy", "sft")]
+            s = [reward(torch.tensor([encode(r["prompt"]) + encode(r[k])])).logits.item() for k in ("policy", "sft")]
         assert all(map(lambda x: x == x and abs(x) < 1e6, s))
         total += 1
         agree += (s[0] > s[1]) == (q["policy"] > q["sft"])

@@ -15,6 +15,8 @@ public protocol CausalLanguageModel: Module, AnyObject, Sendable {
     func hiddenStates(_ ids: TokenTensor) -> Variable
     /// Next-token logits (B, T, V).
     func logits(_ ids: TokenTensor) -> Variable
+    /// The LM head applied to hidden states (…, C) → (…, V).
+    func headLogits(_ hidden: Variable) -> Variable
     /// A continuation of each prompt, with a key/value cache (see `GPT2.generate`).
     func generate(prompts: [[Int32]], sampleIDs: [UInt64]?, options: SamplingOptions, valueHead: ScalarHead?)
         -> [Generation]
@@ -24,6 +26,10 @@ public protocol CausalLanguageModel: Module, AnyObject, Sendable {
     var trunkParameters: [(String, Variable)] { get }
     /// An independent model with the same weights (the frozen reference, a reward model's trunk).
     func copy() -> Self
+    /// The `config.json` object `save` writes (`endOfText`: the tokenizer's end-of-text id).
+    func configObject(endOfText: Int32?) -> [String: Any]
+    /// transformers' class for a scalar head on this trunk (one label).
+    var sequenceClassificationArchitecture: String { get }
     /// Writes the model in transformers' layout (`endOfText`: the tokenizer's end-of-text id).
     func save(to directory: URL, endOfText: Int32?) throws(ModelError)
 }

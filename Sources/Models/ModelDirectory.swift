@@ -1,5 +1,13 @@
 import Foundation
 
+/// A model type that reads itself from a directory.
+public protocol LoadableModel: CausalLanguageModel {
+    static func load(from directory: URL) throws(ModelError) -> Self
+}
+
+extension GPT2: LoadableModel {}
+extension Llama: LoadableModel {}
+
 /// A model directory in Hugging Face's layout: `config.json`, `model.safetensors` (or shards with
 /// an index), and tokenizer files. `model_type` picks the architecture (gpt2, llama, qwen2,
 /// mistral). The tokenizer is `tokenizer.json` where present, else GPT-2's `vocab.json` +
@@ -12,12 +20,8 @@ public struct ModelDirectory: Sendable {
 
     public init(_ path: String) throws(ModelError) {
         url = URL(fileURLWithPath: path)
-        let configURL = url.appendingPathComponent("config.json")
-        guard let data = try? Data(contentsOf: configURL),
-            let config = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
-        else { throw ModelError(message: "\(configURL.path): missing or not a JSON object") }
-        let type = config["model_type"] as? String ?? "gpt2"
-        model = type == "gpt2" ? try GPT2.load(from: url) : try Llama.load(from: url)
+        let config = try Self.config(url)
+        model = try Self.architecture(config, url).load(from: url)
         tokenizer = try Self.tokenizer(in: url, modelConfig: config, vocabularySize: model.vocabularySize)
         guard tokenizer.vocabularySize <= model.vocabularySize else {
             throw ModelError(
@@ -25,6 +29,48 @@ public struct ModelDirectory: Sendable {
                     "\(path): the tokenizer has \(tokenizer.vocabularySize) tokens but the model only \(model.vocabularySize)"
             )
         }
+    }
+
+    /// The tokenizer alone, without reading the weights (what a coordinator needs).
+    public static func tokenizer(at url: URL) throws(ModelError) -> any Tokenizer {
+        let config = try config(url)
+        return try tokenizer(in: url, modelConfig: config, vocabularySize: config["vocab_size"] as? Int ?? 0)
+    }
+
+    /// Parameters of the model the directory holds, from its config.json alone.
+    public static func parameterCount(at url: URL) throws(ModelError) -> Int {
+        let json = try config(url)
+        if try architecture(json, url) == GPT2.self {
+            return try GPT2Config.read(url.appendingPathComponent("config.json")).parameterCount
+        }
+        return try LlamaConfig.read(url.appendingPathComponent("config.json")).parameterCount
+    }
+
+    static func config(_ url: URL) throws(ModelError) -> [String: Any] {
+        let configURL = url.appendingPathComponent("config.json")
+        guard let data = try? Data(contentsOf: configURL),
+            let config = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+        else {
+            throw ModelError(
+                message: "\(configURL.path): missing or not a JSON object; is \(url.path) a model directory?")
+        }
+        return config
+    }
+
+    /// The class that reads the directory: `model_type`, checked against `architectures`.
+    static func architecture(_ config: [String: Any], _ url: URL) throws(ModelError) -> any LoadableModel.Type {
+        let known =
+            ["GPT2LMHeadModel", "GPT2Model"]
+            + LlamaConfig.Family.allCases.flatMap {
+                [$0.architecture, $0.architecture.replacingOccurrences(of: "ForCausalLM", with: "Model")]
+            }
+        if let unknown = (config["architectures"] as? [String])?.first(where: { !known.contains($0) }) {
+            throw ModelError(
+                message:
+                    "\(url.path)/config.json: architecture \(unknown) is not one rlaif reads (GPT-2, Llama, Qwen2, Mistral)"
+            )
+        }
+        return (config["model_type"] as? String ?? "gpt2") == "gpt2" ? GPT2.self : Llama.self
     }
 
     static func tokenizer(in url: URL, modelConfig: [String: Any], vocabularySize: Int) throws(ModelError)

@@ -185,7 +185,8 @@ import Testing
         let driver = RunDriver(
             settings: settings, cluster: try LocalCluster(settings: settings, replicas: 2), events: events,
             directory: dir, logger: Logger(label: "test"),
-            task: try TaskDataFactory.make(settings, tokenizer: ModelReplica.tokenizer), quiet: true)
+            task: try TaskDataFactory.make(settings, tokenizer: try RunModel(settings: settings).tokenizer), quiet: true
+        )
         #expect(try await driver.run().weightsChecksum == reference)
     }
 

@@ -37,7 +37,8 @@ import Testing
         if let resume { try await cluster.resume(version: resume.cursor.version, weights: resume.weights) }
         let driver = RunDriver(
             settings: settings, cluster: cluster, events: events, directory: directory,
-            logger: Logger(label: "test"), task: try TaskDataFactory.make(settings, tokenizer: ModelReplica.tokenizer),
+            logger: Logger(label: "test"),
+            task: try TaskDataFactory.make(settings, tokenizer: try RunModel(settings: settings).tokenizer),
             checkpoints: CheckpointStore(runDirectory: directory, keep: 3), resumeFrom: resume?.cursor, quiet: true)
         return try await driver.run()
     }
@@ -178,7 +179,8 @@ import Testing
             if let resume { try await cluster.resume(version: resume.cursor.version, weights: resume.weights) }
             let driver = RunDriver(
                 settings: settings, cluster: cluster, events: events, directory: dir, logger: Logger(label: "test"),
-                task: try TaskDataFactory.make(settings, tokenizer: ModelReplica.tokenizer), checkpoints: store,
+                task: try TaskDataFactory.make(settings, tokenizer: try RunModel(settings: settings).tokenizer),
+                checkpoints: store,
                 resumeFrom: resume?.cursor, quiet: true)
             return try await driver.run()
         }

@@ -1,3 +1,4 @@
+import Models
 import Testing
 
 @testable import RLAIF
@@ -6,7 +7,7 @@ import Testing
     /// A response sampled as bytes that are not UTF-8 reads back with U+FFFD per bad byte: its
     /// tokens grow threefold, and a run once failed its reward-model step on the overlong sequence.
     @Test func responsesThatOutgrowTheContextAsText_areCutToFit() {
-        let tokenizer = ModelReplica.tokenizer
+        let tokenizer = ByteTokenizer()
         let sampled: [Int32] = Array(repeating: 0xFF, count: 10)  // ten invalid bytes
         let text = tokenizer.decode(sampled)
         #expect(tokenizer.encode(text).count == 30)

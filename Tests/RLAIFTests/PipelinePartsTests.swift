@@ -159,8 +159,10 @@ import Testing
     }
 
     func expectGradientMatchesFiniteDifferences(_ objective: Objective) throws {
-        let replica = try ModelReplica(
-            config: .init(vocabularySize: 12, contextLength: 8, width: 8, layers: 1, heads: 2), seed: 5)
+        let replica = ModelReplica(
+            policy: try GPT2(
+                config: .init(vocabularySize: 12, contextLength: 8, width: 8, layers: 1, heads: 2), seed: 5),
+            tokenizer: ByteTokenizer(), seed: 5, contextLength: 8)
         var micro = MicroBatch(id: 0, batch: SequenceBatch(prompts: [[1, 2], [3]], responses: [[4, 5], [6]]))
         micro.advantages = [[0.5, -1], [2]]
         micro.returns = [[1, 0], [0.5]]
@@ -190,8 +192,10 @@ import Testing
     /// The summary's checksum computed from a snapshot is the replica's own; the per-step
     /// fingerprint sees a one-bit change anywhere, the bytes past the last 64-byte block included.
     @Test func snapshotChecksum_isTheReplicas_andTheFingerprintSeesOneBit() throws {
-        let replica = try ModelReplica(
-            config: .init(vocabularySize: 12, contextLength: 8, width: 8, layers: 1, heads: 2), seed: 5)
+        let replica = ModelReplica(
+            policy: try GPT2(
+                config: .init(vocabularySize: 12, contextLength: 8, width: 8, layers: 1, heads: 2), seed: 5),
+            tokenizer: ByteTokenizer(), seed: 5, contextLength: 8)
         replica.forkReference()
         replica.forkReward()
         #expect(ModelReplica.checksum(of: replica.snapshot()) == replica.checksum())

@@ -1,4 +1,5 @@
 import Foundation
+import Models
 import Protocol
 import RLAIF
 import Yams
@@ -180,6 +181,7 @@ extension ClusterConfig {
     /// A model that cannot fit in this machine's memory is refused before any worker starts it
     /// (a context of 10 million grew workers to 8 GB until they were declared lost).
     static func checkMemory(_ settings: RunSettings, origins: KeyOrigins) throws(ConfigError) {
+        guard settings.model.initDirectory.isEmpty else { return }  // the shape keys describe a fresh model only
         let needed = settings.workerMemoryEstimate, available = Double(ProcessInfo.processInfo.physicalMemory)
         guard needed > available else { return }
         func gib(_ bytes: Double) -> String { String(format: "%.1f GiB", bytes / Double(1 << 30)) }
@@ -216,6 +218,32 @@ extension ClusterConfig {
             try dataFile("task.held_out_prompts", \.task.heldOutPrompts)
         }
         try dataFile("labeler.few_shot", \.labeler.fewShot)
+        try resolveInitDirectory(&settings, baseDirectory: baseDirectory, origins: origins)
+    }
+
+    /// `model.init`: an absolute path, a directory rlaif can read (config, tokenizer, chat
+    /// template), and the SHA-256 of its files, which a resume and every worker check.
+    static func resolveInitDirectory(_ settings: inout RunSettings, baseDirectory: String, origins: KeyOrigins)
+        throws(ConfigError)
+    {
+        guard !settings.model.initDirectory.isEmpty else { return }
+        let key = "model.init"
+        let resolved = resolve(settings.model.initDirectory, in: baseDirectory)
+        settings.model.initDirectory = resolved
+        do {
+            let model = try RunModel(settings: settings)
+            _ = try ModelDirectory.parameterCount(at: URL(fileURLWithPath: resolved))
+            if let tokenizer = model.tokenizer as? HuggingFaceTokenizer {
+                do { _ = try tokenizer.settings.parsedChatTemplate() } catch {
+                    throw ModelError(message: "\(resolved)/tokenizer_config.json: \(error.message)")
+                }
+            }
+            settings.model.initDigest = try RunModel.digest(of: URL(fileURLWithPath: resolved))
+        } catch let error as ModelError {
+            throw origins.error(at: key, key: key, "cannot start from \(resolved): \(error.message)")
+        } catch {
+            throw origins.error(at: key, key: key, "cannot read \(resolved): \(error.localizedDescription)")
+        }
     }
 }
 

@@ -49,7 +49,10 @@ public struct RunPlan: Sendable {
 
     /// Bytes of one checkpoint: the policy and reward model with their AdamW moments, and the
     /// SFT reference (the preference data is small beside them).
-    public var checkpointBytes: Double { Double(settings.gpt2Config.parameterCount) * 4 * 7 }
+    public var checkpointBytes: Double {
+        let parameters = (try? RunModel(settings: settings).parameterCount) ?? settings.gpt2Config.parameterCount
+        return Double(parameters) * 4 * 7
+    }
 
     public static func size(_ bytes: Double) -> String {
         bytes >= Double(1 << 30)

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Protocol
+import Models
 import RLAIF
 
 /// A whole run on this machine's side: the coordinator's endpoint and scheduler, the local worker
@@ -81,7 +82,9 @@ public final class ClusterRun: @unchecked Sendable {
 
         // The data is read before any worker starts, so a bad file fails the launch at once.
         let task: any TaskData
-        do { task = try TaskDataFactory.make(settings, tokenizer: ModelReplica.tokenizer) } catch {
+        let tokenizer: any Tokenizer
+        do { tokenizer = try RunModel(settings: settings).tokenizer } catch { throw RunError(message: error.message) }
+        do { task = try TaskDataFactory.make(settings, tokenizer: tokenizer) } catch {
             throw RunError(message: error.description)
         }
         for notice in task.notices { logger.warning("\(notice)") }

@@ -92,9 +92,9 @@ public final class GPT2: CausalLanguageModel, @unchecked Sendable {
     }
 
     /// Next-token logits (B, T, V).
-    public func logits(_ ids: TokenTensor) -> Variable {
-        hiddenStates(ids).matmul(tokenEmbedding, transposeOther: true)
-    }
+    public func logits(_ ids: TokenTensor) -> Variable { headLogits(hiddenStates(ids)) }
+
+    public func headLogits(_ hidden: Variable) -> Variable { hidden.matmul(tokenEmbedding, transposeOther: true) }
 }
 
 extension GPT2 {

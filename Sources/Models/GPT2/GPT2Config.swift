@@ -91,5 +91,6 @@ public struct GPT2Config: Sendable, Equatable, Codable {
 /// A model that cannot be built or loaded, in a sentence that says what to fix.
 public struct ModelError: Error, CustomStringConvertible, Equatable, Sendable {
     public let message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }

@@ -33,9 +33,18 @@ extension Llama {
 
     /// Writes `config.json` (the checkpoint's own, or one built from the config) and Float32
     /// `model.safetensors` that transformers loads as the same class.
-    public func save(to directory: URL, endOfText: Int32? = nil) throws(ModelError) {
+    public func configObject(endOfText: Int32?) -> [String: Any] {
         var json = config.jsonObject()
         if let endOfText, json["eos_token_id"] == nil || config.source == nil { json["eos_token_id"] = Int(endOfText) }
+        return json
+    }
+
+    public var sequenceClassificationArchitecture: String {
+        config.family.architecture.replacingOccurrences(of: "ForCausalLM", with: "ForSequenceClassification")
+    }
+
+    public func save(to directory: URL, endOfText: Int32? = nil) throws(ModelError) {
+        let json = configObject(endOfText: endOfText)
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let data = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])

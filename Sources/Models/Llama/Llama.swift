@@ -149,9 +149,9 @@ public final class Llama: CausalLanguageModel, @unchecked Sendable {
     var headWeight: Variable { head ?? tokenEmbedding }
 
     /// Next-token logits (B, T, V).
-    public func logits(_ ids: TokenTensor) -> Variable {
-        hiddenStates(ids).matmul(headWeight, transposeOther: true)
-    }
+    public func logits(_ ids: TokenTensor) -> Variable { headLogits(hiddenStates(ids)) }
+
+    public func headLogits(_ hidden: Variable) -> Variable { hidden.matmul(headWeight, transposeOther: true) }
 
     public var vocabularySize: Int { config.vocabularySize }
     public var contextLength: Int { config.contextLength }

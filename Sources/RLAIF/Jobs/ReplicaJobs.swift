@@ -16,7 +16,7 @@ public final class ReplicaJobs: Sendable {
     /// coordinator's through this worker's connection); needed when the settings set a budget.
     public init(settings: RunSettings, labelerGate: (any LabelerGate)? = nil) throws {
         self.settings = settings
-        replica = try ModelReplica(config: settings.gpt2Config, seed: settings.run.seed)
+        replica = try ModelReplica(settings: settings)
         labeler = Result { () throws(JobSpecError) in
             if settings.labeler.budget != nil && labelerGate == nil {
                 throw JobSpecError(message: "the run sets a labeler budget, and this replica has no line to it")

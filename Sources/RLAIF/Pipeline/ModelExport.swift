@@ -3,39 +3,51 @@ import Models
 import Protocol
 
 /// The run's final models in Hugging Face's layout, so `transformers` loads them as they are:
-/// `models/policy` (`GPT2LMHeadModel`) and `models/reward` (`GPT2ForSequenceClassification` with
-/// one label, the score read at the last non-padding token), each `config.json` +
-/// `model.safetensors`. Both use rlaif's byte tokenizer: token ids are the UTF-8 bytes, 256 is
-/// end-of-text (also the reward model's padding token); `rlaif_tokenizer.json` says so.
+/// `models/policy` (the policy's class: `GPT2LMHeadModel`, `LlamaForCausalLM`, …) and
+/// `models/reward` (the same trunk's …ForSequenceClassification with one label, the score read
+/// at the last non-padding token), each `config.json` + `model.safetensors`. A run that started
+/// from `model.init` copies that checkpoint's tokenizer files beside both; a fresh run uses
+/// rlaif's byte tokenizer (token ids are the UTF-8 bytes, 256 is end-of-text and the reward
+/// model's padding token), which `rlaif_tokenizer.json` describes.
 public enum ModelExport {
     public struct ExportError: Error, CustomStringConvertible, Sendable {
         public let message: String
         public var description: String { message }
     }
 
+    /// The files of a Hugging Face tokenizer, copied from the starting checkpoint when present.
+    static let tokenizerFiles = [
+        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
+        "chat_template.jinja", "added_tokens.json",
+    ]
+
     public static func write(weights: [Wire.Weights], settings: RunSettings, to models: URL) throws(ExportError) {
         let replica: ModelReplica
+        let source: RunModel
         do {
-            replica = try ModelReplica(config: settings.gpt2Config, seed: settings.run.seed)
+            source = try RunModel(settings: settings)
+            replica = try ModelReplica(model: source, settings: settings)
             let states = weights.compactMap { ModelReplica.ModelState($0) }
             try replica.restore(states, version: weights.first?.version ?? 0)
         } catch {
             throw ExportError(message: "cannot rebuild the final models: \(error)")
         }
-        let tokenizer = ModelReplica.tokenizer
+        let tokenizer = replica.tokenizer
         let policy = models.appendingPathComponent("policy")
         do { try replica.policy.save(to: policy, endOfText: tokenizer.endOfText) } catch {
             throw ExportError(message: error.message)
         }
-        try writeTokenizer(to: policy)
+        try writeTokenizer(tokenizer, from: source.initDirectory, to: policy)
         guard let reward = replica.reward else { return }  // DPO and direct RLAIF train none
         let directory = models.appendingPathComponent("reward")
-        var config = settings.gpt2Config.jsonObject(endOfText: tokenizer.endOfText)
-        config["architectures"] = ["GPT2ForSequenceClassification"]
+        var config = reward.backbone.configObject(endOfText: tokenizer.endOfText)
+        config["architectures"] = [reward.backbone.sequenceClassificationArchitecture]
         config["num_labels"] = 1
         config["id2label"] = ["0": "LABEL_0"]
         config["label2id"] = ["LABEL_0": 0]
-        config["pad_token_id"] = Int(tokenizer.endOfText)
+        if config["pad_token_id"] == nil || config["pad_token_id"] is NSNull {
+            config["pad_token_id"] = Int(tokenizer.endOfText)
+        }
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
@@ -43,18 +55,31 @@ public enum ModelExport {
         } catch {
             throw ExportError(message: "cannot write \(directory.path)/config.json: \(error.localizedDescription)")
         }
-        // The sequence classifier keeps the backbone under `transformer.`.
-        let tensors = reward.namedParameters.map { name, v in
-            (name.hasPrefix("score.") ? name : "transformer.\(name)", v.value)
-        }
+        // The classifier keeps the trunk's own names (`transformer.`, `model.`) beside `score.weight`.
+        let tensors = reward.namedParameters.map { ($0.0, $0.1.value) }
         do { try SafeTensors.write(tensors, to: directory.appendingPathComponent("model.safetensors")) } catch {
             throw ExportError(message: error.description)
         }
-        try writeTokenizer(to: directory)
+        try writeTokenizer(tokenizer, from: source.initDirectory, to: directory)
     }
 
-    private static func writeTokenizer(to directory: URL) throws(ExportError) {
-        let tokenizer = ModelReplica.tokenizer
+    private static func writeTokenizer(_ tokenizer: any Tokenizer, from origin: URL?, to directory: URL)
+        throws(ExportError)
+    {
+        if let origin {
+            for name in tokenizerFiles {
+                let from = origin.appendingPathComponent(name), to = directory.appendingPathComponent(name)
+                guard FileManager.default.fileExists(atPath: from.path) else { continue }
+                do {
+                    try? FileManager.default.removeItem(at: to)
+                    try FileManager.default.copyItem(at: from, to: to)
+                } catch {
+                    throw ExportError(
+                        message: "cannot copy \(from.path) to \(directory.path): \(error.localizedDescription)")
+                }
+            }
+            return
+        }
         let description: [String: Any] = [
             "kind": "bytes", "vocabulary_size": tokenizer.vocabularySize, "end_of_text": Int(tokenizer.endOfText),
             "note": "rlaif's byte tokenizer: token i < 256 is the byte i of the UTF-8 text",

@@ -22,7 +22,7 @@ extension RunDriver {
     /// context it was sampled in; such a response is cut to fit (a run failed on "a sequence of
     /// 33 tokens exceeds the context length 32" without this).
     static func pairSequences(
-        _ prompts: [String], _ pairs: [(String, String)], tokenizer: ByteTokenizer, contextLength: Int
+        _ prompts: [String], _ pairs: [(String, String)], tokenizer: any Tokenizer, contextLength: Int
     ) -> [[(prompt: [Int32], response: [Int32])]] {
         zip(prompts, pairs).map { prompt, pair in
             let p = tokenizer.encode(prompt)

@@ -36,7 +36,8 @@ public final class RunDriver: @unchecked Sendable {
     let journal: LabelJournal?
     /// The SFT policy's responses to the evaluation slice, made once for every evaluation during RL.
     var evaluationReference: [RolloutSample]?
-    let tokenizer = ModelReplica.tokenizer
+    /// The run's tokenizer (the task encodes with it too).
+    var tokenizer: any Tokenizer { task.tokenizer }
     private let started = Date()
     private let stopRequested = Mutex(false)
 

@@ -66,6 +66,17 @@ public struct RunSettings: Codable, Sendable, Equatable {
         /// Longest response sampled.
         public var maxNewTokens = 10
         public var temperature = 1.0
+        /// A Hugging Face model directory the policy, reference and reward model start from, with
+        /// its tokenizer ("" = a fresh byte-level GPT-2 of width × layers × heads).
+        public var initDirectory = ""
+        /// The SHA-256 of `initDirectory`'s files, set by rlaif when the config is read: a resume
+        /// and every worker refuse a checkpoint that changed.
+        public var initDigest = ""
+
+        enum CodingKeys: String, CodingKey {
+            case width, layers, heads, contextLength, maxNewTokens, temperature
+            case initDirectory = "init", initDigest
+        }
     }
 
     public struct Optimization: Codable, Sendable, Equatable {
@@ -219,7 +230,9 @@ extension RunSettings {
             positive("task.demonstration_count", task.demonstrationCount),
             fraction("task.demo_drop_rate", task.demoDropRate), fraction("task.demo_extra_rate", task.demoExtraRate),
             fraction("task.demo_invent_rate", task.demoInventRate),
-            positive("sft.epochs", sft.epochs), positive("sft.batch_size", sft.batchSize),
+            model.initDirectory.isEmpty || sft.epochs != 0
+                ? positive("sft.epochs", sft.epochs) : nil,  // 0 skips SFT for a checkpoint that is tuned already
+            positive("sft.batch_size", sft.batchSize),
             positive("sft.micro_batch", sft.microBatch),
             positiveRate("sft.learning_rate", sft.learningRate), positiveRate("sft.clip_norm", sft.clipNorm),
             nonNegative("sft.weight_decay", sft.weightDecay),

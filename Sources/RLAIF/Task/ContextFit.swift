@@ -16,9 +16,9 @@ public struct ContextFit: Sendable {
     public let contextLength: Int
     public let maxNewTokens: Int
     public let policy: RunSettings.Overlong
-    let tokenizer: ByteTokenizer
+    let tokenizer: any Tokenizer
 
-    public init(contextLength: Int, maxNewTokens: Int, policy: RunSettings.Overlong, tokenizer: ByteTokenizer) {
+    public init(contextLength: Int, maxNewTokens: Int, policy: RunSettings.Overlong, tokenizer: any Tokenizer) {
         self.contextLength = contextLength
         self.maxNewTokens = maxNewTokens
         self.policy = policy

@@ -5,6 +5,8 @@ import Tensor
 /// Where a run's prompts and demonstrations come from, how its responses end, and its ground
 /// truth where it has one (the synthetic task does; a user's JSONL data does not).
 public protocol TaskData: Sendable {
+    /// The run's tokenizer, which every prompt and completion is encoded with.
+    var tokenizer: any Tokenizer { get }
     /// SFT demonstrations, in a fixed order.
     func demonstrations() -> [(prompt: String, completion: String)]
     /// The training prompts at `indices` (preference pairs, RL): defined for every index ≥ 0.
@@ -31,9 +33,9 @@ extension TaskData {
 public struct SyntheticTask: TaskData {
     public let task: FactSummaryTask
     public let demonstrationCount: Int
-    let tokenizer: ByteTokenizer
+    public let tokenizer: any Tokenizer
 
-    public init(task: FactSummaryTask, demonstrationCount: Int, tokenizer: ByteTokenizer) {
+    public init(task: FactSummaryTask, demonstrationCount: Int, tokenizer: any Tokenizer) {
         self.task = task
         self.demonstrationCount = demonstrationCount
         self.tokenizer = tokenizer
@@ -75,12 +77,12 @@ public struct JSONLTask: TaskData {
     let heldOut: [String]
     let demos: [(prompt: String, completion: String)]
     let seed: UInt64
-    let tokenizer: ByteTokenizer
+    public let tokenizer: any Tokenizer
     public let notices: [String]
 
     /// Reads the files the settings name. Without `held_out_prompts`, the last `heldOutCount`
     /// prompts of `prompts` are held out for evaluation and the rest are trained on.
-    public init(settings: RunSettings, tokenizer: ByteTokenizer) throws(LoadError) {
+    public init(settings: RunSettings, tokenizer: any Tokenizer) throws(LoadError) {
         let t = settings.task
         let fit = ContextFit(
             contextLength: settings.model.contextLength, maxNewTokens: settings.model.maxNewTokens,
@@ -160,7 +162,7 @@ public struct JSONLTask: TaskData {
 }
 
 public enum TaskDataFactory {
-    public static func make(_ settings: RunSettings, tokenizer: ByteTokenizer) throws(JSONLTask.LoadError)
+    public static func make(_ settings: RunSettings, tokenizer: any Tokenizer) throws(JSONLTask.LoadError)
         -> any TaskData
     {
         switch settings.task.kind {

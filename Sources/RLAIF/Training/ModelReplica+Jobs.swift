@@ -3,19 +3,17 @@ import Tensor
 
 /// The compute of each job kind on a replica. Called on the engine thread.
 extension ModelReplica {
-    public static let tokenizer = ByteTokenizer()
-
     public func rollout(_ spec: RolloutSpec) throws -> [RolloutSample] {
-        let prompts = spec.prompts.map { Self.tokenizer.encode($0) }
+        let prompts = spec.prompts.map { tokenizer.encode($0) }
         for p in prompts {
-            guard !p.isEmpty, p.count < config.contextLength else {
+            guard !p.isEmpty, p.count < contextLength else {
                 throw ReplicaError(
-                    message: "a prompt of \(p.count) tokens leaves no room to respond within \(config.contextLength)")
+                    message: "a prompt of \(p.count) tokens leaves no room to respond within \(contextLength)")
             }
         }
         return Autograd.inferenceMode {
             let generator = spec.generator == .reference ? (reference ?? policy) : policy
-            let room = config.contextLength - (prompts.map(\.count).max() ?? 0)
+            let room = contextLength - (prompts.map(\.count).max() ?? 0)
             let options = SamplingOptions(
                 maxNewTokens: max(1, min(spec.maxNewTokens, room)), temperature: Float(spec.temperature),
                 stopTokens: Set(spec.stopTokens), seed: spec.seed)
@@ -40,12 +38,12 @@ extension ModelReplica {
     /// A sequence from the wire must not reach the model's preconditions: 1 to context-length
     /// tokens, each in the vocabulary.
     func checkFromWire(_ sequence: [Int32]) throws {
-        guard (1...config.contextLength).contains(sequence.count) else {
+        guard (1...contextLength).contains(sequence.count) else {
             throw ReplicaError(
                 message:
-                    "a sequence of \(sequence.count) tokens does not fit the context length \(config.contextLength)")
+                    "a sequence of \(sequence.count) tokens does not fit the context length \(contextLength)")
         }
-        let vocabulary = Int32(config.vocabularySize)
+        let vocabulary = Int32(policy.vocabularySize)
         guard sequence.allSatisfy({ (0..<vocabulary).contains($0) }) else {
             throw ReplicaError(message: "a token id lies outside the vocabulary of \(vocabulary)")
         }

@@ -12,13 +12,15 @@ public final class ModelReplica: @unchecked Sendable {
         case policy, reference, reward
     }
 
-    public let config: GPT2Config
+    /// The longest sequence a job may bring: the run's context, within the model's.
+    public let contextLength: Int
     public let seed: UInt64
-    public let policy: GPT2
+    public let tokenizer: any Tokenizer
+    public let policy: any CausalLanguageModel
     public let valueHead: ScalarHead
     public let policyParameters: ParameterSet
     var policyOptimizer: AdamW
-    public private(set) var reference: GPT2?
+    public private(set) var reference: (any CausalLanguageModel)?
     private var referenceParameters: ParameterSet?
     public private(set) var reward: RewardModel?
     public private(set) var rewardParameters: ParameterSet?
@@ -27,11 +29,29 @@ public final class ModelReplica: @unchecked Sendable {
 
     public static let valueHeadPrefix = "v_head.summary"
 
-    public init(config: GPT2Config, seed: UInt64, weightDecay: Float = 0) throws {
-        self.config = config
+    public convenience init(settings: RunSettings, weightDecay: Float = 0) throws {
+        try self.init(
+            model: try RunModel(settings: settings), settings: settings, weightDecay: weightDecay)
+    }
+
+    public convenience init(model: RunModel, settings: RunSettings, weightDecay: Float = 0) throws {
+        let policy = try model.policy(seed: settings.run.seed, expectedDigest: settings.model.initDigest)
+        self.init(
+            policy: policy, tokenizer: model.tokenizer, seed: settings.run.seed,
+            contextLength: min(settings.model.contextLength, policy.contextLength), weightDecay: weightDecay)
+    }
+
+    /// A replica around `policy` (built from `seed` or read from a checkpoint); the value head is
+    /// drawn from `seed`.
+    public init(
+        policy: any CausalLanguageModel, tokenizer: any Tokenizer, seed: UInt64, contextLength: Int,
+        weightDecay: Float = 0
+    ) {
         self.seed = seed
-        policy = try GPT2(config: config, seed: seed)
-        valueHead = ScalarHead(width: config.width, bias: true, seed: seed, index: 7)
+        self.tokenizer = tokenizer
+        self.policy = policy
+        self.contextLength = contextLength
+        valueHead = ScalarHead(width: policy.width, bias: true, seed: seed, index: 7)
         policyParameters = ParameterSet(
             policy.namedParameters + valueHead.namedParameters(prefix: Self.valueHeadPrefix))
         policyOptimizer = AdamW(weightDecay: weightDecay)

@@ -59,7 +59,7 @@ extension ModelReplica {
     /// positions, each (B, T) with zeros outside the responses.
     func policyForward(_ batch: SequenceBatch) -> (logProbs: Variable, values: Variable) {
         let hidden = policy.hiddenStates(batch.padded.ids)
-        let logits = hidden.matmul(policy.tokenEmbedding, transposeOther: true)
+        let logits = policy.headLogits(hidden)
         let logProbs = logits.gatherLogProbs(batch.responseTargets)
         let values = valueHead(hidden).reshaped([batch.count, batch.width]) * Variable(batch.responseMask)
         return (logProbs, values)

@@ -24,9 +24,10 @@ struct DryRun {
             var demonstrations = config.settings.task.demonstrationCount
             if !problems.contains(where: { $0.contains("task.") }) {
                 do {
-                    demonstrations = try TaskDataFactory.make(config.settings, tokenizer: ModelReplica.tokenizer)
+                    let tokenizer = try RunModel(settings: config.settings).tokenizer
+                    demonstrations = try TaskDataFactory.make(config.settings, tokenizer: tokenizer)
                         .demonstrations().count
-                } catch { problems.append(error.description) }
+                } catch { problems.append("\(error)") }
             }
             if let problem = await labelerProblem(config.settings.labeler) { problems.append(problem) }
             if let problem = portProblem(config.deployment.coordinator.bind) { problems.append(problem) }
