@@ -150,4 +150,78 @@ import Testing
         #expect(task.groundTruthPreference(post.idealSummary, "", prompt: post.prompt) == 1)
         #expect(Set(task.stopTokens) == Set(tokenizer.encode(".") + [tokenizer.endOfText]))
     }
+
+    /// The Qwen2 pattern fixture's tokenizer with the ChatML template of the chat-template fixture.
+    static func chatTokenizer() throws -> (HuggingFaceTokenizer, [String: Any]) {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../ModelsTests/Fixtures")
+        let reference =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: fixtures.appendingPathComponent("chat-templates.json"))) as! [String: Any]
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlaif-chat-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            at: fixtures.appendingPathComponent("tokenizers/qwen2/tokenizer.json"),
+            to: dir.appendingPathComponent("tokenizer.json"))
+        let config: [String: Any] = [
+            "bos_token": reference["bos_token"]!, "eos_token": reference["eos_token"]!,
+            "chat_template": (reference["templates"] as! [String: String])["chatml"]!,
+        ]
+        try JSONSerialization.data(withJSONObject: config).write(
+            to: dir.appendingPathComponent("tokenizer_config.json"))
+        return (try HuggingFaceTokenizer(directory: dir), reference)
+    }
+
+    /// Conversational lines go through the checkpoint's chat template with the generation prompt,
+    /// as transformers' apply_chat_template renders them (the fixture's expected text).
+    @Test func jsonl_conversations_renderThroughTheChatTemplate_asTransformersDoes() throws {
+        let (chat, reference) = try Self.chatTokenizer()
+        let cases = (reference["cases"] as! [[String: Any]]).filter {
+            $0["template"] as? String == "chatml" && $0["add_generation_prompt"] as? Bool == true
+        }
+        let first = cases[1]  // a system turn and a question
+        let turns = first["messages"] as! [[String: String]]
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: turns), as: UTF8.self)
+        let prompts = try write(
+            (0..<4).map { #"{"prompt": "p\#($0)"}"# } + [#"{"messages": \#(json)}"#, #"{"prompt": \#(json)}"#])
+        let demos = try write([
+            #"{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}"#,
+            #"{"prompt": [{"role": "user", "content": "Yo"}], "completion": [{"role": "assistant", "content": "Hey"}]}"#,
+        ])
+        defer { for f in [prompts, demos] { try? FileManager.default.removeItem(atPath: f) } }
+        var s = settings(prompts: prompts, demonstrations: demos, evaluation: 2)
+        s.model.contextLength = 256
+        let task = try JSONLTask(settings: s, tokenizer: chat)
+        let expected = first["expected"] as! String
+        #expect(task.heldOutPrompts(2) == [expected, expected])
+        let rendered = task.demonstrations()
+        #expect(rendered.map(\.completion) == ["Hello!", "Hey"])
+        #expect(rendered[0].prompt.hasSuffix("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"))
+        #expect(task.completionTokens("Hey").last == chat.id(of: "<|im_end|>"))
+    }
+
+    @Test func jsonl_conversationalMistakes_nameTheFileLineAndWhatToDo() throws {
+        let (chat, _) = try Self.chatTokenizer()
+        let good = try write((0..<5).map { #"{"prompt": "p\#($0)"}"# })
+        let badRole = try write([#"{"messages": [{"role": "user", "content": "a"}, {"role": "bot", "content": "b"}]}"#])
+        let noAnswer = try write([#"{"messages": [{"role": "user", "content": "a"}]}"#])
+        let conversation = try write(
+            [#"{"messages": [{"role": "user", "content": "a"}]}"#] + (0..<4).map { #"{"prompt": "p\#($0)"}"# })
+        defer { for f in [good, badRole, noAnswer, conversation] { try? FileManager.default.removeItem(atPath: f) } }
+        func failure(_ s: RunSettings, _ tokenizer: any Tokenizer) -> String {
+            do {
+                _ = try JSONLTask(settings: s, tokenizer: tokenizer)
+                return "no error"
+            } catch { return error.description }
+        }
+        #expect(
+            failure(settings(prompts: good, demonstrations: badRole), chat)
+                == "task.demonstrations: \(badRole):1: unknown role \"bot\" (system, user, assistant or tool)")
+        #expect(
+            failure(settings(prompts: good, demonstrations: noAnswer), chat).contains("must end with an assistant turn")
+        )
+        #expect(
+            failure(settings(prompts: conversation, demonstrations: noAnswer), tokenizer).hasPrefix(
+                "task.prompts: \(conversation):1: conversational data needs a chat template"))
+    }
 }

@@ -57,20 +57,15 @@ public struct SyntheticTask: TaskData {
     }
 }
 
-/// A user's data: prompts (`{"prompt": …}` per line) and demonstrations (`{"prompt": …,
-/// "completion": …}`) from JSON Lines files. No ground truth: evaluation reports the labeler's
-/// judgement only. Responses end with the end-of-text token, which SFT teaches.
+/// A user's data: prompts and demonstrations from JSON Lines files, as text
+/// (`{"prompt": …}`, `{"prompt": …, "completion": …}`) or conversations rendered by the
+/// checkpoint's chat template (see `DataRecord`). No ground truth: evaluation reports the
+/// labeler's judgement only. Responses end with the end-of-text token, which SFT teaches.
 public struct JSONLTask: TaskData {
     public struct LoadError: Error, CustomStringConvertible, Equatable, Sendable {
         public let key: String
         public let message: String
         public var description: String { "\(key): \(message)" }
-    }
-
-    struct PromptLine: Decodable { let prompt: String }
-    struct DemonstrationLine: Decodable {
-        let prompt: String
-        let completion: String
     }
 
     let training: [String]
@@ -98,9 +93,12 @@ public struct JSONLTask: TaskData {
             return rows
         }
         var notices: [String?] = []
+        let renderer = ConversationRenderer(tokenizer: tokenizer)
         func prompts(_ key: String, _ path: String) throws(LoadError) -> [String] {
-            let lines = try read(PromptLine.self, key, path).map {
-                ContextFit.Line(number: $0.line, value: $0.value.prompt)
+            var lines: [ContextFit.Line<String>] = []
+            for row in try read(DataRecord.self, key, path) {
+                lines.append(
+                    .init(number: row.line, value: try renderer.prompt(row.value, key: key, at: "\(path):\(row.line)")))
             }
             let (kept, notice) = try fit.prompts(lines, key: key, path: path)
             notices.append(notice)
@@ -122,8 +120,11 @@ public struct JSONLTask: TaskData {
             training = all
             heldOut = try prompts("task.held_out_prompts", t.heldOutPrompts)
         }
-        let demoLines = try read(DemonstrationLine.self, "task.demonstrations", t.demonstrations).map {
-            ContextFit.Line(number: $0.line, value: (prompt: $0.value.prompt, completion: $0.value.completion))
+        var demoLines: [ContextFit.Line<(prompt: String, completion: String)>] = []
+        for row in try read(DataRecord.self, "task.demonstrations", t.demonstrations) {
+            let demo = try renderer.demonstration(
+                row.value, key: "task.demonstrations", at: "\(t.demonstrations):\(row.line)")
+            demoLines.append(.init(number: row.line, value: demo))
         }
         let (kept, notice) = try fit.demonstrations(demoLines, key: "task.demonstrations", path: t.demonstrations)
         demos = kept
