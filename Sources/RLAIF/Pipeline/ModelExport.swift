@@ -16,7 +16,7 @@ public enum ModelExport {
     }
 
     /// The files of a Hugging Face tokenizer, copied from the starting checkpoint when present.
-    static let tokenizerFiles = [
+    public static let tokenizerFiles = [
         "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
         "chat_template.jinja", "added_tokens.json",
     ]

@@ -1,0 +1,109 @@
+import Foundation
+import Models
+import Tensor
+import Testing
+
+/// examples/pretrained.yaml as a user runs it: `rlaif new-model` makes the random Llama
+/// checkpoint (the example's config, BPE tokenizer and ChatML template), `rlaif launch` trains
+/// from it on conversational data with the stand-in judge, over real processes and sockets.
+@Suite(.serialized) struct PretrainedRunTests {
+    typealias Run = ClusterRunTests
+    static let example = Run.root.appendingPathComponent("examples/pretrained")
+
+    /// The checkpoint in a temporary directory, as examples/make_pretrained.sh writes it.
+    static func checkpoint(in dir: URL) throws -> URL {
+        let out = dir.appendingPathComponent("checkpoint")
+        let p = try Run.start(
+            [
+                "new-model", "--config", example.appendingPathComponent("config.json").path, "--tokenizer",
+                example.path, "--seed", "1", "--out", out.path,
+            ], log: dir.appendingPathComponent("new-model.log"))
+        #expect(Run.wait(p, seconds: 60) && p.terminationStatus == 0)
+        return out
+    }
+
+    static func arguments(_ checkpoint: URL, run: URL, workers: Int) -> [String] {
+        [
+            "launch", Run.root.appendingPathComponent("examples/pretrained.yaml").path, "--run-dir", run.path,
+            "--workers", "\(workers)", "--quiet", "--set", "model.init=\(checkpoint.path)", "--set",
+            "labeler.command=python3 '\(example.appendingPathComponent("labeler.py").path)'",
+        ]
+    }
+
+    @Test func pretrainedExample_runsEveryPhase_onOneAndTwoWorkers_andExportsWhatRlaifScoreReads() throws {
+        let dir = try Run.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let checkpoint = try Self.checkpoint(in: dir)
+        var checksums: [String] = []
+        for workers in [2, 1] {
+            let run = dir.appendingPathComponent("run-\(workers)")
+            let p = try Run.start(
+                Self.arguments(checkpoint, run: run, workers: workers),
+                log: dir.appendingPathComponent("l\(workers).log"))
+            #expect(Run.wait(p, seconds: 240), "the run with \(workers) workers did not finish")
+            let log = (try? String(contentsOf: dir.appendingPathComponent("l\(workers).log"), encoding: .utf8)) ?? ""
+            try #require(p.terminationStatus == 0, "launch failed: \(log.suffix(3000))")
+            checksums.append(try Run.summary(run)["weights_checksum"] as? String ?? "")
+            var steps: [String: Int] = [:]
+            for case .metrics(let m) in Run.events(run) { steps[m.phase, default: 0] += 1 }
+            #expect(steps["sft", default: 0] > 0 && steps["reward", default: 0] > 0 && steps["rl", default: 0] > 0)
+        }
+        #expect(!checksums[0].isEmpty && checksums[0] == checksums[1], "1 and 2 workers differ")
+        // The export: the checkpoint's class and tokenizer, and `rlaif score` reads it as the library does.
+        let policy = dir.appendingPathComponent("run-2/models/policy")
+        let model = try ModelDirectory(policy.path)
+        #expect(model.model is Llama && model.tokenizer is HuggingFaceTokenizer)
+        for file in ["tokenizer.json", "tokenizer_config.json"] {
+            #expect(FileManager.default.fileExists(atPath: policy.appendingPathComponent(file).path))
+        }
+        let input = dir.appendingPathComponent("pair.jsonl")
+        let prompt = "<|im_start|>user\nDescribe the sea.<|im_end|>\n<|im_start|>assistant\n"
+        let pair = try JSONSerialization.data(withJSONObject: [
+            "prompt": prompt, "completion": "The sea is salt water.",
+        ])
+        try pair.write(to: input)
+        let score = try Run.start(
+            ["score", "--model", policy.path, "--input", input.path], log: dir.appendingPathComponent("score.log"))
+        #expect(Run.wait(score, seconds: 60) && score.terminationStatus == 0)
+        let line = try String(contentsOf: dir.appendingPathComponent("score.log"), encoding: .utf8)
+        let total = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+        let expected = Autograd.inferenceMode {
+            model.model.continuationLogProbs(
+                prompts: [model.tokenizer.encode(prompt)],
+                continuations: [model.tokenizer.encode("The sea is salt water.")]
+            ).sum().value.item
+        }
+        #expect(abs(total["total_logprob"] as! Double - Double(expected)) < 1e-4)
+    }
+
+    /// kill -9 of the whole cluster in the reward model's training, then `rlaif resume`: the
+    /// same weights as the uninterrupted run, from a pretrained start.
+    @Test func killedAndResumed_fromAPretrainedStart_endsWithTheUninterruptedWeights() throws {
+        let dir = try Run.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let checkpoint = try Self.checkpoint(in: dir)
+        let extra = ["--set", "checkpoint.every_steps=4", "--set", "reward_model.epochs=6"]
+        let reference = dir.appendingPathComponent("reference")
+        let whole = try Run.start(
+            Self.arguments(checkpoint, run: reference, workers: 2) + extra, log: dir.appendingPathComponent("ref.log"))
+        #expect(Run.wait(whole, seconds: 240) && whole.terminationStatus == 0)
+        let run = dir.appendingPathComponent("run")
+        let p = try Run.start(
+            Self.arguments(checkpoint, run: run, workers: 2) + extra, log: dir.appendingPathComponent("a.log"))
+        var reached = false
+        let deadline = Date().addingTimeInterval(240)
+        while !reached && p.isRunning && Date() < deadline {
+            usleep(5_000)
+            reached = ResumeTests.progress(run).steps["reward", default: 0] >= 6
+        }
+        #expect(reached, "the run never reached the reward model's sixth step")
+        ResumeTests.killCluster(p)
+        let resume = try Run.start(["resume", run.path, "--quiet"], log: dir.appendingPathComponent("b.log"))
+        #expect(Run.wait(resume, seconds: 240))
+        let log = (try? String(contentsOf: dir.appendingPathComponent("b.log"), encoding: .utf8)) ?? ""
+        #expect(resume.terminationStatus == 0, "resume failed: \(log.suffix(2000))")
+        #expect(
+            try Run.summary(run)["weights_checksum"] as? String == Run.summary(reference)["weights_checksum"] as? String
+        )
+    }
+}
