@@ -106,4 +106,24 @@ import Testing
             try Run.summary(run)["weights_checksum"] as? String == Run.summary(reference)["weights_checksum"] as? String
         )
     }
+
+    /// A checkpoint changed after the run began: `rlaif resume` refuses it before any worker
+    /// starts (workers that found it changed used to leave the coordinator waiting for them).
+    @Test func resumeWithAChangedCheckpoint_isRefusedAtOnce() throws {
+        let dir = try Run.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let checkpoint = try Self.checkpoint(in: dir)
+        let run = dir.appendingPathComponent("run")
+        let first = try Run.start(
+            Self.arguments(checkpoint, run: run, workers: 1) + ["--set", "rl.iterations=1"],
+            log: dir.appendingPathComponent("a.log"))
+        #expect(Run.wait(first, seconds: 240) && first.terminationStatus == 0)
+        try "{}".write(
+            to: checkpoint.appendingPathComponent("special_tokens_map.json"), atomically: true, encoding: .utf8)
+        let resume = try Run.start(["resume", run.path, "--quiet"], log: dir.appendingPathComponent("b.log"))
+        #expect(Run.wait(resume, seconds: 30), "resume did not stop")
+        #expect(resume.terminationStatus != 0)
+        let log = try String(contentsOf: dir.appendingPathComponent("b.log"), encoding: .utf8)
+        #expect(log.contains("changed since the run began"), "\(log)")
+    }
 }

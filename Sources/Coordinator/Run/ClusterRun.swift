@@ -81,12 +81,7 @@ public final class ClusterRun: @unchecked Sendable {
         if !quiet { print("rlaif: coordinator listening on \(advertised)") }
 
         // The data is read before any worker starts, so a bad file fails the launch at once.
-        let task: any TaskData
-        let tokenizer: any Tokenizer
-        do { tokenizer = try RunModel(settings: settings).tokenizer } catch { throw RunError(message: error.message) }
-        do { task = try TaskDataFactory.make(settings, tokenizer: tokenizer) } catch {
-            throw RunError(message: error.description)
-        }
+        let task = try Self.taskData(settings)
         for notice in task.notices { logger.warning("\(notice)") }
         let scheduler = Scheduler(
             endpoint: endpoint, settings: settings, deployment: config.deployment,
@@ -297,5 +292,25 @@ public final class ClusterRun: @unchecked Sendable {
         for c in running where c.isRunning { c.terminate() }
         let deadline = Date().addingTimeInterval(5)
         for c in running { while c.isRunning && Date() < deadline { usleep(20_000) } }
+    }
+}
+
+extension ClusterRun {
+    /// The run's task data, read with the run's tokenizer, after checking that a `model.init`
+    /// checkpoint still has the files the run recorded.
+    static func taskData(_ settings: RunSettings) throws -> any TaskData {
+        let tokenizer: any Tokenizer
+        do {
+            let model = try RunModel(settings: settings)
+            try model.verify(expectedDigest: settings.model.initDigest)
+            tokenizer = model.tokenizer
+        } catch let error as ModelError {
+            throw RunError(message: error.message)
+        } catch {
+            throw RunError(message: "cannot read model.init: \(error.localizedDescription)")
+        }
+        do { return try TaskDataFactory.make(settings, tokenizer: tokenizer) } catch {
+            throw RunError(message: error.description)
+        }
     }
 }

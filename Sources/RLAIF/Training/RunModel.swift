@@ -28,16 +28,21 @@ public struct RunModel: Sendable {
     /// A checkpoint whose files no longer match `expectedDigest` is refused.
     public func policy(seed: UInt64, expectedDigest: String) throws -> any CausalLanguageModel {
         guard let initDirectory else { return try GPT2(config: scratch, seed: seed) }
-        if !expectedDigest.isEmpty {
-            let digest = try Self.digest(of: initDirectory)
-            guard digest == expectedDigest else {
-                throw ModelError(
-                    message:
-                        "\(initDirectory.path) changed since the run began (SHA-256 \(digest.prefix(12))…, recorded "
-                        + "\(expectedDigest.prefix(12))…): restore that checkpoint, or start a new run with --fresh")
-            }
-        }
+        try verify(expectedDigest: expectedDigest)
         return try ModelDirectory(initDirectory.path).model
+    }
+
+    /// Throws when the checkpoint's files no longer have the digest the run recorded (a
+    /// coordinator checks before any worker starts; each replica checks again where it loads).
+    public func verify(expectedDigest: String) throws {
+        guard let initDirectory, !expectedDigest.isEmpty else { return }
+        let digest = try Self.digest(of: initDirectory)
+        guard digest == expectedDigest else {
+            throw ModelError(
+                message:
+                    "\(initDirectory.path) changed since the run began (SHA-256 \(digest.prefix(12))…, recorded "
+                    + "\(expectedDigest.prefix(12))…): restore that checkpoint, or start a new run with --fresh")
+        }
     }
 
     /// Parameters of one policy.
