@@ -317,7 +317,9 @@ extension RunSettings {
     /// attention scores and activations at full context. A Double: absurd settings overflow Int.
     public var workerMemoryEstimate: Double {
         let c = gpt2Config
-        let parameters = Double(c.parameterCount)
+        // A model.init checkpoint's own size; the activation terms below stay a lower bound.
+        let parameters = Double(
+            model.initDirectory.isEmpty ? c.parameterCount : (try? RunModel(settings: self).parameterCount) ?? 0)
         let batch = Double(max(sft.microBatch, 2 * rewardModel.microBatch, rl.microBatch))
         let t = Double(c.contextLength), w = Double(c.width)
         let attention = batch * Double(c.heads) * t * t * 2 * Double(c.layers)
