@@ -78,6 +78,26 @@ extension CausalLanguageModel {
         return logits(batch.ids).gatherLogProbs(TokenTensor(shape: [b, t], ids: targets))
     }
 
+    /// Writes `config.json` (`configObject`) and Float32 `model.safetensors` that transformers
+    /// loads as the same class.
+    public func save(to directory: URL, endOfText: Int32? = nil) throws(ModelError) {
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let json = try JSONSerialization.data(
+                withJSONObject: configObject(endOfText: endOfText), options: [.prettyPrinted, .sortedKeys])
+            try json.write(to: directory.appendingPathComponent("config.json"), options: .atomic)
+        } catch {
+            throw ModelError(message: "cannot write \(directory.path)/config.json: \(error.localizedDescription)")
+        }
+        do {
+            try SafeTensors.write(
+                namedParameters.map { ($0.0, $0.1.value) },
+                to: directory.appendingPathComponent(CheckpointFiles.single))
+        } catch {
+            throw ModelError(message: error.description)
+        }
+    }
+
     /// The reference path for tests: recomputes the whole sequence for every token (no cache).
     public func generateWithoutCache(prompts: [[Int32]], sampleIDs: [UInt64]? = nil, options: SamplingOptions)
         -> [Generation]

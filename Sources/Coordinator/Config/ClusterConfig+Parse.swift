@@ -232,7 +232,7 @@ extension ClusterConfig {
         settings.model.initDirectory = resolved
         do {
             let model = try RunModel(settings: settings)
-            _ = try ModelDirectory.parameterCount(at: URL(fileURLWithPath: resolved))
+            _ = try RunModel.parameterCount(settings)
             if let tokenizer = model.tokenizer as? HuggingFaceTokenizer {
                 do { _ = try tokenizer.settings.parsedChatTemplate() } catch {
                     throw ModelError(message: "\(resolved)/tokenizer_config.json: \(error.message)")

@@ -50,7 +50,7 @@ public struct RunPlan: Sendable {
     /// Bytes of one checkpoint: the policy and reward model with their AdamW moments, and the
     /// SFT reference (the preference data is small beside them).
     public var checkpointBytes: Double {
-        let parameters = (try? RunModel(settings: settings).parameterCount) ?? settings.gpt2Config.parameterCount
+        let parameters = (try? RunModel.parameterCount(settings)) ?? settings.gpt2Config.parameterCount
         return Double(parameters) * 4 * 7
     }
 

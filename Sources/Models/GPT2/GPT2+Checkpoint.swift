@@ -36,25 +36,7 @@ extension GPT2 {
         return model
     }
 
-    /// Writes `config.json` and `model.safetensors` that `GPT2LMHeadModel.from_pretrained` loads
-    /// (`endOfText`: the tokenizer's end-of-text id, see `GPT2Config.jsonObject`).
+    /// The `config.json` `GPT2LMHeadModel.from_pretrained` reads (see `GPT2Config.jsonObject`).
     public func configObject(endOfText: Int32?) -> [String: Any] { config.jsonObject(endOfText: endOfText) }
     public var sequenceClassificationArchitecture: String { "GPT2ForSequenceClassification" }
-
-    public func save(to directory: URL, endOfText: Int32? = nil) throws(ModelError) {
-        do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            let json = try JSONSerialization.data(
-                withJSONObject: configObject(endOfText: endOfText), options: [.prettyPrinted, .sortedKeys])
-            try json.write(to: directory.appendingPathComponent("config.json"), options: .atomic)
-        } catch {
-            throw ModelError(message: "cannot write \(directory.path)/config.json: \(error.localizedDescription)")
-        }
-        do {
-            try SafeTensors.write(
-                namedParameters.map { ($0.0, $0.1.value) }, to: directory.appendingPathComponent("model.safetensors"))
-        } catch {
-            throw ModelError(message: error.description)
-        }
-    }
 }

@@ -31,8 +31,8 @@ extension Llama {
         return model
     }
 
-    /// Writes `config.json` (the checkpoint's own, or one built from the config) and Float32
-    /// `model.safetensors` that transformers loads as the same class.
+    /// The checkpoint's own `config.json` (dtype Float32), or one built from the config; the
+    /// tokenizer's end-of-text id as `eos_token_id` where the checkpoint names none.
     public func configObject(endOfText: Int32?) -> [String: Any] {
         var json = config.jsonObject()
         if let endOfText, json["eos_token_id"] == nil || config.source == nil { json["eos_token_id"] = Int(endOfText) }
@@ -41,23 +41,5 @@ extension Llama {
 
     public var sequenceClassificationArchitecture: String {
         config.family.architecture.replacingOccurrences(of: "ForCausalLM", with: "ForSequenceClassification")
-    }
-
-    public func save(to directory: URL, endOfText: Int32? = nil) throws(ModelError) {
-        let json = configObject(endOfText: endOfText)
-        do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            let data = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
-            try data.write(to: directory.appendingPathComponent("config.json"), options: .atomic)
-        } catch {
-            throw ModelError(message: "cannot write \(directory.path)/config.json: \(error.localizedDescription)")
-        }
-        do {
-            try SafeTensors.write(
-                namedParameters.map { ($0.0, $0.1.value) },
-                to: directory.appendingPathComponent(CheckpointFiles.single))
-        } catch {
-            throw ModelError(message: error.description)
-        }
     }
 }

@@ -15,10 +15,12 @@ public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
     /// Added tokens' contents, matched in the raw text before anything else.
     let addedTokens: [String]
     let addedIDs: [String: Int32]
+    /// Each added token's content by id, for decoding.
+    let addedContents: [Int32: String]
     private let cache = PieceCache()
     public let settings: TokenizerSettings
 
-    public var vocabularySize: Int { max(model.encoder.count, (addedIDs.values.max().map { Int($0) + 1 }) ?? 0) }
+    public let vocabularySize: Int
     public var endOfText: Int32 { settings.endOfSequence }
 
     /// Reads `tokenizer.json` and, when present, `tokenizer_config.json` (and `chat_template.jinja`)
@@ -37,6 +39,8 @@ public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
         normalizer = parts.normalizer
         preTokenizer = parts.preTokenizer
         addedIDs = parts.added
+        addedContents = Dictionary(parts.added.map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        vocabularySize = max(parts.model.encoder.count, (parts.added.values.max().map { Int($0) + 1 }) ?? 0)
         // Longest first, so a token that contains another wins where both match at one place.
         addedTokens = parts.added.keys.sorted { ($0.count, $0) > ($1.count, $1) }
         settings = try TokenizerSettings(
@@ -64,17 +68,14 @@ public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
     public func decode(_ ids: [Int32]) -> String {
         var bytes: [UInt8] = []
         for id in ids {
-            guard let token = model.decoder[id] ?? addedContent(id) else { continue }
-            if addedIDs[token] == id {
-                bytes += Array(token.utf8)
-            } else {
+            if let added = addedContents[id] {
+                bytes += Array(added.utf8)
+            } else if let token = model.decoder[id] {
                 BPEModel.unmapBytes(token, into: &bytes)
             }
         }
         return String(decoding: bytes, as: UTF8.self)
     }
-
-    private func addedContent(_ id: Int32) -> String? { addedIDs.first { $0.value == id }?.key }
 }
 
 /// `tokenizer.json` taken apart, each component checked.

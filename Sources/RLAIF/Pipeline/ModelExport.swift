@@ -16,7 +16,7 @@ public enum ModelExport {
     }
 
     /// The files of a Hugging Face tokenizer, copied from the starting checkpoint when present.
-    public static let tokenizerFiles = [
+    static let tokenizerFiles = [
         "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
         "chat_template.jinja", "added_tokens.json",
     ]
@@ -61,6 +61,21 @@ public enum ModelExport {
             throw ExportError(message: error.description)
         }
         try writeTokenizer(tokenizer, from: source.initDirectory, to: directory)
+    }
+
+    /// Copies the tokenizer files `origin` has (see `tokenizerFiles`) into `directory`.
+    public static func copyTokenizerFiles(from origin: URL, to directory: URL) throws(ExportError) {
+        for name in tokenizerFiles {
+            let from = origin.appendingPathComponent(name), to = directory.appendingPathComponent(name)
+            guard FileManager.default.fileExists(atPath: from.path) else { continue }
+            do {
+                try? FileManager.default.removeItem(at: to)
+                try FileManager.default.copyItem(at: from, to: to)
+            } catch {
+                throw ExportError(
+                    message: "cannot copy \(from.path) to \(directory.path): \(error.localizedDescription)")
+            }
+        }
     }
 
     private static func writeTokenizer(_ tokenizer: any Tokenizer, from origin: URL?, to directory: URL)

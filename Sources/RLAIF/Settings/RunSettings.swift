@@ -318,8 +318,7 @@ extension RunSettings {
     public var workerMemoryEstimate: Double {
         let c = gpt2Config
         // A model.init checkpoint's own size; the activation terms below stay a lower bound.
-        let parameters = Double(
-            model.initDirectory.isEmpty ? c.parameterCount : (try? RunModel(settings: self).parameterCount) ?? 0)
+        let parameters = Double((try? RunModel.parameterCount(self)) ?? c.parameterCount)
         let batch = Double(max(sft.microBatch, 2 * rewardModel.microBatch, rl.microBatch))
         let t = Double(c.contextLength), w = Double(c.width)
         let attention = batch * Double(c.heads) * t * t * 2 * Double(c.layers)

@@ -45,10 +45,10 @@ public struct RunModel: Sendable {
         }
     }
 
-    /// Parameters of one policy.
-    public var parameterCount: Int {
-        guard let initDirectory else { return scratch.parameterCount }
-        return (try? ModelDirectory.parameterCount(at: initDirectory)) ?? scratch.parameterCount
+    /// Parameters of one policy, from `model.init`'s config.json alone (no tokenizer, no weights).
+    public static func parameterCount(_ settings: RunSettings) throws(ModelError) -> Int {
+        guard !settings.model.initDirectory.isEmpty else { return settings.gpt2Config.parameterCount }
+        return try ModelDirectory.parameterCount(at: URL(fileURLWithPath: settings.model.initDirectory))
     }
 
     /// SHA-256 over a directory's regular files in name order: each name, a zero byte, its length

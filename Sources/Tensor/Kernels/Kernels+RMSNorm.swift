@@ -10,7 +10,7 @@ extension Kernels {
         parallelRanges(rows, grain: max(1, parallelGrain / max(c, 1))) { r in
             for row in r {
                 let xp = xs + row * c, yp = ys + row * c
-                let inverse = 1 / (dot(xp, xp, c) / Float(c) + epsilon).squareRoot()
+                let inverse = 1 / (simdDot(xp, xp, c) / Float(c) + epsilon).squareRoot()
                 for i in 0..<c { yp[i] = ws[i] * (xp[i] * inverse) }
                 rs[row] = inverse
             }
@@ -40,25 +40,9 @@ extension Kernels {
             for row in r {
                 let xp = xs + row * c, dy = dys + row * c, d = dxs + row * c, inverse = rs[row]
                 for i in 0..<c { g[i] = ws[i] * dy[i] }
-                let k = dot(g, xp, c) * inverse * inverse * inverse / Float(c)
+                let k = simdDot(g, xp, c) * inverse * inverse * inverse / Float(c)
                 for i in 0..<c { d[i] += inverse * g[i] - xp[i] * k }
             }
         }
-    }
-
-    /// Σ aᵢbᵢ in 16 lanes.
-    @inline(__always) static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = Vec()
-        var i = 0
-        while i + Vec.scalarCount <= n {
-            acc += loadVec(a + i) * loadVec(b + i)
-            i += Vec.scalarCount
-        }
-        var s = acc.sum()
-        while i < n {
-            s += a[i] * b[i]
-            i += 1
-        }
-        return s
     }
 }

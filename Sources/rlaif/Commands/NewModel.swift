@@ -32,17 +32,13 @@ struct NewModel: ParsableCommand {
                 model = try Llama(config: try LlamaConfig.parse(data, file: config), seed: seed)
             }
             try model.save(to: outURL, endOfText: nil)
-            for name in ModelExport.tokenizerFiles {
-                let from = URL(fileURLWithPath: tokenizer).appendingPathComponent(name)
-                let to = outURL.appendingPathComponent(name)
-                guard FileManager.default.fileExists(atPath: from.path) else { continue }
-                try? FileManager.default.removeItem(at: to)
-                try FileManager.default.copyItem(at: from, to: to)
-            }
+            try ModelExport.copyTokenizerFiles(from: URL(fileURLWithPath: tokenizer), to: outURL)
             let check = try ModelDirectory(out)
             print(
                 "rlaif: wrote \(out): \(check.model.vocabularySize)-token vocabulary, \(check.model.layerCount) layers")
         } catch let error as ModelError {
+            throw CommandFailure(error.message)
+        } catch let error as ModelExport.ExportError {
             throw CommandFailure(error.message)
         } catch {
             throw CommandFailure("cannot write \(out): \(error.localizedDescription)")
