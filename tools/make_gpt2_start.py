@@ -4,8 +4,10 @@ model.init): random weights at the default run's size (width 128, 3 layers, 4 he
 transformers, with a byte-level BPE tokenizer trained by `tokenizers` on the synthetic task's
 prompts and summaries (taken from a finished run's preferences.jsonl).
 
-    [BPE_VOCAB=320] python3 tools/make_gpt2_start.py RUN_DIR OUT_DIR
+    [BPE_VOCAB=288] python3 tools/make_gpt2_start.py RUN_DIR OUT_DIR
     rlaif launch cluster.yaml --set model.init=OUT_DIR
+
+docs/PRETRAINED.md has the win rates this reached.
 """
 import json
 import os
@@ -23,7 +25,7 @@ def main(run, out):
         texts += [row["prompt"], row.get("a", ""), row.get("b", "")]
     os.makedirs(out, exist_ok=True)
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(texts, vocab_size=int(os.environ.get("BPE_VOCAB", "320")), min_frequency=4, special_tokens=["<|endoftext|>"])
+    bpe.train_from_iterator(texts, vocab_size=int(os.environ.get("BPE_VOCAB", "288")), min_frequency=4, special_tokens=["<|endoftext|>"])
     bpe.save_model(out)
     vocab = len(json.load(open(os.path.join(out, "vocab.json"))))
     eot = json.load(open(os.path.join(out, "vocab.json")))["<|endoftext|>"]

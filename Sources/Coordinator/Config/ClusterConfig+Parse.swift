@@ -216,6 +216,7 @@ extension ClusterConfig {
             try dataFile("task.prompts", \.task.prompts)
             try dataFile("task.demonstrations", \.task.demonstrations)
             try dataFile("task.held_out_prompts", \.task.heldOutPrompts)
+            try dataFile("task.preferences", \.task.preferences)
         }
         try dataFile("labeler.few_shot", \.labeler.fewShot)
         try resolveInitDirectory(&settings, baseDirectory: baseDirectory, origins: origins)

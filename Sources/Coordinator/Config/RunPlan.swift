@@ -7,27 +7,34 @@ public struct RunPlan: Sendable {
     public let settings: RunSettings
     /// SFT demonstrations (the task's count; for JSONL data, the lines that fit).
     public let demonstrations: Int
+    /// Preference pairs of the user's data that fit (`task.preferences`, when read).
+    public let dataPairs: Int
 
-    public init(settings: RunSettings, demonstrations: Int) {
+    public init(settings: RunSettings, demonstrations: Int, dataPairs: Int = 0) {
         self.settings = settings
         self.demonstrations = demonstrations
+        self.dataPairs = dataPairs
     }
 
     static func steps(_ items: Int, batch: Int, epochs: Int) -> Int { epochs * ((items + batch - 1) / max(1, batch)) }
 
     /// One line per phase, in run order.
     public var phases: [String] {
-        let s = settings, pairs = s.preferences.pairs
-        let asked = pairs * (s.labeler.bothOrders ? 2 : 1)
+        let s = settings, sampled = s.preferences.source == .data ? 0 : s.preferences.pairs
+        let pairs = sampled + (s.preferences.source == .labeler ? 0 : dataPairs)
+        let asked = sampled * (s.labeler.bothOrders ? 2 : 1)
         // A tenth of the pairs is held out; the rest train when their label is valid.
         let trainPairs = pairs - (pairs + 9) / 10
         var lines = [
             "sft: \(Self.steps(demonstrations, batch: s.sft.batchSize, epochs: s.sft.epochs)) steps "
                 + "(\(s.sft.epochs) epochs of \(demonstrations) demonstrations)"
         ]
-        if s.run.method != .direct {
-            lines.append("rollout: \(2 * pairs) responses to \(pairs) prompts")
+        if s.run.method != .direct && sampled > 0 {
+            lines.append("rollout: \(2 * sampled) responses to \(sampled) prompts")
             lines.append("labeling: \(asked) questions to the \(s.labeler.kind) labeler")
+        }
+        if s.run.method != .direct && s.preferences.source != .labeler {
+            lines.append("preference data: \(dataPairs) pairs of \(s.task.preferences)")
         }
         let rlSteps = s.rl.iterations * (s.rl.algorithm == .ppo ? s.rl.ppoEpochs : 1)
         switch s.run.method {

@@ -5,6 +5,26 @@ import Tensor
 
 /// Steps over preference pairs: the reward model and DPO.
 extension RunDriver {
+    // MARK: The user's preference pairs
+
+    /// Appends `task.preferences`' pairs after the labeler's (ids go on from theirs), each the
+    /// chosen reply first with a certain preference for it.
+    func appendDataPairs(_ dataset: inout Preferences) {
+        let data = task.preferencePairs
+        let first = dataset.labels.count
+        dataset.prompts += data.map(\.prompt)
+        dataset.pairs += data.map { ($0.chosen, $0.rejected) }
+        dataset.labels += data.indices.map { i in
+            PreferenceLabel(
+                pairID: UInt64(first + i), forward: 1, backward: nil, probabilityA: 1, status: .valid,
+                rationales: ["\(settings.task.preferences):\(data[i].line)"], retries: 0)
+        }
+        dataset.tokens? += pairSequences(data.map(\.prompt), data.map { ($0.chosen, $0.rejected) }).map {
+            ($0[0].response, $0[1].response)
+        }
+        events.record(.preferenceData(path: settings.task.preferences, pairs: data.count))
+    }
+
     // MARK: Reward model
 
     /// Pairs whose id is a multiple of 10 are held out for accuracy.

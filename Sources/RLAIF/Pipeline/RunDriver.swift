@@ -106,29 +106,39 @@ public final class RunDriver: @unchecked Sendable {
     /// A phase's event, unless a resumed run is inside it (its event is already logged).
     private func begin(_ p: Phase, _ resume: ResumePoint) { if resume.skip(p) == 0 { phase(p) } }
 
-    /// The saved preference dataset, or a new one from rollout and labeling; nil for direct RLAIF,
-    /// whose labeler rates each RL response instead.
+    /// The saved preference dataset, or a new one from rollout and labeling and/or the user's
+    /// pairs (`preferences.source`); nil for direct RLAIF, whose labeler rates each RL response.
     private func preferenceDataset() async throws -> Preferences? {
         if let saved = resumeFrom?.preferences {
             let tokens = saved.firstTokens.flatMap { a in saved.secondTokens.map { Array(zip(a, $0)) } }
             return (saved.prompts, Array(zip(saved.first, saved.second)), saved.labels, tokens)
         }
         guard settings.run.method != .direct else { return nil }
-        phase(.rollout)
-        let prompts = task.trainingPrompts(0..<settings.preferences.pairs)
-        let (pairs, tokens) = try await samplePairs(prompts)
-        phase(.labeling)
-        let labels = try await label(
-            pairs.enumerated().map { i, p in LabelingPair(id: UInt64(i), prompt: prompts[i], first: p.0, second: p.1) },
-            phase: "labeling")
-        try writePreferences(prompts: prompts, pairs: pairs, labels: labels)
+        let source = settings.preferences.source
+        var dataset: Preferences = ([], [], [], [])
+        if source != .data {
+            phase(.rollout)
+            dataset.prompts = task.trainingPrompts(0..<settings.preferences.pairs)
+            let sampled = try await samplePairs(dataset.prompts)
+            (dataset.pairs, dataset.tokens) = (sampled.text, sampled.tokens)
+            phase(.labeling)
+            dataset.labels = try await label(
+                dataset.pairs.enumerated().map { i, p in
+                    LabelingPair(id: UInt64(i), prompt: dataset.prompts[i], first: p.0, second: p.1)
+                },
+                phase: "labeling")
+        }
+        let labeled = dataset.labels
+        if source != .labeler { appendDataPairs(&dataset) }
+        try writePreferences(prompts: dataset.prompts, pairs: dataset.pairs, labels: dataset.labels)
         // Before the checkpoint: a resumed run asks the labeler again.
-        try requireYield(LabelYield(preferences: labels), phase: "labeling")
+        if source != .data { try requireYield(LabelYield(preferences: labeled), phase: "labeling") }
+        let tokens = dataset.tokens ?? []
         cursor.preferences = .init(
-            prompts: prompts, first: pairs.map(\.0), second: pairs.map(\.1), labels: labels,
-            firstTokens: tokens.map(\.0), secondTokens: tokens.map(\.1))
+            prompts: dataset.prompts, first: dataset.pairs.map(\.0), second: dataset.pairs.map(\.1),
+            labels: dataset.labels, firstTokens: tokens.map(\.0), secondTokens: tokens.map(\.1))
         try await checkpoint(next: settings.run.method == .dpo ? .dpo : .rewardModel, done: 0)
-        return (prompts, pairs, labels, tokens)
+        return dataset
     }
 
     /// DPO on the preferences; or the reward model and RL against it; or (direct) RL on ratings.
@@ -172,6 +182,7 @@ public final class RunDriver: @unchecked Sendable {
         summary.wallSeconds = Date().timeIntervalSince(started)
         summary.method = settings.run.method.rawValue
         summary.rlAlgorithm = settings.run.method == .dpo ? nil : settings.rl.algorithm.rawValue
+        if settings.preferences.source != .labeler { summary.preferencePairsFromData = task.preferencePairs.count }
         summary.finalVersion = await cluster.version
         summary.weightsChecksum = cursor.weightsChecksum
         // The final policy and reward model, for transformers.

@@ -77,6 +77,9 @@ extension RunEvent {
             try c.encode(labeler, forKey: "labeler")
             try c.encode(groundTruth, forKey: "ground_truth")
             try c.encode(heldOut, forKey: "held_out")
+        case .preferenceData(let path, let pairs):
+            try c.encode(path, forKey: "path")
+            try c.encode(pairs, forKey: "pairs")
         case .labelsFromJournal(let phase, let count):
             try c.encode(phase, forKey: "phase")
             try c.encode(count, forKey: "count")
@@ -164,6 +167,7 @@ extension RunEvent {
             self = .rewardModelAccuracy(
                 labeler: try c.decodeIfPresent(Double.self, forKey: "labeler"),
                 groundTruth: try c.decodeIfPresent(Double.self, forKey: "ground_truth"), heldOut: try int("held_out"))
+        case "preference_data": self = .preferenceData(path: try string("path"), pairs: try int("pairs"))
         case "labels_from_journal": self = .labelsFromJournal(phase: try string("phase"), count: try int("count"))
         case "labels_requested":
             self = .labelsRequested(

@@ -23,6 +23,8 @@ public enum RunEvent: Sendable, Equatable {
     case checkpoint(directory: String, phase: String, done: Int, version: UInt64)
     case labels(phase: String, valid: Int, ambiguous: Int, invalid: Int, retries: Int)
     case rewardModelAccuracy(labeler: Double?, groundTruth: Double?, heldOut: Int)
+    /// Preference pairs read from the user's data (`task.preferences`) into the dataset.
+    case preferenceData(path: String, pairs: Int)
     case ratings(failed: Int, rated: Int)
     /// Questions of a phase answered from the label journal, not asked again.
     case labelsFromJournal(phase: String, count: Int)
@@ -127,6 +129,7 @@ public enum RunEvent: Sendable, Equatable {
         case .checkpoint: "checkpoint"
         case .labels: "labels"
         case .rewardModelAccuracy: "reward_model_accuracy"
+        case .preferenceData: "preference_data"
         case .ratings: "ratings"
         case .labelsFromJournal: "labels_from_journal"
         case .labelsRequested: "labels_requested"

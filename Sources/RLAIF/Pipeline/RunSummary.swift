@@ -46,6 +46,8 @@ public struct RunSummary: Codable, Sendable {
     public var meanResponseLength = Pair()
     public var groundTruthQuality = Pair()
     public var evaluationPrompts = 0
+    /// Preference pairs read from `task.preferences` (nil when the labeler's are the only ones).
+    public var preferencePairsFromData: Int?
     public var finalVersion: UInt64 = 0
     /// FNV-1a of every model's final weights: equal across worker counts and failures.
     public var weightsChecksum = ""
@@ -61,6 +63,7 @@ public struct RunSummary: Codable, Sendable {
         case meanResponseLength = "mean_response_length"
         case groundTruthQuality = "ground_truth_quality"
         case evaluationPrompts = "evaluation_prompts"
+        case preferencePairsFromData = "preference_pairs_from_data"
         case finalVersion = "final_version"
         case weightsChecksum = "weights_checksum"
         case wallSeconds = "wall_seconds"
@@ -87,6 +90,7 @@ public struct RunSummary: Codable, Sendable {
     /// (what, value) for each figure, formatted.
     public var rows: [(String, String)] {
         func f(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "—" }
+        let data = preferencePairsFromData.map { [("preference pairs from data", "\($0)")] } ?? []
         return [
             ("method", method + (rlAlgorithm.map { " (\($0))" } ?? "")),
             ("win rate vs SFT (ground truth)", f(winRateVsSFT.groundTruth)),
@@ -99,6 +103,7 @@ public struct RunSummary: Codable, Sendable {
             ("mean response length SFT → policy", "\(f(meanResponseLength.sft)) → \(f(meanResponseLength.policy))"),
             ("ground-truth quality SFT → policy", "\(f(groundTruthQuality.sft)) → \(f(groundTruthQuality.policy))"),
             ("evaluation prompts", "\(evaluationPrompts)"),
+        ] + data + [
             ("optimizer steps", "\(finalVersion)"),
             ("weights checksum", weightsChecksum),
             ("wall time", String(format: "%.1f s", wallSeconds)),

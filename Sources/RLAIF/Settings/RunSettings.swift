@@ -48,6 +48,9 @@ public struct RunSettings: Codable, Sendable, Equatable {
         public var demonstrations = ""
         /// For `jsonl`: evaluation prompts; "" holds out the last evaluation.prompts of `prompts`.
         public var heldOutPrompts = ""
+        /// For `jsonl`: preference pairs ({"prompt", "chosen", "rejected"}) that `preferences.source`
+        /// trains the reward model or DPO on, instead of or beside the labeler's.
+        public var preferences = ""
         /// For `jsonl`: a line that does not fit the model's context is an error, cut or skipped.
         public var overlong = Overlong.error
         /// Synthetic task sizes.
@@ -149,6 +152,8 @@ public struct RunSettings: Codable, Sendable, Equatable {
     }
 
     public struct Preferences: Codable, Sendable, Equatable {
+        /// Where the preference pairs come from (see `PreferenceSource`).
+        public var source = PreferenceSource.labeler
         /// Prompts whose two sampled responses the labeler compares.
         public var pairs = 8192
         /// Pairs per labeling job, prompts per rollout job.
@@ -205,6 +210,18 @@ extension RunSettings {
             task.kind == .jsonl && task.prompts.isEmpty ? ("task.prompts", "is required by task.kind jsonl") : nil,
             task.kind == .jsonl && task.demonstrations.isEmpty
                 ? ("task.demonstrations", "is required by task.kind jsonl") : nil,
+            preferences.source != .labeler && task.preferences.isEmpty
+                ? ("task.preferences", "is required by preferences.source \(preferences.source)") : nil,
+            preferences.source == .labeler && !task.preferences.isEmpty
+                ? (
+                    "preferences.source",
+                    "is labeler, so task.preferences is not read: say data (train on its pairs) or both (beside AI labels)"
+                ) : nil,
+            preferences.source != .labeler && task.kind != .jsonl
+                ? ("task.preferences", "is read for task.kind jsonl only") : nil,
+            preferences.source != .labeler && run.method == .direct
+                ? ("preferences.source", "must be labeler for run.method direct, which trains on ratings, not pairs")
+                : nil,
             labeler.kind == .rubric && task.kind != .synthetic
                 ? (
                     "labeler.kind",

@@ -48,6 +48,16 @@ extension RunSettings {
         case skip
     }
 
+    /// `preferences.source`: which preference pairs the reward model (or DPO) trains on.
+    public enum PreferenceSource: String, SettingChoice {
+        /// The policy's sampled pairs, judged by the labeler (RLAIF).
+        case labeler
+        /// The pairs of `task.preferences` only: no rollout or labeling phase.
+        case data
+        /// The labeler's pairs, then the file's.
+        case both
+    }
+
     /// `labeler.kind`: who judges.
     public enum LabelerKind: String, SettingChoice {
         case rubric, openai, command

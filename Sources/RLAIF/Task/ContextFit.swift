@@ -41,7 +41,7 @@ public struct ContextFit: Sendable {
             return .doesNotFit(
                 problem: "the prompt is \(count) tokens; with model.max_new_tokens \(maxNewTokens), "
                     + "model.context_length \(contextLength) leaves room for \(limit)",
-                cut: Self.suffix(of: prompt, maxBytes: limit))
+                cut: tail(of: prompt, tokens: limit))
         }
     }
 
@@ -55,12 +55,35 @@ public struct ContextFit: Sendable {
             let p = tokenizer.encode(demo.prompt).count, c = tokenizer.encode(demo.completion).count + 1
             if p > 0 && p + c <= contextLength { return .fits }
             guard p > 0 else { return .doesNotFit(problem: "the demonstration's prompt is empty", cut: nil) }
-            let completion = Self.prefix(of: demo.completion, maxBytes: min(c - 1, contextLength - 2))
+            let completion = c < contextLength ? demo.completion : head(of: demo.completion, tokens: contextLength - 2)
             let room = contextLength - (tokenizer.encode(completion).count + 1)
             return .doesNotFit(
                 problem: "the demonstration is \(p) prompt and \(c) completion tokens (with end-of-text), "
                     + "more than model.context_length \(contextLength)",
-                cut: (Self.suffix(of: demo.prompt, maxBytes: room), completion))
+                cut: (tail(of: demo.prompt, tokens: room), completion))
+        }
+    }
+
+    /// The preference pairs that fit: the prompt and the longer reply together within the
+    /// context. Cut: each reply at its end, then the prompt from the left.
+    public func preferences(_ lines: [Line<PreferencePair>], key: String, path: String) throws(JSONLTask.LoadError)
+        -> ([PreferencePair], Notice)
+    {
+        try fit(lines, what: "preference pair", key: key, path: path) { pair in
+            let p = tokenizer.encode(pair.prompt).count
+            let c = tokenizer.encode(pair.chosen).count, r = tokenizer.encode(pair.rejected).count
+            if p > 0 && c > 0 && r > 0 && p + max(c, r) <= contextLength { return .fits }
+            guard p > 0 else { return .doesNotFit(problem: "the pair's prompt is empty", cut: nil) }
+            guard c > 0 && r > 0 else { return .doesNotFit(problem: "a reply of the pair is empty", cut: nil) }
+            var cut = pair
+            if c >= contextLength { cut.chosen = head(of: pair.chosen, tokens: contextLength - 1) }
+            if r >= contextLength { cut.rejected = head(of: pair.rejected, tokens: contextLength - 1) }
+            let longest = max(tokenizer.encode(cut.chosen).count, tokenizer.encode(cut.rejected).count)
+            cut.prompt = tail(of: pair.prompt, tokens: contextLength - longest)
+            return .doesNotFit(
+                problem: "the pair is \(p) prompt and \(max(c, r)) reply tokens, more than model.context_length "
+                    + "\(contextLength)",
+                cut: cut)
         }
     }
 
@@ -110,30 +133,33 @@ public struct ContextFit: Sendable {
         return "\(key): \(lines.count) \(what) of \(path) \(verb) (lines \(shown))"
     }
 
-    /// The longest end of `text`, in whole characters, of at most `maxBytes` UTF-8 bytes (a
-    /// byte-level tokenizer's tokens; never more tokens for a BPE).
-    static func suffix(of text: String, maxBytes: Int) -> String {
-        var start = text.endIndex, bytes = 0
-        while start > text.startIndex {
-            let before = text.index(before: start)
-            let size = text[before..<start].utf8.count
-            guard bytes + size <= maxBytes else { break }
-            bytes += size
-            start = before
-        }
-        return String(text[start...])
+    /// The longest end of `text`, in whole characters, of at most `limit` tokens.
+    func tail(of text: String, tokens limit: Int) -> String {
+        let characters = Array(text)
+        return longest(characters.count, limit) { String(characters.suffix($0)) }
     }
 
-    /// The longest beginning of `text`, in whole characters, of at most `maxBytes` UTF-8 bytes.
-    static func prefix(of text: String, maxBytes: Int) -> String {
-        var end = text.startIndex, bytes = 0
-        while end < text.endIndex {
-            let next = text.index(after: end)
-            let size = text[end..<next].utf8.count
-            guard bytes + size <= maxBytes else { break }
-            bytes += size
-            end = next
+    /// The longest beginning of `text`, in whole characters, of at most `limit` tokens.
+    func head(of text: String, tokens limit: Int) -> String {
+        let characters = Array(text)
+        return longest(characters.count, limit) { String(characters.prefix($0)) }
+    }
+
+    /// The piece of the most characters (of `count`) that encodes to at most `limit` tokens: by
+    /// doubling from `limit` characters, then bisection (a BPE's count grows with the characters
+    /// kept, give or take a merge), so a megabyte line costs what its kept piece does.
+    private func longest(_ count: Int, _ limit: Int, _ piece: (Int) -> String) -> String {
+        func fits(_ n: Int) -> Bool { tokenizer.encode(piece(n)).count <= limit }
+        var low = 0, high = min(count, max(limit, 1))
+        while fits(high) {
+            low = high
+            guard high < count else { return piece(high) }
+            high = min(count, 2 * high)
         }
-        return String(text[..<end])
+        while low + 1 < high {
+            let middle = (low + high) / 2
+            if fits(middle) { low = middle } else { high = middle }
+        }
+        return piece(low)
     }
 }

@@ -2,7 +2,9 @@ import Models
 
 /// One line of a prompt or demonstration file, in the forms TRL and the hub use: `{"prompt":
 /// text}`, `{"prompt": text, "completion": text}`, conversational `{"messages": [turns]}`,
-/// and `{"prompt": [turns]}` / `{"prompt": [turns], "completion": [turns]}`.
+/// and `{"prompt": [turns]}` / `{"prompt": [turns], "completion": [turns]}`; preference lines
+/// add `"chosen"` and `"rejected"` (text, assistant turns, or whole conversations whose shared
+/// beginning is the prompt).
 struct DataRecord: Decodable {
     enum Content {
         case text(String)
@@ -12,8 +14,10 @@ struct DataRecord: Decodable {
     let prompt: Content?
     let completion: Content?
     let messages: [ChatMessage]?
+    let chosen: Content?
+    let rejected: Content?
 
-    enum CodingKeys: String, CodingKey { case prompt, completion, messages }
+    enum CodingKeys: String, CodingKey { case prompt, completion, messages, chosen, rejected }
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -25,6 +29,8 @@ struct DataRecord: Decodable {
         prompt = try content(.prompt)
         completion = try content(.completion)
         messages = try c.decodeIfPresent([ChatMessage].self, forKey: .messages)
+        chosen = try content(.chosen)
+        rejected = try content(.rejected)
     }
 }
 
@@ -63,15 +69,7 @@ struct ConversationRenderer {
         switch (record.prompt, record.completion, record.messages) {
         case (let prompt?, let completion?, _):
             let asked = try self.prompt(DataRecord(prompt: prompt), key: key, at: place)
-            switch completion {
-            case .text(let text): return (asked, text)
-            case .conversation(let turns):
-                try check(turns, key: key, at: place)
-                guard !turns.isEmpty, turns.allSatisfy({ $0.role == "assistant" }) else {
-                    throw Self.fail(key, place, "a completion's turns must all be the assistant's")
-                }
-                return (asked, turns.map(\.content).joined())
-            }
+            return (asked, try reply(completion, key: key, at: place))
         case (nil, nil, let turns?):
             try check(turns, key: key, at: place)
             guard let last = turns.last, last.role == "assistant", turns.count > 1 else {
@@ -82,6 +80,51 @@ struct ConversationRenderer {
         default:
             throw Self.fail(
                 key, place, "missing \"prompt\" and \"completion\", or \"messages\" ending with an assistant turn")
+        }
+    }
+
+    /// A preference line: its prompt as `prompt` renders it, and the preferred and the other
+    /// reply. Without a prompt, chosen and rejected are whole conversations that differ in their
+    /// last (assistant) turn only, and the turns before it are the prompt (TRL's implicit prompt).
+    func preference(_ record: DataRecord, key: String, at place: String) throws(JSONLTask.LoadError) -> PreferencePair {
+        guard let chosen = record.chosen, let rejected = record.rejected else {
+            throw Self.fail(key, place, "a preference line needs \"chosen\" and \"rejected\"")
+        }
+        if let prompt = record.prompt {
+            let asked = try self.prompt(DataRecord(prompt: prompt), key: key, at: place)
+            return PreferencePair(
+                prompt: asked, chosen: try reply(chosen, key: key, at: place),
+                rejected: try reply(rejected, key: key, at: place))
+        }
+        guard case .conversation(let a) = chosen, case .conversation(let b) = rejected else {
+            throw Self.fail(key, place, "text \"chosen\" and \"rejected\" need a \"prompt\"")
+        }
+        try check(a + b, key: key, at: place)
+        guard let last = a.last, let other = b.last, last.role == "assistant", other.role == "assistant",
+            a.count > 1, Array(a.dropLast()) == Array(b.dropLast())
+        else {
+            throw Self.fail(
+                key, place,
+                "without a \"prompt\", \"chosen\" and \"rejected\" must be the same conversation up to a last, "
+                    + "assistant turn")
+        }
+        return PreferencePair(
+            prompt: try render(Array(a.dropLast()), key: key, at: place), chosen: last.content,
+            rejected: other.content)
+    }
+
+    /// A completion, chosen or rejected reply: text, or assistant turns joined.
+    private func reply(_ content: DataRecord.Content, key: String, at place: String) throws(JSONLTask.LoadError)
+        -> String
+    {
+        switch content {
+        case .text(let text): return text
+        case .conversation(let turns):
+            try check(turns, key: key, at: place)
+            guard !turns.isEmpty, turns.allSatisfy({ $0.role == "assistant" }) else {
+                throw Self.fail(key, place, "a reply's turns must all be the assistant's")
+            }
+            return turns.map(\.content).joined()
         }
     }
 
@@ -119,5 +162,7 @@ extension DataRecord {
         self.prompt = prompt
         completion = nil
         messages = nil
+        chosen = nil
+        rejected = nil
     }
 }

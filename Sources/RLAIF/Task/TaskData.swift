@@ -23,10 +23,29 @@ public protocol TaskData: Sendable {
     func groundTruthPreference(_ a: String, _ b: String, prompt: String) -> Double?
     /// What reading the data changed (lines cut or skipped to fit the context), for the user.
     var notices: [String] { get }
+    /// Preference pairs the data brings (`task.preferences`), in file order.
+    var preferencePairs: [PreferencePair] { get }
 }
 
 extension TaskData {
     public var notices: [String] { [] }
+    public var preferencePairs: [PreferencePair] { [] }
+}
+
+/// One preference of the user's data: a prompt as the model sees it, the reply preferred and the
+/// other one. `line` is where it was read, for the run's preferences.jsonl.
+public struct PreferencePair: Sendable, Equatable {
+    public var prompt: String
+    public var chosen: String
+    public var rejected: String
+    public var line = 0
+
+    public init(prompt: String, chosen: String, rejected: String, line: Int = 0) {
+        self.prompt = prompt
+        self.chosen = chosen
+        self.rejected = rejected
+        self.line = line
+    }
 }
 
 /// The built-in fact-summary task: generated on demand, with its ground-truth rubric.
@@ -71,6 +90,7 @@ public struct JSONLTask: TaskData {
     let training: [String]
     let heldOut: [String]
     let demos: [(prompt: String, completion: String)]
+    public let preferencePairs: [PreferencePair]
     let seed: UInt64
     public let tokenizer: any Tokenizer
     public let notices: [String]
@@ -129,9 +149,32 @@ public struct JSONLTask: TaskData {
         let (kept, notice) = try fit.demonstrations(demoLines, key: "task.demonstrations", path: t.demonstrations)
         demos = kept
         notices.append(notice)
+        preferencePairs = try Self.preferences(t.preferences, fit: fit, renderer: renderer, notices: &notices)
         self.notices = notices.compactMap { $0 }
         seed = settings.run.seed
         self.tokenizer = tokenizer
+    }
+
+    /// `task.preferences`' pairs that fit the context (none when the key is unset).
+    static func preferences(
+        _ path: String, fit: ContextFit, renderer: ConversationRenderer, notices: inout [String?]
+    ) throws(LoadError) -> [PreferencePair] {
+        guard !path.isEmpty else { return [] }
+        let key = "task.preferences"
+        let rows: [(line: Int, value: DataRecord)]
+        do { rows = try JSONLines.numbered(DataRecord.self, path: path) } catch {
+            throw LoadError(key: key, message: error.description)
+        }
+        guard !rows.isEmpty else { throw LoadError(key: key, message: "\(path) has no lines") }
+        var lines: [ContextFit.Line<PreferencePair>] = []
+        for row in rows {
+            var pair = try renderer.preference(row.value, key: key, at: "\(path):\(row.line)")
+            pair.line = row.line
+            lines.append(.init(number: row.line, value: pair))
+        }
+        let (kept, notice) = try fit.preferences(lines, key: key, path: path)
+        notices.append(notice)
+        return kept
     }
 
     public func demonstrations() -> [(prompt: String, completion: String)] { demos }

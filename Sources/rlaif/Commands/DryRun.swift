@@ -21,17 +21,17 @@ struct DryRun {
         var problems = reading.problems.map(\.description)
         print("rlaif: dry run of \(options.config ?? "the embedded defaults"): nothing is started")
         if let config = reading.config {
-            var demonstrations = config.settings.task.demonstrationCount
+            var demonstrations = config.settings.task.demonstrationCount, dataPairs = 0
             if !problems.contains(where: { $0.contains("task.") }) {
                 do {
                     let tokenizer = try RunModel(settings: config.settings).tokenizer
-                    demonstrations = try TaskDataFactory.make(config.settings, tokenizer: tokenizer)
-                        .demonstrations().count
+                    let task = try TaskDataFactory.make(config.settings, tokenizer: tokenizer)
+                    (demonstrations, dataPairs) = (task.demonstrations().count, task.preferencePairs.count)
                 } catch { problems.append("\(error)") }
             }
             if let problem = await labelerProblem(config.settings.labeler) { problems.append(problem) }
             if let problem = portProblem(config.deployment.coordinator.bind) { problems.append(problem) }
-            let plan = RunPlan(settings: config.settings, demonstrations: demonstrations)
+            let plan = RunPlan(settings: config.settings, demonstrations: demonstrations, dataPairs: dataPairs)
             if let problem = diskProblem(options.directory(config), plan: plan) { problems.append(problem) }
             printPlan(config, plan)
         }
