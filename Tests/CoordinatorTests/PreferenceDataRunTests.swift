@@ -12,7 +12,7 @@ import Testing
 
     /// 200 pairs over the user-data prompts' words: the reply in capitals is preferred to the same
     /// words in lower case, a preference a small reward model learns from 180 pairs.
-    static func writePreferences(in dir: URL) throws {
+    static func writePreferences(in dir: URL, extra: [String] = []) throws {
         var rng = SplitMix64(seed: 7)
         let words = ["cat", "dog", "sun", "sky", "red", "big", "old", "new"]
         let lines = try (0..<200).map { _ in
@@ -21,12 +21,12 @@ import Testing
             return String(
                 decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
         }
-        try lines.joined(separator: "\n").write(
+        try (lines + extra).joined(separator: "\n").write(
             to: dir.appendingPathComponent("prefs.jsonl"), atomically: true, encoding: .utf8)
     }
 
-    static func settings(in dir: URL, _ overrides: [String]) throws -> RunSettings {
-        try writePreferences(in: dir)
+    static func settings(in dir: URL, _ overrides: [String], extra: [String] = []) throws -> RunSettings {
+        try writePreferences(in: dir, extra: extra)
         return try UserDataRunTests.settings(
             in: dir, ["task.preferences=prefs.jsonl", "reward_model.epochs=3"] + overrides)
     }
@@ -47,16 +47,20 @@ import Testing
     @Test func dataOnly_skipsRolloutAndLabeling_andTheRewardModelLearnsThePairs() async throws {
         let dir = try Pipeline.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let settings = try Self.settings(in: dir, ["preferences.source=data"])
+        // Two more pairs whose prompts outgrow the context (32 tokens), cut to fit and counted.
+        let long = #"{"prompt": "\#(String(repeating: "sky ", count: 20)):", "chosen": " SKY", "rejected": " sky"}"#
+        let settings = try Self.settings(
+            in: dir, ["preferences.source=data", "task.overlong=truncate"], extra: [long, long])
         let summary = try await Pipeline.run(settings, replicas: 2, in: dir)
+        #expect(summary.linesFittedToContext == ["task.preferences": 2])
         let phases = try Self.phases(dir)
         #expect(!phases.contains("rollout") && !phases.contains("labeling") && phases.contains("rl"), "\(phases)")
-        #expect(summary.preferencePairsFromData == 200)
+        #expect(summary.preferencePairsFromData == 202)
         // Held out: every tenth pair (20); the model must prefer the capitals on nearly all.
         let accuracy = try #require(summary.rewardModelAccuracy.labeler)
         #expect(accuracy >= 0.9, "reward model accuracy on held-out data pairs \(accuracy)")
         let lines = try Self.preferenceLines(dir)
-        #expect(lines.count == 200)
+        #expect(lines.count == 202)
         let label = try #require(lines[4]["label"] as? [String: Any])
         #expect(label["probabilityA"] as? Double == 1 && label["status"] as? String == "valid")
         #expect((label["rationales"] as? [String])?.first == settings.task.preferences + ":5")

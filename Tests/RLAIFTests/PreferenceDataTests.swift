@@ -94,7 +94,8 @@ import Testing
         #expect(
             cut.preferencePairs[1].chosen == String(repeating: "y", count: 31) && cut.preferencePairs[1].prompt == "k")
         #expect(
-            cut.notices.last == "task.preferences: 2 preference pairs of \(file) cut to fit the context (lines 1, 2)")
+            cut.notices.last?.description
+                == "task.preferences: 2 preference pairs of \(file) cut to fit the context (lines 1, 2)")
         s.task.overlong = .skip
         #expect(try JSONLTask(settings: s, tokenizer: ByteTokenizer()).preferencePairs.map(\.line) == [3])
     }

@@ -71,7 +71,7 @@ import Testing
         s.task.overlong = .skip
         let task = try JSONLTask(settings: s, tokenizer: tokenizer)
         #expect(task.trainingPrompts(0..<1) == ["a"] && task.heldOutPrompts(1) == ["b"])
-        #expect(task.notices == ["task.prompts: 2 prompts of \(prompts) skipped (lines 2, 3)"])
+        #expect(task.notices.map(\.description) == ["task.prompts: 2 prompts of \(prompts) skipped (lines 2, 3)"])
     }
 
     /// `truncate` keeps a prompt's end and a completion's beginning, in whole characters.

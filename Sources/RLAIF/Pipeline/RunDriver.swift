@@ -183,6 +183,10 @@ public final class RunDriver: @unchecked Sendable {
         summary.method = settings.run.method.rawValue
         summary.rlAlgorithm = settings.run.method == .dpo ? nil : settings.rl.algorithm.rawValue
         if settings.preferences.source != .labeler { summary.preferencePairsFromData = task.preferencePairs.count }
+        if !task.notices.isEmpty {
+            summary.linesFittedToContext = Dictionary(
+                task.notices.map { ($0.key, $0.lines.count) }, uniquingKeysWith: +)
+        }
         summary.finalVersion = await cluster.version
         summary.weightsChecksum = cursor.weightsChecksum
         // The final policy and reward model, for transformers.

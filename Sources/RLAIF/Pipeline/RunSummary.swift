@@ -48,6 +48,8 @@ public struct RunSummary: Codable, Sendable {
     public var evaluationPrompts = 0
     /// Preference pairs read from `task.preferences` (nil when the labeler's are the only ones).
     public var preferencePairsFromData: Int?
+    /// Lines of the user's data cut to fit the context or skipped (`task.overlong`), by key.
+    public var linesFittedToContext: [String: Int]?
     public var finalVersion: UInt64 = 0
     /// FNV-1a of every model's final weights: equal across worker counts and failures.
     public var weightsChecksum = ""
@@ -64,6 +66,7 @@ public struct RunSummary: Codable, Sendable {
         case groundTruthQuality = "ground_truth_quality"
         case evaluationPrompts = "evaluation_prompts"
         case preferencePairsFromData = "preference_pairs_from_data"
+        case linesFittedToContext = "lines_fitted_to_context"
         case finalVersion = "final_version"
         case weightsChecksum = "weights_checksum"
         case wallSeconds = "wall_seconds"
@@ -90,7 +93,12 @@ public struct RunSummary: Codable, Sendable {
     /// (what, value) for each figure, formatted.
     public var rows: [(String, String)] {
         func f(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "—" }
-        let data = preferencePairsFromData.map { [("preference pairs from data", "\($0)")] } ?? []
+        let fitted = linesFittedToContext.map { lines in
+            lines.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        }
+        let data =
+            (preferencePairsFromData.map { [("preference pairs from data", "\($0)")] } ?? [])
+            + (fitted.map { [("lines cut or skipped to fit", $0)] } ?? [])
         return [
             ("method", method + (rlAlgorithm.map { " (\($0))" } ?? "")),
             ("win rate vs SFT (ground truth)", f(winRateVsSFT.groundTruth)),

@@ -25,13 +25,26 @@ public struct ContextFit: Sendable {
         self.tokenizer = tokenizer
     }
 
-    /// What was cut or skipped, for the user (nil when nothing was).
-    public typealias Notice = String?
+    /// The lines of one file that were cut or skipped, for the log and the summary.
+    public struct Notice: Sendable, Equatable, CustomStringConvertible {
+        public let key: String
+        public let path: String
+        /// What the lines hold, in the plural ("prompts").
+        public let what: String
+        public let lines: [Int]
+        public let policy: RunSettings.Overlong
+
+        public var description: String {
+            let shown = lines.prefix(5).map(String.init).joined(separator: ", ") + (lines.count > 5 ? ", …" : "")
+            let verb = policy == .skip ? "skipped" : "cut to fit the context"
+            return "\(key): \(lines.count) \(what) of \(path) \(verb) (lines \(shown))"
+        }
+    }
 
     /// The prompts that fit, cut or skipped by the policy; throws for the first that does not
     /// under `error` (and for an empty prompt, unless skipped).
     public func prompts(_ lines: [Line<String>], key: String, path: String) throws(JSONLTask.LoadError) -> (
-        [String], Notice
+        [String], Notice?
     ) {
         let limit = contextLength - maxNewTokens
         return try fit(lines, what: "prompt", key: key, path: path) { prompt in
@@ -49,7 +62,7 @@ public struct ContextFit: Sendable {
     /// cannot fit even after a one-token prompt is cut at its end (`truncate`).
     public func demonstrations(
         _ lines: [Line<(prompt: String, completion: String)>], key: String, path: String
-    ) throws(JSONLTask.LoadError) -> ([(prompt: String, completion: String)], Notice) {
+    ) throws(JSONLTask.LoadError) -> ([(prompt: String, completion: String)], Notice?) {
         try fit(lines, what: "demonstration", key: key, path: path) { demo in
             // The completion is trained with the end-of-text it ends with.
             let p = tokenizer.encode(demo.prompt).count, c = tokenizer.encode(demo.completion).count + 1
@@ -67,7 +80,7 @@ public struct ContextFit: Sendable {
     /// The preference pairs that fit: the prompt and the longer reply together within the
     /// context. Cut: each reply at its end, then the prompt from the left.
     public func preferences(_ lines: [Line<PreferencePair>], key: String, path: String) throws(JSONLTask.LoadError)
-        -> ([PreferencePair], Notice)
+        -> ([PreferencePair], Notice?)
     {
         try fit(lines, what: "preference pair", key: key, path: path) { pair in
             let p = tokenizer.encode(pair.prompt).count
@@ -96,7 +109,7 @@ public struct ContextFit: Sendable {
     /// The lines kept (as they are, or cut) under the policy, and what was changed.
     func fit<Value>(
         _ lines: [Line<Value>], what: String, key: String, path: String, _ verdict: (Value) -> Verdict<Value>
-    ) throws(JSONLTask.LoadError) -> ([Value], Notice) {
+    ) throws(JSONLTask.LoadError) -> ([Value], Notice?) {
         var kept: [Value] = [], changed: [Int] = []
         for line in lines {
             guard case .doesNotFit(let problem, let cut) = verdict(line.value) else {
@@ -126,11 +139,8 @@ public struct ContextFit: Sendable {
         return JSONLTask.LoadError(key: key, message: "\(path):\(line): \(problem); \(advice)")
     }
 
-    func notice(_ lines: [Int], key: String, path: String, what: String) -> Notice {
-        guard !lines.isEmpty else { return nil }
-        let shown = lines.prefix(5).map(String.init).joined(separator: ", ") + (lines.count > 5 ? ", …" : "")
-        let verb = policy == .skip ? "skipped" : "cut to fit the context"
-        return "\(key): \(lines.count) \(what) of \(path) \(verb) (lines \(shown))"
+    func notice(_ lines: [Int], key: String, path: String, what: String) -> Notice? {
+        lines.isEmpty ? nil : Notice(key: key, path: path, what: what, lines: lines, policy: policy)
     }
 
     /// The longest end of `text`, in whole characters, of at most `limit` tokens.

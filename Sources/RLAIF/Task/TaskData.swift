@@ -22,13 +22,13 @@ public protocol TaskData: Sendable {
     /// Which response the ground truth prefers: 1 (first), 0 (second), 0.5 (a tie); nil without one.
     func groundTruthPreference(_ a: String, _ b: String, prompt: String) -> Double?
     /// What reading the data changed (lines cut or skipped to fit the context), for the user.
-    var notices: [String] { get }
+    var notices: [ContextFit.Notice] { get }
     /// Preference pairs the data brings (`task.preferences`), in file order.
     var preferencePairs: [PreferencePair] { get }
 }
 
 extension TaskData {
-    public var notices: [String] { [] }
+    public var notices: [ContextFit.Notice] { [] }
     public var preferencePairs: [PreferencePair] { [] }
 }
 
@@ -93,7 +93,7 @@ public struct JSONLTask: TaskData {
     public let preferencePairs: [PreferencePair]
     let seed: UInt64
     public let tokenizer: any Tokenizer
-    public let notices: [String]
+    public let notices: [ContextFit.Notice]
 
     /// Reads the files the settings name. Without `held_out_prompts`, the last `heldOutCount`
     /// prompts of `prompts` are held out for evaluation and the rest are trained on.
@@ -112,7 +112,7 @@ public struct JSONLTask: TaskData {
             guard !rows.isEmpty else { throw LoadError(key: key, message: "\(path) has no lines") }
             return rows
         }
-        var notices: [String?] = []
+        var notices: [ContextFit.Notice?] = []
         let renderer = ConversationRenderer(tokenizer: tokenizer)
         func prompts(_ key: String, _ path: String) throws(LoadError) -> [String] {
             var lines: [ContextFit.Line<String>] = []
@@ -157,7 +157,7 @@ public struct JSONLTask: TaskData {
 
     /// `task.preferences`' pairs that fit the context (none when the key is unset).
     static func preferences(
-        _ path: String, fit: ContextFit, renderer: ConversationRenderer, notices: inout [String?]
+        _ path: String, fit: ContextFit, renderer: ConversationRenderer, notices: inout [ContextFit.Notice?]
     ) throws(LoadError) -> [PreferencePair] {
         guard !path.isEmpty else { return [] }
         let key = "task.preferences"
