@@ -11,6 +11,8 @@ public protocol CausalLanguageModel: Module, AnyObject, Sendable {
     var width: Int { get }
     /// Transformer blocks (each with its own key/value cache in generation).
     var layerCount: Int { get }
+    /// Blocks recomputed in backward instead of keeping their activations (training memory).
+    var gradientCheckpointing: Bool { get set }
     /// The final hidden states (B, T, C) for token ids (B, T).
     func hiddenStates(_ ids: TokenTensor) -> Variable
     /// Next-token logits (B, T, V).

@@ -63,6 +63,20 @@ import Testing
         #expect(!checksums[0].isEmpty && checksums[0] == checksums[1])
     }
 
+    /// `model.gradient_checkpointing` recomputes blocks in backward: the run's weights are the same.
+    @Test func gradientCheckpointing_leavesTheWeightsAsTheyWere() async throws {
+        var checksums: [String] = []
+        for checkpointing in [false, true] {
+            let settings = try Self.settings([
+                "rl.iterations=2", "evaluation.prompts=32", "model.gradient_checkpointing=\(checkpointing)",
+            ])
+            let dir = try Self.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            checksums.append(try await Self.run(settings, replicas: 2, in: dir).weightsChecksum)
+        }
+        #expect(!checksums[0].isEmpty && checksums[0] == checksums[1])
+    }
+
     /// A crash in SFT, in the reward model and in RL (every checkpoint 6 steps apart): each
     /// resume continues from the newest checkpoint, and the run ends with the uninterrupted
     /// run's weights and every step logged once.

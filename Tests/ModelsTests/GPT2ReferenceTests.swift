@@ -53,6 +53,23 @@ import Testing
         #expect(checked == 28)  // 2 embeddings, 12 per block × 2, final norm ×2
     }
 
+    /// With gradient checkpointing (each block run again in backward) every gradient is the same,
+    /// bit for bit: the same ops on the same values, accumulated in the same order.
+    @Test func gradientCheckpointing_givesTheSameGradients() throws {
+        let ids = try Self.reference().int32("input_ids")
+        func gradients(checkpointing: Bool) throws -> [[Float]] {
+            let model = try GPT2.load(from: Self.fixtures)
+            model.gradientCheckpointing = checkpointing
+            #expect(model.copy().gradientCheckpointing == checkpointing)
+            let params = ParameterSet(model.namedParameters)
+            model.languageModelLoss(ids).backward()
+            return params.variables.map { $0.grad!.scalars }
+        }
+        let plain = try gradients(checkpointing: false)
+        #expect(try gradients(checkpointing: true) == plain)
+        #expect(plain.count == 28 && plain.allSatisfy { $0.contains { $0 != 0 } })
+    }
+
     @Test func savedCheckpoint_reloadsWithIdenticalLogits() throws {
         let model = try GPT2.load(from: Self.fixtures)
         let keep = ProcessInfo.processInfo.environment["RLAIF_KEEP_EXPORT"]

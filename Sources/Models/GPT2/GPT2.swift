@@ -11,6 +11,9 @@ public final class GPT2: CausalLanguageModel, @unchecked Sendable {
     public let positionEmbedding: Variable  // wpe (T, C)
     public let blocks: [Block]
     public let finalNorm: LayerNormLayer
+    /// Trade compute for memory in training: each block's activations are computed again in
+    /// backward instead of kept (the same values, so the same gradients).
+    public var gradientCheckpointing = false
 
     public struct Block: Sendable {
         public let norm1: LayerNormLayer
@@ -25,6 +28,12 @@ public final class GPT2: CausalLanguageModel, @unchecked Sendable {
         func callAsFunction(_ x: Variable, attend: (Variable) -> Variable) -> Variable {
             let h = attentionProjection(attend(attention(norm1(x))), adding: x)
             return contract(expand(norm2(h)).gelu(), adding: h)
+        }
+
+        /// The block's trained leaves, which a recomputed block accumulates into.
+        var parameters: [Variable] {
+            let layers: [any Module] = [norm1, attention, attentionProjection, norm2, expand, contract]
+            return layers.flatMap { $0.namedParameters.map(\.1) }
         }
     }
 
@@ -87,7 +96,16 @@ public final class GPT2: CausalLanguageModel, @unchecked Sendable {
         precondition(t <= config.contextLength, "GPT2: \(t) tokens exceed the context length \(config.contextLength)")
         let positions = TokenTensor(shape: [t], ids: (0..<Int32(t)).map { $0 })
         var x = tokenEmbedding.embedding(ids) + positionEmbedding.embedding(positions)
-        for block in blocks { x = block(x) { $0.causalSelfAttention(heads: config.heads) } }
+        let heads = config.heads
+        for block in blocks {
+            if gradientCheckpointing && Autograd.isRecording {
+                x = Variable.recomputed([x], parameters: block.parameters) { v in
+                    block(v[0]) { $0.causalSelfAttention(heads: heads) }
+                }
+            } else {
+                x = block(x) { $0.causalSelfAttention(heads: heads) }
+            }
+        }
         return finalNorm(x)
     }
 
@@ -108,6 +126,7 @@ extension GPT2 {
     /// An independent model with the same weights (the frozen reference, a reward model's backbone).
     public func copy() -> GPT2 {
         let twin = try! GPT2(zeroedFor: config)  // config was validated when self was built
+        twin.gradientCheckpointing = gradientCheckpointing
         for ((_, mine), (_, theirs)) in zip(namedParameters, twin.namedParameters) { theirs.value.assign(mine.value) }
         return twin
     }

@@ -18,7 +18,7 @@ public final class Llama: CausalLanguageModel, @unchecked Sendable {
     /// Trade compute for memory in training: each block's activations, and the LM head's logits
     /// (in chunks of `lossChunkRows` rows), are computed again in backward instead of kept.
     public var gradientCheckpointing = false
-    public var lossChunkRows = 256
+    public var lossChunkRows = 64
 
     public struct Block: Module, Sendable {
         public let inputNorm: RMSNormLayer
@@ -162,6 +162,7 @@ public final class Llama: CausalLanguageModel, @unchecked Sendable {
     /// An independent model with the same weights (the frozen reference, a reward model's trunk).
     public func copy() -> Llama {
         let twin = try! Llama(zeroedFor: config)  // config was validated when self was built
+        twin.gradientCheckpointing = gradientCheckpointing
         for ((_, mine), (_, theirs)) in zip(namedParameters, twin.namedParameters) { theirs.value.assign(mine.value) }
         return twin
     }

@@ -72,12 +72,15 @@ public struct RunSettings: Codable, Sendable, Equatable {
         /// A Hugging Face model directory the policy, reference and reward model start from, with
         /// its tokenizer ("" = a fresh byte-level GPT-2 of width × layers × heads).
         public var initDirectory = ""
+        /// Recompute each block's activations in backward instead of keeping them: less memory
+        /// for the same gradients, about a third more compute per step.
+        public var gradientCheckpointing = false
         /// The SHA-256 of `initDirectory`'s files, set by rlaif when the config is read: a resume
         /// and every worker refuse a checkpoint that changed.
         public var initDigest = ""
 
         enum CodingKeys: String, CodingKey {
-            case width, layers, heads, contextLength, maxNewTokens, temperature
+            case width, layers, heads, contextLength, maxNewTokens, temperature, gradientCheckpointing
             case initDirectory = "init", initDigest
         }
     }

@@ -18,13 +18,21 @@ public final class TensorStorage: @unchecked Sendable {
     /// every element).
     public init(count: Int, zeroed: Bool = true) {
         precondition(count >= 0, "TensorStorage: negative element count \(count)")
-        var raw: UnsafeMutableRawPointer?
-        // 64-byte alignment keeps SIMD loads and BLAS panels on cache-line boundaries.
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
-        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
-            fatalError("TensorStorage: out of memory allocating \(bytes) bytes")
+        let raw: UnsafeMutableRawPointer
+        if bytes >= LargeBuffers.threshold {
+            let (buffer, fresh) = LargeBuffers.shared.allocate(bytes)
+            if zeroed && !fresh { memset(buffer, 0, bytes) }
+            raw = buffer
+        } else {
+            // 64-byte alignment keeps SIMD loads and BLAS panels on cache-line boundaries.
+            var allocated: UnsafeMutableRawPointer?
+            guard posix_memalign(&allocated, 64, bytes) == 0, let allocated else {
+                fatalError("TensorStorage: out of memory allocating \(bytes) bytes")
+            }
+            if zeroed { memset(allocated, 0, bytes) }
+            raw = allocated
         }
-        if zeroed { memset(raw, 0, bytes) }
         self.base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         self.count = count
         self.owner = nil
@@ -39,5 +47,9 @@ public final class TensorStorage: @unchecked Sendable {
         self.owner = owner
     }
 
-    deinit { if owner == nil { free(base) } }
+    deinit {
+        guard owner == nil else { return }
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        if bytes >= LargeBuffers.threshold { LargeBuffers.shared.release(base, bytes) } else { free(base) }
+    }
 }

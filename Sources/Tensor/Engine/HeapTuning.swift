@@ -27,4 +27,14 @@ public enum HeapTuning {
             }
         #endif
     }
+
+    /// Returns the heap's free pages and the cached large buffers to the kernel, once, after a
+    /// large one-off release (a model's tensors gathered into one parameter buffer): trimming is
+    /// otherwise off.
+    public static func returnFreedMemory() {
+        LargeBuffers.shared.dropCached()
+        #if os(Linux)
+            malloc_trim(0)
+        #endif
+    }
 }

@@ -52,6 +52,7 @@ public final class ParameterSet: @unchecked Sendable {
         self.variables = named.map(\.1)
         self.values = values
         self.gradients = gradients
+        HeapTuning.returnFreedMemory()  // the model's own buffers, now copied into `values`
     }
 
     public func zeroGradients() { gradients.fill(0) }
