@@ -5,7 +5,7 @@ import Testing
 /// Large tensor buffers (`LargeBuffers`): reused by exact page count, within the cache's limits,
 /// and given back when dropped. Each test has its own cache (the shared one serves every test).
 @Suite struct LargeBuffersTests {
-    static let bytes = LargeBuffers.threshold + 4000
+    static let bytes = (1 << 20) + 4000
 
     @Test func aReleasedBuffer_isReusedForTheSamePageCount_only() {
         let buffers = LargeBuffers()
@@ -27,7 +27,7 @@ import Testing
         #expect(buffers.allocate(Self.bytes).fresh)
     }
 
-    @Test func buffersPastTheLimits_goBackToTheKernel() {
+    @Test func pastTheLimits_theBuffersReleasedLongestAgo_goBackToTheKernel() {
         let length = LargeBuffers.length(Self.bytes)
         let buffers = LargeBuffers(largestCached: 2 * length, cachedBytesLimit: 3 * length)
         let big = buffers.allocate(3 * Self.bytes).0
@@ -35,8 +35,17 @@ import Testing
         #expect(buffers.cachedBytes == 0)
         let held = (0..<4).map { _ in buffers.allocate(Self.bytes).0 }
         for buffer in held { buffers.release(buffer, Self.bytes) }
-        // Three fit under the limit; the fourth was unmapped.
+        // Three fit under the limit: the first released went back, the newest is handed out first.
         #expect(buffers.cachedBytes == 3 * length)
+        let handedOut = (0..<3).map { _ in buffers.allocate(Self.bytes) }
+        #expect(handedOut.map(\.0) == [held[3], held[2], held[1]] && handedOut.allSatisfy { !$0.fresh })
+        #expect(buffers.allocate(Self.bytes).fresh)
+        // A buffer of another size pushes out the oldest of the cache.
+        for (buffer, _) in handedOut { buffers.release(buffer, Self.bytes) }
+        let other = buffers.allocate(2 * Self.bytes).0
+        buffers.release(other, 2 * Self.bytes)
+        #expect(buffers.cachedBytes == LargeBuffers.length(2 * Self.bytes) + length)
+        #expect(buffers.allocate(Self.bytes).0 == held[1])
         buffers.dropCached()
     }
 
