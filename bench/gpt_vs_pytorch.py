@@ -8,7 +8,7 @@ SmolLM2-135M's Llama shape (30 layers, width 576, 9 heads, 3 KV heads, MLP 1536,
 tied) with random weights, the same two tasks.
 
     swift build -c release --product rlaif-bench
-    python3 bench/gpt_vs_pytorch.py [--repeats 3] [--rounds 3] [--only smollm2-135M]
+    python3 bench/gpt_vs_pytorch.py [--repeats 3] [--rounds 3] [--only smollm2-135M] [--task generate]
 
 rlaif's peak resident memory (VmHWM) of each case is printed beside it. `train-checkpointed` is
 the same step with gradient checkpointing on both sides (rlaif: blocks and LM-head chunks
@@ -105,11 +105,12 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=["small", "gpt2-124M", "smollm2-135M"])
+    parser.add_argument("--task", choices=["train", "train-checkpointed", "generate"], help="one case of each preset")
     parser.add_argument("--bench", default=BENCH, help="the rlaif-bench binary")
     args = parser.parse_args()
     print(f"{'case':42} {'rlaif ms':>10} {'torch ms':>10} {'torch/rlaif':>12}   (best of {args.rounds}x{args.repeats}; median in brackets)")
     for preset, task, batch, tokens in CASES:
-        if args.only and preset != args.only:
+        if (args.only and preset != args.only) or (args.task and task != args.task):
             continue
         ours, theirs, peak = [], [], 0
         for _ in range(args.rounds):

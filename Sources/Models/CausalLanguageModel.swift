@@ -19,6 +19,8 @@ public protocol CausalLanguageModel: Module, AnyObject, Sendable {
     func logits(_ ids: TokenTensor) -> Variable
     /// The LM head applied to hidden states (…, C) → (…, V).
     func headLogits(_ hidden: Variable) -> Variable
+    /// The trained leaves `headLogits` reads (the embedding when tied).
+    var headParameters: [Variable] { get }
     /// A continuation of each prompt, with a key/value cache (see `GPT2.generate`).
     func generate(prompts: [[Int32]], sampleIDs: [UInt64]?, options: SamplingOptions, valueHead: ScalarHead?)
         -> [Generation]
@@ -53,6 +55,33 @@ extension CausalLanguageModel {
         for i in 0..<b { for j in 0..<(t - 1) { targets[i * t + j] = ids.ids[i * t + j + 1] } }
         return TokenTensor(shape: [b, t], ids: targets)
     }
+
+    /// log p of each target under the LM head over `hidden` (B, T, C), targets (B, T): (B, T).
+    /// With gradient checkpointing and logits past `headChunkFloats`, the logits exist one chunk
+    /// of rows at a time, in backward too and without a graph (each row's value is its own, so the result is the
+    /// same math; a chunk's product may round differently from the whole one's).
+    public func headLogProbs(
+        _ hidden: Variable, targets: TokenTensor, chunkFloats: Int = Self.headChunkFloats
+    ) -> Variable {
+        let (b, t) = (hidden.shape[0], hidden.shape[1])
+        let rows = b * t
+        let chunkRows = max(1, chunkFloats / max(vocabularySize, 1))
+        guard gradientCheckpointing, rows > chunkRows else {
+            return headLogits(hidden).gatherLogProbs(targets)
+        }
+        let flat = hidden.reshaped([rows, hidden.shape[2]])
+        let parts = stride(from: 0, to: rows, by: chunkRows).map { start in
+            let range = start..<min(rows, start + chunkRows)
+            let chunk = TokenTensor(shape: [range.count], ids: Array(targets.ids[range]))
+            return Variable.recomputed([flat.slice(axis: 0, range)], parameters: headParameters) { [self] v in
+                headLogits(v[0]).gatherLogProbs(chunk)
+            }
+        }
+        return Variable.concatenatedRows(parts).reshaped([b, t])
+    }
+
+    /// Logits elements a chunk of `headLogProbs` holds at most (16 MB of Float32).
+    public static var headChunkFloats: Int { 1 << 22 }
 
     /// log p(ids[:, t+1] | ids[:, ...t]) for every position but the last: (B, T−1).
     public func nextTokenLogProbs(_ ids: TokenTensor) -> Variable {

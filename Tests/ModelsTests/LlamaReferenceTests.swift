@@ -131,6 +131,37 @@ import Testing
         for (k, v) in g[0].values.enumerated() { #expect(abs(v - hidden[1 + k]) < 1e-4) }
     }
 
+    /// Head log-probs in chunks of rows (gradient checkpointing): the same values and gradients,
+    /// up to the rounding of a chunk's product, with or without a graph.
+    @Test(arguments: families)
+    func headLogProbs_inChunks_equalTheWholeHeads(name: String) throws {
+        let ids = try Self.reference(name).int32("input_ids")
+        let targets = Llama.nextTokenTargets(ids)
+        func logProbs(chunked: Bool) throws -> ([Float], [[Float]]) {
+            let model = try Llama.load(from: Self.fixture(name))
+            model.gradientCheckpointing = chunked
+            let params = ParameterSet(model.namedParameters)
+            let chunk = 5 * model.vocabularySize  // 5 rows a chunk
+            let lp = model.headLogProbs(model.hiddenStates(ids), targets: targets, chunkFloats: chunk)
+            #expect(lp.shape == ids.shape)
+            let free = Autograd.inferenceMode {
+                model.headLogProbs(model.hiddenStates(ids), targets: targets, chunkFloats: chunk).value.scalars
+            }
+            #expect(free == lp.value.scalars)
+            // Weighted, so each position's gradient counts differently.
+            let weights = Tensor(shape: lp.shape, scalars: (0..<lp.value.count).map { Float($0 % 7) - 3 })
+            (lp * Variable(weights)).sum().backward()
+            return (lp.value.scalars, params.variables.map { $0.grad!.scalars })
+        }
+        let (whole, wholeGradients) = try logProbs(chunked: false)
+        let (chunked, chunkedGradients) = try logProbs(chunked: true)
+        #expect(zip(whole, chunked).allSatisfy { abs($0 - $1) < 1e-5 })
+        for (a, b) in zip(wholeGradients, chunkedGradients) {
+            let scale = max(a.map(abs).max() ?? 1, 1e-12)
+            #expect(zip(a, b).map { abs($0 - $1) }.max()! / scale < 1e-5)
+        }
+    }
+
     /// Gradient checkpointing (blocks and loss chunks computed again in backward) changes no
     /// gradient beyond the rounding of the loss's sum, and still matches transformers.
     @Test(arguments: families)

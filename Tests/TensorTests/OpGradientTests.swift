@@ -178,6 +178,17 @@ import Testing
         GradientCheck.expectMatches([Inputs.uniform([3, 4, 5])]) { $0[0].slice(axis: axis, 1..<3) }
     }
 
+    /// Parts of 2, 1 and 3 rows, the middle one used twice: each part's gradient is its rows'.
+    @Test func concatenatedRows_matchesFiniteDifferences() {
+        GradientCheck.expectMatches([
+            Inputs.uniform([2, 4], -1, 1), Inputs.uniform([1, 4], -1, 1), Inputs.uniform([3, 4], -1, 1),
+        ]) { v in
+            let joined = Variable.concatenatedRows([v[0], v[1] * 2, v[2], v[1]])
+            #expect(joined.shape == [7, 4])
+            return joined.tanh() * joined
+        }
+    }
+
     // MARK: The checker itself
 
     @Test func gradientCheck_detectsAWrongRule() {

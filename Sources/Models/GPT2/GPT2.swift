@@ -113,6 +113,7 @@ public final class GPT2: CausalLanguageModel, @unchecked Sendable {
     public func logits(_ ids: TokenTensor) -> Variable { headLogits(hiddenStates(ids)) }
 
     public func headLogits(_ hidden: Variable) -> Variable { hidden.matmul(tokenEmbedding, transposeOther: true) }
+    public var headParameters: [Variable] { [tokenEmbedding] }
 }
 
 extension GPT2 {

@@ -152,6 +152,7 @@ public final class Llama: CausalLanguageModel, @unchecked Sendable {
     public func logits(_ ids: TokenTensor) -> Variable { headLogits(hiddenStates(ids)) }
 
     public func headLogits(_ hidden: Variable) -> Variable { hidden.matmul(headWeight, transposeOther: true) }
+    public var headParameters: [Variable] { [headWeight] }
 
     public var vocabularySize: Int { config.vocabularySize }
     public var contextLength: Int { config.contextLength }

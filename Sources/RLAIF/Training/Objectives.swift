@@ -59,8 +59,7 @@ extension ModelReplica {
     /// positions, each (B, T) with zeros outside the responses.
     func policyForward(_ batch: SequenceBatch) -> (logProbs: Variable, values: Variable) {
         let hidden = policy.hiddenStates(batch.padded.ids)
-        let logits = policy.headLogits(hidden)
-        let logProbs = logits.gatherLogProbs(batch.responseTargets)
+        let logProbs = policy.headLogProbs(hidden, targets: batch.responseTargets)
         let values = valueHead(hidden).reshaped([batch.count, batch.width]) * Variable(batch.responseMask)
         return (logProbs, values)
     }
@@ -69,7 +68,7 @@ extension ModelReplica {
     func referenceLogProbs(_ batch: SequenceBatch) -> Tensor {
         let model = reference ?? policy
         return Autograd.inferenceMode {
-            model.logits(batch.padded.ids).gatherLogProbs(batch.responseTargets).value
+            model.headLogProbs(model.hiddenStates(batch.padded.ids), targets: batch.responseTargets).value
         }
     }
 

@@ -30,6 +30,7 @@ enum Op {
     case reshape(Variable)
     case swapAxes(Variable, Int, Int)
     case slice(Variable, axis: Int, range: Range<Int>)
+    case concatenatedRows([Variable])
 
     var inputs: [Variable] {
         switch self {
@@ -38,6 +39,7 @@ enum Op {
             [a, b]
         case .attention(let q, let k, let v, _, _): [q, k, v]
         case .recomputed(let inputs, let parameters, _): inputs + parameters
+        case .concatenatedRows(let parts): parts
         case .layerNorm(let x, let gamma, let beta, _, _): [x, gamma, beta]
         case .affine(let x, let w, let b, let residual): [x, w, b] + (residual.map { [$0] } ?? [])
         case .scale(let x, _), .shift(let x, _), .exp(let x, _), .log(let x), .tanh(let x, _), .relu(let x),
@@ -187,6 +189,15 @@ enum Op {
             if let dx = g(x) { Kernels.addInPlace(dx, Kernels.swapAxes(dOut, a0, a1)) }
         case .slice(let x, let axis, let range):
             if let dx = g(x) { Kernels.sliceBackward(dOut: dOut, xShape: x.shape, axis: axis, range: range, dx: dx) }
+        case .concatenatedRows(let parts):
+            var start = 0
+            for part in parts {
+                let rows = part.shape[0]
+                if part.requiresGrad {
+                    part.takeGradient(Kernels.sliceForward(dOut, axis: 0, range: start..<(start + rows)))
+                }
+                start += rows
+            }
         }
     }
 

@@ -176,6 +176,22 @@ extension Variable {
         Variable(Kernels.sliceForward(value, axis: axis, range: range), op: .slice(self, axis: axis, range: range))
     }
 
+    /// `parts` one after another along the first axis (a copy); the other axes must agree.
+    public static func concatenatedRows(_ parts: [Variable]) -> Variable {
+        precondition(!parts.isEmpty, "concatenatedRows: no parts")
+        let rest = Array(parts[0].shape.dropFirst())
+        precondition(
+            parts.allSatisfy { Array($0.shape.dropFirst()) == rest },
+            "concatenatedRows: parts of shapes \(parts.map(\.shape)) differ past the first axis")
+        let out = Tensor(uninitialized: [parts.reduce(0) { $0 + $1.shape[0] }] + rest)  // every row copied below
+        var offset = 0
+        for part in parts {
+            (out.pointer + offset).update(from: part.value.pointer, count: part.value.count)
+            offset += part.value.count
+        }
+        return Variable(out, op: .concatenatedRows(parts))
+    }
+
     /// A copy with two axes swapped.
     public func swappingAxes(_ a0: Int, _ a1: Int) -> Variable {
         Variable(Kernels.swapAxes(value, a0, a1), op: .swapAxes(self, a0, a1))
