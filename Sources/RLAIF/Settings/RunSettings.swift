@@ -73,7 +73,7 @@ public struct RunSettings: Codable, Sendable, Equatable {
         /// its tokenizer ("" = a fresh byte-level GPT-2 of width × layers × heads).
         public var initDirectory = ""
         /// Recompute each block's activations in backward instead of keeping them: less memory
-        /// for the same gradients, about a third more compute per step.
+        /// for the same gradients, more time per step (docs/PERFORMANCE.md).
         public var gradientCheckpointing = false
         /// The SHA-256 of `initDirectory`'s files, set by rlaif when the config is read: a resume
         /// and every worker refuse a checkpoint that changed.
