@@ -76,6 +76,29 @@ import Testing
         #expect(abs(total["total_logprob"] as! Double - Double(expected)) < 1e-4)
     }
 
+    /// examples/pretrained-dpo.yaml: DPO on the example's conversational preference pairs over two
+    /// worker processes, with no rollout or labeling phase.
+    @Test func preferenceDataExample_trainsDPO_onTheFilesPairs() throws {
+        let dir = try Run.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let checkpoint = try Self.checkpoint(in: dir)
+        let run = dir.appendingPathComponent("run")
+        var arguments = Self.arguments(checkpoint, run: run, workers: 2)
+        arguments[1] = Run.root.appendingPathComponent("examples/pretrained-dpo.yaml").path
+        let p = try Run.start(arguments, log: dir.appendingPathComponent("launch.log"))
+        #expect(Run.wait(p, seconds: 180), "the DPO example did not finish")
+        let log = (try? String(contentsOf: dir.appendingPathComponent("launch.log"), encoding: .utf8)) ?? ""
+        try #require(p.terminationStatus == 0, "launch failed: \(log.suffix(3000))")
+        #expect(try Run.summary(run)["preference_pairs_from_data"] as? Int == 200)
+        var steps: [String: Int] = [:]
+        var phases: [String] = []
+        for event in Run.events(run) {
+            if case .metrics(let m) = event { steps[m.phase, default: 0] += 1 }
+            if case .phase(let name) = event { phases.append(name) }
+        }
+        #expect(steps["dpo", default: 0] > 0 && !phases.contains("rollout") && !phases.contains("labeling"))
+    }
+
     /// kill -9 of the whole cluster in the reward model's training, then `rlaif resume`: the
     /// same weights as the uninterrupted run, from a pretrained start.
     @Test func killedAndResumed_fromAPretrainedStart_endsWithTheUninterruptedWeights() throws {
