@@ -85,4 +85,31 @@ import Testing
         }
         #expect(!checksums[0].isEmpty && checksums[0] == checksums[1])
     }
+
+    /// Every data file's SHA-256 is recorded when the config is read; a resume (the recorded
+    /// settings) refuses a file that changed since, naming its key and what to do.
+    @Test func changedDataFiles_areRefusedOnResume() throws {
+        let dir = try Pipeline.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let settings = try Self.settings(in: dir, ["preferences.source=data"])
+        #expect(
+            settings.task.dataDigests.map(\.key) == ["task.prompts", "task.demonstrations", "task.preferences"]
+                && settings.task.dataDigests.allSatisfy { $0.sha256.count == 64 })
+        let recorded = try ClusterConfig(
+            json: ClusterConfig(keys: nil, settings: settings, deployment: .init()).sectionsJSON())
+        #expect(recorded.settings.task.dataDigests == settings.task.dataDigests)
+        _ = try ClusterRun.taskData(recorded.settings)
+        let prefs = dir.appendingPathComponent("prefs.jsonl")
+        let handle = try FileHandle(forWritingTo: prefs)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("\n{\"prompt\": \"p:\", \"chosen\": \" A\", \"rejected\": \" a\"}".utf8))
+        try handle.close()
+        #expect {
+            _ = try ClusterRun.taskData(recorded.settings)
+        } throws: { error in
+            let message = (error as? RunError)?.message ?? ""
+            return message.hasPrefix("task.preferences: \(prefs.path) changed since the run began")
+                && message.hasSuffix("restore it, or start a new run with --fresh")
+        }
+    }
 }

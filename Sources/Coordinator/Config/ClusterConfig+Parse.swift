@@ -207,10 +207,14 @@ extension ClusterConfig {
             let value = settings[keyPath: path]
             guard !value.isEmpty else { return }
             let resolved = resolve(value, in: baseDirectory)
-            guard FileManager.default.isReadableFile(atPath: resolved) else {
+            guard FileManager.default.isReadableFile(atPath: resolved),
+                let digest = try? DataDigests.digest(ofFile: resolved)
+            else {
                 throw origins.error(at: key, key: key, "names \(resolved), which cannot be read")
             }
             settings[keyPath: path] = resolved
+            settings.task.dataDigests.removeAll { $0.key == key }
+            settings.task.dataDigests.append(.init(key: key, sha256: digest))
         }
         if settings.task.kind == .jsonl {
             try dataFile("task.prompts", \.task.prompts)

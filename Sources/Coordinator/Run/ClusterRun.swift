@@ -296,9 +296,10 @@ public final class ClusterRun: @unchecked Sendable {
 }
 
 extension ClusterRun {
-    /// The run's task data, read with the run's tokenizer, after checking that a `model.init`
-    /// checkpoint still has the files the run recorded.
+    /// The run's task data, read with the run's tokenizer, after checking that the data files
+    /// and a `model.init` checkpoint still have the bytes the run recorded.
     static func taskData(_ settings: RunSettings) throws -> any TaskData {
+        if let change = DataDigests.change(in: settings) { throw RunError(message: change) }
         let tokenizer: any Tokenizer
         do {
             let model = try RunModel(settings: settings)

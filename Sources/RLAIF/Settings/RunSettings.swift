@@ -53,12 +53,25 @@ public struct RunSettings: Codable, Sendable, Equatable {
         public var preferences = ""
         /// For `jsonl`: a line that does not fit the model's context is an error, cut or skipped.
         public var overlong = Overlong.error
+        /// The SHA-256 of each data file, set by rlaif when the config is read: a resume refuses
+        /// files that changed.
+        public var dataDigests: [DataDigest] = []
         /// Synthetic task sizes.
         public var demonstrationCount = 8192
         /// Demonstration flaws: each key fact left out, each minor fact put in, an invented fact.
         public var demoDropRate = 0.3
         public var demoExtraRate = 0.15
         public var demoInventRate = 0.1
+    }
+
+    /// A data file's SHA-256, by the key that names the file (`task.prompts`, …).
+    public struct DataDigest: Codable, Sendable, Equatable {
+        public var key: String
+        public var sha256: String
+        public init(key: String, sha256: String) {
+            self.key = key
+            self.sha256 = sha256
+        }
     }
 
     public struct ModelSection: Codable, Sendable, Equatable {
