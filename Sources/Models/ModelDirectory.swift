@@ -38,12 +38,18 @@ public struct ModelDirectory: Sendable {
     }
 
     /// Parameters of the model the directory holds, from its config.json alone.
-    public static func parameterCount(at url: URL) throws(ModelError) -> Int {
+    public static func parameterCount(at url: URL) throws(ModelError) -> Int { try shape(at: url).parameterCount }
+
+    /// The directory's model shape, from config.json alone (no tokenizer, no weights).
+    public static func shape(at url: URL) throws(ModelError) -> ModelShape {
         let json = try config(url)
         if try architecture(json, url) == GPT2.self {
-            return try GPT2Config.read(url.appendingPathComponent("config.json")).parameterCount
+            return ModelShape(try GPT2Config.read(url.appendingPathComponent("config.json")))
         }
-        return try LlamaConfig.read(url.appendingPathComponent("config.json")).parameterCount
+        let c = try LlamaConfig.read(url.appendingPathComponent("config.json"))
+        return ModelShape(
+            vocabularySize: c.vocabularySize, width: c.width, mlpWidth: c.intermediateSize, layers: c.layers,
+            heads: c.heads, contextLength: c.contextLength, parameterCount: c.parameterCount)
     }
 
     static func config(_ url: URL) throws(ModelError) -> [String: Any] {
@@ -87,5 +93,33 @@ public struct ModelDirectory: Sendable {
         if vocabularySize == ByteTokenizer().vocabularySize { return ByteTokenizer() }
         throw ModelError(
             message: "\(url.path) has no tokenizer: add tokenizer.json, or vocab.json and merges.txt")
+    }
+}
+
+/// What memory planning needs of a model: its sizes and parameter count.
+public struct ModelShape: Sendable, Equatable {
+    public var vocabularySize: Int
+    public var width: Int
+    /// Width of the MLP's hidden layer.
+    public var mlpWidth: Int
+    public var layers: Int
+    public var heads: Int
+    public var contextLength: Int
+    public var parameterCount: Int
+
+    public init(
+        vocabularySize: Int, width: Int, mlpWidth: Int, layers: Int, heads: Int, contextLength: Int,
+        parameterCount: Int
+    ) {
+        (self.vocabularySize, self.width, self.mlpWidth) = (vocabularySize, width, mlpWidth)
+        (self.layers, self.heads, self.contextLength, self.parameterCount) = (
+            layers, heads, contextLength, parameterCount
+        )
+    }
+
+    public init(_ c: GPT2Config) {
+        self.init(
+            vocabularySize: c.vocabularySize, width: c.width, mlpWidth: 4 * c.width, layers: c.layers, heads: c.heads,
+            contextLength: c.contextLength, parameterCount: c.parameterCount)
     }
 }

@@ -77,6 +77,20 @@ import RLAIF
         #expect(RunSettings().workerMemoryEstimate < 1e9)  // the default run: a few MB
     }
 
+    /// The estimate follows the model's shape: a larger vocabulary's logits count, and gradient
+    /// checkpointing keeps one block's activations and one chunk of logits.
+    @Test func memoryEstimate_countsTheLogits_andWhatCheckpointingKeeps() {
+        var s = RunSettings()
+        s.model.contextLength = 256
+        let small = s.workerMemoryEstimate
+        let parameters = 4 * 9 * Double(s.gpt2Config.parameterCount)
+        let logits = 4 * 3 * 16 * 256 * 257.0  // rows (micro-batch 16: 8 reward pairs) × vocabulary
+        #expect(small > parameters + logits)
+        s.model.gradientCheckpointing = true
+        let checkpointed = s.workerMemoryEstimate
+        #expect(checkpointed < small && checkpointed > parameters)
+    }
+
     /// A run recorded before a setting existed reads back with that setting's default.
     @Test func recordedSettings_withoutANewerKey_readWithItsDefault() throws {
         var recorded = ClusterConfig.defaults

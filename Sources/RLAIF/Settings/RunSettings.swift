@@ -344,29 +344,6 @@ extension SettingsSections {
 
 extension RunSettings: SettingsSections {}
 
-extension RunSettings {
-    /// A lower bound of the bytes one worker holds: three models (policy, SFT reference, reward
-    /// model), gradients and AdamW moments of the two that train, and one micro-batch's
-    /// attention scores and activations at full context. A Double: absurd settings overflow Int.
-    public var workerMemoryEstimate: Double {
-        let c = gpt2Config
-        // A model.init checkpoint's own size; the activation terms below stay a lower bound.
-        let parameters = Double((try? RunModel.parameterCount(self)) ?? c.parameterCount)
-        let batch = Double(max(sft.microBatch, 2 * rewardModel.microBatch, rl.microBatch))
-        let t = Double(c.contextLength), w = Double(c.width)
-        let attention = batch * Double(c.heads) * t * t * 2 * Double(c.layers)
-        let activations = batch * t * w * 16 * Double(c.layers)
-        return 4 * (parameters * (3 + 2 * 3) + attention + activations)
-    }
-
-    /// The policy's shape: byte-level vocabulary, the configured width, depth and context.
-    public var gpt2Config: GPT2Config {
-        GPT2Config(
-            vocabularySize: ByteTokenizer().vocabularySize, contextLength: model.contextLength, width: model.width,
-            layers: model.layers, heads: model.heads)
-    }
-}
-
 /// The checks every settings section makes of its values, and the one way they are reported.
 public enum SettingCheck {
     public static func positive(_ key: String, _ v: Int) -> (String, String)? {

@@ -47,8 +47,13 @@ public struct RunModel: Sendable {
 
     /// Parameters of one policy, from `model.init`'s config.json alone (no tokenizer, no weights).
     public static func parameterCount(_ settings: RunSettings) throws(ModelError) -> Int {
-        guard !settings.model.initDirectory.isEmpty else { return settings.gpt2Config.parameterCount }
-        return try ModelDirectory.parameterCount(at: URL(fileURLWithPath: settings.model.initDirectory))
+        try shape(settings).parameterCount
+    }
+
+    /// The policy's shape: `model.init`'s config.json, or the fresh GPT-2 the settings describe.
+    public static func shape(_ settings: RunSettings) throws(ModelError) -> ModelShape {
+        guard !settings.model.initDirectory.isEmpty else { return ModelShape(settings.gpt2Config) }
+        return try ModelDirectory.shape(at: URL(fileURLWithPath: settings.model.initDirectory))
     }
 
     /// SHA-256 over a directory's regular files in name order: each name, a zero byte, its length
