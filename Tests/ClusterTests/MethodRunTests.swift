@@ -80,6 +80,46 @@ import Testing
         }
     }
 
+    /// kill -9 of the coordinator and its workers half-way through labeling, then `rlaif resume`:
+    /// each answer reached the run's answer journal as it arrived (worker → coordinator), so the
+    /// resumed run asks the labeler again only what was in flight at the kill, never a question
+    /// already answered.
+    @Test func labelingKilledHalfWay_andResumed_asksNoAnsweredQuestionAgain() async throws {
+        let server = try await StandInServer.start()
+        let dir = try Run.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let overrides = [
+            "labeler.kind=openai", "labeler.url=\(server.url.absoluteString)", "labeler.model=standin",
+            "preferences.pairs=512", "rl.iterations=2", "evaluation.prompts=32",
+            "evaluation.every_iterations=0",
+        ]
+        let p = try Run.start(
+            ["launch", Run.quick, "--run-dir", dir.path, "--quiet"] + overrides.flatMap { ["--set", $0] },
+            log: dir.appendingPathComponent("launch.log"))
+        let journal = dir.appendingPathComponent(LabelJournal.answerFileName)
+        func answered() -> Int {
+            ((try? String(contentsOf: journal, encoding: .utf8)) ?? "").split(separator: "\n").count
+        }
+        let deadline = Date().addingTimeInterval(240)
+        while answered() < 300 && p.isRunning && Date() < deadline { usleep(2_000) }
+        let atKill = answered()
+        ResumeTests.killCluster(p)
+        #expect(atKill >= 300 && atKill < 1024, "killed with \(atKill) of 1,024 labeling answers journaled")
+        let resume = try Run.start(["resume", dir.path, "--quiet"], log: dir.appendingPathComponent("resume.log"))
+        #expect(Run.wait(resume, seconds: 240))
+        let log = (try? String(contentsOf: dir.appendingPathComponent("resume.log"), encoding: .utf8)) ?? ""
+        try #require(resume.terminationStatus == 0, "resume failed: \(log.suffix(2000))")
+        // No question journaled as answered was asked again: it would have been journaled twice.
+        // (What was in flight or in transit at the kill is asked again, and journaled once.)
+        let keys = try String(contentsOf: journal, encoding: .utf8).split(separator: "\n").map {
+            (try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["key"] as? String ?? ""
+        }
+        #expect(Set(keys).count == keys.count, "\(keys.count - Set(keys).count) questions were asked again")
+        // 512 pairs and 32 evaluation pairs, both orders: each answered and journaled once.
+        let requests = try await server.stats().requests
+        #expect(keys.count == 1_088 && requests >= 1_088, "\(requests) requests, \(keys.count) answers journaled")
+    }
+
     /// A user's data (task.kind jsonl) judged by a `command` labeler: no ground truth, so the run
     /// reports the labeler's verdicts only; responses end at end-of-text, which SFT taught.
     @Test func jsonlData_withACommandLabeler_runsThePipeline() throws {

@@ -217,5 +217,14 @@ import Testing
             if case .labelsFromJournal(let phase, let count) = $0.event { (phase, count) } else { nil }
         }
         #expect(reused.map(\.0) == ["labeling", "eval-label"] && reused.map(\.1) == [128, 32])
+        // Without the labels' journal (a crash inside a labeling job, before its labels were
+        // written), the answers' journal, written answer by answer, still asks nothing again.
+        #expect(LabelJournal.recordedCount(in: dir) == 128 + 32)
+        let answers = try String(contentsOf: dir.appendingPathComponent(LabelJournal.answerFileName), encoding: .utf8)
+        #expect(answers.split(separator: "\n").count == asked, "one journaled answer per request")
+        try FileManager.default.removeItem(at: dir.appendingPathComponent(LabelJournal.fileName))
+        let third = try await run(from: sft)
+        #expect(try await server.stats().requests == asked, "the labeler was asked again")
+        #expect(third.weightsChecksum == first.weightsChecksum)
     }
 }

@@ -54,6 +54,7 @@ enum WireFixtures {
         .labelBudgetGrant(.init(ticket: 9, status: .granted, grantID: 77, queuedMilliseconds: 1_500)),
         .labelBudgetGrant(.init(ticket: 10, status: .refused, message: "larger than the budget")),
         .labelBudgetSettle(.init(workerID: 2, grantID: 77, tokens: 812)),
+        .labelAnswers(.init(workerID: 3, keys: ["a1", "b2"], bodies: [[1, 2, 3], []])),
     ]
 
     /// The frames a socket would carry for `message`.

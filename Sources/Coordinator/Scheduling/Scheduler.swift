@@ -58,6 +58,9 @@ public actor Scheduler {
             identity: .init(name: settings.run.name, setup: settings.json(), ringKeys: ringKeys))
     }
 
+    /// Where labeler answers go as workers report them (the run's answer journal).
+    private var answerJournal: LabelJournal?
+
     public func start() {
         let endpoint = self.endpoint
         reader = Task { [weak self] in
@@ -66,6 +69,7 @@ public actor Scheduler {
                 switch inbound.message {
                 case .labelBudgetRequest(let r): await self.admit(r, from: peer)
                 case .labelBudgetSettle(let s): await self.settle(s, from: peer)
+                case .labelAnswers(let a): await self.journal(a)
                 default: await self.handle(.message(inbound.message, from: peer, key: inbound.clientKey))
                 }
             }
@@ -161,6 +165,20 @@ public actor Scheduler {
 
     /// Every model's weights and optimizer state at the current version, read from an up-to-date
     /// worker (for a checkpoint or the export). Call between steps.
+    public func journalAnswers(in journal: LabelJournal) { answerJournal = journal }
+
+    /// A worker's labeler answers, into the run's answer journal; a body that does not read is
+    /// dropped (its question is asked again after a crash, nothing worse).
+    private func journal(_ answers: Wire.LabelAnswers) {
+        var entries: AnswerSink.Entries = []
+        for (key, body) in zip(answers.keys, answers.bodies) {
+            do { entries.append((key, try PairVerdict(wireBody: body, field: "labelAnswers"))) } catch {
+                logger.warning("dropped a labeler answer from worker \(answers.workerID): \(error)")
+            }
+        }
+        answerJournal?.recordAnswers(entries)
+    }
+
     public func currentSnapshot() async throws -> [Wire.Weights] {
         if let aborted { throw aborted }
         return try await withCheckedThrowingContinuation { continuation in

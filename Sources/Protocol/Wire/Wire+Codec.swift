@@ -104,6 +104,10 @@ extension Wire {
             w.u32(m.workerID)
             w.u64(m.grantID)
             w.u32(m.tokens)
+        case .labelAnswers(let m):
+            w.u32(m.workerID)
+            w.stringArray(m.keys)
+            for body in m.bodies { w.bytes(body) }
         }
         // Tensor descriptors close every control frame (a count of 0 for most kinds).
         let tensors = message.tensors
@@ -255,6 +259,12 @@ extension Wire {
                 LabelBudgetSettle(
                     workerID: try r.u32("labelBudgetSettle.workerID"), grantID: try r.u64("labelBudgetSettle.grantID"),
                     tokens: try r.u32("labelBudgetSettle.tokens")))
+        case .labelAnswers:
+            let workerID = try r.u32("labelAnswers.workerID")
+            let keys = try r.stringArray("labelAnswers.keys")
+            var bodies: [[UInt8]] = []
+            for _ in keys { bodies.append(try r.bytes("labelAnswers.body")) }
+            message = .labelAnswers(LabelAnswers(workerID: workerID, keys: keys, bodies: bodies))
         }
         let count = Int(try r.u8("tensors.count"))
         guard count <= r.limits.maxTensors else {
@@ -356,7 +366,7 @@ extension Wire {
             m.payload = try chunkPayload(tensors, phase: m.phase)
             return .gradientChunk(m)
         case .hello, .welcome, .reject, .heartbeat, .assign, .result, .weightsRequest, .shutdown,
-            .labelBudgetRequest, .labelBudgetGrant, .labelBudgetSettle:
+            .labelBudgetRequest, .labelBudgetGrant, .labelBudgetSettle, .labelAnswers:
             try none("\(message.kind)")
             return message
         }

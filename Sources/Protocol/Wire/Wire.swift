@@ -11,7 +11,7 @@ public enum Wire {
     public enum Kind: UInt8, Sendable, CaseIterable {
         case hello = 1, welcome, reject, heartbeat, assign, result, weightsRequest, weights, gradientChunk
         case shutdown = 11
-        case labelBudgetRequest = 13, labelBudgetGrant, labelBudgetSettle
+        case labelBudgetRequest = 13, labelBudgetGrant, labelBudgetSettle, labelAnswers
     }
 
     /// Worker → coordinator, first message on a connection.
@@ -244,6 +244,7 @@ public enum Wire {
         case labelBudgetRequest(LabelBudgetRequest)
         case labelBudgetGrant(LabelBudgetGrant)
         case labelBudgetSettle(LabelBudgetSettle)
+        case labelAnswers(LabelAnswers)
 
         /// The tensors that travel in frames after the control frame.
         public var tensors: [WireTensor] {
@@ -251,7 +252,7 @@ public enum Wire {
             case .weights(let m): m.tensors
             case .gradientChunk(let m): m.payload.tensors
             case .hello, .welcome, .reject, .heartbeat, .assign, .result, .weightsRequest, .shutdown,
-                .labelBudgetRequest, .labelBudgetGrant, .labelBudgetSettle:
+                .labelBudgetRequest, .labelBudgetGrant, .labelBudgetSettle, .labelAnswers:
                 []
             }
         }
@@ -271,6 +272,7 @@ public enum Wire {
             case .labelBudgetRequest: .labelBudgetRequest
             case .labelBudgetGrant: .labelBudgetGrant
             case .labelBudgetSettle: .labelBudgetSettle
+            case .labelAnswers: .labelAnswers
             }
         }
     }

@@ -137,20 +137,27 @@ extension LabelingSpec: WireBodyCodable {
                 $0.string($1.second)
                 $0.u8(UInt8($1.order))
             }
+            e.list(known.sorted { $0.key < $1.key }) {
+                $0.string($1.key)
+                $1.value.encode(to: &$0)
+            }
         }
     }
 
     public init(from d: inout BodyDecoder) throws(WireError) {
         switch try d.u8("mode") {
         case 1:
-            self.init(
-                pairs: try d.list("pairs", elementBytes: 21) { (d) throws(WireError) in
-                    let id = try d.u64("id"), prompt = try d.string("prompt")
-                    let first = try d.string("first"), second = try d.string("second")
-                    let order = try d.u8("order")
-                    guard order < 2 else { throw d.failure(.badValue, "order", "an order is 0 or 1, got \(order)") }
-                    return LabelingPair(id: id, prompt: prompt, first: first, second: second, order: Int(order))
-                })
+            let pairs = try d.list("pairs", elementBytes: 21) { (d) throws(WireError) in
+                let id = try d.u64("id"), prompt = try d.string("prompt")
+                let first = try d.string("first"), second = try d.string("second")
+                let order = try d.u8("order")
+                guard order < 2 else { throw d.failure(.badValue, "order", "an order is 0 or 1, got \(order)") }
+                return LabelingPair(id: id, prompt: prompt, first: first, second: second, order: Int(order))
+            }
+            let known = try d.list("known", elementBytes: 14) { (d) throws(WireError) in
+                (try d.string("key"), try PairVerdict(from: &d))
+            }
+            self.init(pairs: pairs, known: Dictionary(known, uniquingKeysWith: { a, _ in a }))
         case 2:
             self.init(
                 ratings: try d.list("ratings", elementBytes: 16) { (d) throws(WireError) in

@@ -54,7 +54,13 @@ public struct RolloutSample: Sendable, Equatable {
 public struct LabelingSpec: Codable, Sendable, Equatable {
     public var pairs: [LabelingPair]
     public var ratings: [RatingItem]?
-    public init(pairs: [LabelingPair]) { self.pairs = pairs }
+    /// Answers the run's journal already holds for these pairs' questions, by
+    /// `AnswerSink.key`: replayed, not asked again.
+    public var known: [String: PairVerdict] = [:]
+    public init(pairs: [LabelingPair], known: [String: PairVerdict] = [:]) {
+        self.pairs = pairs
+        self.known = known
+    }
     public init(ratings: [RatingItem]) {
         pairs = []
         self.ratings = ratings

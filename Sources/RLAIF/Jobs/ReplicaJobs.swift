@@ -11,6 +11,8 @@ public final class ReplicaJobs: Sendable {
     public let replica: ModelReplica
     /// The run's labeler, or why it could not be built here (reported by each labeling job).
     public let labeler: Result<any AILabeler, JobSpecError>
+    /// Where labeling jobs report each answer as it arrives (the run's answer journal).
+    public let answers = AnswerSink()
 
     /// `labelerGate`: where the labeler asks for its budget's grants (the run's desk, or the
     /// coordinator's through this worker's connection); needed when the settings set a budget.
@@ -48,7 +50,8 @@ public final class ReplicaJobs: Sendable {
             return .ratings(await DirectRating(rater: labeler, retries: l.retries).rate(items))
         }
         let labeling = PreferenceLabeling(
-            labeler: labeler, bothOrders: l.bothOrders, retries: l.retries, ambiguityMargin: l.ambiguityMargin)
+            labeler: RecordingLabeler(inner: labeler, known: spec.known, sink: answers), bothOrders: l.bothOrders,
+            retries: l.retries, ambiguityMargin: l.ambiguityMargin)
         return .preferences(await labeling.label(spec.pairs))
     }
 

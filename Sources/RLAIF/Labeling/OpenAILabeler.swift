@@ -18,6 +18,9 @@ public struct OpenAILabeler: PairLabeler, ResponseRater {
         self.chainOfThought = chainOfThought
     }
 
+    /// One request per pair, whatever the batch.
+    public var answersEachPairAlone: Bool { true }
+
     public func judge(_ pairs: [LabelingPair], attempt: Int) async -> [PairVerdict] {
         await withTaskGroup(of: (Int, PairVerdict).self) { group in
             for (i, pair) in pairs.enumerated() { group.addTask { (i, await judge(pair)) } }

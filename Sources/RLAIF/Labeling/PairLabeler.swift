@@ -48,6 +48,13 @@ public struct PairVerdict: Codable, Sendable, Equatable {
 public protocol PairLabeler: Sendable {
     /// `attempt` counts retries of the same pairs (0 first), so a stochastic labeler can answer anew.
     func judge(_ pairs: [LabelingPair], attempt: Int) async -> [PairVerdict]
+    /// Whether asking pair by pair costs what a batch does (one request per pair anyway), so
+    /// each answer can be journaled as it arrives.
+    var answersEachPairAlone: Bool { get }
+}
+
+extension PairLabeler {
+    public var answersEachPairAlone: Bool { false }
 }
 
 /// A preference as the pipeline keeps it: both orders, the debiased probability, and whether it

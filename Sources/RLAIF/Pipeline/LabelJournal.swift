@@ -9,6 +9,8 @@ import Foundation
 /// fsynced one job at a time; a torn last line (a crash mid-write) is ignored.
 public final class LabelJournal: @unchecked Sendable {
     public static let fileName = "label-journal.jsonl"
+    /// Each answer of a labeling job as it arrives (question by question, attempt by attempt).
+    public static let answerFileName = "answer-journal.jsonl"
 
     private let handle: FileHandle
     private var answers: [String: Data] = [:]
@@ -20,8 +22,9 @@ public final class LabelJournal: @unchecked Sendable {
         let answer: String
     }
 
-    public init(directory: URL) throws {
-        let url = directory.appendingPathComponent(Self.fileName)
+    /// The labels' journal, or (`answerFileName`) the labeler's answers', in `directory`.
+    public init(directory: URL, fileName: String = LabelJournal.fileName) throws {
+        let url = directory.appendingPathComponent(fileName)
         if !FileManager.default.fileExists(atPath: url.path) {
             _ = FileManager.default.createFile(atPath: url.path, contents: nil)  // FileHandle reports failure
         }

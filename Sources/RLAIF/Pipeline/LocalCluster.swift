@@ -62,4 +62,8 @@ public actor LocalCluster: TrainingCluster {
     }
 
     public func currentSnapshot() async -> [Wire.Weights] { await ranks[0].snapshot() }
+
+    public func journalAnswers(in journal: LabelJournal) async {
+        for rank in ranks { rank.answers.connect { journal.recordAnswers($0) } }
+    }
 }

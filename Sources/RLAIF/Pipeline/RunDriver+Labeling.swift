@@ -84,7 +84,10 @@ extension RunDriver {
 
     func label(_ pairs: [LabelingPair], phase: String) async throws -> [PreferenceLabel] {
         let started = ContinuousClock.now
-        let labels = try await runLabeling(pairs, phase: phase, spec: LabelingSpec.init(pairs:)) { output in
+        let labels = try await runLabeling(
+            pairs, phase: phase, spec: { LabelingSpec(pairs: $0, known: knownAnswers($0)) }
+        ) {
+            output in
             guard case .preferences(let labels) = output else { throw JobOutput.mismatch("preference labels", output) }
             return labels
         }
@@ -100,6 +103,22 @@ extension RunDriver {
                 alignment: alignment(
                     prompts: pairs.map(\.prompt), pairs: pairs.map { ($0.first, $0.second) }, labels: labels)))
         return labels
+    }
+
+    /// The answers the answer journal holds for every question `pairs` can lead to: both orders,
+    /// every attempt (a crash in a job loses only the questions then in flight).
+    func knownAnswers(_ pairs: [LabelingPair]) -> [String: PairVerdict] {
+        guard let answers else { return [:] }
+        var known: [String: PairVerdict] = [:]
+        for pair in pairs {
+            for asked in [pair, pair.swapped] {
+                for attempt in 0...settings.labeler.retries {
+                    let key = AnswerSink.key(asked, attempt: attempt)
+                    if let found = answers.answer(key, as: JournaledVerdict.self) { known[key] = found.verdict }
+                }
+            }
+        }
+        return known
     }
 
     /// Stops the run when too few of a phase's labels can be used, naming the labeler's failure.

@@ -34,6 +34,8 @@ public final class RunDriver: @unchecked Sendable {
     /// Every label the labeler has given this run (nil: the file could not be opened; labels are
     /// then asked for again after a crash).
     let journal: LabelJournal?
+    /// Every answer the labeler has given this run, question by question as each arrived.
+    let answers: LabelJournal?
     /// The SFT policy's responses to the evaluation slice, made once for every evaluation during RL.
     var evaluationReference: [RolloutSample]?
     /// The run's tokenizer (the task encodes with it too).
@@ -62,6 +64,7 @@ public final class RunDriver: @unchecked Sendable {
         self.resumeFrom = resumeFrom
         self.recordedSettings = recordedSettings ?? settings.json()
         journal = try? LabelJournal(directory: directory)
+        answers = try? LabelJournal(directory: directory, fileName: LabelJournal.answerFileName)
         cursor =
             resumeFrom
             ?? RunCursor(phase: Phase.sft.rawValue, done: 0, version: 0, metricsBytes: 0, weightsChecksum: "")
@@ -92,6 +95,7 @@ public final class RunDriver: @unchecked Sendable {
 
     /// Runs every phase and returns the summary (also written to summary.json).
     public func run() async throws -> RunSummary {
+        if let answers { await cluster.journalAnswers(in: answers) }
         let resume = ResumePoint(at: Self.order(resumeFrom?.phase ?? Phase.sft.rawValue), done: resumeFrom?.done ?? 0)
         if resume.shouldRun(.sft) {
             begin(.sft, resume)

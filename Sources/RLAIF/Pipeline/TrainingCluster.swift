@@ -15,6 +15,8 @@ public protocol TrainingCluster: Sendable {
         -> GradientResult
     /// Every model's weights and optimizer state at the committed version.
     func currentSnapshot() async throws -> [Wire.Weights]
+    /// Sends each labeler answer the jobs report, as it arrives, to `journal`.
+    func journalAnswers(in journal: LabelJournal) async
 }
 
 extension TrainingCluster {

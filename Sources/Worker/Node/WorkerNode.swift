@@ -100,6 +100,12 @@ public final class WorkerNode: Sendable {
         let executor = try JobExecutor(
             settings: settings, workerID: w.workerID, ring: ring,
             labelerGate: settings.labeler.budget == nil ? nil : gate, logger: logger)
+        // Each labeler answer goes to the coordinator's answer journal as it arrives.
+        executor.jobs.answers.connect { [workerID = w.workerID] entries in
+            connection.post(
+                .labelAnswers(
+                    .init(workerID: workerID, keys: entries.map(\.key), bodies: entries.map(\.verdict.wireBody))))
+        }
 
         let heartbeat = Task {
             var sequence: UInt64 = 0
