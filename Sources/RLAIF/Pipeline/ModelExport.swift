@@ -82,17 +82,7 @@ public enum ModelExport {
         throws(ExportError)
     {
         if let origin {
-            for name in tokenizerFiles {
-                let from = origin.appendingPathComponent(name), to = directory.appendingPathComponent(name)
-                guard FileManager.default.fileExists(atPath: from.path) else { continue }
-                do {
-                    try? FileManager.default.removeItem(at: to)
-                    try FileManager.default.copyItem(at: from, to: to)
-                } catch {
-                    throw ExportError(
-                        message: "cannot copy \(from.path) to \(directory.path): \(error.localizedDescription)")
-                }
-            }
+            try copyTokenizerFiles(from: origin, to: directory)
             return
         }
         let description: [String: Any] = [
