@@ -18,18 +18,22 @@ struct GPTBench: AsyncParsableCommand {
     @Option(help: "Timed repetitions (after one warm-up).") var repeats = 3
     @Flag(help: "Gradient checkpointing (Llama shapes): blocks and loss chunks recomputed in backward.")
     var checkpointing = false
+    @Option(help: "Products' precision: float32 or bf16 (bfloat16 inputs, Float32 sums).")
+    var precision = ProductPrecision.float32
 
     func run() async throws {
-        let model: any CausalLanguageModel
+        var built: any CausalLanguageModel
         if preset == "smollm2-135M" {
             let llama = try Llama(config: .smolLM2, seed: 1)
             llama.gradientCheckpointing = checkpointing
-            model = llama
+            built = llama
         } else if let config = GPT2Config.preset(named: preset) {
-            model = try GPT2(config: config, seed: 1)
+            built = try GPT2(config: config, seed: 1)
         } else {
             throw ValidationError("unknown preset \(preset)")
         }
+        built.productPrecision = precision
+        let model = built
         let (batch, tokens, newTokens, repeats, task) = (
             self.batch, self.tokens, self.newTokens, self.repeats, self.task
         )
@@ -68,8 +72,8 @@ struct GPTBench: AsyncParsableCommand {
         emit(
             String(
                 format:
-                    "{\"preset\": \"%@\", \"task\": \"%@\", \"best_ms\": %.1f, \"median_ms\": %.1f, \"times_ms\": [%@], \"vm_hwm_kb\": %d}",
-                preset, task, best * 1000, median * 1000, all, Self.peakResidentKilobytes()))
+                    "{\"preset\": \"%@\", \"task\": \"%@\", \"precision\": \"%@\", \"best_ms\": %.1f, \"median_ms\": %.1f, \"times_ms\": [%@], \"vm_hwm_kb\": %d}",
+                preset, task, precision.rawValue, best * 1000, median * 1000, all, Self.peakResidentKilobytes()))
     }
 
     /// VmHWM from /proc/self/status: the most memory the process has held resident (0 where absent).
@@ -80,3 +84,5 @@ struct GPTBench: AsyncParsableCommand {
         return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
     }
 }
+
+extension ProductPrecision: ExpressibleByArgument {}

@@ -13,6 +13,8 @@ public protocol CausalLanguageModel: Module, AnyObject, Sendable {
     var layerCount: Int { get }
     /// Blocks recomputed in backward instead of keeping their activations (training memory).
     var gradientCheckpointing: Bool { get set }
+    /// How the weights' matrix products multiply (Float32, or bfloat16 inputs).
+    var productPrecision: ProductPrecision { get set }
     /// The final hidden states (B, T, C) for token ids (B, T).
     func hiddenStates(_ ids: TokenTensor) -> Variable
     /// Next-token logits (B, T, V).
@@ -144,6 +146,16 @@ extension CausalLanguageModel {
                 }
                 return state.result
             }
+        }
+    }
+}
+
+extension CausalLanguageModel {
+    /// Marks every matrix parameter with `productPrecision`: the products' weights take it (an
+    /// embedding or position table marked too is never a product's operand, unless tied as a head).
+    func markProductWeights() {
+        for (_, parameter) in namedParameters where parameter.value.rank == 2 {
+            parameter.productPrecision = productPrecision
         }
     }
 }

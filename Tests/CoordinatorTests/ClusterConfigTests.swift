@@ -39,6 +39,7 @@ import RLAIF
             ("run.seed=-4", #"--set run.seed must be a non-negative integer, got "-4""#),
             ("coordinator.lease_ms=-4", "--set coordinator.lease_ms must be at least 1, got -4"),
             ("sft.micro_batch=2.5", "--set sft.micro_batch must be a whole number, got 2.5"),
+            ("model.precision=fp16", #"--set model.precision must be float32 or bf16, got "fp16""#),
             ("model.width=99999999999999999999", "--set model.width is out of range, got 99999999999999999999"),
         ]
         for (assignment, message) in cases {

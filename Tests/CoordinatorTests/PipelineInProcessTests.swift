@@ -77,6 +77,22 @@ import Testing
         #expect(!checksums[0].isEmpty && checksums[0] == checksums[1])
     }
 
+    /// `model.precision: bf16` changes the run (its products round their inputs) but not its
+    /// invariance: 1 and 2 replicas end with the same weights.
+    @Test func bf16Products_giveTheSameWeights_onOneAndTwoReplicas() async throws {
+        var checksums: [String] = []
+        for (precision, replicas) in [("bf16", 1), ("bf16", 2), ("float32", 2)] {
+            let settings = try Self.settings([
+                "rl.iterations=2", "evaluation.prompts=32", "model.precision=\(precision)",
+            ])
+            #expect(settings.model.precision.rawValue == precision)
+            let dir = try Self.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            checksums.append(try await Self.run(settings, replicas: replicas, in: dir).weightsChecksum)
+        }
+        #expect(!checksums[0].isEmpty && checksums[0] == checksums[1] && checksums[1] != checksums[2])
+    }
+
     /// A crash in SFT, in the reward model and in RL (every checkpoint 6 steps apart): each
     /// resume continues from the newest checkpoint, and the run ends with the uninterrupted
     /// run's weights and every step logged once.

@@ -70,6 +70,27 @@ import Testing
         #expect(plain.count == 28 && plain.allSatisfy { $0.contains { $0 != 0 } })
     }
 
+    /// With bfloat16 products (`model.precision: bf16`) log-probs stay within 2e-2 of transformers'
+    /// Float32 ones, gradients within 5e-2 relative, and a copy keeps the precision.
+    @Test func bf16Products_stayCloseToTransformers() throws {
+        let model = try GPT2.load(from: Self.fixtures)
+        model.productPrecision = .bf16
+        #expect(model.copy().productPrecision == .bf16)
+        let ref = try Self.reference()
+        let ids = try ref.int32("input_ids")
+        let logProbs = Autograd.inferenceMode { model.nextTokenLogProbs(ids).value }
+        let difference = Self.maxAbsDifference(logProbs, try ref.float32("logprobs"))
+        #expect(difference < 2e-2 && difference > 1e-6, "\(difference)")  // close, not the Float32 result
+        let params = ParameterSet(model.namedParameters)
+        model.languageModelLoss(ids).backward()
+        for (entry, variable) in zip(params.entries, params.variables) {
+            let expected = try ref.float32("grad." + entry.name)
+            let scale = expected.scalars.map(abs).max() ?? 1
+            let error = Self.maxAbsDifference(variable.grad!, expected) / max(scale, 1e-12)
+            #expect(error < 5e-2, "\(entry.name): relative error \(error)")
+        }
+    }
+
     @Test func savedCheckpoint_reloadsWithIdenticalLogits() throws {
         let model = try GPT2.load(from: Self.fixtures)
         let keep = ProcessInfo.processInfo.environment["RLAIF_KEEP_EXPORT"]

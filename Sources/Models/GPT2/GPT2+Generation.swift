@@ -95,10 +95,10 @@ struct DecodeWeights {
     init(_ model: GPT2) {
         blocks = model.blocks.map { b in
             Block(
-                attention: PanelMatrix(b.attention.weight.value),
-                attentionProjection: PanelMatrix(b.attentionProjection.weight.value),
-                expand: PanelMatrix(b.expand.weight.value), contract: PanelMatrix(b.contract.weight.value))
+                attention: PanelMatrix(b.attention.weight),
+                attentionProjection: PanelMatrix(b.attentionProjection.weight),
+                expand: PanelMatrix(b.expand.weight), contract: PanelMatrix(b.contract.weight))
         }
-        head = PanelMatrix(model.tokenEmbedding.value, transposed: true)
+        head = PanelMatrix(model.tokenEmbedding, transposed: true)
     }
 }

@@ -14,6 +14,10 @@ public final class GPT2: CausalLanguageModel, @unchecked Sendable {
     /// Trade compute for memory in training: each block's activations are computed again in
     /// backward instead of kept (the same values, so the same gradients).
     public var gradientCheckpointing = false
+    /// bf16: the weights' products take bfloat16 inputs (see `ProductPrecision`); the rest stays Float32.
+    public var productPrecision = ProductPrecision.float32 {
+        didSet { markProductWeights() }
+    }
 
     public struct Block: Sendable {
         public let norm1: LayerNormLayer
@@ -128,6 +132,7 @@ extension GPT2 {
     public func copy() -> GPT2 {
         let twin = try! GPT2(zeroedFor: config)  // config was validated when self was built
         twin.gradientCheckpointing = gradientCheckpointing
+        twin.productPrecision = productPrecision
         for ((_, mine), (_, theirs)) in zip(namedParameters, twin.namedParameters) { theirs.value.assign(mine.value) }
         return twin
     }

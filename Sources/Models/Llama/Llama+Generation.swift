@@ -84,13 +84,13 @@ struct LlamaDecodeWeights {
 
     init(_ model: Llama) {
         // Linear weights are (out, in): each is packed as its transpose.
-        func pack(_ layer: Linear) -> PanelMatrix { PanelMatrix(layer.weight.value, transposed: true) }
+        func pack(_ layer: Linear) -> PanelMatrix { PanelMatrix(layer.weight, transposed: true) }
         blocks = model.blocks.map { b in
             Block(
                 query: pack(b.query), key: pack(b.key), value: pack(b.value), output: pack(b.output),
                 gate: pack(b.gate),
                 up: pack(b.up), down: pack(b.down))
         }
-        head = PanelMatrix(model.headWeight.value, transposed: true)
+        head = PanelMatrix(model.headWeight, transposed: true)
     }
 }

@@ -18,6 +18,10 @@ public final class Llama: CausalLanguageModel, @unchecked Sendable {
     /// Trade compute for memory in training: each block's activations, and the LM head's logits
     /// (in chunks of `lossChunkRows` rows), are computed again in backward instead of kept.
     public var gradientCheckpointing = false
+    /// bf16: the weights' products take bfloat16 inputs (see `ProductPrecision`); the rest stays Float32.
+    public var productPrecision = ProductPrecision.float32 {
+        didSet { markProductWeights() }
+    }
     public var lossChunkRows = 64
 
     public struct Block: Module, Sendable {
@@ -164,6 +168,7 @@ public final class Llama: CausalLanguageModel, @unchecked Sendable {
     public func copy() -> Llama {
         let twin = try! Llama(zeroedFor: config)  // config was validated when self was built
         twin.gradientCheckpointing = gradientCheckpointing
+        twin.productPrecision = productPrecision
         for ((_, mine), (_, theirs)) in zip(namedParameters, twin.namedParameters) { theirs.value.assign(mine.value) }
         return twin
     }

@@ -1,3 +1,5 @@
+import Tensor
+
 /// A setting that takes one of a fixed set of words: decoded in one place, with an error that
 /// lists the words (`must be ppo or policy_gradient, got "ppx"`), and compared as cases after.
 public protocol SettingChoice: RawRepresentable<String>, CaseIterable, Codable, Sendable, CustomStringConvertible {}
@@ -20,6 +22,10 @@ extension SettingChoice {
 
     public var description: String { rawValue }
 }
+
+/// `model.precision`: how the models' weight products multiply (Float32, or bfloat16 inputs with
+/// Float32 sums; master weights, optimizer state and everything else stay Float32).
+extension ProductPrecision: SettingChoice {}
 
 extension RunSettings {
     /// `run.method`: how the policy is trained after SFT.

@@ -37,6 +37,7 @@ public final class ModelReplica: @unchecked Sendable {
     public convenience init(model: RunModel, settings: RunSettings, weightDecay: Float = 0) throws {
         let policy = try model.policy(seed: settings.run.seed, expectedDigest: settings.model.initDigest)
         policy.gradientCheckpointing = settings.model.gradientCheckpointing
+        policy.productPrecision = settings.model.precision
         self.init(
             policy: policy, tokenizer: model.tokenizer, seed: settings.run.seed,
             contextLength: min(settings.model.contextLength, policy.contextLength), weightDecay: weightDecay)

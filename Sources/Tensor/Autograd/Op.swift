@@ -210,6 +210,7 @@ enum Op {
         let db = b.requiresGrad ? b.gradBufferForOverwrite() : nil
         Kernels.matmulBackward(
             dOut: dOut, a: a.value, b: b.value, transposeA: transposeA, transposeB: transposeB, da: da?.buffer,
-            db: db?.buffer, overwriteA: da?.overwrite ?? false, overwriteB: db?.overwrite ?? false)
+            db: db?.buffer, overwriteA: da?.overwrite ?? false, overwriteB: db?.overwrite ?? false,
+            precision: .of(a, b))
     }
 }

@@ -50,7 +50,9 @@ extension Variable {
     /// op(self) · op(other). self (…, M, K) · other (K, N), or batched (B, M, K) · (B, K, N).
     public func matmul(_ other: Variable, transposeSelf: Bool = false, transposeOther: Bool = false) -> Variable {
         Variable(
-            Kernels.matmulForward(value, other.value, transposeA: transposeSelf, transposeB: transposeOther),
+            Kernels.matmulForward(
+                value, other.value, transposeA: transposeSelf, transposeB: transposeOther,
+                precision: .of(self, other)),
             op: .matmul(self, other, transposeA: transposeSelf, transposeB: transposeOther))
     }
 
@@ -59,7 +61,8 @@ extension Variable {
     /// intermediate tensors of `matmul(weight) + bias + residual`; equal to it up to rounding.
     public func affine(_ weight: Variable, bias: Variable, residual: Variable? = nil) -> Variable {
         Variable(
-            Kernels.affineForward(value, weight: weight.value, bias: bias.value, residual: residual?.value),
+            Kernels.affineForward(
+                value, weight: weight.value, bias: bias.value, residual: residual?.value, precision: .of(self, weight)),
             op: .affine(self, weight: weight, bias: bias, residual: residual))
     }
 

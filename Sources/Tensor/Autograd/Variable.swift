@@ -17,6 +17,8 @@ public final class Variable: @unchecked Sendable {
     /// Accumulated gradient; `backward()` adds into it. Parameters may point it into a flat buffer.
     public var grad: Tensor?
     public let requiresGrad: Bool
+    /// The precision of the products this variable takes part in (bf16 wins; see `ProductPrecision.of`).
+    public var productPrecision: ProductPrecision = .float32
     /// How this variable was computed; nil for leaves.
     let op: Op?
 

@@ -11,13 +11,18 @@ import CKernels
 /// Each output element is one multiply-add chain over the inner index in order, then + bias, then
 /// + residual: a row's bits do not depend on how many rows share the call or how the panels are
 /// split between threads. A `PanelMatrix` is a copy: pack again after the weights change.
+///
+/// With `precision: .bf16` the weights are rounded to bfloat16 once, here, and a product reads
+/// half the bytes (`BFloat16Panels`); the rows are rounded per product.
 public final class PanelMatrix: @unchecked Sendable {
     /// The inner dimension (rows of W).
     public let inner: Int
     /// Output columns (columns of W).
     public let columns: Int
+    public let precision: ProductPrecision
     private let panels: TensorStorage
     private let panelCount: Int
+    private let bf16Panels: BFloat16Panels?
 
     static let panelWidth = Int(RLAIF_PANEL_WIDTH)
     /// Products from this many multiply-adds on are split over the pool: 2²⁰ splits the 8×256·256×768
@@ -26,16 +31,28 @@ public final class PanelMatrix: @unchecked Sendable {
 
     /// Packs `weight` (K, N), or, when `transposed`, a (N, K) weight used as its transpose
     /// (a tied LM head: logits = h · Eᵀ).
-    public init(_ weight: Tensor, transposed: Bool = false) {
+    public init(_ weight: Tensor, transposed: Bool = false, precision: ProductPrecision = .float32) {
         precondition(weight.rank == 2, "PanelMatrix: weight must be a matrix, got \(weight.shape)")
         (inner, columns) = transposed ? (weight.shape[1], weight.shape[0]) : (weight.shape[0], weight.shape[1])
+        self.precision = precision
         panelCount = (columns + Self.panelWidth - 1) / Self.panelWidth
-        panels = TensorStorage(count: rlaif_panel_packed_count(inner, columns), zeroed: false)
         let (k, n, ld) = (inner, columns, weight.shape[1])
+        if precision == .bf16 {
+            bf16Panels = BFloat16Panels(weight.pointer, k: k, n: n, ldb: ld, transposed: transposed)
+            panels = TensorStorage(count: 1, zeroed: false)
+            return
+        }
+        bf16Panels = nil
+        panels = TensorStorage(count: rlaif_panel_packed_count(inner, columns), zeroed: false)
         let (source, destination) = (weight.pointer, panels.base)
         Engine.parallelRanges(panelCount, grain: max(1, (1 << 16) / max(k * Self.panelWidth, 1))) { r in
             rlaif_panel_pack(source, k, n, ld, transposed ? 1 : 0, destination, r.lowerBound, r.upperBound)
         }
+    }
+
+    /// Packs a weight variable at the precision of its products (`Variable.productPrecision`).
+    public convenience init(_ weight: Variable, transposed: Bool = false) {
+        self.init(weight.value, transposed: transposed, precision: weight.productPrecision)
     }
 
     /// x·W + bias + residual for x (M, K): (M, N). `bias` is (N); `residual` is (M, N).
@@ -44,7 +61,10 @@ public final class PanelMatrix: @unchecked Sendable {
     }
 
     /// The same product on a named kernel (tests compare them); one the CPU lacks falls back.
-    func product(_ x: Tensor, bias: Tensor?, residual: Tensor?, kernel: rlaif_panel_isa) -> Tensor {
+    func product(
+        _ x: Tensor, bias: Tensor?, residual: Tensor?, kernel: rlaif_panel_isa,
+        bf16Kernel: rlaif_bf16_isa = rlaif_bf16_isa_best
+    ) -> Tensor {
         precondition(
             x.rank == 2 && x.shape[1] == inner,
             "shape mismatch in PanelMatrix.product, x: \(x.shape), weight: [\(inner), \(columns)]")
@@ -58,6 +78,15 @@ public final class PanelMatrix: @unchecked Sendable {
             )
         }
         let out = Tensor(uninitialized: [m, columns])
+        if let bf16Panels {
+            let rows = Kernels.packRows(x.pointer, m: m, k: inner, lda: inner, transposed: false)
+            withExtendedLifetime((rows, bias, residual, x)) {
+                bf16Panels.multiply(
+                    rows, m: m, alpha: 1, accumulate: false, bias: bias?.pointer,
+                    residual: residual?.pointer, out: out.pointer, ldo: columns, kernel: bf16Kernel)
+            }
+            return out
+        }
         let (k, n) = (inner, columns)
         let (xp, pp, bp, rp, op) = (x.pointer, panels.base, bias?.pointer, residual?.pointer, out.pointer)
         // Threads take whole groups of three panels (the kernel's unit), and only in products of

@@ -7,13 +7,16 @@ extension Kernels {
     static func gemm(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
         _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
-        beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int, precision: ProductPrecision = .float32
     ) {
         guard m > 0, n > 0 else { return }
         if k == 0 {
             // BLAS leaves C untouched for k == 0 only when beta == 1; make beta == 0 explicit.
             if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
             return
+        }
+        if precision == .bf16 {
+            return bf16Gemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         }
         if let block = skinnyColumnBlock(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB) {
             // A few rows (a decode step): column blocks, spread over the pool when inside a job.
@@ -149,7 +152,9 @@ extension Kernels {
     }
 
     /// out = op(a) · op(b) (batched when both have rank 3).
-    static func matmulForward(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) -> Tensor {
+    static func matmulForward(
+        _ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool, precision: ProductPrecision = .float32
+    ) -> Tensor {
         let g = matmulGeometry(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB)
         let out = Tensor(uninitialized: g.outShape)  // beta = 0 writes every element
         let lda = a.shape[a.rank - 1], ldb = b.shape[b.rank - 1]
@@ -157,7 +162,7 @@ extension Kernels {
             gemm(
                 transposeA: transposeA, transposeB: transposeB, m: g.m, n: g.n, k: g.k,
                 a.pointer + i * g.aStride, lda: lda, b.pointer + i * g.bStride, ldb: ldb,
-                beta: 0, out.pointer + i * g.m * g.n, ldc: g.n)
+                beta: 0, out.pointer + i * g.m * g.n, ldc: g.n, precision: precision)
         }
         return out
     }
@@ -168,7 +173,9 @@ extension Kernels {
     /// one pass over the output where a product, a bias add and a residual add took three (BLAS
     /// zeroes its output for beta 0 before accumulating into it, and each add read and wrote a
     /// fresh tensor). Output = fl(init + x·w) with init = fl(residual + bias).
-    static func affineForward(_ x: Tensor, weight w: Tensor, bias: Tensor, residual: Tensor?) -> Tensor {
+    static func affineForward(
+        _ x: Tensor, weight w: Tensor, bias: Tensor, residual: Tensor?, precision: ProductPrecision = .float32
+    ) -> Tensor {
         precondition(
             w.rank == 2 && x.rank >= 1 && x.shape[x.rank - 1] == w.shape[0] && bias.shape == [w.shape[1]],
             "shape mismatch in affine, x: \(x.shape), weight: \(w.shape), bias: \(bias.shape)")
@@ -189,7 +196,7 @@ extension Kernels {
         }
         gemm(
             transposeA: false, transposeB: false, m: m, n: n, k: k, x.pointer, lda: k, w.pointer, ldb: n, beta: 1, o,
-            ldc: n)
+            ldc: n, precision: precision)
         return out
     }
 
@@ -197,7 +204,8 @@ extension Kernels {
     /// them there, over whatever it held, where `overwriteA` / `overwriteB` say so.
     static func matmulBackward(
         dOut: Tensor, a: Tensor, b: Tensor, transposeA: Bool, transposeB: Bool,
-        da: Tensor?, db: Tensor?, overwriteA: Bool = false, overwriteB: Bool = false
+        da: Tensor?, db: Tensor?, overwriteA: Bool = false, overwriteB: Bool = false,
+        precision: ProductPrecision = .float32
     ) {
         let g = matmulGeometry(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB)
         let lda = a.shape[a.rank - 1], ldb = b.shape[b.rank - 1], ldc = g.n
@@ -213,12 +221,12 @@ extension Kernels {
                     // A is (K, M): dA = op(B) · dCᵀ.
                     gemm(
                         transposeA: transposeB, transposeB: true, m: g.k, n: g.m, k: g.n,
-                        bp, lda: ldb, dc, ldb: ldc, beta: betaA, dap, ldc: lda)
+                        bp, lda: ldb, dc, ldb: ldc, beta: betaA, dap, ldc: lda, precision: precision)
                 } else {
                     // A is (M, K): dA = dC · op(B)ᵀ.
                     gemm(
                         transposeA: false, transposeB: !transposeB, m: g.m, n: g.k, k: g.n,
-                        dc, lda: ldc, bp, ldb: ldb, beta: betaA, dap, ldc: lda)
+                        dc, lda: ldc, bp, ldb: ldb, beta: betaA, dap, ldc: lda, precision: precision)
                 }
             }
             if let db {
@@ -227,12 +235,12 @@ extension Kernels {
                     // B is (N, K): dB = dCᵀ · op(A).
                     gemm(
                         transposeA: true, transposeB: transposeA, m: g.n, n: g.k, k: g.m,
-                        dc, lda: ldc, ap, ldb: lda, beta: betaB, dbp, ldc: ldb)
+                        dc, lda: ldc, ap, ldb: lda, beta: betaB, dbp, ldc: ldb, precision: precision)
                 } else {
                     // B is (K, N): dB = op(A)ᵀ · dC.
                     gemm(
                         transposeA: !transposeA, transposeB: false, m: g.k, n: g.n, k: g.m,
-                        ap, lda: lda, dc, ldb: ldc, beta: betaB, dbp, ldc: ldb)
+                        ap, lda: lda, dc, ldb: ldc, beta: betaB, dbp, ldc: ldb, precision: precision)
                 }
             }
         }
