@@ -45,7 +45,8 @@ CASES = [
 ]
 
 
-def torch_case(preset, task, batch, tokens, repeats, new_tokens=64):
+def torch_case(preset, task, batch, tokens, repeats, new_tokens=64, precision="float32"):
+    """`precision` bf16: PyTorch's mixed precision on CPU (torch.autocast, bfloat16)."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -69,7 +70,9 @@ def torch_case(preset, task, batch, tokens, repeats, new_tokens=64):
         for _ in range(repeats + 1):
             t0 = time.perf_counter()
             opt.zero_grad(set_to_none=False)
-            model(input_ids=ids, labels=ids).loss.backward()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                loss = model(input_ids=ids, labels=ids).loss
+            loss.backward()
             opt.step()
             times.append(time.perf_counter() - t0)
     else:
@@ -78,7 +81,7 @@ def torch_case(preset, task, batch, tokens, repeats, new_tokens=64):
         for r in range(repeats + 1):
             torch.manual_seed(r)
             t0 = time.perf_counter()
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
                 out = model.generate(
                     input_ids=ids, attention_mask=mask, do_sample=True, top_k=0, max_new_tokens=new_tokens,
                     min_new_tokens=new_tokens, pad_token_id=0, use_cache=True,
@@ -88,9 +91,10 @@ def torch_case(preset, task, batch, tokens, repeats, new_tokens=64):
     return [t * 1000 for t in times[1:]]
 
 
-def rlaif_case(bench, preset, task, batch, tokens, repeats):
+def rlaif_case(bench, preset, task, batch, tokens, repeats, precision="float32"):
     env = dict(os.environ, RLAIF_THREADS="2")
     flags = ["--task", "train", "--checkpointing"] if task == "train-checkpointed" else ["--task", task]
+    flags += ["--precision", precision]
     out = subprocess.run(
         [bench, "gpt", "--preset", preset, *flags, "--batch", str(batch), "--tokens", str(tokens),
          "--repeats", str(repeats)],

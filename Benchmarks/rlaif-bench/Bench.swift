@@ -10,7 +10,7 @@ struct Bench: AsyncParsableCommand {
         abstract: "Benchmarks of rlaif's components, each beside a reference measured in the same run.",
         subcommands: [
             TensorBench.self, SgemmTable.self, ProtocolBench.self, CodecBench.self, GPTBench.self, DecodeBench.self,
-            AllReduceBench.self, AllReduceRank.self, CoordinatorBench.self, SimulatedWorkers.self,
+            AllReduceBench.self, AllReduceRank.self, CoordinatorBench.self, SimulatedWorkers.self, BFloat16Bench.self,
         ])
 
     static func main() async {

@@ -58,6 +58,20 @@ import CKernels
     }
 }
 
+/// Sampling computes exp(x − max) once and takes log Σ exp from those exponentials: the same
+/// bits as `logSumExp` computing them itself, for lengths around the 16-lane blocks.
+@Suite struct LogSumExpTests {
+    @Test(arguments: [1, 15, 16, 17, 255, 256, 257, 50257])
+    func fromExponentials_givesLogSumExpsBits(count: Int) {
+        let x = Inputs.uniform([count], -30, 30, seed: UInt64(count)).scalars
+        let top = x.max()!
+        let e = x.map { fastExp($0 - top) }
+        let direct = Kernels.logSumExp(x, count, maximum: top)
+        #expect(Kernels.logSumExp(exponentials: e, count, maximum: top).bitPattern == direct.bitPattern)
+        #expect(abs(Double(direct) - (Double(top) + log(x.reduce(0.0) { $0 + exp(Double($1 - top)) }))) < 1e-4)
+    }
+}
+
 /// Softmax's C loops (AVX-512, AVX2 or baseline, whichever this CPU takes) against the Swift
 /// statement they follow, bit for bit, and against a Double softmax.
 @Suite struct SoftmaxKernelTests {

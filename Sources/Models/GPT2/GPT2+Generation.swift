@@ -56,21 +56,15 @@ extension GPT2 {
         let tokens = TokenTensor(shape: [a], ids: active.map { states[$0].lastToken })
         let positions = TokenTensor(shape: [a], ids: active.map { Int32(states[$0].position) })
         var x = (tokenEmbedding.embedding(tokens) + positionEmbedding.embedding(positions)).value  // (A, C)
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: states.map(\.cache.capacity).max() ?? 1)
-        defer { scratch.deallocate() }
         for (l, block) in blocks.enumerated() {
             let packed = weights.blocks[l]
             let qkv = packed.attention.product(block.norm1(Variable(x)).value, bias: block.attention.bias.value)
             // Each sequence appends its new key and value, then attends over its own cache.
             let attended = Tensor(zeros: [a, c])
-            for (r, i) in active.enumerated() {
-                let row = qkv.pointer + r * 3 * c, p = states[i].position
-                states[i].store(layer: l, position: p, key: row + c, value: row + 2 * c)
-                Kernels.cachedAttention(
-                    query: row, keys: states[i].cache.keys[l].pointer, values: states[i].cache.values[l].pointer,
-                    length: p + 1, heads: config.heads, kvHeads: config.heads, headDim: c / config.heads,
-                    out: attended.pointer + r * c, scratch: scratch)
-            }
+            CachedGeneration.attend(
+                &states, active: active, layer: l, query: qkv.pointer, queryStride: 3 * c, key: qkv.pointer + c,
+                value: qkv.pointer + 2 * c, kvStride: 3 * c, heads: config.heads, kvHeads: config.heads,
+                headDim: c / config.heads, out: attended)
             x = packed.attentionProjection.product(attended, bias: block.attentionProjection.bias.value, residual: x)
             let expanded = packed.expand.product(block.norm2(Variable(x)).value, bias: block.expand.bias.value)
             x = packed.contract.product(

@@ -49,19 +49,16 @@ enum TokenSampler {
         -> (token: Int32, logProb: Float)
     {
         let top = Kernels.maximum(logits, v)
-        let lse = Kernels.logSumExp(logits, v, maximum: top)
-        if options.temperature == 0 {
-            var best = 0
-            for i in 1..<v where logits[i] > logits[best] { best = i }
-            return (Int32(best), logits[best] - lse)
-        }
-        let t = Float(options.temperature)
-        if options.topK == nil && options.topP == nil {
+        if options.temperature != 0 && options.topK == nil && options.topP == nil {
             // The whole vocabulary: the weights in one pass (a plain loop, which vectorizes), then
             // their unnormalized CDF walked; no sorting.
             return withUnsafeTemporaryAllocation(of: Float.self, capacity: v) { buffer in
-                let w = buffer.baseAddress!
+                let w = buffer.baseAddress!, t = Float(options.temperature)
                 for i in 0..<v { w[i] = fastExp((logits[i] - top) / t) }
+                // At temperature 1 the weights are the exponentials log Σ exp sums: no second pass.
+                let lse =
+                    t == 1
+                    ? Kernels.logSumExp(exponentials: w, v, maximum: top) : Kernels.logSumExp(logits, v, maximum: top)
                 var total = 0.0
                 for i in 0..<v { total += Double(w[i]) }
                 let u = Double(rng.nextUInt64() >> 11) * 0x1p-53 * total
@@ -73,6 +70,13 @@ enum TokenSampler {
                 return (Int32(v - 1), logits[v - 1] - lse)
             }
         }
+        let lse = Kernels.logSumExp(logits, v, maximum: top)
+        if options.temperature == 0 {
+            var best = 0
+            for i in 1..<v where logits[i] > logits[best] { best = i }
+            return (Int32(best), logits[best] - lse)
+        }
+        let t = Float(options.temperature)
         // Candidates in descending logit order, cut by top-k, then by top-p.
         var order = Array(0..<v)
         order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }

@@ -54,6 +54,37 @@ enum CachedGeneration {
         }
     }
 
+    /// Each active sequence stores its new key and value rows (row r of `key` and `value`, for
+    /// `active[r]`) in its cache for `layer`, then attends over that cache into row r of `out`.
+    /// The sequences attend in parallel: each reads only its own cache, so its bits are its own.
+    static func attend(
+        _ states: inout [SequenceState], active: [Int], layer: Int, query: UnsafePointer<Float>, queryStride: Int,
+        key: UnsafePointer<Float>, value: UnsafePointer<Float>, kvStride: Int,
+        heads: Int, kvHeads: Int, headDim: Int, window: Int? = nil, out: Tensor
+    ) {
+        for (r, i) in active.enumerated() {
+            states[i].store(
+                layer: layer, position: states[i].position, key: key + r * kvStride, value: value + r * kvStride)
+        }
+        let caches = active.map {
+            (
+                keys: states[$0].cache.keys[layer].pointer, values: states[$0].cache.values[layer].pointer,
+                length: states[$0].position + 1
+            )
+        }
+        let capacity = caches.map(\.length).max() ?? 1
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: capacity * active.count)
+        defer { scratch.deallocate() }
+        let width = heads * headDim
+        Engine.parallelFor(active.count) { r in
+            Kernels.cachedAttention(
+                query: query + r * queryStride, keys: caches[r].keys, values: caches[r].values,
+                length: caches[r].length,
+                heads: heads, kvHeads: kvHeads, headDim: headDim, window: window, out: out.pointer + r * width,
+                scratch: scratch + r * capacity)
+        }
+    }
+
     /// Each sequence's last real position of right-padded hidden states (B, T, C), gathered into (B, C).
     static func lastPositions(_ hidden: Tensor, prompts: [[Int32]]) -> Tensor {
         let (t, c) = (hidden.shape[1], hidden.shape[2])

@@ -41,8 +41,6 @@ extension Llama {
         let tokens = TokenTensor(shape: [a], ids: active.map { states[$0].lastToken })
         let positions = TokenTensor(shape: [a], ids: active.map { Int32(states[$0].position) })
         var x = tokenEmbedding.embedding(tokens).value  // (A, C)
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: states.map(\.cache.capacity).max() ?? 1)
-        defer { scratch.deallocate() }
         for (l, block) in blocks.enumerated() {
             let packed = weights.blocks[l]
             let h = block.inputNorm(Variable(x)).value
@@ -53,15 +51,10 @@ extension Llama {
             let v = packed.value.product(h, bias: block.value.bias?.value)
             let attended = Tensor(zeros: [a, config.heads * d])
             let (qw, kw) = (config.heads * d, config.kvHeads * d)
-            for (r, i) in active.enumerated() {
-                let p = states[i].position
-                states[i].store(layer: l, position: p, key: k.pointer + r * kw, value: v.pointer + r * kw)
-                Kernels.cachedAttention(
-                    query: q.pointer + r * qw, keys: states[i].cache.keys[l].pointer,
-                    values: states[i].cache.values[l].pointer, length: p + 1, heads: config.heads,
-                    kvHeads: config.kvHeads, headDim: d, window: block.window, out: attended.pointer + r * qw,
-                    scratch: scratch)
-            }
+            CachedGeneration.attend(
+                &states, active: active, layer: l, query: q.pointer, queryStride: qw, key: k.pointer, value: v.pointer,
+                kvStride: kw, heads: config.heads, kvHeads: config.kvHeads, headDim: d, window: block.window,
+                out: attended)
             x = packed.output.product(attended, bias: block.output.bias?.value, residual: x)
             let m = block.postAttentionNorm(Variable(x)).value
             let gated = Variable(packed.gate.product(m, bias: block.gate.bias?.value))

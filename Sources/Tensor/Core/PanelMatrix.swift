@@ -92,7 +92,7 @@ public final class PanelMatrix: @unchecked Sendable {
         // Threads take whole groups of three panels (the kernel's unit), and only in products of
         // at least `parallelWork` multiply-adds; smaller ones run on one thread.
         let groups = (panelCount + 2) / 3
-        Engine.parallelRanges(groups, grain: m * n * k >= Self.parallelWork ? 1 : groups) { r in
+        Engine.parallelRanges(groups, grain: m * n * k >= Self.parallelWork ? 1 : groups, perThread: 4) { r in
             rlaif_panel_gemm(
                 kernel, m, k, xp, k, pp, n, bp, rp, n, op, n, r.lowerBound * 3, min(panelCount, r.upperBound * 3))
         }

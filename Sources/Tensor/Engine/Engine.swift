@@ -78,9 +78,12 @@ public final class Engine: Sendable {
     }
 
     /// Splits `0..<count` into ranges of at least `grain` elements and runs them in parallel.
-    static func parallelRanges(_ count: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+    /// `perThread` ranges per thread (the pool hands them out as threads free up) even out a
+    /// helper that starts late: in a decode step's short products, one range per thread left the
+    /// engine thread waiting for its helper.
+    static func parallelRanges(_ count: Int, grain: Int, perThread: Int = 1, _ body: (Range<Int>) -> Void) {
         let width = ThreadFlags.isEngineThread ? shared.threads : 1
-        let chunks = max(1, min(width, count / max(grain, 1)))
+        let chunks = max(1, min(width == 1 ? 1 : width * perThread, count / max(grain, 1)))
         if chunks == 1 {
             body(0..<count)
             return

@@ -94,7 +94,7 @@ final class BFloat16Panels: @unchecked Sendable {
         let threads = m * n * k >= Self.parallelWork ? Engine.shared.threads : 1
         let rowBlock = m >= 64 * threads ? ((m + threads - 1) / threads + 7) / 8 * 8 : m
         let rowBlocks = (m + rowBlock - 1) / rowBlock
-        Engine.parallelRanges(groups * rowBlocks, grain: threads > 1 ? 1 : groups * rowBlocks) { tasks in
+        Engine.parallelRanges(groups * rowBlocks, grain: threads > 1 ? 1 : groups * rowBlocks, perThread: 4) { tasks in
             for task in tasks {
                 let (group, r0) = (task % groups, task / groups * rowBlock)
                 rlaif_bf16_gemm(

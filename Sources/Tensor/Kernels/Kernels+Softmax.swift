@@ -140,6 +140,20 @@ extension Kernels {
         return m + logf(s)
     }
 
+    /// log Σ exp(x) from e = exp(x − m) already computed (`fastExp`, as the function above
+    /// computes them): the same sums in the same order, so the same bits, one pass fewer.
+    public static func logSumExp(exponentials e: UnsafePointer<Float>, _ n: Int, maximum m: Float) -> Float {
+        if m == -.infinity { return -.infinity }
+        let whole = n / Vec.scalarCount * Vec.scalarCount
+        var partial = Vec(repeating: 0)
+        for j in stride(from: 0, to: whole, by: Vec.scalarCount) {
+            partial += UnsafeRawPointer(e + j).loadUnaligned(as: Vec.self)
+        }
+        var s = partial.sum()
+        for i in whole..<n { s += e[i] }
+        return m + logf(s)
+    }
+
     /// dx += dy − softmax(x) · Σ dy, with softmax(x) = exp(y).
     static func logSoftmaxBackward(dOut: Tensor, y: Tensor, dx: Tensor) {
         let n = y.shape.last ?? 1
