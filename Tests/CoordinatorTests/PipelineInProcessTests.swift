@@ -243,4 +243,45 @@ import Testing
         #expect(try await server.stats().requests == asked, "the labeler was asked again")
         #expect(third.weightsChecksum == first.weightsChecksum)
     }
+
+    /// Direct RLAIF: every rating the labeler gave is journaled as it arrives, and a run that
+    /// goes back to the end of SFT without its labels' journal asks for none of them again.
+    @Test func directRLAIF_rerunWithoutTheLabelsJournal_asksNoRatingAgain() async throws {
+        let server = try await StandInServer.start()
+        let settings = try P.settings([
+            "run.method=direct", "labeler.kind=openai", "labeler.url=\(server.url.absoluteString)",
+            "labeler.model=standin", "rl.iterations=2", "evaluation.prompts=16", "evaluation.every_iterations=0",
+            "checkpoint.every_steps=0",
+        ])
+        let dir = try P.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = CheckpointStore(runDirectory: dir, keep: 10)
+        func run(from resume: Checkpoint?) async throws -> RunSummary {
+            let events = try EventLog(
+                url: dir.appendingPathComponent("metrics.jsonl"), truncatingTo: resume?.cursor.metricsBytes)
+            defer { events.close() }
+            let cluster = try LocalCluster(settings: settings, replicas: 2)
+            if let resume { try await cluster.resume(version: resume.cursor.version, weights: resume.weights) }
+            return try await RunDriver(
+                settings: settings, cluster: cluster, events: events, directory: dir, logger: Logger(label: "test"),
+                task: try TaskDataFactory.make(settings, tokenizer: try RunModel(settings: settings).tokenizer),
+                checkpoints: store, resumeFrom: resume?.cursor, quiet: true
+            ).run()
+        }
+        let first = try await run(from: nil)
+        let asked = try await server.stats().requests
+        let ratings = 2 * settings.rl.promptsPerIteration * settings.rl.samplesPerPrompt
+        #expect(asked >= ratings + 16 * 2)
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: store.root.path).filter {
+            $0.hasPrefix("ckpt-")
+        }.sorted()
+        for name in checkpoints.dropFirst() {
+            try FileManager.default.removeItem(at: store.root.appendingPathComponent(name))
+        }
+        try FileManager.default.removeItem(at: dir.appendingPathComponent(LabelJournal.fileName))
+        let sft = try #require(store.newest { Issue.record("\($0)") })
+        let again = try await run(from: sft)
+        #expect(try await server.stats().requests == asked, "the labeler was asked again")
+        #expect(again.weightsChecksum == first.weightsChecksum)
+    }
 }

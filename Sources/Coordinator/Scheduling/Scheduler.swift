@@ -172,7 +172,7 @@ public actor Scheduler {
     private func journal(_ answers: Wire.LabelAnswers) {
         var entries: AnswerSink.Entries = []
         for (key, body) in zip(answers.keys, answers.bodies) {
-            do { entries.append((key, try PairVerdict(wireBody: body, field: "labelAnswers"))) } catch {
+            do { entries.append((key, try LabelerAnswer(wireBody: body, field: "labelAnswers"))) } catch {
                 logger.warning("dropped a labeler answer from worker \(answers.workerID): \(error)")
             }
         }

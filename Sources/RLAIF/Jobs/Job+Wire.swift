@@ -137,10 +137,10 @@ extension LabelingSpec: WireBodyCodable {
                 $0.string($1.second)
                 $0.u8(UInt8($1.order))
             }
-            e.list(known.sorted { $0.key < $1.key }) {
-                $0.string($1.key)
-                $1.value.encode(to: &$0)
-            }
+        }
+        e.list(known.sorted { $0.key < $1.key }) {
+            $0.string($1.key)
+            $1.value.encode(to: &$0)
         }
     }
 
@@ -154,18 +154,25 @@ extension LabelingSpec: WireBodyCodable {
                 guard order < 2 else { throw d.failure(.badValue, "order", "an order is 0 or 1, got \(order)") }
                 return LabelingPair(id: id, prompt: prompt, first: first, second: second, order: Int(order))
             }
-            let known = try d.list("known", elementBytes: 14) { (d) throws(WireError) in
-                (try d.string("key"), try PairVerdict(from: &d))
-            }
-            self.init(pairs: pairs, known: Dictionary(known, uniquingKeysWith: { a, _ in a }))
+            self.init(pairs: pairs, known: try Self.known(&d))
         case 2:
-            self.init(
-                ratings: try d.list("ratings", elementBytes: 16) { (d) throws(WireError) in
-                    RatingItem(id: try d.u64("id"), prompt: try d.string("prompt"), response: try d.string("response"))
-                })
+            let ratings = try d.list("ratings", elementBytes: 16) { (d) throws(WireError) in
+                RatingItem(id: try d.u64("id"), prompt: try d.string("prompt"), response: try d.string("response"))
+            }
+            self.init(ratings: ratings, known: try Self.known(&d))
         case let mode:
             throw d.failure(.badValue, "mode", "unknown labeling mode \(mode)")
         }
+    }
+}
+
+extension LabelingSpec {
+    /// The journal's answers that travel with a labeling job.
+    static func known(_ d: inout BodyDecoder) throws(WireError) -> [String: LabelerAnswer] {
+        let known = try d.list("known", elementBytes: 6) { (d) throws(WireError) in
+            (try d.string("key"), try LabelerAnswer(from: &d))
+        }
+        return Dictionary(known, uniquingKeysWith: { a, _ in a })
     }
 }
 

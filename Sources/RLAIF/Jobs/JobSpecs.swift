@@ -56,14 +56,18 @@ public struct LabelingSpec: Codable, Sendable, Equatable {
     public var ratings: [RatingItem]?
     /// Answers the run's journal already holds for these pairs' questions, by
     /// `AnswerSink.key`: replayed, not asked again.
-    public var known: [String: PairVerdict] = [:]
-    public init(pairs: [LabelingPair], known: [String: PairVerdict] = [:]) {
+    public var known: [String: LabelerAnswer] = [:]
+
+    enum CodingKeys: String, CodingKey { case pairs, ratings }  // the journal's answers travel in the wire body only
+
+    public init(pairs: [LabelingPair], known: [String: LabelerAnswer] = [:]) {
         self.pairs = pairs
         self.known = known
     }
-    public init(ratings: [RatingItem]) {
+    public init(ratings: [RatingItem], known: [String: LabelerAnswer] = [:]) {
         pairs = []
         self.ratings = ratings
+        self.known = known
     }
 }
 

@@ -44,13 +44,13 @@ public final class ReplicaJobs: Sendable {
     }
 
     private func label(_ spec: LabelingSpec) async throws -> JobOutput {
-        let labeler = try labeler.get()
+        let labeler = RecordingLabeler(inner: try self.labeler.get(), known: spec.known, sink: answers)
         let l = settings.labeler
         if let items = spec.ratings {
             return .ratings(await DirectRating(rater: labeler, retries: l.retries).rate(items))
         }
         let labeling = PreferenceLabeling(
-            labeler: RecordingLabeler(inner: labeler, known: spec.known, sink: answers), bothOrders: l.bothOrders,
+            labeler: labeler, bothOrders: l.bothOrders,
             retries: l.retries, ambiguityMargin: l.ambiguityMargin)
         return .preferences(await labeling.label(spec.pairs))
     }

@@ -13,7 +13,10 @@ extension RunDriver {
         let items = responses.indices.map {
             RatingItem(id: 1 << 41 + ids[$0], prompt: prompts[$0], response: responses[$0])
         }
-        let labels = try await runLabeling(items, phase: "rl-rating", spec: LabelingSpec.init(ratings:)) { output in
+        let labels = try await runLabeling(
+            items, phase: "rl-rating", spec: { LabelingSpec(ratings: $0, known: knownRatings($0)) }
+        ) {
+            output in
             guard case .ratings(let labels) = output else { throw JobOutput.mismatch("ratings", output) }
             return labels
         }

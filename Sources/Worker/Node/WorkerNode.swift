@@ -104,7 +104,7 @@ public final class WorkerNode: Sendable {
         executor.jobs.answers.connect { [workerID = w.workerID] entries in
             connection.post(
                 .labelAnswers(
-                    .init(workerID: workerID, keys: entries.map(\.key), bodies: entries.map(\.verdict.wireBody))))
+                    .init(workerID: workerID, keys: entries.map(\.key), bodies: entries.map(\.answer.wireBody))))
         }
 
         let heartbeat = Task {
