@@ -92,7 +92,9 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: again.appendingPathComponent("summary.json").path))
         #expect(Self.jobState(second) == "FAILED")  // the coordinator saw its workers' step end
         Self.slurm(["scontrol", "requeue", second])
-        Self.slurm(["scontrol", "update", "JobId=\(second)", "StartTime=now"])  // requeued jobs wait otherwise
+        // Requeued jobs wait otherwise; but not within the second its old credential was revoked,
+        // or slurmd refuses the launch ("Job credential revoked") and the job ends FAILED.
+        Self.slurm(["scontrol", "update", "JobId=\(second)", "StartTime=now+3"])
         #expect(Self.jobState(second) != "FAILED", "the job was not requeued")
         #expect(Self.waitForJob(second), "the requeued job did not end")
         #expect(Self.jobState(second) == "COMPLETED")
