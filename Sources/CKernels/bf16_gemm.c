@@ -3,6 +3,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -364,6 +365,11 @@ rlaif_bf16_isa rlaif_bf16_best_isa(void) {
         isa = level == rlaif_cpu_avx512 && __builtin_cpu_supports("avx512bf16") ? rlaif_bf16_isa_avx512bf16
               : level >= rlaif_cpu_avx2                                            ? rlaif_bf16_isa_avx2
                                                                                    : rlaif_bf16_isa_scalar;
+        // RLAIF_BF16_KERNEL=avx2 or portable: the emulation on a CPU that has more (A/B runs, and
+        // the test that a run's bits do not depend on the kernel).
+        const char *forced = getenv("RLAIF_BF16_KERNEL");
+        if (forced && strcmp(forced, "avx2") == 0 && isa > rlaif_bf16_isa_avx2) isa = rlaif_bf16_isa_avx2;
+        if (forced && strcmp(forced, "portable") == 0) isa = rlaif_bf16_isa_scalar;
         __atomic_store_n(&cached, isa, __ATOMIC_RELAXED);
     }
     return (rlaif_bf16_isa)isa;

@@ -128,7 +128,9 @@ import Testing
     /// Runs quick.yaml with `workers` local workers; the final weights' checksum, the summary,
     /// the number of optimizer steps logged per phase, and the key each worker joined with.
     /// `keyed`: with a `keys` section (from `rlaif keygen`), so every link is CURVE.
-    static func launch(workers: Int, keyed: Bool = false, extra: [String] = []) throws -> (
+    static func launch(
+        workers: Int, keyed: Bool = false, extra: [String] = [], environment: [String: String] = [:]
+    ) throws -> (
         checksum: String, summary: [String: Any], steps: [String: Int], joinedWith: [String?], workerKey: String?,
         events: [RunEvent]
     ) {
@@ -140,7 +142,7 @@ import Testing
         let run = dir.appendingPathComponent("run")
         let p = try start(
             ["launch", config, "--workers", "\(workers)", "--run-dir", run.path, "--quiet"] + extra,
-            log: dir.appendingPathComponent("launch.log"))
+            log: dir.appendingPathComponent("launch.log"), environment: environment)
         #expect(wait(p, seconds: 240), "launch with \(workers) workers did not finish")
         // A failed launch says why in the test's output (its directory goes with the test).
         let log = (try? String(contentsOf: dir.appendingPathComponent("launch.log"), encoding: .utf8)) ?? ""
@@ -225,6 +227,16 @@ import Testing
     /// A coordinator with hand-started workers: one is killed with SIGKILL when RL starts and
     /// another joins at that moment. The run finishes with the undisturbed run's weights, and the
     /// newcomer's jobs are in metrics.jsonl.
+    /// `model.precision: bf16` on the AVX2 emulation (`RLAIF_BF16_KERNEL=avx2`) ends with the
+    /// weights the AVX-512 BF16 kernel gives: workers on CPUs with and without it agree.
+    @Test func bf16Run_onTheEmulation_endsWithTheWeightsOfTheBF16Kernel() throws {
+        let bf16 = ["--set", "model.precision=bf16"]
+        let native = try Self.launch(workers: 2, extra: bf16)
+        let emulated = try Self.launch(workers: 2, extra: bf16, environment: ["RLAIF_BF16_KERNEL": "avx2"])
+        #expect(!native.checksum.isEmpty && emulated.checksum == native.checksum)
+        #expect(native.checksum != (try Self.reference().checksum))  // bf16 did change the products
+    }
+
     @Test func killedWorker_andJoiningWorker_leaveTheWeightsUnchanged() throws {
         let reference = try Self.reference().checksum
         let dir = try Self.temporaryDirectory()

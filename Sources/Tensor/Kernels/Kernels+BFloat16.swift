@@ -27,6 +27,10 @@ struct BFloat16Buffer {
 }
 
 extension Kernels {
+    /// True where the CPU multiplies bfloat16 itself (AVX-512 BF16); elsewhere the same bits
+    /// come from an emulation several times slower than Float32.
+    public static var bf16Hardware: Bool { rlaif_bf16_best_isa() == rlaif_bf16_isa_avx512bf16 }
+
     /// C = alpha · op(A) · op(B) (+ C when beta is 1) with bfloat16 inputs (see bf16_gemm.h).
     /// Both operands are rounded and packed per call; each element is one chain, so neither the
     /// thread split nor the row count changes a bit.

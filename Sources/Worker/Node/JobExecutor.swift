@@ -22,6 +22,12 @@ actor JobExecutor {
         self.ring = ring
         self.logger = logger
         jobs = try ReplicaJobs(settings: settings, labelerGate: labelerGate)
+        if settings.model.precision == .bf16 && !Kernels.bf16Hardware {
+            // Emulated bf16 gives the same bits, at a fraction of Float32's speed.
+            logger.warning(
+                "model.precision is bf16 and this CPU has no AVX-512 BF16: products are emulated (the same bits, several times slower than float32); set model.precision: float32 for speed"
+            )
+        }
     }
 
     func handle(_ message: Wire.Message) async -> [Wire.Message] {
