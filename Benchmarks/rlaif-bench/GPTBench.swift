@@ -18,6 +18,8 @@ struct GPTBench: AsyncParsableCommand {
     @Option(help: "Timed repetitions (after one warm-up).") var repeats = 3
     @Flag(help: "Gradient checkpointing (Llama shapes): blocks and loss chunks recomputed in backward.")
     var checkpointing = false
+    @Flag(help: "Generate: keep the decode weights packed across calls (one policy version), as rollouts do.")
+    var keepDecodeWeights = false
     @Option(help: "Products' precision: float32 or bf16 (bfloat16 inputs, Float32 sums).")
     var precision = ProductPrecision.float32
 
@@ -33,6 +35,7 @@ struct GPTBench: AsyncParsableCommand {
             throw ValidationError("unknown preset \(preset)")
         }
         built.productPrecision = precision
+        if keepDecodeWeights { built.decodeWeightsVersion = 1 }
         let model = built
         let (batch, tokens, newTokens, repeats, task) = (
             self.batch, self.tokens, self.newTokens, self.repeats, self.task

@@ -15,6 +15,10 @@ public protocol CausalLanguageModel: Module, AnyObject, Sendable {
     var gradientCheckpointing: Bool { get set }
     /// How the weights' matrix products multiply (Float32, or bfloat16 inputs).
     var productPrecision: ProductPrecision { get set }
+    /// The caller's count of updates to these weights: while it stays the same, `generate` reuses
+    /// the weights it packed for decode steps. Set it anew after every change to the weights;
+    /// nil (the default) packs per call and keeps nothing.
+    var decodeWeightsVersion: UInt64? { get set }
     /// The final hidden states (B, T, C) for token ids (B, T).
     func hiddenStates(_ ids: TokenTensor) -> Variable
     /// Next-token logits (B, T, V).

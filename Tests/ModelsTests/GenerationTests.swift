@@ -19,6 +19,28 @@ import Testing
         }
     }
 
+    /// With a version set, decode weights are packed once for it; a new version (after new
+    /// weights) packs again, so generations follow the weights, in Float32 and in bf16.
+    @Test(arguments: ProductPrecision.allCases)
+    func decodeWeights_keptForAVersion_arePackedAgainForTheNext(precision: ProductPrecision) throws {
+        let model = try GPT2.load(from: GPT2ReferenceTests.fixtures)
+        model.productPrecision = precision
+        let options = SamplingOptions(maxNewTokens: 5, seed: 4)
+        model.decodeWeightsVersion = 1
+        let first = model.generate(prompts: Self.prompts, options: options)
+        #expect(model.decodeCache.current(precision: precision) != nil)
+        #expect(model.generate(prompts: Self.prompts, options: options) == first)
+        model.blocks[0].expand.weight.value.fill(0.05)  // new weights, then their version
+        model.decodeWeightsVersion = 2
+        #expect(model.decodeCache.current(precision: precision) == nil)
+        let second = model.generate(prompts: Self.prompts, options: options)
+        let fresh = model.copy()  // no version: packs its own
+        fresh.productPrecision = precision
+        #expect(second == fresh.generate(prompts: Self.prompts, options: options) && second != first)
+        model.decodeWeightsVersion = nil
+        #expect(model.decodeCache.current(precision: precision) == nil)
+    }
+
     @Test func sampledSequence_dependsOnlyOnItsSeedAndID_notOnItsBatch() {
         let options = SamplingOptions(maxNewTokens: 6, temperature: 1.2, topK: 20, topP: 0.95, seed: 11)
         let batch = Self.model.generate(prompts: Self.prompts, sampleIDs: [100, 101, 102, 103], options: options)

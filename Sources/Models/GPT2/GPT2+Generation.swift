@@ -7,12 +7,15 @@ extension GPT2 {
     public func generate(
         prompts: [[Int32]], sampleIDs: [UInt64]? = nil, options: SamplingOptions, valueHead: ScalarHead? = nil
     ) -> [Generation] {
-        var weights: DecodeWeights?
+        var weights = decodeCache.current(precision: productPrecision)
         return CachedGeneration.run(
             prompts: prompts, sampleIDs: sampleIDs, options: options, model: self, cacheWidth: config.width,
             prefill: { states, pending in prefill(&states, pending: pending, valueHead: valueHead) },
             step: { states, active in
-                if weights == nil { weights = DecodeWeights(self) }
+                if weights == nil {
+                    weights = DecodeWeights(self)
+                    decodeCache.keep(weights!, precision: productPrecision)
+                }
                 return step(&states, active: active, weights: weights!, valueHead: valueHead)
             })
     }

@@ -18,6 +18,11 @@ public final class GPT2: CausalLanguageModel, @unchecked Sendable {
     public var productPrecision = ProductPrecision.float32 {
         didSet { markProductWeights() }
     }
+    let decodeCache = DecodeWeightsCache<DecodeWeights>()
+    public var decodeWeightsVersion: UInt64? {
+        get { decodeCache.version }
+        set { decodeCache.version = newValue }
+    }
 
     public struct Block: Sendable {
         public let norm1: LayerNormLayer

@@ -6,7 +6,7 @@ extension Llama {
     public func generate(
         prompts: [[Int32]], sampleIDs: [UInt64]? = nil, options: SamplingOptions, valueHead: ScalarHead? = nil
     ) -> [Generation] {
-        var weights: LlamaDecodeWeights?
+        var weights = decodeCache.current(precision: productPrecision)
         return CachedGeneration.run(
             prompts: prompts, sampleIDs: sampleIDs, options: options, model: self,
             cacheWidth: config.kvHeads * config.headDim,
@@ -28,7 +28,10 @@ extension Llama {
                 return (logits, valueHead.map { $0(Variable(last)).value })
             },
             step: { states, active in
-                if weights == nil { weights = LlamaDecodeWeights(self) }
+                if weights == nil {
+                    weights = LlamaDecodeWeights(self)
+                    decodeCache.keep(weights!, precision: productPrecision)
+                }
                 return step(&states, active: active, weights: weights!, valueHead: valueHead)
             })
     }

@@ -22,6 +22,11 @@ public final class Llama: CausalLanguageModel, @unchecked Sendable {
     public var productPrecision = ProductPrecision.float32 {
         didSet { markProductWeights() }
     }
+    let decodeCache = DecodeWeightsCache<LlamaDecodeWeights>()
+    public var decodeWeightsVersion: UInt64? {
+        get { decodeCache.version }
+        set { decodeCache.version = newValue }
+    }
     public var lossChunkRows = 64
 
     public struct Block: Module, Sendable {

@@ -2,7 +2,7 @@ import Models
 
 extension RunSettings {
     /// A lower bound of the bytes one worker holds: three models (policy, SFT reference, reward
-    /// model), gradients and AdamW moments of the two that train, and one micro-batch's
+    /// model), gradients and AdamW moments of the two that train, the policy's decode pack, and one micro-batch's
     /// activations at full context: attention scores, each block's tensors, and the logits with
     /// their softmax and gradient (with `model.gradient_checkpointing`: one block's, the others'
     /// inputs, and 16 MB chunks of logits). A Double: absurd settings overflow Int.
@@ -21,7 +21,10 @@ extension RunSettings {
             activations = block * layers
             logits = 3 * rows * vocabulary
         }
-        return 4 * (Double(shape.parameterCount) * (3 + 2 * 3) + activations + logits)
+        // Copies of the parameters: three models, the gradients and two AdamW moments of two,
+        // and the policy packed for decode steps (half a copy in bf16).
+        let copies = 3 + 2 * 3 + (model.precision == .bf16 ? 0.5 : 1)
+        return 4 * (Double(shape.parameterCount) * copies + activations + logits)
     }
 
     /// The policy's shape: byte-level vocabulary, the configured width, depth and context.

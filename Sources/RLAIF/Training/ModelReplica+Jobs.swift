@@ -17,6 +17,9 @@ extension ModelReplica {
             let options = SamplingOptions(
                 maxNewTokens: max(1, min(spec.maxNewTokens, room)), temperature: Float(spec.temperature),
                 stopTokens: Set(spec.stopTokens), seed: spec.seed)
+            // Weights change only by a step (which counts a version) or a restore (which drops
+            // this): the version's rollouts and evaluations share one pack of decode weights.
+            generator.decodeWeightsVersion = version
             let generations = generator.generate(prompts: prompts, sampleIDs: spec.sampleIDs, options: options)
             var samples = generations.map { RolloutSample(tokens: $0.tokens) }
             guard spec.score, !samples.isEmpty else { return samples }

@@ -139,6 +139,9 @@ public final class ModelReplica: @unchecked Sendable {
 
     /// Takes a snapshot's states; models it lacks are dropped (they did not exist at that version).
     public func restore(_ states: [ModelState], version: UInt64) throws {
+        // New weights: what was packed for decode steps is stale, whatever the version says.
+        policy.decodeWeightsVersion = nil
+        reference?.decodeWeightsVersion = nil
         var roles = Set<Role>()
         for state in states {
             roles.insert(state.role)
