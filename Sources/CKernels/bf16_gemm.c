@@ -91,9 +91,9 @@ void rlaif_bf16_round(int vector, const float *src, long count, uint16_t *dst) {
     convert_scalar(src, count, dst);
 }
 
-static void interleave(const float *even, const float *odd, long width, uint16_t *dst) {
+static void interleave(int vector, const float *even, const float *odd, long width, uint16_t *dst) {
 #ifdef RLAIF_X86
-    if (has_bf16()) {
+    if (vector) {
         interleave_bf16(even, odd, width, dst);
         return;
     }
@@ -104,13 +104,14 @@ static void interleave(const float *even, const float *odd, long width, uint16_t
 void rlaif_bf16_pack_panels(
     const float *b, long k, long n, long ldb, int transposed, uint16_t *panels, long panel_lo, long panel_hi) {
     long kp = rlaif_bf16_padded_inner(k);
+    int vector = has_bf16();  // asked once, not per 32 values
     for (long q = panel_lo; q < panel_hi; q++) {
         uint16_t *dst = panels + (size_t)q * kp * W;
         long j0 = q * W, width = n - j0 < W ? n - j0 : W;
         if (!transposed) {
             for (long t = 0; t < kp / 2; t++) {
                 const float *even = b + 2 * t * ldb + j0, *odd = 2 * t + 1 < k ? even + ldb : 0;
-                interleave(even, odd, width, dst + t * 2 * W);
+                interleave(vector, even, odd, width, dst + t * 2 * W);
             }
             continue;
         }

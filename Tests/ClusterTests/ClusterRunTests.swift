@@ -126,14 +126,12 @@ import Testing
     }
 
     /// Runs quick.yaml with `workers` local workers; the final weights' checksum, the summary,
-    /// the number of optimizer steps logged per phase, and the key each worker joined with.
+    /// the number of optimizer steps logged per phase, the key each worker joined with, and what
+    /// the workers logged.
     /// `keyed`: with a `keys` section (from `rlaif keygen`), so every link is CURVE.
     static func launch(
         workers: Int, keyed: Bool = false, extra: [String] = [], environment: [String: String] = [:]
-    ) throws -> (
-        checksum: String, summary: [String: Any], steps: [String: Int], joinedWith: [String?], workerKey: String?,
-        events: [RunEvent]
-    ) {
+    ) throws -> Launched {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         var config = quick
@@ -151,12 +149,18 @@ import Testing
         var steps: [String: Int] = [:]
         let events = events(run)
         for case .metrics(let m) in events { steps[m.phase, default: 0] += 1 }
-        return (s["weights_checksum"] as? String ?? "", s, steps, joined(events).map(\.key), workerKey, events)
+        // What the workers logged, one file after the other.
+        let workerLogs = ((try? FileManager.default.contentsOfDirectory(atPath: run.path)) ?? [])
+            .filter { $0.hasPrefix("worker-") && $0.hasSuffix(".log") }.sorted()
+            .compactMap { try? String(contentsOf: run.appendingPathComponent($0), encoding: .utf8) }.joined()
+        return (
+            s["weights_checksum"] as? String ?? "", s, steps, joined(events).map(\.key), workerKey, events, workerLogs
+        )
     }
 
     typealias Launched = (
         checksum: String, summary: [String: Any], steps: [String: Int], joinedWith: [String?], workerKey: String?,
-        events: [RunEvent]
+        events: [RunEvent], workerLogs: String
     )
 
     /// quick.yaml with one worker, launched once for every test that compares with it.
@@ -234,6 +238,8 @@ import Testing
         let native = try Self.launch(workers: 2, extra: bf16)
         let emulated = try Self.launch(workers: 2, extra: bf16, environment: ["RLAIF_BF16_KERNEL": "avx2"])
         #expect(!native.checksum.isEmpty && emulated.checksum == native.checksum)
+        // The emulation did run: its workers said so.
+        #expect(emulated.workerLogs.contains("products are emulated"))
         #expect(native.checksum != (try Self.reference().checksum))  // bf16 did change the products
     }
 

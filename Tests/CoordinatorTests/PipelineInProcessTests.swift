@@ -26,9 +26,12 @@ import Testing
     }
 
     /// Runs the pipeline in `directory` on `replicas` replicas, from `resume` if given; with
-    /// `failAfterSteps`, the cluster fails every step after that many (a crash).
+    /// `failAfterSteps`, the cluster fails every step after that many (a crash). `keep`:
+    /// checkpoints kept.
     static func run(
-        _ settings: RunSettings, replicas: Int, in directory: URL, resume: Checkpoint? = nil, failAfterSteps: Int? = nil
+        _ settings: RunSettings, replicas: Int, in directory: URL, resume: Checkpoint? = nil,
+        failAfterSteps: Int? = nil,
+        keep: Int = 3
     ) async throws -> RunSummary {
         let events = try EventLog(
             url: directory.appendingPathComponent("metrics.jsonl"), truncatingTo: resume?.cursor.metricsBytes)
@@ -39,7 +42,7 @@ import Testing
             settings: settings, cluster: cluster, events: events, directory: directory,
             logger: Logger(label: "test"),
             task: try TaskDataFactory.make(settings, tokenizer: try RunModel(settings: settings).tokenizer),
-            checkpoints: CheckpointStore(runDirectory: directory, keep: 3), resumeFrom: resume?.cursor, quiet: true)
+            checkpoints: CheckpointStore(runDirectory: directory, keep: keep), resumeFrom: resume?.cursor, quiet: true)
         return try await driver.run()
     }
 
@@ -190,6 +193,18 @@ import Testing
 @Suite(.serialized) struct LabelJournalRunTests {
     typealias P = PipelineInProcessTests
 
+    /// Removes every checkpoint but the first (the end of SFT) and returns it.
+    static func rewindToTheFirstCheckpoint(_ dir: URL) throws -> Checkpoint {
+        let store = CheckpointStore(runDirectory: dir, keep: 10)
+        let names = try FileManager.default.contentsOfDirectory(atPath: store.root.path).filter {
+            $0.hasPrefix("ckpt-")
+        }.sorted()
+        for name in names.dropFirst() {
+            try FileManager.default.removeItem(at: store.root.appendingPathComponent(name))
+        }
+        return try #require(store.newest { Issue.record("\($0)") })
+    }
+
     @Test func runRedoingItsLabeling_takesEveryLabelFromTheJournal() async throws {
         let server = try await StandInServer.start(key: "journal-key")
         setenv("RLAIF_JOURNAL_TEST_KEY", "journal-key", 1)
@@ -200,31 +215,14 @@ import Testing
         ])
         let dir = try P.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let store = CheckpointStore(runDirectory: dir, keep: 10)
         func run(from resume: Checkpoint?) async throws -> RunSummary {
-            let events = try EventLog(
-                url: dir.appendingPathComponent("metrics.jsonl"), truncatingTo: resume?.cursor.metricsBytes)
-            defer { events.close() }
-            let cluster = try LocalCluster(settings: settings, replicas: 2)
-            if let resume { try await cluster.resume(version: resume.cursor.version, weights: resume.weights) }
-            let driver = RunDriver(
-                settings: settings, cluster: cluster, events: events, directory: dir, logger: Logger(label: "test"),
-                task: try TaskDataFactory.make(settings, tokenizer: try RunModel(settings: settings).tokenizer),
-                checkpoints: store,
-                resumeFrom: resume?.cursor, quiet: true)
-            return try await driver.run()
+            try await P.run(settings, replicas: 2, in: dir, resume: resume, keep: 10)
         }
         let first = try await run(from: nil)
         let asked = try await server.stats().requests
         #expect(asked >= (128 + 32) * 2)
-        // Back to the end of SFT, as if the run had crashed while labeling: every checkpoint after it goes.
-        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: store.root.path).filter {
-            $0.hasPrefix("ckpt-")
-        }.sorted()
-        for name in checkpoints.dropFirst() {
-            try FileManager.default.removeItem(at: store.root.appendingPathComponent(name))
-        }
-        let sft = try #require(store.newest { Issue.record("\($0)") })
+        // Back to the end of SFT, as if the run had crashed while labeling.
+        let sft = try Self.rewindToTheFirstCheckpoint(dir)
         #expect(sft.cursor.phase == "rollout")
         let again = try await run(from: sft)
         #expect(try await server.stats().requests == asked, "the labeler was asked again")
@@ -255,31 +253,15 @@ import Testing
         ])
         let dir = try P.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let store = CheckpointStore(runDirectory: dir, keep: 10)
         func run(from resume: Checkpoint?) async throws -> RunSummary {
-            let events = try EventLog(
-                url: dir.appendingPathComponent("metrics.jsonl"), truncatingTo: resume?.cursor.metricsBytes)
-            defer { events.close() }
-            let cluster = try LocalCluster(settings: settings, replicas: 2)
-            if let resume { try await cluster.resume(version: resume.cursor.version, weights: resume.weights) }
-            return try await RunDriver(
-                settings: settings, cluster: cluster, events: events, directory: dir, logger: Logger(label: "test"),
-                task: try TaskDataFactory.make(settings, tokenizer: try RunModel(settings: settings).tokenizer),
-                checkpoints: store, resumeFrom: resume?.cursor, quiet: true
-            ).run()
+            try await P.run(settings, replicas: 2, in: dir, resume: resume, keep: 10)
         }
         let first = try await run(from: nil)
         let asked = try await server.stats().requests
         let ratings = 2 * settings.rl.promptsPerIteration * settings.rl.samplesPerPrompt
         #expect(asked >= ratings + 16 * 2)
-        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: store.root.path).filter {
-            $0.hasPrefix("ckpt-")
-        }.sorted()
-        for name in checkpoints.dropFirst() {
-            try FileManager.default.removeItem(at: store.root.appendingPathComponent(name))
-        }
+        let sft = try Self.rewindToTheFirstCheckpoint(dir)
         try FileManager.default.removeItem(at: dir.appendingPathComponent(LabelJournal.fileName))
-        let sft = try #require(store.newest { Issue.record("\($0)") })
         let again = try await run(from: sft)
         #expect(try await server.stats().requests == asked, "the labeler was asked again")
         #expect(again.weightsChecksum == first.weightsChecksum)

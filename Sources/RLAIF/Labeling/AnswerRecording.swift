@@ -111,24 +111,28 @@ struct JournaledAnswer: Codable {
     var distribution: [Double]?
     var rationale: String
     var retryable: Bool
-    /// "pair" or "rating".
-    var kind: String
+    var kind: Kind
+
+    enum Kind: String, Codable {
+        case pair, rating
+    }
 
     init(_ answer: LabelerAnswer) {
         switch answer {
         case .pair(let v):
-            (probabilityFirst, distribution, kind) = (v.probabilityFirst, nil, "pair")
+            (probabilityFirst, distribution, kind) = (v.probabilityFirst, nil, .pair)
             (rationale, retryable) = (v.rationale, v.retryable)
         case .rating(let v):
-            (probabilityFirst, distribution, kind) = (nil, v.distribution, "rating")
+            (probabilityFirst, distribution, kind) = (nil, v.distribution, .rating)
             (rationale, retryable) = (v.rationale, v.retryable)
         }
     }
 
     var answer: LabelerAnswer {
-        kind == "rating"
-            ? .rating(RatingVerdict(distribution: distribution, rationale: rationale, retryable: retryable))
-            : .pair(PairVerdict(probabilityFirst: probabilityFirst, rationale: rationale, retryable: retryable))
+        switch kind {
+        case .rating: .rating(RatingVerdict(distribution: distribution, rationale: rationale, retryable: retryable))
+        case .pair: .pair(PairVerdict(probabilityFirst: probabilityFirst, rationale: rationale, retryable: retryable))
+        }
     }
 }
 

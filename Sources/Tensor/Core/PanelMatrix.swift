@@ -19,10 +19,13 @@ public final class PanelMatrix: @unchecked Sendable {
     public let inner: Int
     /// Output columns (columns of W).
     public let columns: Int
-    public let precision: ProductPrecision
-    private let panels: TensorStorage
     private let panelCount: Int
-    private let bf16Panels: BFloat16Panels?
+    /// The weights as packed: Float32 panels, or bfloat16 pair panels.
+    private enum Packed {
+        case float32(TensorStorage)
+        case bf16(BFloat16Panels)
+    }
+    private let packed: Packed
 
     static let panelWidth = Int(RLAIF_PANEL_WIDTH)
     /// Products from this many multiply-adds on are split over the pool: 2²⁰ splits the 8×256·256×768
@@ -34,16 +37,14 @@ public final class PanelMatrix: @unchecked Sendable {
     public init(_ weight: Tensor, transposed: Bool = false, precision: ProductPrecision = .float32) {
         precondition(weight.rank == 2, "PanelMatrix: weight must be a matrix, got \(weight.shape)")
         (inner, columns) = transposed ? (weight.shape[1], weight.shape[0]) : (weight.shape[0], weight.shape[1])
-        self.precision = precision
         panelCount = (columns + Self.panelWidth - 1) / Self.panelWidth
         let (k, n, ld) = (inner, columns, weight.shape[1])
         if precision == .bf16 {
-            bf16Panels = BFloat16Panels(weight.pointer, k: k, n: n, ldb: ld, transposed: transposed)
-            panels = TensorStorage(count: 1, zeroed: false)
+            packed = .bf16(BFloat16Panels(weight.pointer, k: k, n: n, ldb: ld, transposed: transposed))
             return
         }
-        bf16Panels = nil
-        panels = TensorStorage(count: rlaif_panel_packed_count(inner, columns), zeroed: false)
+        let panels = TensorStorage(count: rlaif_panel_packed_count(inner, columns), zeroed: false)
+        packed = .float32(panels)
         let (source, destination) = (weight.pointer, panels.base)
         Engine.parallelRanges(panelCount, grain: max(1, (1 << 16) / max(k * Self.panelWidth, 1))) { r in
             rlaif_panel_pack(source, k, n, ld, transposed ? 1 : 0, destination, r.lowerBound, r.upperBound)
@@ -78,14 +79,15 @@ public final class PanelMatrix: @unchecked Sendable {
             )
         }
         let out = Tensor(uninitialized: [m, columns])
-        if let bf16Panels {
+        let panels: TensorStorage
+        switch packed {
+        case .bf16(let bf16Panels):
             let rows = Kernels.packRows(x.pointer, m: m, k: inner, lda: inner, transposed: false)
-            withExtendedLifetime((rows, bias, residual, x)) {
-                bf16Panels.multiply(
-                    rows, m: m, alpha: 1, accumulate: false, bias: bias?.pointer,
-                    residual: residual?.pointer, out: out.pointer, ldo: columns, kernel: bf16Kernel)
-            }
+            bf16Panels.multiply(
+                rows, m: m, alpha: 1, accumulate: false, bias: bias?.pointer, residual: residual?.pointer,
+                out: out.pointer, ldo: columns, kernel: bf16Kernel)
             return out
+        case .float32(let storage): panels = storage
         }
         let (k, n) = (inner, columns)
         let (xp, pp, bp, rp, op) = (x.pointer, panels.base, bias?.pointer, residual?.pointer, out.pointer)

@@ -18,9 +18,10 @@ public enum ProductPrecision: String, Sendable, CaseIterable {
 struct BFloat16Buffer {
     let storage: TensorStorage
     let pointer: UnsafeMutablePointer<UInt16>
-    var paneled = false
+    let paneled: Bool
 
-    init(count: Int) {
+    init(count: Int, paneled: Bool = false) {
+        self.paneled = paneled
         storage = TensorStorage(count: max(1, (count + 1) / 2), zeroed: false)
         pointer = UnsafeMutableRawPointer(storage.base).assumingMemoryBound(to: UInt16.self)
     }
@@ -42,18 +43,14 @@ extension Kernels {
         precondition(beta == 0 || beta == 1, "bf16Gemm: beta must be 0 or 1, got \(beta)")
         let rows = packRows(a, m: m, k: k, lda: lda, transposed: transposeA)
         let panels = BFloat16Panels(b, k: k, n: n, ldb: ldb, transposed: transposeB)
-        withExtendedLifetime(rows) {
-            panels.multiply(
-                rows, m: m, alpha: alpha, accumulate: beta == 1, bias: nil, residual: nil, out: c, ldo: ldc)
-        }
+        panels.multiply(rows, m: m, alpha: alpha, accumulate: beta == 1, bias: nil, residual: nil, out: c, ldo: ldc)
     }
 
     /// op(A) (m × k) rounded to bfloat16 and packed (see `rlaif_bf16_pack_rows`).
     static func packRows(
         _ a: UnsafePointer<Float>, m: Int, k: Int, lda: Int, transposed: Bool
     ) -> BFloat16Buffer {
-        var rows = BFloat16Buffer(count: rlaif_bf16_rows_count(m, k))
-        rows.paneled = transposed
+        let rows = BFloat16Buffer(count: rlaif_bf16_rows_count(m, k), paneled: transposed)
         let out = rows.pointer
         // Ranges of whole blocks of 16 rows (a panel, when transposed).
         Engine.parallelRanges((m + 15) / 16, grain: max(1, (1 << 15) / max(16 * k, 1))) { r in
@@ -70,8 +67,6 @@ final class BFloat16Panels: @unchecked Sendable {
     private let buffer: BFloat16Buffer
 
     static let width = Int(RLAIF_BF16_PANEL_WIDTH)
-    /// Products from this many multiply-adds on are split over the pool (as `PanelMatrix`).
-    static let parallelWork = 1 << 20
 
     init(_ b: UnsafePointer<Float>, k: Int, n: Int, ldb: Int, transposed: Bool) {
         (inner, columns) = (k, n)
@@ -95,7 +90,7 @@ final class BFloat16Panels: @unchecked Sendable {
         // 8, the kernel's row block). Many rows are cut into one block per thread, which shares
         // the work evenly whatever the panel count; a few rows share the panel groups.
         let groups = (count + 2) / 3
-        let threads = m * n * k >= Self.parallelWork ? Engine.shared.threads : 1
+        let threads = m * n * k >= PanelMatrix.parallelWork ? Engine.shared.threads : 1
         let rowBlock = m >= 64 * threads ? ((m + threads - 1) / threads + 7) / 8 * 8 : m
         let rowBlocks = (m + rowBlock - 1) / rowBlock
         Engine.parallelRanges(groups * rowBlocks, grain: threads > 1 ? 1 : groups * rowBlocks, perThread: 4) { tasks in
@@ -106,6 +101,5 @@ final class BFloat16Panels: @unchecked Sendable {
                     residual, n, out, ldo, group * 3, min(count, group * 3 + 3))
             }
         }
-        withExtendedLifetime(rows) {}
     }
 }
