@@ -21,6 +21,8 @@ public struct RunCursor: Codable, Sendable, Equatable {
     public var weightsChecksum: String
     /// The KL coefficient the next RL iteration uses (moved by an adaptive controller).
     public var klBeta: Double?
+    /// Rollouts made ahead of their iteration under `rl.rollout_lag`, not yet trained on.
+    public var rolloutsAhead: [IterationRollout]?
 
     public struct PreferenceData: Codable, Sendable, Equatable {
         public var prompts: [String]

@@ -82,6 +82,38 @@ extension RunDriver {
         return spec
     }
 
+    /// Iteration `iteration`'s rollout, made now by the current policy: responses sampled and
+    /// scored, rewarded by the reward model or (direct) by the labeler's ratings.
+    func makeRollout(_ iteration: Int, direct: Bool) async throws -> IterationRollout {
+        let (prompts, ids) = iterationPrompts(iteration)
+        let version = await cluster.version
+        let samples = try await rollout(
+            prompts, sampleIDs: ids, seed: settings.run.seed ^ 0x524C_0000, generator: .policy, score: true,
+            phase: "rl-rollout")
+        let rewards =
+            direct
+            ? try await ratingRewards(prompts: prompts, responses: samples.map { text($0.tokens) }, ids: ids)
+            : samples.map { Double($0.reward ?? 0) }
+        return IterationRollout(iteration: iteration, policyVersion: version, samples: samples, rewards: rewards)
+    }
+
+    /// Iteration `iteration`'s rollout, after making those of iterations up to `rl.rollout_lag`
+    /// ahead that are missing: the current policy is the one each of them is due to come from.
+    func rolloutMakingAhead(
+        _ iteration: Int, direct: Bool, ahead: inout [Int: IterationRollout]
+    ) async throws -> IterationRollout {
+        let lag = settings.rl.rolloutLag
+        for later in iteration...min(iteration + lag, settings.rl.iterations - 1) where ahead[later] == nil {
+            guard IterationRollout.sourceIteration(of: later, lag: lag) == iteration else {
+                throw RunError(
+                    message: "the checkpoint lacks RL iteration \(later)'s rollout, made ahead under "
+                        + "rl.rollout_lag \(lag) by a policy that is gone; resume from an earlier checkpoint")
+            }
+            ahead[later] = try await makeRollout(later, direct: direct)
+        }
+        return ahead.removeValue(forKey: iteration)!
+    }
+
     func reinforce(direct: Bool, skip: Int) async throws {
         let rl = settings.rl
         let stepsPerIteration = rl.algorithm == .policyGradient ? 1 : rl.ppoEpochs
@@ -89,17 +121,14 @@ extension RunDriver {
         // Checkpoints fall between iterations: an iteration's rollout and its PPO epochs go together.
         let checkpointIterations = max(1, settings.checkpoint.everySteps / stepsPerIteration)
         var kl = KLController(beta: cursor.klBeta ?? rl.klBeta, target: rl.klTarget, horizon: rl.klHorizon)
+        var ahead = Dictionary(uniqueKeysWithValues: (cursor.rolloutsAhead ?? []).map { ($0.iteration, $0) })
         for iteration in skip..<rl.iterations {
             let started = ContinuousClock.now
-            let (prompts, ids) = iterationPrompts(iteration)
-            let samples = try await rollout(
-                prompts, sampleIDs: ids, seed: settings.run.seed ^ 0x524C_0000, generator: .policy, score: true,
-                phase: "rl-rollout")
+            let made = try await rolloutMakingAhead(iteration, direct: direct, ahead: &ahead)
+            cursor.rolloutsAhead = ahead.isEmpty ? nil : ahead.values.sorted { $0.iteration < $1.iteration }
+            let prompts = iterationPrompts(iteration).prompts
+            let (samples, rewards) = (made.samples, made.rewards)
             let responses = samples.map { text($0.tokens) }
-            let rewards =
-                direct
-                ? try await ratingRewards(prompts: prompts, responses: responses, ids: ids)
-                : samples.map { Double($0.reward ?? 0) }
             let adv = advantages(samples, rewards: rewards, klBeta: kl.beta)
             let micros = rlMicroBatches(prompts: prompts, samples: samples, advantages: adv)
             let tokens = samples.reduce(0) { $0 + $1.tokens.count }
@@ -119,7 +148,7 @@ extension RunDriver {
             let meanLength = Double(tokens) / Double(samples.count)
             var extra: [String: Double] = [
                 "iteration": Double(iteration), "reward": adv.meanReward, "kl": adv.meanKL,
-                "response_length": meanLength, "kl_beta": kl.beta,
+                "response_length": meanLength, "kl_beta": kl.beta, "rollout_version": Double(made.policyVersion),
             ]
             if !truth.isNaN { extra["ground_truth_quality"] = truth }
             // The pace of the whole iteration: rollout, rewards and every epoch's steps.

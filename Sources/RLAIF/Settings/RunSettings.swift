@@ -188,6 +188,10 @@ public struct RunSettings: Codable, Sendable, Equatable {
         public var promptsPerIteration = 64
         /// Responses sampled per prompt in each iteration (a group; `grpo` and `rloo` need ≥ 2).
         public var samplesPerPrompt = 1
+        /// Rollouts for iteration i are made by the policy of iteration i − lag (0: the current
+        /// one), so a rollout can be made while the iteration before it trains; the clipped
+        /// importance ratio of `ppo`, `grpo` and `rloo` corrects for the older policy.
+        public var rolloutLag = 0
         public var microBatch = 16
         public var learningRate = 2.5e-4
         /// KL penalty towards the SFT policy.
@@ -305,6 +309,12 @@ extension RunSettings {
             rl.algorithm.needsGroups && rl.samplesPerPrompt < 2
                 ? ("rl.samples_per_prompt", "must be at least 2 for rl.algorithm \(rl.algorithm) (groups of responses)")
                 : nil,
+            rl.rolloutLag >= 0 ? nil : ("rl.rollout_lag", "must not be negative, got \(rl.rolloutLag)"),
+            rl.rolloutLag > 0 && rl.algorithm == .policyGradient
+                ? (
+                    "rl.rollout_lag",
+                    "needs an importance ratio to correct for the older policy: use rl.algorithm ppo, grpo or rloo"
+                ) : nil,
             nonNegative("rl.kl_beta", rl.klBeta),
             nonNegative("rl.kl_target", rl.klTarget),
             positiveRate("rl.kl_horizon", rl.klHorizon),
