@@ -11,7 +11,7 @@ import sys
 
 import zmq
 
-MAGIC, MAJOR, MINOR = b"RLAF", 6, 0
+MAGIC, MAJOR, MINOR = b"RLAF", 7, 0
 HELLO, WELCOME, REJECT, RESULT = 1, 2, 3, 6
 
 
@@ -26,6 +26,7 @@ def header(kind: int) -> bytes:
 
 def hello() -> bytes:
     body = string("python-client") + string("localhost") + struct.pack("<IHQ", 1234, 1, 99) + string("")
+    body += bytes([1])  # role: both
     return header(HELLO) + body + bytes([0])  # no tensors
 
 

@@ -34,14 +34,14 @@ struct SchedulerHarness {
 
     /// Registers a worker named `name`; returns its id.
     @discardableResult
-    mutating func join(_ name: String) -> UInt32 {
+    mutating func join(_ name: String, role: Wire.WorkerRole = .both) -> UInt32 {
         let peer = PeerID(Array(name.utf8))
         let out = handle(
             .message(
                 .hello(
                     .init(
                         workerName: name, host: "h", pid: 1, threads: 1, incarnation: 1,
-                        ringEndpoint: "tcp://\(name):1")), from: peer, key: nil))
+                        ringEndpoint: "tcp://\(name):1", role: role)), from: peer, key: nil))
         for case .send(.welcome(let w), _) in out {
             peers[w.workerID] = peer
             replicaVersion[w.workerID] = replicaVersion[w.workerID] ?? 0

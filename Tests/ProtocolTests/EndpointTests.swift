@@ -133,7 +133,8 @@ import Testing
         let raw = try ZMQSocket(context, .dealer)
         try raw.setTimeouts(send: .seconds(5), receive: .seconds(10))
         try raw.connect(server.address)
-        let future = Wire.encode(Self.hello, version: ProtocolVersion(major: 7, minor: 0))
+        let future = Wire.encode(
+            Self.hello, version: ProtocolVersion(major: ProtocolVersion.current.major + 1, minor: 0))
         try raw.send(future.control)
         let reply = try Wire.decode(raw.receiveMultipart())
         guard case .reject(let r) = reply else {

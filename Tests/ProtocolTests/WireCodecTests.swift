@@ -18,7 +18,7 @@ import Testing
     @Test func controlFrame_isLittleEndianWithMagicVersionAndKind() {
         let e = Wire.encode(.heartbeat(.init(workerID: 0x0102_0304, sequence: 5)))
         #expect(Array(e.control[0..<4]) == Array("RLAF".utf8))
-        #expect(Array(e.control[4..<8]) == [6, 0, 0, 0])  // version 6.0
+        #expect(Array(e.control[4..<8]) == [7, 0, 0, 0])  // version 7.0
         #expect(e.control[8] == Wire.Kind.heartbeat.rawValue)
         #expect(Array(e.control[9..<13]) == [4, 3, 2, 1])
         #expect(e.control.count == 9 + 4 + 8 + 1)
@@ -70,6 +70,11 @@ import Testing
         control[13] = 77  // model
         let e = code([ZMQFrame(control)])
         #expect(e?.code == .badValue && e?.field == "weightsRequest.model")
+        // A hello's role is its last field before the tensor count.
+        control = Wire.encode(.hello(.init(workerName: "w", host: "h", pid: 1, threads: 1, incarnation: 1))).control
+        control[control.count - 2] = 9
+        let role = code([ZMQFrame(control)])
+        #expect(role?.code == .badValue && role?.field == "hello.role")
     }
 
     @Test func truncatedAndTrailingBytes_areRefused() {

@@ -14,7 +14,7 @@ enum WireFixtures {
         .hello(
             .init(
                 workerName: "w-1 ünïcode", host: "node-7", pid: 4242, threads: 2, incarnation: .max,
-                ringEndpoint: "tcp://10.0.0.7:41000")
+                ringEndpoint: "tcp://10.0.0.7:41000", role: .rollout)
         ),
         .welcome(
             .init(

@@ -1,4 +1,5 @@
 import Foundation
+import Protocol
 import RLAIF
 
 /// Where and how the cluster runs, none of the method: the coordinator's sockets and timing and
@@ -40,6 +41,8 @@ public struct Deployment: SettingsSections, Sendable, Equatable {
     public struct Workers: Codable, Sendable, Equatable {
         /// Worker processes `rlaif launch` starts on this host.
         public var local = 2
+        /// Each local worker's role, in order (`rlaif worker --role`); workers past the list do both.
+        public var localRoles: [Wire.WorkerRole] = []
         /// Engine threads of each worker (0 = cores divided among the local workers).
         public var threads = 0
         /// The address a worker's all-reduce listener binds ("tcp://HOST:0"); peers connect to it.
@@ -60,6 +63,11 @@ public struct Deployment: SettingsSections, Sendable, Equatable {
                 self.destination = destination
                 self.count = count
             }
+        }
+
+        /// The role of local worker `index`.
+        public func localRole(_ index: Int) -> Wire.WorkerRole {
+            index < localRoles.count ? localRoles[index] : .both
         }
 
         /// The `ssh` entries, or the first one that cannot be read.

@@ -216,7 +216,8 @@ public final class ClusterRun: @unchecked Sendable {
             workerExecutable,
             [
                 "worker", "--connect", coordinator, "--threads", "\(threads)", "--name", "local-\(index)-\(getpid())",
-                "--ring-bind", config.deployment.workers.ringBind,
+                "--ring-bind", config.deployment.workers.ringBind, "--role",
+                config.deployment.workers.localRole(index).rawValue,
             ] + (try keyArguments()), log: "worker-\(index).log")
         lock.withLock { localWorkers.append(worker) }
     }

@@ -18,8 +18,11 @@ extension SchedulerState {
     }
 
     /// An idle worker whose replica is not at the committed version (and not ahead of it mid-step).
+    /// A rollout worker is brought up to date only when a batch needs the weights, not after
+    /// every step it takes no part in.
     func needsSnapshot(_ id: WorkerID) -> Bool {
-        !isCurrent(id) && isIdle(id) && !isFinishingStep(id)  // the cheapest test first: most are current
+        // The cheapest test first: most are current.
+        !isCurrent(id) && isIdle(id) && !isFinishingStep(id) && (trains(id) || batch?.needsWeights == true)
     }
 
     mutating func dispatch(at now: ContinuousClock.Instant, into out: inout [Directive]) {
@@ -34,7 +37,7 @@ extension SchedulerState {
     /// them is kept: the workers that had them were lost. Nothing can bring a worker up to date.
     var committedStateIsLost: Bool {
         guard version > 0, snapshot?.version != version else { return false }
-        return !liveWorkers.contains { (workers[$0]?.version ?? 0) >= version }
+        return !liveTrainers.contains { (workers[$0]?.version ?? 0) >= version }  // rollout workers hold no moments
     }
 
     /// Ends what the run waits for that needs the committed weights, with what to do, rather
@@ -58,6 +61,14 @@ extension SchedulerState {
             batch = nil
             out.append(.jobsFinished(.failure(error)))
         }
+    }
+
+    /// A model's snapshot message with its AdamW moments left out.
+    static func withoutOptimizerState(_ message: Wire.Weights) -> Wire.Weights {
+        guard var state = ModelReplica.ModelState(message), state.firstMoment != nil else { return message }
+        state.firstMoment = nil
+        state.secondMoment = nil
+        return state.weights(version: message.version)
     }
 
     mutating func assign(_ worker: WorkerID, _ work: Work, at now: ContinuousClock.Instant) -> UInt64 {
@@ -87,7 +98,8 @@ extension SchedulerState {
             return
         }
         let reading = assignments.values.contains { $0.work == .snapshotSource }
-        guard !reading, let source = liveWorkers.first(where: { isIdle($0) && isCurrent($0) }) else { return }
+        let source = liveTrainers.first { isIdle($0) && isCurrent($0) }
+        guard !reading, let source else { return }
         snapshotInbox = []
         _ = assign(source, .snapshotSource, at: now)
         out.append(
@@ -100,7 +112,9 @@ extension SchedulerState {
         _ id: WorkerID, from messages: [Wire.Weights], at now: ContinuousClock.Instant, into out: inout [Directive]
     ) {
         let peer = workers[id]!.peer
-        for m in messages { out.append(.send(.weights(m), to: peer)) }
+        // A rollout worker keeps no optimizer state: it is sent the weights alone.
+        let sent = trains(id) ? messages : messages.map(Self.withoutOptimizerState)
+        for m in sent { out.append(.send(.weights(m), to: peer)) }
         let job = assign(id, .synchronize(version: version), at: now)
         let assign = Wire.Assign(
             jobID: job, kind: .synchronize, step: version, attempt: 0, leaseMilliseconds: leaseMilliseconds,
@@ -114,8 +128,9 @@ extension SchedulerState {
         guard let request = step?.request, step?.ring == nil else { return }
         let since = step?.waitingSince ?? now
         step?.waitingSince = since
-        let ready = liveWorkers.filter { isIdle($0) && isCurrent($0) }
-        let pending = liveWorkers.filter { !isIdle($0) || needsSnapshot($0) }
+        let trainers = liveTrainers
+        let ready = trainers.filter { isIdle($0) && isCurrent($0) }
+        let pending = trainers.filter { !isIdle($0) || needsSnapshot($0) }
         guard !ready.isEmpty else { return }
         if !pending.isEmpty {
             guard now - since >= timing.stepWait else { return }
@@ -130,7 +145,7 @@ extension SchedulerState {
     /// formed after a commit instead).
     mutating func sendNextStepAhead(at now: ContinuousClock.Instant, into out: inout [Directive]) {
         guard lookahead == nil, let next = nextRequest, let s = step, let ring = s.ring else { return }
-        guard liveWorkers == ring.participants, !ring.reports.values.contains(where: { $0 == nil }) else { return }
+        guard liveTrainers == ring.participants, !ring.reports.values.contains(where: { $0 == nil }) else { return }
         nextRequest = nil
         let participants = ring.participants
         let sent = sendRing(next, to: participants, runsAt: s.runsAt + 1, at: now, into: &out)
@@ -201,7 +216,7 @@ extension SchedulerState {
     mutating func leaseJobs(at now: ContinuousClock.Instant, into out: inout [Directive]) {
         guard var b = batch.take() else { return }  // taken out: its ledger changes in place
         defer { batch = b }
-        for id in liveWorkers where workers[id]?.assignments.isEmpty == true {  // live already: idle
+        for id in liveWorkers where workers[id]?.assignments.isEmpty == true && workers[id]?.role.takesJobs == true {
             let current = isCurrent(id)
             let requests = b.requests
             guard

@@ -47,11 +47,15 @@ extension SchedulerState {
             lost(old, reason: "restarted", into: &out)
         }
         if workers[id] == nil {
-            workers[id] = WorkerRecord(id: id, peer: peer, ringEndpoint: h.ringEndpoint, publicKey: key)
+            workers[id] = WorkerRecord(
+                id: id, peer: peer, ringEndpoint: h.ringEndpoint, publicKey: key, role: h.role)
             byPeer[peer] = id
             membership.markUp(id)
             out.append(
-                .log(.info, "worker \(id) joined (\(h.workerName), \(h.host), pid \(h.pid), ring \(h.ringEndpoint))"))
+                .log(
+                    .info,
+                    "worker \(id) joined (\(h.workerName), \(h.host), pid \(h.pid), role \(h.role), ring \(h.ringEndpoint))"
+                ))
             out.append(
                 .record(
                     .workerJoined(

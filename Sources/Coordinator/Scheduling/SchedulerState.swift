@@ -7,11 +7,12 @@ import RLAIF
 /// directives (messages to send, results for the run, lines for metrics.jsonl) that the
 /// `Scheduler` actor carries out.
 ///
-/// Gradient steps run on a ring of every live worker at the committed version. A worker that is
-/// behind (a joiner, or one whose step failed) is brought up to date from a snapshot of a current
-/// worker; a step waits, for at most `Timing.stepWait`, for workers that are syncing or busy, so
-/// the ring stays whole. A worker that has finished its share of a step that is not yet
-/// committed is ahead, not stale.
+/// Gradient steps run on a ring of every live training worker at the committed version. A
+/// training worker that is behind (a joiner, or one whose step failed) is brought up to date from
+/// a snapshot of a current one; a step waits, for at most `Timing.stepWait`, for trainers that
+/// are syncing or busy, so the ring stays whole. A worker that has finished its share of a step
+/// that is not yet committed is ahead, not stale. Rollout workers (`Wire.WorkerRole.rollout`)
+/// take jobs and no ring; they get the weights, without optimizer state, when jobs need them.
 public struct SchedulerState: Sendable {
     /// A job the run wants done by any worker.
     public struct JobRequest: Sendable {
@@ -104,6 +105,7 @@ public struct SchedulerState: Sendable {
         /// The public key this worker authenticated with (nil in an open cluster): its ring
         /// listener's key, which its predecessor in a ring must expect.
         let publicKey: String?
+        let role: Wire.WorkerRole
         /// The replica version the worker last reported (0 at registration: every replica
         /// starts from the run seed).
         var version: UInt64 = 0
@@ -135,8 +137,11 @@ public struct SchedulerState: Sendable {
         var ledger = JobLedger<Int>()
         var results: [Wire.Result?]
         var failures: [Int]
+        /// Some job needs the replica at the committed version: rollout workers are brought to it.
+        let needsWeights: Bool
         init(_ requests: [JobRequest]) {
             self.requests = requests
+            needsWeights = requests.contains(where: \.needsWeights)
             for i in requests.indices { ledger.enqueue(JobID(UInt64(i)), i) }
             results = Array(repeating: nil, count: requests.count)
             failures = Array(repeating: 0, count: requests.count)
@@ -197,6 +202,11 @@ public struct SchedulerState: Sendable {
     }
 
     public var liveWorkers: [WorkerID] { membership.alive.filter { workers[$0] != nil } }
+
+    /// Live workers that are ranks of the steps' rings (role `train` or `both`), in id order.
+    var liveTrainers: [WorkerID] { membership.alive.filter { workers[$0]?.role.trains == true } }
+
+    func trains(_ id: WorkerID) -> Bool { workers[id]?.role.trains == true }
 
     /// Jobs done per worker (for the summary).
     public var jobCounts: [String: Int] {

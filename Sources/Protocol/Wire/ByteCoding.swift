@@ -163,6 +163,12 @@ struct ByteReader {
         return v
     }
 
+    mutating func role(_ field: String) throws(WireError) -> Wire.WorkerRole {
+        let code = try u8(field)
+        guard let role = Wire.WorkerRole(code: code) else { throw fail(.badValue, field, "unknown value \(code)") }
+        return role
+    }
+
     func expectEnd() throws(WireError) {
         if remaining != 0 { throw fail(.trailingBytes, "end", "\(remaining) unread bytes") }
     }

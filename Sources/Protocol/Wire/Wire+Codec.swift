@@ -39,6 +39,7 @@ extension Wire {
             w.u16(m.threads)
             w.u64(m.incarnation)
             w.string(m.ringEndpoint)
+            w.u8(m.role.code)
         case .welcome(let m):
             w.u32(m.workerID)
             w.u32(m.heartbeatIntervalMilliseconds)
@@ -188,7 +189,8 @@ extension Wire {
                 Hello(
                     workerName: try r.string("hello.workerName"), host: try r.string("hello.host"),
                     pid: try r.u32("hello.pid"), threads: try r.u16("hello.threads"),
-                    incarnation: try r.u64("hello.incarnation"), ringEndpoint: try r.string("hello.ringEndpoint")))
+                    incarnation: try r.u64("hello.incarnation"), ringEndpoint: try r.string("hello.ringEndpoint"),
+                    role: try r.role("hello.role")))
         case .welcome:
             message = .welcome(
                 Welcome(

@@ -14,6 +14,28 @@ public enum Wire {
         case labelBudgetRequest = 13, labelBudgetGrant, labelBudgetSettle, labelAnswers
     }
 
+    /// What a worker does: rollouts, scores and labeling (`rollout`, which keeps no optimizer
+    /// state), gradient steps (`train`), or both.
+    public enum WorkerRole: String, Sendable, CaseIterable {
+        case both, rollout, train
+        /// The role's byte in a hello.
+        public var code: UInt8 {
+            switch self {
+            case .both: 1
+            case .rollout: 2
+            case .train: 3
+            }
+        }
+        public init?(code: UInt8) {
+            guard let role = Self.allCases.first(where: { $0.code == code }) else { return nil }
+            self = role
+        }
+        /// Takes rollout, scoring, evaluation and labeling jobs.
+        public var takesJobs: Bool { self != .train }
+        /// Is a rank of the gradient steps' rings (and holds optimizer state).
+        public var trains: Bool { self != .rollout }
+    }
+
     /// Worker → coordinator, first message on a connection.
     public struct Hello: Sendable, Equatable {
         public var workerName: String
@@ -24,11 +46,13 @@ public enum Wire {
         public var incarnation: UInt64
         /// Where this worker's all-reduce ring listener accepts its predecessor ("" when it has none).
         public var ringEndpoint: String
+        public var role: WorkerRole
         public init(
             workerName: String, host: String, pid: UInt32, threads: UInt16, incarnation: UInt64,
-            ringEndpoint: String = ""
+            ringEndpoint: String = "", role: WorkerRole = .both
         ) {
             self.ringEndpoint = ringEndpoint
+            self.role = role
             self.workerName = workerName
             self.host = host
             self.pid = pid

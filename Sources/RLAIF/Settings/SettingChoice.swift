@@ -1,3 +1,4 @@
+import Protocol
 import Tensor
 
 /// A setting that takes one of a fixed set of words: decoded in one place, with an error that
@@ -26,6 +27,9 @@ extension SettingChoice {
 /// `model.precision`: how the models' weight products multiply (Float32, or bfloat16 inputs with
 /// Float32 sums; master weights, optimizer state and everything else stay Float32).
 extension ProductPrecision: SettingChoice {}
+
+/// `workers.local_roles`: what each local worker does (`rlaif worker --role`).
+extension Wire.WorkerRole: SettingChoice {}
 
 extension RunSettings {
     /// `run.method`: how the policy is trained after SFT.

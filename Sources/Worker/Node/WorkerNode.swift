@@ -23,10 +23,12 @@ public final class WorkerNode: Sendable {
         public var ringSharedMemory: Bool
         /// How long hellos go unanswered before the worker gives up.
         public var registrationWait: Duration
+        public var role: Wire.WorkerRole
         public init(
             coordinator: String, name: String, security: ConnectorSecurity = .open, ringBind: String? = nil,
-            ringSharedMemory: Bool = true, registrationWait: Duration = .seconds(60)
+            ringSharedMemory: Bool = true, registrationWait: Duration = .seconds(60), role: Wire.WorkerRole = .both
         ) {
+            self.role = role
             self.ringSharedMemory = ringSharedMemory
             self.coordinator = coordinator
             self.name = name
@@ -78,7 +80,7 @@ public final class WorkerNode: Sendable {
         let hello = Wire.Hello(
             workerName: options.name, host: ProcessInfo.processInfo.hostName, pid: UInt32(getpid()),
             threads: UInt16(clamping: Engine.shared.threads), incarnation: incarnation,
-            ringEndpoint: ring.advertised(host: reachableAt))
+            ringEndpoint: ring.advertised(host: reachableAt), role: options.role)
 
         let w: Wire.Welcome
         switch await Self.register(hello, over: connection, inbox: inbox, wait: options.registrationWait) {

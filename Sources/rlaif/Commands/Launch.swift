@@ -185,6 +185,12 @@ func runCluster(
     config: ClusterConfig, options: RunOptions, localWorkers: Int, threads: Int, resume: Checkpoint? = nil,
     waitFor: Int = 1, slurm: SlurmAllocation? = nil
 ) async throws {
+    let roles = config.deployment.workers.localRoles
+    if roles.count > localWorkers {
+        throw CommandFailure(
+            "workers.local_roles lists \(roles.count) roles for \(localWorkers) local workers: list at most one per "
+                + "worker (workers.local, or --workers)")
+    }
     LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
     var logger = Logger(label: "rlaif.coordinator")
     logger.logLevel = options.quiet ? .error : .warning

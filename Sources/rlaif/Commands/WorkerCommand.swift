@@ -33,6 +33,12 @@ struct WorkerCommand: AsyncParsableCommand {
     )
     var ringSharedMemory: RingSharedMemory = .on
 
+    @Option(
+        help:
+            "both: rollouts, labeling and gradient steps; rollout: rollouts, scores and labeling (no optimizer state); train: gradient steps only."
+    )
+    var role: Wire.WorkerRole = .both
+
     @Option(help: "Seconds to wait for the coordinator to answer before giving up.")
     var registrationWait = 60
 
@@ -71,7 +77,7 @@ struct WorkerCommand: AsyncParsableCommand {
             options: .init(
                 coordinator: connect, name: name ?? Self.defaultName(ProcessInfo.processInfo.environment),
                 security: security, ringBind: ringBind, ringSharedMemory: ringSharedMemory == .on,
-                registrationWait: .seconds(registrationWait)))
+                registrationWait: .seconds(registrationWait), role: role))
         switch try await node.run() {
         case .shutdown(let reason): print("rlaif worker: shut down (\(reason))")
         case .rejected(let reason): throw CommandFailure("the coordinator rejected this worker: \(reason)")
@@ -87,6 +93,8 @@ struct WorkerCommand: AsyncParsableCommand {
         }
     }
 }
+
+extension Wire.WorkerRole: ExpressibleByArgument {}
 
 enum RingSharedMemory: String, ExpressibleByArgument {
     case on, off

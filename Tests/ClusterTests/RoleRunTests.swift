@@ -1,0 +1,78 @@
+import Foundation
+import Testing
+
+@testable import RLAIF
+
+/// Worker roles with real processes: rollout workers (jobs, no optimizer state) beside a train
+/// worker (the steps) end with the weights of one worker doing both, with `rl.rollout_lag` 0
+/// and 1, and a rollout worker killed mid-RL changes nothing.
+@Suite(.serialized) struct RoleRunTests {
+    typealias Run = ClusterRunTests
+
+    static let split = ["--set", "workers.local_roles=[rollout,train]"]
+    static let lagOne = ["--set", "rl.rollout_lag=1"]
+
+    /// Every step on the train worker's ring alone, every job on the rollout worker.
+    static func expectWorkSplit(_ events: [RunEvent]) {
+        let joined = Run.joined(events)
+        let rollout = joined.first { $0.name.hasPrefix("local-0-") }?.worker
+        let train = joined.first { $0.name.hasPrefix("local-1-") }?.worker
+        var steps = 0, jobs = 0
+        for event in events {
+            switch event {
+            case .step(_, let participants, _, _):
+                steps += 1
+                #expect(participants == [train].compactMap { $0 })
+            case .job(_, _, let worker, _, _):
+                jobs += 1
+                #expect(worker == rollout)
+            default: break
+            }
+        }
+        #expect(steps > 0 && jobs > 0)
+    }
+
+    @Test func rolloutAndTrainWorkers_endWithTheWeightsOfOneWorkerDoingBoth() throws {
+        let reference = try Run.reference()
+        let split = try Run.launch(workers: 2, extra: Self.split)
+        #expect(!split.checksum.isEmpty && split.checksum == reference.checksum)
+        Self.expectWorkSplit(split.events)
+        let lagged = try Run.launch(workers: 1, extra: Self.lagOne)
+        let laggedSplit = try Run.launch(workers: 2, extra: Self.lagOne + Self.split)
+        #expect(laggedSplit.checksum == lagged.checksum)
+        #expect(lagged.checksum != reference.checksum)
+        Self.expectWorkSplit(laggedSplit.events)
+    }
+
+    /// Two rollout workers and a train worker; one rollout worker is killed with SIGKILL once RL
+    /// has started. Its jobs go to the other, and the weights are those of an undisturbed run.
+    @Test func rolloutWorkerKilledInRL_leavesTheWeightsUnchanged() throws {
+        let longer = Self.lagOne + ["--set", "rl.iterations=200"]  // RL outlasts the heartbeat timeout
+        let reference = try Run.launch(workers: 1, extra: longer).checksum
+        let dir = try Run.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let run = dir.appendingPathComponent("run")
+        let launch = try Run.start(
+            [
+                "launch", Run.quick, "--workers", "3", "--run-dir", run.path, "--quiet", "--set",
+                "workers.local_roles=[rollout,rollout,train]",
+            ] + longer, log: dir.appendingPathComponent("launch.log"))
+        var inRL = false
+        for _ in 0..<2400 where !inRL {
+            usleep(20_000)
+            inRL = Run.events(run).contains(.phase("rl"))
+        }
+        #expect(inRL, "the run never reached RL")
+        let victim = try #require(WorkerKillTests.localWorker(0, of: launch.processIdentifier))
+        kill(victim, SIGKILL)
+        #expect(Run.wait(launch, seconds: 120), "the run stalled")
+        let log = (try? String(contentsOf: dir.appendingPathComponent("launch.log"), encoding: .utf8)) ?? ""
+        #expect(launch.terminationStatus == 0, "\(log.suffix(3000))")
+        let events = Run.events(run)
+        #expect(events.contains { if case .workerLost = $0 { true } else { false } })
+        // The killed worker's jobs were done by the other rollout worker after it died.
+        let lost = events.firstIndex { if case .workerLost = $0 { true } else { false } } ?? events.endIndex
+        #expect(events[lost...].contains { if case .job = $0 { true } else { false } })
+        #expect(try Run.summary(run)["weights_checksum"] as? String == reference)
+    }
+}
