@@ -232,10 +232,11 @@ public actor Scheduler {
         case .log(let level, let message):
             logger.log(level: level, "\(message)")
         case .jobResult(let index, let result):
-            guard let batch = batchOutputs, let output = try? JobOutput(of: batch.jobs[index], body: result.body)
+            // Only the parts needed are read: a copy of the batch would copy `decoded` on write.
+            guard let job = batchOutputs?.jobs[index], let output = try? JobOutput(of: job, body: result.body)
             else { break }
             batchOutputs?.decoded[index] = output
-            batch.onOutput?(index, output)
+            batchOutputs?.onOutput?(index, output)
         case .jobsFinished(let result):
             let waiter = jobsWaiter
             jobsWaiter = nil

@@ -29,8 +29,18 @@ extension SchedulerState {
         synchronizeBehindWorkers(at: now, into: &out)
         startStepIfReady(at: now, into: &out)
         sendNextStepAhead(at: now, into: &out)
-        leaseJobs(at: now, into: &out)
+        leaseJobs(to: liveWorkers, at: now, into: &out)
         failIfCommittedStateIsLost(into: &out)
+    }
+
+    /// After a job's success: the worker it freed may be a snapshot source, a rank a step
+    /// waits for, or take the next job. No other worker's state changed, so leasing looks at
+    /// it alone (a walk over a thousand workers cost more than the job itself).
+    mutating func dispatch(freed id: WorkerID, at now: ContinuousClock.Instant, into out: inout [Directive]) {
+        synchronizeBehindWorkers(at: now, into: &out)
+        startStepIfReady(at: now, into: &out)
+        sendNextStepAhead(at: now, into: &out)
+        leaseJobs(to: [id], at: now, into: &out)
     }
 
     /// No live worker holds the committed weights (or is a step past them) and no snapshot of
@@ -213,11 +223,14 @@ extension SchedulerState {
 
     /// Leases queued jobs of the batch to idle workers, lowest id first; jobs that need the
     /// weights go to current workers only.
-    mutating func leaseJobs(at now: ContinuousClock.Instant, into out: inout [Directive]) {
+    mutating func leaseJobs(to candidates: [WorkerID], at now: ContinuousClock.Instant, into out: inout [Directive]) {
         guard var b = batch.take() else { return }  // taken out: its ledger changes in place
         defer { batch = b }
-        for id in liveWorkers where workers[id]?.assignments.isEmpty == true && workers[id]?.role.takesJobs == true {
-            let current = isCurrent(id)
+        for id in candidates {
+            guard let record = workers[id], record.assignments.isEmpty, record.role.takesJobs, isAlive(id) else {
+                continue
+            }
+            let current = record.version == version
             let requests = b.requests
             guard
                 let lease = b.ledger.lease(
@@ -228,7 +241,7 @@ extension SchedulerState {
             let assign = Wire.Assign(
                 jobID: job, kind: request.kind, step: UInt64(lease.payload), attempt: lease.attempt,
                 leaseMilliseconds: leaseMilliseconds, weightsVersion: version, body: request.body)
-            out.append(.send(.assign(assign), to: workers[id]!.peer))
+            out.append(.send(.assign(assign), to: record.peer))
         }
     }
 }

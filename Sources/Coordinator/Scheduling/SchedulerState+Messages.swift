@@ -3,16 +3,16 @@ import RLAIF
 
 /// Messages from workers, deaths and expired leases.
 extension SchedulerState {
-    /// False when nothing can have changed (a heartbeat, an unknown sender): no dispatch needed.
+    /// What the message may have changed, so dispatch looks only there.
     mutating func receive(
         _ message: Wire.Message, from peer: PeerID, key: String?, at now: ContinuousClock.Instant,
         into out: inout [Directive]
-    ) -> Bool {
+    ) -> DispatchScope {
         switch message {
         case .hello(let h):
             register(h, peer: peer, key: key, at: now, into: &out)
         case .heartbeat(let h):
-            guard let id = byPeer[peer], id.rawValue == h.workerID else { return false }
+            guard let id = byPeer[peer], id.rawValue == h.workerID else { return .nothing }
             if membership.heartbeat(id, at: now) {
                 // Echoed, so an idle worker knows the coordinator is still there.
                 out.append(
@@ -20,19 +20,22 @@ extension SchedulerState {
             } else {
                 out.append(.send(.reject(.init(reason: "declared dead; restart the worker to rejoin")), to: peer))
             }
-            return false
+            return .nothing
         case .result(let r):
-            guard let id = byPeer[peer], id.rawValue == r.workerID else { return false }
+            guard let id = byPeer[peer], id.rawValue == r.workerID else { return .nothing }
             _ = membership.heartbeat(id, at: now)
+            // A batch job done: only its worker is freed (a failure queues the job again for anyone).
+            let jobDone = r.status == .succeeded && assignments[r.jobID].map { $0.worker == id && $0.isJob } == true
             complete(r, from: id, at: now, into: &out)
+            return jobDone ? .freed(id) : .everything
         case .weights(let w):
-            guard let id = byPeer[peer], holds(id, .snapshotSource) else { return false }
+            guard let id = byPeer[peer], holds(id, .snapshotSource) else { return .nothing }
             receiveSnapshot(w, from: id, into: &out)
         default:
             out.append(.log(.debug, "ignoring \(message.kind) from a worker"))
-            return false
+            return .nothing
         }
-        return true
+        return .everything
     }
 
     mutating func register(

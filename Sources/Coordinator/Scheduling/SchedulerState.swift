@@ -130,6 +130,18 @@ public struct SchedulerState: Sendable {
         let deadline: ContinuousClock.Instant
         /// When it was sent, for the job's duration in the log.
         let started: ContinuousClock.Instant
+        var isJob: Bool {
+            if case .job = work { return true }
+            return false
+        }
+    }
+
+    /// What an event may have changed. After a full dispatch every idle worker that could take
+    /// a queued job holds one, so a job's success frees its worker and changes nothing else.
+    enum DispatchScope {
+        case nothing
+        case freed(WorkerID)
+        case everything
     }
 
     struct Batch: Sendable {
@@ -241,7 +253,13 @@ public struct SchedulerState: Sendable {
         var out: [Directive] = []
         switch event {
         case .message(let message, let peer, let key):
-            guard receive(message, from: peer, key: key, at: now, into: &out) else { return out }
+            switch receive(message, from: peer, key: key, at: now, into: &out) {
+            case .nothing: return out
+            case .freed(let id):
+                dispatch(freed: id, at: now, into: &out)
+                return out
+            case .everything: break
+            }
         case .tick:
             expire(at: now, into: &out)
         case .jobsRequested(let requests):
