@@ -8,7 +8,8 @@ import Tensor
 /// message and a tick every 50 ms to `SchedulerState`, and carries out the directives it returns
 /// (sends, metrics lines, answers to the run). Every decision is in `SchedulerState`.
 ///
-/// The run calls `runJobs`, `gradientStep` and `currentSnapshot` one at a time and awaits them;
+/// The run calls `startJobs` (a batch at a time), `gradientStep` and `currentSnapshot`, and
+/// awaits them; a batch may run while steps do (see `SchedulerState`);
 /// arrivals, deaths, expired leases and re-formed rings are handled here, so a phase of the run
 /// never sees a failure it has to repair. What fails every time (a job rejected by every worker,
 /// a step no ring can finish) ends the run with the workers' message.
@@ -21,6 +22,8 @@ public actor Scheduler {
     let events: EventLog
     private var state: SchedulerState
     private var jobsWaiter: CheckedContinuation<[Wire.Result], any Error>?
+    /// The batch's outcome when it ended before anyone awaited it.
+    private var finishedJobs: Result<[Wire.Result], any Error>?
     /// The running batch: its jobs, their outputs decoded as each result is accepted (once), and
     /// who is told of each.
     private var batchOutputs: BatchOutputs?
@@ -86,7 +89,11 @@ public actor Scheduler {
     /// for good: their `srun` step ended).
     public func abort(_ error: RunError) {
         aborted = error
-        jobsWaiter?.resume(throwing: error)
+        if let waiter = jobsWaiter {
+            waiter.resume(throwing: error)
+        } else if batchOutputs != nil {
+            finishedJobs = .failure(error)
+        }
         jobsWaiter = nil
         stepWaiter?.resume(throwing: error)
         stepWaiter = nil
@@ -128,24 +135,45 @@ public actor Scheduler {
         return true
     }
 
-    /// Runs every job on some live worker and returns their outputs in request order.
-    public func runJobs(_ jobs: [Job], onOutput: (@Sendable (Int, JobOutput) -> Void)?) async throws -> [JobOutput] {
+    /// Starts every job on some live worker, pinned to the committed version; the task ends with
+    /// their outputs in request order.
+    public func startJobs(
+        _ jobs: [Job], onOutput: (@Sendable (Int, JobOutput) -> Void)?
+    ) throws -> Task<[JobOutput], any Error> {
         let requests = jobs.map { job in
             let (kind, body) = job.wire
             return JobRequest(kind: kind, body: body, needsWeights: job.needsWeights)
         }
         if let aborted { throw aborted }
+        precondition(batchOutputs == nil, "Scheduler: one batch at a time")
         batchOutputs = BatchOutputs(jobs: jobs, onOutput: onOutput)
-        defer { batchOutputs = nil }
-        let results = try await withCheckedThrowingContinuation { continuation in
-            jobsWaiter = continuation
-            handle(.jobsRequested(requests))
+        finishedJobs = nil
+        handle(.jobsRequested(requests))
+        return Task { try await self.awaitJobs() }
+    }
+
+    private func awaitJobs() async throws -> [JobOutput] {
+        let batch: BatchOutputs?
+        let results: [Wire.Result]
+        do {
+            results = try await withCheckedThrowingContinuation { continuation in
+                if let done = finishedJobs {
+                    finishedJobs = nil
+                    continuation.resume(with: done)
+                } else {
+                    jobsWaiter = continuation
+                }
+            }
+            batch = batchOutputs
+            batchOutputs = nil
+        } catch {
+            batchOutputs = nil
+            throw error
         }
-        let decoded = batchOutputs?.decoded ?? [:]
         return try results.indices.map { i in
-            if let output = decoded[i] { return output }
+            if let output = batch?.decoded[i] { return output }
             // Did not decode on arrival: decoding again gives the reason the batch fails with.
-            do { return try JobOutput(of: jobs[i], body: results[i].body) } catch {
+            do { return try JobOutput(of: batch!.jobs[i], body: results[i].body) } catch {
                 throw RunError(message: "job \(results[i].jobID) from worker \(results[i].workerID): \(error)")
             }
         }
@@ -240,7 +268,11 @@ public actor Scheduler {
         case .jobsFinished(let result):
             let waiter = jobsWaiter
             jobsWaiter = nil
-            waiter?.resume(with: result.mapError { $0 as any Error })
+            if let waiter {
+                waiter.resume(with: result.mapError { $0 as any Error })
+            } else {
+                finishedJobs = result.mapError { $0 as any Error }
+            }
         case .stepFinished(let result):
             let waiter = stepWaiter
             stepWaiter = nil

@@ -22,7 +22,16 @@ extension SchedulerState {
     /// every step it takes no part in.
     func needsSnapshot(_ id: WorkerID) -> Bool {
         // The cheapest test first: most are current.
-        !isCurrent(id) && isIdle(id) && !isFinishingStep(id) && (trains(id) || batch?.needsWeights == true)
+        !isCurrent(id) && isIdle(id) && !isFinishingStep(id) && (trains(id) || batchNeedsCommittedWeights)
+    }
+
+    /// The running batch's jobs need the weights at the committed version (not an older one).
+    var batchNeedsCommittedWeights: Bool { batch.map { $0.needsWeights && $0.pinnedVersion == version } ?? false }
+
+    /// A step waits for a batch pinned to the committed version that no rollout worker can make
+    /// while the trainers step: the trainers make it first.
+    var stepWaitsForBatch: Bool {
+        batchNeedsCommittedWeights && !liveWorkers.contains { workers[$0]?.role == .rollout }
     }
 
     mutating func dispatch(at now: ContinuousClock.Instant, into out: inout [Directive]) {
@@ -31,6 +40,7 @@ extension SchedulerState {
         sendNextStepAhead(at: now, into: &out)
         leaseJobs(to: liveWorkers, at: now, into: &out)
         failIfCommittedStateIsLost(into: &out)
+        failIfPinnedStateIsLost(into: &out)
     }
 
     /// After a job's success: the worker it freed may be a snapshot source, a rank a step
@@ -71,6 +81,24 @@ extension SchedulerState {
             batch = nil
             out.append(.jobsFinished(.failure(error)))
         }
+    }
+
+    /// The batch's jobs need the weights of a version steps have moved past, and no live worker
+    /// that takes jobs holds them: no worker can ever make them.
+    mutating func failIfPinnedStateIsLost(into out: inout [Directive]) {
+        guard let b = batch, b.needsWeights, b.pinnedVersion < version, snapshot?.version != b.pinnedVersion else {
+            return
+        }
+        let holders = liveWorkers.filter {
+            workers[$0]?.role.takesJobs == true && workers[$0]?.version == b.pinnedVersion
+        }
+        guard holders.isEmpty else { return }
+        batch = nil
+        let message =
+            "no live worker holds the policy of version \(b.pinnedVersion) that this batch's jobs come from "
+            + "(the rollout workers that had it were lost while the trainers stepped on): `rlaif resume RUN_DIR` "
+            + "continues the run from its newest checkpoint"
+        out.append(.jobsFinished(.failure(RunError(message: message))))
     }
 
     /// A model's snapshot message with its AdamW moments left out.
@@ -135,7 +163,7 @@ extension SchedulerState {
     /// Starts the step's ring on every idle current worker, once no live worker is still syncing
     /// or busy, or once the step has waited `timing.stepWait` for them.
     mutating func startStepIfReady(at now: ContinuousClock.Instant, into out: inout [Directive]) {
-        guard let request = step?.request, step?.ring == nil else { return }
+        guard let request = step?.request, step?.ring == nil, !stepWaitsForBatch else { return }
         let since = step?.waitingSince ?? now
         step?.waitingSince = since
         let trainers = liveTrainers
@@ -222,7 +250,7 @@ extension SchedulerState {
     }
 
     /// Leases queued jobs of the batch to idle workers, lowest id first; jobs that need the
-    /// weights go to current workers only.
+    /// weights go to workers at the batch's pinned version only.
     mutating func leaseJobs(to candidates: [WorkerID], at now: ContinuousClock.Instant, into out: inout [Directive]) {
         guard var b = batch.take() else { return }  // taken out: its ledger changes in place
         defer { batch = b }
@@ -230,7 +258,9 @@ extension SchedulerState {
             guard let record = workers[id], record.assignments.isEmpty, record.role.takesJobs, isAlive(id) else {
                 continue
             }
-            let current = record.version == version
+            // A trainer is kept for the step that is asked for, unless that step waits for the batch.
+            if record.role.trains, step != nil, !stepWaitsForBatch { continue }
+            let current = record.version == b.pinnedVersion
             let requests = b.requests
             guard
                 let lease = b.ledger.lease(
@@ -240,7 +270,7 @@ extension SchedulerState {
             let job = assign(id, .job(lease.job, attempt: lease.attempt), at: now)
             let assign = Wire.Assign(
                 jobID: job, kind: request.kind, step: UInt64(lease.payload), attempt: lease.attempt,
-                leaseMilliseconds: leaseMilliseconds, weightsVersion: version, body: request.body)
+                leaseMilliseconds: leaseMilliseconds, weightsVersion: b.pinnedVersion, body: request.body)
             out.append(.send(.assign(assign), to: record.peer))
         }
     }

@@ -13,6 +13,10 @@ import RLAIF
 /// are syncing or busy, so the ring stays whole. A worker that has finished its share of a step
 /// that is not yet committed is ahead, not stale. Rollout workers (`Wire.WorkerRole.rollout`)
 /// take jobs and no ring; they get the weights, without optimizer state, when jobs need them.
+///
+/// A batch of jobs and a step may run at once: the batch's jobs run at the version committed
+/// when it was asked for, on rollout workers, while the trainers step. Where no rollout worker
+/// can make them, the step waits for the batch, so the answer is the same either way.
 public struct SchedulerState: Sendable {
     /// A job the run wants done by any worker.
     public struct JobRequest: Sendable {
@@ -149,10 +153,14 @@ public struct SchedulerState: Sendable {
         var ledger = JobLedger<Int>()
         var results: [Wire.Result?]
         var failures: [Int]
-        /// Some job needs the replica at the committed version: rollout workers are brought to it.
+        /// Some job needs the replica at `pinnedVersion`: rollout workers are brought to it.
         let needsWeights: Bool
-        init(_ requests: [JobRequest]) {
+        /// The committed version when the batch was asked for: its jobs that need the weights
+        /// run at this version even if steps commit meanwhile (`rl.rollout_lag`'s overlap).
+        let pinnedVersion: UInt64
+        init(_ requests: [JobRequest], pinnedVersion: UInt64) {
             self.requests = requests
+            self.pinnedVersion = pinnedVersion
             needsWeights = requests.contains(where: \.needsWeights)
             for i in requests.indices { ledger.enqueue(JobID(UInt64(i)), i) }
             results = Array(repeating: nil, count: requests.count)
@@ -263,7 +271,7 @@ public struct SchedulerState: Sendable {
         case .tick:
             expire(at: now, into: &out)
         case .jobsRequested(let requests):
-            precondition(batch == nil && step == nil, "SchedulerState: one batch or step at a time")
+            precondition(batch == nil, "SchedulerState: one batch at a time")
             guard !requests.isEmpty else { return [.jobsFinished(.success([]))] }
             // A worker's decoder refuses such an assignment: fail the job now, with why.
             let limit = WireLimits.default.maxBodyBytes
@@ -273,9 +281,9 @@ public struct SchedulerState: Sendable {
                     + "\(limit) a worker accepts (is a prompt or a response far longer than the model's context?)"
                 return [.jobsFinished(.failure(RunError(message: message)))]
             }
-            batch = Batch(requests)
+            batch = Batch(requests, pinnedVersion: version)
         case .stepRequested(let request, let next):
-            precondition(batch == nil && step == nil, "SchedulerState: one batch or step at a time")
+            precondition(step == nil, "SchedulerState: one step at a time")
             if let ahead = lookahead, ahead.runsAt == version {
                 step = ahead  // sent ahead: its ring is running, and may even have finished
             } else {

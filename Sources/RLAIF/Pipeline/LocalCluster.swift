@@ -28,14 +28,18 @@ public actor LocalCluster: TrainingCluster {
         self.version = version
     }
 
-    public func runJobs(_ jobs: [Job], onOutput: (@Sendable (Int, JobOutput) -> Void)?) async throws -> [JobOutput] {
+    /// Runs the jobs now, before any later step: the versions they see are the ones a cluster
+    /// of workers pins them to.
+    public func startJobs(
+        _ jobs: [Job], onOutput: (@Sendable (Int, JobOutput) -> Void)?
+    ) async throws -> Task<[JobOutput], any Error> {
         var outputs: [JobOutput] = []
         for (i, job) in jobs.enumerated() {
             let output = try await ranks[i % ranks.count].run(job, weightsVersion: version)
             outputs.append(try JobOutput(of: job, body: output.wireBody))  // as the coordinator reads it
             onOutput?(i, outputs[i])
         }
-        return outputs
+        return Task { [outputs] in outputs }
     }
 
     public func gradientStep(_ request: GradientJob, next: GradientJob?) async throws

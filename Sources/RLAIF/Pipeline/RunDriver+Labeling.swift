@@ -12,8 +12,19 @@ extension RunDriver {
         _ prompts: [String], sampleIDs: [UInt64], seed: UInt64, generator: ModelReplica.Role, score: Bool,
         phase: String
     ) async throws -> [RolloutSample] {
+        let jobs = rolloutJobs(prompts, sampleIDs: sampleIDs, seed: seed, generator: generator, score: score)
+        let progress = Progress(phase: phase, total: jobs.count, quiet: quiet)
+        let outputs = try await cluster.runJobs(jobs)
+        progress.update(jobs.count)
+        return try rolloutSamples(outputs)
+    }
+
+    /// Rollout jobs of `preferences.job_size` prompts each.
+    func rolloutJobs(
+        _ prompts: [String], sampleIDs: [UInt64], seed: UInt64, generator: ModelReplica.Role, score: Bool
+    ) -> [Job] {
         let size = settings.preferences.jobSize
-        let jobs = stride(from: 0, to: prompts.count, by: size).map { start -> Job in
+        return stride(from: 0, to: prompts.count, by: size).map { start -> Job in
             let range = start..<min(start + size, prompts.count)
             let spec = RolloutSpec(
                 prompts: Array(prompts[range]), sampleIDs: Array(sampleIDs[range]), seed: seed,
@@ -21,10 +32,10 @@ extension RunDriver {
                 generator: generator, score: score, stopTokens: task.stopTokens)
             return .rollout(spec)
         }
-        let progress = Progress(phase: phase, total: jobs.count, quiet: quiet)
-        let outputs = try await cluster.runJobs(jobs)
-        progress.update(jobs.count)
-        return try outputs.flatMap { output -> [RolloutSample] in
+    }
+
+    func rolloutSamples(_ outputs: [JobOutput]) throws -> [RolloutSample] {
+        try outputs.flatMap { output -> [RolloutSample] in
             guard case .samples(let samples) = output else { throw JobOutput.mismatch("rollout samples", output) }
             return samples
         }

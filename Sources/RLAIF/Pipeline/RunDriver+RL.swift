@@ -85,33 +85,52 @@ extension RunDriver {
     /// Iteration `iteration`'s rollout, made now by the current policy: responses sampled and
     /// scored, rewarded by the reward model or (direct) by the labeler's ratings.
     func makeRollout(_ iteration: Int, direct: Bool) async throws -> IterationRollout {
+        try await startRollout(iteration, direct: direct).value
+    }
+
+    /// Iteration `iteration`'s rollout, started on the policy at the committed version: its jobs
+    /// are handed to the cluster before anything else is asked of it, so steps asked for while
+    /// it runs do not change which policy makes it. Direct ratings are asked once the samples
+    /// are in.
+    func startRollout(_ iteration: Int, direct: Bool) async throws -> Task<IterationRollout, any Error> {
         let (prompts, ids) = iterationPrompts(iteration)
         let version = await cluster.version
-        let samples = try await rollout(
-            prompts, sampleIDs: ids, seed: settings.run.seed ^ 0x524C_0000, generator: .policy, score: true,
-            phase: "rl-rollout")
-        let rewards =
-            direct
-            ? try await ratingRewards(prompts: prompts, responses: samples.map { text($0.tokens) }, ids: ids)
-            : samples.map { Double($0.reward ?? 0) }
-        return IterationRollout(iteration: iteration, policyVersion: version, samples: samples, rewards: rewards)
+        let jobs = rolloutJobs(
+            prompts, sampleIDs: ids, seed: settings.run.seed ^ 0x524C_0000, generator: .policy, score: true)
+        let outputs = try await cluster.startJobs(jobs, onOutput: nil)
+        return Task {
+            let samples = try self.rolloutSamples(try await outputs.value)
+            let rewards =
+                direct
+                ? try await self.ratingRewards(
+                    prompts: prompts, responses: samples.map { self.text($0.tokens) }, ids: ids)
+                : samples.map { Double($0.reward ?? 0) }
+            return IterationRollout(iteration: iteration, policyVersion: version, samples: samples, rewards: rewards)
+        }
     }
 
     /// Iteration `iteration`'s rollout, after making those of iterations up to `rl.rollout_lag`
     /// ahead that are missing: the current policy is the one each of them is due to come from.
+    /// The last of them is only started (`started`): it runs beside this iteration's steps.
     func rolloutMakingAhead(
         _ iteration: Int, direct: Bool, ahead: inout [Int: IterationRollout]
-    ) async throws -> IterationRollout {
+    ) async throws -> (rollout: IterationRollout, started: Task<IterationRollout, any Error>?) {
         let lag = settings.rl.rolloutLag
-        for later in iteration...min(iteration + lag, settings.rl.iterations - 1) where ahead[later] == nil {
-            guard IterationRollout.sourceIteration(of: later, lag: lag) == iteration else {
-                throw RunError(
-                    message: "the checkpoint lacks RL iteration \(later)'s rollout, made ahead under "
-                        + "rl.rollout_lag \(lag) by a policy that is gone; resume from an earlier checkpoint")
-            }
-            ahead[later] = try await makeRollout(later, direct: direct)
+        let missing = (iteration...min(iteration + lag, settings.rl.iterations - 1)).filter { ahead[$0] == nil }
+        if let later = missing.first(where: { IterationRollout.sourceIteration(of: $0, lag: lag) != iteration }) {
+            throw RunError(
+                message: "the checkpoint lacks RL iteration \(later)'s rollout, made ahead under "
+                    + "rl.rollout_lag \(lag) by a policy that is gone; resume from an earlier checkpoint")
         }
-        return ahead.removeValue(forKey: iteration)!
+        var started: Task<IterationRollout, any Error>?
+        for later in missing {
+            if later > iteration, later == missing.last {
+                started = try await startRollout(later, direct: direct)
+            } else {
+                ahead[later] = try await makeRollout(later, direct: direct)
+            }
+        }
+        return (ahead.removeValue(forKey: iteration)!, started)
     }
 
     func reinforce(direct: Bool, skip: Int) async throws {
@@ -124,8 +143,7 @@ extension RunDriver {
         var ahead = Dictionary(uniqueKeysWithValues: (cursor.rolloutsAhead ?? []).map { ($0.iteration, $0) })
         for iteration in skip..<rl.iterations {
             let started = ContinuousClock.now
-            let made = try await rolloutMakingAhead(iteration, direct: direct, ahead: &ahead)
-            cursor.rolloutsAhead = ahead.isEmpty ? nil : ahead.values.sorted { $0.iteration < $1.iteration }
+            let (made, madeAhead) = try await rolloutMakingAhead(iteration, direct: direct, ahead: &ahead)
             let prompts = iterationPrompts(iteration).prompts
             let (samples, rewards) = (made.samples, made.rewards)
             let responses = samples.map { text($0.tokens) }
@@ -145,6 +163,8 @@ extension RunDriver {
             for (step, request) in requests.enumerated() {
                 last = try await cluster.gradientStep(request, next: requests.dropFirst(step + 1).first)
             }
+            if let later = try await madeAhead?.value { ahead[later.iteration] = later }
+            cursor.rolloutsAhead = ahead.isEmpty ? nil : ahead.values.sorted { $0.iteration < $1.iteration }
             let meanLength = Double(tokens) / Double(samples.count)
             var extra: [String: Double] = [
                 "iteration": Double(iteration), "reward": adv.meanReward, "kl": adv.meanKL,

@@ -6,9 +6,13 @@ import Protocol
 public protocol TrainingCluster: Sendable {
     /// The committed replica version: optimizer steps applied so far.
     var version: UInt64 { get async }
-    /// Runs every job and returns their outputs in request order; `onOutput` is told each job's
-    /// output (by its index) as it arrives, in whatever order jobs finish.
-    func runJobs(_ jobs: [Job], onOutput: (@Sendable (Int, JobOutput) -> Void)?) async throws -> [JobOutput]
+    /// Starts every job on the replicas at the committed version and returns the task that ends
+    /// with their outputs in request order; `onOutput` is told each job's output (by its index)
+    /// as it arrives, in whatever order jobs finish. Gradient steps may be asked for before the
+    /// task ends: the jobs still run at the version committed when they were started. One batch
+    /// at a time: await the task before starting another.
+    func startJobs(_ jobs: [Job], onOutput: (@Sendable (Int, JobOutput) -> Void)?) async throws
+        -> Task<[JobOutput], any Error>
     /// One optimizer step; `next` is the step the run asks for right after it, if nothing falls
     /// between them (it may be started early).
     func gradientStep(_ request: GradientJob, next: GradientJob?) async throws
@@ -20,5 +24,10 @@ public protocol TrainingCluster: Sendable {
 }
 
 extension TrainingCluster {
-    public func runJobs(_ jobs: [Job]) async throws -> [JobOutput] { try await runJobs(jobs, onOutput: nil) }
+    /// Runs every job (see `startJobs`) and returns their outputs in request order.
+    public func runJobs(
+        _ jobs: [Job], onOutput: (@Sendable (Int, JobOutput) -> Void)? = nil
+    ) async throws -> [JobOutput] {
+        try await startJobs(jobs, onOutput: onOutput).value
+    }
 }
