@@ -3,9 +3,9 @@ import Testing
 
 @testable import RLAIF
 
-/// Worker roles with real processes: rollout workers (jobs, no optimizer state) beside a train
-/// worker (the steps) end with the weights of one worker doing both, with `rl.rollout_lag` 0
-/// and 1, and a rollout worker killed mid-RL changes nothing.
+/// Worker roles with real processes: rollout workers (jobs, no optimizer state, weights down a
+/// chain from the trainer) beside a train worker (the steps) end with the weights of one worker
+/// doing both, with `rl.rollout_lag` 0 and 1, and a rollout worker killed mid-RL changes nothing.
 @Suite(.serialized) struct RoleRunTests {
     typealias Run = ClusterRunTests
 
@@ -30,6 +30,12 @@ import Testing
             }
         }
         #expect(steps > 0 && jobs > 0)
+        // The rollout worker's weights came down from the trainer, never through the coordinator.
+        let broadcasts = events.compactMap { e -> (String, [String])? in
+            if case .broadcast(_, let from, let chain) = e { (from, chain) } else { nil }
+        }
+        #expect(!broadcasts.isEmpty && broadcasts.allSatisfy { $0.0 == train && $0.1 == [rollout].compactMap { $0 } })
+        #expect(!events.contains { if case .snapshot(_, _, .synchronize) = $0 { true } else { false } })
     }
 
     @Test func rolloutAndTrainWorkers_endWithTheWeightsOfOneWorkerDoingBoth() throws {
@@ -70,6 +76,8 @@ import Testing
         #expect(launch.terminationStatus == 0, "\(log.suffix(3000))")
         let events = Run.events(run)
         #expect(events.contains { if case .workerLost = $0 { true } else { false } })
+        // Before the kill, both rollout workers took the weights down one chain.
+        #expect(events.contains { if case .broadcast(_, _, let chain) = $0 { chain.count == 2 } else { false } })
         // The killed worker's jobs were done by the other rollout worker after it died.
         let lost = events.firstIndex { if case .workerLost = $0 { true } else { false } } ?? events.endIndex
         #expect(events[lost...].contains { if case .job = $0 { true } else { false } })

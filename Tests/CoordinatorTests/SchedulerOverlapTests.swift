@@ -50,8 +50,8 @@ import Testing
         #expect(h.synchronizations == 0 && h.weightsRequests(in: h.log).isEmpty)
 
         // The next batch is pinned to version 2: the rollout worker is brought there first.
-        h.handle(.jobsRequested(Self.rollouts(1)))
-        #expect(h.weightsRequests(in: h.log) == [t])
+        let links = h.assignments(in: h.handle(.jobsRequested(Self.rollouts(1))))
+        #expect(links.map(\.worker) == [t, r] && links.allSatisfy { $0.assign.weightsVersion == 2 })
     }
 
     @Test func withoutRolloutWorkers_theStepWaitsForTheBatch_onTheMixedWorkers() {

@@ -41,6 +41,9 @@ enum WireFixtures {
                 payload: .values(reduced))),
         .gradientChunk(
             .init(
+                step: 6, ringEpoch: 9, phase: .broadcast, chunkIndex: 2, fromRank: 0, payload: .values(reduced))),
+        .gradientChunk(
+            .init(
                 step: 5, ringEpoch: 2, phase: .reduceScatter, chunkIndex: 0, fromRank: 1,
                 payload: .units(WireWords([0, -1, .max, .min, 1 << 40] as [Int64])))),
         .gradientChunk(

@@ -125,8 +125,14 @@ extension SchedulerState {
         // Fast path, after most results: every worker is at the committed version (one pass over
         // the records in place, no lookups).
         guard snapshotWanted || workers.values.contains(where: { $0.version != version }) else { return }
-        let behind = liveWorkers.filter { needsSnapshot($0) }
+        var behind = liveWorkers.filter { needsSnapshot($0) }
         guard !behind.isEmpty || snapshotWanted else { return }
+        // Rollout workers take the weights down a chain from a current trainer: one copy leaves it.
+        let chain = behind.filter { workers[$0]?.role == .rollout }
+        if !chain.isEmpty, let source = liveTrainers.first(where: { isIdle($0) && isCurrent($0) }) {
+            broadcast(from: source, down: chain, at: now, into: &out)
+            behind.removeAll { chain.contains($0) }
+        }
         if let snap = snapshot, snap.version == version {
             for id in behind { synchronize(id, from: snap.messages, at: now, into: &out) }
             if snapshotWanted {
@@ -144,6 +150,26 @@ extension SchedulerState {
             .send(
                 .weightsRequest(.init(workerID: source.rawValue, model: .policy, version: version)),
                 to: workers[source]!.peer))
+    }
+
+    /// Sends `source`'s weights down `chain`: the source and each link are told the next.
+    mutating func broadcast(
+        from source: WorkerID, down chain: [WorkerID], at now: ContinuousClock.Instant, into out: inout [Directive]
+    ) {
+        ringEpoch += 1
+        let links = [source] + chain
+        for (i, id) in links.enumerated() {
+            let next = i + 1 < links.count ? workers[links[i + 1]] : nil
+            let spec = BroadcastSpec(
+                version: version, epoch: ringEpoch, next: next?.ringEndpoint, nextKey: next?.publicKey,
+                timeoutMs: Int(timing.ringTimeout.milliseconds))
+            let job = assign(id, i == 0 ? .broadcastSource(version: version) : .synchronize(version: version), at: now)
+            let assign = Wire.Assign(
+                jobID: job, kind: i == 0 ? .broadcast : .synchronize, step: version, attempt: 0,
+                leaseMilliseconds: leaseMilliseconds, weightsVersion: version, body: spec.wireBody)
+            out.append(.send(.assign(assign), to: workers[id]!.peer))
+        }
+        out.append(.record(.broadcast(version: version, from: "\(source)", chain: chain.map(\.description))))
     }
 
     mutating func synchronize(

@@ -120,7 +120,7 @@ extension SchedulerState {
             finishStepIfReported(into: &out)
         case .snapshotSource:
             snapshotInbox = []
-        case .synchronize:
+        case .synchronize, .broadcastSource:
             break
         }
     }
@@ -161,6 +161,8 @@ extension SchedulerState {
             }
         case .snapshotSource:
             break
+        case .broadcastSource:
+            if r.status != .succeeded { out.append(.log(.warning, "worker \(id) could not broadcast: \(r.message)")) }
         }
     }
 

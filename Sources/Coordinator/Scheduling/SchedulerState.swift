@@ -126,6 +126,8 @@ public struct SchedulerState: Sendable {
         case step(at: UInt64)
         case snapshotSource
         case synchronize(version: UInt64)
+        /// The head of a weights broadcast down a chain of rollout workers.
+        case broadcastSource(version: UInt64)
     }
 
     struct Assignment: Sendable {

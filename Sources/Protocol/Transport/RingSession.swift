@@ -94,10 +94,13 @@ public final class RingSession {
 
     // MARK: What a reduction calls
 
-    /// The connection to the port at `address` (kept for later reductions).
-    public func successor(_ address: String, security: ConnectorSecurity) throws(ZMQError) -> Successor {
+    /// The connection to the port at `address` (kept for later reductions). `sharedMemory`
+    /// false: slices go in frames even to this host (what outlives the segment's reuse).
+    public func successor(
+        _ address: String, security: ConnectorSecurity, sharedMemory: Bool = true
+    ) throws(ZMQError) -> Successor {
         let id = address + "|" + (security.serverPublicKey ?? "")
-        let sharesMemory = Self.isOnThisHost(address) && sharedSegment() != nil
+        let sharesMemory = sharedMemory && Self.isOnThisHost(address) && sharedSegment() != nil
         if let s = successors[id] { return Successor(socket: s, sharesMemory: sharesMemory) }
         let s = try ZMQSocket(context, .dealer)
         try s.apply(security)

@@ -18,7 +18,7 @@ extension Wire {
     /// with int64 patches) while reducing, float32 values while gathering.
     static func chunkPayload(_ tensors: [WireTensor], phase: RingPhase) throws(WireError) -> ChunkPayload {
         switch (phase, tensors.count, tensors.first) {
-        case (.allGather, 1, .float32(let t)?):
+        case (.allGather, 1, .float32(let t)?), (.broadcast, 1, .float32(let t)?):
             return .values(t)
         case (.reduceScatter, 1, .words(let units)?) where units.dtype == .int64:
             return .units(units)
@@ -36,8 +36,8 @@ extension Wire {
         }
         throw WireError(
             code: .frameCountMismatch, frame: 0, field: "gradientChunk.payload",
-            detail: phase == .allGather
-                ? "an all-gather chunk carries one float32 tensor"
+            detail: phase != .reduceScatter
+                ? "an all-gather or broadcast chunk carries one float32 tensor"
                 : "a reduce-scatter chunk carries one int64 tensor, or an int32 and an int64 tensor")
     }
 

@@ -102,8 +102,11 @@ public enum Wire {
 
     public enum JobKind: UInt8, Sendable, CaseIterable {
         case rollout = 1, labeling, gradient, evaluation
-        /// Take the weight snapshot sent just before this assignment (the `weights` messages).
+        /// Take the weight snapshot sent just before this assignment (the `weights` messages),
+        /// or, with a broadcast body, the one coming down a chain of workers.
         case synchronize
+        /// Send this replica's weights, without optimizer state, down a chain of workers.
+        case broadcast
     }
 
     /// Coordinator → worker: do this job under this lease.
@@ -189,6 +192,8 @@ public enum Wire {
 
     public enum RingPhase: UInt8, Sendable, CaseIterable {
         case reduceScatter = 1, allGather
+        /// A chunk of a weights broadcast down a chain of rollout workers (float32 values).
+        case broadcast
     }
 
     /// Worker → worker in the all-reduce ring: one slice of one chunk of the flat gradient.

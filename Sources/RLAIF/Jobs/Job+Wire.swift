@@ -17,7 +17,8 @@ extension Job {
         case .rollout: self = .rollout(try RolloutSpec(wireBody: body, field: "assign.rollout"))
         case .labeling: self = .labeling(try LabelingSpec(wireBody: body, field: "assign.labeling"))
         case .evaluation: self = .scores(try ScoreSpec(wireBody: body, field: "assign.evaluation"))
-        case .gradient, .synchronize: throw JobSpecError(message: "a \(kind) job is not a self-contained job")
+        case .gradient, .synchronize, .broadcast:
+            throw JobSpecError(message: "a \(kind) job is not a self-contained job")
         }
     }
 }

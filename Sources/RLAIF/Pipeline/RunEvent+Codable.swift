@@ -54,6 +54,10 @@ extension RunEvent {
         case .synchronized(let worker, let version):
             try c.encode(worker, forKey: "worker")
             try c.encode(version, forKey: "version")
+        case .broadcast(let version, let from, let chain):
+            try c.encode(version, forKey: "version")
+            try c.encode(from, forKey: "from")
+            try c.encode(chain, forKey: "chain")
         case .metrics(let m):
             try c.encode(m.phase, forKey: "phase")
             try c.encode(m.version, forKey: "version")
@@ -154,6 +158,9 @@ extension RunEvent {
                 version: try version(), from: try string("from"),
                 purpose: try c.decode(SnapshotPurpose.self, forKey: "purpose"))
         case "synchronized": self = .synchronized(worker: try string("worker"), version: try version())
+        case "broadcast":
+            self = .broadcast(
+                version: try version(), from: try string("from"), chain: try c.decode([String].self, forKey: "chain"))
         case "metrics": self = .metrics(try Self.stepMetrics(c))
         case "checkpoint":
             self = .checkpoint(

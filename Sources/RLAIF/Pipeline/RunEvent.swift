@@ -19,6 +19,8 @@ public enum RunEvent: Sendable, Equatable {
     case snapshot(version: UInt64, from: String, purpose: SnapshotPurpose)
     /// A snapshot shipped to a worker that was behind (a joiner, or one back after a failure).
     case synchronized(worker: String, version: UInt64)
+    /// A trainer's weights sent down a chain of rollout workers, one copy leaving it.
+    case broadcast(version: UInt64, from: String, chain: [String])
     case metrics(StepMetrics)
     case checkpoint(directory: String, phase: String, done: Int, version: UInt64)
     case labels(phase: String, valid: Int, ambiguous: Int, invalid: Int, retries: Int)
@@ -125,6 +127,7 @@ public enum RunEvent: Sendable, Equatable {
         case .stepRetry: "step_retry"
         case .snapshot: "snapshot"
         case .synchronized: "synchronized"
+        case .broadcast: "broadcast"
         case .metrics: "metrics"
         case .checkpoint: "checkpoint"
         case .labels: "labels"

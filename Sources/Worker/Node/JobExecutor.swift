@@ -6,7 +6,7 @@ import RLAIF
 import Tensor
 
 /// Runs one worker's jobs, one at a time, with `ReplicaJobs`: the ring all-reduce between a
-/// step's halves, and the snapshot a `synchronize` assignment takes.
+/// step's halves, the snapshot a `synchronize` assignment takes, and weights broadcasts.
 actor JobExecutor {
     let workerID: UInt32
     let ring: RingLink
@@ -64,10 +64,24 @@ actor JobExecutor {
             return try await jobs.run(Job(kind: a.kind, body: a.body), weightsVersion: a.weightsVersion).wireBody
         case .gradient:
             return try await gradientStep(a).wireBody
+        case .synchronize where !a.body.isEmpty:
+            let spec = try BroadcastSpec(wireBody: a.body, field: "assign.synchronize")
+            let states = try await ring.receiveWeights(spec)
+            return try await jobs.restore(states, version: a.weightsVersion).wireBody
         case .synchronize:
             let states = staged
             staged = []
             return try await jobs.restore(states, version: a.weightsVersion).wireBody
+        case .broadcast:
+            let spec = try BroadcastSpec(wireBody: a.body, field: "assign.broadcast")
+            let version = jobs.replica.version
+            guard version == spec.version else {
+                throw JobSpecError(
+                    message: "asked to broadcast the weights of version \(spec.version), holding \(version)")
+            }
+            let states = await jobs.snapshot().compactMap(ModelReplica.ModelState.init)
+            try await ring.sendWeights(states, spec)
+            return ReplicaReport(version: version).wireBody
         }
     }
 

@@ -56,17 +56,21 @@ final class RingLink: Sendable {
     func reduce(_ reduction: RingAllReduce, _ sum: consuming ExactSum, next: String, key: String?) async throws
         -> Tensor
     {
-        let security: ConnectorSecurity
-        switch (keyPair, key) {
-        case (nil, _): security = .open
-        case (let pair?, let key?): security = .curve(client: pair, serverPublicKey: key)
-        case (_?, nil):
-            throw JobSpecError(message: "the ring spec has no key for \(next), and this cluster uses keys")
-        }
+        let security = try security(next: next, key: key)
         let handoff = Handoff(sum)
         return try await port.run { session in
             let successor = try session.successor(next, security: security)
             return try reduction.run(handoff.take(), next: successor, session: session)
+        }
+    }
+
+    /// How to connect to the peer at `next` whose public key is `key` (required with keys).
+    func security(next: String, key: String?) throws -> ConnectorSecurity {
+        switch (keyPair, key) {
+        case (nil, _): return .open
+        case (let pair?, let key?): return .curve(client: pair, serverPublicKey: key)
+        case (_?, nil):
+            throw JobSpecError(message: "the ring spec has no key for \(next), and this cluster uses keys")
         }
     }
 
