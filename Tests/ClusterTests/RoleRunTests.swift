@@ -45,7 +45,8 @@ import Testing
         Self.expectWorkSplit(split.events)
         let lagged = try Run.launch(workers: 1, extra: Self.lagOne)
         let laggedSplit = try Run.launch(workers: 2, extra: Self.lagOne + Self.split)
-        #expect(laggedSplit.checksum == lagged.checksum)
+        let laggedMixed = try Run.launch(workers: 2, extra: Self.lagOne)  // two workers doing both
+        #expect(laggedSplit.checksum == lagged.checksum && laggedMixed.checksum == lagged.checksum)
         #expect(lagged.checksum != reference.checksum)
         Self.expectWorkSplit(laggedSplit.events)
     }

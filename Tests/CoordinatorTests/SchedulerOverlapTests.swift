@@ -73,6 +73,38 @@ import Testing
         #expect(Set(ring.map(\.worker)) == [a, b] && ring.allSatisfy { $0.assign.kind == .gradient })
     }
 
+    /// The step waits for rollout workers syncing to the batch's version: a link that fails
+    /// (its predecessor died) is sent the weights again by a trainer that still holds them.
+    @Test func stepWaitsForTheChain_soAFailedLinkIsSentTheWeightsAgain() throws {
+        var h = H()
+        let r1 = h.join("r1", role: .rollout), r2 = h.join("r2", role: .rollout), t = h.join("t", role: .train)
+        let ring = h.assignments(in: h.handle(.stepRequested(H.stepRequest(), next: nil)))
+        for a in ring { h.reportStep(a.worker, a.assign) }
+        let links = h.assignments(in: h.handle(.jobsRequested(Self.rollouts(2))))
+        #expect(links.map(\.worker) == [t, r1, r2])
+        h.reportSynchronized(t, links[0].assign)  // the source is done sending
+        let asked = h.log.count
+        h.handle(.stepRequested(H.stepRequest(), next: nil))
+        #expect(h.assignments(in: Array(h.log[asked...])).isEmpty)  // r1 and r2 are still syncing
+        h.handle(
+            .message(
+                .result(
+                    .init(
+                        jobID: links[2].assign.jobID, attempt: 0, workerID: r2, status: .failed,
+                        message: "no broadcast slice", body: ReplicaReport(version: 0).wireBody)),
+                from: h.peers[r2]!, key: nil))
+        let again = h.assignments(in: Array(h.log[asked...]))
+        #expect(again.map(\.worker) == [t, r2] && again[0].assign.kind == .broadcast)
+        #expect(again.allSatisfy { $0.assign.weightsVersion == 1 })
+        h.reportSynchronized(t, again[0].assign)
+        h.reportSynchronized(r1, links[1].assign)
+        let before = h.log.count
+        h.reportSynchronized(r2, again[1].assign)
+        let after = h.assignments(in: Array(h.log[before...]))
+        #expect(after.contains { $0.worker == t && $0.assign.kind == .gradient })
+        #expect(after.contains { $0.worker == r2 && $0.assign.kind == .rollout && $0.assign.weightsVersion == 1 })
+    }
+
     @Test func rolloutWorkerLost_afterTheStepsMovedOn_failsTheBatch_sayingHowToResume() throws {
         var h = H()
         let r = h.join("r", role: .rollout), t = h.join("t", role: .train)

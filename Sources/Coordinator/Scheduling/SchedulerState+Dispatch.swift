@@ -90,7 +90,8 @@ extension SchedulerState {
             return
         }
         let holders = liveWorkers.filter {
-            workers[$0]?.role.takesJobs == true && workers[$0]?.version == b.pinnedVersion
+            workers[$0]?.role.takesJobs == true
+                && (workers[$0]?.version == b.pinnedVersion || holds($0, .synchronize(version: b.pinnedVersion)))
         }
         guard holders.isEmpty else { return }
         batch = nil
@@ -160,9 +161,11 @@ extension SchedulerState {
         let links = [source] + chain
         for (i, id) in links.enumerated() {
             let next = i + 1 < links.count ? workers[links[i + 1]] : nil
+            // Half the step's wait: a link whose predecessor died fails, and is sent to again,
+            // while the step still waits for it.
             let spec = BroadcastSpec(
                 version: version, epoch: ringEpoch, next: next?.ringEndpoint, nextKey: next?.publicKey,
-                timeoutMs: Int(timing.ringTimeout.milliseconds))
+                timeoutMs: Int(timing.stepWait.milliseconds / 2))
             let job = assign(id, i == 0 ? .broadcastSource(version: version) : .synchronize(version: version), at: now)
             let assign = Wire.Assign(
                 jobID: job, kind: i == 0 ? .broadcast : .synchronize, step: version, attempt: 0,
@@ -194,7 +197,13 @@ extension SchedulerState {
         step?.waitingSince = since
         let trainers = liveTrainers
         let ready = trainers.filter { isIdle($0) && isCurrent($0) }
-        let pending = trainers.filter { !isIdle($0) || needsSnapshot($0) }
+        // Rollout workers on their way to the weights a batch is pinned to are waited for too:
+        // should a link of their chain die, a trainer still holds the weights to send again.
+        let rolloutsBehind =
+            batchNeedsCommittedWeights
+            ? liveWorkers.filter { !trains($0) && (needsSnapshot($0) || holds($0, .synchronize(version: version))) }
+            : []
+        let pending = trainers.filter { !isIdle($0) || needsSnapshot($0) } + rolloutsBehind
         guard !ready.isEmpty else { return }
         if !pending.isEmpty {
             guard now - since >= timing.stepWait else { return }
