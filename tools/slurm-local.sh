@@ -8,14 +8,22 @@ set -euo pipefail
 root=${RLAIF_SLURM_ROOT:-/tmp/rlaif-slurm}
 conf=$root/slurm.conf
 
-# Stops the daemon named by a pid file: TERM, then KILL after 10 s.
-stop_pidfile() {
-  [ -f "$1" ] || return 0
-  local pid
-  pid=$(cat "$1")
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.25; done
-  kill -9 "$pid" 2>/dev/null || true
+# Stops the daemons named by pid files: TERM to all at once (each takes 1-2 s to exit), then
+# KILL to any still there after 10 s.
+stop_pidfiles() {
+  local pids=() pid
+  for f in "$@"; do
+    [ -f "$f" ] || continue
+    pid=$(cat "$f")
+    kill "$pid" 2>/dev/null && pids+=("$pid")
+  done
+  for _ in $(seq 200); do
+    local alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" -eq 1 ] || return 0
+    sleep 0.05
+  done
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
 }
 
 source "$(dirname "$0")/close-inherited.sh"
@@ -51,6 +59,8 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 ReturnToService=2
 JobRequeue=1
+# A requeued job with a begin time is started by a periodic pass, not an event: pass every second.
+SchedulerParameters=sched_interval=1,bf_interval=1
 MpiDefault=none
 KillWait=30
 NodeName=$host CPUs=$(nproc) RealMemory=$mem State=UNKNOWN
@@ -76,9 +86,7 @@ CONF
   exit 1
   ;;
 stop)
-  stop_pidfile "$root/run/slurmd.pid"
-  stop_pidfile "$root/run/slurmctld.pid"
-  stop_pidfile "$root/run/munged.pid"
+  stop_pidfiles "$root/run/slurmd.pid" "$root/run/slurmctld.pid" "$root/run/munged.pid"
   pkill -f "munged --force --socket=/run/munge/munge.socket.2 --pid-file=$root/" 2>/dev/null || true
   rm -rf "$root"
   ;;

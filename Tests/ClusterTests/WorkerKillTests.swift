@@ -28,7 +28,7 @@ import Testing
         let wall = try #require(reference.summary["wall_seconds"] as? Double)
         var rng = SplitMix64(seed: 26)
         var killed = 0
-        for attempt in 0..<10 {
+        for attempt in 0..<6 {
             // Anywhere from the first SFT steps to the evaluation.
             let delay = 0.2 + Double(rng.next() % 1000) / 1000 * max(wall, 1)
             let dir = try Run.temporaryDirectory()
@@ -54,6 +54,6 @@ import Testing
                 try Run.summary(run)["weights_checksum"] as? String == reference.checksum,
                 "kill \(attempt) at \(delay) s (worker \(victim.map(String.init) ?? "already gone"))")
         }
-        #expect(killed >= 8, "only \(killed) of 10 runs still had the worker to kill")
+        #expect(killed >= 5, "only \(killed) of 6 runs still had the worker to kill")
     }
 }
