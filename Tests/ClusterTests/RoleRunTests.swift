@@ -51,6 +51,32 @@ import Testing
         Self.expectWorkSplit(laggedSplit.events)
     }
 
+    /// A rollout + train cluster with rollouts one iteration ahead, `kill -9` mid-RL (coordinator
+    /// and workers) and resumed: the rollout made ahead comes back from the checkpoint, and the
+    /// weights are those of one worker doing both without a break.
+    @Test func splitLaggedRun_killedInRLAndResumed_endsWithTheUninterruptedWeights() throws {
+        let every = ["--set", "checkpoint.every_steps=6"]
+        let reference = try Run.launch(workers: 1, extra: Self.lagOne + every).checksum
+        let dir = try Run.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let launch = try Run.start(
+            ["launch", Run.quick, "--workers", "2", "--run-dir", dir.path, "--quiet"] + Self.split + Self.lagOne
+                + every, log: dir.appendingPathComponent("launch.log"))
+        var inRL = false
+        for _ in 0..<2400 where !inRL && launch.isRunning {
+            usleep(20_000)
+            inRL = ResumeTests.progress(dir).steps["rl", default: 0] >= 7
+        }
+        #expect(inRL, "the run never reached RL")
+        ResumeTests.killCluster(launch)
+        let resume = try Run.start(["resume", dir.path, "--quiet"], log: dir.appendingPathComponent("resume.log"))
+        #expect(Run.wait(resume, seconds: 120), "the resume did not finish")
+        let log = (try? String(contentsOf: dir.appendingPathComponent("resume.log"), encoding: .utf8)) ?? ""
+        #expect(resume.terminationStatus == 0, "\(log.suffix(3000))")
+        #expect(try Run.summary(dir)["weights_checksum"] as? String == reference)
+        #expect(Run.events(dir).contains { if case .resumed = $0 { true } else { false } })
+    }
+
     /// Two rollout workers and a train worker; one rollout worker is killed with SIGKILL once RL
     /// has started. Its jobs go to the other, and the weights are those of an undisturbed run.
     @Test func rolloutWorkerKilledInRL_leavesTheWeightsUnchanged() throws {
