@@ -18,6 +18,7 @@ import Testing
         .stepRetry(version: 5, epoch: 7),
         .snapshot(version: 5, from: "w1", purpose: .checkpoint),
         .synchronized(worker: "w3", version: 5),
+        .broadcast(version: 5, from: "w1", chain: ["w3", "w4"]),
         .metrics(
             .init(phase: "rl", version: 9, gradientNorm: 0.5, fingerprint: "ab", values: ["loss": -1.25, "kl": 0])),
         .checkpoint(directory: "ckpt-000001", phase: "sft", done: 6, version: 6),
@@ -90,6 +91,15 @@ import Testing
         // This test's own process is not an rlaif; a pid no process has is not either.
         #expect(!RunStatus.isRlaifProcess(Int(ProcessInfo.processInfo.processIdentifier)))
         #expect(!RunStatus.isRlaifProcess(Int(Int32.max)))
+    }
+
+    @Test func status_countsBroadcasts_andTheWorkersTheyReached() {
+        let status = RunStatus(
+            events: [
+                .broadcast(version: 5, from: "w1", chain: ["w3", "w4"]), .synchronized(worker: "w3", version: 5),
+                .synchronized(worker: "w4", version: 5), .broadcast(version: 9, from: "w1", chain: ["w4"]),
+            ], coordinatorPID: nil, isAlive: { _ in false })
+        #expect(status.broadcasts == 2 && status.broadcastLinks == 3 && status.synchronized == 2)
     }
 
     @Test func status_countsLabels_retries_andThoseFromTheJournal() {

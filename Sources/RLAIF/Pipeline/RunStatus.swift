@@ -23,6 +23,9 @@ public struct RunStatus: Sendable, Equatable {
     public var steps = 0
     public var fullRings = 0
     public var synchronized = 0
+    /// Weights broadcasts down chains of rollout workers, and the links they were sent to.
+    public var broadcasts = 0
+    public var broadcastLinks = 0
     /// Labels received from workers, answers asked again, and labels taken from the journal.
     public var labels = 0
     public var labelRetries = 0
@@ -81,6 +84,9 @@ public struct RunStatus: Sendable, Equatable {
                 live.remove(worker)
             case .job(_, _, let worker, _, _): jobs[worker, default: 0] += 1
             case .synchronized: synchronized += 1
+            case .broadcast(_, _, let chain):
+                broadcasts += 1
+                broadcastLinks += chain.count
             case .labels(_, let valid, let ambiguous, let invalid, let retries):
                 openLabelBatch = nil
                 labels += valid + ambiguous + invalid

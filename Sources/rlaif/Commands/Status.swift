@@ -33,7 +33,9 @@ struct Status: ParsableCommand {
                 "workers:   none running (\(s.live.isEmpty ? "none" : s.live.joined(separator: " ")) at the end); \(lost)"
             )
         }
-        print("syncs:     \(s.synchronized) snapshots shipped to workers that were behind")
+        print(
+            "syncs:     \(s.synchronized) workers that were behind brought up to date; "
+                + "\(s.broadcasts) broadcasts from trainers to \(s.broadcastLinks) rollout workers")
         print(
             "labels:    \(s.labels) done (\(s.labelsFromJournal) of them from the label journal), "
                 + "\(s.labelRetries) answers asked again")
