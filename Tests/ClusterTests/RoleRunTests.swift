@@ -51,6 +51,17 @@ import Testing
         Self.expectWorkSplit(laggedSplit.events)
     }
 
+    /// Direct RLAIF one iteration ahead: the labeler's ratings are a second batch, asked while
+    /// the trainer steps; split or mixed, the weights are those of one worker.
+    @Test func directRatingsAhead_giveTheWeightsOfOneWorker_splitOrMixed() throws {
+        let direct = Self.lagOne + ["--set", "run.method=direct"]
+        let one = try Run.launch(workers: 1, extra: direct)
+        let split = try Run.launch(workers: 2, extra: direct + Self.split)
+        let mixed = try Run.launch(workers: 2, extra: direct)
+        #expect(!one.checksum.isEmpty && split.checksum == one.checksum && mixed.checksum == one.checksum)
+        #expect(split.events.contains { if case .ratings = $0 { true } else { false } })
+    }
+
     /// A rollout + train cluster with rollouts one iteration ahead, `kill -9` mid-RL (coordinator
     /// and workers) and resumed: the rollout made ahead comes back from the checkpoint, and the
     /// weights are those of one worker doing both without a break.
