@@ -94,6 +94,12 @@ public final class ReplicaJobs: Sendable {
         return states.map { $0.weights(version: version) }
     }
 
+    /// Every model's weights without optimizer state (what a broadcast sends), and the version.
+    public func weights() async -> (states: [ModelReplica.ModelState], version: UInt64) {
+        let replica = self.replica
+        return await Engine.shared.run { (replica.snapshot(moments: false), replica.version) }
+    }
+
     /// Takes a snapshot's states (the policy last) as the replica at `version`.
     public func restore(_ states: [ModelReplica.ModelState], version: UInt64) async throws -> ReplicaReport {
         guard states.last?.role == .policy else {

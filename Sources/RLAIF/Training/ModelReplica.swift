@@ -114,8 +114,9 @@ public final class ModelReplica: @unchecked Sendable {
         }
     }
 
-    /// The state of every model this replica has, policy last (receivers commit on the policy).
-    public func snapshot() -> [ModelState] {
+    /// The state of every model this replica has, policy last (receivers commit on the policy);
+    /// without `moments`, the AdamW moments are left out (not copied).
+    public func snapshot(moments: Bool = true) -> [ModelState] {
         var out: [ModelState] = []
         if let referenceParameters {
             out.append(
@@ -127,13 +128,16 @@ public final class ModelReplica: @unchecked Sendable {
             out.append(
                 ModelState(
                     role: .reward, values: rewardParameters.values.copy(),
-                    firstMoment: rewardOptimizer.firstMoment?.copy(),
-                    secondMoment: rewardOptimizer.secondMoment?.copy(), optimizerStep: rewardOptimizer.step))
+                    firstMoment: moments ? rewardOptimizer.firstMoment?.copy() : nil,
+                    secondMoment: moments ? rewardOptimizer.secondMoment?.copy() : nil,
+                    optimizerStep: rewardOptimizer.step))
         }
         out.append(
             ModelState(
-                role: .policy, values: policyParameters.values.copy(), firstMoment: policyOptimizer.firstMoment?.copy(),
-                secondMoment: policyOptimizer.secondMoment?.copy(), optimizerStep: policyOptimizer.step))
+                role: .policy, values: policyParameters.values.copy(),
+                firstMoment: moments ? policyOptimizer.firstMoment?.copy() : nil,
+                secondMoment: moments ? policyOptimizer.secondMoment?.copy() : nil, optimizerStep: policyOptimizer.step)
+        )
         return out
     }
 

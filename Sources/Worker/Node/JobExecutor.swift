@@ -74,12 +74,11 @@ actor JobExecutor {
             return try await jobs.restore(states, version: a.weightsVersion).wireBody
         case .broadcast:
             let spec = try BroadcastSpec(wireBody: a.body, field: "assign.broadcast")
-            let version = jobs.replica.version
+            let (states, version) = await jobs.weights()
             guard version == spec.version else {
                 throw JobSpecError(
                     message: "asked to broadcast the weights of version \(spec.version), holding \(version)")
             }
-            let states = await jobs.snapshot().compactMap(ModelReplica.ModelState.init)
             try await ring.sendWeights(states, spec)
             return ReplicaReport(version: version).wireBody
         }
