@@ -38,12 +38,24 @@ import Testing
         #expect(!events.contains { if case .snapshot(_, _, .synchronize) = $0 { true } else { false } })
     }
 
+    /// One worker with rollouts one iteration ahead: launched once for the tests that compare with
+    /// it (checkpoints, which some of them add, change no weight).
+    static func laggedReference() throws -> Run.Launched {
+        try laggedRun.lock.withLock {
+            if let done = laggedRun.result { return done }
+            let result = try Run.launch(workers: 1, extra: lagOne)
+            laggedRun.result = result
+            return result
+        }
+    }
+    static let laggedRun = Run.ReferenceRun()
+
     @Test func rolloutAndTrainWorkers_endWithTheWeightsOfOneWorkerDoingBoth() throws {
         let reference = try Run.reference()
         let split = try Run.launch(workers: 2, extra: Self.split)
         #expect(!split.checksum.isEmpty && split.checksum == reference.checksum)
         Self.expectWorkSplit(split.events)
-        let lagged = try Run.launch(workers: 1, extra: Self.lagOne)
+        let lagged = try Self.laggedReference()
         let laggedSplit = try Run.launch(workers: 2, extra: Self.lagOne + Self.split)
         let laggedMixed = try Run.launch(workers: 2, extra: Self.lagOne)  // two workers doing both
         #expect(laggedSplit.checksum == lagged.checksum && laggedMixed.checksum == lagged.checksum)
@@ -67,7 +79,7 @@ import Testing
     /// weights are those of one worker doing both without a break.
     @Test func splitLaggedRun_killedInRLAndResumed_endsWithTheUninterruptedWeights() throws {
         let every = ["--set", "checkpoint.every_steps=6"]
-        let reference = try Run.launch(workers: 1, extra: Self.lagOne + every).checksum
+        let reference = try Self.laggedReference().checksum
         let dir = try Run.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let launch = try Run.start(

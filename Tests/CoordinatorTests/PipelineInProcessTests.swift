@@ -145,7 +145,10 @@ import Testing
     /// and a group's rollout and steps give the same bits on 1 and 2 replicas.
     @Test(arguments: [RunSettings.Algorithm.grpo, .rloo])
     func groupMethod_beatsSFT_onGroundTruth(_ algorithm: RunSettings.Algorithm) async throws {
-        let settings = try Self.settings(["rl.algorithm=\(algorithm)", "rl.samples_per_prompt=4"])
+        // Groups of 4 over 8 prompts: the 32 responses per iteration of the other methods.
+        let settings = try Self.settings([
+            "rl.algorithm=\(algorithm)", "rl.samples_per_prompt=4", "rl.prompts_per_iteration=8",
+        ])
         var checksums: [String] = []
         for replicas in [1, 2] {
             let dir = try Self.temporaryDirectory()
