@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import Tensor
@@ -6,6 +7,15 @@ import Testing
 /// Tolerance: |blas − naive| ≤ 1e-4·(1 + |naive|); with inputs in [−1, 1] and k ≤ 300 the Float32
 /// accumulation error is below 1e-5.
 @Suite struct MatmulTests {
+    /// OpenBLAS runs the kernels named for this CPU's instruction set, not those its model table
+    /// would pick (blas_core.h): the name was in the environment before OpenBLAS started.
+    @Test func openBLAS_runsTheCoreNamedForTheInstructionSet() {
+        guard let named = Kernels.blasCoreForCPU else { return }  // no x86 vector level: OpenBLAS's choice
+        let environment = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"]
+        #expect(environment != nil)
+        if environment == named { #expect(Kernels.blasCore == named) }
+    }
+
     static func close(_ a: [Float], _ b: [Float]) -> Bool {
         a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-4 * (1 + abs($1)) }
     }

@@ -22,6 +22,7 @@ actor JobExecutor {
         self.ring = ring
         self.logger = logger
         jobs = try ReplicaJobs(settings: settings, labelerGate: labelerGate)
+        logger.info("OpenBLAS kernels: \(Kernels.blasCore)")
         if settings.model.precision == .bf16 && !Kernels.bf16Hardware {
             // Emulated bf16 gives the same bits, at a fraction of Float32's speed.
             logger.warning(
