@@ -5,7 +5,8 @@ import Tensor
 
 /// `rlaif-bench bf16`: the products of a training step of the small preset (forward, dX and dW of
 /// each block projection and the head, batch 8 × 128) and of one gpt2-124M decode step (8 rows,
-/// weights packed once), in Float32 and in bf16, the two interleaved round by round.
+/// weights packed once) and of its attention over the caches, in Float32 and in bf16, the two
+/// interleaved round by round.
 struct BFloat16Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bf16", abstract: "Products in Float32 vs bfloat16: a training step's and a decode step's.")
@@ -23,6 +24,7 @@ struct BFloat16Bench: AsyncParsableCommand {
     func run() async throws {
         try await training()
         try await decoding()
+        try await attending()
     }
 
     /// Each shape's three products: y = x·W, dX = dY·Wᵀ, dW = Xᵀ·dY.
@@ -65,6 +67,45 @@ struct BFloat16Bench: AsyncParsableCommand {
             for (x, w) in zip(inputs, packed[precision]!) { _ = w.product(x) }
         }
         Self.report("gpt2-124M decode step, block projections, \(rows) rows (packed weights)", flops: flops, times)
+    }
+
+    /// gpt2-124M's attention in one decode step: 8 sequences × 12 layers, each over a cache of 64
+    /// positions (a 32 + 64 generation's mean), Float32 rows or bfloat16 (`BFloat16KeyValues`),
+    /// the sequences in parallel as `generate` runs them.
+    private func attending() async throws {
+        let config = GPT2Config.gpt2, c = config.width, heads = config.heads, d = c / heads
+        let (sequences, length, caches) = (8, 64, 8 * config.layers)
+        var rng = RandomStream(seed: 5, purpose: .scratch)
+        let keys = (0..<caches).map { _ in Tensor.randomUniform([length, c], low: -1, high: 1, rng: &rng) }
+        let values = (0..<caches).map { _ in Tensor.randomUniform([length, c], low: -1, high: 1, rng: &rng) }
+        let query = Tensor.randomUniform([sequences, c], low: -1, high: 1, rng: &rng)
+        let packed = zip(keys, values).map { k, v in
+            let cache = BFloat16KeyValues(capacity: length, kvHeads: heads, headDim: d)
+            for p in 0..<length { cache.store(position: p, key: k.pointer + p * c, value: v.pointer + p * c) }
+            return cache
+        }
+        let out = Tensor(zeros: [sequences, c])
+        let scratch = Tensor(zeros: [sequences, max(packed[0].scratchCount, length)])
+        let width = scratch.shape[1]
+        let flops = Double(caches) * 2 * 2.0 * Double(length * c)
+        let times = await Self.interleaved(reps) { precision in
+            for layer in 0..<config.layers {
+                Engine.parallelFor(sequences) { r in
+                    let (i, q, o, s) = (
+                        layer * sequences + r, query.pointer + r * c, out.pointer + r * c, scratch.pointer + r * width
+                    )
+                    if precision == .bf16 {
+                        packed[i].attend(query: q, length: length, heads: heads, out: o, scratch: s)
+                    } else {
+                        Kernels.cachedAttention(
+                            query: q, keys: keys[i].pointer, values: values[i].pointer, length: length, heads: heads,
+                            kvHeads: heads, headDim: d, out: o, scratch: s)
+                    }
+                }
+            }
+        }
+        Self.report(
+            "gpt2-124M decode step, attention, \(sequences) sequences × \(length) positions", flops: flops, times)
     }
 
     /// Seconds of `body` per precision, Float32 then bf16 in each round, after a warm-up round.

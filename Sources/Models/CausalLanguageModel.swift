@@ -142,7 +142,7 @@ extension CausalLanguageModel {
         Autograd.inferenceMode {
             let ids = sampleIDs ?? prompts.indices.map(UInt64.init)
             return zip(prompts, ids).map { prompt, id in
-                var state = SequenceState(prompt: prompt, id: id, options: options, model: self, cacheWidth: 0)
+                var state = SequenceState(prompt: prompt, id: id, options: options, model: self, cacheLayout: nil)
                 while !state.finished {
                     let tokens = state.prompt + state.result.tokens
                     let logits = self.logits(TokenTensor(shape: [1, tokens.count], ids: tokens)).value

@@ -68,6 +68,33 @@ import Testing
         for (a, b) in zip(g.logProbs, generatedPart) { #expect(abs(a - b) < 1e-4) }
     }
 
+    /// With bf16 products the cache is bfloat16 (`BFloat16KeyValues`): a sequence still depends
+    /// only on its seed and id, and its log-probs stay near those of the bf16 forward (whose
+    /// attention multiplies in Float32).
+    @Test func bf16Generation_attendsOverABFloat16Cache_nearTheForward() throws {
+        let model = try GPT2.load(from: GPT2ReferenceTests.fixtures)
+        model.productPrecision = .bf16
+        let options = SamplingOptions(maxNewTokens: 6, seed: 11)
+        let state = SequenceState(
+            prompt: [1], id: 0, options: options, model: model, cacheLayout: .init(kvHeads: 2, headDim: 4))
+        guard case .bf16 = state.cache.storage else {
+            Issue.record("a bf16 model caches Float32 keys and values")
+            return
+        }
+        let batch = model.generate(prompts: Self.prompts, sampleIDs: [100, 101, 102, 103], options: options)
+        let alone = model.generate(prompts: [Self.prompts[2]], sampleIDs: [102], options: options)
+        #expect(alone[0] == batch[2])
+        var worst: Float = 0
+        for (prompt, g) in zip(Self.prompts, batch) {
+            let full = prompt + g.tokens
+            let forced = Autograd.inferenceMode {
+                model.nextTokenLogProbs(TokenTensor(shape: [1, full.count], ids: full)).value.scalars
+            }
+            for (a, b) in zip(g.logProbs, forced.suffix(g.tokens.count)) { worst = max(worst, abs(a - b)) }
+        }
+        #expect(worst < 1e-2 && worst > 0, "largest log-prob difference \(worst)")
+    }
+
     @Test func stopTokens_endOnlyTheirSequence() {
         let greedy = Self.model.generate(prompts: Self.prompts, options: .greedy(maxNewTokens: 6))
         // Stop on the third greedy token of the first sequence: it ends there, with the stop token.

@@ -9,7 +9,8 @@ extension GPT2 {
     ) -> [Generation] {
         var weights = decodeCache.current(precision: productPrecision)
         return CachedGeneration.run(
-            prompts: prompts, sampleIDs: sampleIDs, options: options, model: self, cacheWidth: config.width,
+            prompts: prompts, sampleIDs: sampleIDs, options: options, model: self,
+            cacheLayout: .init(kvHeads: config.heads, headDim: config.width / config.heads),
             prefill: { states, pending in prefill(&states, pending: pending, valueHead: valueHead) },
             step: { states, active in
                 if weights == nil {

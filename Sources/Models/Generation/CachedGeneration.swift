@@ -14,7 +14,7 @@ enum CachedGeneration {
     /// for `active[r]`.
     static func run(
         prompts: [[Int32]], sampleIDs: [UInt64]?, options: SamplingOptions, model: some CausalLanguageModel,
-        cacheWidth: Int,
+        cacheLayout: KeyValueCache.Layout,
         prefill: (_ states: inout [SequenceState], _ pending: [Int]) -> (logits: Tensor, values: Tensor?),
         step: (_ states: inout [SequenceState], _ active: [Int]) -> (logits: Tensor, values: Tensor?)
     ) -> [Generation] {
@@ -22,7 +22,7 @@ enum CachedGeneration {
             let ids = sampleIDs ?? prompts.indices.map(UInt64.init)
             precondition(ids.count == prompts.count, "generate: \(prompts.count) prompts but \(ids.count) sample ids")
             var states = zip(prompts, ids).map { prompt, id in
-                SequenceState(prompt: prompt, id: id, options: options, model: model, cacheWidth: cacheWidth)
+                SequenceState(prompt: prompt, id: id, options: options, model: model, cacheLayout: cacheLayout)
             }
             let pending = states.indices.filter { !states[$0].finished }
             guard !pending.isEmpty else { return states.map(\.result) }
@@ -66,22 +66,23 @@ enum CachedGeneration {
             states[i].store(
                 layer: layer, position: states[i].position, key: key + r * kvStride, value: value + r * kvStride)
         }
-        let caches = active.map {
-            (
-                keys: states[$0].cache.keys[layer].pointer, values: states[$0].cache.values[layer].pointer,
-                length: states[$0].position + 1
-            )
-        }
-        let capacity = caches.map(\.length).max() ?? 1
+        let caches = active.map { (storage: states[$0].cache.storage, length: states[$0].position + 1) }
+        let capacity = active.map { states[$0].cache.scratchCount(length: states[$0].position + 1) }.max() ?? 1
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: capacity * active.count)
         defer { scratch.deallocate() }
         let width = heads * headDim
         Engine.parallelFor(active.count) { r in
-            Kernels.cachedAttention(
-                query: query + r * queryStride, keys: caches[r].keys, values: caches[r].values,
-                length: caches[r].length,
-                heads: heads, kvHeads: kvHeads, headDim: headDim, window: window, out: out.pointer + r * width,
-                scratch: scratch + r * capacity)
+            let (q, o, s, length) = (
+                query + r * queryStride, out.pointer + r * width, scratch + r * capacity, caches[r].length
+            )
+            switch caches[r].storage {
+            case .float32(let keys, let values):
+                Kernels.cachedAttention(
+                    query: q, keys: keys[layer].pointer, values: values[layer].pointer, length: length, heads: heads,
+                    kvHeads: kvHeads, headDim: headDim, window: window, out: o, scratch: s)
+            case .bf16(let layers):
+                layers[layer].attend(query: q, length: length, heads: heads, window: window, out: o, scratch: s)
+            }
         }
     }
 
@@ -110,8 +111,11 @@ struct SequenceState {
     var position: Int { prompt.count + result.tokens.count - 1 }
     var lastToken: Int32 { result.tokens.last ?? prompt.last! }
 
-    /// `cacheWidth`: floats a layer caches per position for keys (and for values).
-    init(prompt: [Int32], id: UInt64, options: SamplingOptions, model: some CausalLanguageModel, cacheWidth: Int) {
+    /// `cacheLayout`: what a layer caches per position (nil: no cache).
+    init(
+        prompt: [Int32], id: UInt64, options: SamplingOptions, model: some CausalLanguageModel,
+        cacheLayout: KeyValueCache.Layout?
+    ) {
         precondition(
             prompt.count <= model.contextLength,
             "generate: prompt of \(prompt.count) tokens exceeds the context \(model.contextLength)")
@@ -120,8 +124,8 @@ struct SequenceState {
         (vocabularySize, contextLength) = (model.vocabularySize, model.contextLength)
         rng = RandomStream(seed: options.seed, purpose: .sampling, step: 0, index: id)
         cache = KeyValueCache(
-            layers: cacheWidth == 0 ? 0 : model.layerCount, width: cacheWidth,
-            capacity: min(model.contextLength, prompt.count + options.maxNewTokens))
+            layers: cacheLayout == nil ? 0 : model.layerCount, layout: cacheLayout ?? .init(kvHeads: 0, headDim: 0),
+            capacity: min(model.contextLength, prompt.count + options.maxNewTokens), precision: model.productPrecision)
         finished = options.maxNewTokens == 0
     }
 
@@ -140,21 +144,52 @@ struct SequenceState {
 
     /// Stores the key and value rows of position `p` for `layer`.
     mutating func store(layer: Int, position p: Int, key: UnsafePointer<Float>, value: UnsafePointer<Float>) {
-        let w = cache.width
-        cache.keys[layer].pointer.advanced(by: p * w).update(from: key, count: w)
-        cache.values[layer].pointer.advanced(by: p * w).update(from: value, count: w)
+        switch cache.storage {
+        case .float32(let keys, let values):
+            let w = cache.layout.width
+            keys[layer].pointer.advanced(by: p * w).update(from: key, count: w)
+            values[layer].pointer.advanced(by: p * w).update(from: value, count: w)
+        case .bf16(let layers):
+            layers[layer].store(position: p, key: key, value: value)
+        }
     }
 }
 
-/// Keys and values of every layer for one sequence: (capacity, width) each, heads side by side.
+/// Keys and values of every layer for one sequence, heads side by side: Float32 rows of
+/// (capacity, kvHeads·headDim), or, for a model whose products are bf16, bfloat16 laid out for
+/// the decode step's two products (`BFloat16KeyValues`: half the bytes to read per step).
 struct KeyValueCache {
-    let capacity: Int, width: Int
-    var keys: [Tensor]
-    var values: [Tensor]
+    struct Layout {
+        let kvHeads: Int, headDim: Int
+        var width: Int { kvHeads * headDim }
+    }
+    enum Storage {
+        case float32(keys: [Tensor], values: [Tensor])
+        case bf16([BFloat16KeyValues])
+    }
+    let capacity: Int, layout: Layout
+    let storage: Storage
 
-    init(layers: Int, width: Int, capacity: Int) {
-        (self.capacity, self.width) = (capacity, width)
-        keys = (0..<layers).map { _ in Tensor(zeros: [capacity, width]) }
-        values = (0..<layers).map { _ in Tensor(zeros: [capacity, width]) }
+    init(layers: Int, layout: Layout, capacity: Int, precision: ProductPrecision) {
+        (self.capacity, self.layout) = (capacity, layout)
+        switch precision {
+        case .float32:
+            storage = .float32(
+                keys: (0..<layers).map { _ in Tensor(zeros: [capacity, layout.width]) },
+                values: (0..<layers).map { _ in Tensor(zeros: [capacity, layout.width]) })
+        case .bf16:
+            storage = .bf16(
+                (0..<layers).map { _ in
+                    BFloat16KeyValues(capacity: capacity, kvHeads: layout.kvHeads, headDim: layout.headDim)
+                })
+        }
+    }
+
+    /// Floats of scratch attending over `length` positions takes.
+    func scratchCount(length: Int) -> Int {
+        switch storage {
+        case .float32: length
+        case .bf16(let layers): layers.first?.scratchCount ?? 1
+        }
     }
 }

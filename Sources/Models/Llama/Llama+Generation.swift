@@ -9,7 +9,7 @@ extension Llama {
         var weights = decodeCache.current(precision: productPrecision)
         return CachedGeneration.run(
             prompts: prompts, sampleIDs: sampleIDs, options: options, model: self,
-            cacheWidth: config.kvHeads * config.headDim,
+            cacheLayout: .init(kvHeads: config.kvHeads, headDim: config.headDim),
             prefill: { states, pending in
                 let prompts = pending.map { states[$0].prompt }
                 let batch = PaddedBatch(prompts)

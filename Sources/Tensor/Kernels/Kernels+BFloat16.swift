@@ -20,9 +20,9 @@ struct BFloat16Buffer {
     let pointer: UnsafeMutablePointer<UInt16>
     let paneled: Bool
 
-    init(count: Int, paneled: Bool = false) {
+    init(count: Int, paneled: Bool = false, zeroed: Bool = false) {
         self.paneled = paneled
-        storage = TensorStorage(count: max(1, (count + 1) / 2), zeroed: false)
+        storage = TensorStorage(count: max(1, (count + 1) / 2), zeroed: zeroed)
         pointer = UnsafeMutableRawPointer(storage.base).assumingMemoryBound(to: UInt16.self)
     }
 }
