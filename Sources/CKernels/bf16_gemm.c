@@ -227,6 +227,10 @@ static inline BF16 __attribute__((always_inline)) void block_bf16(
         for (int v = 0; v < NP; v++) acc[i][v] = _mm512_setzero_ps();
     const uint16_t *b0 = panels + (size_t)q * kp * W, *b1 = b0 + kp * W, *b2 = b1 + kp * W;
     for (long t = 0; t < kp / 2; t++) {
+        // A decode step reads each weight once: ask for the panels' next lines ahead of use.
+        _mm_prefetch((const char *)(b0 + (t + 16) * 2 * W), _MM_HINT_T0);
+        if (NP > 1) _mm_prefetch((const char *)(b1 + (t + 16) * 2 * W), _MM_HINT_T0);
+        if (NP > 2) _mm_prefetch((const char *)(b2 + (t + 16) * 2 * W), _MM_HINT_T0);
         __m512bh w0 = (__m512bh)_mm512_loadu_si512(b0 + t * 2 * W);
         __m512bh w1 = NP > 1 ? (__m512bh)_mm512_loadu_si512(b1 + t * 2 * W) : w0;
         __m512bh w2 = NP > 2 ? (__m512bh)_mm512_loadu_si512(b2 + t * 2 * W) : w0;
