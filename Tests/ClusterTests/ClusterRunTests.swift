@@ -308,6 +308,7 @@ import Testing
         defer { if coordinator.isRunning { kill(coordinator.processIdentifier, SIGKILL) } }
         let endpoint = try #require(Self.coordinatorAddress(run))
         let log = dir.appendingPathComponent("w.log")
+        let started = ContinuousClock.now
         let worker = try Self.start(
             [
                 "worker", "--connect", endpoint, "--key", dir.appendingPathComponent("keys/stranger.key").path,
@@ -315,6 +316,8 @@ import Testing
                 "--registration-wait", "2",
             ], log: log)
         #expect(Self.wait(worker, seconds: 30), "the refused worker waited on")
+        // Its wait, not also a send blocked on a peer that never came (7 s and more before).
+        #expect(ContinuousClock.now - started < .seconds(6), "the refused worker took \(ContinuousClock.now - started)")
         #expect(worker.terminationStatus == 1)
         let text = try String(contentsOf: log, encoding: .utf8)
         #expect(text.contains("did not answer within 2 s") && text.contains("keys.workers"), "\(text)")

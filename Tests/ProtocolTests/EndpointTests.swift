@@ -155,6 +155,36 @@ import Testing
         server.close()
     }
 
+    /// A client that CURVE refused has no peer to send to: it holds its messages instead of
+    /// blocking its socket thread on them, closes at once, and counts each as dropped once
+    /// `sendTimeout` passes.
+    @Test func refusedClient_holdsItsMessages_closesAtOnce_andDropsThemAfterTheTimeout() async throws {
+        let serverKeys = try CurveKeyPair.generate(), stranger = try CurveKeyPair.generate()
+        let server = try Endpoint.listen(
+            on: "tcp://127.0.0.1:*", security: .curve(server: serverKeys, authorized: AuthorizedKeys([])))
+        defer { server.close() }
+        let refused = ConnectorSecurity.curve(client: stranger, serverPublicKey: serverKeys.publicKey)
+        var short = EndpointSettings()
+        short.sendTimeout = .milliseconds(300)
+        let client = try Endpoint.connect(to: server.address, security: refused, settings: short)
+        for _ in 0..<3 {
+            await client.send(Self.hello)
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        for _ in 0..<300 where client.drops.total < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect((client.drops.byReason["sendFailed"] ?? 0) >= 2, "\(client.drops.byReason)")
+        client.close()
+
+        let waiting = try Endpoint.connect(to: server.address, security: refused)  // the default 5 s
+        for _ in 0..<3 {
+            await waiting.send(Self.hello)
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let start = ContinuousClock.now
+        waiting.close()
+        #expect(ContinuousClock.now - start < .seconds(2), "close waited on sends nobody takes")
+    }
+
     // MARK: Keys
 
     @Test func withKeys_onlyAuthorizedWorkersCanRegister() async throws {

@@ -19,38 +19,15 @@ struct SocketLoop: @unchecked Sendable {
         // context; every other endpoint shares the process's.
         let context: ZMQContext
         if case .listen(_, .curve) = role { context = ZMQContext() } else { context = .shared }
-        var socket: ZMQSocket?
-        var authenticator: ZAPAuthenticator?
+        let s: ZMQSocket, authenticator: ZAPAuthenticator?
         do {
-            let s: ZMQSocket
-            switch role {
-            case .listen(let endpoint, let security):
-                if case .curve(_, let authorized) = security {
-                    // The ZAP handler must be bound before the socket that consults it.
-                    authenticator = try ZAPAuthenticator(context: context, authorized: authorized)
-                }
-                s = try ZMQSocket(context, .router)
-                try s.setOption(ZMQ_ROUTER_MANDATORY, Int32(1))
-                try s.apply(security)
-                try s.apply(settings)
-                try s.bind(endpoint)
-            case .connect(let endpoint, let security):
-                s = try ZMQSocket(context, .dealer)
-                try s.apply(security)
-                try s.apply(settings)
-                try s.setTimeouts(send: settings.sendTimeout, receive: nil)
-                try s.connect(endpoint)
-            }
-            socket = s
+            (s, authenticator) = try open(in: context)
             ready(.success(s.lastEndpoint))
         } catch {
-            socket?.close()
-            authenticator?.close()
             continuation.finish()
             ready(.failure(error))
             return
         }
-        let s = socket!
         defer {
             s.close()
             authenticator?.close()
@@ -58,28 +35,97 @@ struct SocketLoop: @unchecked Sendable {
         }
         var items: [ZMQPoll.Item] = [.socket(s), .fileDescriptor(wakePipe.readEnd)]
         if let authenticator { items.append(.socket(authenticator.socket)) }
+        // A DEALER with no peer (none yet, or refused by CURVE) would block a send, and with it
+        // this loop's receiving and closing: its messages wait here, in order, for the socket to
+        // take them or for `sendTimeout` to pass.
+        var held = HeldSends()
         while true {
-            guard let readable = try? ZMQPoll.readable(items, timeout: nil) else { return }
-            if readable[1] {
+            var asks = items.map { ($0, ZMQPoll.Events.readable) }
+            if !held.isEmpty { asks[0].1.insert(.writable) }
+            guard let events = try? ZMQPoll.wait(asks, timeout: held.untilOldestExpires(settings.sendTimeout))
+            else { return }
+            if events[1].contains(.readable) {
                 wakePipe.drain()
                 let (queue, closing) = outbox.drain()
-                for (peer, message) in queue { transmit(message, to: peer, on: s, drops: drops) }
+                for (peer, message) in queue { transmit(message, to: peer, on: s, held: &held, drops: drops) }
                 if closing { return }
             }
-            if readable[0] { receive(from: s, drops: drops) }
-            if readable.count > 2, readable[2] { authenticator?.handle(drops: drops, logger: logger) }
+            if !held.isEmpty { flush(&held, on: s, drops: drops) }
+            if events[0].contains(.readable) { receive(from: s, drops: drops) }
+            if events.count > 2, events[2].contains(.readable) { authenticator?.handle(drops: drops, logger: logger) }
         }
     }
 
-    private func transmit(_ message: EncodedMessage, to peer: PeerID?, on s: ZMQSocket, drops: DropCounter) {
-        do {
-            try s.send(message, to: peer)
+    /// The endpoint's socket, bound or connected, and a listener's ZAP handler where it has keys.
+    private func open(in context: ZMQContext) throws(ZMQError) -> (ZMQSocket, ZAPAuthenticator?) {
+        var authenticator: ZAPAuthenticator?
+        var socket: ZMQSocket?
+        do throws(ZMQError) {
+            switch role {
+            case .listen(let endpoint, let security):
+                if case .curve(_, let authorized) = security {
+                    // The ZAP handler must be bound before the socket that consults it.
+                    authenticator = try ZAPAuthenticator(context: context, authorized: authorized)
+                }
+                let s = try ZMQSocket(context, .router)
+                socket = s
+                try s.setOption(ZMQ_ROUTER_MANDATORY, Int32(1))
+                try s.apply(security)
+                try s.apply(settings)
+                try s.bind(endpoint)
+            case .connect(let endpoint, let security):
+                let s = try ZMQSocket(context, .dealer)
+                socket = s
+                try s.apply(security)
+                try s.apply(settings)
+                try s.setTimeouts(send: settings.sendTimeout, receive: nil)
+                try s.connect(endpoint)
+            }
+            return (socket!, authenticator)
         } catch {
-            let reason = error.errno == EHOSTUNREACH ? "unroutable" : "sendFailed"
-            drops.drop(
-                reason, from: peer.map { "\($0)" } ?? "peer", logger: logger,
-                "Dropped outgoing [\(Wire.Kind(rawValue: message.control[8]).map { "\($0)" } ?? "?")]: \(error)")
+            socket?.close()
+            authenticator?.close()
+            throw error
         }
+    }
+
+    private func transmit(
+        _ message: EncodedMessage, to peer: PeerID?, on s: ZMQSocket, held: inout HeldSends, drops: DropCounter
+    ) {
+        if peer == nil, !held.isEmpty { return held.append(message) }
+        do {
+            try s.send(message, to: peer, dontWait: peer == nil)
+        } catch let error where peer == nil && error.errno == EAGAIN {
+            held.append(message)
+        } catch {
+            dropped(message, to: peer, error.errno == EHOSTUNREACH ? "unroutable" : "sendFailed", "\(error)", drops)
+        }
+    }
+
+    /// Sends held messages while the socket takes them; drops those older than `sendTimeout`.
+    private func flush(_ held: inout HeldSends, on s: ZMQSocket, drops: DropCounter) {
+        while let message = held.oldest {
+            do {
+                try s.send(message, to: nil, dontWait: true)
+                held.removeOldest()
+            } catch let error where error.errno == EAGAIN {
+                break
+            } catch {
+                dropped(message, to: nil, "sendFailed", "\(error)", drops)
+                held.removeOldest()
+            }
+        }
+        for message in held.removeExpired(settings.sendTimeout) {
+            dropped(message, to: nil, "sendFailed", "no peer took it within \(settings.sendTimeout)", drops)
+        }
+    }
+
+    private func dropped(
+        _ message: EncodedMessage, to peer: PeerID?, _ reason: String, _ why: String, _ drops: DropCounter
+    ) {
+        drops.drop(
+            reason, from: peer.map { "\($0)" } ?? "peer", logger: logger,
+            "Dropped outgoing [\(Wire.Kind(rawValue: message.control[8]).map { "\($0)" } ?? "?")]: \(why)")
     }
 
     private func receive(from s: ZMQSocket, drops: DropCounter) {
@@ -108,9 +154,41 @@ struct SocketLoop: @unchecked Sendable {
                 if error.code == .unsupportedVersion, let peer {
                     // Tell a peer of another version why it will never be served.
                     let reject = Wire.encode(.reject(.init(reason: "protocol version mismatch: \(error.detail)")))
-                    transmit(reject, to: peer, on: s, drops: drops)
+                    var none = HeldSends()  // a ROUTER's sends never wait
+                    transmit(reject, to: peer, on: s, held: &none, drops: drops)
                 }
             }
         }
+    }
+}
+
+/// A DEALER's messages that its socket could not take yet, oldest first, with when each came.
+struct HeldSends {
+    private var messages: [(message: EncodedMessage, since: ContinuousClock.Instant)] = []
+    private var start = 0
+
+    var isEmpty: Bool { start == messages.count }
+    var oldest: EncodedMessage? { isEmpty ? nil : messages[start].message }
+
+    mutating func append(_ message: EncodedMessage) { messages.append((message, .now)) }
+
+    mutating func removeOldest() {
+        start += 1
+        if start == messages.count { (messages, start) = ([], 0) }
+    }
+
+    /// Removes and returns the messages held `timeout` or longer.
+    mutating func removeExpired(_ timeout: Duration) -> [EncodedMessage] {
+        var expired: [EncodedMessage] = []
+        while let first = isEmpty ? nil : messages[start], ContinuousClock.now - first.since >= timeout {
+            expired.append(first.message)
+            removeOldest()
+        }
+        return expired
+    }
+
+    /// How long the loop may wait before the oldest message expires (nil: nothing held).
+    func untilOldestExpires(_ timeout: Duration) -> Duration? {
+        isEmpty ? nil : max(.zero, timeout - (ContinuousClock.now - messages[start].since))
     }
 }
