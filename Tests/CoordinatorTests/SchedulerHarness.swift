@@ -118,6 +118,22 @@ struct SchedulerHarness {
                 from: peers[id]!, key: nil))
     }
 
+    /// `n` rollout jobs that need the policy's weights.
+    static func rollouts(_ n: Int) -> [SchedulerState.JobRequest] {
+        (0..<n).map { _ in .init(kind: .rollout, body: [], needsWeights: true) }
+    }
+
+    /// Rollout workers r1 and r2 and a trainer t, after one committed step: asked for `rollouts`
+    /// rollouts that need weights, the scheduler answers with a broadcast chain's links.
+    mutating func chainOfTwoRolloutWorkers(rollouts: Int)
+        -> (r1: UInt32, r2: UInt32, t: UInt32, links: [(worker: UInt32, assign: Wire.Assign)])
+    {
+        let r1 = join("r1", role: .rollout), r2 = join("r2", role: .rollout), t = join("t", role: .train)
+        let ring = assignments(in: handle(.stepRequested(Self.stepRequest(), next: nil)))
+        for a in ring { reportStep(a.worker, a.assign) }
+        return (r1, r2, t, assignments(in: handle(.jobsRequested(Self.rollouts(rollouts)))))
+    }
+
     /// Steps committed so far, with their participants.
     var committedSteps: [(version: UInt64, participants: [String])] {
         log.compactMap {

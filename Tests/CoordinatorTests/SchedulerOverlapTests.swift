@@ -10,10 +10,6 @@ import Testing
 @Suite struct SchedulerOverlapTests {
     typealias H = SchedulerHarness
 
-    static func rollouts(_ n: Int) -> [SchedulerState.JobRequest] {
-        (0..<n).map { _ in .init(kind: .rollout, body: [], needsWeights: true) }
-    }
-
     static func succeed(_ h: inout H, _ job: (worker: UInt32, assign: Wire.Assign)) {
         h.handle(
             .message(
@@ -29,7 +25,7 @@ import Testing
     @Test func rolloutsPinnedToTheirVersion_runOnTheRolloutWorker_whileTheTrainerCommitsSteps() throws {
         var h = H()
         let r = h.join("r", role: .rollout), t = h.join("t", role: .train)
-        let first = h.assignments(in: h.handle(.jobsRequested(Self.rollouts(3))))
+        let first = h.assignments(in: h.handle(.jobsRequested(H.rollouts(3))))
         #expect(first.map(\.worker) == [r] && first[0].assign.weightsVersion == 0)
         // Two steps commit while the rollout worker still holds its first job.
         for _ in 0..<2 {
@@ -50,14 +46,14 @@ import Testing
         #expect(h.synchronizations == 0 && h.weightsRequests(in: h.log).isEmpty)
 
         // The next batch is pinned to version 2: the rollout worker is brought there first.
-        let links = h.assignments(in: h.handle(.jobsRequested(Self.rollouts(1))))
+        let links = h.assignments(in: h.handle(.jobsRequested(H.rollouts(1))))
         #expect(links.map(\.worker) == [t, r] && links.allSatisfy { $0.assign.weightsVersion == 2 })
     }
 
     @Test func withoutRolloutWorkers_theStepWaitsForTheBatch_onTheMixedWorkers() {
         var h = H()
         let a = h.join("a"), b = h.join("b")
-        let jobs = h.assignments(in: h.handle(.jobsRequested(Self.rollouts(2))))
+        let jobs = h.assignments(in: h.handle(.jobsRequested(H.rollouts(2))))
         #expect(Set(jobs.map(\.worker)) == [a, b])
         let asked = h.log.count
         h.handle(.stepRequested(H.stepRequest(), next: nil))
@@ -77,10 +73,7 @@ import Testing
     /// (its predecessor died) is sent the weights again by a trainer that still holds them.
     @Test func stepWaitsForTheChain_soAFailedLinkIsSentTheWeightsAgain() throws {
         var h = H()
-        let r1 = h.join("r1", role: .rollout), r2 = h.join("r2", role: .rollout), t = h.join("t", role: .train)
-        let ring = h.assignments(in: h.handle(.stepRequested(H.stepRequest(), next: nil)))
-        for a in ring { h.reportStep(a.worker, a.assign) }
-        let links = h.assignments(in: h.handle(.jobsRequested(Self.rollouts(2))))
+        let (r1, r2, t, links) = h.chainOfTwoRolloutWorkers(rollouts: 2)
         #expect(links.map(\.worker) == [t, r1, r2])
         h.reportSynchronized(t, links[0].assign)  // the source is done sending
         let asked = h.log.count
@@ -108,7 +101,7 @@ import Testing
     @Test func rolloutWorkerLost_afterTheStepsMovedOn_failsTheBatch_sayingHowToResume() throws {
         var h = H()
         let r = h.join("r", role: .rollout), t = h.join("t", role: .train)
-        _ = h.handle(.jobsRequested(Self.rollouts(2)))
+        _ = h.handle(.jobsRequested(H.rollouts(2)))
         let ring = h.assignments(in: h.handle(.stepRequested(H.stepRequest(), next: nil)))
         for a in ring { h.reportStep(a.worker, a.assign) }
         // Only the trainer keeps heartbeating: the rollout worker is declared dead.

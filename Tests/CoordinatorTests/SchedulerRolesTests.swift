@@ -65,10 +65,7 @@ import Testing
 
     @Test func rolloutWorkers_formOneChainFromTheTrainer_andEachNamesTheNext() throws {
         var h = H()
-        let r1 = h.join("r1", role: .rollout), r2 = h.join("r2", role: .rollout), t = h.join("t", role: .train)
-        let ring = h.assignments(in: h.handle(.stepRequested(H.stepRequest(), next: nil)))
-        for a in ring { h.reportStep(a.worker, a.assign) }
-        let links = h.assignments(in: h.handle(.jobsRequested(SchedulerOverlapTests.rollouts(4))))
+        let (r1, r2, t, links) = h.chainOfTwoRolloutWorkers(rollouts: 4)
         #expect(links.map(\.worker) == [t, r1, r2])
         let specs = try links.map { try BroadcastSpec(wireBody: $0.assign.body, field: "link") }
         #expect(specs.map(\.next) == ["tcp://r1:1", "tcp://r2:1", nil])
@@ -89,7 +86,7 @@ import Testing
         let r = h.join("r", role: .rollout), t = h.join("t", role: .train)
         let ring = h.assignments(in: h.handle(.stepRequested(H.stepRequest(), next: nil)))
         for a in ring { h.reportStep(a.worker, a.assign) }
-        let links = h.assignments(in: h.handle(.jobsRequested(SchedulerOverlapTests.rollouts(1))))
+        let links = h.assignments(in: h.handle(.jobsRequested(H.rollouts(1))))
         h.reportSynchronized(t, links[0].assign)
         let before = h.log.count
         h.handle(

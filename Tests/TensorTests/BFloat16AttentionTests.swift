@@ -69,7 +69,8 @@ import Testing
         }
     }
 
-    /// Rounded once on the way in, a bf16 step stays close to the Float32 one.
+    /// Rounded once on the way in, a bf16 step stays close to the Float32 one (6.9e-4 apart on
+    /// these inputs).
     @Test func decodeAttention_staysCloseToFloat32() {
         let shape = Shape(heads: 4, kvHeads: 4, headDim: 16, capacity: 24, window: nil)
         let width = shape.heads * shape.headDim
@@ -87,6 +88,6 @@ import Testing
             query: query.pointer, keys: keys.pointer, values: values.pointer, length: shape.capacity,
             heads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.headDim, out: &exact, scratch: &scratch)
         let worst = zip(bf16, exact).map { abs($0 - $1) }.max() ?? 0
-        #expect(worst < 2e-2 && worst > 0, "largest difference \(worst)")
+        #expect(worst < 2e-3 && worst > 0, "largest difference \(worst)")
     }
 }

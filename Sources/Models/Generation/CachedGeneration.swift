@@ -167,11 +167,11 @@ struct KeyValueCache {
         case float32(keys: [Tensor], values: [Tensor])
         case bf16([BFloat16KeyValues])
     }
-    let capacity: Int, layout: Layout
+    let layout: Layout
     let storage: Storage
 
     init(layers: Int, layout: Layout, capacity: Int, precision: ProductPrecision) {
-        (self.capacity, self.layout) = (capacity, layout)
+        self.layout = layout
         switch precision {
         case .float32:
             storage = .float32(

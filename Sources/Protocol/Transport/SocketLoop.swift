@@ -39,9 +39,9 @@ struct SocketLoop: @unchecked Sendable {
         // this loop's receiving and closing: its messages wait here, in order, for the socket to
         // take them or for `sendTimeout` to pass.
         var held = HeldSends()
+        var asks = items.map { ($0, ZMQPoll.Events.readable) }
         while true {
-            var asks = items.map { ($0, ZMQPoll.Events.readable) }
-            if !held.isEmpty { asks[0].1.insert(.writable) }
+            asks[0].1 = held.isEmpty ? .readable : [.readable, .writable]
             guard let events = try? ZMQPoll.wait(asks, timeout: held.untilOldestExpires(settings.sendTimeout))
             else { return }
             if events[1].contains(.readable) {
@@ -51,7 +51,7 @@ struct SocketLoop: @unchecked Sendable {
                 if closing { return }
             }
             if !held.isEmpty { flush(&held, on: s, drops: drops) }
-            if events[0].contains(.readable) { receive(from: s, drops: drops) }
+            if events[0].contains(.readable) { receive(from: s, held: &held, drops: drops) }
             if events.count > 2, events[2].contains(.readable) { authenticator?.handle(drops: drops, logger: logger) }
         }
     }
@@ -128,7 +128,7 @@ struct SocketLoop: @unchecked Sendable {
             "Dropped outgoing [\(Wire.Kind(rawValue: message.control[8]).map { "\($0)" } ?? "?")]: \(why)")
     }
 
-    private func receive(from s: ZMQSocket, drops: DropCounter) {
+    private func receive(from s: ZMQSocket, held: inout HeldSends, drops: DropCounter) {
         let readsClientKey = if case .listen(_, .curve) = role { true } else { false }
         var batch: [Inbound] = []
         var batchBytes = 0
@@ -154,8 +154,7 @@ struct SocketLoop: @unchecked Sendable {
                 if error.code == .unsupportedVersion, let peer {
                     // Tell a peer of another version why it will never be served.
                     let reject = Wire.encode(.reject(.init(reason: "protocol version mismatch: \(error.detail)")))
-                    var none = HeldSends()  // a ROUTER's sends never wait
-                    transmit(reject, to: peer, on: s, held: &none, drops: drops)
+                    transmit(reject, to: peer, on: s, held: &held, drops: drops)
                 }
             }
         }
@@ -163,32 +162,26 @@ struct SocketLoop: @unchecked Sendable {
 }
 
 /// A DEALER's messages that its socket could not take yet, oldest first, with when each came.
+/// (Only while no peer takes them: a handful at most, so removing from the front is cheap.)
 struct HeldSends {
     private var messages: [(message: EncodedMessage, since: ContinuousClock.Instant)] = []
-    private var start = 0
 
-    var isEmpty: Bool { start == messages.count }
-    var oldest: EncodedMessage? { isEmpty ? nil : messages[start].message }
+    var isEmpty: Bool { messages.isEmpty }
+    var oldest: EncodedMessage? { messages.first?.message }
 
     mutating func append(_ message: EncodedMessage) { messages.append((message, .now)) }
-
-    mutating func removeOldest() {
-        start += 1
-        if start == messages.count { (messages, start) = ([], 0) }
-    }
+    mutating func removeOldest() { messages.removeFirst() }
 
     /// Removes and returns the messages held `timeout` or longer.
     mutating func removeExpired(_ timeout: Duration) -> [EncodedMessage] {
-        var expired: [EncodedMessage] = []
-        while let first = isEmpty ? nil : messages[start], ContinuousClock.now - first.since >= timeout {
-            expired.append(first.message)
-            removeOldest()
-        }
+        let now = ContinuousClock.now
+        let expired = messages.prefix { now - $0.since >= timeout }.map(\.message)
+        messages.removeFirst(expired.count)
         return expired
     }
 
     /// How long the loop may wait before the oldest message expires (nil: nothing held).
     func untilOldestExpires(_ timeout: Duration) -> Duration? {
-        isEmpty ? nil : max(.zero, timeout - (ContinuousClock.now - messages[start].since))
+        messages.first.map { max(.zero, timeout - (ContinuousClock.now - $0.since)) }
     }
 }
