@@ -11,6 +11,7 @@ struct Bench: AsyncParsableCommand {
         subcommands: [
             TensorBench.self, SgemmTable.self, ProtocolBench.self, CodecBench.self, GPTBench.self, DecodeBench.self,
             AllReduceBench.self, AllReduceRank.self, CoordinatorBench.self, SimulatedWorkers.self, BFloat16Bench.self,
+            OptimizerBench.self,
         ])
 
     static func main() async {

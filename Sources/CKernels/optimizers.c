@@ -16,10 +16,10 @@
 #define DEFINE_ADAMW(suffix, target)                                                                         \
     static target void adamw_##suffix(                                                                       \
         float *restrict p, const float *restrict g, float *restrict m, float *restrict v, long n, float lr,   \
-        float b1, float b2, float eps, float decay, float c1, float c2) {                                    \
+        float b1, float b2, float eps, float decay, float c1, float c2, float scale) {                       \
         const float a1 = 1 - b1, a2 = 1 - b2;                                                                \
         for (long i = 0; i < n; i++) {                                                                       \
-            float gi = g[i];                                                                                 \
+            float gi = g[i] * scale;                                                                         \
             float mi = b1 * m[i] + a1 * gi;                                                                  \
             float vi = b2 * v[i] + a2 * gi * gi;                                                             \
             m[i] = mi;                                                                                       \
@@ -38,6 +38,6 @@ DEFINE_ADAMW(avx512, __attribute__((target("avx512f"))))
 
 void rlaif_adamw_update(
     float *p, const float *g, float *m, float *v, long n, float lr, float beta1, float beta2, float epsilon,
-    float decay, float c1, float c2) {
-    RLAIF_CALL_FOR_CPU(adamw, p, g, m, v, n, lr, beta1, beta2, epsilon, decay, c1, c2);
+    float decay, float c1, float c2, float scale) {
+    RLAIF_CALL_FOR_CPU(adamw, p, g, m, v, n, lr, beta1, beta2, epsilon, decay, c1, c2, scale);
 }

@@ -190,7 +190,7 @@ import Testing
     }
 
     /// The summary's checksum computed from a snapshot is the replica's own; the per-step
-    /// fingerprint sees a one-bit change anywhere, the bytes past the last 64-byte block included.
+    /// fingerprint sees a one-bit change at its first, middle and last weight (tails: `FingerprintTests`).
     @Test func snapshotChecksum_isTheReplicas_andTheFingerprintSeesOneBit() throws {
         let replica = ModelReplica(
             policy: try GPT2(

@@ -85,6 +85,38 @@ import Testing
         #expect(mismatches == 0)
     }
 
+    /// The all-reduce path: the update reads the reduced sum where it lies, with the clip factor
+    /// in its own pass, and gives the bits of copying it into the set, clipping, then updating.
+    @Test func adamW_fromAReducedSumWithItsClipFactor_givesTheBitsOfClipThenUpdate() {
+        func set() -> ParameterSet {
+            ParameterSet([
+                ("w", Variable(Inputs.uniform([41, 23]), requiresGrad: true)),
+                ("b", Variable(Inputs.uniform([23], seed: 5), requiresGrad: true)),
+            ])
+        }
+        let copied = set(), inPlace = set()
+        var copiedOptimizer = AdamW(weightDecay: 0.05), inPlaceOptimizer = copiedOptimizer
+        var scales: [Float] = []
+        for step in 1...4 {
+            // Steps 1 and 3 are clipped (norm near 16), 2 and 4 are not (norm near 0.4).
+            let range: Float = step.isMultiple(of: 2) ? 0.03 : 1.2
+            let reduced = Inputs.uniform([copied.count + 2], -range, range, seed: UInt64(20 + step))
+            copied.gradients.pointer.update(from: reduced.pointer, count: copied.count)
+            let expectedNorm = copied.clipGradientNorm(1)
+            copiedOptimizer.update(copied, learningRate: 0.01)
+
+            let norm = ParameterSet.norm(of: reduced.pointer, count: inPlace.count)
+            let scale = ParameterSet.clipScale(norm: norm, maxNorm: 1)
+            inPlaceOptimizer.update(inPlace, gradients: reduced.pointer, scale: scale, learningRate: 0.01)
+            #expect(norm == expectedNorm)
+            scales.append(scale)
+        }
+        #expect(scales.map { $0 < 1 } == [true, false, true, false])
+        #expect(inPlace.values.scalars == copied.values.scalars)
+        #expect(inPlaceOptimizer.firstMoment?.scalars == copiedOptimizer.firstMoment?.scalars)
+        #expect(inPlaceOptimizer.secondMoment?.scalars == copiedOptimizer.secondMoment?.scalars)
+    }
+
     // MARK: SGD
 
     @Test func sgd_withMomentum_equalsHandComputation() {

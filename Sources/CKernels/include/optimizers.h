@@ -5,11 +5,12 @@
 #ifndef RLAIF_OPTIMIZERS_H
 #define RLAIF_OPTIMIZERS_H
 
-/// For i < n:  m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;
+/// For i < n, with g = scale·gᵢ (the clip factor; scale 1 leaves g as it is):
+///             m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;
 ///             p ← p − lr·((m/c₁) / (√(v/c₂) + ε) + decay·p).
 /// c₁ = 1 − β₁ᵗ and c₂ = 1 − β₂ᵗ are the bias corrections. No two of the arrays may overlap.
 void rlaif_adamw_update(
     float *p, const float *g, float *m, float *v, long n, float lr, float beta1, float beta2, float epsilon,
-    float decay, float c1, float c2);
+    float decay, float c1, float c2, float scale);
 
 #endif

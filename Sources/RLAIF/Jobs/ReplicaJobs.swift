@@ -78,11 +78,11 @@ public final class ReplicaJobs: Sendable {
     public func apply(_ reduced: Tensor, _ spec: GradientSpec) async -> GradientResult {
         let replica = self.replica
         let objective = spec.resolvedObjective
-        let (norm, metrics) = await Engine.shared.run {
-            replica.apply(
+        let (norm, metrics, fingerprint) = await Engine.shared.run {
+            let (norm, metrics) = replica.apply(
                 reduced, objective: objective, learningRate: Float(spec.learningRate), clipNorm: Float(spec.clipNorm))
+            return (norm, metrics, replica.fingerprint())
         }
-        let fingerprint = await Engine.shared.run { replica.fingerprint() }
         return GradientResult(
             version: replica.version, fingerprint: fingerprint, metrics: metrics, gradientNorm: Double(norm))
     }

@@ -87,8 +87,7 @@ extension ModelReplica {
         let parameters = parameters(objective.role)!
         let n = parameters.count
         precondition(reduced.count == n + objective.metricNames.count, "apply: a reduced sum of the wrong size")
-        parameters.gradients.pointer.update(from: reduced.pointer, count: n)
-        let norm = step(objective.role, learningRate: learningRate, clipNorm: clipNorm)
+        let norm = step(objective.role, gradients: reduced.pointer, learningRate: learningRate, clipNorm: clipNorm)
         version += 1
         var metrics: [String: Double] = [:]
         for (k, name) in objective.metricNames.enumerated() { metrics[name] = Double(reduced[flat: n + k]) }

@@ -84,13 +84,18 @@ public final class ModelReplica: @unchecked Sendable {
         }
     }
 
-    /// Applies one optimizer step to `role` from the reduced gradient already in its gradients.
-    public func step(_ role: Role, learningRate: Float, clipNorm: Float) -> Float {
+    /// Applies one optimizer step to `role` from `gradients` (the reduced sum, laid out like its
+    /// parameters), clipped to `clipNorm` (0: not clipped); returns the norm before clipping.
+    public func step(_ role: Role, gradients: UnsafePointer<Float>, learningRate: Float, clipNorm: Float) -> Float {
         guard let parameters = parameters(role) else { return 0 }
-        let norm = clipNorm > 0 ? parameters.clipGradientNorm(clipNorm) : parameters.gradientNorm()
+        let norm = ParameterSet.norm(of: gradients, count: parameters.count)
+        // The clip factor goes into the update's own pass over the gradients.
+        let scale = clipNorm > 0 ? ParameterSet.clipScale(norm: norm, maxNorm: clipNorm) : 1
         switch role {
-        case .policy: policyOptimizer.update(parameters, learningRate: learningRate)
-        case .reward: rewardOptimizer.update(parameters, learningRate: learningRate)
+        case .policy:
+            policyOptimizer.update(parameters, gradients: gradients, scale: scale, learningRate: learningRate)
+        case .reward:
+            rewardOptimizer.update(parameters, gradients: gradients, scale: scale, learningRate: learningRate)
         case .reference: preconditionFailure("the reference model is frozen")
         }
         return norm

@@ -31,6 +31,14 @@ public struct AdamW: Optimizer {
     }
 
     public mutating func update(_ parameters: ParameterSet, learningRate lr: Float) {
+        update(parameters, gradients: parameters.gradients.pointer, scale: 1, learningRate: lr)
+    }
+
+    /// Steps from `gradients` (laid out like the set, e.g. an all-reduced sum) times `scale` (a
+    /// clip factor), read where they lie: no copy into the set's gradients, no pass to scale them.
+    public mutating func update(
+        _ parameters: ParameterSet, gradients g: UnsafePointer<Float>, scale: Float, learningRate lr: Float
+    ) {
         let m = firstMoment ?? Tensor(zeros: [parameters.count])
         let v = secondMoment ?? Tensor(zeros: [parameters.count])
         precondition(m.count == parameters.count, "AdamW: state for \(m.count) parameters, set has \(parameters.count)")
@@ -40,7 +48,7 @@ public struct AdamW: Optimizer {
         let c1 = 1 - Float(Double(beta1).power(step))
         let c2 = 1 - Float(Double(beta2).power(step))
         let (b1, b2, eps) = (beta1, beta2, epsilon)
-        let p = parameters.values.pointer, g = parameters.gradients.pointer
+        let p = parameters.values.pointer
         let mp = m.pointer, vp = v.pointer
         for entry in parameters.entries {
             let decay = entry.decays ? weightDecay : 0
@@ -49,7 +57,8 @@ public struct AdamW: Optimizer {
                 let i = offset + local.lowerBound
                 // The loop of `Self.reference`, in C for AVX-512/AVX2 (4.7% of a small-preset
                 // training step four lanes wide).
-                rlaif_adamw_update(p + i, g + i, mp + i, vp + i, local.count, lr, b1, b2, eps, decay, c1, c2)
+                rlaif_adamw_update(
+                    p + i, g + i, mp + i, vp + i, local.count, lr, b1, b2, eps, decay, c1, c2, scale)
             }
         }
     }

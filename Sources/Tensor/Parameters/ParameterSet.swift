@@ -62,28 +62,37 @@ public final class ParameterSet: @unchecked Sendable {
     }
 
     /// √(Σ g²) over every gradient, summed in Double in a fixed order.
-    public func gradientNorm() -> Float {
-        Float(Self.sumOfSquares(gradients).squareRoot())
+    public func gradientNorm() -> Float { Self.norm(of: gradients.pointer, count: count) }
+
+    /// √(Σ g²) over `count` gradients where they lie (an all-reduced sum), in `gradientNorm`'s order.
+    public static func norm(of gradients: UnsafePointer<Float>, count: Int) -> Float {
+        Float(sumOfSquares(gradients, count: count).squareRoot())
+    }
+
+    /// The factor that brings a gradient of `norm` within `maxNorm`: 1 when it is already within
+    /// (or not finite).
+    public static func clipScale(norm: Float, maxNorm: Float) -> Float {
+        norm > maxNorm && norm.isFinite ? maxNorm / (norm + 1e-6) : 1
     }
 
     /// Scales gradients so that their global norm is at most `maxNorm`; returns the norm before.
     @discardableResult
     public func clipGradientNorm(_ maxNorm: Float) -> Float {
         let norm = gradientNorm()
-        if norm > maxNorm && norm.isFinite {
-            let s = maxNorm / (norm + 1e-6)
+        let s = Self.clipScale(norm: norm, maxNorm: maxNorm)
+        if s != 1 {
             let g = gradients.pointer
             Kernels.parallelRanges(count) { r in for i in r { g[i] *= s } }
         }
         return norm
     }
 
-    static func sumOfSquares(_ t: Tensor) -> Double {
+    static func sumOfSquares(_ values: UnsafePointer<Float>, count: Int) -> Double {
         var total = 0.0
         let chunk = 4096
         var i = 0
-        while i < t.count {
-            total += Double(simdDot(t.pointer + i, t.pointer + i, min(chunk, t.count - i)))
+        while i < count {
+            total += Double(simdDot(values + i, values + i, min(chunk, count - i)))
             i += chunk
         }
         return total
