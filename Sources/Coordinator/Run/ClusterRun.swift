@@ -97,15 +97,21 @@ public final class ClusterRun: @unchecked Sendable {
         let started =
             try slurm.map { try startSlurmWorkers($0, coordinator: advertised, scheduler: scheduler) }
             ?? startWorkers(local: localWorkers, threads: threadsPerWorker, coordinator: advertised)
-        // A local worker that exits before the run starts (killed, crashed) is not waited for.
+        // A local worker that exits before the run starts (killed, crashed) is not waited for;
+        // when every worker the run started was local and all have exited, none is coming.
         let wanted: @Sendable () -> Int = { [weak self] in
             max(waitFor, started - (self?.exitedLocalWorkers ?? 0))
         }
-        guard await scheduler.waitForWorkers(wanted, timeout: .seconds(120)) else {
+        let onlyLocal = slurm == nil && started == localWorkers && localWorkers > 0 && waitFor <= localWorkers
+        let abandoned: @Sendable () -> Bool = { [weak self] in onlyLocal && self?.exitedLocalWorkers == started }
+        guard await scheduler.waitForWorkers(wanted, timeout: .seconds(120), unless: abandoned) else {
             await scheduler.shutdown(reason: "run aborted")
-            throw RunError(
-                message: "fewer than \(wanted()) workers registered within 120 s (\(exitedLocalWorkers) local "
-                    + "worker(s) exited: see worker-N.log in the run directory)")
+            let message =
+                abandoned()
+                ? "all \(started) local workers exited before registering (see worker-N.log in the run directory)"
+                : "fewer than \(wanted()) workers registered within 120 s (\(exitedLocalWorkers) local "
+                    + "worker(s) exited: see worker-N.log in the run directory)"
+            throw RunError(message: message + firstWorkerError())
         }
         let driver = RunDriver(
             settings: settings, cluster: scheduler, events: events, directory: directory, logger: logger, task: task,
@@ -208,6 +214,19 @@ public final class ClusterRun: @unchecked Sendable {
         return slurm.tasks
     }
 
+    /// The first `Error:` line of an exited local worker's log, as the end of a message.
+    private func firstWorkerError() -> String {
+        let exited = lock.withLock { localWorkers.indices.filter { !localWorkers[$0].isRunning } }
+        for index in exited {
+            let log = directory.appendingPathComponent("worker-\(index).log")
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Error:") }) {
+                return "; worker-\(index).log says: \(line)"
+            }
+        }
+        return ""
+    }
+
     /// Local worker processes this run started that have exited.
     private var exitedLocalWorkers: Int { lock.withLock { localWorkers.filter { !$0.isRunning }.count } }
 
@@ -231,7 +250,8 @@ public final class ClusterRun: @unchecked Sendable {
                     + "keys. Add `worker: <secret key file from rlaif keygen>` under `keys:` (or start workers "
                     + "yourself with rlaif worker --key … and --workers 0).")
         }
-        return ["--key", file, "--coordinator-key", keys.coordinator.publicKey]
+        // One argument each: a Z85 key may begin with "-", which would read as an option.
+        return ["--key=\(file)", "--coordinator-key=\(keys.coordinator.publicKey)"]
     }
 
     /// Starts a child process of the run, its output in `log` in the run directory; it is

@@ -125,11 +125,14 @@ public actor Scheduler {
 
     /// Waits until at least `count` workers have registered.
     /// `count` is asked again at each look: workers that can no longer come (a started
-    /// process that exited) stop being waited for.
-    public func waitForWorkers(_ count: @Sendable () -> Int, timeout: Duration) async -> Bool {
+    /// process that exited) stop being waited for; `abandoned` ends the wait at once (false)
+    /// when none can come any more.
+    public func waitForWorkers(
+        _ count: @Sendable () -> Int, timeout: Duration, unless abandoned: @Sendable () -> Bool = { false }
+    ) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while liveWorkerCount < count() {
-            if ContinuousClock.now > deadline { return false }
+            if ContinuousClock.now > deadline || abandoned() { return false }
             try? await Task.sleep(for: .milliseconds(50))
         }
         return true

@@ -15,7 +15,10 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "This worker's CURVE secret key file (from `rlaif keygen`), for clusters with keys.")
     var key: String?
 
-    @Option(help: "The coordinator's public key (Z85 or a key file); required with --key.")
+    @Option(
+        help:
+            "The coordinator's public key (Z85 or a key file); required with --key. A Z85 key that begins with '-' goes as --coordinator-key=KEY."
+    )
     var coordinatorKey: String?
 
     @Option(help: "Engine threads (default: all cores).")
