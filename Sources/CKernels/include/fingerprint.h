@@ -10,8 +10,9 @@
 /// the tail bytes, then SplitMix64's finalizer.
 uint64_t rlaif_fingerprint(const void *bytes, long count);
 
-/// The same hash by the loop compiled for `level` (0 baseline, 1 AVX2, 2 AVX-512: cpu_level.h), or the best one below
-/// it that this CPU runs: tests hold every path to one definition.
+/// The same hash by the loop compiled for `level` (0 baseline, 1 AVX2, 2 AVX-512, as in
+/// cpu_level.h), or the best one below it that this CPU runs: tests hold every path to one
+/// definition.
 uint64_t rlaif_fingerprint_at(int level, const void *bytes, long count);
 
 #endif
