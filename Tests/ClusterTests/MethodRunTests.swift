@@ -72,11 +72,11 @@ import Testing
             FileManager.default.enumerator(at: run.dir, includingPropertiesForKeys: nil)?
             .compactMap { $0 as? URL } ?? []
         #expect(files.count > 3)
+        // Searched as bytes outside `#expect`: the macro's capture of an 8 MB string took 9.7 s.
+        let key = Data(secret.utf8)
         for file in files {
-            if let data = try? Data(contentsOf: file) {
-                #expect(
-                    !String(decoding: data, as: UTF8.self).contains(secret), "\(file.lastPathComponent) holds the key")
-            }
+            let holdsKey = (try? Data(contentsOf: file))?.range(of: key) != nil
+            #expect(!holdsKey, "\(file.lastPathComponent) holds the key")
         }
     }
 
