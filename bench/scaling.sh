@@ -4,8 +4,9 @@
 # round on the same machine.
 #   bash bench/scaling.sh [ROUNDS] [RING_BIND]      e.g. bash bench/scaling.sh 3 ipc://*
 #   RLAIF_BIN=.build-tests/release/rlaif bash bench/scaling.sh 2
-# RING_SHARED_MEMORY=off: ring slices in socket frames only (default on: same-host slices through
-# shared memory).
+# RING_SHARED_MEMORY=off: ring slices in socket frames only; located: through shared memory, each
+# read once its location comes through the socket (default on: read as the doorbell shows it).
+# COORDINATOR_PREFIX: a command the coordinator runs under, e.g. "chrt --idle 0".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-2}
@@ -25,7 +26,7 @@ overrides=(--set sft.epochs=2 --set preferences.pairs=2048 --set reward_model.ep
 run() {  # run N ROUND: a coordinator and N workers pinned to cores 0..N-1; prints the run directory
     local n=$1 round=$2 port=$((21000 + RANDOM % 20000))
     local dir="$work/w$n-r$round"
-    "$bin" coordinator cluster.yaml --run-dir "$dir" --quiet --wait-for "$n" \
+    ${COORDINATOR_PREFIX:-} "$bin" coordinator cluster.yaml --run-dir "$dir" --quiet --wait-for "$n" \
         --set "coordinator.bind=tcp://127.0.0.1:$port" "${overrides[@]}" >"$work/c-$n-$round.log" 2>&1 &
     local coordinator=$!
     for ((i = 0; i < n; i++)); do

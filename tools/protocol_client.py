@@ -11,7 +11,7 @@ import sys
 
 import zmq
 
-MAGIC, MAJOR, MINOR = b"RLAF", 9, 0
+MAGIC, MAJOR, MINOR = b"RLAF", 9, 1
 HELLO, WELCOME, REJECT, RESULT = 1, 2, 3, 6
 
 

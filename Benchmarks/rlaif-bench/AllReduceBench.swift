@@ -32,7 +32,10 @@ struct AllReduceBench: AsyncParsableCommand {
     @Option(help: "Fixed-point resolution 2^-bits.") var fractionBits = ExactSum.defaultFractionBits
     @Option(help: "Draw gradients from N(0, std²) instead of the GPT-2 gradient.") var normalStd: Double?
     @Option(help: "tcp (loopback) or ipc (Unix domain sockets).") var transport: RingTransport = .tcp
-    @Option(help: "on: slices through each rank's shared segment (the socket carries their location); off: in frames.")
+    @Option(
+        help:
+            "on: slices through each rank's shared segment, read when its doorbell shows them; located: read when their location comes through the socket; off: in frames."
+    )
     var sharedMemory: [SharedMemoryMode] = [.on]
 
     func run() throws {
@@ -139,7 +142,8 @@ struct AllReduceRank: AsyncParsableCommand {
         // As in a worker (`RingLink`): the reduction runs on the port's thread.
         let port = try RingPort(
             bind: transport == .ipc ? "ipc://*" : "tcp://127.0.0.1:*",
-            sharedSegmentBytes: sharedMemory == .on ? RingPort.defaultSharedSegmentBytes : 0)
+            sharedSegmentBytes: sharedMemory == .off ? 0 : RingPort.defaultSharedSegmentBytes,
+            followsDoorbell: sharedMemory == .on)
         defer { port.close() }
         emit(String(format: "ready %@ %.9f %d", port.address, quantize, wide))
         guard let line = readLine(), line.hasPrefix("successor ") else { throw ExitCode.failure }
@@ -204,8 +208,10 @@ enum RingTransport: String, ExpressibleByArgument {
     case tcp, ipc
 }
 
+/// on: slices through shared memory, each read as soon as the predecessor's doorbell shows it;
+/// located: through shared memory, each read once its location comes through libzmq; off: in frames.
 enum SharedMemoryMode: String, ExpressibleByArgument {
-    case on, off
+    case on, located, off
 }
 
 /// CLOCK_MONOTONIC, which every process on the machine shares.

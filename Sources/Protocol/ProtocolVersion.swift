@@ -6,7 +6,7 @@ public struct ProtocolVersion: Sendable, Equatable, Comparable, CustomStringConv
     public let major: UInt16
     public let minor: UInt16
 
-    public static let current = ProtocolVersion(major: 9, minor: 0)
+    public static let current = ProtocolVersion(major: 9, minor: 1)
 
     public init(major: UInt16, minor: UInt16) {
         self.major = major

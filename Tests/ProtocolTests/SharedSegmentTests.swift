@@ -125,6 +125,68 @@ import Testing
         #expect(error?.field == "gradientChunk.shared")
     }
 
+    static func chunk(step: UInt64, slice: UInt32, _ values: [Float]) -> Wire.GradientChunk {
+        .init(
+            step: step, ringEpoch: 2, phase: .allGather, chunkIndex: 1, sliceIndex: slice, fromRank: 1,
+            payload: .values(Tensor(shape: [values.count], scalars: values)))
+    }
+
+    @Test func theDoorbell_leadsAReaderThroughEachReductionsRecords_inTheOrderWritten() throws {
+        let segment = try #require(OutboundSegment(bytes: 1 << 20))
+        let reader = InboundSegments()
+        let first = try #require(segment.write(Self.chunk(step: 5, slice: 0, [1, 2, 3])))
+        guard
+            case .gradientChunk(let located) = try first.control.withUnsafeBytes({
+                try Wire.decodeControl($0, limits: .default).message
+            }), let location = located.shared
+        else {
+            Issue.record("the location message names no record")
+            return
+        }
+        _ = try #require(segment.write(Self.chunk(step: 5, slice: 1, [4])))
+        let bell = try #require(reader.doorbell(of: location))
+        #expect(bell.reduction == (5, 2) && bell.start == Int(location.offset) && bell.end > bell.start)
+        // Walked from the start: both records, as the location messages would have brought them.
+        var cursor = bell.start
+        var read: [(UInt32, [Float])] = []
+        while cursor < bell.end {
+            let (chunk, next) = try reader.record(of: location, at: cursor, limits: .default)
+            guard case .values(let t) = chunk.payload else { break }
+            read.append((chunk.sliceIndex, t.scalars))
+            #expect(chunk.shared?.offset == UInt64(cursor) && reader.isIntact(chunk.shared!))
+            cursor = next
+        }
+        #expect(read.map(\.0) == [0, 1] && read.map(\.1) == [[1, 2, 3], [4]])
+        // The next reduction rings from the other half, from its start.
+        _ = try #require(segment.write(Self.chunk(step: 6, slice: 0, [7])))
+        let next = try #require(reader.doorbell(of: location))
+        #expect(next.reduction == (6, 2) && next.start != bell.start && next.end > next.start)
+        #expect(try reader.record(of: location, at: next.start, limits: .default).chunk.step == 6)
+    }
+
+    @Test func aDoorbellReadWhereNoRecordStarts_isRefused_notDecoded() throws {
+        let segment = try #require(OutboundSegment(bytes: 1 << 16))
+        let reader = InboundSegments()
+        let encoded = try #require(segment.write(Self.chunk(step: 1, slice: 0, [Float](repeating: 9, count: 64))))
+        guard
+            case .gradientChunk(let located) = try encoded.control.withUnsafeBytes({
+                try Wire.decodeControl($0, limits: .default).message
+            }), let location = located.shared
+        else {
+            Issue.record("the location message names no record")
+            return
+        }
+        // Inside the record's tensor bytes (64-aligned, but no record header there), past the
+        // end of the segment, and unaligned: each refused by name.
+        for offset in [Int(location.offset) + 64, 1 << 16, Int(location.offset) + 8] {
+            let error = #expect(throws: WireError.self) {
+                try reader.record(of: location, at: offset, limits: .default)
+            }
+            #expect(error?.field == "gradientChunk.shared", "\(offset)")
+        }
+        #expect(try reader.record(of: location, at: Int(location.offset), limits: .default).chunk.step == 1)
+    }
+
     @Test func onlyLoopbackAndIPCAddresses_countAsThisHost() {
         for local in [
             "ipc:///tmp/x", "tcp://127.0.0.1:5555", "tcp://127.1.2.3:1", "tcp://localhost:9", "tcp://[::1]:4",

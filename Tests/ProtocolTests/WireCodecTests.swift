@@ -18,7 +18,7 @@ import Testing
     @Test func controlFrame_isLittleEndianWithMagicVersionAndKind() {
         let e = Wire.encode(.heartbeat(.init(workerID: 0x0102_0304, sequence: 5)))
         #expect(Array(e.control[0..<4]) == Array("RLAF".utf8))
-        #expect(Array(e.control[4..<8]) == [9, 0, 0, 0])  // version 9.0
+        #expect(Array(e.control[4..<8]) == [9, 0, 1, 0])  // version 9.1
         #expect(e.control[8] == Wire.Kind.heartbeat.rawValue)
         #expect(Array(e.control[9..<13]) == [4, 3, 2, 1])
         #expect(e.control.count == 9 + 4 + 8 + 1)

@@ -14,11 +14,13 @@ import Testing
     /// `sharedSegmentBytes`, 0 for frames only); returns every rank's result of every step and
     /// how many slices came through shared memory.
     static func reductions(
-        size: Int, steps: Int = 1, gradients: [Tensor], sharedSegmentBytes: Int, bind: String = "tcp://127.0.0.1:*"
-    ) async throws -> (results: [Tensor], sharedReads: Int) {
+        size: Int, steps: Int = 1, gradients: [Tensor], sharedSegmentBytes: Int, bind: String = "tcp://127.0.0.1:*",
+        followsDoorbell: Bool = true
+    ) async throws -> (results: [Tensor], sharedReads: Int, doorbellReads: Int) {
         let links = try (0..<size).map { _ in
             try RingLink(
-                bind: bind, keyPair: nil, sharedSegmentBytes: sharedSegmentBytes, logger: Logger(label: "test"))
+                bind: bind, keyPair: nil, sharedSegmentBytes: sharedSegmentBytes, followsDoorbell: followsDoorbell,
+                logger: Logger(label: "test"))
         }
         defer { for l in links { l.close() } }
         var partial = (0..<size).map { _ in ExactSum(count: gradients[0].count) }
@@ -39,7 +41,10 @@ import Testing
                 return try await group.reduce(into: []) { $0.append($1) }
             }
         }
-        return (results, links.reduce(0) { $0 + $1.port.slicesFromSharedMemory })
+        return (
+            results, links.reduce(0) { $0 + $1.port.slicesFromSharedMemory },
+            links.reduce(0) { $0 + $1.port.slicesByDoorbell }
+        )
     }
 
     @Test(arguments: [2, 3, 4])
@@ -67,6 +72,24 @@ import Testing
         let mixed = try await Self.reductions(size: 2, steps: 6, gradients: gradients, sharedSegmentBytes: 64 + 4096)
         #expect(mixed.sharedReads > 0 && mixed.sharedReads < 6 * 2 * 12)
         for t in mixed.results { #expect(t.checksum == framed.results[0].checksum) }
+    }
+
+    /// After the first location message of a ring epoch, a rank reads its predecessor's slices
+    /// as the doorbell shows them; the bits are those of frames, and nothing is read twice.
+    @Test(arguments: [2, 3])
+    func theDoorbell_deliversSlicesBeforeTheirLocation_withTheBitsOfFrames(size: Int) async throws {
+        let gradients = RingAllReduceTests.gradientLike
+        let framed = try await Self.reductions(size: size, gradients: gradients, sharedSegmentBytes: 0)
+        let rung = try await Self.reductions(
+            size: size, steps: 8, gradients: gradients, sharedSegmentBytes: RingPort.defaultSharedSegmentBytes)
+        let located = try await Self.reductions(
+            size: size, steps: 8, gradients: gradients, sharedSegmentBytes: RingPort.defaultSharedSegmentBytes,
+            followsDoorbell: false)
+        let slicesPerStep = size * 2 * (size - 1) * Int((Double(1003) / Double(size) / 100).rounded(.up))
+        #expect(rung.doorbellReads > 0 && located.doorbellReads == 0)
+        // Each slice counted once, whichever way it came first.
+        #expect(rung.sharedReads <= 8 * slicesPerStep && located.sharedReads <= 8 * slicesPerStep)
+        for t in rung.results + located.results { #expect(t.checksum == framed.results[0].checksum) }
     }
 
     @Test func aShiftedSharedSlice_isDropped_andThePortKeepsServing() async throws {

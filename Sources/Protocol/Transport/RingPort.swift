@@ -29,7 +29,11 @@ public final class RingPort: Sendable {
     public let drops = DropCounter()
     /// Slices this port read from a predecessor's shared segment (the rest came in frames).
     public var slicesFromSharedMemory: Int { sharedReads.value }
+    /// Of those, the slices read by following the predecessor's doorbell, before their location
+    /// came through libzmq.
+    public var slicesByDoorbell: Int { doorbellReads.value }
     private let sharedReads = Tally()
+    private let doorbellReads = Tally()
 
     private let jobs = RingJobs()
     private let thread: SocketThread
@@ -43,17 +47,19 @@ public final class RingPort: Sendable {
 
     /// Binds `endpoint` (a CURVE server with `security`, admitting only its authorized keys).
     /// `sharedSegmentBytes`: the outbound segment for successors on this host (0: sockets only).
+    /// `followsDoorbell`: whether a wait for a same-host predecessor's slice watches its segment
+    /// (false: the slice is read once its location comes through libzmq; for comparison).
     public init(
         bind endpoint: String, security: ListenerSecurity = .open, settings: EndpointSettings = .init(),
         backlogLimit: Int = defaultBacklogLimit, sharedSegmentBytes: Int = defaultSharedSegmentBytes,
-        logger: Logger = Logger(label: "rlaif.ring")
+        followsDoorbell: Bool = true, logger: Logger = Logger(label: "rlaif.ring")
     ) throws(ZMQError) {
-        thread = try SocketThread(name: "rlaif-ring") { [jobs, drops, sharedReads] wake, ready in
+        thread = try SocketThread(name: "rlaif-ring") { [jobs, drops, sharedReads, doorbellReads] wake, ready in
             do throws(ZMQError) {
                 let session = try RingSession(
                     bind: endpoint, security: security, settings: settings, backlogLimit: backlogLimit,
                     sharedSegmentBytes: sharedSegmentBytes, logger: logger, drops: drops, jobs: jobs, wakePipe: wake,
-                    sharedReads: sharedReads)
+                    sharedReads: sharedReads, doorbellReads: doorbellReads, followsDoorbell: followsDoorbell)
                 ready(.success(session.address))
                 session.serve()
                 session.close()

@@ -42,13 +42,26 @@ public final class RingSession {
     private var sharedSegmentBytes: Int
     private let inbound = InboundSegments()
     private let sharedReads: Tally
+    private let doorbellReads: Tally
+    /// The predecessor's segment, whose doorbell `take` follows while it waits.
+    private var watch: DoorbellWatch?
+    private let followsDoorbell: Bool
+    /// Slices of the current reduction already taken: their second arrival (the location
+    /// message after the doorbell, or the other way round) is dropped.
+    private var taken: Set<RingSlice> = []
+    /// How long `take` follows the doorbell before it sleeps until the location message comes
+    /// through libzmq: longer than a slice's way through two I/O threads, short enough that a
+    /// late predecessor costs little CPU.
+    static let doorbellSpin = Duration.microseconds(500)
 
     init(
         bind endpoint: String, security: ListenerSecurity, settings: EndpointSettings, backlogLimit: Int,
         sharedSegmentBytes: Int, logger: Logger, drops: DropCounter, jobs: RingJobs, wakePipe: WakePipe,
-        sharedReads: Tally
+        sharedReads: Tally, doorbellReads: Tally, followsDoorbell: Bool
     ) throws(ZMQError) {
+        self.followsDoorbell = followsDoorbell
         self.sharedReads = sharedReads
+        self.doorbellReads = doorbellReads
         self.settings = settings
         self.sharedSegmentBytes = sharedSegmentBytes
         self.backlogLimit = backlogLimit
@@ -115,14 +128,11 @@ public final class RingSession {
     /// A slice for a successor on this host is written to the shared segment, and only its
     /// location travels (in frames still when the segment's half for this reduction is full).
     public func send(_ message: Wire.Message, to successor: Successor) {
-        var message = message
-        if successor.sharesMemory, case .gradientChunk(var c) = message,
-            let slice = outbound?.write(c.payload.tensors, reduction: (c.step, c.ringEpoch))
-        {
-            c.shared = slice
-            message = .gradientChunk(c)
+        if successor.sharesMemory, case .gradientChunk(let c) = message, let location = outbound?.write(c) {
+            unsent.append((successor.socket, location))
+        } else {
+            unsent.append((successor.socket, Wire.encode(message)))
         }
-        unsent.append((successor.socket, Wire.encode(message)))
         flush()
     }
 
@@ -157,17 +167,28 @@ public final class RingSession {
             arrived = arrived.filter { $0.key.reduction >= current }
             arrivedBytes = arrived.values.reduce(0) { $0 + $1.payload.byteCount }
             unconfirmed = [:]
+            taken = []
         }
-        let deadline = ContinuousClock.now + timeout
+        let start = ContinuousClock.now
+        let deadline = start + timeout
         while true {
             if let chunk = arrived.removeValue(forKey: key) {
                 arrivedBytes -= chunk.payload.byteCount
                 unconfirmed[key] = chunk.shared
+                taken.insert(key)
                 return chunk.payload
             }
             if jobs.closing { throw .closed }
-            let left = deadline - .now
+            let now = ContinuousClock.now
+            let left = deadline - now
             if left <= .zero { throw .timedOut(key, timeout) }
+            // While the predecessor's doorbell can be followed, a published slice is read at once;
+            // otherwise (and after the spin) the location message wakes this thread.
+            if followDoorbell() { continue }
+            if watch?.epoch == key.epoch, now - start < Self.doorbellSpin {
+                sched_yield()
+                continue
+            }
             wait(timeout: left)
         }
     }
@@ -223,23 +244,70 @@ public final class RingSession {
                         "Dropped a \(inbound.message.kind) message on the ring port")
                     continue
                 }
-                if c.shared != nil { sharedReads.add() }
-                let key = RingSlice(c)
-                // Slices of a finished reduction are dropped; so is a backlog past its limit.
-                guard key.reduction >= current else { continue }
-                guard arrivedBytes + c.payload.byteCount <= backlogLimit else {
-                    drops.increment("backlogFull")
-                    logger.warning("Dropped a ring slice: \(arrivedBytes) bytes already wait to be asked for")
-                    continue
-                }
-                if let replaced = arrived.updateValue(c, forKey: key) { arrivedBytes -= replaced.payload.byteCount }
-                arrivedBytes += c.payload.byteCount
+                if followsDoorbell, let shared = c.shared { follow(shared, epoch: c.ringEpoch) }
+                deliver(c)
             case .refused(let error, let peer):
                 let source = peer.map { "\($0)" } ?? "peer"
                 drops.drop(
                     error.code.rawValue, from: source, logger: logger, "Dropped message from [\(source)]: \(error)")
             }
         }
+    }
+
+    /// Keeps `c` until it is asked for. Slices of a finished reduction are dropped, and so is a
+    /// backlog past its limit or a slice already taken.
+    private func deliver(_ c: Wire.GradientChunk, byDoorbell: Bool = false) {
+        let key = RingSlice(c)
+        guard key.reduction > current || (key.reduction == current && !taken.contains(key)) else { return }
+        guard arrivedBytes + c.payload.byteCount <= backlogLimit else {
+            drops.increment("backlogFull")
+            logger.warning("Dropped a ring slice: \(arrivedBytes) bytes already wait to be asked for")
+            return
+        }
+        if let replaced = arrived.updateValue(c, forKey: key) {
+            arrivedBytes -= replaced.payload.byteCount
+        } else if c.shared != nil {
+            sharedReads.add()
+            if byDoorbell { doorbellReads.add() }
+        }
+        arrivedBytes += c.payload.byteCount
+    }
+
+    /// Follows the doorbell of the segment a location message of ring epoch `epoch` named.
+    private func follow(_ segment: SharedSlice, epoch: UInt32) {
+        if let w = watch, w.epoch == epoch, w.segment.pid == segment.pid, w.segment.descriptor == segment.descriptor,
+            w.segment.token == segment.token
+        {
+            return
+        }
+        if watch.map({ epoch < $0.epoch }) ?? false { return }
+        watch = DoorbellWatch(segment: segment, epoch: epoch)
+    }
+
+    /// Reads the records the predecessor published for the current reduction since the last
+    /// look; true when one came. A record that does not read stops the following (the location
+    /// messages still come in frames).
+    private func followDoorbell() -> Bool {
+        guard var w = watch, w.epoch == current.1, let bell = inbound.doorbell(of: w.segment),
+            bell.reduction == current
+        else { return false }
+        if w.reduction.map({ $0 != current }) ?? true { (w.reduction, w.cursor) = (current, bell.start) }
+        var came = false
+        while w.cursor < bell.end {
+            do throws(WireError) {
+                let (chunk, next) = try inbound.record(of: w.segment, at: w.cursor, limits: settings.limits)
+                w.cursor = next
+                deliver(chunk, byDoorbell: true)
+                came = true
+            } catch {
+                drops.drop(
+                    error.code.rawValue, from: "doorbell", logger: logger, "Stopped following a doorbell: \(error)")
+                watch = nil
+                return came
+            }
+        }
+        watch = w
+        return came
     }
 
     /// Hands libzmq queued messages, in order, until one's queue is full.

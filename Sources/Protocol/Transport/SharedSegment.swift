@@ -23,11 +23,26 @@ public struct SharedSlice: Sendable, Equatable {
     }
 }
 
-/// The layout both ends agree on: a 64-byte segment header (magic, token), then records of a
-/// 64-byte header (seqlock word) and the tensors' bytes, each starting on 64 bytes.
+/// The layout both ends agree on: a 64-byte segment header (magic, token, doorbell), then
+/// records, each starting on 64 bytes: a 64-byte header (seqlock word, where the record's control
+/// frame lies, where the next record starts), the tensors' bytes, and the control frame that
+/// names the record (the location message, so a reader that follows the doorbell decodes it as
+/// if it had come through libzmq).
 enum SegmentLayout {
     static let magic: UInt64 = 0x4D48_5346_4941_4C52  // "RLAIFSHM"
     static let headerBytes = 64
+    /// The doorbell, in the segment header: a seqlock word over the reduction being written
+    /// (step, epoch) and the byte range its records fill so far (start, end).
+    static let doorbellWord = 24
+    static let doorbellStep = 32
+    static let doorbellEpoch = 40
+    static let doorbellStart = 48
+    static let doorbellEnd = 56
+    /// In a record's header, after its seqlock word: the control frame's offset in the record
+    /// and its length, and the offset of the record that follows.
+    static let recordControlOffset = 8
+    static let recordControlLength = 16
+    static let recordNext = 24
     static func aligned(_ n: Int) -> Int { (n + 63) & ~63 }
     static func recordBytes(_ tensorBytes: [Int]) -> Int { headerBytes + tensorBytes.reduce(0) { $0 + aligned($1) } }
 }
@@ -48,6 +63,7 @@ final class OutboundSegment {
     private var reduction: (UInt64, UInt32)?
     private var written: [[Int]] = [[], []]
     private var sequence: UInt64 = 0
+    private var doorbell: UInt64 = 0
 
     /// Nil where the system gives no shared memory of `bytes` (the ring then uses sockets only).
     init?(bytes: Int) {
@@ -74,28 +90,52 @@ final class OutboundSegment {
 
     private var halfBytes: Int { (size - SegmentLayout.headerBytes) / 2 & ~63 }
 
-    /// Writes `tensors` as one record of reduction `r`, or returns nil when this reduction's half
-    /// has no room left (that slice then travels in frames).
-    func write(_ tensors: [WireTensor], reduction r: (UInt64, UInt32)) -> SharedSlice? {
+    /// Writes `chunk`'s tensors as one record and returns the location message to send in their
+    /// place, or nil when this reduction's half has no room left (the slice then travels in
+    /// frames). The message is written into the record too, for a reader that follows the doorbell.
+    func write(_ chunk: Wire.GradientChunk) -> EncodedMessage? {
+        var encoded: EncodedMessage?
+        let written = write(chunk.payload.tensors, reduction: (chunk.step, chunk.ringEpoch)) { slice in
+            var c = chunk
+            c.shared = slice
+            encoded = Wire.encode(.gradientChunk(c))
+            return encoded?.control ?? []
+        }
+        return written == nil ? nil : encoded
+    }
+
+    /// Writes `tensors` as one record of reduction `r`, with the control frame `control` makes
+    /// for the record's location, or returns nil when this reduction's half has no room left.
+    func write(
+        _ tensors: [WireTensor], reduction r: (UInt64, UInt32), control: (SharedSlice) -> [UInt8] = { _ in [] }
+    ) -> SharedSlice? {
         if reduction.map({ $0 != r }) ?? true { begin(r) }
         let lengths = tensors.map(\.byteCount)
-        let bytes = SegmentLayout.recordBytes(lengths)
-        guard cursor + bytes <= halfBytes else { return nil }
+        let tensorBytes = SegmentLayout.recordBytes(lengths)
         let offset = SegmentLayout.headerBytes + half * halfBytes + cursor
-        let word = (base + offset).assumingMemoryBound(to: UInt64.self)
+        let slice = SharedSlice(
+            pid: pid, descriptor: UInt32(descriptor), token: token, offset: UInt64(offset), sequence: sequence + 1)
+        let frame = control(slice)
+        let bytes = tensorBytes + SegmentLayout.aligned(frame.count)
+        guard cursor + bytes <= halfBytes else { return nil }
+        let record = base + offset
+        let word = record.assumingMemoryBound(to: UInt64.self)
         rlaif_seq_clear(word)
         var at = offset + SegmentLayout.headerBytes
         for (t, n) in zip(tensors, lengths) {
             t.withBytes { (base + at).copyMemory(from: $0, byteCount: n) }
             at += SegmentLayout.aligned(n)
         }
+        frame.withUnsafeBytes { (base + offset + tensorBytes).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        (record + SegmentLayout.recordControlOffset).storeBytes(of: UInt64(tensorBytes), as: UInt64.self)
+        (record + SegmentLayout.recordControlLength).storeBytes(of: UInt64(frame.count), as: UInt64.self)
+        (record + SegmentLayout.recordNext).storeBytes(of: UInt64(offset + bytes), as: UInt64.self)
         sequence += 1
         rlaif_seq_publish(word, sequence)
         written[half].append(offset)
         cursor += bytes
-        return SharedSlice(
-            pid: pid, descriptor: UInt32(descriptor), token: token, offset: UInt64(offset),
-            sequence: sequence)
+        ring(end: offset + bytes)
+        return slice
     }
 
     /// Switches to the other half for reduction `r`, clearing the records left there.
@@ -105,6 +145,21 @@ final class OutboundSegment {
         for offset in written[half] { rlaif_seq_clear((base + offset).assumingMemoryBound(to: UInt64.self)) }
         written[half].removeAll(keepingCapacity: true)
         cursor = 0
+        ring(end: SegmentLayout.headerBytes + half * halfBytes)
+    }
+
+    /// Publishes the doorbell: this reduction's records lie from its half's start up to `end`.
+    private func ring(end: Int) {
+        let word = (base + SegmentLayout.doorbellWord).assumingMemoryBound(to: UInt64.self)
+        rlaif_seq_clear(word)
+        let (step, epoch) = reduction ?? (0, 0)
+        (base + SegmentLayout.doorbellStep).storeBytes(of: step, as: UInt64.self)
+        (base + SegmentLayout.doorbellEpoch).storeBytes(of: UInt64(epoch), as: UInt64.self)
+        (base + SegmentLayout.doorbellStart).storeBytes(
+            of: UInt64(SegmentLayout.headerBytes + half * halfBytes), as: UInt64.self)
+        (base + SegmentLayout.doorbellEnd).storeBytes(of: UInt64(end), as: UInt64.self)
+        doorbell += 1
+        rlaif_seq_publish(word, doorbell)
     }
 }
 
@@ -164,7 +219,7 @@ final class InboundSegments {
         (m.base + Int(slice.offset)).assumingMemoryBound(to: UInt64.self)
     }
 
-    private func mapping(_ slice: SharedSlice) throws(WireError) -> SegmentMapping {
+    func mapping(_ slice: SharedSlice) throws(WireError) -> SegmentMapping {
         let key = SegmentID(slice)
         if let m = open[key] { return m }
         let path = "/proc/\(slice.pid)/fd/\(slice.descriptor)"
@@ -195,7 +250,7 @@ final class InboundSegments {
         return m
     }
 
-    private static func refusal(_ detail: String) -> WireError {
+    static func refusal(_ detail: String) -> WireError {
         WireError(code: .badValue, frame: 0, field: "gradientChunk.shared", detail: detail)
     }
 }

@@ -23,7 +23,7 @@ final class RingLink: Sendable {
     /// `sharedSegmentBytes`: the outbound segment for successors on this host (0: sockets only).
     init(
         bind: String, keyPair: CurveKeyPair?, sharedSegmentBytes: Int = RingPort.defaultSharedSegmentBytes,
-        logger: Logger
+        followsDoorbell: Bool = true, logger: Logger
     ) throws {
         self.keyPair = keyPair
         let admitted = keyPair.map { _ in AuthorizedKeys([]) }
@@ -31,7 +31,8 @@ final class RingLink: Sendable {
         var security = ListenerSecurity.open
         if let keyPair, let admitted { security = .curve(server: keyPair, authorized: admitted) }
         port = try RingPort(
-            bind: bind, security: security, sharedSegmentBytes: sharedSegmentBytes, logger: logger)
+            bind: bind, security: security, sharedSegmentBytes: sharedSegmentBytes, followsDoorbell: followsDoorbell,
+            logger: logger)
         self.logger = logger
     }
 

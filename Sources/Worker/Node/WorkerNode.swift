@@ -21,14 +21,19 @@ public final class WorkerNode: Sendable {
         public var ringBind: String?
         /// Whether ring slices to a successor on this host go through shared memory.
         public var ringSharedMemory: Bool
+        /// Whether, with shared memory, a wait for the predecessor's slice watches its segment's
+        /// doorbell (false: only the location message through libzmq wakes it; for comparison).
+        public var ringDoorbell: Bool
         /// How long hellos go unanswered before the worker gives up.
         public var registrationWait: Duration
         public var role: Wire.WorkerRole
         public init(
             coordinator: String, name: String, security: ConnectorSecurity = .open, ringBind: String? = nil,
-            ringSharedMemory: Bool = true, registrationWait: Duration = .seconds(60), role: Wire.WorkerRole = .both
+            ringSharedMemory: Bool = true, ringDoorbell: Bool = true, registrationWait: Duration = .seconds(60),
+            role: Wire.WorkerRole = .both
         ) {
             self.role = role
+            self.ringDoorbell = ringDoorbell
             self.ringSharedMemory = ringSharedMemory
             self.coordinator = coordinator
             self.name = name
@@ -73,7 +78,8 @@ public final class WorkerNode: Sendable {
         let ringBind = options.ringBind ?? Self.defaultRingBind(coordinator: options.coordinator)
         let ring = try RingLink(
             bind: ringBind, keyPair: options.security.keyPair,
-            sharedSegmentBytes: options.ringSharedMemory ? RingPort.defaultSharedSegmentBytes : 0, logger: logger)
+            sharedSegmentBytes: options.ringSharedMemory ? RingPort.defaultSharedSegmentBytes : 0,
+            followsDoorbell: options.ringDoorbell, logger: logger)
         defer { ring.close() }
         let reachableAt =
             RouteAddress.towards(host: Self.host(of: options.coordinator)) ?? ProcessInfo.processInfo.hostName

@@ -32,7 +32,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     @Option(
         help:
-            "on: ring slices to a worker on this host go through shared memory (the ranks must share /proc); off: sockets only."
+            "on: ring slices to a worker on this host go through shared memory (the ranks must share /proc); located: the same, each slice read once its location comes through the socket (for comparison); off: sockets only."
     )
     var ringSharedMemory: RingSharedMemory = .on
 
@@ -79,7 +79,8 @@ struct WorkerCommand: AsyncParsableCommand {
         let node = WorkerNode(
             options: .init(
                 coordinator: connect, name: name ?? Self.defaultName(ProcessInfo.processInfo.environment),
-                security: security, ringBind: ringBind, ringSharedMemory: ringSharedMemory == .on,
+                security: security, ringBind: ringBind, ringSharedMemory: ringSharedMemory != .off,
+                ringDoorbell: ringSharedMemory == .on,
                 registrationWait: .seconds(registrationWait), role: role))
         switch try await node.run() {
         case .shutdown(let reason): print("rlaif worker: shut down (\(reason))")
@@ -100,5 +101,5 @@ struct WorkerCommand: AsyncParsableCommand {
 extension Wire.WorkerRole: ExpressibleByArgument {}
 
 enum RingSharedMemory: String, ExpressibleByArgument {
-    case on, off
+    case on, located, off
 }
