@@ -131,18 +131,20 @@ import Testing
             payload: .values(Tensor(shape: [values.count], scalars: values)))
     }
 
+    /// Where the location message `encoded` says its slice lies.
+    static func location(_ encoded: EncodedMessage) throws -> SharedSlice {
+        let message = try encoded.control.withUnsafeBytes { try Wire.decodeControl($0, limits: .default).message }
+        guard case .gradientChunk(let c) = message else {
+            Issue.record("a location message that is not a gradient chunk")
+            throw CancellationError()
+        }
+        return try #require(c.shared)
+    }
+
     @Test func theDoorbell_leadsAReaderThroughEachReductionsRecords_inTheOrderWritten() throws {
         let segment = try #require(OutboundSegment(bytes: 1 << 20))
         let reader = InboundSegments()
-        let first = try #require(segment.write(Self.chunk(step: 5, slice: 0, [1, 2, 3])))
-        guard
-            case .gradientChunk(let located) = try first.control.withUnsafeBytes({
-                try Wire.decodeControl($0, limits: .default).message
-            }), let location = located.shared
-        else {
-            Issue.record("the location message names no record")
-            return
-        }
+        let location = try Self.location(try #require(segment.write(Self.chunk(step: 5, slice: 0, [1, 2, 3]))))
         _ = try #require(segment.write(Self.chunk(step: 5, slice: 1, [4])))
         let bell = try #require(reader.doorbell(of: location))
         #expect(bell.reduction == (5, 2) && bell.start == Int(location.offset) && bell.end > bell.start)
@@ -167,15 +169,8 @@ import Testing
     @Test func aDoorbellReadWhereNoRecordStarts_isRefused_notDecoded() throws {
         let segment = try #require(OutboundSegment(bytes: 1 << 16))
         let reader = InboundSegments()
-        let encoded = try #require(segment.write(Self.chunk(step: 1, slice: 0, [Float](repeating: 9, count: 64))))
-        guard
-            case .gradientChunk(let located) = try encoded.control.withUnsafeBytes({
-                try Wire.decodeControl($0, limits: .default).message
-            }), let location = located.shared
-        else {
-            Issue.record("the location message names no record")
-            return
-        }
+        let location = try Self.location(
+            try #require(segment.write(Self.chunk(step: 1, slice: 0, [Float](repeating: 9, count: 64)))))
         // Inside the record's tensor bytes (64-aligned, but no record header there), past the
         // end of the segment, and unaligned: each refused by name.
         for offset in [Int(location.offset) + 64, 1 << 16, Int(location.offset) + 8] {
