@@ -3,8 +3,9 @@
 #   bash bench/allreduce_vs_mpi.sh [repeats] [rounds]
 # Installs openmpi-bin and libopenmpi-dev with apt when missing, builds bench/mpi_allreduce.c and
 # rlaif-bench (release), then, for 2 and 4 ranks and 1/4/16/64 MB of float32 gradients, measures
-# rlaif's ring over tcp loopback and over ipc:// (in frames, and with slices through shared memory:
-# --shared-memory off/on), MPI forced to TCP (--mca btl tcp,self) and MPI
+# rlaif's ring over tcp loopback and over ipc:// (in frames, and with slices through shared memory,
+# read when their location comes through the socket or as the doorbell shows them:
+# --shared-memory off/located/on), MPI forced to TCP (--mca btl tcp,self) and MPI
 # with its default shared-memory transport. Bus bandwidth = 2(n-1)/n * bytes / time, for the best
 # and the median of the repeats.
 #
@@ -42,9 +43,9 @@ run() {  # run LABEL COMMAND…: prints the output and keeps its table rows, lab
     shift
     echo "== $label"
     "$@" | tee "$build/out"
-    # rlaif's rows start with its shared-memory mode (on/off), which joins the label.
+    # rlaif's rows start with its shared-memory mode (on/located/off), which joins the label.
     awk -v label="$label" -v round="$round" '
-        $1 ~ /^(on|off)$/ && NF >= 7 { print label "-" $1, round, $2, $3, $4 }
+        $1 ~ /^(on|located|off)$/ && NF >= 7 { print label "-" $1, round, $2, $3, $4 }
         $1 ~ /^[0-9]+$/ && NF >= 6 { print label, round, $1, $2, $3 }' "$build/out" >>"$build/rows"
 }
 for round in $(seq "$rounds"); do
@@ -54,7 +55,8 @@ for round in $(seq "$rounds"); do
         run "mpi-tcp" mpirun "${mpirun_flags[@]}" -np "$n" --mca btl tcp,self --mca btl_tcp_if_include lo \
             "$build/mpi_allreduce" "$repeats"
     done
-    run "rlaif-ipc" "$bench" allreduce --repeats "$repeats" --transport ipc --shared-memory off --shared-memory on
+    run "rlaif-ipc" "$bench" allreduce --repeats "$repeats" --transport ipc --shared-memory off --shared-memory located \
+        --shared-memory on
     for n in 2 4; do
         run "mpi-shm" mpirun "${mpirun_flags[@]}" -np "$n" "$build/mpi_allreduce" "$repeats"
     done
@@ -85,4 +87,5 @@ summary() {  # summary RLAIF_LABEL MPI_LABEL
 summary rlaif-tcp-off mpi-tcp
 summary rlaif-ipc-off mpi-tcp
 summary rlaif-ipc-off mpi-shm
+summary rlaif-ipc-located mpi-shm
 summary rlaif-ipc-on mpi-shm
