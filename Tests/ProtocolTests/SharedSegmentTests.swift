@@ -27,6 +27,21 @@ import Testing
         #expect(WireWords(frame: frames[1], dtype: .int64) == units)
     }
 
+    /// Records from 64 KiB are written with streaming stores: every byte, the tail past the last
+    /// whole line included, reads back, whatever the source's alignment.
+    @Test func aLargeRecord_readsBackByteForByte() throws {
+        let segment = try #require(OutboundSegment(bytes: 4 << 20))
+        let values = (0..<17_501).map { Float($0) * 0.5 - 3 }  // 70,004 bytes
+        let whole = Tensor(shape: [values.count + 1], scalars: [7] + values)
+        // A view one float in: its bytes start 4 bytes past a line.
+        let shifted = WireTensor.float32(Tensor(storage: whole.storage, offset: 1, shape: [values.count]))
+        let units = WireWords((0..<9_001).map { Int64($0) &* 0x1_0000_0001 })
+        let slice = try #require(segment.write([shifted, .words(units)], reduction: (1, 1)))
+        let frames = try InboundSegments().read(slice, byteCounts: [values.count * 4, 9_001 * 8])
+        #expect(Self.bytes(frames[0]) == values)
+        #expect(WireWords(frame: frames[1], dtype: .int64) == units)
+    }
+
     @Test func aRecordOverwrittenByALaterReduction_isRefused_notReadTorn() throws {
         let segment = try #require(OutboundSegment(bytes: 1 << 20))
         let reader = InboundSegments()

@@ -22,4 +22,8 @@ uint64_t rlaif_seq_load(const uint64_t *word);
 /// ...and again after: the record is whole only if both loads gave the sequence it expects.
 uint64_t rlaif_seq_recheck(const uint64_t *word);
 
+/// Copies `n` bytes into a segment record (streaming stores from 64 KiB on x86-64, fenced before
+/// it returns).
+void rlaif_segment_copy(void *dst, const void *src, size_t n);
+
 #endif

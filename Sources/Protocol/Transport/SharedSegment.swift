@@ -123,7 +123,7 @@ final class OutboundSegment {
         rlaif_seq_clear(word)
         var at = offset + SegmentLayout.headerBytes
         for (t, n) in zip(tensors, lengths) {
-            t.withBytes { (base + at).copyMemory(from: $0, byteCount: n) }
+            t.withBytes { rlaif_segment_copy(base + at, $0, n) }
             at += SegmentLayout.aligned(n)
         }
         frame.withUnsafeBytes { (base + offset + tensorBytes).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
