@@ -13,7 +13,7 @@ fi
 # which other tests in the same process (sharing its small cooperative pool) would distort. The
 # two shards run at once, each its own process: the suites below start coordinators, workers and
 # Slurm and leave a core idle while they wait on them (docs/PERFORMANCE.md, Test suite).
-processes='^ClusterTests\.(SlurmTests|WorkerKillTests|ClusterRunTests|TelemetryRunTests|RoleRunTests|ResumeTests)/'
+processes='^ClusterTests\.(SlurmTests|WorkerKillTests|ClusterRunTests|TelemetryRunTests|RoleRunTests|ResumeTests|KeyedLaunchTests)/'
 bin=.build-tests/release/rlaifPackageTests.xctest
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
