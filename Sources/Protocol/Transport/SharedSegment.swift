@@ -126,7 +126,11 @@ final class OutboundSegment {
             t.withBytes { rlaif_segment_copy(base + at, $0, n) }
             at += SegmentLayout.aligned(n)
         }
-        frame.withUnsafeBytes { (base + offset + tensorBytes).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        frame.withUnsafeBytes { bytes in
+            if let from = bytes.baseAddress {
+                (base + offset + tensorBytes).copyMemory(from: from, byteCount: bytes.count)
+            }
+        }
         (record + SegmentLayout.recordControlOffset).storeBytes(of: UInt64(tensorBytes), as: UInt64.self)
         (record + SegmentLayout.recordControlLength).storeBytes(of: UInt64(frame.count), as: UInt64.self)
         (record + SegmentLayout.recordNext).storeBytes(of: UInt64(offset + bytes), as: UInt64.self)
