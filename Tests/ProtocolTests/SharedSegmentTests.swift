@@ -161,13 +161,14 @@ import Testing
         let reader = InboundSegments()
         let location = try Self.location(try #require(segment.write(Self.chunk(step: 5, slice: 0, [1, 2, 3]))))
         _ = try #require(segment.write(Self.chunk(step: 5, slice: 1, [4])))
-        let bell = try #require(reader.doorbell(of: location))
+        let watch = try #require(reader.watch(location, epoch: 2))
+        let bell = try #require(watch.doorbell())
         #expect(bell.reduction == (5, 2) && bell.start == Int(location.offset) && bell.end > bell.start)
         // Walked from the start: both records, as the location messages would have brought them.
         var cursor = bell.start
         var read: [(UInt32, [Float])] = []
         while cursor < bell.end {
-            let (chunk, next) = try reader.record(of: location, at: cursor, limits: .default)
+            let (chunk, next) = try reader.record(of: watch, at: cursor, limits: .default)
             guard case .values(let t) = chunk.payload else { break }
             read.append((chunk.sliceIndex, t.scalars))
             #expect(chunk.shared?.offset == UInt64(cursor) && reader.isIntact(chunk.shared!))
@@ -176,9 +177,9 @@ import Testing
         #expect(read.map(\.0) == [0, 1] && read.map(\.1) == [[1, 2, 3], [4]])
         // The next reduction rings from the other half, from its start.
         _ = try #require(segment.write(Self.chunk(step: 6, slice: 0, [7])))
-        let next = try #require(reader.doorbell(of: location))
+        let next = try #require(watch.doorbell())
         #expect(next.reduction == (6, 2) && next.start != bell.start && next.end > next.start)
-        #expect(try reader.record(of: location, at: next.start, limits: .default).chunk.step == 6)
+        #expect(try reader.record(of: watch, at: next.start, limits: .default).chunk.step == 6)
     }
 
     @Test func aDoorbellReadWhereNoRecordStarts_isRefused_notDecoded() throws {
@@ -186,15 +187,16 @@ import Testing
         let reader = InboundSegments()
         let location = try Self.location(
             try #require(segment.write(Self.chunk(step: 1, slice: 0, [Float](repeating: 9, count: 64)))))
+        let watch = try #require(reader.watch(location, epoch: 2))
         // Inside the record's tensor bytes (64-aligned, but no record header there), past the
         // end of the segment, and unaligned: each refused by name.
         for offset in [Int(location.offset) + 64, 1 << 16, Int(location.offset) + 8] {
             let error = #expect(throws: WireError.self) {
-                try reader.record(of: location, at: offset, limits: .default)
+                try reader.record(of: watch, at: offset, limits: .default)
             }
             #expect(error?.field == "gradientChunk.shared", "\(offset)")
         }
-        #expect(try reader.record(of: location, at: Int(location.offset), limits: .default).chunk.step == 1)
+        #expect(try reader.record(of: watch, at: Int(location.offset), limits: .default).chunk.step == 1)
     }
 
     @Test func onlyLoopbackAndIPCAddresses_countAsThisHost() {

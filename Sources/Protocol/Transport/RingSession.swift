@@ -275,27 +275,22 @@ public final class RingSession {
 
     /// Follows the doorbell of the segment a location message of ring epoch `epoch` named.
     private func follow(_ segment: SharedSlice, epoch: UInt32) {
-        if let w = watch, w.epoch == epoch, w.segment.pid == segment.pid, w.segment.descriptor == segment.descriptor,
-            w.segment.token == segment.token
-        {
-            return
-        }
-        if watch.map({ epoch < $0.epoch }) ?? false { return }
-        watch = DoorbellWatch(segment: segment, epoch: epoch)
+        if let w = watch, w.epoch > epoch || (w.epoch == epoch && w.segment == .init(segment)) { return }
+        watch = inbound.watch(segment, epoch: epoch)
     }
 
     /// Reads the records the predecessor published for the current reduction since the last
     /// look; true when one came. A record that does not read stops the following (the location
     /// messages still come in frames).
     private func followDoorbell() -> Bool {
-        guard var w = watch, w.epoch == current.1, let bell = inbound.doorbell(of: w.segment),
-            bell.reduction == current
-        else { return false }
+        guard var w = watch, w.epoch == current.1, let bell = w.doorbell(), bell.reduction == current else {
+            return false
+        }
         if w.reduction.map({ $0 != current }) ?? true { (w.reduction, w.cursor) = (current, bell.start) }
         var came = false
         while w.cursor < bell.end {
             do throws(WireError) {
-                let (chunk, next) = try inbound.record(of: w.segment, at: w.cursor, limits: settings.limits)
+                let (chunk, next) = try inbound.record(of: w, at: w.cursor, limits: settings.limits)
                 w.cursor = next
                 deliver(chunk, byDoorbell: true)
                 came = true

@@ -111,12 +111,12 @@ final class OutboundSegment {
     ) -> SharedSlice? {
         if reduction.map({ $0 != r }) ?? true { begin(r) }
         let lengths = tensors.map(\.byteCount)
-        let tensorBytes = SegmentLayout.recordBytes(lengths)
+        let controlAt = SegmentLayout.recordBytes(lengths)  // the header and the tensors come first
         let offset = SegmentLayout.headerBytes + half * halfBytes + cursor
         let slice = SharedSlice(
             pid: pid, descriptor: UInt32(descriptor), token: token, offset: UInt64(offset), sequence: sequence + 1)
         let frame = control(slice)
-        let bytes = tensorBytes + SegmentLayout.aligned(frame.count)
+        let bytes = controlAt + SegmentLayout.aligned(frame.count)
         guard cursor + bytes <= halfBytes else { return nil }
         let record = base + offset
         let word = record.assumingMemoryBound(to: UInt64.self)
@@ -128,10 +128,10 @@ final class OutboundSegment {
         }
         frame.withUnsafeBytes { bytes in
             if let from = bytes.baseAddress {
-                (base + offset + tensorBytes).copyMemory(from: from, byteCount: bytes.count)
+                (record + controlAt).copyMemory(from: from, byteCount: bytes.count)
             }
         }
-        (record + SegmentLayout.recordControlOffset).storeBytes(of: UInt64(tensorBytes), as: UInt64.self)
+        (record + SegmentLayout.recordControlOffset).storeBytes(of: UInt64(controlAt), as: UInt64.self)
         (record + SegmentLayout.recordControlLength).storeBytes(of: UInt64(frame.count), as: UInt64.self)
         (record + SegmentLayout.recordNext).storeBytes(of: UInt64(offset + bytes), as: UInt64.self)
         sequence += 1
@@ -179,7 +179,7 @@ final class SegmentMapping: @unchecked Sendable {  // immutable
 /// ring has had; the oldest is dropped past `limit`).
 final class InboundSegments {
     /// A segment as a shared slice names it.
-    private struct SegmentID: Hashable {
+    struct SegmentID: Hashable {
         let pid: UInt32
         let descriptor: UInt32
         let token: [UInt64]
