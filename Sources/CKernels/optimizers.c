@@ -41,3 +41,52 @@ void rlaif_adamw_update(
     float decay, float c1, float c2, float scale) {
     RLAIF_CALL_FOR_CPU(adamw, p, g, m, v, n, lr, beta1, beta2, epsilon, decay, c1, c2, scale);
 }
+
+// The clip's sum of squares in `ParameterSet.sumOfSquares`'s order: per block of 4096, sixteen
+// lanes of rounded products added in turn, the lanes added in order from -0, then the block's
+// tail; the blocks' sums added in double.
+#define SQUARES_BLOCK 4096
+#define SQUARES_LANES 16
+
+#define DEFINE_SQUARES(suffix, target)                                                                       \
+    static target double squares_##suffix(const float *g, long n) {                                         \
+        double total = 0;                                                                                    \
+        for (long start = 0; start < n; start += SQUARES_BLOCK) {                                            \
+            const long len = n - start < SQUARES_BLOCK ? n - start : SQUARES_BLOCK;                          \
+            const float *x = g + start;                                                                      \
+            float acc[SQUARES_LANES] = {0};                                                                  \
+            long i = 0;                                                                                      \
+            for (; i + SQUARES_LANES <= len; i += SQUARES_LANES) {                                           \
+                for (int l = 0; l < SQUARES_LANES; l++) {                                                    \
+                    float square = x[i + l] * x[i + l];                                                      \
+                    acc[l] = acc[l] + square;                                                                \
+                }                                                                                            \
+            }                                                                                                \
+            float s = -0.0f;                                                                                 \
+            for (int l = 0; l < SQUARES_LANES; l++) s += acc[l];                                             \
+            for (; i < len; i++) {                                                                           \
+                float square = x[i] * x[i];                                                                  \
+                s += square;                                                                                 \
+            }                                                                                                \
+            total += (double)s;                                                                              \
+        }                                                                                                    \
+        return total;                                                                                        \
+    }
+
+DEFINE_SQUARES(baseline, )
+
+#if defined(__x86_64__)
+DEFINE_SQUARES(avx2, __attribute__((target("avx2"))))
+DEFINE_SQUARES(avx512, __attribute__((target("avx512f"))))
+#endif
+
+double rlaif_sum_of_squares(const float *g, long n) { return RLAIF_CALL_FOR_CPU(squares, g, n); }
+
+double rlaif_sum_of_squares_at(int level, const float *g, long n) {
+#if defined(__x86_64__)
+    if (level >= rlaif_cpu_avx512 && rlaif_cpu_level() >= rlaif_cpu_avx512) return squares_avx512(g, n);
+    if (level >= rlaif_cpu_avx2 && rlaif_cpu_level() >= rlaif_cpu_avx2) return squares_avx2(g, n);
+#endif
+    (void)level;
+    return squares_baseline(g, n);
+}

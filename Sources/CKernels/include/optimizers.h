@@ -13,4 +13,12 @@ void rlaif_adamw_update(
     float *p, const float *g, float *m, float *v, long n, float lr, float beta1, float beta2, float epsilon,
     float decay, float c1, float c2, float scale);
 
+/// Σ gᵢ² for i < n, in `ParameterSet.sumOfSquares`'s order (blocks of 4096, sixteen float lanes
+/// each, the blocks' sums in double): the gradient norm's bits on every path.
+double rlaif_sum_of_squares(const float *g, long n);
+
+/// The same by the loop compiled for `level` (as in cpu_level.h) or the best one below it that this
+/// CPU runs.
+double rlaif_sum_of_squares_at(int level, const float *g, long n);
+
 #endif
