@@ -7,6 +7,8 @@
 # RING_SHARED_MEMORY=off: ring slices in socket frames only; located: through shared memory, each
 # read once its location comes through the socket (default on: read as the doorbell shows it).
 # COORDINATOR_PREFIX: a command the coordinator runs under, e.g. "chrt --idle 0".
+# COORDINATOR_CORES=workers: the coordinator confined to its workers' cores (1 worker: all on one
+# core), so both set-ups use exactly N cores; default: free, as the issue's set-up has it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-2}
@@ -26,7 +28,9 @@ overrides=(--set sft.epochs=2 --set preferences.pairs=2048 --set reward_model.ep
 run() {  # run N ROUND: a coordinator and N workers pinned to cores 0..N-1; prints the run directory
     local n=$1 round=$2 port=$((21000 + RANDOM % 20000))
     local dir="$work/w$n-r$round"
-    ${COORDINATOR_PREFIX:-} "$bin" coordinator cluster.yaml --run-dir "$dir" --quiet --wait-for "$n" \
+    local pin=()
+    [ "${COORDINATOR_CORES:-free}" = workers ] && pin=(taskset -c "0-$((n - 1))")
+    ${COORDINATOR_PREFIX:-} "${pin[@]}" "$bin" coordinator cluster.yaml --run-dir "$dir" --quiet --wait-for "$n" \
         --set "coordinator.bind=tcp://127.0.0.1:$port" "${overrides[@]}" >"$work/c-$n-$round.log" 2>&1 &
     local coordinator=$!
     for ((i = 0; i < n; i++)); do
@@ -47,25 +51,37 @@ import json, sys, statistics
 # Sequences per optimizer step: SFT batch 32 demonstrations; reward model batch 32 pairs (64 sequences).
 per_step = {"sft": 32, "reward": 64}
 rates = {}
-reduce_ms = {}
+budget = {}  # (phase, workers) -> per-step ms lists: step, compute, straggler, allreduce, update
 for arg in sys.argv[1:]:
     n, path = arg.split(" ", 1)
     times = {}
     for line in open(path + "/metrics.jsonl"):
         e = json.loads(line)
         if e["event"] == "metrics" and e["phase"] in per_step:
+            first = e["phase"] not in times  # its time comes before t[0], so it is not in the step mean
             times.setdefault(e["phase"], []).append(e["t"])
-            if "allreduce_seconds" in e:
-                reduce_ms.setdefault(e["phase"], []).append(1000 * e["allreduce_seconds"])
+            parts = budget.setdefault((e["phase"], n), {})
+            for key in ("compute", "straggler", "allreduce", "update"):
+                if not first:
+                    parts.setdefault(key, []).append(1000 * e.get(key + "_seconds", 0))
     for phase, t in times.items():
         rate = (len(t) - 1) * per_step[phase] / (t[-1] - t[0])
         rates.setdefault((phase, n), []).append(rate)
+        budget[(phase, n)].setdefault("step", []).append(1000 * (t[-1] - t[0]) / (len(t) - 1))
 print("| phase | 1 worker (seq/s) | 2 workers (seq/s) | 2 / 1 |")
 print("| --- | --- | --- | --- |")
 for phase in per_step:
     one, two = statistics.median(rates[(phase, "1")]), statistics.median(rates[(phase, "2")])
     print(f"| {phase} | {one:.0f} | {two:.0f} | {two / one:.2f}x |")
 print(f"(median of {len(rates[('sft', '1')])} alternated rounds each)")
-for phase, ms in reduce_ms.items():
-    print(f"{phase}: all-reduce of a 2-worker step, median {statistics.median(ms):.2f} ms over {len(ms)} steps")
+print()
+print("Where a step went, ms, means over the rounds (other: messages, the coordinator, the machine):")
+print("| phase | workers | step | compute, fastest rank | waiting for the slowest | all-reduce | update | other |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+for (phase, n), parts in sorted(budget.items()):
+    m = {k: statistics.mean(v) for k, v in parts.items()}
+    fastest = m["compute"] - m["straggler"]
+    other = m["step"] - m["compute"] - m["allreduce"] - m["update"]
+    print(f"| {phase} | {n} | {m['step']:.2f} | {fastest:.2f} | {m['straggler']:.2f} | {m['allreduce']:.2f} | "
+          f"{m['update']:.2f} | {other:.2f} |")
 PY

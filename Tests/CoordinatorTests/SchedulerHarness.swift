@@ -84,13 +84,13 @@ struct SchedulerHarness {
     }
 
     /// A worker's answer to its step assignment: success moves its replica one version on.
-    mutating func reportStep(_ id: UInt32, _ a: Wire.Assign, succeeded: Bool = true) {
+    mutating func reportStep(_ id: UInt32, _ a: Wire.Assign, succeeded: Bool = true, metrics: [String: Double] = [:]) {
         var result = Wire.Result(
             jobID: a.jobID, attempt: a.attempt, workerID: id, status: .failed, message: "ring timed out")
         if succeeded {
             replicaVersion[id] = a.step + 1
             let gradient = GradientResult(
-                version: a.step + 1, fingerprint: "f\(a.step + 1)", metrics: [:], gradientNorm: 1)
+                version: a.step + 1, fingerprint: "f\(a.step + 1)", metrics: metrics, gradientNorm: 1)
             result = .init(
                 jobID: a.jobID, attempt: a.attempt, workerID: id, status: .succeeded, body: gradient.wireBody)
         } else {

@@ -53,6 +53,24 @@ import Testing
         #expect(ready.count == 3)
     }
 
+    @Test func committedStep_reportsTheRingsTimings_notTheFirstRanks() throws {
+        var h = H()
+        _ = h.join("a")
+        _ = h.join("b")
+        let ring = h.assignments(in: h.handle(.stepRequested(H.stepRequest(), next: nil)))
+        let reports: [[String: Double]] = [
+            [StepTiming.compute: 0.010, StepTiming.allReduce: 0.004, StepTiming.update: 0.001, "loss": 2],
+            [StepTiming.compute: 0.013, StepTiming.allReduce: 0.001, StepTiming.update: 0.002, "loss": 2],
+        ]
+        for (r, metrics) in zip(ring, reports) { h.reportStep(r.worker, r.assign, metrics: metrics) }
+        let result = try #require(try h.stepOutcomes.last?.get())
+        #expect(result.metrics[StepTiming.compute] == 0.013)
+        #expect(result.metrics[StepTiming.allReduce] == 0.001)
+        #expect(result.metrics[StepTiming.update] == 0.002)
+        #expect(abs(result.metrics[StepTiming.straggler]! - 0.003) < 1e-12)
+        #expect(result.metrics["loss"] == 2)
+    }
+
     @Test func workerJoiningMidStep_isSyncedOnce_andTheNextRingWaitsForIt() {
         var h = H()
         let a = h.join("a"), b = h.join("b")

@@ -281,7 +281,7 @@ extension SchedulerState {
         version += 1
         step = nil
         nextRequest = nil
-        out.append(.stepFinished(.success(first)))
+        out.append(.stepFinished(.success(StepTiming.merged(successes) ?? first)))
     }
 
     /// Leases queued jobs of the batch to idle workers, lowest id first; jobs that need the

@@ -90,7 +90,9 @@ actor JobExecutor {
         let job = try GradientJob(wireBody: a.body, field: "assign.gradient")
         let spec = job.spec
         guard let ringSpec = spec.ring else { throw JobSpecError(message: "gradient job without a ring") }
+        let computeStarted = ContinuousClock.now
         let sum = try await jobs.gradientSum(spec, job.microBatches, at: a.step)
+        let computeTime = ContinuousClock.now - computeStarted
         let reduction = RingAllReduce(
             rank: ringSpec.rank, size: ringSpec.size, step: a.step, epoch: ringSpec.epoch,
             chunkTimeout: .milliseconds(ringSpec.timeoutMs))
@@ -101,9 +103,11 @@ actor JobExecutor {
             } else {
                 sum.value()
             }
-        let reduceTime = ContinuousClock.now - started
+        let reducedAt = ContinuousClock.now
         var result = await jobs.apply(reduced, spec)
-        if ringSpec.size > 1 { result.metrics["allreduce_seconds"] = reduceTime.seconds }
+        result.metrics[StepTiming.compute] = computeTime.seconds
+        result.metrics[StepTiming.allReduce] = (reducedAt - started).seconds
+        result.metrics[StepTiming.update] = (ContinuousClock.now - reducedAt).seconds
         return result
     }
 }
