@@ -35,9 +35,10 @@ run() {  # run N ROUND: a coordinator and N workers pinned to cores 0..N-1; prin
     local coordinator=$!
     for ((i = 0; i < n; i++)); do
         taskset -c "$i" "$bin" worker --connect "tcp://127.0.0.1:$port" --threads 1 --name "bench-$i" \
-            --ring-bind "$ring" --ring-shared-memory "${RING_SHARED_MEMORY:-on}" >"$work/w-$n-$round-$i.log" 2>&1 &
+            --ring-bind "$ring" --ring-shared-memory "${RING_SHARED_MEMORY:-on}" --log-level debug >"$dir.worker$i.log" 2>&1 &
     done
     wait "$coordinator" || { cat "$work/c-$n-$round.log" >&2; exit 1; }
+    wait
     echo "$dir"
 }
 
@@ -84,4 +85,29 @@ for (phase, n), parts in sorted(budget.items()):
     other = m["step"] - m["compute"] - m["allreduce"] - m["update"]
     print(f"| {phase} | {n} | {m['step']:.2f} | {fastest:.2f} | {m['straggler']:.2f} | {m['allreduce']:.2f} | "
           f"{m['update']:.2f} | {other:.2f} |")
+
+# Which core's worker computed longer, from the workers' debug lines (2-worker runs, SFT steps).
+import re
+line = re.compile(r"step (\d+) rank \d+/2: compute ([0-9.]+) ms")
+slower, spread, mean = [0, 0], [], {0: [], 1: []}
+for arg in sys.argv[1:]:
+    n, path = arg.split(" ", 1)
+    if n != "2":
+        continue
+    sft = {json.loads(l)["version"] for l in open(path + "/metrics.jsonl") if '"phase":"sft"' in l and '"metrics"' in l}
+    compute = {}
+    for core in (0, 1):  # worker i runs on core i
+        for m in line.finditer(open(f"{path}.worker{core}.log").read()):
+            if int(m[1]) in sft and int(m[1]) > 1:
+                compute.setdefault(int(m[1]), {})[core] = float(m[2])
+    for c in compute.values():
+        if len(c) == 2:
+            slower[c[1] > c[0]] += 1
+            spread.append(abs(c[1] - c[0]))
+            for core in (0, 1):
+                mean[core].append(c[core])
+if spread:
+    print(f"SFT, 2 workers: the worker on core 0 computed longer in {100 * slower[0] / len(spread):.0f}% of steps; "
+          f"compute means {statistics.mean(mean[0]):.2f} (core 0) and {statistics.mean(mean[1]):.2f} ms (core 1); "
+          f"median difference {statistics.median(spread):.2f} ms")
 PY

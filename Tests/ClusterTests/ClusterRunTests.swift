@@ -250,12 +250,12 @@ import Testing
         let coordinator = try Self.start(
             ["coordinator", Self.quick, "--run-dir", dir.path, "--quiet"], log: dir.appendingPathComponent("c.log"))
         let endpoint = try #require(Self.coordinatorAddress(dir))
-        func worker(_ name: String) throws -> Process {
+        func worker(_ name: String, _ extra: [String] = []) throws -> Process {
             try Self.start(
-                ["worker", "--connect", endpoint, "--threads", "1", "--name", name],
+                ["worker", "--connect", endpoint, "--threads", "1", "--name", name] + extra,
                 log: dir.appendingPathComponent("\(name).log"))
         }
-        let a = try worker("a"), b = try worker("b")
+        let a = try worker("a", ["--log-level", "debug"]), b = try worker("b")
         defer { for p in [a, b] where p.isRunning { p.terminate() } }
         // Wait for RL, then add a worker and kill another.
         var inRL = false
@@ -290,6 +290,13 @@ import Testing
         #expect(use.synchronized <= 1 + lost + retries, "\(use.synchronized) snapshots shipped")
         #expect(use.full * 10 >= use.steps * 9, "\(use.full) of \(use.steps) steps on a full ring")
         #expect(try Self.summary(dir)["weights_checksum"] as? String == reference)
+        // Every step's log line says where its time went; worker a, at debug, logged its share.
+        let sft = events.compactMap { if case .metrics(let m) = $0, m.phase == "sft" { m.values } else { nil } }
+        let timings = [StepTiming.compute, StepTiming.allReduce, StepTiming.update]
+        #expect(!sft.isEmpty && sft.allSatisfy { v in timings.allSatisfy { v[$0] != nil } })
+        #expect(sft.contains { $0[StepTiming.straggler] != nil }, "no two-rank SFT step logged its straggler")
+        let aLog = try String(contentsOf: dir.appendingPathComponent("a.log"), encoding: .utf8)
+        #expect(aLog.contains(" rank 0/2: compute ") || aLog.contains(" rank 1/2: compute "))
     }
 
     /// A worker whose key the cluster does not list is refused in silence (CURVE tells it

@@ -108,6 +108,12 @@ actor JobExecutor {
         result.metrics[StepTiming.compute] = computeTime.seconds
         result.metrics[StepTiming.allReduce] = (reducedAt - started).seconds
         result.metrics[StepTiming.update] = (ContinuousClock.now - reducedAt).seconds
+        logger.debug(
+            "step \(a.step + 1) rank \(ringSpec.rank)/\(ringSpec.size): compute \(milliseconds(computeTime)) ms, all-reduce \(milliseconds(reducedAt - started)) ms, update \(milliseconds(ContinuousClock.now - reducedAt)) ms"
+        )
         return result
     }
 }
+
+/// A duration in milliseconds to the microsecond, for logs.
+private func milliseconds(_ d: Duration) -> String { String(format: "%.3f", d.seconds * 1000) }

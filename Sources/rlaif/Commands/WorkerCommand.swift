@@ -45,6 +45,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Seconds to wait for the coordinator to answer before giving up.")
     var registrationWait = 60
 
+    @Option(
+        help:
+            "trace, debug (each gradient step's compute, all-reduce and update times), info, notice, warning, error or critical."
+    )
+    var logLevel: Logger.Level = .info
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads).") }
         if registrationWait < 1 {
@@ -64,7 +70,12 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
         if let threads { WorkerSettings(threads: threads).configureEngine() }
         var security = ConnectorSecurity.open
         if let key, let coordinatorKey {
@@ -99,6 +110,7 @@ struct WorkerCommand: AsyncParsableCommand {
 }
 
 extension Wire.WorkerRole: ExpressibleByArgument {}
+extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 enum RingSharedMemory: String, ExpressibleByArgument {
     case on, located, off
