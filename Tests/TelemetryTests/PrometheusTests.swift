@@ -24,6 +24,13 @@ import Testing
         m.observe(.init(.step(version: 7, participants: ["w1", "w2"], epoch: 1, fingerprint: "f"), time: 0))
         m.observe(.init(.labels(phase: "labeling", valid: 5, ambiguous: 2, invalid: 1, retries: 3), time: 0))
         m.observe(.init(.workerLost(worker: "w2", reason: "gone"), time: 0))
+        let timings = [
+            StepTiming.compute: 0.012, StepTiming.straggler: 0.0007, StepTiming.allReduce: 0.0009,
+            StepTiming.update: 0.003,
+        ]
+        m.observe(
+            .init(
+                .metrics(.init(phase: "sft", version: 7, gradientNorm: 1, fingerprint: "f", values: timings)), time: 0))
         let text = Self.exposition(m)
         for line in [
             "rlaif_workers_alive 1.0", #"rlaif_jobs_total{kind="labeling"} 2"#,
@@ -31,6 +38,11 @@ import Testing
             #"rlaif_labels_total{status="ambiguous"} 2"#, "rlaif_labeler_retries_total 3",
             "rlaif_labeler_requests_total \((5 + 2 + 1) * 2 + 3)",
             "rlaif_labeler_latency_seconds_count 2", #"rlaif_labeler_latency_seconds_bucket{le="0.005"} 1"#,
+            #"rlaif_allreduce_seconds_bucket{le="0.0005"} 0"#, #"rlaif_allreduce_seconds_bucket{le="0.001"} 1"#,
+            #"rlaif_step_compute_seconds_bucket{le="0.01"} 0"#, #"rlaif_step_compute_seconds_bucket{le="0.025"} 1"#,
+            #"rlaif_step_straggler_seconds_bucket{le="0.0005"} 0"#,
+            #"rlaif_step_straggler_seconds_bucket{le="0.001"} 1"#,
+            #"rlaif_step_update_seconds_bucket{le="0.0025"} 0"#, #"rlaif_step_update_seconds_bucket{le="0.005"} 1"#,
         ] {
             #expect(text.contains(line + "\n"), "\(line) not in:\n\(text)")
         }

@@ -27,6 +27,12 @@ public final class RunMetrics: RunObserver, @unchecked Sendable {
     private let questionsPerPair: Int
     private lazy var labelerLatency = Metrics.Timer(label: "rlaif_labeler_latency_seconds", factory: factory)
     private lazy var allReduce = Metrics.Timer(label: "rlaif_allreduce_seconds", factory: factory)
+    /// The rest of a logged step's time (`StepTiming`), by the metric each is recorded in.
+    private lazy var stepParts = [
+        (StepTiming.compute, Metrics.Timer(label: "rlaif_step_compute_seconds", factory: factory)),
+        (StepTiming.straggler, Metrics.Timer(label: "rlaif_step_straggler_seconds", factory: factory)),
+        (StepTiming.update, Metrics.Timer(label: "rlaif_step_update_seconds", factory: factory)),
+    ]
     private lazy var checkpointAge = Gauge(label: "rlaif_checkpoint_age_seconds", factory: factory)
     private lazy var uptime = Gauge(label: "rlaif_run_seconds", factory: factory)
 
@@ -40,6 +46,12 @@ public final class RunMetrics: RunObserver, @unchecked Sendable {
         factory.durationHistogramBuckets["rlaif_allreduce_seconds"] = [
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
         ].map { Duration.microseconds($0 * 1_000_000) }
+        // A step's parts run from a fraction of a millisecond (a straggler's lead) to seconds.
+        for part in ["compute", "straggler", "update"] {
+            factory.durationHistogramBuckets["rlaif_step_\(part)_seconds"] = [
+                0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5, 10,
+            ].map { Duration.microseconds($0 * 1_000_000) }
+        }
         self.factory = factory
     }
 
@@ -74,7 +86,10 @@ public final class RunMetrics: RunObserver, @unchecked Sendable {
         case .stepRetry:
             stepRetries.increment()
         case .metrics(let m):
-            if let s = m.values["allreduce_seconds"] { allReduce.recordNanoseconds(Int64(s * 1e9)) }
+            if let s = m.values[StepTiming.allReduce] { allReduce.recordNanoseconds(Int64(s * 1e9)) }
+            for (key, timer) in stepParts {
+                if let s = m.values[key] { timer.recordNanoseconds(Int64(s * 1e9)) }
+            }
         case .labels(_, let valid, let ambiguous, let invalid, let retries):
             for (status, n) in [("valid", valid), ("ambiguous", ambiguous), ("invalid", invalid)] {
                 Counter(label: "rlaif_labels_total", dimensions: [("status", status)], factory: factory)
