@@ -48,11 +48,12 @@ for ((r = 1; r <= rounds; r++)); do
 done
 
 python3 - "${results[@]}" <<'PY'
-import json, sys, statistics
+import json, re, sys, statistics
 # Sequences per optimizer step: SFT batch 32 demonstrations; reward model batch 32 pairs (64 sequences).
 per_step = {"sft": 32, "reward": 64}
 rates = {}
 budget = {}  # (phase, workers) -> per-step ms lists: step, compute, straggler, allreduce, update
+sft_versions = {}  # run directory -> the versions its SFT steps committed
 for arg in sys.argv[1:]:
     n, path = arg.split(" ", 1)
     times = {}
@@ -61,6 +62,8 @@ for arg in sys.argv[1:]:
         if e["event"] == "metrics" and e["phase"] in per_step:
             first = e["phase"] not in times  # its time comes before t[0], so it is not in the step mean
             times.setdefault(e["phase"], []).append(e["t"])
+            if e["phase"] == "sft":
+                sft_versions.setdefault(path, set()).add(e["version"])
             parts = budget.setdefault((e["phase"], n), {})
             for key in ("compute", "straggler", "allreduce", "update"):
                 if not first:
@@ -87,14 +90,13 @@ for (phase, n), parts in sorted(budget.items()):
           f"{m['update']:.2f} | {other:.2f} |")
 
 # Which core's worker computed longer, from the workers' debug lines (2-worker runs, SFT steps).
-import re
 line = re.compile(r"step (\d+) rank \d+/2: compute ([0-9.]+) ms")
 slower, spread, mean = [0, 0], [], {0: [], 1: []}
 for arg in sys.argv[1:]:
     n, path = arg.split(" ", 1)
     if n != "2":
         continue
-    sft = {json.loads(l)["version"] for l in open(path + "/metrics.jsonl") if '"phase":"sft"' in l and '"metrics"' in l}
+    sft = sft_versions.get(path, set())
     compute = {}
     for core in (0, 1):  # worker i runs on core i
         for m in line.finditer(open(f"{path}.worker{core}.log").read()):

@@ -19,4 +19,22 @@ int rlaif_cpu_level(void);
 #define RLAIF_CALL_FOR_CPU(name, ...) name##_baseline(__VA_ARGS__)
 #endif
 
+/// Returns `name##_avx512`, `name##_avx2` or `name##_baseline` of the arguments: the best at or
+/// below `level` that this CPU runs (the `_at` entry points by which tests reach every path).
+#if defined(__x86_64__)
+#define RLAIF_RETURN_AT_LEVEL(name, level, ...)                                                            \
+    do {                                                                                                    \
+        int best_ = rlaif_cpu_level() < (level) ? rlaif_cpu_level() : (level);                              \
+        if (best_ >= rlaif_cpu_avx512) return name##_avx512(__VA_ARGS__);                                   \
+        if (best_ >= rlaif_cpu_avx2) return name##_avx2(__VA_ARGS__);                                       \
+        return name##_baseline(__VA_ARGS__);                                                                \
+    } while (0)
+#else
+#define RLAIF_RETURN_AT_LEVEL(name, level, ...)                                                            \
+    do {                                                                                                    \
+        (void)(level);                                                                                      \
+        return name##_baseline(__VA_ARGS__);                                                                \
+    } while (0)
+#endif
+
 #endif

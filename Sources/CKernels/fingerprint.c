@@ -40,11 +40,5 @@ uint64_t rlaif_fingerprint(const void *bytes, long count) {
 }
 
 uint64_t rlaif_fingerprint_at(int level, const void *bytes, long count) {
-    const unsigned char *b = bytes;
-#if defined(__x86_64__)
-    if (level >= rlaif_cpu_avx512 && rlaif_cpu_level() >= rlaif_cpu_avx512) return fingerprint_avx512(b, count);
-    if (level >= rlaif_cpu_avx2 && rlaif_cpu_level() >= rlaif_cpu_avx2) return fingerprint_avx2(b, count);
-#endif
-    (void)level;
-    return fingerprint_baseline(b, count);
+    RLAIF_RETURN_AT_LEVEL(fingerprint, level, (const unsigned char *)bytes, count);
 }

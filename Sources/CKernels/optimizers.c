@@ -82,11 +82,4 @@ DEFINE_SQUARES(avx512, __attribute__((target("avx512f"))))
 
 double rlaif_sum_of_squares(const float *g, long n) { return RLAIF_CALL_FOR_CPU(squares, g, n); }
 
-double rlaif_sum_of_squares_at(int level, const float *g, long n) {
-#if defined(__x86_64__)
-    if (level >= rlaif_cpu_avx512 && rlaif_cpu_level() >= rlaif_cpu_avx512) return squares_avx512(g, n);
-    if (level >= rlaif_cpu_avx2 && rlaif_cpu_level() >= rlaif_cpu_avx2) return squares_avx2(g, n);
-#endif
-    (void)level;
-    return squares_baseline(g, n);
-}
+double rlaif_sum_of_squares_at(int level, const float *g, long n) { RLAIF_RETURN_AT_LEVEL(squares, level, g, n); }

@@ -20,7 +20,8 @@ public enum StepTiming {
     public static func merged(_ reports: [GradientResult]) -> GradientResult? {
         guard var result = reports.first else { return nil }
         func all(_ key: String) -> [Double] { reports.compactMap { $0.metrics[key] } }
-        if let slowest = all(compute).max(), let fastest = all(compute).min() {
+        let computes = all(compute)
+        if let slowest = computes.max(), let fastest = computes.min() {
             result.metrics[compute] = slowest
             if reports.count > 1 { result.metrics[straggler] = slowest - fastest }
         }

@@ -27,12 +27,14 @@ public final class RunMetrics: RunObserver, @unchecked Sendable {
     private let questionsPerPair: Int
     private lazy var labelerLatency = Metrics.Timer(label: "rlaif_labeler_latency_seconds", factory: factory)
     private lazy var allReduce = Metrics.Timer(label: "rlaif_allreduce_seconds", factory: factory)
-    /// The rest of a logged step's time (`StepTiming`), by the metric each is recorded in.
-    private lazy var stepParts = [
-        (StepTiming.compute, Metrics.Timer(label: "rlaif_step_compute_seconds", factory: factory)),
-        (StepTiming.straggler, Metrics.Timer(label: "rlaif_step_straggler_seconds", factory: factory)),
-        (StepTiming.update, Metrics.Timer(label: "rlaif_step_update_seconds", factory: factory)),
+    /// The rest of a logged step's time: each `StepTiming` key and the histogram it goes to.
+    private static let stepPartLabels = [
+        (StepTiming.compute, "rlaif_step_compute_seconds"), (StepTiming.straggler, "rlaif_step_straggler_seconds"),
+        (StepTiming.update, "rlaif_step_update_seconds"),
     ]
+    private lazy var stepParts = Self.stepPartLabels.map { key, label in
+        (key, Metrics.Timer(label: label, factory: factory))
+    }
     private lazy var checkpointAge = Gauge(label: "rlaif_checkpoint_age_seconds", factory: factory)
     private lazy var uptime = Gauge(label: "rlaif_run_seconds", factory: factory)
 
@@ -47,8 +49,8 @@ public final class RunMetrics: RunObserver, @unchecked Sendable {
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
         ].map { Duration.microseconds($0 * 1_000_000) }
         // A step's parts run from a fraction of a millisecond (a straggler's lead) to seconds.
-        for part in ["compute", "straggler", "update"] {
-            factory.durationHistogramBuckets["rlaif_step_\(part)_seconds"] = [
+        for (_, label) in Self.stepPartLabels {
+            factory.durationHistogramBuckets[label] = [
                 0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5, 10,
             ].map { Duration.microseconds($0 * 1_000_000) }
         }

@@ -104,12 +104,14 @@ actor JobExecutor {
                 sum.value()
             }
         let reducedAt = ContinuousClock.now
+        let reduceTime = reducedAt - started
         var result = await jobs.apply(reduced, spec)
+        let updateTime = ContinuousClock.now - reducedAt
         result.metrics[StepTiming.compute] = computeTime.seconds
-        result.metrics[StepTiming.allReduce] = (reducedAt - started).seconds
-        result.metrics[StepTiming.update] = (ContinuousClock.now - reducedAt).seconds
+        result.metrics[StepTiming.allReduce] = reduceTime.seconds
+        result.metrics[StepTiming.update] = updateTime.seconds
         logger.debug(
-            "step \(a.step + 1) rank \(ringSpec.rank)/\(ringSpec.size): compute \(milliseconds(computeTime)) ms, all-reduce \(milliseconds(reducedAt - started)) ms, update \(milliseconds(ContinuousClock.now - reducedAt)) ms"
+            "step \(a.step + 1) rank \(ringSpec.rank)/\(ringSpec.size): compute \(milliseconds(computeTime)) ms, all-reduce \(milliseconds(reduceTime)) ms, update \(milliseconds(updateTime)) ms"
         )
         return result
     }
