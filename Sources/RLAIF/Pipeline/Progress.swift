@@ -21,7 +21,9 @@ public final class Progress: @unchecked Sendable {
         interactive = isatty(STDOUT_FILENO) != 0
     }
 
-    public func update(_ done: Int, _ detail: String = "") {
+    /// `detail` is only built when the line is printed (a step's loss formatted per step costs CPU
+    /// that a worker sharing the core would wait for).
+    public func update(_ done: Int, _ detail: @autoclosure () -> String = "") {
         guard !quiet else { return }
         let now = Date()
         let finished = done >= total
@@ -32,7 +34,7 @@ public final class Progress: @unchecked Sendable {
         let eta = rate > 0 ? Double(total - done) / rate : 0
         let line = String(
             format: "%-10@ %5d/%-5d %7.1f/s  ETA %4.0fs  %@", phase as NSString, done, total, rate, eta,
-            detail as NSString)
+            detail() as NSString)
         if interactive {
             print("\r\u{1B}[K" + line, terminator: finished ? "\n" : "")
             fflush(nil)

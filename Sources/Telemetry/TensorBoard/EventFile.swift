@@ -23,8 +23,13 @@ final class EventFile {
         try write(version)
     }
 
-    func write(_ event: Tensorflow_Event) throws {
-        try handle.write(contentsOf: Self.record(try event.serializedBytes()))
+    func write(_ event: Tensorflow_Event) throws { try write([event]) }
+
+    /// Several events in one write: a step's scalars cost one system call, not one each.
+    func write(_ events: [Tensorflow_Event]) throws {
+        var records = Data()
+        for event in events { records.append(Self.record(try event.serializedBytes())) }
+        try handle.write(contentsOf: records)
     }
 
     /// One TFRecord around `data`.

@@ -40,7 +40,8 @@ public final class TensorBoardLog: RunObserver, @unchecked Sendable {
     public func close() { lock.withLock { file.close() } }
 
     private func write(_ points: [TensorBoardProjection.Point], wallTime: Double) {
-        for point in points {
+        guard !points.isEmpty else { return }
+        let events = points.map { point in
             var event = Tensorflow_Event()
             event.wallTime = wallTime
             event.step = point.step
@@ -56,7 +57,8 @@ public final class TensorBoardLog: RunObserver, @unchecked Sendable {
                 value.tensor.stringVal = [Data(markdown.utf8)]
             }
             event.summary.value = [value]
-            try? file.write(event)  // a full disk loses curves, never the run
+            return event
         }
+        try? file.write(events)  // a full disk loses curves, never the run
     }
 }
