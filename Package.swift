@@ -103,7 +103,11 @@ let package = Package(
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "Coordinator", "RLAIF"]),
         // What several test targets start: the stand-in chat-completions server.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "RLAIFTests", dependencies: ["RLAIF", "Models", "Protocol", "Tensor", "TestSupport"]),
+        .testTarget(
+            name: "RLAIFTests",
+            dependencies: [
+                "RLAIF", "Models", "Protocol", "Tensor", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // Starts the real `rlaif` binary as coordinator and workers.
         .testTarget(
             name: "ClusterTests",

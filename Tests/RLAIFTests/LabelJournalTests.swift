@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 
@@ -35,6 +36,17 @@ import Testing
         reopened.close()
         #expect(try LabelJournal(directory: dir).count == 2, "the torn line was cut before the next write")
         #expect(LabelJournal.recordedCount(in: dir) == 2)
+    }
+
+    /// Keys and checkpoint digests are lowercase hex as `String(format: "%02x")` wrote them, so
+    /// journals and checkpoints of earlier runs still match.
+    @Test func digestHex_isTwoLowercaseDigitsAByte() {
+        #expect(
+            SHA256.hash(data: Data("abc".utf8)).hex
+                == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")  // FIPS 180-2's example
+        let everyByte = SHA256.hash(data: Data((0...255).map(UInt8.init)))
+        #expect(everyByte.hex == everyByte.map { String(format: "%02x", $0) }.joined())
+        #expect(Insecure.SHA1.hash(data: Data()).hex == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
     }
 
     @Test func keys_dependOnPhaseAndEveryField() {

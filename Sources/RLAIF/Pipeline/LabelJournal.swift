@@ -65,7 +65,7 @@ public final class LabelJournal: @unchecked Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let body = (try? encoder.encode(question)) ?? Data()
-        return SHA256.hash(data: Data(phase.utf8) + [0] + body).map { String(format: "%02x", $0) }.joined()
+        return SHA256.hash(data: Data(phase.utf8) + [0] + body).hex
     }
 
     /// The recorded answer to the question with `key`, if there is one.

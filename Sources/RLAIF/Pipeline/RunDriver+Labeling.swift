@@ -119,23 +119,26 @@ extension RunDriver {
     /// The answers the answer journal holds for every question `pairs` can lead to: both orders,
     /// every attempt (a crash in a job loses only the questions then in flight).
     func knownAnswers(_ pairs: [LabelingPair]) -> [String: LabelerAnswer] {
-        known(
+        known {
             pairs.flatMap { pair in
                 (0...settings.labeler.retries).flatMap { attempt in
                     [pair, pair.swapped].map { AnswerSink.key($0, attempt: attempt) }
                 }
-            })
+            }
+        }
     }
 
     /// The answers the answer journal holds for rating `items`, at every attempt.
     func knownRatings(_ items: [RatingItem]) -> [String: LabelerAnswer] {
-        known(items.flatMap { item in (0...settings.labeler.retries).map { AnswerSink.key(item, attempt: $0) } })
+        known { items.flatMap { item in (0...settings.labeler.retries).map { AnswerSink.key(item, attempt: $0) } } }
     }
 
-    private func known(_ keys: [String]) -> [String: LabelerAnswer] {
-        guard let answers else { return [:] }
+    /// `keys` are only made when the journal holds answers (a fresh run's is empty, and hashing
+    /// every question of a phase took a tenth of a test-sized run's CPU).
+    private func known(_ keys: () -> [String]) -> [String: LabelerAnswer] {
+        guard let answers, answers.count > 0 else { return [:] }
         var known: [String: LabelerAnswer] = [:]
-        for key in keys { if let found = answers.answer(key, as: JournaledAnswer.self) { known[key] = found.answer } }
+        for key in keys() { if let found = answers.answer(key, as: JournaledAnswer.self) { known[key] = found.answer } }
         return known
     }
 

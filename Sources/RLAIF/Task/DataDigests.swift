@@ -20,7 +20,7 @@ public enum DataDigests {
     /// The SHA-256 of a file's bytes, in hex.
     public static func digest(ofFile path: String) throws -> String {
         let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
-        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        return SHA256.hash(data: data).hex
     }
 
     /// What changed among the recorded files, as a message for the user; nil when none did.
