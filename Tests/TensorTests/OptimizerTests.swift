@@ -61,19 +61,24 @@ import Testing
     }
 
     /// The C loop (AVX-512, AVX2 or baseline, as this CPU takes) gives the Swift statement's bits,
-    /// element for element, over three steps of a set with decaying and non-decaying entries.
+    /// element for element, over three steps of a set with decaying and non-decaying entries, and
+    /// over steps 164–166, where 1 − β1^t first rounds to 1 and the loop leaves out m / c1.
     @Test func adamW_cLoop_givesTheSwiftReferenceBits() {
         let w = Variable(Inputs.uniform([37, 29]), requiresGrad: true)
         let b = Variable(Inputs.uniform([29], seed: 3), requiresGrad: true)
         let p = ParameterSet([("w", w), ("b", b)])
         var opt = AdamW(weightDecay: 0.05)
         var values = p.values.scalars, m = [Float](repeating: 0, count: p.count), v = m
-        var mismatches = 0
-        for step in 1...3 {
+        var mismatches = 0, unbiasedSteps = 0
+        for step in [1, 2, 3, 164, 165, 166] {
+            if step == 164 {  // on from step 163, with the moments as they are
+                opt.restore(step: 163, firstMoment: opt.firstMoment!, secondMoment: opt.secondMoment!)
+            }
             let g = Inputs.uniform([p.count], -2, 2, seed: UInt64(10 + step))
             p.gradients.assign(g)
             opt.update(p, learningRate: 0.01)
             let c1 = 1 - Float(Double(opt.beta1).power(step)), c2 = 1 - Float(Double(opt.beta2).power(step))
+            if c1 == 1 { unbiasedSteps += 1 }
             for i in 0..<p.count {
                 let decay: Float = i < w.value.count ? 0.05 : 0
                 AdamW.reference(
@@ -83,6 +88,7 @@ import Testing
             mismatches += zip(values, p.values.scalars).filter { $0 != $1 }.count
         }
         #expect(mismatches == 0)
+        #expect(unbiasedSteps == 2, "steps 165 and 166 take the loop without m / c1")
     }
 
     /// The all-reduce path: the update reads the reduced sum where it lies, with the clip factor
