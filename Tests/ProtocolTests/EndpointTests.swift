@@ -13,6 +13,12 @@ import Testing
     static let hello = Wire.Message.hello(
         .init(workerName: "w", host: "h", pid: 1, threads: 1, incarnation: 1))
 
+    /// Peers are named in logs by their routing identity's bytes, two lowercase hex digits each.
+    @Test func peerID_isWrittenAsTwoHexDigitsAByte() {
+        #expect(PeerID([0x00, 0x0A, 0x7F, 0xFF]).description == "000a7fff")
+        #expect(PeerID([]).description == "")
+    }
+
     /// Answers every hello with a welcome, as the coordinator's registration will.
     static func serveWelcomes(_ server: Endpoint) -> Task<Int, Never> {
         Task {

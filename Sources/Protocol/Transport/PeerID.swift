@@ -1,10 +1,10 @@
+import Tensor
+
 /// The routing identity libzmq gives a connected peer on a ROUTER socket.
 public struct PeerID: Hashable, Sendable, CustomStringConvertible {
     public let bytes: [UInt8]
     public init(_ bytes: [UInt8]) { self.bytes = bytes }
-    public var description: String {
-        bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-    }
+    public var description: String { Tensor.hex(bytes: bytes) }
 }
 
 /// A decoded message and, on a listening endpoint, the peer it came from.

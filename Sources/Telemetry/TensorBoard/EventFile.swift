@@ -20,10 +20,8 @@ final class EventFile {
         var version = Tensorflow_Event()
         version.wallTime = now
         version.fileVersion = "brain.Event:2"
-        try write(version)
+        try write([version])
     }
-
-    func write(_ event: Tensorflow_Event) throws { try write([event]) }
 
     /// Several events in one write: a step's scalars cost one system call, not one each.
     func write(_ events: [Tensorflow_Event]) throws {
